@@ -1,0 +1,1 @@
+"""The ``bot`` command line. One module per command group, each with ``register()``."""

@@ -1,0 +1,178 @@
+"""``bot parse``, ``bot shell nlu`` and ``bot test nlu``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    from bot.cli.main import add_project_option
+
+    parse = sub.add_parser(
+        "parse",
+        help="parse a message with the trained NLU model",
+        description="Print the /model/parse JSON for TEXT. With '-', read one message per "
+        "line from standard input and print one JSON object per line.",
+    )
+    add_project_option(parse)
+    parse.add_argument("text", help="the message, or '-' to read lines from standard input")
+    parse.add_argument("--model", metavar="PATH", help="model archive (default: the newest)")
+    parse.set_defaults(handler=run_parse)
+
+    shell = sub.add_parser(
+        "shell",
+        help="chat with the trained model in the terminal",
+        description="'bot shell nlu' shows the intent and entities of each message you type.",
+    )
+    add_project_option(shell)
+    shell.add_argument("target", choices=["nlu"], help="what to talk to: nlu")
+    shell.add_argument("--model", metavar="PATH", help="model archive (default: the newest)")
+    shell.set_defaults(handler=run_shell)
+
+    test = sub.add_parser(
+        "test",
+        help="evaluate the model on held-out data",
+        description="'bot test nlu' evaluates intents and entities on tests/data/nlu_test.yml "
+        "(or --nlu FILE), or by --cross-validation on the training data.",
+    )
+    add_project_option(test)
+    test.add_argument("target", nargs="?", default="nlu", choices=["nlu"], help="what to test")
+    test.add_argument("--nlu", metavar="FILE", help="held-out NLU YAML file")
+    test.add_argument("--out", metavar="DIR", default="results", help="report folder")
+    test.add_argument("--model", metavar="PATH", help="model archive (default: the newest)")
+    test.add_argument("--cross-validation", action="store_true", help="k-fold cross-validation")
+    test.add_argument("--folds", type=int, default=5, help="folds for cross-validation")
+    test.set_defaults(handler=run_test)
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from bot.model import load_model
+    from bot.project import Project
+
+    project = Project.find(args.project)
+    return load_model(Path(args.model) if args.model else project.models_dir)
+
+
+def _dumps(result: dict[str, Any]) -> str:
+    return json.dumps(result, ensure_ascii=False)
+
+
+def run_parse(args: argparse.Namespace) -> int:
+    model = _load(args)
+    if args.text != "-":
+        print(json.dumps(model.nlu.parse(args.text), ensure_ascii=False, indent=2))
+        return 0
+    for line in sys.stdin:
+        print(_dumps(model.nlu.parse(line.rstrip("\r\n"))), flush=True)
+    return 0
+
+
+def _describe(result: dict[str, Any]) -> str:
+    intent = result["intent"]
+    lines = [f"  intent: {intent['name']} ({intent['confidence']:.2f})"]
+    others = [r for r in result["intent_ranking"][1:4]]
+    if others:
+        lines.append(
+            "  next:   " + ", ".join(f"{r['name']} ({r['confidence']:.2f})" for r in others)
+        )
+    for e in result["entities"]:
+        surface = result["text"][e["start"] : e["end"]]
+        lines.append(f"  entity: {e['entity']} = {e['value']!r}  ← {surface!r}")
+    return "\n".join(lines)
+
+
+def run_shell(args: argparse.Namespace) -> int:
+    model = _load(args)
+    if not sys.stdin.isatty():
+        for line in sys.stdin:
+            print(_dumps(model.nlu.parse(line.rstrip("\r\n"))), flush=True)
+        return 0
+    print(f"Model {model.meta.name}. Type a message; /exit or Ctrl-D to quit.")
+    while True:
+        try:
+            text = input("你: ")
+        except EOFError:
+            print()
+            return 0
+        if text.strip() in {"/exit", "/quit"}:
+            return 0
+        print(_describe(model.nlu.parse(text)))
+
+
+def run_test(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from bot.config import load_config
+    from bot.evaluation.nlu import cross_validate, evaluate, write_reports
+    from bot.nlu.pipeline import NLUPipeline
+    from bot.project import Project
+    from bot.train import load_training_data
+    from bot.training import read_nlu_file
+
+    project = Project.find(args.project)
+    console = Console()
+    out = Path(args.out)
+    if not out.is_absolute():
+        out = project.root / out
+    config = load_config(project.config_file)
+    extractors = [c.name for c in config.pipeline if "Extractor" in c.name]
+
+    if args.cross_validation:
+        if args.folds < 2:
+            raise SystemExit("error: --folds must be at least 2")
+        data = load_training_data(project)
+        cv = cross_validate(
+            data,
+            lambda: NLUPipeline.from_config(config, project.root),
+            args.folds,
+            lambda i, n: console.print(f"fold {i}/{n} ...", style="dim"),
+        )
+        write_reports(cv.pooled, out, extractors)
+        summary = cv.summary()
+        (out / "cross_validation.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        table = Table(title=f"{args.folds}-fold cross-validation ({len(data.examples)} examples)")
+        for column in ("metric", "test mean", "test std"):
+            table.add_column(column)
+        for metric, stat in summary["test"].items():
+            table.add_row(metric, f"{stat['mean']:.4f}", f"{stat['std']:.4f}")
+        train_acc = summary["train"]["intent_accuracy"]
+        table.add_row("train intent_accuracy", f"{train_acc['mean']:.4f}", f"{train_acc['std']:.4f}")
+        console.print(table)
+        console.print(f"Reports written to {out}")
+        return 0
+
+    test_file = Path(args.nlu) if args.nlu else project.nlu_test_file
+    if not test_file.is_file():
+        raise SystemExit(f"error: test file {test_file} does not exist (use --nlu FILE)")
+    test_data = read_nlu_file(test_file)
+    if test_data.problems:
+        for problem in test_data.problems:
+            console.print(str(problem), style="red")
+        return 1
+    model = _load(args)
+    result = evaluate(model.nlu, test_data.examples)
+    write_reports(result, out, extractors)
+    report = result.intent_report()
+    table = Table(title=f"NLU evaluation on {test_file.name} ({len(result.predictions)} utterances)")
+    for column in ("intent", "precision", "recall", "f1", "support"):
+        table.add_column(column, justify="right" if column != "intent" else "left")
+    for label in sorted(k for k in report if isinstance(report[k], dict) and "support" in report[k]):
+        row = report[label]
+        table.add_row(
+            label, f"{row['precision']:.3f}", f"{row['recall']:.3f}",
+            f"{row['f1-score']:.3f}", str(int(row["support"])),
+        )
+    console.print(table)
+    entity = result.entity_report()
+    console.print(
+        f"intent accuracy {result.accuracy:.4f}   macro-F1 {result.macro_f1:.4f}   "
+        f"entity F1 {entity['micro avg']['f1-score']:.4f} "
+        f"(P {entity['micro avg']['precision']:.4f}, R {entity['micro avg']['recall']:.4f})"
+    )
+    console.print(f"Reports written to {out}")
+    return 0

@@ -1,0 +1,54 @@
+"""``bot train``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    from bot.cli.main import add_project_option
+
+    parser = sub.add_parser(
+        "train",
+        help="train the model (skipped when nothing changed)",
+        description="Train the NLU pipeline from config.yml and nlu_data/ into models/. "
+        "Skips training when the data and config fingerprint is unchanged.",
+    )
+    add_project_option(parser)
+    parser.add_argument("--force", action="store_true", help="train even if nothing changed")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from bot.project import Project
+    from bot.train import train
+
+    project = Project.find(args.project)
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("[bold]training[/bold] {task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("loading data", total=None)
+
+        def report(stage: str, done: int, total: int) -> None:
+            progress.update(task, description=stage, completed=done, total=total)
+
+        result = train(project, force=args.force, progress=report)
+    if result.skipped:
+        print(f"Nothing changed since {result.archive.name}; no training needed (--force to retrain).")
+    else:
+        size_mb = result.archive.stat().st_size / 1e6
+        print(
+            f"Trained on {result.examples} examples of {result.intents} intents in "
+            f"{result.seconds:.1f} s → {result.archive.relative_to(project.root)} ({size_mb:.1f} MB)"
+        )
+    return 0

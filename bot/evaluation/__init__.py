@@ -1,0 +1,1 @@
+"""Evaluation of trained models against held-out data (``bot test``)."""

@@ -1,0 +1,296 @@
+"""``bot test nlu``: intent and entity evaluation, reports and plots, cross-validation.
+
+Writes the files Rasa users expect: ``intent_report.json``, ``intent_errors.json``,
+``intent_confusion_matrix.png``, ``intent_histogram.png``, ``entity_report.json`` (plus
+``<Extractor>_report.json``) and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.nlu.fallback import FALLBACK_INTENT
+from bot.nlu.pipeline import NLUPipeline
+from bot.training.data import Example, TrainingData
+
+
+@dataclass
+class Prediction:
+    example: Example
+    intent: str | None
+    confidence: float
+    classifier_intent: str | None  # top intent before the fallback classifier
+    entities: list[dict[str, Any]]
+
+
+@dataclass
+class NLUEvaluation:
+    predictions: list[Prediction] = field(default_factory=list)
+
+    @property
+    def gold(self) -> list[str]:
+        return [p.example.intent for p in self.predictions]
+
+    @property
+    def predicted(self) -> list[str]:
+        return [p.intent or "None" for p in self.predictions]
+
+    def intent_report(self) -> dict[str, Any]:
+        from sklearn.metrics import classification_report
+
+        report: dict[str, Any] = classification_report(
+            self.gold, self.predicted, output_dict=True, zero_division=0
+        )
+        classifier_hits = sum(
+            p.classifier_intent == p.example.intent for p in self.predictions
+        )
+        report["accuracy"] = self.accuracy
+        report["accuracy_without_fallback"] = classifier_hits / max(len(self.predictions), 1)
+        report["fallback_rate"] = sum(p.intent == FALLBACK_INTENT for p in self.predictions) / max(
+            len(self.predictions), 1
+        )
+        return report
+
+    @property
+    def accuracy(self) -> float:
+        hits = sum(g == p for g, p in zip(self.gold, self.predicted, strict=True))
+        return hits / max(len(self.predictions), 1)
+
+    @property
+    def macro_f1(self) -> float:
+        from sklearn.metrics import f1_score
+
+        labels = sorted(set(self.gold))
+        return float(
+            f1_score(self.gold, self.predicted, labels=labels, average="macro", zero_division=0)
+        )
+
+    def intent_errors(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "text": p.example.text,
+                "intent": p.example.intent,
+                "intent_prediction": {"name": p.intent, "confidence": round(p.confidence, 4)},
+                "source": str(p.example.source) if p.example.source else None,
+            }
+            for p in self.predictions
+            if p.intent != p.example.intent
+        ]
+
+    def entity_counts(self) -> dict[str, dict[str, int]]:
+        """Per entity: true positives, false positives, false negatives (exact spans)."""
+        counts: dict[str, dict[str, int]] = defaultdict(lambda: {"tp": 0, "fp": 0, "fn": 0})
+        for p in self.predictions:
+            gold = {(a.entity, a.start, a.end) for a in p.example.entities}
+            found = {(e["entity"], e["start"], e["end"]) for e in p.entities}
+            for key in gold & found:
+                counts[key[0]]["tp"] += 1
+            for key in found - gold:
+                counts[key[0]]["fp"] += 1
+            for key in gold - found:
+                counts[key[0]]["fn"] += 1
+        return dict(counts)
+
+    def entity_report(self) -> dict[str, Any]:
+        report: dict[str, Any] = {}
+        total = {"tp": 0, "fp": 0, "fn": 0}
+        for entity, c in sorted(self.entity_counts().items()):
+            report[entity] = _prf(c)
+            for k in total:
+                total[k] += c[k]
+        report["micro avg"] = _prf(total)
+        names = [k for k in report if k != "micro avg"]
+        if names:
+            report["macro avg"] = {
+                m: round(statistics.mean(report[n][m] for n in names), 4)
+                for m in ("precision", "recall", "f1-score")
+            }
+        report["entity_errors"] = self.entity_errors()
+        return report
+
+    def entity_errors(self) -> list[dict[str, Any]]:
+        errors = []
+        for p in self.predictions:
+            gold = {(a.entity, a.start, a.end) for a in p.example.entities}
+            found = {(e["entity"], e["start"], e["end"]) for e in p.entities}
+            if gold != found:
+                errors.append(
+                    {
+                        "text": p.example.text,
+                        "expected": [
+                            {"entity": e, "text": p.example.text[s:t], "start": s, "end": t}
+                            for e, s, t in sorted(gold)
+                        ],
+                        "predicted": [
+                            {"entity": e, "text": p.example.text[s:t], "start": s, "end": t}
+                            for e, s, t in sorted(found)
+                        ],
+                    }
+                )
+        return errors
+
+    @property
+    def entity_f1(self) -> float:
+        return float(self.entity_report()["micro avg"]["f1-score"])
+
+
+def _prf(c: dict[str, int]) -> dict[str, Any]:
+    precision = c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else 0.0
+    recall = c["tp"] / (c["tp"] + c["fn"]) if c["tp"] + c["fn"] else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+        "f1-score": round(f1, 4),
+        "support": c["tp"] + c["fn"],
+    }
+
+
+def evaluate(pipeline: NLUPipeline, examples: list[Example]) -> NLUEvaluation:
+    result = NLUEvaluation()
+    for example in examples:
+        message = pipeline.process(example.text)
+        intent = message.intent or {}
+        ranking = message.intent_ranking
+        classifier_top = next(
+            (r["name"] for r in ranking if r["name"] != FALLBACK_INTENT), None
+        )
+        result.predictions.append(
+            Prediction(
+                example,
+                intent.get("name"),
+                float(intent.get("confidence", 0.0)),
+                classifier_top,
+                message.entities,
+            )
+        )
+    return result
+
+
+def write_reports(result: NLUEvaluation, out_dir: Path, extractor_names: list[str]) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def dump(name: str, data: Any) -> None:
+        (out_dir / name).write_text(
+            json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8"
+        )
+
+    dump("intent_report.json", result.intent_report())
+    dump("intent_errors.json", result.intent_errors())
+    entity_report = result.entity_report()
+    dump("entity_report.json", entity_report)
+    for name in extractor_names:
+        dump(f"{name}_report.json", entity_report)
+    dump(
+        "summary.json",
+        {
+            "n": len(result.predictions),
+            "intent_accuracy": round(result.accuracy, 4),
+            "intent_macro_f1": round(result.macro_f1, 4),
+            "entity_f1": round(result.entity_f1, 4),
+        },
+    )
+    plot_confusion_matrix(result, out_dir / "intent_confusion_matrix.png")
+    plot_histogram(result, out_dir / "intent_histogram.png")
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_confusion_matrix(result: NLUEvaluation, path: Path) -> None:
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    plt = _pyplot()
+    labels = sorted(set(result.gold) | set(result.predicted))
+    fig, ax = plt.subplots(figsize=(max(6, len(labels) * 0.7), max(5, len(labels) * 0.6)))
+    ConfusionMatrixDisplay.from_predictions(
+        result.gold, result.predicted, labels=labels, ax=ax, colorbar=False,
+        xticks_rotation=60, cmap="Blues",
+    )
+    ax.set_title(f"Intent confusion matrix (accuracy {result.accuracy:.3f})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_histogram(result: NLUEvaluation, path: Path) -> None:
+    plt = _pyplot()
+    hits = [p.confidence for p in result.predictions if p.intent == p.example.intent]
+    misses = [p.confidence for p in result.predictions if p.intent != p.example.intent]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    bins = [i / 20 for i in range(21)]
+    ax.hist([hits, misses], bins=bins, stacked=True, color=["#2b8a3e", "#c92a2a"],
+            label=[f"correct ({len(hits)})", f"wrong ({len(misses)})"])
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("utterances")
+    ax.set_title("Intent prediction confidence")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+@dataclass
+class CrossValidation:
+    folds: int
+    accuracy: list[float]
+    macro_f1: list[float]
+    entity_f1: list[float]
+    train_accuracy: list[float]
+    pooled: NLUEvaluation
+
+    def summary(self) -> dict[str, Any]:
+        def stat(values: list[float]) -> dict[str, float]:
+            return {
+                "mean": round(statistics.mean(values), 4),
+                "std": round(statistics.pstdev(values), 4),
+            }
+
+        return {
+            "folds": self.folds,
+            "test": {
+                "intent_accuracy": stat(self.accuracy),
+                "intent_macro_f1": stat(self.macro_f1),
+                "entity_f1": stat(self.entity_f1),
+            },
+            "train": {"intent_accuracy": stat(self.train_accuracy)},
+        }
+
+
+def cross_validate(
+    data: TrainingData,
+    make_pipeline: Callable[[], NLUPipeline],
+    folds: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> CrossValidation:
+    from sklearn.model_selection import StratifiedKFold
+
+    labels = [e.intent for e in data.examples]
+    splitter = StratifiedKFold(folds, shuffle=True, random_state=42)
+    cv = CrossValidation(folds, [], [], [], [], NLUEvaluation())
+    for fold, (train_idx, test_idx) in enumerate(splitter.split(labels, labels), 1):
+        if progress:
+            progress(fold, folds)
+        train_data = data.subset(list(train_idx))
+        pipeline = make_pipeline()
+        pipeline.train(train_data)
+        test = evaluate(pipeline, [data.examples[i] for i in test_idx])
+        train = evaluate(pipeline, train_data.examples)
+        cv.accuracy.append(test.accuracy)
+        cv.macro_f1.append(test.macro_f1)
+        cv.entity_f1.append(test.entity_f1)
+        cv.train_accuracy.append(train.accuracy)
+        cv.pooled.predictions.extend(test.predictions)
+    return cv

@@ -1,0 +1,127 @@
+"""One ``.tar.gz`` per trained model: ``model.json`` (resolved config, fingerprint) plus
+``nlu/`` with one folder per component. Archives are unpacked once into
+``models/.unpacked/<name>/`` and loaded from there."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot import __version__
+from bot.errors import ModelNotFoundError
+from bot.nlu.pipeline import NLUPipeline
+
+FORMAT_VERSION = 1
+META = "model.json"
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    name: str
+    fingerprint: str
+    created_at: str
+    bot_version: str
+    config: dict[str, Any]
+    training: dict[str, Any]
+
+    @classmethod
+    def from_dict(cls, name: str, data: dict[str, Any]) -> ModelMeta:
+        return cls(
+            name=name,
+            fingerprint=data["fingerprint"],
+            created_at=data["created_at"],
+            bot_version=data.get("bot_version", "?"),
+            config=data.get("config", {}),
+            training=data.get("training", {}),
+        )
+
+
+@dataclass
+class LoadedModel:
+    meta: ModelMeta
+    nlu: NLUPipeline
+    path: Path
+
+
+def save_model(
+    models_dir: Path,
+    nlu: NLUPipeline,
+    fingerprint: str,
+    config: dict[str, Any],
+    training: dict[str, Any],
+) -> Path:
+    models_dir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    name = f"{stamp}-{fingerprint[:8]}"
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "bot_version": __version__,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "fingerprint": fingerprint,
+        "config": {**config, "pipeline": nlu.resolved_config()},
+        "training": training,
+    }
+    with tempfile.TemporaryDirectory(dir=models_dir) as tmp:
+        work = Path(tmp)
+        nlu.persist(work / "nlu")
+        (work / META).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+        partial = models_dir / f".{name}.tar.gz.partial"
+        with tarfile.open(partial, "w:gz") as tar:
+            tar.add(work / META, arcname=META)
+            tar.add(work / "nlu", arcname="nlu")
+        target = models_dir / f"{name}.tar.gz"
+        partial.replace(target)  # atomic: a reader never sees half an archive
+    return target
+
+
+def latest_model(models_dir: Path) -> Path | None:
+    archives = sorted(models_dir.glob("*.tar.gz")) if models_dir.is_dir() else []
+    return archives[-1] if archives else None
+
+
+def read_meta(archive: Path) -> ModelMeta:
+    with tarfile.open(archive, "r:gz") as tar:
+        member = tar.extractfile(META)
+        if member is None:
+            raise ModelNotFoundError(f"{archive} has no {META}; retrain with 'bot train'")
+        data = json.load(io.TextIOWrapper(member, encoding="utf-8"))
+    return ModelMeta.from_dict(archive.name.removesuffix(".tar.gz"), data)
+
+
+def _unpack(archive: Path) -> Path:
+    name = archive.name.removesuffix(".tar.gz")
+    cache = archive.parent / ".unpacked"
+    target = cache / name
+    if (target / META).is_file():
+        return target
+    cache.mkdir(exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=cache, prefix=f".{name}."))
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            tar.extractall(tmp, filter="data")
+        try:
+            tmp.rename(target)
+        except OSError:  # another process unpacked it first
+            shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def load_model(path: Path) -> LoadedModel:
+    """Load an archive, or the newest archive when ``path`` is a models folder."""
+    archive = latest_model(path) if path.is_dir() else path
+    if archive is None or not archive.is_file():
+        raise ModelNotFoundError(f"no trained model in {path}. Train one with 'bot train'.")
+    folder = _unpack(archive)
+    data = json.loads((folder / META).read_text(encoding="utf-8"))
+    meta = ModelMeta.from_dict(archive.name.removesuffix(".tar.gz"), data)
+    return LoadedModel(meta, NLUPipeline.load(folder / "nlu"), archive)

@@ -1,0 +1,26 @@
+"""A hash of everything training reads, so ``bot train`` can skip unchanged work."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from bot import __version__
+from bot.config import BotConfig
+from bot.project import Project
+
+
+def training_fingerprint(project: Project, config: BotConfig) -> str:
+    digest = hashlib.sha256()
+    digest.update(f"bankbot {__version__}\n".encode())
+    digest.update(json.dumps(config.pipeline_dicts(), sort_keys=True).encode())
+    files: list[Path] = list(project.nlu_files())
+    for spec in config.pipeline:
+        dictionary = spec.options.get("dictionary_path")
+        if isinstance(dictionary, str) and (project.root / dictionary).is_file():
+            files.append(project.root / dictionary)
+    for path in sorted(set(files)):
+        digest.update(str(path.relative_to(project.root)).encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()

@@ -1,0 +1,180 @@
+"""Rule-based entity extraction with spaCy on a blank ``zh`` pipeline.
+
+Lookup tables, synonyms and annotated surface forms become ``EntityRuler`` phrase
+patterns (with the canonical value as the pattern id); the NLU data's ``regex`` items
+become a regex matcher component on the same pipeline. The blank ``zh`` pipeline segments
+by character, so every regex match lines up with tokens. Overlaps keep the longest span.
+A regex may mark the entity part with a named group ``(?P<value>...)``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Self
+
+from bot.nlu.interfaces import Component, Message
+from bot.training.data import TrainingData
+
+_FACTORY = "bankbot_regex_entities"
+
+
+def _spacy() -> Any:
+    try:
+        import spacy
+    except ImportError as exc:  # pragma: no cover - a dependency of the package
+        raise ImportError("RegexEntityExtractor needs spaCy: pip install spacy") from exc
+    return spacy
+
+
+class _RegexMatcher:
+    """spaCy pipeline component adding regex entities to ``doc.ents``."""
+
+    def __init__(self, patterns: list[tuple[str, str]]) -> None:
+        self.patterns = [(label, re.compile(p)) for label, p in patterns]
+
+    def __call__(self, doc: Any) -> Any:
+        from spacy.tokens import Span
+        from spacy.util import filter_spans
+
+        spans = list(doc.ents)
+        for label, regex in self.patterns:
+            for match in regex.finditer(doc.text):
+                if "value" in regex.groupindex and match.group("value") is not None:
+                    start, end = match.span("value")
+                else:
+                    start, end = match.span()
+                if start == end:
+                    continue
+                span = doc.char_span(start, end, label=label, alignment_mode="expand")
+                if span is not None:
+                    spans.append(Span(doc, span.start, span.end, label=label))
+        doc.ents = filter_spans(spans)
+        return doc
+
+
+def _register_factory() -> None:
+    from spacy.language import Language
+
+    if not Language.has_factory(_FACTORY):
+
+        @Language.factory(_FACTORY, default_config={"patterns": []})
+        def _make(nlp: Any, name: str, patterns: list[list[str]]) -> _RegexMatcher:
+            return _RegexMatcher([(p[0], p[1]) for p in patterns])
+
+
+def build_pipeline(
+    phrase_patterns: list[dict[str, str]], regexes: list[tuple[str, str]]
+) -> Any:
+    spacy = _spacy()
+    _register_factory()
+    nlp = spacy.blank("zh")
+    if phrase_patterns:
+        ruler = nlp.add_pipe("entity_ruler", config={"phrase_matcher_attr": "LOWER"})
+        ruler.add_patterns(phrase_patterns)
+    if regexes:
+        nlp.add_pipe(_FACTORY, config={"patterns": [list(r) for r in regexes]})
+    return nlp
+
+
+class RegexEntityExtractor(Component):
+    name = "RegexEntityExtractor"
+    defaults: dict[str, Any] = {
+        "use_regexes": True,
+        "use_lookup_tables": True,
+        "use_synonyms": True,
+        # Learn phrase patterns from annotated examples, for entities without a regex.
+        "use_annotations": True,
+    }
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        phrase_patterns: list[dict[str, str]] | None = None,
+        regexes: list[tuple[str, str]] | None = None,
+    ) -> None:
+        super().__init__(config)
+        self.phrase_patterns = phrase_patterns or []
+        self.regexes = regexes or []
+        self._nlp = build_pipeline(self.phrase_patterns, self.regexes)
+
+    def train(self, data: TrainingData, messages: list[Message]) -> None:
+        regexes: list[tuple[str, str]] = []
+        if self.config["use_regexes"]:
+            for item in data.regexes:
+                regexes.extend((item.name, p) for p in item.patterns)
+        regex_entities = {name for name, _ in regexes}
+        synonym_map = data.synonym_map()
+        # Which entity each canonical value belongs to, from the annotations.
+        value_entity: dict[str, str] = {}
+        for example in data.examples:
+            for ann in example.entities:
+                value_entity.setdefault(ann.value, ann.entity)
+        patterns: dict[tuple[str, str], str] = {}
+
+        def add(label: str, surface: str, value: str | None = None) -> None:
+            surface = surface.strip().lower()
+            if surface and label not in regex_entities:
+                canonical = value or synonym_map.get(surface, surface)
+                patterns.setdefault((label, surface), canonical)
+
+        if self.config["use_lookup_tables"]:
+            for table in data.lookups:
+                for element in table.elements:
+                    add(table.name, element)
+        if self.config["use_synonyms"]:
+            for syn in data.synonyms:
+                label = value_entity.get(syn.value)
+                if label:
+                    for surface in (syn.value, *syn.examples):
+                        if not surface.isascii() or surface != syn.value:
+                            add(label, surface, syn.value)
+        if self.config["use_annotations"]:
+            for example in data.examples:
+                for ann in example.entities:
+                    add(ann.entity, ann.text, ann.value if ann.value != ann.text else None)
+        self.phrase_patterns = [
+            {"label": label, "pattern": surface, "id": value}
+            for (label, surface), value in sorted(patterns.items())
+        ]
+        for _, pattern in regexes:
+            re.compile(pattern)  # fail at training time, not per message
+        self.regexes = regexes
+        self._nlp = build_pipeline(self.phrase_patterns, self.regexes)
+        for message in messages:
+            self.process(message)
+
+    def extract(self, norm: str) -> list[tuple[str, str, int, int]]:
+        """``(entity, value, start, end)`` over the normalised text."""
+        if not norm:
+            return []
+        doc = self._nlp(norm)
+        return [
+            (ent.label_, ent.ent_id_ or ent.text, ent.start_char, ent.end_char) for ent in doc.ents
+        ]
+
+    def process(self, message: Message) -> None:
+        for label, value, start, end in self.extract(message.norm):
+            o_start, o_end = message.original_span(start, end)
+            message.entities.append(
+                {
+                    "entity": label,
+                    "start": o_start,
+                    "end": o_end,
+                    "value": value,
+                    "extractor": self.name,
+                }
+            )
+
+    def persist(self, directory: Path) -> None:
+        payload = {"phrase_patterns": self.phrase_patterns, "regexes": self.regexes}
+        (directory / "rules.json").write_text(
+            json.dumps(payload, ensure_ascii=False, indent=1), encoding="utf-8"
+        )
+
+    @classmethod
+    def load(cls, directory: Path, config: dict[str, Any]) -> Self:
+        payload = json.loads((directory / "rules.json").read_text(encoding="utf-8"))
+        regexes = [(r[0], r[1]) for r in payload["regexes"]]
+        return cls(config, payload["phrase_patterns"], regexes)

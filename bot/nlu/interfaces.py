@@ -1,0 +1,98 @@
+"""Contracts of the NLU pipeline. No I/O and no heavy imports here.
+
+Every stage has one signature: a component is built from its resolved config, trained on
+the training data plus the examples as processed by the stages before it, then processes
+one :class:`Message` at a time in place. It saves itself to a folder and loads from one.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+from bot.training.data import TrainingData
+
+
+@dataclass(frozen=True)
+class Token:
+    """A token of the normalised text; ``start``/``end`` index ``Message.norm``."""
+
+    text: str
+    start: int
+    end: int
+
+
+@dataclass
+class Message:
+    """One utterance travelling through the pipeline.
+
+    ``norm`` is the normalised text the models see; ``offsets[i]`` is the index in ``text``
+    of ``norm[i]`` (with one extra entry for the end), so spans map back to the original.
+    """
+
+    text: str
+    norm: str = ""
+    offsets: list[int] = field(default_factory=list)
+    tokens: list[Token] = field(default_factory=list)
+    features: list[Any] = field(default_factory=list)
+    intent: dict[str, Any] | None = None
+    intent_ranking: list[dict[str, Any]] = field(default_factory=list)
+    entities: list[dict[str, Any]] = field(default_factory=list)
+    truncated: bool = False
+
+    def original_span(self, start: int, end: int) -> tuple[int, int]:
+        """Map a ``[start, end)`` span of ``norm`` to the original ``text``."""
+        if not self.offsets:
+            return start, end
+        o_start = self.offsets[start]
+        o_end = self.offsets[end - 1] + 1 if end > start else o_start
+        return o_start, o_end
+
+    def parse_result(self) -> dict[str, Any]:
+        """The ``/model/parse`` JSON of rasa-compat.md."""
+        result: dict[str, Any] = {
+            "text": self.text,
+            "intent": self.intent or {"name": None, "confidence": 0.0},
+            "intent_ranking": self.intent_ranking,
+            "entities": self.entities,
+        }
+        if self.truncated:
+            result["truncated"] = True
+        return result
+
+
+class Component(ABC):
+    """A pipeline stage declared by ``name`` in config.yml with typed ``defaults``."""
+
+    name: ClassVar[str]
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = {**self.defaults, **config}
+
+    def train(self, data: TrainingData, messages: list[Message]) -> None:
+        """Learn from ``data``; ``messages[i]`` is ``data.examples[i]`` after earlier stages.
+
+        On return every message must have been processed by this stage, so the next stage
+        trains on it (the default learns nothing and just processes).
+        """
+        for message in messages:
+            self.process(message)
+
+    @abstractmethod
+    def process(self, message: Message) -> None:
+        """Add this stage's output to ``message``."""
+
+    def persist(self, directory: Path) -> None:  # noqa: B027
+        """Save learned state into ``directory`` (created by the caller)."""
+
+    @classmethod
+    def load(cls, directory: Path, config: dict[str, Any]) -> Self:
+        """Rebuild a trained component from ``directory`` and its resolved config."""
+        return cls(config)
+
+
+class UnknownComponentError(LookupError):
+    pass

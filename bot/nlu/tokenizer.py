@@ -1,0 +1,96 @@
+"""Jieba word segmentation with a project dictionary; spaces are never tokens."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Self
+
+from bot.nlu.interfaces import Component, Message, Token
+from bot.training.data import TrainingData
+
+USERDICT = "userdict.txt"
+
+
+def _new_jieba() -> Any:
+    try:
+        import jieba
+    except ImportError as exc:  # pragma: no cover - a dependency of the package
+        raise ImportError("JiebaTokenizer needs jieba: pip install jieba") from exc
+    jieba.setLogLevel(logging.WARNING)
+    tokenizer = jieba.Tokenizer()
+    tokenizer.initialize()
+    return tokenizer
+
+
+def dictionary_words(data: TrainingData, user_dictionary: Path | None) -> list[tuple[str, int]]:
+    """Words for jieba: lookup tables, synonyms, annotated entity text and a user file."""
+    words: dict[str, int] = {}
+
+    def add(word: str, freq: int = 2000) -> None:
+        word = word.strip().lower()
+        if word and " " not in word and not word.isascii():
+            words[word] = max(words.get(word, 0), freq)
+
+    for table in data.lookups:
+        for element in table.elements:
+            add(element)
+    for syn in data.synonyms:
+        for surface in syn.examples:
+            add(surface)
+    for example in data.examples:
+        for ann in example.entities:
+            add(ann.text)
+    if user_dictionary and user_dictionary.is_file():
+        for line in user_dictionary.read_text(encoding="utf-8").splitlines():
+            parts = line.split()
+            if parts and not line.startswith("#"):
+                freq = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 2000
+                add(parts[0], freq)
+    return sorted(words.items())
+
+
+class JiebaTokenizer(Component):
+    name = "JiebaTokenizer"
+    defaults: dict[str, Any] = {"dictionary_path": "nlu_data/userdict.txt", "hmm": True}
+
+    def __init__(self, config: dict[str, Any], words: list[tuple[str, int]] | None = None):
+        super().__init__(config)
+        self._jieba = _new_jieba()
+        self.words = words or []
+        for word, freq in self.words:
+            self._jieba.add_word(word, freq)
+
+    def train(self, data: TrainingData, messages: list[Message]) -> None:
+        path = self.config.get("dictionary_path")
+        root = Path(self.config.get("project_root", "."))
+        user_dictionary = (root / path) if path else None
+        self.words = dictionary_words(data, user_dictionary)
+        for word, freq in self.words:
+            self._jieba.add_word(word, freq)
+        for message in messages:
+            self.process(message)
+
+    def tokenize(self, text: str) -> list[Token]:
+        hmm = bool(self.config["hmm"])
+        return [
+            Token(word, start, end)
+            for word, start, end in self._jieba.tokenize(text, HMM=hmm)
+            if word.strip()
+        ]
+
+    def process(self, message: Message) -> None:
+        message.tokens = self.tokenize(message.norm)
+
+    def persist(self, directory: Path) -> None:
+        lines = [f"{word} {freq}" for word, freq in self.words]
+        (directory / USERDICT).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: Path, config: dict[str, Any]) -> Self:
+        words = []
+        for line in (directory / USERDICT).read_text(encoding="utf-8").splitlines():
+            parts = line.rsplit(" ", 1)
+            if len(parts) == 2:
+                words.append((parts[0], int(parts[1])))
+        return cls(config, words)

@@ -1,0 +1,195 @@
+"""``bot data validate``: schema and consistency checks with file, line and a fix."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+from bot.domain import load_domain
+from bot.errors import BotError
+from bot.nlu.normalizer import normalise
+from bot.project import Project
+from bot.training.data import Example, Problem, Source, TrainingData
+from bot.training.nlu_yaml import read_nlu_file
+
+
+def _load(project: Project) -> tuple[TrainingData, list[Problem]]:
+    data = TrainingData()
+    problems: list[Problem] = []
+    for path in project.nlu_files():
+        shown = str(path.relative_to(project.root))
+        try:
+            data.merge(read_nlu_file(path, shown))
+        except BotError as exc:
+            line = 1
+            match = re.search(r"line (\d+)", str(exc))
+            if match:
+                line = int(match.group(1))
+            problems.append(
+                Problem(
+                    "error", str(exc).split("\n")[0], "correct the YAML syntax", Source(shown, line)
+                )
+            )
+    problems.extend(data.problems)
+    return data, problems
+
+
+def check_alignment(data: TrainingData, project: Project) -> list[Problem]:
+    """Annotated spans must start and end on jieba token boundaries."""
+    from bot.nlu.tokenizer import JiebaTokenizer, dictionary_words
+
+    tokenizer = JiebaTokenizer(
+        {}, dictionary_words(data, project.root / "nlu_data" / "userdict.txt")
+    )
+    problems = []
+    for example in data.examples:
+        if not example.entities:
+            continue
+        norm, offsets, _ = normalise(example.text)
+        tokens = tokenizer.tokenize(norm)
+        starts = {offsets[t.start] for t in tokens}
+        ends = {offsets[t.end - 1] + 1 for t in tokens}
+        for ann in example.entities:
+            if ann.start not in starts or ann.end not in ends:
+                words = [
+                    example.text[offsets[t.start] : offsets[t.end - 1] + 1]
+                    for t in tokens
+                    if offsets[t.start] < ann.end and offsets[t.end - 1] + 1 > ann.start
+                ]
+                problems.append(
+                    Problem(
+                        "error",
+                        f"annotation [{ann.text}]({ann.entity}) does not line up with the "
+                        f"words {' / '.join(words)}",
+                        "annotate whole words, or add the entity text to nlu_data/userdict.txt",
+                        example.source,
+                    )
+                )
+    return problems
+
+
+def check_duplicates(examples: list[Example]) -> list[Problem]:
+    seen: dict[str, Example] = {}
+    problems = []
+    for example in examples:
+        key = normalise(example.text)[0]
+        first = seen.get(key)
+        if first is None:
+            seen[key] = example
+            continue
+        if first.intent != example.intent:
+            problems.append(
+                Problem(
+                    "error",
+                    f"'{example.text}' is an example of '{example.intent}' and also of "
+                    f"'{first.intent}' ({first.source})",
+                    "keep it under the one intent it means and delete the other",
+                    example.source,
+                )
+            )
+        else:
+            problems.append(
+                Problem(
+                    "warning",
+                    f"'{example.text}' duplicates {first.source} (same intent)",
+                    "delete one of the two lines",
+                    example.source,
+                )
+            )
+    return problems
+
+
+def validate_project(project: Project, min_examples: int = 10) -> list[Problem]:
+    data, problems = _load(project)
+    try:
+        domain = load_domain(project.domain_file)
+    except BotError as exc:
+        return [*problems, Problem("error", str(exc), "fix domain.yml", Source("domain.yml", 1))]
+
+    first_source: dict[str, Source | None] = {}
+    counts: dict[str, int] = defaultdict(int)
+    for example in data.examples:
+        counts[example.intent] += 1
+        first_source.setdefault(example.intent, example.source)
+        if not normalise(example.text)[0]:
+            problems.append(
+                Problem("error", "example is empty after normalisation",
+                        "write some text or delete the line", example.source)
+            )
+        for ann in example.entities:
+            if ann.entity not in domain.entities:
+                problems.append(
+                    Problem(
+                        "error",
+                        f"entity '{ann.entity}' is not declared in domain.yml",
+                        f"add '- {ann.entity}' under 'entities:' in domain.yml or fix the name",
+                        example.source,
+                    )
+                )
+    for intent, source in first_source.items():
+        if intent not in domain.intents:
+            problems.append(
+                Problem(
+                    "error",
+                    f"intent '{intent}' is not declared in domain.yml",
+                    f"add '- {intent}' under 'intents:' in domain.yml or fix the name",
+                    source,
+                )
+            )
+        n = counts[intent]
+        if n < 2:
+            problems.append(
+                Problem("error", f"intent '{intent}' has only {n} example",
+                        "write at least 2 (better 10 or more) examples", source)
+            )
+        elif n < min_examples:
+            problems.append(
+                Problem("warning", f"intent '{intent}' has only {n} examples",
+                        f"write at least {min_examples} varied examples", source)
+            )
+    for intent in domain.intents:
+        if intent not in counts:
+            problems.append(
+                Problem(
+                    "warning",
+                    f"intent '{intent}' of domain.yml has no NLU examples",
+                    "add examples under nlu_data/ or remove it from domain.yml "
+                    "(fine if only buttons send it)",
+                    Source("domain.yml", 1),
+                )
+            )
+    for regex in data.regexes:
+        for pattern in regex.patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                problems.append(
+                    Problem("error", f"regex '{regex.name}' pattern {pattern!r} is invalid: {exc}",
+                            "correct the Python regular expression", regex.source)
+                )
+        if regex.name not in domain.entities:
+            problems.append(
+                Problem("warning", f"regex '{regex.name}' is not an entity of domain.yml, "
+                        "so it extracts nothing the domain knows",
+                        "name the regex after the entity it extracts", regex.source)
+            )
+    for table in data.lookups:
+        if table.name not in domain.entities:
+            problems.append(
+                Problem("warning", f"lookup table '{table.name}' is not an entity of domain.yml",
+                        "name the lookup table after the entity it lists", table.source)
+            )
+    surface_value: dict[str, tuple[str, Source | None]] = {}
+    for syn in data.synonyms:
+        for surface in syn.examples:
+            previous = surface_value.get(surface.lower())
+            if previous and previous[0] != syn.value:
+                problems.append(
+                    Problem("error", f"synonym '{surface}' maps to '{syn.value}' and to "
+                            f"'{previous[0]}' ({previous[1]})",
+                            "keep the surface form under one synonym only", syn.source)
+                )
+            surface_value[surface.lower()] = (syn.value, syn.source)
+    problems.extend(check_duplicates(data.examples))
+    problems.extend(check_alignment(data, project))
+    return problems
