@@ -156,6 +156,14 @@ def run_test(args: argparse.Namespace) -> int:
         return 1
     model = _load(args)
     result = evaluate(model.nlu, test_data.examples)
+    try:
+        from bot.nlu.normalizer import normalise
+
+        result.training_texts = frozenset(
+            normalise(e.text)[0] for e in load_training_data(project).examples
+        )
+    except Exception:  # the training data is not needed to evaluate
+        pass
     write_reports(result, out, extractors)
     report = result.intent_report()
     table = Table(title=f"NLU evaluation on {test_file.name} ({len(result.predictions)} utterances)")
@@ -174,5 +182,12 @@ def run_test(args: argparse.Namespace) -> int:
         f"entity F1 {entity['micro avg']['f1-score']:.4f} "
         f"(P {entity['micro avg']['precision']:.4f}, R {entity['micro avg']['recall']:.4f})"
     )
+    overlap = result.overlap()
+    if result.training_texts:
+        console.print(
+            f"{overlap['also_in_training']} of {len(result.predictions)} test utterances also "
+            f"occur in the training data; intent accuracy on the {overlap['unseen']} unseen: "
+            f"{overlap['unseen_intent_accuracy']}"
+        )
     console.print(f"Reports written to {out}")
     return 0

@@ -32,6 +32,23 @@ class Prediction:
 @dataclass
 class NLUEvaluation:
     predictions: list[Prediction] = field(default_factory=list)
+    # Normalised texts of the training examples, to report test items also seen in training.
+    training_texts: frozenset[str] = frozenset()
+
+    def seen_in_training(self) -> list[bool]:
+        from bot.nlu.normalizer import normalise
+
+        return [normalise(p.example.text)[0] in self.training_texts for p in self.predictions]
+
+    def overlap(self) -> dict[str, Any]:
+        seen = self.seen_in_training()
+        unseen = [p for p, s in zip(self.predictions, seen, strict=True) if not s]
+        hits = sum(p.intent == p.example.intent for p in unseen)
+        return {
+            "also_in_training": sum(seen),
+            "unseen": len(unseen),
+            "unseen_intent_accuracy": round(hits / len(unseen), 4) if unseen else None,
+        }
 
     @property
     def gold(self) -> list[str]:
@@ -44,9 +61,13 @@ class NLUEvaluation:
     def intent_report(self) -> dict[str, Any]:
         from sklearn.metrics import classification_report
 
+        # Per-label rows for the labels of the test data; a prediction of another label
+        # (nlu_fallback included) counts as a miss of the true label.
         report: dict[str, Any] = classification_report(
-            self.gold, self.predicted, output_dict=True, zero_division=0
+            self.gold, self.predicted, labels=sorted(set(self.gold)), output_dict=True,
+            zero_division=0,
         )
+        report.pop("micro avg", None)
         classifier_hits = sum(
             p.classifier_intent == p.example.intent for p in self.predictions
         )
@@ -194,6 +215,7 @@ def write_reports(result: NLUEvaluation, out_dir: Path, extractor_names: list[st
             "intent_accuracy": round(result.accuracy, 4),
             "intent_macro_f1": round(result.macro_f1, 4),
             "entity_f1": round(result.entity_f1, 4),
+            "overlap_with_training": result.overlap(),
         },
     )
     plot_confusion_matrix(result, out_dir / "intent_confusion_matrix.png")

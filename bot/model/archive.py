@@ -18,7 +18,7 @@ from bot import __version__
 from bot.errors import ModelNotFoundError
 from bot.nlu.pipeline import NLUPipeline
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # bump when a saved component layout changes
 META = "model.json"
 
 
@@ -123,5 +123,10 @@ def load_model(path: Path) -> LoadedModel:
         raise ModelNotFoundError(f"no trained model in {path}. Train one with 'bot train'.")
     folder = _unpack(archive)
     data = json.loads((folder / META).read_text(encoding="utf-8"))
+    if data.get("format_version") != FORMAT_VERSION:
+        raise ModelNotFoundError(
+            f"{archive.name} was written by another version of bankbot (format "
+            f"{data.get('format_version')}, need {FORMAT_VERSION}); retrain with 'bot train'"
+        )
     meta = ModelMeta.from_dict(archive.name.removesuffix(".tar.gz"), data)
     return LoadedModel(meta, NLUPipeline.load(folder / "nlu"), archive)

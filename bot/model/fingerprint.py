@@ -11,9 +11,17 @@ from bot.config import BotConfig
 from bot.project import Project
 
 
+def _code_files() -> list[Path]:
+    """The engine code a trained model depends on: a change there means retraining."""
+    package = Path(__file__).resolve().parents[1]
+    return sorted((package / "nlu").glob("*.py"))
+
+
 def training_fingerprint(project: Project, config: BotConfig) -> str:
     digest = hashlib.sha256()
     digest.update(f"bankbot {__version__}\n".encode())
+    for path in _code_files():
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     digest.update(json.dumps(config.pipeline_dicts(), sort_keys=True).encode())
     files: list[Path] = list(project.nlu_files())
     for spec in config.pipeline:

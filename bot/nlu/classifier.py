@@ -10,6 +10,7 @@ from typing import Any, Self
 import joblib
 import numpy as np
 
+from bot.nlu.featurizer import SparseFeatures
 from bot.nlu.interfaces import Component, Message
 from bot.training.data import TrainingData
 
@@ -22,10 +23,27 @@ def _softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
     return out
 
 
-def stack(features: list[Any]) -> Any:
-    from scipy.sparse import hstack
+def to_matrix(rows: list[list[SparseFeatures]]) -> Any:
+    """Stack per-message feature blocks into one CSR matrix for scikit-learn."""
+    from scipy.sparse import csr_matrix
 
-    return features[0] if len(features) == 1 else hstack(features, format="csr")
+    data: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    indptr = [0]
+    width = 0
+    for blocks in rows:
+        offset = 0
+        for block in blocks:
+            cols.append(block.indices + offset)
+            data.append(block.values)
+            offset += block.dim
+        width = offset
+        indptr.append(indptr[-1] + sum(len(b.indices) for b in blocks))
+    return csr_matrix(
+        (np.concatenate(data) if data else np.zeros(0),
+         np.concatenate(cols) if cols else np.zeros(0, np.int64), np.array(indptr)),
+        shape=(len(rows), width),
+    )
 
 
 def fit_temperature(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -60,7 +78,32 @@ class LogisticRegressionClassifier(Component):
         super().__init__(config)
         self.model = model
         self.temperature = temperature
-        self.labels: list[str] = list(model.classes_) if model is not None else []
+        self.labels: list[str] = []
+        self._coef_t = np.zeros((0, 0))
+        self._intercept = np.zeros(0)
+        if model is not None:
+            self._prepare()
+
+    def _prepare(self) -> None:
+        """Weights laid out for the per-message dot product (features × classes)."""
+        self.labels = list(self.model.classes_)
+        coef = np.asarray(self.model.coef_, dtype=np.float64)
+        intercept = np.asarray(self.model.intercept_, dtype=np.float64)
+        if coef.shape[0] == 1:  # binary: scikit-learn keeps one row for the positive class
+            coef = np.vstack([-coef, coef]) / 2
+            intercept = np.array([-intercept[0], intercept[0]]) / 2
+        self._coef_t = np.ascontiguousarray(coef.T)
+        self._intercept = intercept
+
+    def scores(self, features: list[SparseFeatures]) -> np.ndarray:
+        """The decision function of the trained model for one message."""
+        result = self._intercept.copy()
+        offset = 0
+        for block in features:
+            if len(block.indices):
+                result += block.values @ self._coef_t[block.indices + offset]
+            offset += block.dim
+        return result
 
     def _new_model(self) -> Any:
         from sklearn.linear_model import LogisticRegression
@@ -73,13 +116,12 @@ class LogisticRegressionClassifier(Component):
         )
 
     def train(self, data: TrainingData, messages: list[Message]) -> None:
-        from scipy.sparse import vstack
         from sklearn.model_selection import StratifiedKFold
 
-        x = vstack([stack(m.features) for m in messages], format="csr")
+        x = to_matrix([m.features for m in messages])
         y = np.array([e.intent for e in data.examples])
         self.model = self._new_model().fit(x, y)
-        self.labels = list(self.model.classes_)
+        self._prepare()
         folds = int(self.config["calibration_folds"])
         counts = np.unique(y, return_counts=True)[1]
         if folds >= 2 and len(self.labels) > 1 and counts.min() >= folds:
@@ -90,7 +132,10 @@ class LogisticRegressionClassifier(Component):
                 fold = self._new_model().fit(x[train_idx], y[train_idx])
                 cols = [self.labels.index(c) for c in fold.classes_]
                 fold_scores = np.full((len(test_idx), len(self.labels)), -1e3)
-                fold_scores[:, cols] = fold.decision_function(x[test_idx])
+                decision = np.asarray(fold.decision_function(x[test_idx]), dtype=np.float64)
+                if decision.ndim == 1:  # binary: one column, the positive class
+                    decision = np.column_stack([-decision / 2, decision / 2])
+                fold_scores[:, cols] = decision
                 scores[test_idx] = fold_scores
             label_idx = np.array([self.labels.index(v) for v in y])
             self.temperature = fit_temperature(scores, label_idx)
@@ -104,11 +149,7 @@ class LogisticRegressionClassifier(Component):
             message.intent = None
             message.intent_ranking = []
             return
-        scores = self.model.decision_function(stack(message.features))
-        scores = np.atleast_2d(scores)
-        if scores.shape[1] == 1:  # binary problem: sklearn returns one column
-            scores = np.hstack([-scores, scores])
-        probs = _softmax(scores[0].astype(np.float64), self.temperature)
+        probs = _softmax(self.scores(message.features), self.temperature)
         order = np.argsort(-probs)[: int(self.config["ranking_length"])]
         ranking = [{"name": self.labels[i], "confidence": round(float(probs[i]), 6)} for i in order]
         message.intent = dict(ranking[0])

@@ -1,0 +1,27 @@
+"""Masking of personal data (ID numbers, phone numbers, card numbers) for logs, exports
+and agent views. Applied to free text; entity values are masked by entity name."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![0-9A-Za-z])")
+_CARD = re.compile(r"(?<!\d)\d{12,15}(\d{4})(?!\d)")
+_PHONE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
+
+PERSONAL_ENTITIES = frozenset({"phone", "id_number"})
+
+
+def mask_text(text: str) -> str:
+    """``110101199003077758`` → ``110101********7758``; ``13812345678`` → ``138****5678``;
+    a 16-19 digit card number → ``************1234``."""
+    text = _ID_NUMBER.sub(lambda m: m.group(1) + "*" * 8 + m.group(2), text)
+    text = _CARD.sub(lambda m: "*" * (len(m.group(0)) - 4) + m.group(1), text)
+    return _PHONE.sub(lambda m: m.group(1) + "****" + m.group(2), text)
+
+
+def mask_entity_value(entity: str, value: Any) -> Any:
+    if entity in PERSONAL_ENTITIES and isinstance(value, str):
+        return mask_text(value)
+    return value
