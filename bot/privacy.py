@@ -8,7 +8,10 @@ from typing import Any
 
 _ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![0-9A-Za-z])")
 _CARD = re.compile(r"(?<!\d)\d{12,15}(\d{4})(?!\d)")
-_PHONE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
+# A card number printed in groups of four: 6222 0212 3456 7890 (or with dashes).
+_CARD_GROUPED = re.compile(r"(?<!\d)(\d{4}([ -])\d{4}\2\d{4}\2)(\d{4})(?!\d)")
+# 13812345678, +86 138 1234 5678, 86-138-1234-5678: the country code and separators are kept.
+_PHONE = re.compile(r"(?<!\d)((?:\+?86[ -]?)?1[3-9]\d)([ -]?)\d{4}([ -]?)(\d{4})(?!\d)")
 
 PERSONAL_ENTITIES = frozenset({"phone", "id_number"})
 
@@ -18,7 +21,8 @@ def mask_text(text: str) -> str:
     a 16-19 digit card number → ``************1234``."""
     text = _ID_NUMBER.sub(lambda m: m.group(1) + "*" * 8 + m.group(2), text)
     text = _CARD.sub(lambda m: "*" * (len(m.group(0)) - 4) + m.group(1), text)
-    return _PHONE.sub(lambda m: m.group(1) + "****" + m.group(2), text)
+    text = _CARD_GROUPED.sub(lambda m: re.sub(r"\d", "*", m.group(1)) + m.group(3), text)
+    return _PHONE.sub(lambda m: m.group(1) + m.group(2) + "****" + m.group(3) + m.group(4), text)
 
 
 def mask_entity_value(entity: str, value: Any) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
+from bot.core.story_validation import validate_stories
 from bot.domain import load_domain
 from bot.errors import BotError
 from bot.nlu.normalizer import normalise
@@ -21,10 +22,9 @@ def _load(project: Project) -> tuple[TrainingData, list[Problem]]:
         try:
             data.merge(read_nlu_file(path, shown))
         except BotError as exc:
-            line = 1
-            match = re.search(r"line (\d+)", str(exc))
-            if match:
-                line = int(match.group(1))
+            # PyYAML names the context first and the problem last: report the problem's line.
+            lines = re.findall(r"line (\d+)", str(exc))
+            line = int(lines[-1]) if lines else 1
             problems.append(
                 Problem(
                     "error", str(exc).split("\n")[0], "correct the YAML syntax", Source(shown, line)
@@ -192,4 +192,9 @@ def validate_project(project: Project, min_examples: int = 10) -> list[Problem]:
             surface_value[surface.lower()] = (syn.value, syn.source)
     problems.extend(check_duplicates(data.examples))
     problems.extend(check_alignment(data, project))
+    if project.stories_dir.is_dir():
+        story_paths = sorted(
+            p for p in project.stories_dir.rglob("*") if p.suffix in {".yml", ".yaml"}
+        )
+        problems.extend(validate_stories(project.root, domain, story_paths, set(counts)))
     return problems

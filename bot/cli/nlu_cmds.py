@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,9 +67,19 @@ def run_parse(args: argparse.Namespace) -> int:
     if args.text != "-":
         print(json.dumps(model.nlu.parse(args.text), ensure_ascii=False, indent=2))
         return 0
-    for line in sys.stdin:
-        print(_dumps(model.nlu.parse(line.rstrip("\r\n"))), flush=True)
+    for line in _stdin_lines():
+        print(_dumps(model.nlu.parse(line)), flush=True)
     return 0
+
+
+def _stdin_lines() -> Iterator[str]:
+    """Lines of standard input without their line ends. Bytes that are not UTF-8 (a GBK
+    file, say) become U+FFFD instead of ending the command with a traceback."""
+    reconfigure = getattr(sys.stdin, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="replace")
+    for line in sys.stdin:
+        yield line.rstrip("\r\n")
 
 
 def _describe(result: dict[str, Any]) -> str:
@@ -88,8 +99,8 @@ def _describe(result: dict[str, Any]) -> str:
 def run_shell(args: argparse.Namespace) -> int:
     model = _load(args)
     if not sys.stdin.isatty():
-        for line in sys.stdin:
-            print(_dumps(model.nlu.parse(line.rstrip("\r\n"))), flush=True)
+        for line in _stdin_lines():
+            print(_dumps(model.nlu.parse(line)), flush=True)
         return 0
     print(f"Model {model.meta.name}. Type a message; /exit or Ctrl-D to quit.")
     while True:

@@ -267,7 +267,16 @@ class RedisLockStore(LockStore):
             yield
         finally:
             renewal.cancel()
-            released = await asyncio.shield(self._release(keys=keys, args=[member]))
+            try:
+                released = await asyncio.shield(self._release(keys=keys, args=[member]))
+            except Exception as exc:  # the work is done; the ticket expires by itself
+                logger.warning(
+                    "could not release lock on %r (%s); it frees itself within %g s",
+                    conversation_id,
+                    exc,
+                    self.lock_lifetime,
+                )
+                released = 1
             if not released:
                 logger.warning(
                     "lock on conversation %r expired while held (longer than %g s without "

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import random
+import sqlite3
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -164,6 +165,25 @@ def events_table(name: str = "events", schema: str | None = None) -> Table:
     return table
 
 
+def _enable_wal(cursor: Any, busy_timeout: float) -> None:
+    """Switch a SQLite file to WAL (a persistent setting). Switching needs a moment alone with
+    the file and does not wait through the busy handler, so a fresh database opened by several
+    processes at once retries here."""
+    if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            mode = str(cursor.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower()
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+    if mode != "wal":
+        logger.warning("SQLite refused WAL mode (journal_mode=%s); is this a network drive?", mode)
+
+
 def _lock_key(sender_id: str) -> int:
     """A stable signed 64-bit key for PostgreSQL's advisory lock on one conversation."""
     digest = hashlib.blake2b(sender_id.encode("utf-8"), digest_size=8).digest()
@@ -255,9 +275,9 @@ class SQLTrackerStore(TrackerStore):
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
             dbapi_connection.isolation_level = None  # transactions are begun in _on_begin
             cursor = dbapi_connection.cursor()
-            if not memory:
-                cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+            if not memory:
+                _enable_wal(cursor, busy_timeout)
             cursor.execute(f"PRAGMA synchronous={synchronous}")
             cursor.close()
 
@@ -269,12 +289,19 @@ class SQLTrackerStore(TrackerStore):
         sa.event.listen(engine, "begin", _on_begin)
         return engine
 
-    def _create_table(self) -> None:
+    def _create_table(self, attempts: int = 5) -> None:
         sa = _sqlalchemy()
-        try:
-            self._table.metadata.create_all(self._engine)
-        except sa.exc.DBAPIError:  # another process created it at the same moment
-            self._table.metadata.create_all(self._engine)
+        for attempt in range(1, attempts + 1):
+            try:
+                with self._write_lock, self._engine.connect() as conn:
+                    conn.execution_options(sqlite_begin="IMMEDIATE")
+                    with conn.begin():
+                        self._table.metadata.create_all(conn)
+                return
+            except sa.exc.DBAPIError:  # another process created it at the same moment
+                if attempt == attempts:
+                    raise
+                time.sleep(0.05 * attempt)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._run_inline:

@@ -58,7 +58,10 @@ def save_model(
     training: dict[str, Any],
 ) -> Path:
     models_dir.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    # Microseconds keep names unique and in training order when two models are trained
+    # within one second (latest_model picks the last name).
+    now = time.time()
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f"-{int(now % 1 * 1e6):06d}"
     name = f"{stamp}-{fingerprint[:8]}"
     meta = {
         "format_version": FORMAT_VERSION,

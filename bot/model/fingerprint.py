@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bot import __version__
 from bot.config import BotConfig
+from bot.nlu.registry import component_class
 from bot.project import Project
 
 
@@ -25,7 +26,10 @@ def training_fingerprint(project: Project, config: BotConfig) -> str:
     digest.update(json.dumps(config.pipeline_dicts(), sort_keys=True).encode())
     files: list[Path] = list(project.nlu_files())
     for spec in config.pipeline:
-        dictionary = spec.options.get("dictionary_path")
+        # The component's default counts too (JiebaTokenizer reads nlu_data/userdict.txt
+        # even when config.yml does not name it).
+        options = {**component_class(spec.name).defaults, **spec.options}
+        dictionary = options.get("dictionary_path")
         if isinstance(dictionary, str) and (project.root / dictionary).is_file():
             files.append(project.root / dictionary)
     for path in sorted(set(files)):

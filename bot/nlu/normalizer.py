@@ -46,10 +46,12 @@ def normalise(
     chars: list[str] = []
     offsets: list[int] = []
     pending_space = False
+    space_at = 0  # where the pending space came from: a dropped character may follow it
     for i, ch in enumerate(text):
         ch = _width(ch)
         if ch.isspace():
             pending_space = bool(chars)
+            space_at = i
             continue
         category = unicodedata.category(ch)
         if category in ("Cc", "Cf", "Cs", "Co", "Cn"):
@@ -59,7 +61,7 @@ def normalise(
             ch = lowered if len(lowered) == 1 else ch
         if pending_space:
             chars.append(" ")
-            offsets.append(i - 1)
+            offsets.append(space_at)
             pending_space = False
         chars.append(ch)
         offsets.append(i)
