@@ -1,4 +1,5 @@
-"""Reads ``domain.yml`` (Rasa 3.x). This release uses the intent and entity lists."""
+"""Reads ``domain.yml`` (Rasa 3.x): intents, entities, slots with mappings, responses,
+actions, forms and session configuration."""
 
 from __future__ import annotations
 
@@ -10,12 +11,148 @@ import yaml
 
 from bot.errors import ConfigError
 
+DEFAULT_ACTIONS: tuple[str, ...] = (
+    "action_listen",
+    "action_restart",
+    "action_session_start",
+    "action_default_fallback",
+    "action_deactivate_loop",
+    "action_revert_fallback_events",
+    "action_default_ask_affirmation",
+    "action_default_ask_rephrase",
+    "action_two_stage_fallback",
+    "action_back",
+    "action_extract_slots",
+)
+SLOT_TYPES = ("text", "bool", "float", "categorical", "list", "any")
+MAPPING_TYPES = ("from_entity", "from_text", "from_intent", "from_trigger_intent", "custom")
+REQUESTED_SLOT = "requested_slot"
+SESSION_START_METADATA_SLOT = "session_started_metadata"
+
+
+@dataclass(frozen=True)
+class SlotMapping:
+    type: str
+    entity: str | None = None
+    intent: tuple[str, ...] = ()
+    not_intent: tuple[str, ...] = ()
+    value: Any = None
+    role: str | None = None
+    group: str | None = None
+    # ``conditions: [{active_loop: form, requested_slot: slot}]``
+    conditions: tuple[tuple[str | None, str | None], ...] = ()
+    action: str | None = None
+
+
+@dataclass(frozen=True)
+class Slot:
+    name: str
+    type: str
+    mappings: tuple[SlotMapping, ...] = ()
+    initial_value: Any = None
+    influence_conversation: bool = True
+    values: tuple[str, ...] = ()  # categorical
+    min_value: float = 0.0
+    max_value: float = 1.0
+
+    def coerce(self, value: Any) -> Any:
+        """The value as the slot type stores it."""
+        if value is None:
+            return None
+        if self.type == "bool":
+            if isinstance(value, str):
+                return value.strip().lower() in {"true", "1", "yes", "是", "对"}
+            return bool(value)
+        if self.type == "float":
+            try:
+                return float(value)
+            except (TypeError, ValueError):
+                return None
+        if self.type == "list":
+            return value if isinstance(value, list) else [value]
+        if self.type == "text":
+            return value if isinstance(value, str) else str(value)
+        return value
+
+
+@dataclass(frozen=True)
+class Form:
+    name: str
+    required_slots: tuple[str, ...]
+    ignored_intents: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    expiration_minutes: float = 60.0
+    carry_over_slots: bool = True
+
 
 @dataclass(frozen=True)
 class Domain:
     intents: tuple[str, ...] = ()
     entities: tuple[str, ...] = ()
+    slots: dict[str, Slot] = field(default_factory=dict)
+    responses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    actions: tuple[str, ...] = ()
+    forms: dict[str, Form] = field(default_factory=dict)
+    session_config: SessionConfig = field(default_factory=SessionConfig)
     raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def action_names(self) -> list[str]:
+        """Every action the policies may predict, in a fixed order."""
+        names: list[str] = list(DEFAULT_ACTIONS)
+        for name in (*self.responses, *self.actions, *self.forms):
+            if name not in names:
+                names.append(name)
+        return names
+
+    def as_rasa_dict(self) -> dict[str, Any]:
+        """The domain as Rasa sends it to an action server."""
+        return {
+            "version": "3.1",
+            "intents": list(self.intents),
+            "entities": list(self.entities),
+            "slots": {
+                name: {
+                    "type": slot.type,
+                    "initial_value": slot.initial_value,
+                    "influence_conversation": slot.influence_conversation,
+                    **({"values": list(slot.values)} if slot.values else {}),
+                    "mappings": [_mapping_dict(m) for m in slot.mappings],
+                }
+                for name, slot in self.slots.items()
+            },
+            "responses": self.responses,
+            "actions": list(self.actions),
+            "forms": {
+                name: {"required_slots": list(form.required_slots)}
+                for name, form in self.forms.items()
+            },
+            "session_config": {
+                "session_expiration_time": self.session_config.expiration_minutes,
+                "carry_over_slots_to_new_session": self.session_config.carry_over_slots,
+            },
+        }
+
+
+def _mapping_dict(m: SlotMapping) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": m.type}
+    if m.entity:
+        out["entity"] = m.entity
+    if m.intent:
+        out["intent"] = list(m.intent)
+    if m.not_intent:
+        out["not_intent"] = list(m.not_intent)
+    if m.value is not None:
+        out["value"] = m.value
+    if m.conditions:
+        out["conditions"] = [
+            {k: v for k, v in (("active_loop", a), ("requested_slot", r)) if v is not None}
+            for a, r in m.conditions
+        ]
+    return out
 
 
 def _names(items: Any, key: str, path: Path) -> tuple[str, ...]:
@@ -34,6 +171,135 @@ def _names(items: Any, key: str, path: Path) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _as_tuple(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(v) for v in value)
+
+
+def _mapping(raw: Any, slot: str, path: Path) -> SlotMapping:
+    if not isinstance(raw, dict) or raw.get("type") not in MAPPING_TYPES:
+        raise ConfigError(
+            f"{path}: slot '{slot}' has a mapping {raw!r}; 'type' must be one of "
+            f"{', '.join(MAPPING_TYPES)}"
+        )
+    if raw["type"] == "from_entity" and not raw.get("entity"):
+        raise ConfigError(f"{path}: slot '{slot}': a from_entity mapping needs 'entity'")
+    conditions = []
+    for cond in raw.get("conditions") or []:
+        if not isinstance(cond, dict):
+            raise ConfigError(f"{path}: slot '{slot}': conditions are '- active_loop: form'")
+        conditions.append((cond.get("active_loop"), cond.get("requested_slot")))
+    return SlotMapping(
+        type=raw["type"],
+        entity=raw.get("entity"),
+        intent=_as_tuple(raw.get("intent")),
+        not_intent=_as_tuple(raw.get("not_intent")),
+        value=raw.get("value"),
+        role=raw.get("role"),
+        group=raw.get("group"),
+        conditions=tuple(conditions),
+        action=raw.get("action"),
+    )
+
+
+def _slots(raw: Any, path: Path) -> dict[str, Slot]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: 'slots' must be a mapping of slot name → definition")
+    slots = {}
+    for name, spec in raw.items():
+        if not isinstance(spec, dict) or spec.get("type") not in SLOT_TYPES:
+            raise ConfigError(
+                f"{path}: slot '{name}' needs 'type' as one of {', '.join(SLOT_TYPES)}"
+            )
+        values = tuple(str(v) for v in spec.get("values") or ())
+        if spec["type"] == "categorical" and not values:
+            raise ConfigError(f"{path}: categorical slot '{name}' needs 'values'")
+        mappings = tuple(_mapping(m, name, path) for m in spec.get("mappings") or [])
+        slots[name] = Slot(
+            name=name,
+            type=spec["type"],
+            mappings=mappings,
+            initial_value=spec.get("initial_value"),
+            influence_conversation=bool(spec.get("influence_conversation", spec["type"] != "any")),
+            values=values,
+            min_value=float(spec.get("min_value", 0.0)),
+            max_value=float(spec.get("max_value", 1.0)),
+        )
+    return slots
+
+
+def _responses(raw: Any, path: Path) -> dict[str, list[dict[str, Any]]]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: 'responses' must map utter_ names to variations")
+    responses = {}
+    for name, variations in raw.items():
+        if not isinstance(variations, list) or not variations:
+            raise ConfigError(f"{path}: response '{name}' needs a list of variations")
+        for variation in variations:
+            if not isinstance(variation, dict) or not (
+                {"text", "image", "custom", "buttons", "attachment"} & set(variation)
+            ):
+                raise ConfigError(
+                    f"{path}: a variation of '{name}' needs 'text' (or image/custom/buttons)"
+                )
+        responses[str(name)] = [dict(v) for v in variations]
+    return responses
+
+
+def _forms(raw: Any, path: Path) -> dict[str, Form]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: 'forms' must map form names to definitions")
+    forms = {}
+    for name, spec in raw.items():
+        spec = spec or {}
+        required = spec.get("required_slots")
+        if isinstance(required, dict):  # Rasa 2 style mapping of slot → mappings
+            required = list(required)
+        if not isinstance(required, list):
+            raise ConfigError(f"{path}: form '{name}' needs 'required_slots: [slot, ...]'")
+        forms[str(name)] = Form(
+            str(name), tuple(str(s) for s in required), _as_tuple(spec.get("ignored_intents"))
+        )
+    return forms
+
+
+def parse_domain(data: dict[str, Any], path: Path) -> Domain:
+    session = data.get("session_config") or {}
+    slots = _slots(data.get("slots"), path)
+    forms = _forms(data.get("forms"), path)
+    if forms and REQUESTED_SLOT not in slots:
+        slots[REQUESTED_SLOT] = Slot(REQUESTED_SLOT, "text", influence_conversation=False)
+    for form in forms.values():
+        for slot in form.required_slots:
+            if slot not in slots:
+                raise ConfigError(
+                    f"{path}: form '{form.name}' requires slot '{slot}', which is not "
+                    "declared under 'slots:'"
+                )
+    return Domain(
+        intents=_names(data.get("intents"), "intents", path),
+        entities=_names(data.get("entities"), "entities", path),
+        slots=slots,
+        responses=_responses(data.get("responses"), path),
+        actions=_names(data.get("actions"), "actions", path),
+        forms=forms,
+        session_config=SessionConfig(
+            expiration_minutes=float(session.get("session_expiration_time", 60)),
+            carry_over_slots=bool(session.get("carry_over_slots_to_new_session", True)),
+        ),
+        raw=data,
+    )
+
+
 def load_domain(path: Path) -> Domain:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -43,8 +309,4 @@ def load_domain(path: Path) -> Domain:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with 'intents:' and 'entities:'")
-    return Domain(
-        intents=_names(data.get("intents"), "intents", path),
-        entities=_names(data.get("entities"), "entities", path),
-        raw=data,
-    )
+    return parse_domain(data, path)

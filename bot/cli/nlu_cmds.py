@@ -26,12 +26,20 @@ def register(sub: Any) -> None:
 
     shell = sub.add_parser(
         "shell",
-        help="chat with the trained model in the terminal",
-        description="'bot shell nlu' shows the intent and entities of each message you type.",
+        help="chat with the assistant in the terminal",
+        description="'bot shell' talks to the whole assistant (NLU, policies, actions); "
+        "'bot shell nlu' only shows the intent and entities of each message. When standard "
+        "input is not a terminal, one customer message is read per line.",
     )
     add_project_option(shell)
-    shell.add_argument("target", choices=["nlu"], help="what to talk to: nlu")
+    shell.add_argument("target", nargs="?", default="core", choices=["core", "nlu"],
+                       help="core (default): the whole assistant; nlu: the NLU only")
     shell.add_argument("--model", metavar="PATH", help="model archive (default: the newest)")
+    shell.add_argument("--debug", action="store_true",
+                       help="show the intent, entities and predicted actions of each turn")
+    shell.add_argument("--sender", default="shell", help="conversation id (default: shell)")
+    shell.add_argument("--customer", metavar="ID",
+                       help="verified customer id for this conversation, e.g. C1001")
     shell.set_defaults(handler=run_shell)
 
     test = sub.add_parser(
@@ -41,7 +49,10 @@ def register(sub: Any) -> None:
         "(or --nlu FILE), or by --cross-validation on the training data.",
     )
     add_project_option(test)
-    test.add_argument("target", nargs="?", default="nlu", choices=["nlu"], help="what to test")
+    test.add_argument("target", nargs="?", default="all", choices=["all", "core", "nlu"],
+                      help="core: test stories; nlu: held-out NLU data; all (default): both")
+    test.add_argument("--stories", metavar="PATH", default="tests/stories",
+                      help="test story file or folder (default: tests/stories)")
     test.add_argument("--nlu", metavar="FILE", help="held-out NLU YAML file")
     test.add_argument("--out", metavar="DIR", default="results", help="report folder")
     test.add_argument("--model", metavar="PATH", help="model archive (default: the newest)")
@@ -97,6 +108,10 @@ def _describe(result: dict[str, Any]) -> str:
 
 
 def run_shell(args: argparse.Namespace) -> int:
+    if args.target == "core":
+        from bot.cli.dialogue import run_dialogue_shell
+
+        return run_dialogue_shell(args)
     model = _load(args)
     if not sys.stdin.isatty():
         for line in _stdin_lines():
@@ -115,6 +130,20 @@ def run_shell(args: argparse.Namespace) -> int:
 
 
 def run_test(args: argparse.Namespace) -> int:
+    if args.target == "core":
+        from bot.cli.dialogue import run_story_tests
+
+        return run_story_tests(args)
+    if args.target == "all":
+        from bot.cli.dialogue import run_story_tests
+
+        nlu_code = run_nlu_test(args)
+        core_code = run_story_tests(args)
+        return nlu_code or core_code
+    return run_nlu_test(args)
+
+
+def run_nlu_test(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 

@@ -7,8 +7,9 @@ from bot.model.archive import (
     load_model,
     read_meta,
     save_model,
+    unpacked_folder,
 )
-from bot.model.fingerprint import training_fingerprint
+from bot.model.fingerprint import core_fingerprint, training_fingerprint
 
 __all__ = [
     "LoadedModel",
@@ -17,5 +18,7 @@ __all__ = [
     "load_model",
     "read_meta",
     "save_model",
+    "core_fingerprint",
     "training_fingerprint",
+    "unpacked_folder",
 ]

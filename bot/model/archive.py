@@ -10,12 +10,14 @@ import shutil
 import tarfile
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bot import __version__
 from bot.errors import ModelNotFoundError
+from bot.core.policies.ensemble import PolicyEnsemble
+from bot.domain import Domain, load_domain
 from bot.nlu.pipeline import NLUPipeline
 
 FORMAT_VERSION = 2  # bump when a saved component layout changes
@@ -30,6 +32,7 @@ class ModelMeta:
     bot_version: str
     config: dict[str, Any]
     training: dict[str, Any]
+    fingerprints: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, name: str, data: dict[str, Any]) -> ModelMeta:
@@ -40,6 +43,7 @@ class ModelMeta:
             bot_version=data.get("bot_version", "?"),
             config=data.get("config", {}),
             training=data.get("training", {}),
+            fingerprints=data.get("fingerprints", {}),
         )
 
 
@@ -48,15 +52,24 @@ class LoadedModel:
     meta: ModelMeta
     nlu: NLUPipeline
     path: Path
+    core: PolicyEnsemble | None = None
+    domain: Domain | None = None
+    folder: Path | None = None
 
 
 def save_model(
     models_dir: Path,
-    nlu: NLUPipeline,
+    nlu: NLUPipeline | Path,
     fingerprint: str,
     config: dict[str, Any],
     training: dict[str, Any],
+    *,
+    core: PolicyEnsemble | None = None,
+    domain_file: Path | None = None,
+    fingerprints: dict[str, str] | None = None,
 ) -> Path:
+    """Write an archive. ``nlu`` may be the folder of an earlier model's NLU part (reused
+    when its fingerprint is unchanged)."""
     models_dir.mkdir(parents=True, exist_ok=True)
     # Microseconds keep names unique and in training order when two models are trained
     # within one second (latest_model picks the last name).
@@ -68,20 +81,37 @@ def save_model(
         "bot_version": __version__,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "fingerprint": fingerprint,
-        "config": {**config, "pipeline": nlu.resolved_config()},
+        "fingerprints": fingerprints or {},
+        "config": {**config, "pipeline": _pipeline_config(nlu)},
         "training": training,
     }
     with tempfile.TemporaryDirectory(dir=models_dir) as tmp:
         work = Path(tmp)
-        nlu.persist(work / "nlu")
+        if isinstance(nlu, Path):
+            shutil.copytree(nlu, work / "nlu")
+        else:
+            nlu.persist(work / "nlu")
+        if core is not None:
+            core.persist(work / "core")
+        if domain_file is not None:
+            shutil.copy(domain_file, work / "domain.yml")
         (work / META).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
         partial = models_dir / f".{name}.tar.gz.partial"
         with tarfile.open(partial, "w:gz") as tar:
             tar.add(work / META, arcname=META)
-            tar.add(work / "nlu", arcname="nlu")
+            for part in ("nlu", "core", "domain.yml"):
+                if (work / part).exists():
+                    tar.add(work / part, arcname=part)
         target = models_dir / f"{name}.tar.gz"
         partial.replace(target)  # atomic: a reader never sees half an archive
     return target
+
+
+def _pipeline_config(nlu: NLUPipeline | Path) -> list[dict[str, Any]]:
+    if isinstance(nlu, Path):
+        specs: list[dict[str, Any]] = json.loads((nlu / "pipeline.json").read_text("utf-8"))
+        return specs
+    return nlu.resolved_config()
 
 
 def latest_model(models_dir: Path) -> Path | None:
@@ -132,4 +162,11 @@ def load_model(path: Path) -> LoadedModel:
             f"{data.get('format_version')}, need {FORMAT_VERSION}); retrain with 'bot train'"
         )
     meta = ModelMeta.from_dict(archive.name.removesuffix(".tar.gz"), data)
-    return LoadedModel(meta, NLUPipeline.load(folder / "nlu"), archive)
+    core = PolicyEnsemble.load(folder / "core") if (folder / "core").is_dir() else None
+    domain = load_domain(folder / "domain.yml") if (folder / "domain.yml").is_file() else None
+    return LoadedModel(meta, NLUPipeline.load(folder / "nlu"), archive, core, domain, folder)
+
+
+def unpacked_folder(archive: Path) -> Path:
+    """The unpacked copy of ``archive`` (unpacking it if needed)."""
+    return _unpack(archive)

@@ -36,3 +36,25 @@ def training_fingerprint(project: Project, config: BotConfig) -> str:
         digest.update(str(path.relative_to(project.root)).encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+_CORE_CODE = ("tracker.py", "training_events.py", "stories.py", "story_reader.py", "story_graph.py")
+
+
+def core_fingerprint(project: Project, config: BotConfig) -> str:
+    """What the dialogue policies are trained from: policies config, domain, stories, code."""
+    digest = hashlib.sha256()
+    digest.update(f"bankbot {__version__}\n".encode())
+    core = Path(__file__).resolve().parents[1] / "core"
+    code = [core / name for name in _CORE_CODE] + sorted((core / "policies").glob("*.py"))
+    for path in code:
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    digest.update(json.dumps([p.as_dict() for p in config.policies], sort_keys=True).encode())
+    files = [project.domain_file] if project.domain_file.is_file() else []
+    if project.stories_dir.is_dir():
+        files += sorted(p for p in project.stories_dir.rglob("*") if p.suffix in {".yml", ".yaml"})
+    for path in files:
+        digest.update(str(path.relative_to(project.root)).encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()

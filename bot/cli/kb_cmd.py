@@ -1,0 +1,257 @@
+"""``bot kb build | search | eval | import | gaps``: the knowledge base for trainers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+DEFAULT_KB_DIR = "kb_index"
+
+
+def register(sub: Any) -> None:
+    kb = sub.add_parser(
+        "kb",
+        help="build, search and evaluate the knowledge base",
+        description="Knowledge-base tools. Every command works on the KB folder given by "
+        "--kb-dir (default: kb_index/ of the project); see docs/knowledge-base.md.",
+    )
+    kb_sub = kb.add_subparsers(dest="kb_command", metavar="SUBCOMMAND")
+    kb_sub.required = True
+
+    build = kb_sub.add_parser(
+        "build",
+        help="build the index (skipped when the sources are unchanged)",
+        description="Build the FAISS index, BM25 and classifier from KB_DIR/sources/ into "
+        "KB_DIR/build/. Skipped when the sources, settings and NLU text are unchanged.",
+    )
+    _common(build)
+    build.add_argument("--force", action="store_true", help="build even if nothing changed")
+    build.set_defaults(handler=run_build)
+
+    search = kb_sub.add_parser(
+        "search",
+        help="rank the entries for a question",
+        description="Print the best entries with calibrated scores (builds first if needed).",
+    )
+    _common(search)
+    search.add_argument("question", help="the customer's question")
+    search.add_argument("--top", type=int, default=5, help="how many entries (default 5)")
+    search.add_argument(
+        "--json", action="store_true",
+        help='print a JSON list of {"id", "question", "answer", "category", "score"}',
+    )
+    search.add_argument("--channel", default=None, help="only entries offered on this channel")
+    search.add_argument(
+        "--date", default=None, type=_day, help="validity date YYYY-MM-DD (default today)"
+    )
+    search.set_defaults(handler=run_search)
+
+    evaluate = kb_sub.add_parser(
+        "eval",
+        help="top-1, recall@5 and MRR on labelled queries",
+        description="Evaluate retrieval on a TSV with the header 'query<TAB>topic_id'. Prints "
+        "the figures and the misses and writes them as JSON to OUT/kb_eval.json.",
+    )
+    _common(evaluate)
+    evaluate.add_argument("file", type=Path, help="TSV file: query<TAB>topic_id")
+    evaluate.add_argument(
+        "--out", type=Path, default=None,
+        help="folder for kb_eval.json (default: results/ of the project)",
+    )
+    evaluate.set_defaults(handler=run_eval)
+
+    importer = kb_sub.add_parser(
+        "import",
+        help="merge a TSV file into a YAML source",
+        description="Import a TSV with the header id, question, similar_questions, answer, "
+        "category (tab separated; similar questions separated by '|'; optional columns "
+        "channels, valid_from, valid_to) into KB_DIR/sources/INTO. Rows with an id already in "
+        "that file replace it. Nothing is written when a row has an error (exit code 1).",
+    )
+    _common(importer)
+    importer.add_argument("file", type=Path, help="the TSV file")
+    importer.add_argument(
+        "--into", default="imported.yml", help="YAML file under sources/ (default imported.yml)"
+    )
+    importer.set_defaults(handler=run_import)
+
+    gaps = kb_sub.add_parser(
+        "gaps",
+        help="list the questions the knowledge base could not answer",
+        description="List the knowledge gaps logged in KB_DIR/gaps.jsonl, newest last.",
+    )
+    _common(gaps)
+    gaps.add_argument("--last", type=int, default=50, help="show the last N (default 50, 0: all)")
+    gaps.add_argument("--json", action="store_true", help="print JSON lines")
+    gaps.set_defaults(handler=run_gaps)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    from bot.cli.main import add_project_option
+
+    add_project_option(parser)
+    parser.add_argument(
+        "--kb-dir", metavar="DIR", default=None,
+        help=f"knowledge-base folder (default: {DEFAULT_KB_DIR}/ of the project)",
+    )
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a date (YYYY-MM-DD)") from exc
+
+
+@dataclass(frozen=True)
+class _Context:
+    kb_dir: Path
+    root: Path | None  # the project folder, when there is one
+    config: dict[str, Any]
+
+
+def _context(args: argparse.Namespace) -> _Context:
+    from bot.errors import ConfigError
+    from bot.kb.settings import read_config_mapping
+    from bot.project import Project
+
+    root: Path | None
+    try:
+        root = Project.find(args.project).root
+    except ConfigError:
+        if args.kb_dir is None or args.project is not None:
+            raise
+        root = None  # a KB folder outside any project: default settings
+    kb_dir = Path(args.kb_dir) if args.kb_dir else root / DEFAULT_KB_DIR  # type: ignore[operator]
+    config = read_config_mapping(root / "config.yml") if root else {}
+    return _Context(kb_dir, root, config)
+
+
+def _build(ctx: _Context, force: bool, quiet: bool) -> Any:
+    from bot.kb.build import build_knowledge_base, project_nlu_texts
+
+    nlu = project_nlu_texts(ctx.root) if ctx.root else None
+    result = build_knowledge_base(
+        ctx.kb_dir, ctx.config, nlu, force=force, progress=sys.stderr.isatty(), root=ctx.root
+    )
+    if not result.skipped and quiet:
+        print(
+            f"(built the knowledge base: {result.entries} entries, {result.seconds:.1f} s)",
+            file=sys.stderr,
+        )
+    return result
+
+
+def _load(ctx: _Context) -> Any:
+    from bot.kb.knowledge_base import KnowledgeBase
+    from bot.kb.settings import KBSettings
+
+    _build(ctx, force=False, quiet=True)
+    return KnowledgeBase.load(ctx.kb_dir, KBSettings.from_config(ctx.config, ctx.root))
+
+
+def run_build(args: argparse.Namespace) -> int:
+    ctx = _context(args)
+    result = _build(ctx, force=args.force, quiet=False)
+    if result.skipped:
+        print(
+            f"Sources unchanged since the last build in {result.build_dir}; nothing to do "
+            "(--force to rebuild)."
+        )
+        return 0
+    for problem in result.warnings:
+        print(problem, file=sys.stderr)
+    print(
+        f"Built {result.entries} entries ({result.variants} questions) in {result.seconds:.1f} s "
+        f"→ {result.build_dir}: {result.index_kind} index, classifier "
+        f"{'on' if result.classifier else 'off'}, calibrated on "
+        f"{result.calibration_queries} held-out questions"
+    )
+    return 0
+
+
+def run_search(args: argparse.Namespace) -> int:
+    kb = _load(_context(args))
+    hits = kb.search(args.question, top=max(1, args.top), channel=args.channel, today=args.date)
+    if args.json:
+        print(json.dumps([h.to_json() for h in hits], ensure_ascii=False, indent=1))
+        return 0
+    if not hits:
+        print("no matching entry")
+        return 0
+    decision = kb.decide(args.question, channel=args.channel, today=args.date, log_gap=False)
+    for rank, hit in enumerate(hits, 1):
+        print(f"{rank}. {hit.score:.3f}  {hit.id}  [{hit.category}] {hit.question}")
+    print(f"decision: {decision.kind}")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from bot.kb.evaluate import evaluate, read_eval_tsv
+
+    ctx = _context(args)
+    pairs = read_eval_tsv(args.file)
+    kb = _load(ctx)
+    known = {e.id for e in kb.entries}
+    unknown = sorted({t for _, t in pairs if t not in known})
+    if unknown:
+        print(f"warning: topic ids not in the KB: {', '.join(unknown)}", file=sys.stderr)
+    report = evaluate(lambda q, k: [h.id for h in kb.search(q, k)], pairs)
+    data = {"file": str(args.file), "kb_dir": str(ctx.kb_dir), **report.to_json()}
+    out_dir = args.out or ((ctx.root / "results") if ctx.root else Path("results"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out_file = out_dir / "kb_eval.json"
+    out_file.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    for miss in report.misses:
+        rank = miss["rank"] or f">{report.k}"
+        print(f"miss: {miss['query']}  expected {miss['expected']} (rank {rank}), "
+              f"got {', '.join(miss['got'])}")
+    print(
+        f"n={report.n}  top1={report.top1:.4f}  recall@{report.k}={report.recall_at_k:.4f}  "
+        f"mrr={report.mrr:.4f}  → {out_file}"
+    )
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from bot.kb.importer import import_tsv
+
+    ctx = _context(args)
+    result = import_tsv(args.file, ctx.kb_dir, args.into)
+    for problem in result.problems:
+        print(problem, file=sys.stderr)
+    if result.errors:
+        print(f"{len(result.errors)} error(s); nothing imported.", file=sys.stderr)
+        return 1
+    print(
+        f"Imported {len(result.added)} new and {len(result.updated)} updated entries into "
+        f"{result.target}. Run 'bot kb build' to index them."
+    )
+    return 0
+
+
+def run_gaps(args: argparse.Namespace) -> int:
+    from bot.kb.gaps import GapLog
+
+    ctx = _context(args)
+    items = list(GapLog.in_dir(ctx.kb_dir).read())
+    if args.last > 0:
+        items = items[-args.last :]
+    if args.json:
+        for item in items:
+            print(json.dumps(item, ensure_ascii=False))
+        return 0
+    if not items:
+        print(f"No knowledge gaps logged in {ctx.kb_dir / 'gaps.jsonl'}.")
+        return 0
+    for item in items:
+        best = item.get("candidates") or []
+        near = f"  (nearest: {best[0]['id']} {best[0]['score']:.2f})" if best else ""
+        print(f"{item.get('timestamp', '?')}  {item.get('query', '')}{near}")
+    print(f"{len(items)} gap(s)")
+    return 0

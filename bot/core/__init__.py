@@ -1,0 +1,1 @@
+"""The dialogue engine: trackers, policies, actions, the turn processor and stores."""

@@ -1,0 +1,1 @@
+"""Actions: responses (``utter_*``), Rasa's default actions, loops and custom actions."""

@@ -1,0 +1,86 @@
+"""Responses from the domain: a variation for the channel, ``{slot}`` templates filled."""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Any
+
+from bot.core import events as ev
+from bot.core.actions.interfaces import Action, ActionContext
+from bot.core.events import Event
+from bot.core.tracker import DialogueStateTracker
+
+_TEMPLATE = re.compile(r"\{(\w+)\}")
+MESSAGE_KEYS = ("buttons", "image", "custom", "attachment", "elements", "quick_replies")
+
+
+def _fill(text: str, values: dict[str, Any]) -> str:
+    def replace(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in values:
+            return match.group(0)
+        value = values[key]
+        return "" if value is None else str(value)
+
+    return _TEMPLATE.sub(replace, text)
+
+
+def _fill_any(value: Any, values: dict[str, Any]) -> Any:
+    if isinstance(value, str):
+        return _fill(value, values)
+    if isinstance(value, list):
+        return [_fill_any(v, values) for v in value]
+    if isinstance(value, dict):
+        return {k: _fill_any(v, values) for k, v in value.items()}
+    return value
+
+
+def choose_variation(
+    variations: list[dict[str, Any]], channel: str | None, rng: random.Random
+) -> dict[str, Any]:
+    for_channel = [v for v in variations if channel and v.get("channel") == channel]
+    generic = [v for v in variations if not v.get("channel")]
+    candidates = for_channel or generic or variations
+    return candidates[0] if len(candidates) == 1 else rng.choice(candidates)
+
+
+def render(
+    variation: dict[str, Any], values: dict[str, Any], response: str | None = None
+) -> Event:
+    """One bot event from a response variation; ``values`` fill ``{name}`` templates."""
+    text = variation.get("text")
+    data = {k: _fill_any(variation[k], values) for k in MESSAGE_KEYS if k in variation}
+    metadata = {"utter_action": response} if response else {}
+    return ev.bot(_fill(text, values) if isinstance(text, str) else None, data, metadata)
+
+
+def bot_message(event: Event, recipient_id: str) -> dict[str, Any]:
+    """A bot event as the REST channel sends it."""
+    message: dict[str, Any] = {"recipient_id": recipient_id}
+    if event.get("text"):
+        message["text"] = event["text"]
+    data = event.get("data") or {}
+    for key in MESSAGE_KEYS:
+        if data.get(key):
+            message[key] = data[key]
+    return message
+
+
+def utter(
+    name: str, tracker: DialogueStateTracker, context: ActionContext,
+    extra: dict[str, Any] | None = None,
+) -> list[Event]:
+    variations = context.domain.responses.get(name)
+    if not variations:
+        return []
+    variation = choose_variation(variations, context.channel, context.rng)
+    values = {**tracker.slots, **(extra or {})}
+    return [render(variation, values, name)]
+
+
+class ResponseAction(Action):
+    """``utter_x``: sends one variation of the response ``utter_x``."""
+
+    async def run(self, tracker: DialogueStateTracker, context: ActionContext) -> list[Event]:
+        return utter(self.name, tracker, context)

@@ -1,0 +1,103 @@
+"""The assembled assistant: a trained model (NLU, policies, domain) plus stores and the
+custom-action executor, as configured in ``endpoints.yml`` (all optional)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.core.actions.custom import InProcessExecutor, RemoteExecutor
+from bot.core.actions.interfaces import CustomActionExecutor
+from bot.core.lock_store import LockStore, create_lock_store
+from bot.core.processor import MessageProcessor, TurnResult, UserMessage
+from bot.core.tracker_store import TrackerStore, create_tracker_store
+from bot.domain import load_domain
+from bot.errors import ConfigError, ModelNotFoundError
+from bot.model import LoadedModel, load_model
+from bot.project import Project
+
+
+def read_endpoints(project: Project) -> dict[str, Any]:
+    path = project.root / "endpoints.yml"
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping (action_endpoint, tracker_store, ...)")
+    return data
+
+
+def create_executor(project: Project, endpoints: dict[str, Any], domain_actions: set[str]
+                    ) -> CustomActionExecutor | None:
+    endpoint = endpoints.get("action_endpoint")
+    if isinstance(endpoint, dict) and endpoint.get("url"):
+        return RemoteExecutor(str(endpoint["url"]), float(endpoint.get("timeout", 1.5)),
+                              domain_actions)
+    package = project.root / "actions"
+    if (package / "__init__.py").is_file():
+        if str(project.root) not in sys.path:
+            sys.path.insert(0, str(project.root))
+        return InProcessExecutor("actions")
+    return None
+
+
+class Agent:
+    def __init__(self, model: LoadedModel, processor: MessageProcessor) -> None:
+        self.model = model
+        self.processor = processor
+
+    @classmethod
+    def load(
+        cls,
+        project: Project,
+        model_path: Path | None = None,
+        *,
+        tracker_store: TrackerStore | None = None,
+        lock_store: LockStore | None = None,
+        executor: CustomActionExecutor | None = None,
+        use_executor: bool = True,
+        clock: Callable[[], float] = time.time,
+        seed: int | None = None,
+    ) -> Agent:
+        model = load_model(model_path or project.models_dir)
+        if model.core is None:
+            raise ModelNotFoundError(f"{model.path.name} has no dialogue part; run 'bot train'")
+        domain = model.domain or load_domain(project.domain_file)
+        endpoints = read_endpoints(project)
+        if executor is None and use_executor:
+            executor = create_executor(project, endpoints, set(domain.actions))
+        processor = MessageProcessor(
+            domain,
+            model.core,
+            model.nlu,
+            tracker_store or create_tracker_store(endpoints.get("tracker_store"), project.root),
+            lock_store or create_lock_store(endpoints.get("lock_store")),
+            executor,
+            clock=clock,
+            seed=seed,
+        )
+        return cls(model, processor)
+
+    async def handle_text(
+        self,
+        text: str,
+        sender_id: str = "default",
+        *,
+        input_channel: str = "rest",
+        metadata: dict[str, Any] | None = None,
+        customer_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        return await self.processor.handle_message(
+            UserMessage(text, sender_id, input_channel, metadata or {}, customer_id)
+        )
+
+    async def handle(self, message: UserMessage) -> TurnResult:
+        return await self.processor.handle(message)

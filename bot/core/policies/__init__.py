@@ -1,0 +1,1 @@
+"""Dialogue policies, declared by name under ``policies:`` in config.yml."""

@@ -1,0 +1,291 @@
+"""One turn of a conversation: message in, bot messages out.
+
+Under the conversation's lock: load the events, start a session when none is running or
+the last one expired, parse the message (NLU, or an intent payload ``/intent{...}``),
+extract slots, then predict and run actions until ``action_listen`` (at most
+``max_predictions``). While the conversation is paused (a human agent has it) the message
+is stored and nothing is predicted. New events are appended to the store in one go.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.core import events as ev
+from bot.core.actions.custom import ActionExecutionError, ActionRejected, CustomAction
+from bot.core.actions.default import (
+    ActionBack,
+    ActionDeactivateLoop,
+    ActionDefaultAskRephrase,
+    ActionDefaultFallback,
+    ActionExtractSlots,
+    ActionListen,
+    ActionRestart,
+    ActionSessionStart,
+)
+from bot.core.actions.interfaces import Action, ActionContext, CustomActionExecutor
+from bot.core.actions.loops import TWO_STAGE, FormAction, TwoStageFallbackAction
+from bot.core.actions.responses import ResponseAction, bot_message
+from bot.core.actions.slot_extraction import PROTECTED_SLOTS, extract_slots
+from bot.core.events import Event
+from bot.core.lock_store import InMemoryLockStore, LockStore
+from bot.core.policies.ensemble import PolicyEnsemble
+from bot.core.policies.interfaces import PolicyPrediction
+from bot.core.tracker import LISTEN, DialogueStateTracker
+from bot.core.tracker_store import InMemoryTrackerStore, TrackerStore
+from bot.domain import Domain
+from bot.nlu.pipeline import NLUPipeline
+from bot.privacy import mask_text
+
+logger = logging.getLogger(__name__)
+
+_PAYLOAD = re.compile(r"^/(?P<intent>[A-Za-z_][\w.-]*)(?P<entities>\{.*\})?\s*$", re.DOTALL)
+ACTION_FAILED_TEXT = (
+    "抱歉，系统暂时无法完成您的请求，请稍后再试。如需帮助，可以点击“转人工”由人工客服为您服务。"
+)
+HUMAN_BUTTON = {"title": "转人工", "payload": "/request_human"}
+
+_DEFAULT_ACTIONS: dict[str, Callable[[str], Action]] = {
+    "action_listen": ActionListen,
+    "action_session_start": ActionSessionStart,
+    "action_restart": ActionRestart,
+    "action_default_fallback": ActionDefaultFallback,
+    "action_deactivate_loop": ActionDeactivateLoop,
+    "action_back": ActionBack,
+    "action_extract_slots": ActionExtractSlots,
+    "action_default_ask_rephrase": ActionDefaultAskRephrase,
+    "action_two_stage_fallback": TwoStageFallbackAction,
+    "action_default_ask_affirmation": TwoStageFallbackAction,
+    "action_revert_fallback_events": TwoStageFallbackAction,
+}
+
+
+@dataclass
+class UserMessage:
+    text: str
+    sender_id: str
+    input_channel: str = "rest"
+    metadata: dict[str, Any] = field(default_factory=dict)
+    customer_id: str | None = None  # verified by the channel, never from the text
+    message_id: str | None = None
+
+
+@dataclass
+class TurnResult:
+    messages: list[dict[str, Any]]
+    events: list[Event]
+    parse_data: dict[str, Any]
+    actions: list[tuple[str, str, float]]  # (action, policy, confidence)
+
+
+def parse_payload(text: str, domain: Domain) -> dict[str, Any] | None:
+    """``/intent{"entity": "value"}`` → parse data, as Rasa treats such messages."""
+    match = _PAYLOAD.match(text.strip())
+    if not match or match.group("intent") not in domain.intents:
+        return None
+    entities: list[dict[str, Any]] = []
+    if match.group("entities"):
+        try:
+            raw = json.loads(match.group("entities"))
+        except json.JSONDecodeError:
+            raw = {}
+        if isinstance(raw, dict):
+            for name, value in raw.items():
+                for v in value if isinstance(value, list) else [value]:
+                    entities.append({"entity": str(name), "value": v, "start": 0,
+                                     "end": len(text), "extractor": "payload"})
+    intent = {"name": match.group("intent"), "confidence": 1.0}
+    return {"intent": intent, "intent_ranking": [intent], "entities": entities, "text": text}
+
+
+class MessageProcessor:
+    def __init__(
+        self,
+        domain: Domain,
+        policies: PolicyEnsemble,
+        nlu: NLUPipeline | None = None,
+        tracker_store: TrackerStore | None = None,
+        lock_store: LockStore | None = None,
+        executor: CustomActionExecutor | None = None,
+        clock: Callable[[], float] = time.time,
+        max_predictions: int = 10,
+        seed: int | None = None,
+    ) -> None:
+        self.domain = domain
+        self.policies = policies
+        self.nlu = nlu
+        self.tracker_store = tracker_store or InMemoryTrackerStore()
+        self.lock_store = lock_store or InMemoryLockStore()
+        self.executor = executor
+        self.clock = clock
+        self.max_predictions = max_predictions
+        self.rng = random.Random(seed)
+
+    # -- public ----------------------------------------------------------------------------
+
+    async def handle_message(self, message: UserMessage) -> list[dict[str, Any]]:
+        return (await self.handle(message)).messages
+
+    async def handle(
+        self, message: UserMessage, parse: dict[str, Any] | None = None
+    ) -> TurnResult:
+        """Process one message; ``parse`` replaces the NLU result (story tests use it)."""
+        async with self.lock_store.lock(message.sender_id):
+            tracker = await self.get_tracker(message.sender_id)
+            start = len(tracker.events)
+            result = await self._turn(tracker, message, parse)
+            new_events = tracker.events[start:]
+            await self.tracker_store.append(message.sender_id, new_events)
+            result.events = new_events
+            return result
+
+    async def get_tracker(self, sender_id: str) -> DialogueStateTracker:
+        events = await self.tracker_store.events(sender_id)
+        return DialogueStateTracker.from_events(sender_id, events, self.domain)
+
+    async def append_events(self, sender_id: str, events: list[Event]) -> None:
+        """Add events from outside a turn (pause/resume by an agent), under the lock."""
+        async with self.lock_store.lock(sender_id):
+            await self.tracker_store.append(sender_id, events)
+
+    def parse(self, text: str) -> dict[str, Any]:
+        payload = parse_payload(text, self.domain)
+        if payload is not None:
+            return payload
+        if self.nlu is None:
+            return {"text": text, "intent": {"name": None, "confidence": 0.0},
+                    "intent_ranking": [], "entities": []}
+        return self.nlu.parse(text)
+
+    # -- the turn --------------------------------------------------------------------------
+
+    def _session_expired(self, tracker: DialogueStateTracker, now: float) -> bool:
+        if not any(e.get("event") == "session_started" for e in tracker.events):
+            return True
+        minutes = self.domain.session_config.expiration_minutes
+        last = tracker.latest_event_time
+        return bool(minutes > 0 and last is not None and now - last > minutes * 60)
+
+    def _stamp(self, events: list[Event], now: float) -> list[Event]:
+        for event in events:
+            event["timestamp"] = now
+        return events
+
+    def _context(self, channel: str | None) -> ActionContext:
+        return ActionContext(self.domain, channel, self.executor, self.rng, self.clock)
+
+    async def _turn(
+        self, tracker: DialogueStateTracker, message: UserMessage,
+        parse: dict[str, Any] | None = None,
+    ) -> TurnResult:
+        now = self.clock()
+        context = self._context(message.input_channel)
+        if self._session_expired(tracker, now):
+            tracker.update(ev.action("action_session_start", timestamp=now))
+            tracker.extend(self._stamp(await ActionSessionStart("action_session_start").run(
+                tracker, context), now))
+            tracker.update(ev.action(LISTEN, timestamp=now))
+        parse = dict(parse) if parse is not None else self.parse(message.text)
+        parse["entities"] = [
+            e for e in parse.get("entities") or [] if e.get("entity") not in PROTECTED_SLOTS
+        ]
+        parse_data = {k: v for k, v in parse.items() if k != "text"}
+        tracker.update(
+            ev.user(message.text, parse_data, input_channel=message.input_channel,
+                    message_id=message.message_id, metadata=message.metadata, timestamp=now)
+        )
+        if "customer_id" in self.domain.slots and (
+            tracker.slots.get("customer_id") != message.customer_id
+        ):
+            tracker.update(ev.slot("customer_id", message.customer_id, timestamp=now))
+        tracker.extend(self._stamp(extract_slots(tracker, self.domain), now))
+        result = TurnResult([], [], parse, [])
+        if tracker.paused:
+            return result
+        for _ in range(self.max_predictions):
+            prediction = self.predict(tracker)
+            result.actions.append((prediction.action, prediction.policy, prediction.confidence))
+            if prediction.action == LISTEN:
+                tracker.update(ev.action(LISTEN, prediction.policy, prediction.confidence, now))
+                break
+            stop = await self._run_action(tracker, prediction, context, now, result)
+            if stop or tracker.paused:
+                break
+        else:
+            logger.warning("%s: %d predictions without listening; listening now",
+                           tracker.sender_id, self.max_predictions)
+            tracker.update(ev.action(LISTEN, "max_predictions", 1.0, now))
+        return result
+
+    def predict(self, tracker: DialogueStateTracker) -> PolicyPrediction:
+        prediction = self.policies.predict(tracker, self.domain)
+        loop = tracker.active_loop
+        if (
+            loop.name
+            and loop.rejected
+            and prediction.action == loop.name
+            and tracker.latest_action_name == LISTEN
+        ):
+            # The loop refused this message already: do not ask it again.
+            threshold, fallback = self.policies.fallback
+            return PolicyPrediction(fallback, 1.0, "loop_rejected", 0)
+        return prediction
+
+    def action(self, name: str) -> Action:
+        if name in _DEFAULT_ACTIONS:
+            return _DEFAULT_ACTIONS[name](TWO_STAGE if "fallback_events" in name else name)
+        if name in self.domain.forms:
+            return FormAction(name)
+        if name in self.domain.responses:
+            return ResponseAction(name)
+        if name in self.domain.actions or (self.executor and name in self.executor.names()):
+            return CustomAction(name)
+        raise ActionExecutionError(f"unknown action '{name}': not a response, form or custom action")
+
+    async def _run_action(
+        self,
+        tracker: DialogueStateTracker,
+        prediction: PolicyPrediction,
+        context: ActionContext,
+        now: float,
+        result: TurnResult,
+    ) -> bool:
+        """Run one action; True ends the turn early (the action failed)."""
+        name = prediction.action
+        try:
+            events = await self.action(name).run(tracker, context)
+        except ActionRejected as exc:
+            logger.info("%s: %s", tracker.sender_id, exc)
+            tracker.update(ev.action_execution_rejected(name, now))
+            return False
+        except Exception as exc:  # noqa: BLE001 - any failing action must not end the turn badly
+            logger.error("%s: action %s failed: %s", tracker.sender_id, name,
+                         mask_text(str(exc)))
+            tracker.update(ev.action(name, prediction.policy, prediction.confidence, now))
+            failure = ev.bot(ACTION_FAILED_TEXT, {"buttons": [HUMAN_BUTTON]},
+                             {"action_failed": name}, timestamp=now)
+            tracker.update(failure)
+            result.messages.append(bot_message(failure, tracker.sender_id))
+            tracker.update(ev.action(LISTEN, "action_failed", 1.0, now))
+            return True
+        rejected = any(
+            e.get("event") == "action_execution_rejected" and e.get("name") == name for e in events
+        )
+        if not rejected:
+            tracker.update(ev.action(name, prediction.policy, prediction.confidence, now))
+        user_before = tracker.latest_message
+        for event in self._stamp(events, now):
+            tracker.update(event)
+            if event.get("event") == "bot":
+                result.messages.append(bot_message(event, tracker.sender_id))
+        if any(e.get("event") == "user" for e in events) and tracker.latest_message is not user_before:
+            # An action replayed a user message (two-stage fallback): map its slots.
+            tracker.extend(self._stamp(extract_slots(tracker, self.domain), now))
+        return False

@@ -1,0 +1,188 @@
+"""``bot test core``: run test stories through the whole assistant.
+
+Each test story is a fresh conversation (in-memory stores, its own clock). For every user
+step the message text goes through the NLU (the expected ``intent`` is checked and then
+used, so one NLU miss does not hide the dialogue result), the actions the assistant runs
+are compared with the story's actions, and ``slot_was_set`` / ``active_loop`` steps are
+checked against the tracker. Extensions: story ``metadata: {customer_id: C1001}`` makes
+the conversation verified; ``- wait: SECONDS`` moves the clock on; ``- resume: true``
+hands a paused conversation back to the bot.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.core import events as ev
+from bot.core.actions.interfaces import CustomActionExecutor
+from bot.core.lock_store import InMemoryLockStore
+from bot.core.processor import MessageProcessor, UserMessage
+from bot.core.stories import (
+    ANY_VALUE,
+    ActionStep,
+    LoopStep,
+    ResumeStep,
+    SlotStep,
+    Story,
+    UserStep,
+    WaitStep,
+)
+from bot.core.tracker import LISTEN
+from bot.core.tracker_store import InMemoryTrackerStore
+from bot.model import LoadedModel
+
+
+@dataclass
+class StoryResult:
+    story: Story
+    passed: bool = True
+    failure: str | None = None
+    intent_errors: list[dict[str, Any]] = field(default_factory=list)
+    actions_expected: int = 0
+    actions_correct: int = 0
+    transcript: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _Clock:
+    def __init__(self, start: float = 1_767_225_600.0) -> None:  # 2026-01-01
+        self.now = start
+
+    def __call__(self) -> float:
+        self.now += 0.001
+        return self.now
+
+
+def _turns(story: Story) -> list[tuple[Any, list[Any]]]:
+    """(opening step, following checks) where the opening step is a user/wait/resume."""
+    turns: list[tuple[Any, list[Any]]] = []
+    for step in story.steps:
+        if isinstance(step, UserStep | WaitStep | ResumeStep):
+            turns.append((step, []))
+        elif turns:
+            turns[-1][1].append(step)
+        else:
+            turns.append((None, [step]))
+    return turns
+
+
+async def run_story(
+    story: Story,
+    model: LoadedModel,
+    executor: CustomActionExecutor | None,
+) -> StoryResult:
+    assert model.core is not None and model.domain is not None
+    clock = _Clock()
+    processor = MessageProcessor(
+        model.domain, model.core, model.nlu, InMemoryTrackerStore(), InMemoryLockStore(),
+        executor, clock=clock, seed=7,
+    )
+    sender = f"test-{story.name}"
+    customer = story.metadata.get("customer_id")
+    result = StoryResult(story)
+
+    def fail(message: str) -> StoryResult:
+        result.passed = False
+        result.failure = message
+        return result
+
+    for opener, checks in _turns(story):
+        if isinstance(opener, WaitStep):
+            clock.now += opener.seconds
+            continue
+        if isinstance(opener, ResumeStep):
+            await processor.append_events(sender, [ev.resume(clock())])
+            continue
+        if opener is None:
+            return fail("a test story must start with a user message")
+        text = opener.text if opener.text is not None else f"/{opener.intent}"
+        parse = processor.parse(text)
+        predicted_intent = (parse.get("intent") or {}).get("name")
+        if opener.intent is not None and predicted_intent != opener.intent:
+            result.intent_errors.append(
+                {"text": text, "expected": opener.intent, "predicted": predicted_intent}
+            )
+            parse["intent"] = {"name": opener.intent, "confidence": 1.0}
+        turn = await processor.handle(UserMessage(text, sender, "test", {}, customer), parse)
+        ran = [a for a, _, _ in turn.actions if a != LISTEN]
+        expected = [s.action for s in checks if isinstance(s, ActionStep) and s.action != LISTEN]
+        result.transcript.append(
+            {"user": text, "intent": predicted_intent, "actions": ran,
+             "bot": [m.get("text") for m in turn.messages]}
+        )
+        result.actions_expected += len(expected)
+        result.actions_correct += sum(
+            1 for i, a in enumerate(expected) if i < len(ran) and ran[i] == a
+        )
+        if ran != expected:
+            where = f" ({opener.source})" if opener.source else ""
+            return fail(f"after '{text}'{where}: expected actions {expected}, got {ran}")
+        tracker = await processor.get_tracker(sender)
+        for check in checks:
+            if isinstance(check, SlotStep):
+                for name, value in check.slots:
+                    actual = tracker.slots.get(name)
+                    ok = actual is not None if value is ANY_VALUE else actual == value
+                    if not ok:
+                        return fail(f"after '{text}': slot {name} is {actual!r}, expected {value!r}")
+            elif isinstance(check, LoopStep) and tracker.active_loop.name != check.loop:
+                return fail(
+                    f"after '{text}': active loop is {tracker.active_loop.name!r}, "
+                    f"expected {check.loop!r}"
+                )
+    if result.intent_errors:
+        first = result.intent_errors[0]
+        return fail(f"'{first['text']}' was understood as {first['predicted']}, "
+                    f"expected {first['expected']}")
+    return result
+
+
+def write_reports(results: list[StoryResult], out: Path) -> dict[str, Any]:
+    out.mkdir(parents=True, exist_ok=True)
+    passed = sum(r.passed for r in results)
+    expected = sum(r.actions_expected for r in results)
+    correct = sum(r.actions_correct for r in results)
+    report = {
+        "total": len(results),
+        "passed": passed,
+        "failed": len(results) - passed,
+        "conversation_accuracy": round(passed / len(results), 4) if results else 0.0,
+        "action_accuracy": round(correct / expected, 4) if expected else 0.0,
+        "stories": [
+            {
+                "name": r.story.name,
+                "source": str(r.story.source) if r.story.source else None,
+                "passed": r.passed,
+                "failure": r.failure,
+                "intent_errors": r.intent_errors,
+                "transcript": r.transcript,
+            }
+            for r in results
+        ],
+    }
+    (out / "story_report.json").write_text(
+        json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8"
+    )
+    failed = [
+        {
+            "story": r.story.name,
+            "failure": r.failure,
+            "steps": [
+                {"user": t["user"], "intent": t["intent"], "actions": t["actions"]}
+                for t in r.transcript
+            ],
+        }
+        for r in results
+        if not r.passed
+    ]
+    text = "# Failed test stories with what the assistant did (bot test core)\n"
+    if failed:
+        text += yaml.safe_dump({"stories": failed}, allow_unicode=True, sort_keys=False)
+    else:
+        text += "stories: []\n"
+    (out / "failed_test_stories.yml").write_text(text, encoding="utf-8")
+    return report

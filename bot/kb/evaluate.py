@@ -1,0 +1,81 @@
+"""Retrieval quality on labelled queries: top-1, recall@k, MRR and the misses."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.errors import BotError
+
+Search = Callable[[str, int], Sequence[str]]  # (query, top) → entry ids, best first
+
+
+class EvalFileError(BotError):
+    """The evaluation TSV is malformed."""
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    n: int
+    top1: float
+    recall_at_k: float
+    mrr: float
+    k: int = 5
+    misses: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "top1": round(self.top1, 4),
+            f"recall@{self.k}": round(self.recall_at_k, 4),
+            "mrr": round(self.mrr, 4),
+            "misses": self.misses,
+        }
+
+
+def read_eval_tsv(path: Path) -> list[tuple[str, str]]:
+    """``(query, topic_id)`` rows of a TSV with the header ``query, topic_id``."""
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EvalFileError(f"{path}: cannot read: {exc}") from exc
+    rows = list(csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE))
+    header = [h.strip().lower() for h in rows[0]] if rows else []
+    if "query" not in header or "topic_id" not in header:
+        raise EvalFileError(f"{path}:1: the header must be 'query<TAB>topic_id'")
+    q, t = header.index("query"), header.index("topic_id")
+    pairs = []
+    problems = []
+    for number, row in enumerate(rows[1:], 2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) <= max(q, t) or not row[q].strip() or not row[t].strip():
+            problems.append(f"{path}:{number}: needs a query and a topic_id separated by a tab")
+            continue
+        pairs.append((row[q].strip(), row[t].strip()))
+    if problems:
+        raise EvalFileError("\n".join(problems))
+    return pairs
+
+
+def evaluate(search: Search, pairs: Sequence[tuple[str, str]], k: int = 5) -> EvalReport:
+    hits1 = 0
+    hitsk = 0
+    rr = 0.0
+    misses = []
+    for query, expected in pairs:
+        ranked = list(search(query, k))
+        rank = ranked.index(expected) + 1 if expected in ranked else 0
+        hits1 += rank == 1
+        hitsk += rank > 0
+        rr += 1.0 / rank if rank else 0.0
+        if rank != 1:
+            misses.append({"query": query, "expected": expected, "rank": rank or None,
+                           "got": ranked[:3]})
+    n = len(pairs)
+    if n == 0:
+        return EvalReport(0, 0.0, 0.0, 0.0, k)
+    return EvalReport(n, hits1 / n, hitsk / n, rr / n, k, misses)
