@@ -14,6 +14,7 @@ import logging
 import random
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,6 +118,7 @@ class MessageProcessor:
         clock: Callable[[], float] = time.time,
         max_predictions: int = 10,
         seed: int | None = None,
+        cache_size: int = 10_000,
     ) -> None:
         self.domain = domain
         self.policies = policies
@@ -127,6 +129,11 @@ class MessageProcessor:
         self.clock = clock
         self.max_predictions = max_predictions
         self.rng = random.Random(seed)
+        # Recently active trackers. Events are append-only, so a cached tracker is brought
+        # up to date by reading only the events after its length (other processes may
+        # have appended some); a failed turn drops its entry.
+        self._cache: OrderedDict[str, DialogueStateTracker] = OrderedDict()
+        self.cache_size = cache_size
 
     # -- public ----------------------------------------------------------------------------
 
@@ -137,16 +144,33 @@ class MessageProcessor:
         self, message: UserMessage, parse: dict[str, Any] | None = None
     ) -> TurnResult:
         """Process one message; ``parse`` replaces the NLU result (story tests use it)."""
-        async with self.lock_store.lock(message.sender_id):
-            tracker = await self.get_tracker(message.sender_id)
+        sender = message.sender_id
+        async with self.lock_store.lock(sender):
+            tracker = await self._cached_tracker(sender)
             start = len(tracker.events)
-            result = await self._turn(tracker, message, parse)
-            new_events = tracker.events[start:]
-            await self.tracker_store.append(message.sender_id, new_events)
+            try:
+                result = await self._turn(tracker, message, parse)
+                new_events = tracker.events[start:]
+                await self.tracker_store.append(sender, new_events)
+            except BaseException:
+                self._cache.pop(sender, None)
+                raise
             result.events = new_events
             return result
 
+    async def _cached_tracker(self, sender_id: str) -> DialogueStateTracker:
+        tracker = self._cache.pop(sender_id, None)
+        if tracker is None:
+            tracker = await self.get_tracker(sender_id)
+        else:
+            tracker.extend(await self.tracker_store.events(sender_id, after=len(tracker.events)))
+        self._cache[sender_id] = tracker
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return tracker
+
     async def get_tracker(self, sender_id: str) -> DialogueStateTracker:
+        """A fresh tracker built from every stored event of the conversation."""
         events = await self.tracker_store.events(sender_id)
         return DialogueStateTracker.from_events(sender_id, events, self.domain)
 
