@@ -10,6 +10,9 @@ import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from bot.config import BotConfig, load_config
 from bot.core.policies.ensemble import PolicyEnsemble
@@ -41,6 +44,7 @@ class TrainResult:
     nlu_reused: bool = False
     stories: int = 0
     rules: int = 0
+    kb: Any = None  # bot.kb.build.BuildResult when the project has a knowledge base
 
 
 def load_training_data(project: Project) -> TrainingData:
@@ -84,10 +88,30 @@ def train_core(project: Project, config: BotConfig) -> tuple[PolicyEnsemble, int
     return ensemble, len(stories), len(rules)
 
 
+def build_kb(project: Project, force: bool, show_progress: bool) -> Any:
+    """Build ``kb_index/`` when it has sources (skipped inside when nothing changed)."""
+    kb_dir = project.root / "kb_index"
+    if not (kb_dir / "sources").is_dir():
+        return None
+    from bot.kb.build import build_knowledge_base
+
+    raw = yaml.safe_load(project.config_file.read_text(encoding="utf-8")) or {}
+    try:
+        texts = [e.text for e in load_nlu_files(project.nlu_files(), project.root).examples]
+    except Exception:  # the NLU data is reported by NLU training itself
+        texts = []
+    return build_knowledge_base(kb_dir, raw, texts, force, show_progress, root=project.root)
+
+
 def train(
-    project: Project, *, force: bool = False, progress: ProgressCallback | None = None
+    project: Project,
+    *,
+    force: bool = False,
+    progress: ProgressCallback | None = None,
+    kb_progress: bool = False,
 ) -> TrainResult:
     config = load_config(project.config_file)
+    kb = build_kb(project, force, kb_progress)
     nlu_fp = training_fingerprint(project, config)
     core_fp = core_fingerprint(project, config)
     fingerprint = hashlib.sha256(f"{nlu_fp}:{core_fp}".encode()).hexdigest()
@@ -100,7 +124,7 @@ def train(
             previous_meta = None
     if previous is not None and previous_meta is not None and not force:
         if previous_meta.fingerprint == fingerprint:
-            return TrainResult(previous, True, 0.0, 0, 0)
+            return TrainResult(previous, True, 0.0, 0, 0, kb=kb)
     started = time.perf_counter()
     data = load_training_data(project)
     nlu: NLUPipeline | Path
@@ -140,4 +164,4 @@ def train(
         fingerprints={"nlu": nlu_fp, "core": core_fp},
     )
     return TrainResult(archive, False, seconds, len(data.examples), len(data.intents), reused,
-                       n_stories, n_rules)
+                       n_stories, n_rules, kb)

@@ -43,6 +43,13 @@ def run(args: argparse.Namespace) -> int:
             progress.update(task, description=stage, completed=done, total=total)
 
         result = train(project, force=args.force, progress=report)
+    if result.kb is not None:
+        kb = result.kb
+        if kb.skipped:
+            print("Knowledge base unchanged; not rebuilt.")
+        else:
+            print(f"Knowledge base: {kb.entries} entries, {kb.variants} questions indexed "
+                  f"({kb.index_kind}) in {kb.seconds:.1f} s")
     if result.skipped:
         print(f"Nothing changed since {result.archive.name}; no training needed (--force to retrain).")
     else:

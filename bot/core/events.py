@@ -96,8 +96,15 @@ def undo(timestamp: float | None = None) -> Event:
     return _event("undo", timestamp)
 
 
-def action_execution_rejected(name: str, timestamp: float | None = None) -> Event:
-    return _event("action_execution_rejected", timestamp, name=name)
+def action_execution_rejected(
+    name: str,
+    timestamp: float | None = None,
+    policy: str | None = None,
+    confidence: float | None = None,
+) -> Event:
+    return _event(
+        "action_execution_rejected", timestamp, name=name, policy=policy, confidence=confidence
+    )
 
 
 def loop_interrupted(is_interrupted: bool, timestamp: float | None = None) -> Event:

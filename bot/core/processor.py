@@ -83,7 +83,8 @@ class TurnResult:
     messages: list[dict[str, Any]]
     events: list[Event]
     parse_data: dict[str, Any]
-    actions: list[tuple[str, str, float]]  # (action, policy, confidence)
+    actions: list[tuple[str, str, float]]  # (action, policy, confidence) that ran
+    rejected: list[str] = field(default_factory=list)  # actions that refused to run
 
 
 def parse_payload(text: str, domain: Domain) -> dict[str, Any] | None:
@@ -104,6 +105,29 @@ def parse_payload(text: str, domain: Domain) -> dict[str, Any] | None:
                                      "end": len(text), "extractor": "payload"})
     intent = {"name": match.group("intent"), "confidence": 1.0}
     return {"intent": intent, "intent_ranking": [intent], "entities": entities, "text": text}
+
+
+def _json_safe(event: Event) -> Event:
+    """Events are stored as JSON: objects an action left in them become plain data."""
+    try:
+        json.dumps(event, ensure_ascii=False, allow_nan=False)
+        return event
+    except (TypeError, ValueError):
+        def plain(value: Any) -> Any:
+            if hasattr(value, "__dataclass_fields__"):
+                return {k: plain(getattr(value, k)) for k in value.__dataclass_fields__}
+            if isinstance(value, dict):
+                return {str(k): plain(v) for k, v in value.items()}
+            if isinstance(value, list | tuple):
+                return [plain(v) for v in value]
+            if isinstance(value, float) and value != value:
+                return None
+            if value is None or isinstance(value, str | int | float | bool):
+                return value
+            return str(value)
+
+        safe: Event = plain(event)
+        return safe
 
 
 class MessageProcessor:
@@ -235,12 +259,17 @@ class MessageProcessor:
             return result
         for _ in range(self.max_predictions):
             prediction = self.predict(tracker)
-            result.actions.append((prediction.action, prediction.policy, prediction.confidence))
             if prediction.action == LISTEN:
+                result.actions.append((LISTEN, prediction.policy, prediction.confidence))
                 tracker.update(ev.action(LISTEN, prediction.policy, prediction.confidence, now))
                 break
             stop = await self._run_action(tracker, prediction, context, now, result)
-            if stop or tracker.paused:
+            if tracker.paused and not stop:
+                # A human takes over: the bot listens from here (and after a resume).
+                result.actions.append((LISTEN, "paused", 1.0))
+                tracker.update(ev.action(LISTEN, "paused", 1.0, now))
+                break
+            if stop:
                 break
         else:
             logger.warning("%s: %d predictions without listening; listening now",
@@ -288,8 +317,10 @@ class MessageProcessor:
         except ActionRejected as exc:
             logger.info("%s: %s", tracker.sender_id, exc)
             tracker.update(ev.action_execution_rejected(name, now))
+            result.rejected.append(name)
             return False
         except Exception as exc:  # noqa: BLE001 - any failing action must not end the turn badly
+            result.actions.append((name, prediction.policy, prediction.confidence))
             logger.error("%s: action %s failed: %s", tracker.sender_id, name,
                          mask_text(str(exc)))
             tracker.update(ev.action(name, prediction.policy, prediction.confidence, now))
@@ -299,17 +330,28 @@ class MessageProcessor:
             result.messages.append(bot_message(failure, tracker.sender_id))
             tracker.update(ev.action(LISTEN, "action_failed", 1.0, now))
             return True
+        events = [_json_safe(e) for e in events]
         rejected = any(
             e.get("event") == "action_execution_rejected" and e.get("name") == name for e in events
         )
-        if not rejected:
+        if rejected:
+            result.rejected.append(name)
+        else:
+            result.actions.append((name, prediction.policy, prediction.confidence))
             tracker.update(ev.action(name, prediction.policy, prediction.confidence, now))
         user_before = tracker.latest_message
         for event in self._stamp(events, now):
             tracker.update(event)
             if event.get("event") == "bot":
                 result.messages.append(bot_message(event, tracker.sender_id))
-        if any(e.get("event") == "user" for e in events) and tracker.latest_message is not user_before:
+        replayed = any(e.get("event") == "user" for e in events)
+        if replayed and tracker.latest_message is not user_before:
             # An action replayed a user message (two-stage fallback): map its slots.
             tracker.extend(self._stamp(extract_slots(tracker, self.domain), now))
+        elif any(e.get("event") == "rewind" for e in events):
+            # The message was undone (action_default_fallback, action_back): predicting on
+            # would answer the previous message again, so wait for the customer.
+            tracker.update(ev.action(LISTEN, prediction.policy, 1.0, now))
+            result.actions.append((LISTEN, prediction.policy, 1.0))
+            return True
         return False

@@ -1,8 +1,9 @@
 """The conversation state, derived from its events (Rasa's ``DialogueStateTracker``).
 
 State is recomputed by replaying the *applied* events: ``restart`` and
-``session_started`` start afresh, ``rewind`` removes the last user message and what
-followed it, ``undo`` removes the last action and what followed it.
+``session_started`` start afresh, ``rewind`` removes the last user message, what
+followed it and the ``action_listen`` just before it (as Rasa's ``UserUtteranceReverted``),
+``undo`` removes the last action and what followed it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ def applied_events(events: list[Event]) -> list[Event]:
             applied = [event] if kind == "session_started" else []
         elif kind == "rewind":
             _undo_till(applied, "user")
+            # The listen that led to the message goes too: the bot's last action is latest.
+            if applied and applied[-1].get("event") == "action" and (
+                applied[-1].get("name") == LISTEN
+            ):
+                del applied[-1]
         elif kind == "undo":
             _undo_till(applied, "action")
         else:
@@ -75,6 +81,7 @@ class DialogueStateTracker:
         self.latest_action = {}
         self.active_loop = ActiveLoop()
         self.followup_action = None
+        self.latest_input_channel = None
 
     def _replay(self) -> None:
         self._reset_state()
@@ -103,6 +110,8 @@ class DialogueStateTracker:
             self.latest_action = {"action_name": name}
             if self.followup_action == name:
                 self.followup_action = None
+            if name is not None and name == self.active_loop.name:
+                self.active_loop.rejected = False  # the loop ran again (as Rasa)
         elif kind == "slot":
             name = event.get("name")
             slot = self.domain.slots.get(str(name))

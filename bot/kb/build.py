@@ -121,9 +121,13 @@ def project_nlu_texts(root: Path) -> list[str]:
 _WORKER: TextAnalyzer | None = None
 
 
-def _analyse_chunk(texts: list[str]) -> list[Analysed]:
+def _analyse_chunk(texts: list[str]) -> list[tuple[str, str, str]]:
     assert _WORKER is not None
-    return [_WORKER.analyse(t) for t in texts]
+    out = []
+    for text in texts:
+        a = _WORKER.analyse(text)
+        out.append((a.norm, a.words, a.clean))  # tuples pickle much faster than dataclasses
+    return out
 
 
 def analyse_all(
@@ -141,7 +145,7 @@ def analyse_all(
         try:
             with multiprocessing.get_context("fork").Pool(workers) as pool:
                 for part in pool.imap(_analyse_chunk, chunks):
-                    out.extend(part)
+                    out.extend(Analysed(*t) for t in part)
                     if progress:
                         progress("tokenising", len(out), total)
         finally:
@@ -170,7 +174,7 @@ def calibration_split(
     n = offsets.size - 1
     sizes = np.diff(offsets)
     eligible = np.flatnonzero(sizes >= 3)
-    n_gap = int(round(0.2 * eligible.size)) if eligible.size >= 5 else 0
+    n_gap = round(0.2 * eligible.size) if eligible.size >= 5 else 0
     gap = np.sort(rng.choice(eligible, n_gap, replace=False)) if n_gap else np.zeros(0, np.int64)
     is_gap = np.zeros(n, bool)
     is_gap[gap] = True

@@ -64,20 +64,36 @@ class Calibrator:
         return cls(np.asarray([DEFAULT_WEIGHTS[f] for f in FEATURES]), DEFAULT_BIAS)
 
     @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray, queries: int, c: float = 1.0) -> Calibrator:
-        """Fit on candidate features ``x`` and 0/1 labels ``y``; default when too little."""
-        from sklearn.linear_model import LogisticRegression
+    def fit(cls, x: np.ndarray, y: np.ndarray, queries: int, l2: float = 1.0) -> Calibrator:
+        """Logistic regression on candidate features ``x`` and 0/1 labels ``y`` with every
+        weight ≥ 0 (a higher similarity never lowers the score); the defaults when the data
+        are too few."""
+        from scipy.optimize import minimize
 
         if queries < 20 or y.sum() < 10 or (y == 0).sum() < 10:
             return cls.default()
-        model = LogisticRegression(C=c, max_iter=1000)
-        model.fit(x, y)
-        return cls(model.coef_[0], float(model.intercept_[0]), queries)
+        x64 = x.astype(np.float64)
+        y64 = y.astype(np.float64)
+        n = x64.shape[0]
+
+        def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            w, b = theta[:-1], theta[-1]
+            z = x64 @ w + b
+            p = 1.0 / (1.0 + np.exp(-z))
+            value = np.logaddexp(0.0, z).sum() - y64 @ z + 0.5 * l2 * (w @ w)
+            grad = np.append(x64.T @ (p - y64) + l2 * w, (p - y64).sum())
+            return float(value) / n, grad / n
+
+        start = np.zeros(x64.shape[1] + 1)
+        bounds = [(0.0, None)] * x64.shape[1] + [(None, None)]
+        result = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds)
+        return cls(result.x[:-1], float(result.x[-1]), queries)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Probabilities in [0, 1], one per row of ``x``."""
         z = x @ self.weights + self.bias
-        return (1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))).astype(np.float32)
+        probs: np.ndarray = (1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))).astype(np.float32)
+        return probs
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -47,7 +47,8 @@ class Embedder(Protocol):
 def _l2(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return (x / norms).astype(np.float32)
+    out: np.ndarray = (x / norms).astype(np.float32)
+    return out
 
 
 class TfidfSvdEmbedder:
@@ -80,10 +81,16 @@ class TfidfSvdEmbedder:
         return self._wanted if self.projection is None else int(self.projection.shape[1])
 
     def fit(self, docs: Sequence[Analysed], progress: Progress | None = None) -> None:
+        """Vocabulary, idf and SVD from ``docs``, or from a random ``svd_sample`` of them
+        when there are more (large KBs: the counting is the expensive part)."""
         from sklearn.decomposition import TruncatedSVD
 
         if progress:
             progress("embedder: TF-IDF", 0, 2)
+        if len(docs) > self.svd_sample:
+            rng = np.random.default_rng(self.seed)
+            pick = np.sort(rng.choice(len(docs), self.svd_sample, replace=False))
+            docs = [docs[i] for i in pick]
         featurizer, x = SparseFeaturizer.fit(
             docs,
             char_ngram=self.char_ngram,
@@ -94,13 +101,10 @@ class TfidfSvdEmbedder:
         if progress:
             progress("embedder: SVD", 1, 2)
         n_components = max(1, min(self._wanted, x.shape[0] - 1, x.shape[1] - 1))
-        rows = x
-        if x.shape[0] > self.svd_sample:
-            pick = np.random.default_rng(self.seed).choice(x.shape[0], self.svd_sample, False)
-            rows = x[np.sort(pick)]
-        svd = TruncatedSVD(n_components=n_components, algorithm="randomized", n_iter=5,
-                           random_state=self.seed)
-        svd.fit(rows)
+        svd = TruncatedSVD(
+            n_components=n_components, algorithm="randomized", n_iter=5, random_state=self.seed
+        )
+        svd.fit(x)
         self.featurizer = featurizer
         self.projection = np.ascontiguousarray(svd.components_.T, dtype=np.float32)
         if progress:
@@ -129,7 +133,8 @@ class TfidfSvdEmbedder:
             return np.zeros(projection.shape[1], np.float32)
         vec = weights @ projection[cols]
         norm = float(np.linalg.norm(vec))
-        return (vec / norm if norm else vec).astype(np.float32)
+        out: np.ndarray = (vec / norm if norm else vec).astype(np.float32)
+        return out
 
     def save(self, directory: Path) -> dict[str, Any]:
         featurizer, projection = self._ready()
@@ -206,7 +211,8 @@ class SentenceTransformerEmbedder:
         return _l2(np.vstack(out))
 
     def encode_one(self, doc: Analysed) -> np.ndarray:
-        return self.encode([doc])[0]
+        out: np.ndarray = self.encode([doc])[0]
+        return out
 
     def save(self, directory: Path) -> dict[str, Any]:
         return {

@@ -28,7 +28,9 @@ def faiss_module() -> Any:
 
 def choose_kind(kind: str, n_vectors: int, flat_max_vectors: int) -> str:
     if kind not in KINDS:
-        raise ConfigError(f"knowledge_base.index '{kind}' is unknown; use one of: {', '.join(KINDS)}")
+        raise ConfigError(
+            f"knowledge_base.index '{kind}' is unknown; use one of: {', '.join(KINDS)}"
+        )
     if kind == "auto":
         return "flat" if n_vectors <= flat_max_vectors else "hnsw"
     return kind
@@ -58,9 +60,9 @@ class DenseIndex:
         vectors: np.ndarray,
         kind: str = "auto",
         *,
-        flat_max_vectors: int = 50000,
-        hnsw_m: int = 32,
-        ef_construction: int = 64,
+        flat_max_vectors: int = 10000,
+        hnsw_m: int = 16,
+        ef_construction: int = 40,
         ef_search: int = 64,
         nprobe: int = 16,
         seed: int = 0,

@@ -1,10 +1,10 @@
 """BM25 over jieba tokens, on scipy sparse matrices so it stays fast at 100,000s of entries.
 
 Build time stores every document's BM25 term weight (``tf·(k1+1)/(tf+k1·(1-b+b·dl/avgdl))``)
-twice: row-major for exact scoring of candidate rows, and column-major with each term's
-postings sorted by weight (impact order). A query takes at most ``budget / terms`` top
-postings per term as candidates, then scores those rows exactly; for small collections this
-is the exact BM25 top list.
+twice, column-major: postings sorted by row (exact scores of given rows by binary search)
+and sorted by weight (impact order). Candidates are the rows holding the query's rarer terms
+(as many terms as fit in a posting budget, rarest first), ranked by those terms, and the best
+few hundred are scored exactly with every term; for small collections that is exact BM25.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import numpy as np
 from scipy import sparse
 
 from bot.kb.text import split_words
+
+MAX_POSTINGS = 50000  # a term's best postings considered as candidates
 
 
 
@@ -40,7 +42,7 @@ class BM25:
         self,
         vocab: list[str],
         idf: np.ndarray,
-        by_row: sparse.csr_matrix,
+        by_col: sparse.csc_matrix,
         postings: sparse.csc_matrix,
         k1: float,
         b: float,
@@ -48,15 +50,16 @@ class BM25:
         self.vocab = vocab
         self.index = {term: i for i, term in enumerate(vocab)}
         self.idf = idf.astype(np.float32)
-        self.by_row = by_row
-        self.postings = postings
+        self.by_col = by_col  # row ids sorted within each column: exact look-ups
+        self.postings = postings  # same entries, highest weight first: candidates
+        self.df = np.diff(by_col.indptr)
         self.k1, self.b = k1, b
-        n = by_row.shape[0]
+        n = by_col.shape[0]
         self.max_idf = math.log(1.0 + (n + 0.5) / 0.5)
 
     @property
     def n_docs(self) -> int:
-        return int(self.by_row.shape[0])
+        return int(self.by_col.shape[0])
 
     @classmethod
     def fit(cls, docs: Sequence[str], k1: float = 1.2, b: float = 0.75) -> BM25:
@@ -80,7 +83,9 @@ class BM25:
         denom = tf + k1 * (1.0 - b + b * row_len / max(avgdl, 1e-9))
         weights = counts.copy()
         weights.data = (tf * (k1 + 1.0) / denom).astype(np.float32)
-        return cls(vocab, idf, weights, _impact_ordered(weights), k1, b)
+        by_col = weights.tocsc()
+        by_col.sort_indices()
+        return cls(vocab, idf, by_col, _impact_ordered(by_col), k1, b)
 
     def query(self, words: list[str]) -> LexicalQuery:
         unique = list(dict.fromkeys(words))
@@ -91,28 +96,54 @@ class BM25:
         norm = float(idf.sum()) + unknown * self.max_idf
         return LexicalQuery(cols, idf, norm if norm > 0 else 1.0)
 
-    def candidates(self, q: LexicalQuery, budget: int) -> np.ndarray:
-        """Row ids holding the highest-weight postings of the query's terms (sorted)."""
+    def candidates(self, q: LexicalQuery, budget: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows holding the query's rarer terms, with partial scores over those terms.
+
+        Terms are taken from the rarest up while their postings fit in ``budget``; the rarest
+        term always counts (its best ``MAX_POSTINGS`` postings when it has more). Common terms
+        left out only matter to the exact scores of :meth:`score_rows`."""
         if q.empty:
-            return np.zeros(0, np.int64)
-        per_term = max(1, budget // q.cols.size)
-        indptr, indices = self.postings.indptr, self.postings.indices
-        parts = [indices[indptr[c] : min(indptr[c + 1], indptr[c] + per_term)] for c in q.cols]
-        return np.unique(np.concatenate(parts)).astype(np.int64)
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        indptr, indices, data = self.postings.indptr, self.postings.indices, self.postings.data
+        rows: list[np.ndarray] = []
+        weights: list[np.ndarray] = []
+        used = 0
+        for i in np.argsort(self.df[q.cols], kind="stable").tolist():
+            c = int(q.cols[i])
+            df = int(self.df[c])
+            if rows and used + df > budget:
+                break
+            take = min(df, MAX_POSTINGS)
+            used += take
+            rows.append(indices[indptr[c] : indptr[c] + take])
+            weights.append(data[indptr[c] : indptr[c] + take] * q.idf[i])
+        unique, inverse = np.unique(np.concatenate(rows), return_inverse=True)
+        partial = np.bincount(inverse, weights=np.concatenate(weights), minlength=unique.size)
+        return unique.astype(np.int64), (partial / q.norm).astype(np.float32)
 
     def score_rows(self, q: LexicalQuery, rows: np.ndarray) -> np.ndarray:
-        """Normalised BM25 (score / sum of the query terms' idf) of ``rows``."""
+        """Exact normalised BM25 (score / total idf of the query terms) of ``rows``."""
+        scores = np.zeros(rows.size, np.float64)
         if q.empty or rows.size == 0:
-            return np.zeros(rows.size, np.float32)
-        qvec = sparse.csr_matrix(
-            (q.idf, (q.cols, np.zeros(q.cols.size, np.int64))), shape=(len(self.vocab), 1)
-        )
-        scores = (self.by_row[rows] @ qvec).toarray().ravel()
+            return scores.astype(np.float32)
+        indptr, indices, data = self.by_col.indptr, self.by_col.indices, self.by_col.data
+        for c, idf in zip(q.cols.tolist(), q.idf.tolist(), strict=True):
+            start, end = int(indptr[c]), int(indptr[c + 1])
+            column = indices[start:end]
+            at = np.searchsorted(column, rows)
+            at_ok = np.minimum(at, end - start - 1)
+            found = column[at_ok] == rows
+            scores += np.where(found, data[start + at_ok], 0.0) * idf
         return (scores / q.norm).astype(np.float32)
 
-    def top(self, q: LexicalQuery, k: int, budget: int = 4000) -> tuple[np.ndarray, np.ndarray]:
-        """``(rows, normalised scores)`` of the best ``k`` rows, best first."""
-        rows = self.candidates(q, budget)
+    def top(
+        self, q: LexicalQuery, k: int, budget: int = 20000, rescore: int = 200
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(rows, exact normalised scores)`` of about the best ``k`` rows, best first: the
+        ``rescore`` best by partial score (see :meth:`candidates`) are scored exactly."""
+        rows, partial = self.candidates(q, budget)
+        if rows.size > rescore:
+            rows = rows[np.argpartition(-partial, rescore - 1)[:rescore]]
         scores = self.score_rows(q, rows)
         if rows.size > k:
             keep = np.argpartition(-scores, k - 1)[:k]
@@ -128,11 +159,12 @@ class BM25:
         np.savez(
             directory / f"{prefix}.npz",
             idf=self.idf,
-            row_data=self.by_row.data, row_indices=self.by_row.indices,
-            row_indptr=self.by_row.indptr,
-            col_data=self.postings.data, col_indices=self.postings.indices,
-            col_indptr=self.postings.indptr,
-            shape=np.asarray(self.by_row.shape, dtype=np.int64),
+            data=self.by_col.data,
+            indices=self.by_col.indices,
+            indptr=self.by_col.indptr,
+            impact_data=self.postings.data,
+            impact_indices=self.postings.indices,
+            shape=np.asarray(self.by_col.shape, dtype=np.int64),
         )
 
     @classmethod
@@ -140,15 +172,15 @@ class BM25:
         meta = json.loads((directory / f"{prefix}_vocab.json").read_text(encoding="utf-8"))
         with np.load(directory / f"{prefix}.npz") as z:
             shape = tuple(int(s) for s in z["shape"])
-            by_row = sparse.csr_matrix((z["row_data"], z["row_indices"], z["row_indptr"]), shape)
-            postings = sparse.csc_matrix((z["col_data"], z["col_indices"], z["col_indptr"]), shape)
+            indptr = z["indptr"]
+            by_col = sparse.csc_matrix((z["data"], z["indices"], indptr), shape)
+            postings = sparse.csc_matrix((z["impact_data"], z["impact_indices"], indptr), shape)
             idf = z["idf"]
-        return cls(list(meta["vocab"]), idf, by_row, postings, meta["k1"], meta["b"])
+        return cls(list(meta["vocab"]), idf, by_col, postings, meta["k1"], meta["b"])
 
 
-def _impact_ordered(weights: sparse.csr_matrix) -> sparse.csc_matrix:
-    """Column-major copy whose postings run from the highest weight down."""
-    csc = weights.tocsc()
+def _impact_ordered(csc: sparse.csc_matrix) -> sparse.csc_matrix:
+    """A copy whose postings run from the highest weight down within each column."""
     cols = np.repeat(np.arange(csc.shape[1]), np.diff(csc.indptr))
     order = np.lexsort((-csc.data, cols))
     return sparse.csc_matrix((csc.data[order], csc.indices[order], csc.indptr), csc.shape)

@@ -10,6 +10,7 @@ calibrator turns into a probability in [0, 1]. Every entry appears once.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -86,7 +87,8 @@ class Decision:
     def buttons(self) -> list[dict[str, str]]:
         """Buttons for a clarifying question, in the ``/faq{"topic": …}`` payload form."""
         return [
-            {"title": h.question, "payload": '/faq{"topic": "%s"}' % h.id} for h in self.hits
+            {"title": h.question, "payload": "/faq" + json.dumps({"topic": h.id})}
+            for h in self.hits
         ]
 
 

@@ -34,9 +34,9 @@ class KBSettings:
     embedder: dict[str, Any] = field(default_factory=lambda: {"name": "tfidf_svd"})
     dictionary_path: str | None = None
     index: str = "auto"
-    flat_max_vectors: int = 50000
-    hnsw_m: int = 32
-    ef_construction: int = 64
+    flat_max_vectors: int = 10000
+    hnsw_m: int = 16
+    ef_construction: int = 40
     ef_search: int = 64
     nprobe: int = 16
     classifier_max_entries: int = 2000
@@ -44,7 +44,7 @@ class KBSettings:
     dense_candidates: int = 40
     lexical_candidates: int = 40
     classifier_candidates: int = 10
-    lexical_budget: int = 4000
+    lexical_budget: int = 20000
     search_threads: int = 1
     thresholds: Thresholds = field(default_factory=Thresholds)
     root: Path | None = field(default=None, compare=False)

@@ -187,7 +187,7 @@ class _EntryReader:
         if not isinstance(node, ScalarNode):
             self.error(node, f"'{key}' must be text", f"write '{key}: some text'")
             return None
-        value = node.value.strip()
+        value = str(node.value).strip()
         if required and not value:
             self.error(node, f"'{key}' is empty", f"write the {key} text")
             return None
@@ -197,12 +197,14 @@ class _EntryReader:
         if node is None or (isinstance(node, ScalarNode) and node.tag.endswith(":null")):
             return []
         if not isinstance(node, SequenceNode):
-            self.error(node, f"'{key}' must be a list", f"write one '- item' per line under '{key}:'")
+            self.error(
+                node, f"'{key}' must be a list", f"write one '- item' per line under '{key}:'"
+            )
             return []
-        out = []
+        out: list[tuple[str, Node]] = []
         for item in node.value:
             if isinstance(item, ScalarNode) and item.value.strip():
-                out.append((item.value.strip(), item))
+                out.append((str(item.value).strip(), item))
             else:
                 self.error(item, f"an item of '{key}' is empty or not text", "write '- some text'")
         return out
@@ -315,7 +317,9 @@ def read_yaml_source(path: Path, display_name: str | None = None) -> KBSources:
         )
         return out
     except (OSError, UnicodeDecodeError) as exc:
-        out.problems.append(Problem("error", f"cannot read: {exc}", "save as UTF-8", Source(file, 1)))
+        out.problems.append(
+            Problem("error", f"cannot read: {exc}", "save it as UTF-8", Source(file, 1))
+        )
         return out
     if root is None:
         return out
@@ -346,7 +350,10 @@ def read_yaml_source(path: Path, display_name: str | None = None) -> KBSources:
         return out
     if not isinstance(entries, SequenceNode):
         out.problems.append(
-            Problem("error", "'entries' must be a list", "write '- id: …' items", Source(file, _line(entries)))
+            Problem(
+                "error", "'entries' must be a list", "write '- id: …' items",
+                Source(file, _line(entries)),
+            )
         )
         return out
     reader = _EntryReader(file, out.problems)
@@ -371,12 +378,17 @@ def read_tsv_source(path: Path, display_name: str | None = None) -> KBSources:
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        out.problems.append(Problem("error", f"cannot read: {exc}", "save as UTF-8", Source(file, 1)))
+        out.problems.append(
+            Problem("error", f"cannot read: {exc}", "save it as UTF-8", Source(file, 1))
+        )
         return out
     rows = list(csv.reader(lines, delimiter="\t", quoting=csv.QUOTE_NONE))
     if not rows:
         out.problems.append(
-            Problem("error", "the file is empty", "add the header line " + "\\t".join(TSV_COLUMNS), Source(file, 1))
+            Problem(
+                "error", "the file is empty",
+                "add the header line " + "<TAB>".join(TSV_COLUMNS), Source(file, 1),
+            )
         )
         return out
     header = [h.strip().lower() for h in rows[0]]

@@ -4,14 +4,13 @@ words (search mode, so long words also yield their parts) and character n-grams.
 from __future__ import annotations
 
 import logging
+import re
 import threading
-import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
-
-from bot.nlu.normalizer import normalise
 
 _JIEBA_LOCK = threading.Lock()
 _JIEBA: dict[tuple[str, ...], Any] = {}
@@ -35,8 +34,33 @@ def _jieba(words: tuple[str, ...] = ()) -> Any:
         return tokenizer
 
 
-def _is_word_char(ch: str) -> bool:
-    return unicodedata.category(ch)[0] in "LN"
+_NON_WORD = re.compile(r"[\W_]+")  # anything but letters and digits (Unicode-aware)
+_WORD = re.compile(r"[^\W_]")
+_INVISIBLE = re.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]"
+)
+_WIDTH = {0x3000: " ", **{code: chr(code - 0xFEE0) for code in range(0xFF01, 0xFF5F)}}
+
+
+@lru_cache(maxsize=1)
+def _t2s() -> Any:
+    try:
+        import opencc
+    except ImportError as exc:  # pragma: no cover - a dependency of the package
+        raise ImportError("the knowledge base needs OpenCC: pip install opencc") from exc
+    return opencc.OpenCC("t2s")
+
+
+def normalise_text(text: str) -> str:
+    """Full-width → half-width, invisible characters dropped, lower case, one space between
+    words, Traditional → Simplified (same rules as the NLU normaliser, without offsets)."""
+    text = _INVISIBLE.sub("", text.translate(_WIDTH)).lower()
+    text = " ".join(text.split())
+    if text and not text.isascii():
+        converted = _t2s().convert(text)
+        if len(converted) == len(text):
+            text = converted
+    return str(text)
 
 
 @dataclass(frozen=True)
@@ -71,12 +95,9 @@ class TextAnalyzer:
         return cls(words)
 
     def analyse(self, text: str) -> Analysed:
-        norm = normalise(text)[0]
-        words = [
-            w for w in self._tok.cut_for_search(norm, HMM=True) if any(map(_is_word_char, w))
-        ]
-        clean = "".join(ch for ch in norm if _is_word_char(ch))
-        return Analysed(norm, " ".join(w.strip() for w in words), clean)
+        norm = normalise_text(text)
+        words = [w for w in self._tok.cut_for_search(norm, HMM=False) if _WORD.search(w)]
+        return Analysed(norm, " ".join(words), _NON_WORD.sub("", norm))
 
 
 def char_ngrams(clean: str, low: int = 1, high: int = 3) -> Iterator[str]:

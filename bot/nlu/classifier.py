@@ -86,7 +86,7 @@ class LogisticRegressionClassifier(Component):
 
     def _prepare(self) -> None:
         """Weights laid out for the per-message dot product (features × classes)."""
-        self.labels = list(self.model.classes_)
+        self.labels = [str(c) for c in self.model.classes_]
         coef = np.asarray(self.model.coef_, dtype=np.float64)
         intercept = np.asarray(self.model.intercept_, dtype=np.float64)
         if coef.shape[0] == 1:  # binary: scikit-learn keeps one row for the positive class

@@ -119,12 +119,13 @@ async def run_custom_action(
     """Run ``name``; ``pending`` events are appended to the tracker it receives."""
     if context.executor is None:
         raise ActionExecutionError(f"no action executor is configured to run {name}")
-    state = tracker.current_state()
     if pending:
-        state["events"] = [*state["events"], *pending]
-        for event in pending:
-            if event.get("event") == "slot":
-                state["slots"][event["name"]] = event.get("value")
+        # The action sees the state with the pending events applied (an activated loop,
+        # requested_slot, candidate slots), as Rasa's temporary tracker.
+        tracker = DialogueStateTracker.from_events(
+            tracker.sender_id, [*tracker.events, *pending], tracker.domain
+        )
+    state = tracker.current_state()
     result = await context.executor.run(name, state, context.domain.as_rasa_dict())
     events: list[Event] = []
     for event in result.get("events") or []:

@@ -133,7 +133,11 @@ class TwoStageFallbackAction(Action):
             ]
             text = original.get("text")
         rewinds = [ev.rewind() for _ in range(len(users) + 1)]
-        return [*rewinds, ev.user(text, parse, input_channel=tracker.latest_input_channel)]
+        return [
+            *rewinds,
+            ev.action(LISTEN),  # a rewind also removes the listen before the message
+            ev.user(text, parse, input_channel=tracker.latest_input_channel),
+        ]
 
     @staticmethod
     def _loop_events(tracker: DialogueStateTracker) -> list[Event]:

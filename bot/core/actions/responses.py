@@ -12,18 +12,23 @@ from bot.core.events import Event
 from bot.core.tracker import DialogueStateTracker
 
 _TEMPLATE = re.compile(r"\{(\w+)\}")
+# Rasa fills templates with str.format, so ``{{`` / ``}}`` stand for literal braces, e.g. a
+# button payload '/inform{{"card_last4": "{card_last4}"}}'.
+_ESCAPED_TEMPLATE = re.compile(r"\{\{|\}\}|\{(\w+)\}")
 MESSAGE_KEYS = ("buttons", "image", "custom", "attachment", "elements", "quick_replies")
 
 
 def _fill(text: str, values: dict[str, Any]) -> str:
     def replace(match: re.Match[str]) -> str:
         key = match.group(1)
+        if key is None:  # an escaped brace
+            return match.group(0)[0]
         if key not in values:
             return match.group(0)
         value = values[key]
         return "" if value is None else str(value)
 
-    return _TEMPLATE.sub(replace, text)
+    return (_ESCAPED_TEMPLATE if "{{" in text else _TEMPLATE).sub(replace, text)
 
 
 def _fill_any(value: Any, values: dict[str, Any]) -> Any:

@@ -81,7 +81,9 @@ class Snippet:
 
     @property
     def specificity(self) -> tuple[int, int]:
-        return len(self.states), sum(s.size() for s in self.states)
+        # A conversation_start rule also matches "nothing before": one state more, so it
+        # wins over the same rule without that condition, whatever their order.
+        return len(self.states) + self.conversation_start, sum(s.size() for s in self.states)
 
     def mentions_loop(self, loop: str) -> bool:
         return any(s.active_loop == loop for s in self.states)
