@@ -18,9 +18,9 @@ train: install
 
 run: train
 	@echo
-	@echo "The NLU model is trained. Chat with it:  $(VENV)/bin/bot shell nlu"
-	@echo "Parse one message:                        $(VENV)/bin/bot parse \"查下尾号1234的余额\""
-	$(PY) -m bot shell nlu
+	@echo "The assistant is trained. You are chatting as the sandbox customer C1001 (张伟)."
+	@echo "Other ways in:  $(VENV)/bin/bot shell [--customer C1002] [--debug]   $(VENV)/bin/bot shell nlu"
+	$(PY) -m bot shell --customer C1001
 
 test: install
 	$(PY) -m pytest -q -rs
@@ -29,8 +29,11 @@ lint: install
 	$(PY) -m ruff check bot tests bench
 	$(PY) -m mypy
 
-bench: install
+bench: install train
 	$(PY) bench/nlu_latency.py
+	$(PY) bench/policy_latency.py
+	$(PY) bench/engine_throughput.py
+	$(PY) bench/turn_latency.py
 
 clean:
 	rm -rf models/*.tar.gz models/.unpacked results

@@ -93,6 +93,11 @@ class ActionQueryProgress(Action):
             return CLEAR
         if business:
             apps = [a for a in apps if a.business_type == business]
+        elif not apps:
+            try:  # nothing open: the finished ones are what the customer wants to hear
+                apps = list(backend().applications(customer))
+            except BankError:
+                apps = []
         if not apps:
             what = BUSINESS_LABELS.get(str(business), "") if business else "正在办理的"
             dispatcher.utter_message(text=f"您目前没有{what}业务申请。")

@@ -62,6 +62,16 @@ def load_training_data(project: Project) -> TrainingData:
     return data
 
 
+def train_nlu_pipeline(
+    project: Project, data: TrainingData, progress: ProgressCallback | None = None
+) -> NLUPipeline:
+    """A trained NLU pipeline for ``data`` (nothing saved)."""
+    config = load_config(project.config_file)
+    pipeline = NLUPipeline.from_config(config, project.root)
+    pipeline.train(data, progress)
+    return pipeline
+
+
 def story_paths(project: Project) -> list[Path]:
     if not project.stories_dir.is_dir():
         return []

@@ -55,7 +55,7 @@ def test_model_json_holds_resolved_config_and_fingerprint(tiny_model: Any) -> No
     project = Project(tiny_model.root)
     config = load_config(project.config_file)
     assert meta["format_version"] == FORMAT_VERSION
-    assert meta["fingerprint"] == training_fingerprint(project, config)
+    assert meta["fingerprints"]["nlu"] == training_fingerprint(project, config)
     pipeline = meta["config"]["pipeline"]
     assert [c["name"] for c in pipeline] == [s.name for s in config.pipeline]
     clf = pipeline[4]

@@ -119,8 +119,10 @@ def test_training_data_size(training: TrainingData) -> None:
 def test_every_entity_is_annotated_and_synonyms_exist(training: TrainingData) -> None:
     domain = load_domain(REPO / "domain.yml")
     annotated = Counter(a.entity for e in training.examples for a in e.entities)
+    payload_only = {"topic"}  # set by 您是想问： buttons, never typed by customers
     for entity in domain.entities:
-        assert annotated[entity] >= 3, entity
+        if entity not in payload_only:
+            assert annotated[entity] >= 3, entity
     values = {s.value for s in training.synonyms}
     assert {"debit_card", "credit_card", "loan", "credit_card_application",
             "card_replacement", "credit_limit_increase"} <= values

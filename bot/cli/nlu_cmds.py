@@ -138,7 +138,7 @@ def run_test(args: argparse.Namespace) -> int:
         from bot.cli.dialogue import run_story_tests
 
         nlu_code = run_nlu_test(args)
-        core_code = run_story_tests(args)
+        core_code = run_story_tests(args, optional=True)
         return nlu_code or core_code
     return run_nlu_test(args)
 

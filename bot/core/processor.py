@@ -130,6 +130,17 @@ def _json_safe(event: Event) -> Event:
         return safe
 
 
+def _just_rejected(tracker: DialogueStateTracker) -> str | None:
+    """The action whose rejection is the latest action event, if any."""
+    for event in reversed(tracker.events):
+        kind = event.get("event")
+        if kind == "action_execution_rejected":
+            return str(event.get("name"))
+        if kind in ("action", "user"):
+            return None
+    return None
+
+
 class MessageProcessor:
     def __init__(
         self,
@@ -289,6 +300,11 @@ class MessageProcessor:
             # The loop refused this message already: do not ask it again.
             threshold, fallback = self.policies.fallback
             return PolicyPrediction(fallback, 1.0, "loop_rejected", 0)
+        if prediction.action == _just_rejected(tracker):
+            # An action that refused to run is not predicted again at once (as Rasa);
+            # otherwise it would be retried until max_predictions.
+            _, fallback = self.policies.fallback
+            return PolicyPrediction(fallback, 1.0, "action_rejected", 0)
         return prediction
 
     def action(self, name: str) -> Action:
@@ -348,9 +364,10 @@ class MessageProcessor:
         if replayed and tracker.latest_message is not user_before:
             # An action replayed a user message (two-stage fallback): map its slots.
             tracker.extend(self._stamp(extract_slots(tracker, self.domain), now))
-        elif any(e.get("event") == "rewind" for e in events):
-            # The message was undone (action_default_fallback, action_back): predicting on
-            # would answer the previous message again, so wait for the customer.
+        elif any(e.get("event") in ("rewind", "restart") for e in events):
+            # The message was undone (action_default_fallback, action_back) or the
+            # conversation restarted: predicting on would answer the previous message again
+            # or from an empty state, so wait for the customer.
             tracker.update(ev.action(LISTEN, prediction.policy, 1.0, now))
             result.actions.append((LISTEN, prediction.policy, 1.0))
             return True

@@ -61,15 +61,16 @@ class EntryClassifier:
             bias = np.asarray([-bias[0] / 2, bias[0] / 2])
         return cls(featurizer, weights, np.asarray(bias), n_entries, model.classes_)
 
-    def predict(self, doc: Analysed) -> np.ndarray:
-        """Probabilities over all entries (zeros for entries without training rows)."""
-        cols, values = self.featurizer.one(doc)
+    def predict(self, doc: Analysed) -> tuple[np.ndarray, float]:
+        """Probabilities over all entries (zeros for entries without training rows) and the
+        coverage of ``doc`` by the classifier's vocabulary."""
+        cols, values, coverage = self.featurizer.one(doc)
         logits = self.bias + (values @ self.weights[cols] if cols.size else 0.0)
         logits = logits - logits.max()
         exp = np.exp(logits)
         probs = np.zeros(self.n_entries, np.float32)
         probs[self.classes] = exp / exp.sum()
-        return probs
+        return probs, coverage
 
     def save(self, directory: Path) -> None:
         self.featurizer.save(directory, "classifier")

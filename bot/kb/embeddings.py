@@ -39,7 +39,10 @@ class Embedder(Protocol):
         """``(len(docs), dimensions)`` float32, rows L2-normalised."""
         ...
 
-    def encode_one(self, doc: Analysed) -> np.ndarray: ...
+    def encode_query(self, doc: Analysed) -> tuple[np.ndarray, float]:
+        """One query's vector and its coverage in [0, 1] (how much of the text the embedder
+        knows; 1.0 for models without a fixed vocabulary)."""
+        ...
 
     def save(self, directory: Path) -> dict[str, Any]: ...
 
@@ -126,15 +129,15 @@ class TfidfSvdEmbedder:
                 progress("embedding", min(start + step, len(docs)), len(docs))
         return _l2(out)
 
-    def encode_one(self, doc: Analysed) -> np.ndarray:
+    def encode_query(self, doc: Analysed) -> tuple[np.ndarray, float]:
         featurizer, projection = self._ready()
-        cols, weights = featurizer.one(doc)
+        cols, weights, coverage = featurizer.one(doc)
         if cols.size == 0:
-            return np.zeros(projection.shape[1], np.float32)
+            return np.zeros(projection.shape[1], np.float32), 0.0
         vec = weights @ projection[cols]
         norm = float(np.linalg.norm(vec))
         out: np.ndarray = (vec / norm if norm else vec).astype(np.float32)
-        return out
+        return out, coverage
 
     def save(self, directory: Path) -> dict[str, Any]:
         featurizer, projection = self._ready()
@@ -210,9 +213,9 @@ class SentenceTransformerEmbedder:
             return np.zeros((0, self.dimensions), np.float32)
         return _l2(np.vstack(out))
 
-    def encode_one(self, doc: Analysed) -> np.ndarray:
+    def encode_query(self, doc: Analysed) -> tuple[np.ndarray, float]:
         out: np.ndarray = self.encode([doc])[0]
-        return out
+        return out, 1.0
 
     def save(self, directory: Path) -> dict[str, Any]:
         return {

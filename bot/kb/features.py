@@ -50,6 +50,7 @@ class TfidfBlock:
         self.vocab = vocab
         self.index = {term: i for i, term in enumerate(vocab)}
         self.idf = idf.astype(np.float32)
+        self.unknown_idf = float(self.idf.max()) if self.idf.size else 1.0
 
     def __len__(self) -> int:
         return len(self.vocab)
@@ -71,16 +72,24 @@ class TfidfBlock:
         vectorizer = CountVectorizer(analyzer=analyzer, vocabulary=self.index, dtype=np.float32)
         return _tfidf_rows(vectorizer.transform(docs).tocsr(), self.idf)
 
-    def one(self, terms: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Column indices and L2-normalised weights of one document's terms."""
-        counts = Counter(t for t in terms if t in self.index)
+    def one(self, terms: list[str]) -> tuple[np.ndarray, np.ndarray, float]:
+        """Column indices and L2-normalised weights of one document's known terms, and their
+        coverage: the share of the document's squared tf-idf mass that is known (unknown
+        terms count with the highest idf)."""
+        all_counts = Counter(terms)
+        counts = {t: c for t, c in all_counts.items() if t in self.index}
+        unknown = sum(
+            (1.0 + math.log(c)) ** 2 for t, c in all_counts.items() if t not in self.index
+        ) * self.unknown_idf**2
         if not counts:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+            return np.zeros(0, np.int64), np.zeros(0, np.float32), 0.0
         cols = np.fromiter((self.index[t] for t in counts), np.int64, len(counts))
         tf = np.fromiter((1.0 + math.log(c) for c in counts.values()), np.float32, len(counts))
         weights = tf * self.idf[cols]
-        norm = float(np.linalg.norm(weights))
-        return cols, (weights / norm if norm else weights)
+        known = float(weights @ weights)
+        norm = math.sqrt(known)
+        coverage = known / (known + unknown) if known else 0.0
+        return cols, (weights / norm if norm else weights), coverage
 
     def to_json(self) -> dict[str, Any]:
         return {"vocab": self.vocab}
@@ -151,13 +160,18 @@ class SparseFeaturizer:
         xc = self.chars.transform_counts([d.clean for d in docs], self._char_analyzer)
         return self._stack(xw, xc)
 
-    def one(self, doc: Analysed) -> tuple[np.ndarray, np.ndarray]:
-        """Sparse features of one document: ``(columns, weights)``."""
-        wc, ww = self.words.one(split_words(doc.words))
-        cc, cw = self.chars.one(self._char_analyzer(doc.clean))
+    def one(self, doc: Analysed) -> tuple[np.ndarray, np.ndarray, float]:
+        """Sparse features of one document: ``(columns, weights, coverage)``; coverage in
+        [0, 1] says how much of the text the vocabulary knows (0 for unknown text)."""
+        wc, ww, w_cov = self.words.one(split_words(doc.words))
+        cc, cw, c_cov = self.chars.one(self._char_analyzer(doc.clean))
         cols = np.concatenate([wc, cc + len(self.words)])
         weights = np.concatenate([ww * self.word_weight, cw * self.char_weight])
-        return cols, weights.astype(np.float32)
+        mass_w = 0.0
+        mass_c = self.char_weight**2 if doc.clean else 0.0
+        total = mass_w + mass_c
+        coverage = (mass_w * w_cov + mass_c * c_cov) / total if total else 0.0
+        return cols, weights.astype(np.float32), coverage
 
     def save(self, directory: Path, prefix: str) -> None:
         meta = {

@@ -151,9 +151,9 @@ class Retriever:
         s = p.settings
         clf = classifier if classifier is not None else p.classifier
         cal = calibrator if calibrator is not None else p.calibrator
-        qv = p.embedder.encode_one(q)
+        qv, dense_coverage = p.embedder.encode_query(q)
         lq = p.bm25.query(q.word_list())
-        probs = clf.predict(q) if clf is not None else None
+        probs, clf_coverage = clf.predict(q) if clf is not None else (None, 0.0)
 
         mask = active.mask if active is not None else None
         found: list[np.ndarray] = []
@@ -199,10 +199,13 @@ class Retriever:
         if exclude_row >= 0:
             cos[rows == exclude_row] = -1.0
             lex[rows == exclude_row] = 0.0
-        dense = np.maximum.reduceat(cos, first)
+        # similarities count in proportion to how much of the query the vocabulary knows
+        dense = np.maximum.reduceat(cos, first) * dense_coverage
         lexical = np.maximum.reduceat(lex, first)
         clf_scores = (
-            probs[candidates] if probs is not None else np.zeros(candidates.size, np.float32)
+            probs[candidates] * clf_coverage
+            if probs is not None
+            else np.zeros(candidates.size, np.float32)
         )
         answer = p.answers.score_rows(la, candidates)
         features = feature_matrix(dense, lexical, clf_scores, answer)

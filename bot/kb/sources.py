@@ -41,7 +41,7 @@ ENTRY_KEYS = (
     "valid_to",
 )
 _ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
-_SPACES = re.compile(r"\s+")
+_NOT_WORD = re.compile(r"[\W_]+")
 _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available
 
 
@@ -137,8 +137,8 @@ def _iso(value: Any) -> date | None:
 
 
 def question_key(text: str) -> str:
-    """What makes two questions duplicates: case and whitespace ignored."""
-    return _SPACES.sub("", text).lower()
+    """What makes two questions duplicates: case, spaces and punctuation ignored."""
+    return _NOT_WORD.sub("", text).lower()
 
 
 @dataclass
@@ -247,14 +247,15 @@ class _EntryReader:
             self.error(node, "an entry must be a mapping", "start each entry with '- id: …'")
             return None
         values = _mapping(node)
-        for key, value in values.items():
+        ok_before = len([p for p in self.problems if p.level == "error"])
+        for key_node, _ in node.value:
+            key = key_node.value if isinstance(key_node, ScalarNode) else None
             if key not in ENTRY_KEYS:
                 self.error(
-                    value,
+                    key_node,
                     f"unknown key '{key}'",
                     "remove it or use one of: " + ", ".join(ENTRY_KEYS),
                 )
-        ok_before = len([p for p in self.problems if p.level == "error"])
         entry_id = self.text(values.get("id"), "id", node, True)
         if entry_id is not None and not _ID.match(entry_id):
             self.error(

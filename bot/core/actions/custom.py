@@ -64,6 +64,20 @@ class RemoteExecutor:
         self.url = url if url.rstrip("/").endswith("/webhook") else url.rstrip("/") + "/webhook"
         self.timeout = timeout
         self._names = names or set()
+        self._client: Any = None
+        self._client_loop: Any = None
+
+    def _http(self) -> Any:
+        """One keep-alive client per event loop (connections are reused between turns)."""
+        import asyncio
+
+        import httpx
+
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
+            self._client = httpx.AsyncClient(timeout=self.timeout)
+            self._client_loop = loop
+        return self._client
 
     def names(self) -> set[str]:
         return self._names
@@ -76,8 +90,7 @@ class RemoteExecutor:
         call = {"next_action": name, "sender_id": tracker["sender_id"], "tracker": tracker,
                 "domain": domain, "version": "3.21"}
         try:
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
-                response = await client.post(self.url, json=call)
+            response = await self._http().post(self.url, json=call)
         except httpx.HTTPError as exc:
             raise ActionExecutionError(
                 f"action server {self.url} did not answer for {name}: {exc!r}"
