@@ -81,8 +81,9 @@ class ActionQueryBalance(Action):
         elif kind:
             chosen = [a for a in accounts if a.type == kind] or accounts
         if len(chosen) > 1:
-            dispatcher.utter_message(text="您名下有多张卡，请问要查询哪一张？",
-                                     buttons=self._buttons(chosen))
+            dispatcher.utter_message(
+                text="您名下有多张卡，请问要查询哪一张？", buttons=self._buttons(chosen)
+            )
             return CLEAR
         dispatcher.utter_message(text=describe(chosen[0]))
         return CLEAR
@@ -92,7 +93,7 @@ class ActionQueryBalance(Action):
         return [
             {
                 "title": f"{ACCOUNT_LABELS.get(a.type, '账户')} 尾号{a.last4}",
-                "payload": '/query_balance{"card_last4": "%s"}' % a.last4,
+                "payload": f'/query_balance{{"card_last4": "{a.last4}"}}',
             }
             for a in accounts
         ]

@@ -34,7 +34,10 @@ class ValidateReportLossForm(FormValidationAction):
         return "validate_report_loss_form"
 
     def validate_card_last4(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+        self,
+        value: Any,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
         domain: DomainDict,
     ) -> dict[str, Any]:
         digits = re.sub(r"\D", "", str(value or ""))
@@ -52,9 +55,11 @@ class ValidateReportLossForm(FormValidationAction):
             return {"card_last4": None}
         return {"card_last4": digits}
 
-
     def validate_loss_confirmed(
-        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+        self,
+        value: Any,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
         domain: DomainDict,
     ) -> dict[str, Any]:
         return {"loss_confirmed": value if isinstance(value, bool) else None}
@@ -72,8 +77,10 @@ class ActionAskCardLast4(Action):
         except Exception:
             accounts = []
         buttons = [
-            {"title": f"{ACCOUNT_LABELS.get(a.type, '卡')} 尾号{a.last4}",
-             "payload": '/inform{"card_last4": "%s"}' % a.last4}
+            {
+                "title": f"{ACCOUNT_LABELS.get(a.type, '卡')} 尾号{a.last4}",
+                "payload": f'/inform{{"card_last4": "{a.last4}"}}',
+            }
             for a in accounts
         ]
         dispatcher.utter_message(

@@ -16,8 +16,9 @@ def _answer(dispatcher: CollectingDispatcher, entry: Any) -> None:
     links = getattr(entry, "links", None) or []
     if links:
         text += "\n" + "\n".join(f"{link.title}：{link.url}" for link in links)
-    buttons = [{"title": b.title, "payload": b.payload}
-               for b in getattr(entry, "buttons", None) or []]
+    buttons = [
+        {"title": b.title, "payload": b.payload} for b in getattr(entry, "buttons", None) or []
+    ]
     dispatcher.utter_message(text=text, buttons=buttons or None)
 
 

@@ -26,5 +26,7 @@ class ActionHandoff(Action):
                 text="非常抱歉给您带来不好的体验。我已为您转接人工客服，请稍候，客服人员会尽快处理您的问题。"
             )
         else:
-            dispatcher.utter_message(text="好的，正在为您转接人工客服，请稍候，人工客服会尽快接入。")
+            dispatcher.utter_message(
+                text="好的，正在为您转接人工客服，请稍候，人工客服会尽快接入。"
+            )
         return [ConversationPaused()]

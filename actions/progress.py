@@ -81,8 +81,9 @@ class ActionQueryProgress(Action):
                 apps = list(backend().applications(customer))
                 text = f"没有找到您名下编号为{app_id}的申请，请核对编号。"
                 if apps:
-                    dispatcher.utter_message(text=text + "您名下的申请有：",
-                                             buttons=self._buttons(apps))
+                    dispatcher.utter_message(
+                        text=text + "您名下的申请有：", buttons=self._buttons(apps)
+                    )
                 else:
                     dispatcher.utter_message(text=text)
                 return CLEAR
@@ -104,8 +105,9 @@ class ActionQueryProgress(Action):
         elif len(apps) == 1:
             dispatcher.utter_message(text=describe(apps[0]))
         else:
-            dispatcher.utter_message(text="您有多笔申请，请问要查询哪一笔？",
-                                     buttons=self._buttons(apps))
+            dispatcher.utter_message(
+                text="您有多笔申请，请问要查询哪一笔？", buttons=self._buttons(apps)
+            )
         return CLEAR
 
     @staticmethod
@@ -113,7 +115,7 @@ class ActionQueryProgress(Action):
         return [
             {
                 "title": f"{a.product or BUSINESS_LABELS.get(a.business_type, '业务')} {a.id}",
-                "payload": '/query_progress{"application_id": "%s"}' % a.id,
+                "payload": f'/query_progress{{"application_id": "{a.id}"}}',
             }
             for a in apps
         ]

@@ -67,8 +67,17 @@ def main() -> int:
         for _ in range(args.cold_runs):
             t0 = time.perf_counter()
             subprocess.run(
-                [sys.executable, "-m", "bot", "parse", "查下尾号1234的余额", "--project", str(work)],
-                check=True, capture_output=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "bot",
+                    "parse",
+                    "查下尾号1234的余额",
+                    "--project",
+                    str(work),
+                ],
+                check=True,
+                capture_output=True,
             )
             cold.append(time.perf_counter() - t0)
 
@@ -86,7 +95,10 @@ def main() -> int:
         "cold_start_parse_seconds_max": round(max(cold), 2),
     }
     targets = {
-        "training_seconds": 15, "archive_mb": 20, "parse_p50_ms": 1, "parse_p99_ms": 5,
+        "training_seconds": 15,
+        "archive_mb": 20,
+        "parse_p50_ms": 1,
+        "parse_p99_ms": 5,
         "cold_start_parse_seconds_max": 3,
     }
     print(f"{'figure':36} {'value':>10}  target")

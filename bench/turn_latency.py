@@ -49,12 +49,15 @@ def measure(agent: Agent, repeats: int) -> dict[str, dict[str, float]]:
             for i in range(repeats + 20):
                 t0 = time.perf_counter()
                 messages = await agent.processor.handle_message(
-                    UserMessage(text, f"bench-{kind}-{i}", "rest", {}, "C1001"))
+                    UserMessage(text, f"bench-{kind}-{i}", "rest", {}, "C1001")
+                )
                 if i >= 20:  # warm-up excluded
                     latencies.append((time.perf_counter() - t0) * 1000)
                 assert messages, "no reply"
-            out[kind] = {"p50_ms": round(percentile(latencies, 50), 3),
-                         "p99_ms": round(percentile(latencies, 99), 3)}
+            out[kind] = {
+                "p50_ms": round(percentile(latencies, 50), 3),
+                "p99_ms": round(percentile(latencies, 99), 3),
+            }
 
     asyncio.run(run())
     return out
@@ -66,14 +69,27 @@ def main() -> int:
     parser.add_argument("--no-remote", action="store_true")
     args = parser.parse_args()
     project = Project(ROOT)
-    figures = {"in_process": measure(Agent.load(project, tracker_store=InMemoryTrackerStore()),
-                                     args.repeats)}
+    figures = {
+        "in_process": measure(
+            Agent.load(project, tracker_store=InMemoryTrackerStore()), args.repeats
+        )
+    }
     if not args.no_remote:
         port = free_port()
         server = subprocess.Popen(
-            [sys.executable, "-m", "bot", "run", "actions", "--port", str(port),
-             "--project", str(ROOT)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "bot",
+                "run",
+                "actions",
+                "--port",
+                str(port),
+                "--project",
+                str(ROOT),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             for _ in range(100):
@@ -84,9 +100,11 @@ def main() -> int:
                     time.sleep(0.2)
             base = Agent.load(project, tracker_store=InMemoryTrackerStore())
             remote = Agent.load(
-                project, tracker_store=InMemoryTrackerStore(),
-                executor=RemoteExecutor(f"http://127.0.0.1:{port}/webhook", 2.0,
-                                        set(base.processor.domain.actions)),
+                project,
+                tracker_store=InMemoryTrackerStore(),
+                executor=RemoteExecutor(
+                    f"http://127.0.0.1:{port}/webhook", 2.0, set(base.processor.domain.actions)
+                ),
             )
             figures["remote_action_server"] = measure(remote, args.repeats)
         finally:
@@ -94,7 +112,10 @@ def main() -> int:
             server.wait(timeout=10)
     for mode, kinds in figures.items():
         for kind, values in kinds.items():
-            print(f"{mode:22} {kind:8} p50 {values['p50_ms']:8.3f} ms   p99 {values['p99_ms']:8.3f} ms")
+            print(
+                f"{mode:22} {kind:8} p50 {values['p50_ms']:8.3f} ms   "
+                f"p99 {values['p99_ms']:8.3f} ms"
+            )
     print("target: in-process p50 ≤ 3 ms")
     (ROOT / "results").mkdir(exist_ok=True)
     (ROOT / "results" / "bench_turn.json").write_text(json.dumps(figures, indent=2))

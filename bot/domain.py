@@ -304,7 +304,9 @@ def load_domain(path: Path) -> Domain:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError as exc:
-        raise ConfigError(f"{path} does not exist; create it with 'intents:' and 'entities:'") from exc
+        raise ConfigError(
+            f"{path} does not exist; create it with 'intents:' and 'entities:'"
+        ) from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
     if not isinstance(data, dict):

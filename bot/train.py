@@ -16,9 +16,9 @@ import yaml
 
 from bot.config import BotConfig, load_config
 from bot.core.policies.ensemble import PolicyEnsemble
+from bot.core.stories import Story
 from bot.core.story_graph import flatten
 from bot.core.story_reader import load_story_files
-from bot.core.stories import Story
 from bot.domain import load_domain
 from bot.errors import TrainingDataError
 from bot.model import (
@@ -132,9 +132,13 @@ def train(
             previous_meta = read_meta(previous)
         except Exception:  # an unreadable archive is simply retrained
             previous_meta = None
-    if previous is not None and previous_meta is not None and not force:
-        if previous_meta.fingerprint == fingerprint:
-            return TrainResult(previous, True, 0.0, 0, 0, kb=kb)
+    if (
+        previous is not None
+        and previous_meta is not None
+        and not force
+        and previous_meta.fingerprint == fingerprint
+    ):
+        return TrainResult(previous, True, 0.0, 0, 0, kb=kb)
     started = time.perf_counter()
     data = load_training_data(project)
     nlu: NLUPipeline | Path
@@ -159,8 +163,11 @@ def train(
         project.models_dir,
         nlu,
         fingerprint,
-        {"language": config.language, "assistant_id": config.assistant_id,
-         "policies": [p.as_dict() for p in config.policies]},
+        {
+            "language": config.language,
+            "assistant_id": config.assistant_id,
+            "policies": [p.as_dict() for p in config.policies],
+        },
         {
             "seconds": round(seconds, 3),
             "examples": len(data.examples),
@@ -173,5 +180,14 @@ def train(
         domain_file=project.domain_file if project.domain_file.is_file() else None,
         fingerprints={"nlu": nlu_fp, "core": core_fp},
     )
-    return TrainResult(archive, False, seconds, len(data.examples), len(data.intents), reused,
-                       n_stories, n_rules, kb)
+    return TrainResult(
+        archive,
+        False,
+        seconds,
+        len(data.examples),
+        len(data.intents),
+        reused,
+        n_stories,
+        n_rules,
+        kb,
+    )

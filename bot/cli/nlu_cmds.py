@@ -32,14 +32,23 @@ def register(sub: Any) -> None:
         "input is not a terminal, one customer message is read per line.",
     )
     add_project_option(shell)
-    shell.add_argument("target", nargs="?", default="core", choices=["core", "nlu"],
-                       help="core (default): the whole assistant; nlu: the NLU only")
+    shell.add_argument(
+        "target",
+        nargs="?",
+        default="core",
+        choices=["core", "nlu"],
+        help="core (default): the whole assistant; nlu: the NLU only",
+    )
     shell.add_argument("--model", metavar="PATH", help="model archive (default: the newest)")
-    shell.add_argument("--debug", action="store_true",
-                       help="show the intent, entities and predicted actions of each turn")
+    shell.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the intent, entities and predicted actions of each turn",
+    )
     shell.add_argument("--sender", default="shell", help="conversation id (default: shell)")
-    shell.add_argument("--customer", metavar="ID",
-                       help="verified customer id for this conversation, e.g. C1001")
+    shell.add_argument(
+        "--customer", metavar="ID", help="verified customer id for this conversation, e.g. C1001"
+    )
     shell.set_defaults(handler=run_shell)
 
     test = sub.add_parser(
@@ -49,10 +58,19 @@ def register(sub: Any) -> None:
         "(or --nlu FILE), or by --cross-validation on the training data.",
     )
     add_project_option(test)
-    test.add_argument("target", nargs="?", default="all", choices=["all", "core", "nlu"],
-                      help="core: test stories; nlu: held-out NLU data; all (default): both")
-    test.add_argument("--stories", metavar="PATH", default="tests/stories",
-                      help="test story file or folder (default: tests/stories)")
+    test.add_argument(
+        "target",
+        nargs="?",
+        default="all",
+        choices=["all", "core", "nlu"],
+        help="core: test stories; nlu: held-out NLU data; all (default): both",
+    )
+    test.add_argument(
+        "--stories",
+        metavar="PATH",
+        default="tests/stories",
+        help="test story file or folder (default: tests/stories)",
+    )
     test.add_argument("--nlu", metavar="FILE", help="held-out NLU YAML file")
     test.add_argument("--out", metavar="DIR", default="results", help="report folder")
     test.add_argument("--model", metavar="PATH", help="model archive (default: the newest)")
@@ -181,7 +199,9 @@ def run_nlu_test(args: argparse.Namespace) -> int:
         for metric, stat in summary["test"].items():
             table.add_row(metric, f"{stat['mean']:.4f}", f"{stat['std']:.4f}")
         train_acc = summary["train"]["intent_accuracy"]
-        table.add_row("train intent_accuracy", f"{train_acc['mean']:.4f}", f"{train_acc['std']:.4f}")
+        table.add_row(
+            "train intent_accuracy", f"{train_acc['mean']:.4f}", f"{train_acc['std']:.4f}"
+        )
         console.print(table)
         console.print(f"Reports written to {out}")
         return 0
@@ -206,14 +226,21 @@ def run_nlu_test(args: argparse.Namespace) -> int:
         pass
     write_reports(result, out, extractors)
     report = result.intent_report()
-    table = Table(title=f"NLU evaluation on {test_file.name} ({len(result.predictions)} utterances)")
+    table = Table(
+        title=f"NLU evaluation on {test_file.name} ({len(result.predictions)} utterances)"
+    )
     for column in ("intent", "precision", "recall", "f1", "support"):
         table.add_column(column, justify="right" if column != "intent" else "left")
-    for label in sorted(k for k in report if isinstance(report[k], dict) and "support" in report[k]):
+    for label in sorted(
+        k for k in report if isinstance(report[k], dict) and "support" in report[k]
+    ):
         row = report[label]
         table.add_row(
-            label, f"{row['precision']:.3f}", f"{row['recall']:.3f}",
-            f"{row['f1-score']:.3f}", str(int(row["support"])),
+            label,
+            f"{row['precision']:.3f}",
+            f"{row['recall']:.3f}",
+            f"{row['f1-score']:.3f}",
+            str(int(row["support"])),
         )
     console.print(table)
     entity = result.entity_report()

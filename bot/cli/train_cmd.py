@@ -48,14 +48,19 @@ def run(args: argparse.Namespace) -> int:
         if kb.skipped:
             print("Knowledge base unchanged; not rebuilt.")
         else:
-            print(f"Knowledge base: {kb.entries} entries, {kb.variants} questions indexed "
-                  f"({kb.index_kind}) in {kb.seconds:.1f} s")
+            print(
+                f"Knowledge base: {kb.entries} entries, {kb.variants} questions indexed "
+                f"({kb.index_kind}) in {kb.seconds:.1f} s"
+            )
     if result.skipped:
-        print(f"Nothing changed since {result.archive.name}; no training needed (--force to retrain).")
+        print(
+            f"Nothing changed since {result.archive.name}; no training needed (--force to retrain)."
+        )
     else:
         size_mb = result.archive.stat().st_size / 1e6
         print(
             f"Trained on {result.examples} examples of {result.intents} intents in "
-            f"{result.seconds:.1f} s → {result.archive.relative_to(project.root)} ({size_mb:.1f} MB)"
+            f"{result.seconds:.1f} s → {result.archive.relative_to(project.root)} "
+            f"({size_mb:.1f} MB)"
         )
     return 0

@@ -298,7 +298,7 @@ class MessageProcessor:
             and tracker.latest_action_name == LISTEN
         ):
             # The loop refused this message already: do not ask it again.
-            threshold, fallback = self.policies.fallback
+            _, fallback = self.policies.fallback
             return PolicyPrediction(fallback, 1.0, "loop_rejected", 0)
         if prediction.action == _just_rejected(tracker):
             # An action that refused to run is not predicted again at once (as Rasa);
@@ -316,7 +316,9 @@ class MessageProcessor:
             return ResponseAction(name)
         if name in self.domain.actions or (self.executor and name in self.executor.names()):
             return CustomAction(name)
-        raise ActionExecutionError(f"unknown action '{name}': not a response, form or custom action")
+        raise ActionExecutionError(
+            f"unknown action '{name}': not a response, form or custom action"
+        )
 
     async def _run_action(
         self,
@@ -335,7 +337,7 @@ class MessageProcessor:
             tracker.update(ev.action_execution_rejected(name, now))
             result.rejected.append(name)
             return False
-        except Exception as exc:  # noqa: BLE001 - any failing action must not end the turn badly
+        except Exception as exc:
             result.actions.append((name, prediction.policy, prediction.confidence))
             logger.error("%s: action %s failed: %s", tracker.sender_id, name,
                          mask_text(str(exc)))

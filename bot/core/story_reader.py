@@ -22,12 +22,12 @@ from bot.core.stories import (
     CheckpointStep,
     LoopStep,
     OrStep,
+    ResumeStep,
     SlotStep,
     Step,
     Story,
     StoryFile,
     UserStep,
-    ResumeStep,
     WaitStep,
 )
 from bot.training.data import Problem, Source

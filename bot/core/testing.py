@@ -128,7 +128,9 @@ async def run_story(
                     actual = tracker.slots.get(name)
                     ok = actual is not None if value is ANY_VALUE else actual == value
                     if not ok:
-                        return fail(f"after '{text}': slot {name} is {actual!r}, expected {value!r}")
+                        return fail(
+                            f"after '{text}': slot {name} is {actual!r}, expected {value!r}"
+                        )
             elif isinstance(check, LoopStep) and tracker.active_loop.name != check.loop:
                 return fail(
                     f"after '{text}': active loop is {tracker.active_loop.name!r}, "

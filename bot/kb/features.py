@@ -167,7 +167,7 @@ class SparseFeaturizer:
         cc, cw, c_cov = self.chars.one(self._char_analyzer(doc.clean))
         cols = np.concatenate([wc, cc + len(self.words)])
         weights = np.concatenate([ww * self.word_weight, cw * self.char_weight])
-        mass_w = 0.0
+        mass_w = self.word_weight**2 if doc.words else 0.0
         mass_c = self.char_weight**2 if doc.clean else 0.0
         total = mass_w + mass_c
         coverage = (mass_w * w_cov + mass_c * c_cov) / total if total else 0.0

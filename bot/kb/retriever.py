@@ -11,6 +11,7 @@ calibrator turns into a probability in [0, 1]. Every entry appears once.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -199,11 +200,12 @@ class Retriever:
         if exclude_row >= 0:
             cos[rows == exclude_row] = -1.0
             lex[rows == exclude_row] = 0.0
-        # similarities count in proportion to how much of the query the vocabulary knows
-        dense = np.maximum.reduceat(cos, first) * dense_coverage
+        # Similarities count less when the vocabulary knows only part of the query (a
+        # dropped unknown word would otherwise leave a few known ones looking like a match).
+        dense = np.maximum.reduceat(cos, first) * math.sqrt(dense_coverage)
         lexical = np.maximum.reduceat(lex, first)
         clf_scores = (
-            probs[candidates] * clf_coverage
+            probs[candidates] * math.sqrt(clf_coverage)
             if probs is not None
             else np.zeros(candidates.size, np.float32)
         )

@@ -14,11 +14,11 @@ from bot.model.fingerprint import core_fingerprint, training_fingerprint
 __all__ = [
     "LoadedModel",
     "ModelMeta",
+    "core_fingerprint",
     "latest_model",
     "load_model",
     "read_meta",
     "save_model",
-    "core_fingerprint",
     "training_fingerprint",
     "unpacked_folder",
 ]

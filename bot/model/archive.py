@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from bot import __version__
-from bot.errors import ModelNotFoundError
 from bot.core.policies.ensemble import PolicyEnsemble
 from bot.domain import Domain, load_domain
+from bot.errors import ModelNotFoundError
 from bot.nlu.pipeline import NLUPipeline
 
 FORMAT_VERSION = 2  # bump when a saved component layout changes

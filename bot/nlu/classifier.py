@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import joblib
 import numpy as np
@@ -60,7 +60,7 @@ def fit_temperature(scores: np.ndarray, labels: np.ndarray) -> float:
 
 class LogisticRegressionClassifier(Component):
     name = "LogisticRegressionClassifier"
-    defaults: dict[str, Any] = {
+    defaults: ClassVar[dict[str, Any]] = {
         "C": 20.0,
         "class_weight": "balanced",
         "max_iter": 2000,

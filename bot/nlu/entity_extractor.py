@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from bot.nlu.interfaces import Component, Message
 from bot.training.data import TrainingData
@@ -80,7 +80,7 @@ def build_pipeline(
 
 class RegexEntityExtractor(Component):
     name = "RegexEntityExtractor"
-    defaults: dict[str, Any] = {
+    defaults: ClassVar[dict[str, Any]] = {
         "use_regexes": True,
         "use_lookup_tables": True,
         "use_synonyms": True,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from bot.nlu.interfaces import Component, Message
 
@@ -89,7 +89,7 @@ class EntityValueNormalizer(Component):
     """``normalizers`` maps an entity name to one of: amount, date, upper, digits."""
 
     name = "EntityValueNormalizer"
-    defaults: dict[str, Any] = {
+    defaults: ClassVar[dict[str, Any]] = {
         "normalizers": {
             "amount": "amount",
             "date": "date",

@@ -3,7 +3,7 @@ the top confidence is below ``threshold`` or the top two are within ``ambiguity_
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from bot.nlu.interfaces import Component, Message
 
@@ -12,7 +12,7 @@ FALLBACK_INTENT = "nlu_fallback"
 
 class FallbackClassifier(Component):
     name = "FallbackClassifier"
-    defaults: dict[str, Any] = {"threshold": 0.4, "ambiguity_threshold": 0.1}
+    defaults: ClassVar[dict[str, Any]] = {"threshold": 0.4, "ambiguity_threshold": 0.1}
 
     def should_fall_back(self, message: Message) -> bool:
         if message.intent is None or not message.intent_ranking:

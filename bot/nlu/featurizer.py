@@ -17,7 +17,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import joblib
 import numpy as np
@@ -51,7 +51,7 @@ def word_analyzer(tokens: list[str]) -> list[str]:
 
 class TfidfVectorsFeaturizer(Component):
     name = "TfidfVectorsFeaturizer"
-    defaults: dict[str, Any] = {
+    defaults: ClassVar[dict[str, Any]] = {
         "analyzer": "word",  # word | char
         "min_ngram": 1,
         "max_ngram": 2,

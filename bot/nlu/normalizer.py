@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import unicodedata
 from functools import lru_cache
-from typing import Any
+from typing import Any, ClassVar
 
 from bot.nlu.interfaces import Component, Message
 
@@ -78,7 +78,11 @@ def normalise(
 
 class ChineseTextNormalizer(Component):
     name = "ChineseTextNormalizer"
-    defaults = {"traditional_to_simplified": True, "lowercase": True, "max_length": 2000}
+    defaults: ClassVar[dict[str, Any]] = {
+        "traditional_to_simplified": True,
+        "lowercase": True,
+        "max_length": 2000,
+    }
 
     def process(self, message: Message) -> None:
         message.norm, message.offsets, message.truncated = normalise(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from bot.nlu.interfaces import Component, Message, Token
 from bot.training.data import TrainingData
@@ -52,7 +52,7 @@ def dictionary_words(data: TrainingData, user_dictionary: Path | None) -> list[t
 
 class JiebaTokenizer(Component):
     name = "JiebaTokenizer"
-    defaults: dict[str, Any] = {"dictionary_path": "nlu_data/userdict.txt", "hmm": True}
+    defaults: ClassVar[dict[str, Any]] = {"dictionary_path": "nlu_data/userdict.txt", "hmm": True}
 
     def __init__(self, config: dict[str, Any], words: list[tuple[str, int]] | None = None):
         super().__init__(config)

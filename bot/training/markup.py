@@ -1,4 +1,5 @@
-"""Inline entity markup: ``[尾号1234](card_last4)`` and ``[信用卡]{"entity": ..., "value": ...}``."""
+"""Inline entity markup: ``[尾号1234](card_last4)`` and
+``[信用卡]{"entity": ..., "value": ...}``."""
 
 from __future__ import annotations
 

@@ -36,9 +36,7 @@ _IGNORED_OPTIONS = {"epochs", "constrain_similarities", "model_confidence", "bat
 def policy_class(name: str) -> type[Policy]:
     target = POLICIES.get(name)
     if target is None:
-        raise ConfigError(
-            f"unknown policy '{name}'. Known policies: {', '.join(sorted(POLICIES))}"
-        )
+        raise ConfigError(f"unknown policy '{name}'. Known policies: {', '.join(sorted(POLICIES))}")
     module, cls = target.split(":")
     policy: type[Policy] = getattr(import_module(module), cls)
     return policy
@@ -78,13 +76,15 @@ class PolicyEnsemble:
             if prediction is None:
                 continue
             if best is None or (prediction.confidence, prediction.priority) > (
-                best.confidence, best.priority
+                best.confidence,
+                best.priority,
             ):
                 best = prediction
         threshold, action = self.fallback
         if best is None or best.confidence < threshold:
-            return PolicyPrediction(action, 1.0 if best is None else best.confidence,
-                                    "core_fallback", 0)
+            return PolicyPrediction(
+                action, 1.0 if best is None else best.confidence, "core_fallback", 0
+            )
         return best
 
     def persist(self, directory: Path) -> None:
@@ -105,5 +105,7 @@ class PolicyEnsemble:
         policies = []
         for i, spec in enumerate(specs):
             options = {k: v for k, v in spec.items() if k != "name"}
-            policies.append(policy_class(spec["name"]).load(directory / f"{i}_{spec['name']}", options))
+            policies.append(
+                policy_class(spec["name"]).load(directory / f"{i}_{spec['name']}", options)
+            )
         return cls(policies)

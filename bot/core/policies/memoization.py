@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from bot.core.policies.interfaces import Policy, PolicyPrediction
 from bot.core.stories import Story
@@ -22,7 +22,7 @@ _AMBIGUOUS = "__ambiguous__"
 class MemoizationPolicy(Policy):
     name = "MemoizationPolicy"
     default_priority = 3
-    defaults: dict[str, Any] = {"max_history": 5}
+    defaults: ClassVar[dict[str, Any]] = {"max_history": 5}
     augmented = False
 
     def __init__(self, config: dict[str, Any], lookup: dict[Key, str] | None = None) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from bot.core.policies.interfaces import Policy, PolicyPrediction
 from bot.core.stories import ANY_VALUE, ActionStep, LoopStep, SlotStep, Story, UserStep
@@ -148,7 +148,7 @@ def rule_snippets(rule: Story, domain: Domain) -> list[Snippet]:
 class RulePolicy(Policy):
     name = "RulePolicy"
     default_priority = 6
-    defaults: dict[str, Any] = {
+    defaults: ClassVar[dict[str, Any]] = {
         "core_fallback_threshold": 0.3,
         "core_fallback_action_name": "action_default_fallback",
         "enable_fallback_prediction": True,

@@ -7,7 +7,7 @@ Inference applies the learned weights directly: one row lookup per active featur
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import joblib
 import numpy as np
@@ -30,10 +30,11 @@ def history_features(states: list[State], max_history: int) -> list[str]:
 class SklearnPolicy(Policy):
     name = "SklearnPolicy"
     default_priority = 1
-    defaults: dict[str, Any] = {"max_history": 5, "C": 10.0, "max_iter": 2000}
+    defaults: ClassVar[dict[str, Any]] = {"max_history": 5, "C": 10.0, "max_iter": 2000}
 
-    def __init__(self, config: dict[str, Any], model: Any = None,
-                 vocabulary: dict[str, int] | None = None) -> None:
+    def __init__(
+        self, config: dict[str, Any], model: Any = None, vocabulary: dict[str, int] | None = None
+    ) -> None:
         super().__init__(config)
         self.model = model
         self.vocabulary = vocabulary or {}
@@ -112,7 +113,9 @@ class SklearnPolicy(Policy):
         return self._prediction(action, probs[action])
 
     def persist(self, directory: Path) -> None:
-        joblib.dump({"model": self.model, "vocabulary": self.vocabulary}, directory / "model.joblib")
+        joblib.dump(
+            {"model": self.model, "vocabulary": self.vocabulary}, directory / "model.joblib"
+        )
 
     @classmethod
     def load(cls, directory: Path, config: dict[str, Any]) -> Self:
