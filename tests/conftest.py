@@ -163,3 +163,35 @@ def shipped(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     shutil.copytree(REPO / "nlu_data", root / "nlu_data")
     shutil.copytree(REPO / "tests" / "data", root / "tests" / "data")
     return _train(root)
+
+
+# --- dialogue engine tests -------------------------------------------------------------------
+
+
+@pytest.fixture
+def dialogue(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Factory ``(domain_yaml, data_yaml="", policies=None) -> (Domain, PolicyEnsemble)``: a
+    domain from YAML text and policies trained on the stories/rules YAML text. ``policies`` is
+    a list of ``(name, options)``; by default Rule, Memoization and Sklearn policies."""
+    import textwrap
+
+    import yaml
+
+    from bot.config import ComponentSpec
+    from bot.core.policies.ensemble import PolicyEnsemble
+    from bot.core.story_graph import flatten
+    from bot.core.story_reader import read_story_file
+    from bot.domain import parse_domain
+
+    def build(domain_yaml: str, data_yaml: str = "", policies: list | None = None):  # type: ignore[no-untyped-def]
+        domain = parse_domain(yaml.safe_load(textwrap.dedent(domain_yaml)), Path("domain.yml"))
+        path = tmp_path / f"data_{len(list(tmp_path.glob('data_*.yml')))}.yml"
+        path.write_text(textwrap.dedent(data_yaml) or "version: '3.1'\n", encoding="utf-8")
+        data, problems = read_story_file(path)
+        assert not [p for p in problems if p.level == "error"], problems
+        specs = [ComponentSpec(n, dict(o)) for n, o in policies] if policies else []
+        ensemble = PolicyEnsemble.from_specs(tuple(specs))
+        ensemble.train(flatten(data.stories), flatten(data.rules), domain)
+        return domain, ensemble
+
+    return build

@@ -1,0 +1,271 @@
+"""Slot mappings after each message (``action_extract_slots``): from_entity, from_text,
+from_intent, conditions on the active loop, and the protected ``customer_id``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bot.core import events as ev
+from bot.core.actions.slot_extraction import extract_slots
+from bot.core.processor import MessageProcessor, UserMessage
+from bot.core.tracker import LISTEN, DialogueStateTracker
+from bot.domain import REQUESTED_SLOT, parse_domain
+
+DOMAIN_YAML = """
+version: "3.1"
+intents: [greet, inform, affirm, deny, transfer, report_loss, chitchat, query_balance]
+entities: [card_last4, account, amount, customer_id, city]
+slots:
+  customer_id:
+    type: any
+    influence_conversation: false
+    mappings:
+      - type: from_entity
+        entity: customer_id
+  card_last4:
+    type: text
+    mappings:
+      - type: from_entity
+        entity: card_last4
+  cards:
+    type: list
+    mappings:
+      - type: from_entity
+        entity: card_last4
+  from_account:
+    type: text
+    mappings:
+      - type: from_entity
+        entity: account
+        role: from
+  to_account:
+    type: text
+    mappings:
+      - type: from_entity
+        entity: account
+        role: to
+  amount:
+    type: float
+    mappings:
+      - type: from_entity
+        entity: amount
+        intent: transfer
+  note:
+    type: text
+    mappings:
+      - type: from_text
+  reason:
+    type: text
+    mappings:
+      - type: from_text
+        not_intent: [chitchat]
+        conditions:
+          - active_loop: loss_form
+            requested_slot: reason
+  city:
+    type: text
+    mappings:
+      - type: from_entity
+        entity: city
+        conditions:
+          - active_loop: loss_form
+  confirmed:
+    type: bool
+    mappings:
+      - type: from_intent
+        intent: affirm
+        value: true
+        conditions:
+          - active_loop: loss_form
+            requested_slot: confirmed
+      - type: from_intent
+        intent: deny
+        value: false
+        conditions:
+          - active_loop: loss_form
+            requested_slot: confirmed
+  polite:
+    type: bool
+    mappings:
+      - type: from_intent
+        intent: [greet]
+        value: true
+  wants_balance:
+    type: bool
+    mappings:
+      - type: from_trigger_intent
+        intent: query_balance
+        value: true
+forms:
+  loss_form:
+    required_slots: [reason, confirmed]
+responses:
+  utter_ok: [{text: 好的}]
+"""
+DOMAIN = parse_domain(yaml.safe_load(DOMAIN_YAML), Path("domain.yml"))
+
+
+def tracker_after(intent: str, entities: list[dict[str, Any]] | None = None, text: str = "x",
+                  loop: str | None = None, requested: str | None = None,
+                  slots: dict[str, Any] | None = None) -> DialogueStateTracker:
+    events: list[dict[str, Any]] = []
+    if loop:
+        events.append(ev.active_loop(loop))
+    if requested:
+        events.append(ev.slot(REQUESTED_SLOT, requested))
+    events += [ev.slot(k, v) for k, v in (slots or {}).items()]
+    events += [ev.action(LISTEN),
+               ev.user(text, {"intent": {"name": intent}, "entities": entities or []})]
+    return DialogueStateTracker.from_events("s", events, DOMAIN)
+
+
+def filled(t: DialogueStateTracker) -> dict[str, Any]:
+    return {e["name"]: e["value"] for e in extract_slots(t, DOMAIN)}
+
+
+def test_from_entity_takes_the_first_value_and_lists_take_all() -> None:
+    t = tracker_after("inform", [{"entity": "card_last4", "value": "1234"},
+                                 {"entity": "card_last4", "value": "5678"}])
+    assert filled(t) == {"card_last4": "1234", "cards": ["1234", "5678"]}
+
+
+def test_entity_roles_pick_the_slot() -> None:
+    t = tracker_after("transfer", [
+        {"entity": "account", "value": "A", "role": "from"},
+        {"entity": "account", "value": "B", "role": "to"},
+        {"entity": "amount", "value": "500"},
+    ])
+    assert filled(t) == {"from_account": "A", "to_account": "B", "amount": "500"}
+
+
+def test_intent_filter_on_a_mapping() -> None:
+    assert "amount" not in filled(tracker_after("inform", [{"entity": "amount", "value": "5"}]))
+
+
+def test_from_text_fills_only_when_asked() -> None:
+    assert filled(tracker_after("inform", text="随便说说")) == {}
+    assert filled(tracker_after("inform", text="出差", requested="note")) == {"note": "出差"}
+
+
+def test_from_text_with_conditions_and_not_intent() -> None:
+    in_form = {"loop": "loss_form", "requested": "reason"}
+    assert filled(tracker_after("inform", text="卡被偷了", **in_form)) == {"reason": "卡被偷了"}
+    assert filled(tracker_after("chitchat", text="今天天气", **in_form)) == {}
+    assert filled(tracker_after("inform", text="卡被偷了", loop="loss_form",
+                                requested="confirmed")) == {}
+    assert filled(tracker_after("inform", text="卡被偷了")) == {}
+
+
+def test_condition_on_the_active_loop_only() -> None:
+    city = [{"entity": "city", "value": "上海"}]
+    assert filled(tracker_after("inform", city)) == {}
+    assert filled(tracker_after("inform", city, loop="loss_form")) == {"city": "上海"}
+
+
+def test_from_intent_with_conditions() -> None:
+    asked = {"loop": "loss_form", "requested": "confirmed"}
+    assert filled(tracker_after("affirm", **asked)) == {"confirmed": True}
+    assert filled(tracker_after("deny", **asked)) == {"confirmed": False}
+    assert filled(tracker_after("affirm")) == {}  # no form asking: a plain "yes"
+    assert filled(tracker_after("greet")) == {"polite": True}
+
+
+def test_from_trigger_intent_only_outside_a_loop() -> None:
+    assert filled(tracker_after("query_balance")) == {"wants_balance": True}
+    assert "wants_balance" not in filled(tracker_after("query_balance", loop="loss_form"))
+
+
+def test_unchanged_values_give_no_event() -> None:
+    t = tracker_after("inform", [{"entity": "card_last4", "value": "1234"}],
+                      slots={"card_last4": "1234", "cards": ["1234"]})
+    assert filled(t) == {}
+
+
+def test_customer_id_is_never_taken_from_entities() -> None:
+    t = tracker_after("inform", [{"entity": "customer_id", "value": "C1002"}])
+    assert "customer_id" not in filled(t)
+    # (it is the protection that keeps it out: the domain does map the entity)
+    unprotected = extract_slots(t, DOMAIN, protected=frozenset())
+    assert [(e["name"], e["value"]) for e in unprotected] == [("customer_id", "C1002")]
+
+
+# --- through the processor --------------------------------------------------------------------
+
+RULES = """
+rules:
+- rule: hi
+  steps:
+  - intent: greet
+  - action: utter_ok
+- rule: inform
+  steps:
+  - intent: inform
+  - action: utter_ok
+- rule: transfer
+  steps:
+  - intent: transfer
+  - action: utter_ok
+"""
+
+
+@pytest.fixture
+def processor(dialogue) -> MessageProcessor:  # type: ignore[no-untyped-def]
+    return MessageProcessor(*dialogue(DOMAIN_YAML, RULES, [("RulePolicy", {})]))
+
+
+async def test_payload_cannot_set_customer_id(processor: MessageProcessor) -> None:
+    result = await processor.handle(
+        UserMessage('/inform{"customer_id": "C1002", "card_last4": "1234"}', "anon"))
+    tracker = await processor.get_tracker("anon")
+    assert tracker.get_slot("customer_id") is None
+    assert tracker.get_slot("card_last4") == "1234"
+    # the entity is dropped before it is stored or shown to actions
+    assert all(e["entity"] != "customer_id" for e in result.parse_data["entities"])
+    user = next(e for e in tracker.events if e["event"] == "user")
+    assert [e["entity"] for e in user["parse_data"]["entities"]] == ["card_last4"]
+
+
+async def test_verified_customer_cannot_be_switched_by_a_payload(
+    processor: MessageProcessor,
+) -> None:
+    await processor.handle(UserMessage("/greet", "v", customer_id="C1001"))
+    await processor.handle(
+        UserMessage('/inform{"customer_id": "C1002"}', "v", customer_id="C1001"))
+    tracker = await processor.get_tracker("v")
+    assert tracker.get_slot("customer_id") == "C1001"
+    assert [e["value"] for e in tracker.events
+            if e["event"] == "slot" and e["name"] == "customer_id"] == ["C1001"]
+
+
+async def test_customer_id_follows_the_channel_not_the_text(
+    processor: MessageProcessor,
+) -> None:
+    await processor.handle(UserMessage('/inform{"card_last4": "1002"}', "w", customer_id="C1001"))
+    assert (await processor.get_tracker("w")).get_slot("customer_id") == "C1001"
+    # a message the channel did not verify clears it
+    await processor.handle(UserMessage('/inform{"customer_id": "C1001"}', "w"))
+    assert (await processor.get_tracker("w")).get_slot("customer_id") is None
+
+
+async def test_nlu_entities_for_customer_id_are_dropped(dialogue) -> None:  # type: ignore[no-untyped-def]
+    class NLU:
+        def parse(self, text: str) -> dict[str, Any]:
+            return {"text": text, "intent": {"name": "inform", "confidence": 0.9},
+                    "intent_ranking": [], "entities": [
+                        {"entity": "customer_id", "value": "C1002", "start": 2, "end": 7}]}
+
+    domain, ensemble = dialogue(DOMAIN_YAML, RULES, [("RulePolicy", {})])
+    p = MessageProcessor(domain, ensemble, nlu=NLU())
+    await p.handle(UserMessage("我是C1002", "n"))
+    assert (await p.get_tracker("n")).get_slot("customer_id") is None
+
+
+async def test_extracted_values_are_coerced_to_the_slot_type(
+    processor: MessageProcessor,
+) -> None:
+    await processor.handle(UserMessage('/transfer{"amount": "2500.5"}', "t"))
+    assert (await processor.get_tracker("t")).get_slot("amount") == 2500.5
