@@ -7,7 +7,16 @@ import sys
 from collections.abc import Sequence
 
 from bot import __version__
-from bot.cli import data_cmd, kb_cmd, nlu_cmds, run_cmd, sandbox_cmd, train_cmd, visualize_cmd
+from bot.cli import (
+    data_cmd,
+    kb_cmd,
+    nlu_cmds,
+    run_cmd,
+    sandbox_cmd,
+    server_cmd,
+    train_cmd,
+    visualize_cmd,
+)
 from bot.errors import BotError
 
 
@@ -19,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"bankbot {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in (train_cmd, nlu_cmds, data_cmd, kb_cmd, visualize_cmd, run_cmd, sandbox_cmd):
+    for module in (
+        train_cmd, nlu_cmds, data_cmd, kb_cmd, visualize_cmd, run_cmd, server_cmd, sandbox_cmd
+    ):
         module.register(sub)
     return parser
 

@@ -1,0 +1,1 @@
+"""Customer channels: REST (Rasa-compatible, anonymous) and the app (signed identity)."""

@@ -1,0 +1,76 @@
+"""Signed customer identity: verifying app-channel JWTs and issuing development tokens.
+
+A token is accepted only with the configured algorithm (HS256 with a shared secret, or RS256
+with the bank's public key), a valid signature, a ``sub`` (the customer id) and an ``exp``
+in the future (with ``leeway`` seconds of clock skew).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import jwt
+
+from bot.errors import BotError
+from bot.server.settings import DEV_JWT_SECRET, ENV_NAME, JwtSettings
+
+MAX_CUSTOMER_ID = 64
+
+
+class InvalidToken(BotError):
+    """The bearer token cannot be trusted; the message says why (safe to show the client)."""
+
+
+@dataclass(frozen=True)
+class Customer:
+    customer_id: str
+
+    @property
+    def conversation_id(self) -> str:
+        """One history per customer, whatever the channel."""
+        return f"customer:{self.customer_id}"
+
+
+def verify_token(token: str, settings: JwtSettings) -> Customer:
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.DecodeError as exc:
+        raise InvalidToken(f"malformed token: {exc}") from None
+    alg = header.get("alg")
+    if alg != settings.algorithm:
+        raise InvalidToken(f"token algorithm {alg!r} is not accepted; this server expects "
+                           f"{settings.algorithm}")
+    try:
+        claims = jwt.decode(token, settings.key, algorithms=[settings.algorithm],
+                            options={"require": ["exp", "sub"]}, leeway=settings.leeway)
+    except jwt.ExpiredSignatureError:
+        raise InvalidToken("token has expired; sign in again") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise InvalidToken(f"token has no '{exc.claim}' claim") from None
+    except jwt.InvalidSignatureError:
+        raise InvalidToken("token signature is invalid (forged, or signed with another key)"
+                           ) from None
+    except jwt.InvalidTokenError as exc:
+        raise InvalidToken(f"token is invalid: {exc}") from None
+    subject = claims.get("sub")
+    if (not isinstance(subject, str) or not subject.strip() or len(subject) > MAX_CUSTOMER_ID
+            or not subject.isprintable()):
+        raise InvalidToken(f"token 'sub' must be a customer id of 1-{MAX_CUSTOMER_ID} "
+                           "printable characters")
+    return Customer(subject.strip())
+
+
+def issue_token(customer_id: str, settings: JwtSettings, minutes: float = 60,
+                production: bool = False) -> str:
+    """An HS256 token for ``customer_id`` (development and tests)."""
+    if settings.public_key:
+        raise BotError("the app channel verifies RS256 tokens; sign them with the private key "
+                       "of your identity provider (bot token only signs HS256)")
+    if production and settings.uses_dev_secret:
+        raise BotError(f"{ENV_NAME}=production: refusing to sign with the development secret")
+    if not customer_id.strip() or len(customer_id) > MAX_CUSTOMER_ID:
+        raise BotError(f"customer id must be 1-{MAX_CUSTOMER_ID} characters")
+    now = int(time.time())
+    claims = {"sub": customer_id, "iat": now, "exp": now + int(minutes * 60)}
+    return jwt.encode(claims, settings.secret or DEV_JWT_SECRET, algorithm="HS256")

@@ -1,0 +1,110 @@
+"""Reading request bodies: JSON objects with typed fields, or a 400 naming the problem.
+
+Strings are made safe to store and send: lone UTF-16 surrogates (valid in JSON, not in
+UTF-8) become U+FFFD and NUL characters are dropped. Everything else, emoji and all, is kept.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from sanic import Request
+
+from bot.server.errors import ApiError
+
+MAX_SENDER_CHARS = 255
+RESERVED_PREFIX = "customer:"  # conversation ids of verified customers
+
+
+def clean(text: str) -> str:
+    if text.isascii():
+        return text.replace("\x00", "")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text.replace("\x00", "")
+
+
+def _clean_any(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean(value)
+    if isinstance(value, dict):
+        return {clean(str(k)): _clean_any(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean_any(v) for v in value]
+    return value
+
+
+def json_object(request: Request) -> dict[str, Any]:
+    body = request.body
+    if not body:
+        raise ApiError(400, "request body is empty; send a JSON object")
+    try:
+        data = json.loads(body)
+    except UnicodeDecodeError:
+        raise ApiError(400, "request body is not valid UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "request body is nested too deeply") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, f"request body must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def string_field(data: dict[str, Any], name: str, *, required: bool = True,
+                 max_chars: int | None = None) -> str | None:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise ApiError(400, f"missing field '{name}'")
+        return None
+    if not isinstance(value, str):
+        raise ApiError(400, f"field '{name}' must be a string, got {_kind(value)}")
+    value = clean(value)
+    if not value.strip():
+        raise ApiError(400, f"field '{name}' is empty")
+    if max_chars is not None and len(value) > max_chars:
+        raise ApiError(400, f"field '{name}' is longer than {max_chars} characters")
+    return value
+
+
+def _kind(value: Any) -> str:
+    return {bool: "a boolean", int: "a number", float: "a number", list: "a list",
+            dict: "an object"}.get(type(value), type(value).__name__)
+
+
+@dataclass
+class IncomingMessage:
+    """A customer message as a channel received it (not yet identified)."""
+
+    sender: str | None
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def incoming_message(data: dict[str, Any], *, sender_required: bool = True) -> IncomingMessage:
+    """Rasa's REST body ``{"sender", "message", "metadata"}``."""
+    sender = string_field(data, "sender", required=sender_required, max_chars=MAX_SENDER_CHARS)
+    text = string_field(data, "message")
+    assert text is not None
+    metadata = data.get("metadata")
+    if metadata is None:
+        metadata = {}
+    elif not isinstance(metadata, dict):
+        raise ApiError(400, f"field 'metadata' must be an object, got {_kind(metadata)}")
+    return IncomingMessage(sender, text, _clean_any(metadata))
+
+
+def anonymous_sender(message: IncomingMessage) -> str:
+    """The conversation id of an anonymous message: its ``sender``, which must not pose as a
+    verified customer's conversation."""
+    if message.sender is None:
+        raise ApiError(400, "missing field 'sender'")
+    if message.sender.startswith(RESERVED_PREFIX):
+        raise ApiError(400, f"sender ids starting with '{RESERVED_PREFIX}' are reserved for "
+                            "verified customers")
+    return message.sender

@@ -1,0 +1,100 @@
+"""Operator endpoints (``Authorization: Bearer <operator token>``):
+
+- ``GET /conversations/{id}/tracker``: the conversation's tracker (Rasa's shape).
+- ``POST /conversations/{id}/messages``: add a message without running the bot. Body
+  ``{"text", "sender": "user" | "bot", "parse_data"?}``: ``user`` logs a customer message
+  (parsed unless ``parse_data`` is given, as Rasa does), ``bot`` logs a message from a human
+  agent. Answers the tracker afterwards.
+
+Without a configured token (``server.operator_token`` or ``BOT_OPERATOR_TOKEN``) these
+endpoints refuse every request.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from typing import Any
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, json
+
+from bot.core import events as ev
+from bot.core.agent import Agent
+from bot.server.errors import ApiError
+from bot.server.inputs import MAX_SENDER_CHARS, clean, json_object, string_field
+from bot.server.settings import OPERATOR_TOKEN_ENV, ServerSettings
+
+SENDERS = ("user", "bot")
+
+
+def check_operator(request: Request, token: str | None) -> None:
+    if token is None:
+        raise ApiError(401, f"the operator API is disabled: set {OPERATOR_TOKEN_ENV} or "
+                            "server.operator_token", {"WWW-Authenticate": "Bearer"})
+    scheme, _, given = (request.headers.get("authorization") or "").partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        raise ApiError(401, "operator endpoints need 'Authorization: Bearer <operator token>'",
+                       {"WWW-Authenticate": "Bearer"})
+    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise ApiError(401, "wrong operator token", {"WWW-Authenticate": "Bearer"})
+
+
+def conversation_id(raw: str) -> str:
+    value = clean(raw)
+    if not value.strip() or len(value) > MAX_SENDER_CHARS:
+        raise ApiError(400, f"conversation id must be 1-{MAX_SENDER_CHARS} characters")
+    return value
+
+
+def check_parse_data(value: Any) -> None:
+    """Operator-given parse data is replayed with the tracker: it must have the right shape."""
+    if not isinstance(value, dict):
+        raise ApiError(400, "field 'parse_data' must be an object")
+    intent = value.get("intent")
+    if not isinstance(intent, dict) or not isinstance(intent.get("name"), str | None):
+        raise ApiError(400, "field 'parse_data.intent' must be an object with a 'name'")
+    entities = value.get("entities", [])
+    if not isinstance(entities, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("entity"), str) for e in entities
+    ):
+        raise ApiError(400, "field 'parse_data.entities' must be a list of objects with an "
+                            "'entity' name")
+
+
+def operator_blueprint(agent: Agent, settings: ServerSettings) -> Blueprint:
+    bp = Blueprint("operator", url_prefix="/conversations")
+    processor = agent.processor
+
+    @bp.get("/<conversation:str>/tracker")
+    async def tracker(request: Request, conversation: str) -> HTTPResponse:
+        check_operator(request, settings.operator_token)
+        state = (await processor.get_tracker(conversation_id(conversation))).current_state()
+        return json(state, ensure_ascii=False)
+
+    @bp.post("/<conversation:str>/messages")
+    async def add_message(request: Request, conversation: str) -> HTTPResponse:
+        check_operator(request, settings.operator_token)
+        sender_id = conversation_id(conversation)
+        data = json_object(request)
+        text = string_field(data, "text", max_chars=settings.max_message_chars)
+        assert text is not None
+        who = data.get("sender", "user")
+        if who not in SENDERS:
+            raise ApiError(400, f"field 'sender' must be one of {', '.join(SENDERS)}; got {who!r}")
+        now = time.time()
+        event: dict[str, Any]
+        if who == "user":
+            parse_data = data.get("parse_data")
+            if parse_data is None:
+                parse_data = {k: v for k, v in processor.parse(text).items() if k != "text"}
+            else:
+                check_parse_data(parse_data)
+            event = ev.user(text, parse_data, input_channel="operator", timestamp=now)
+        else:
+            event = ev.bot(text, {}, {"operator": True}, timestamp=now)
+        await processor.append_events(sender_id, [event])
+        state = (await processor.get_tracker(sender_id)).current_state()
+        return json(state, ensure_ascii=False)
+
+    return bp

@@ -1,0 +1,168 @@
+"""Server settings: ``server:`` and ``channels:`` of ``config.yml``, overridden by env vars.
+
+Every value has a default, so a project without these sections runs as is. Secrets are best
+given through the environment (``BOT_OPERATOR_TOKEN``, ``BOT_JWT_SECRET``,
+``BOT_JWT_PUBLIC_KEY``) rather than committed in ``config.yml``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.errors import ConfigError
+from bot.project import Project
+
+ENV_NAME = "BOT_ENV"
+OPERATOR_TOKEN_ENV = "BOT_OPERATOR_TOKEN"
+JWT_SECRET_ENV = "BOT_JWT_SECRET"
+JWT_PUBLIC_KEY_ENV = "BOT_JWT_PUBLIC_KEY"
+
+# Signs and verifies app-channel tokens when no secret is configured, so that development
+# works out of the box (``bot token C1001``). It is public, hence refused in production.
+DEV_JWT_SECRET = "bankbot-development-secret-do-not-use-in-production"
+
+
+def is_production(env: Mapping[str, str] | None = None) -> bool:
+    return (env if env is not None else os.environ).get(ENV_NAME, "").lower() in {
+        "production", "prod"
+    }
+
+
+@dataclass(frozen=True)
+class JwtSettings:
+    """How the app channel verifies ``Authorization: Bearer <JWT>``."""
+
+    secret: str | None = None  # HS256
+    public_key: str | None = None  # RS256, PEM text
+    leeway: float = 30.0  # seconds of clock skew allowed on ``exp``
+
+    @property
+    def algorithm(self) -> str:
+        return "RS256" if self.public_key else "HS256"
+
+    @property
+    def key(self) -> str:
+        return self.public_key or self.secret or DEV_JWT_SECRET
+
+    @property
+    def uses_dev_secret(self) -> bool:
+        return not self.public_key and (not self.secret or self.secret == DEV_JWT_SECRET)
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """Token bucket per conversation: ``burst`` messages at once, refilled at ``per_minute``."""
+
+    per_minute: float = 60.0
+    burst: int = 20
+
+    @property
+    def enabled(self) -> bool:
+        return self.per_minute > 0
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 5005
+    workers: int = 1
+    operator_token: str | None = None
+    max_body_bytes: int = 64 * 1024
+    max_message_chars: int = 2000
+    rate_limit: RateLimit = field(default_factory=RateLimit)
+    shutdown_timeout: float = 15.0
+    jwt: JwtSettings = field(default_factory=JwtSettings)
+    production: bool = False
+
+    def check(self) -> None:
+        """Refuse settings that must not run (the public dev secret in production)."""
+        if self.production and self.jwt.uses_dev_secret:
+            raise ConfigError(
+                f"{ENV_NAME}=production: the development JWT secret is refused. Set "
+                f"{JWT_SECRET_ENV} (HS256) or {JWT_PUBLIC_KEY_ENV} (RS256), or "
+                "channels.app.jwt_secret / jwt_public_key in config.yml"
+            )
+        if self.production and self.operator_token is not None and len(self.operator_token) < 16:
+            raise ConfigError("the operator token must be at least 16 characters in production")
+
+
+def _section(raw: Mapping[str, Any], key: str, path: Path) -> dict[str, Any]:
+    value = raw.get(key) or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: '{key}' must be a mapping")
+    return value
+
+
+def _number(section: Mapping[str, Any], key: str, default: float, where: str,
+            minimum: float = 0) -> float:
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+        raise ConfigError(f"{where}.{key} must be a number >= {minimum:g}, got {value!r}")
+    return float(value)
+
+
+def _public_key(value: str | None, root: Path) -> str | None:
+    """PEM text, or the path of a PEM file (relative to the project)."""
+    if not value:
+        return None
+    if "-----BEGIN" in value:
+        return value
+    path = Path(value) if Path(value).is_absolute() else root / value
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"JWT public key {value!r} is neither PEM text nor a readable file: "
+                          f"{exc}") from exc
+
+
+def settings_from_mapping(
+    raw: Mapping[str, Any], root: Path, env: Mapping[str, str] | None = None,
+    path: Path = Path("config.yml"),
+) -> ServerSettings:
+    env = env if env is not None else os.environ
+    server = _section(raw, "server", path)
+    channels = _section(raw, "channels", path)
+    app = channels.get("app") or {}
+    if not isinstance(app, dict):
+        raise ConfigError(f"{path}: 'channels.app' must be a mapping")
+    limit = server.get("rate_limit") or {}
+    if not isinstance(limit, dict):
+        raise ConfigError(f"{path}: 'server.rate_limit' must be a mapping (per_minute, burst)")
+    token = env.get(OPERATOR_TOKEN_ENV) or server.get("operator_token")
+    secret = env.get(JWT_SECRET_ENV) or app.get("jwt_secret")
+    public = env.get(JWT_PUBLIC_KEY_ENV) or app.get("jwt_public_key")
+    return ServerSettings(
+        host=str(server.get("host", "127.0.0.1")),
+        port=int(_number(server, "port", 5005, "server")),
+        workers=max(1, int(_number(server, "workers", 1, "server", 1))),
+        operator_token=str(token) if token else None,
+        max_body_bytes=int(_number(server, "max_body_bytes", 64 * 1024, "server", 1024)),
+        max_message_chars=int(_number(server, "max_message_chars", 2000, "server", 1)),
+        rate_limit=RateLimit(
+            per_minute=_number(limit, "per_minute", 60, "server.rate_limit"),
+            burst=int(_number(limit, "burst", 20, "server.rate_limit", 1)),
+        ),
+        shutdown_timeout=_number(server, "shutdown_timeout", 15, "server"),
+        jwt=JwtSettings(
+            secret=str(secret) if secret else None,
+            public_key=_public_key(str(public) if public else None, root),
+            leeway=_number(app, "leeway", 30, "channels.app"),
+        ),
+        production=is_production(env),
+    )
+
+
+def load_settings(project: Project, env: Mapping[str, str] | None = None) -> ServerSettings:
+    try:
+        raw = yaml.safe_load(project.config_file.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{project.config_file}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{project.config_file}: expected a mapping")
+    return settings_from_mapping(raw, project.root, env, project.config_file)
