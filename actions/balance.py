@@ -20,6 +20,13 @@ from actions.common import (
     logger,
 )
 
+def clear_slots(tracker: Tracker) -> list[dict[str, Any]]:
+    """Forget the slots this answer used, unless a form is collecting them."""
+    if tracker.active_loop_name:
+        return []
+    return list(CLEAR)
+
+
 CLEAR = [SlotSet("card_last4", None), SlotSet("account_type", None)]
 
 
@@ -56,16 +63,16 @@ class ActionQueryBalance(Action):
         customer = customer_id(tracker)
         if customer is None:
             ask_to_log_in(dispatcher, "查询余额")
-            return CLEAR
+            return clear_slots(tracker)
         try:
             accounts = list(backend().accounts(customer))
         except BankError as exc:
             logger.error("balance for %s failed: %s", customer, exc)
             backend_unavailable(dispatcher)
-            return CLEAR
+            return clear_slots(tracker)
         if not accounts:
             dispatcher.utter_message(text="您名下暂时没有可查询的账户。")
-            return CLEAR
+            return clear_slots(tracker)
         last4 = tracker.get_slot("card_last4")
         kind = tracker.get_slot("account_type")
         chosen = accounts
@@ -77,16 +84,16 @@ class ActionQueryBalance(Action):
                     text=f"没有找到您名下尾号{last4}的卡。您名下的卡有：{owned}。请问要查询哪一张？",
                     buttons=self._buttons(accounts),
                 )
-                return CLEAR
+                return clear_slots(tracker)
         elif kind:
             chosen = [a for a in accounts if a.type == kind] or accounts
         if len(chosen) > 1:
             dispatcher.utter_message(
                 text="您名下有多张卡，请问要查询哪一张？", buttons=self._buttons(chosen)
             )
-            return CLEAR
+            return clear_slots(tracker)
         dispatcher.utter_message(text=describe(chosen[0]))
-        return CLEAR
+        return clear_slots(tracker)
 
     @staticmethod
     def _buttons(accounts: list[Any]) -> list[dict[str, str]]:

@@ -40,7 +40,9 @@ class ValidateReportLossForm(FormValidationAction):
         tracker: Tracker,
         domain: DomainDict,
     ) -> dict[str, Any]:
-        digits = re.sub(r"\D", "", str(value or ""))
+        if value is None:
+            return {"card_last4": None}
+        digits = re.sub(r"\D", "", str(value))
         if len(digits) != 4:
             dispatcher.utter_message(text="卡号后四位应为4位数字，请重新输入，例如：尾号1234。")
             return {"card_last4": None}

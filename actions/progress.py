@@ -19,6 +19,13 @@ from actions.common import (
     logger,
 )
 
+def clear_slots(tracker: Tracker) -> list[dict[str, Any]]:
+    """Forget the slots this answer used, unless a form is collecting them."""
+    if tracker.active_loop_name:
+        return []
+    return list(CLEAR)
+
+
 CLEAR = [SlotSet("application_id", None), SlotSet("business_type", None)]
 
 
@@ -69,7 +76,7 @@ class ActionQueryProgress(Action):
         customer = customer_id(tracker)
         if customer is None:
             ask_to_log_in(dispatcher, "查询办理进度")
-            return CLEAR
+            return clear_slots(tracker)
         app_id = tracker.get_slot("application_id")
         business = tracker.get_slot("business_type")
         try:
@@ -77,7 +84,7 @@ class ActionQueryProgress(Action):
                 app = backend().application(customer, str(app_id).upper())
                 if app is not None:
                     dispatcher.utter_message(text=describe(app))
-                    return CLEAR
+                    return clear_slots(tracker)
                 apps = list(backend().applications(customer))
                 text = f"没有找到您名下编号为{app_id}的申请，请核对编号。"
                 if apps:
@@ -86,12 +93,12 @@ class ActionQueryProgress(Action):
                     )
                 else:
                     dispatcher.utter_message(text=text)
-                return CLEAR
+                return clear_slots(tracker)
             apps = list(backend().applications(customer, open_only=business is None))
         except BankError as exc:
             logger.error("progress for %s failed: %s", customer, exc)
             backend_unavailable(dispatcher)
-            return CLEAR
+            return clear_slots(tracker)
         if business:
             apps = [a for a in apps if a.business_type == business]
         elif not apps:
@@ -108,7 +115,7 @@ class ActionQueryProgress(Action):
             dispatcher.utter_message(
                 text="您有多笔申请，请问要查询哪一笔？", buttons=self._buttons(apps)
             )
-        return CLEAR
+        return clear_slots(tracker)
 
     @staticmethod
     def _buttons(apps: list[Any]) -> list[dict[str, str]]:

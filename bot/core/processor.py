@@ -84,6 +84,7 @@ class TurnResult:
     events: list[Event]
     parse_data: dict[str, Any]
     actions: list[tuple[str, str, float]]  # (action, policy, confidence) that ran
+    customer_id: str | None = None  # verified by the channel for this turn
     rejected: list[str] = field(default_factory=list)  # actions that refused to run
 
 
@@ -265,7 +266,7 @@ class MessageProcessor:
         ):
             tracker.update(ev.slot("customer_id", message.customer_id, timestamp=now))
         tracker.extend(self._stamp(extract_slots(tracker, self.domain), now))
-        result = TurnResult([], [], parse, [])
+        result = TurnResult([], [], parse, [], customer_id=message.customer_id)
         if tracker.paused:
             return result
         for _ in range(self.max_predictions):
@@ -364,7 +365,12 @@ class MessageProcessor:
                 result.messages.append(bot_message(event, tracker.sender_id))
         replayed = any(e.get("event") == "user" for e in events)
         if replayed and tracker.latest_message is not user_before:
-            # An action replayed a user message (two-stage fallback): map its slots.
+            # An action replayed a user message (two-stage fallback): the rewind removed
+            # this turn's identity and slots; set them again for the replayed message.
+            if "customer_id" in self.domain.slots and (
+                tracker.slots.get("customer_id") != result.customer_id
+            ):
+                tracker.update(ev.slot("customer_id", result.customer_id, timestamp=now))
             tracker.extend(self._stamp(extract_slots(tracker, self.domain), now))
         elif any(e.get("event") in ("rewind", "restart") for e in events):
             # The message was undone (action_default_fallback, action_back) or the

@@ -25,6 +25,12 @@ class ActionRejected(BotError):
     """The action refused to run (rasa_sdk's ``ActionExecutionRejection``)."""
 
 
+def _module_of(run: Any) -> str:
+    """The module of the action class behind a registered ``run`` (bound method)."""
+    owner = getattr(run, "__self__", None)
+    return str(type(owner).__module__ if owner is not None else getattr(run, "__module__", ""))
+
+
 class InProcessExecutor:
     """Runs the actions of a Python package (default ``actions``) inside this process."""
 
@@ -35,15 +41,24 @@ class InProcessExecutor:
             raise ImportError("custom actions need rasa_sdk: pip install rasa-sdk") from exc
         self._executor = ActionExecutor()
         self._executor.register_package(package)
+        # rasa_sdk registers every Action subclass imported in the process; only this
+        # package's own actions belong to this executor.
+        self._names = {
+            name
+            for name, run in self._executor.actions.items()
+            if _module_of(run).split(".")[0] == package.split(".")[0]
+        }
 
     def names(self) -> set[str]:
-        return set(self._executor.actions)
+        return set(self._names)
 
     async def run(
         self, name: str, tracker: dict[str, Any], domain: dict[str, Any]
     ) -> dict[str, Any]:
         from rasa_sdk.interfaces import ActionExecutionRejection
 
+        if name not in self._names:
+            raise ActionExecutionError(f"custom action {name} is not in this action package")
         call = {"next_action": name, "sender_id": tracker["sender_id"], "tracker": tracker,
                 "domain": domain, "version": "3.21"}
         try:

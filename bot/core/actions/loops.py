@@ -100,7 +100,9 @@ class TwoStageFallbackAction(Action):
         )
         intent = tracker.latest_intent
         unclear = intent in (None, FALLBACK_INTENT, "deny", "out_of_scope")
-        if unclear and asked_rephrase:
+        if unclear and (asked_rephrase or intent in (None, FALLBACK_INTENT)):
+            # Two unclear messages in a row (Rasa's _two_fallbacks_in_a_row), or the
+            # rephrased message was unclear too: give up and offer a human.
             return [
                 ev.active_loop(None),
                 *say("utter_default", tracker, context),
