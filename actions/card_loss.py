@@ -51,6 +51,12 @@ class ValidateReportLossForm(FormValidationAction):
         except Exception as exc:  # the backend is checked again when freezing
             logger.error("card check failed: %s", exc)
             return {"card_last4": digits}
+        if not owned and customer_id(tracker) is not None:
+            dispatcher.utter_message(
+                text="您名下暂时没有可挂失的银行卡。如需帮助，请点击“转人工”。",
+                buttons=[HUMAN_BUTTON],
+            )
+            return {"card_last4": None}
         if owned and digits not in owned:
             listing = "、".join(f"尾号{x}" for x in sorted(owned))
             dispatcher.utter_message(text=f"您名下没有尾号{digits}的卡，您的卡是：{listing}。")

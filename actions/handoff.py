@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ConversationPaused
+from rasa_sdk.events import ConversationPaused, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 
@@ -29,4 +29,7 @@ class ActionHandoff(Action):
             dispatcher.utter_message(
                 text="好的，正在为您转接人工客服，请稍候，人工客服会尽快接入。"
             )
-        return [ConversationPaused()]
+        # An abandoned form's answers must not leak into questions after the agent is done.
+        forget = ["card_last4", "loss_confirmed", "account_type", "business_type",
+                  "application_id"]
+        return [*(SlotSet(name, None) for name in forget), ConversationPaused()]

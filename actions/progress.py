@@ -19,6 +19,7 @@ from actions.common import (
     logger,
 )
 
+
 def clear_slots(tracker: Tracker) -> list[dict[str, Any]]:
     """Forget the slots this answer used, unless a form is collecting them."""
     if tracker.active_loop_name:
