@@ -13,8 +13,10 @@ import json
 import math
 import multiprocessing
 import os
+import re
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -41,6 +43,7 @@ from bot.training.data import Problem
 
 BUILD_DIR = "build"
 META_FILE = "meta.json"
+LOCK_FILE = ".build.lock"
 FORMAT = 1
 CALIBRATION_ROUNDS = 4
 CALIBRATION_ENOUGH = 400
@@ -140,7 +143,9 @@ def analyse_all(
     chunks = [list(texts[i : i + step]) for i in range(0, total, step)]
     workers = min(os.cpu_count() or 1, 8)
     out: list[Analysed] = []
-    if total >= 40000 and workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+    forkable = "fork" in multiprocessing.get_all_start_methods()
+    # forking a process with other threads running could copy a held lock: stay serial then
+    if total >= 40000 and workers > 1 and forkable and threading.active_count() == 1:
         _WORKER = analyzer
         try:
             with multiprocessing.get_context("fork").Pool(workers) as pool:
@@ -267,6 +272,8 @@ def build_components(
         )
         if held.size == 0:
             break
+        if progress:
+            progress(f"calibration {seed + 1}", 0, int(held.size))
         fold: EntryClassifier | None = None
         if use_classifier:
             train_rows = np.ones(len(variants), bool)
@@ -380,6 +387,22 @@ def _swap_into_place(tmp: Path, target: Path) -> None:
 
 
 @contextmanager
+def _build_lock(kb_dir: Path) -> Iterator[None]:
+    """One build at a time per KB folder (an advisory lock on ``KB_DIR/.build.lock``)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    with (kb_dir / LOCK_FILE).open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
 def _progress_bar(enabled: bool) -> Iterator[Progress | None]:
     if not enabled:
         yield None
@@ -421,24 +444,53 @@ def build_knowledge_base(
     Raises :class:`~bot.kb.sources.KBSourceError` listing every source error.
     """
     kb_dir = Path(kb_dir)
+    if not kb_dir.is_dir():
+        raise BotError(f"the knowledge-base folder {kb_dir} does not exist (see --kb-dir)")
     settings = KBSettings.from_config(config, root or kb_dir.resolve().parent)
     started = time.perf_counter()
     fingerprint = source_fingerprint(kb_dir, settings, nlu_texts)
     target = kb_dir / BUILD_DIR
     if not force and is_current(kb_dir, fingerprint):
         return BuildResult(kb_dir, target, True, fingerprint)
+    with _build_lock(kb_dir):
+        if not force and is_current(kb_dir, fingerprint):  # built meanwhile by another process
+            return BuildResult(kb_dir, target, True, fingerprint)
+        return _build(kb_dir, settings, nlu_texts, fingerprint, started, progress)
+
+
+def _build(
+    kb_dir: Path,
+    settings: KBSettings,
+    nlu_texts: list[str] | None,
+    fingerprint: str,
+    started: float,
+    progress: bool,
+) -> BuildResult:
+    target = kb_dir / BUILD_DIR
     sources = load_sources(kb_dir)
     sources.raise_on_errors()
     if not sources.entries:
         raise BotError(f"{kb_dir / 'sources'} has no entries; add YAML or TSV source files")
-    with _progress_bar(progress) as report:
+    stages: dict[str, float] = {}
+    with _progress_bar(progress) as bar:
+        current = {"stage": "reading sources"}
+        since = [time.perf_counter()]
+
+        def report(stage: str, done: int, total: int) -> None:
+            key = re.sub(r" \d+$", "", stage.split(":")[0])  # "calibration 2" → "calibration"
+            now = time.perf_counter()
+            stages[current["stage"]] = stages.get(current["stage"], 0.0) + now - since[0]
+            current["stage"], since[0] = key, now
+            if bar:
+                bar(stage, done, total)
+
         parts, facts = build_components(sources.entries, settings, nlu_texts, report)
         tmp = Path(tempfile.mkdtemp(prefix=".build-tmp-", dir=kb_dir))
         tmp.chmod(0o755)
         try:
-            if report:
-                report("saving", 0, 1)
+            report("saving", 0, 1)
             save_components(parts, tmp)
+            report("done", 0, 0)
             seconds = time.perf_counter() - started
             meta = {
                 "format": FORMAT,
@@ -448,6 +500,7 @@ def build_knowledge_base(
                 "seconds": round(seconds, 3),
                 "bankbot": __version__,
                 "embedder": settings.embedder.get("name"),
+                "stage_seconds": {k: round(v, 2) for k, v in stages.items()},
                 **facts,
             }
             (tmp / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")

@@ -26,25 +26,25 @@ FEATURES = (
     "answer_lexical_gap",
 )
 CALIBRATOR_FILE = "calibrator.json"
-# Used when the KB has too few paraphrases to hold some out; close to what fitting on a
-# few dozen-entry KBs gives.
+# Used when the KB has too few paraphrases to hold some out (a hand-set prior in the range of
+# what fitting gives on KBs of a few dozen entries).
 DEFAULT_WEIGHTS = {
-    "dense": 6.0,
-    "dense_gap": 6.0,
-    "lexical": 3.0,
-    "lexical_gap": 3.0,
-    "classifier": 3.0,
+    "dense": 4.0,
+    "dense_gap": 2.0,
+    "lexical": 2.0,
+    "lexical_gap": 2.0,
+    "classifier": 4.0,
     "classifier_gap": 3.0,
-    "answer_lexical": 0.0,
-    "answer_lexical_gap": 0.0,
+    "answer_lexical": 2.0,
+    "answer_lexical_gap": 2.0,
 }
-DEFAULT_BIAS = -7.0
+DEFAULT_BIAS = -4.0
 
 
 def feature_matrix(
     dense: np.ndarray, lexical: np.ndarray, classifier: np.ndarray, answer: np.ndarray
 ) -> np.ndarray:
-    """``(candidates, len(FEATURES))`` float32 from the three raw scores per candidate."""
+    """``(candidates, len(FEATURES))`` float32 from the four raw scores per candidate."""
     if dense.size == 0:
         return np.zeros((0, len(FEATURES)), np.float32)
     cols = []

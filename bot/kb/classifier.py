@@ -2,8 +2,9 @@
 trained on each entry's question variants.
 
 Only for small knowledge bases: its weight matrix is ``features × entries`` and training cost
-grows with both, so the build trains it up to ``classifier_max_entries`` entries (default
-2,000) and leaves it out above; retrieval then fuses dense and BM25 scores alone.
+grows with both (two fits per build: one for calibration, one final; about 8 s each at 1,000
+generated entries on 2 cores), so the build trains it up to ``classifier_max_entries`` entries
+(default 1,000) and leaves it out above; retrieval then fuses dense and BM25 scores alone.
 """
 
 from __future__ import annotations

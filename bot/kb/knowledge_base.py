@@ -61,8 +61,10 @@ class _Snapshot:
     def active(self, channel: str | None, today: date) -> ActiveSet | None:
         """Entries a search may return; None when every entry may be returned."""
         key = (channel, today.toordinal())
-        if key in self._active:
+        try:
             return self._active[key]
+        except KeyError:  # (also when another thread just cleared the cache)
+            pass
         mask: np.ndarray | None = None
         if self.valid_from is not None and self.valid_to is not None:
             day = today.toordinal()
@@ -111,6 +113,11 @@ class KnowledgeBase:
     @property
     def build_id(self) -> str:
         return str(self._snapshot.meta.get("build_id", ""))
+
+    @property
+    def parts(self) -> Components:
+        """The loaded components (read-only; for tools and benchmarks)."""
+        return self._snapshot.retriever.parts
 
     @property
     def entries(self) -> list[KBEntry]:

@@ -1,16 +1,18 @@
 """BM25 over jieba tokens, on scipy sparse matrices so it stays fast at 100,000s of entries.
 
-Build time stores every document's BM25 term weight (``tf·(k1+1)/(tf+k1·(1-b+b·dl/avgdl))``)
-twice, column-major: postings sorted by row (exact scores of given rows by binary search)
-and sorted by weight (impact order). Candidates are the rows holding the query's rarer terms
-(as many terms as fit in a posting budget, rarest first), ranked by those terms, and the best
-few hundred are scored exactly with every term; for small collections that is exact BM25.
+Build time computes every document's BM25 term weight
+(``tf·(k1+1)/(tf+k1·(1-b+b·dl/avgdl))``), kept row-major for exact scores of given rows and
+column-major with each term's postings sorted by weight (impact order) for candidates.
+Candidates are the rows holding the query's rarer terms (as many terms as fit in a posting
+budget, rarest first), ranked by those terms; the best few hundred are then scored exactly
+with every term. For small collections that is exact BM25.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,10 +52,12 @@ class BM25:
         self.vocab = vocab
         self.index = {term: i for i, term in enumerate(vocab)}
         self.idf = idf.astype(np.float32)
-        self.by_col = by_col  # row ids sorted within each column: exact look-ups
-        self.postings = postings  # same entries, highest weight first: candidates
+        self.by_row = by_col.tocsr()  # one document's weights: exact scores
+        self.postings = postings  # each term's documents, highest weight first: candidates
+        self.by_col = by_col
         self.df = np.diff(by_col.indptr)
         self.k1, self.b = k1, b
+        self._local = threading.local()
         n = by_col.shape[0]
         self.max_idf = math.log(1.0 + (n + 0.5) / 0.5)
 
@@ -96,54 +100,78 @@ class BM25:
         norm = float(idf.sum()) + unknown * self.max_idf
         return LexicalQuery(cols, idf, norm if norm > 0 else 1.0)
 
-    def candidates(self, q: LexicalQuery, budget: int) -> tuple[np.ndarray, np.ndarray]:
-        """Rows holding the query's rarer terms, with partial scores over those terms.
+    def _scratch(self) -> np.ndarray:
+        """A zeroed per-thread accumulator with one slot per document."""
+        buffer: np.ndarray | None = getattr(self._local, "buffer", None)
+        if buffer is None:
+            buffer = np.zeros(self.n_docs, np.float32)
+            self._local.buffer = buffer
+        return buffer
+
+    def candidates(
+        self, q: LexicalQuery, budget: int, limit: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Up to ``limit`` rows holding the query's rarer terms, best first by their partial
+        scores over those terms.
 
         Terms are taken from the rarest up while their postings fit in ``budget``; the rarest
         term always counts (its best ``MAX_POSTINGS`` postings when it has more). Common terms
         left out only matter to the exact scores of :meth:`score_rows`."""
-        if q.empty:
+        if q.empty or limit <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         indptr, indices, data = self.postings.indptr, self.postings.indices, self.postings.data
-        rows: list[np.ndarray] = []
-        weights: list[np.ndarray] = []
+        acc = self._scratch()
+        parts: list[np.ndarray] = []
         used = 0
         for i in np.argsort(self.df[q.cols], kind="stable").tolist():
             c = int(q.cols[i])
             df = int(self.df[c])
-            if rows and used + df > budget:
+            if parts and used + df > budget:
                 break
             take = min(df, MAX_POSTINGS)
             used += take
-            rows.append(indices[indptr[c] : indptr[c] + take])
-            weights.append(data[indptr[c] : indptr[c] + take] * q.idf[i])
-        unique, inverse = np.unique(np.concatenate(rows), return_inverse=True)
-        partial = np.bincount(inverse, weights=np.concatenate(weights), minlength=unique.size)
-        return unique.astype(np.int64), (partial / q.norm).astype(np.float32)
+            rows = indices[indptr[c] : indptr[c] + take]
+            acc[rows] += data[indptr[c] : indptr[c] + take] * q.idf[i]  # rows unique per term
+            parts.append(rows)
+        touched = np.concatenate(parts)
+        values = acc[touched]
+        room = limit * len(parts)  # a row appears once per term it holds
+        if touched.size > room:
+            touched = touched[np.argpartition(-values, room - 1)[:room]]
+        best = np.unique(touched)
+        partial = acc[best]
+        for rows in parts:
+            acc[rows] = 0.0
+        if best.size > limit:
+            keep = np.argpartition(-partial, limit - 1)[:limit]
+            best, partial = best[keep], partial[keep]
+        order = np.argsort(-partial, kind="stable")
+        return best[order].astype(np.int64), (partial[order] / q.norm).astype(np.float32)
 
     def score_rows(self, q: LexicalQuery, rows: np.ndarray) -> np.ndarray:
         """Exact normalised BM25 (score / total idf of the query terms) of ``rows``."""
-        scores = np.zeros(rows.size, np.float64)
         if q.empty or rows.size == 0:
-            return scores.astype(np.float32)
-        indptr, indices, data = self.by_col.indptr, self.by_col.indices, self.by_col.data
-        for c, idf in zip(q.cols.tolist(), q.idf.tolist(), strict=True):
-            start, end = int(indptr[c]), int(indptr[c + 1])
-            column = indices[start:end]
-            at = np.searchsorted(column, rows)
-            at_ok = np.minimum(at, end - start - 1)
-            found = column[at_ok] == rows
-            scores += np.where(found, data[start + at_ok], 0.0) * idf
+            return np.zeros(rows.size, np.float32)
+        indptr = self.by_row.indptr
+        starts = indptr[rows]
+        lengths = indptr[rows + 1] - starts
+        first = np.cumsum(lengths) - lengths
+        at = np.repeat(starts - first, lengths) + np.arange(int(lengths.sum()))
+        cols = self.by_row.indices[at]
+        order = np.argsort(q.cols)
+        known, idf = q.cols[order], q.idf[order]
+        j = np.minimum(np.searchsorted(known, cols), known.size - 1)
+        weight = np.where(known[j] == cols, idf[j], 0.0)
+        owner = np.repeat(np.arange(rows.size), lengths)
+        scores = np.bincount(owner, weights=self.by_row.data[at] * weight, minlength=rows.size)
         return (scores / q.norm).astype(np.float32)
 
     def top(
-        self, q: LexicalQuery, k: int, budget: int = 20000, rescore: int = 200
+        self, q: LexicalQuery, k: int, budget: int = 10000, rescore: int = 200
     ) -> tuple[np.ndarray, np.ndarray]:
         """``(rows, exact normalised scores)`` of about the best ``k`` rows, best first: the
         ``rescore`` best by partial score (see :meth:`candidates`) are scored exactly."""
-        rows, partial = self.candidates(q, budget)
-        if rows.size > rescore:
-            rows = rows[np.argpartition(-partial, rescore - 1)[:rescore]]
+        rows, _ = self.candidates(q, budget, max(rescore, k))
         scores = self.score_rows(q, rows)
         if rows.size > k:
             keep = np.argpartition(-scores, k - 1)[:k]

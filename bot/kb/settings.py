@@ -39,12 +39,12 @@ class KBSettings:
     ef_construction: int = 40
     ef_search: int = 64
     nprobe: int = 16
-    classifier_max_entries: int = 2000
+    classifier_max_entries: int = 1000
     calibration_queries: int = 2000
     dense_candidates: int = 40
     lexical_candidates: int = 40
     classifier_candidates: int = 10
-    lexical_budget: int = 20000
+    lexical_budget: int = 10000
     search_threads: int = 1
     thresholds: Thresholds = field(default_factory=Thresholds)
     root: Path | None = field(default=None, compare=False)
