@@ -16,6 +16,7 @@ from bot.cli import (
     server_cmd,
     train_cmd,
     visualize_cmd,
+    wechat_cmd,
 )
 from bot.errors import BotError
 
@@ -29,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for module in (
-        train_cmd, nlu_cmds, data_cmd, kb_cmd, visualize_cmd, run_cmd, server_cmd, sandbox_cmd
+        train_cmd, nlu_cmds, data_cmd, kb_cmd, visualize_cmd, run_cmd, server_cmd, sandbox_cmd,
+        wechat_cmd,
     ):
         module.register(sub)
     return parser

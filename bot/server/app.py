@@ -18,6 +18,7 @@ from sanic.response import HTTPResponse, json
 
 from bot.channels.app import app_blueprint
 from bot.channels.rest import rest_blueprint
+from bot.channels.wechat import wechat_blueprint
 from bot.core.agent import Agent
 from bot.project import Project
 from bot.server.api import api_blueprint
@@ -55,6 +56,7 @@ def create_app(agent: Agent, settings: ServerSettings | None = None, *,
     app.blueprint(api_blueprint(agent, metrics, settings))
     app.blueprint(rest_blueprint(runner))
     app.blueprint(app_blueprint(runner, settings.jwt))
+    app.blueprint(wechat_blueprint(runner))
     app.blueprint(operator_blueprint(agent, settings))
 
     @app.get("/openapi.json")

@@ -17,7 +17,8 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 def _errors(*codes: int) -> dict[str, Any]:
     texts = {400: "bad request (the message names the problem)",
-             401: "missing, invalid or expired credentials", 413: "body or text too large",
+             401: "missing, invalid or expired credentials",
+             403: "signature check failed", 413: "body or text too large",
              429: "rate limit reached (see Retry-After)", 503: "conversation busy"}
     return {str(c): _json(_ref("Error"), texts[c]) for c in codes}
 
@@ -81,6 +82,19 @@ def openapi_document(max_message_chars: int = 2000) -> dict[str, Any]:
                 "With 'Authorization: Bearer <JWT>' the customer is the token's 'sub' and the "
                 "conversation is 'customer:<sub>' (the body's 'sender' is ignored); without "
                 "it the conversation is anonymous.", secured=True)},
+            "/webhooks/wechat/webhook": {
+                "get": {
+                    "summary": "WeChat URL verification (signature over token, timestamp, "
+                    "nonce; answers echostr)",
+                    "responses": {"200": {"description": "echostr"}, **_errors(403)},
+                },
+                "post": {
+                    "summary": "WeChat Official Account messages and events (XML, plain or "
+                    "AES mode; only when the channel is configured)",
+                    "responses": {"200": {"description": "passive XML reply or 'success'"},
+                                  **_errors(400, 403, 413)},
+                },
+            },
             "/conversations/{conversation_id}/tracker": {"get": {
                 "summary": "a conversation's tracker (operators)", "security": operator,
                 "parameters": [_CONVERSATION],

@@ -1,0 +1,443 @@
+"""The WeChat Official Account channel: documented signature vectors, URL verification, forged
+signatures, plain and safe (AES) mode, MsgId deduplication, the 5-second rule against a local
+fake WeChat API server (access token cached, refreshed on expiry and on 40001), OpenID binding
+with one history shared with the app channel, and bad XML (always a 4xx)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import struct
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import jwt
+import pytest
+import yaml
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from test_server_project import TrainedBot, new_agent, trained_bot
+
+from bot.channels.wechat import WeChatChannel, render_messages, settings_from_mapping
+from bot.channels.wechat_crypto import WeChatCrypto, WeChatCryptoError, signature
+from bot.channels.wechat_store import BindingStore
+from bot.cli.main import build_parser
+from bot.cli.wechat_cmd import register
+from bot.core.agent import Agent
+from bot.errors import ConfigError
+from bot.server import ServerSettings, create_app
+from bot.server.settings import JwtSettings
+
+__all__ = ["trained_bot"]
+URL = "/webhooks/wechat/webhook"
+TOKEN = "AAAAA"
+AES_KEY = base64.b64encode(bytes(range(32))).decode().rstrip("=")
+APPID = "wx0123456789abcdef"
+SECRET = "app-secret"
+JWT_SECRET = "test-secret-0123456789abcdef-0123456789abcdef"
+OPENID = "oUSER_OPENID_1"
+
+
+# -- a fake WeChat API ---------------------------------------------------------------------
+
+class FakeWeChat:
+    def __init__(self) -> None:
+        self.tokens: list[str] = []
+        self.sent: list[tuple[str, dict[str, Any]]] = []  # (access_token, body)
+        self.refuse: set[str] = set()  # tokens answered with 40001 once
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _answer(self, data: dict[str, Any]) -> None:
+                body = json.dumps(data).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                url = urlparse(self.path)
+                query = parse_qs(url.query)
+                if url.path != "/cgi-bin/token" or query.get("appid") != [APPID] or \
+                        query.get("secret") != [SECRET]:
+                    self._answer({"errcode": 40013, "errmsg": "invalid appid"})
+                    return
+                token = f"TOKEN-{len(fake.tokens) + 1}"
+                fake.tokens.append(token)
+                self._answer({"access_token": token, "expires_in": 7200})
+
+            def do_POST(self) -> None:
+                url = urlparse(self.path)
+                token = parse_qs(url.query).get("access_token", [""])[0]
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if url.path != "/cgi-bin/message/custom/send":
+                    self._answer({"errcode": 404, "errmsg": "no such api"})
+                elif token in fake.refuse or token not in fake.tokens:
+                    fake.refuse.discard(token)
+                    self._answer({"errcode": 40001, "errmsg": "invalid credential"})
+                else:
+                    fake.sent.append((token, body))
+                    self._answer({"errcode": 0, "errmsg": "ok"})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def fake_wechat() -> Iterator[FakeWeChat]:
+    fake = FakeWeChat()
+    yield fake
+    fake.stop()
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+def sha1(*parts: str) -> str:
+    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
+
+
+def signed(timestamp: str = "1714036504", nonce: str = "1514711492", **extra: str) -> str:
+    query = {"timestamp": timestamp, "nonce": nonce, "signature": sha1(TOKEN, timestamp, nonce),
+             **extra}
+    return URL + "?" + "&".join(f"{k}={v}" for k, v in query.items())
+
+
+def text_xml(content: str, msg_id: str = "1001", openid: str = OPENID) -> bytes:
+    return (f"<xml><ToUserName><![CDATA[gh_bank]]></ToUserName>"
+            f"<FromUserName><![CDATA[{openid}]]></FromUserName><CreateTime>1348831860"
+            f"</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]>"
+            f"</Content><MsgId>{msg_id}</MsgId></xml>").encode()
+
+
+def event_xml(event: str, key: str = "", created: str = "1348831861") -> bytes:
+    return (f"<xml><ToUserName><![CDATA[gh_bank]]></ToUserName><FromUserName><![CDATA["
+            f"{OPENID}]]></FromUserName><CreateTime>{created}</CreateTime><MsgType><![CDATA["
+            f"event]]></MsgType><Event><![CDATA[{event}]]></Event><EventKey><![CDATA[{key}]]>"
+            f"</EventKey></xml>").encode()
+
+
+def reply_fields(body: str) -> dict[str, str]:
+    return {child.tag: child.text or "" for child in ET.fromstring(body)}
+
+
+def aes_encrypt(message: str) -> str:
+    """Safe-mode encryption written out here, independently of the channel's code."""
+    key = base64.b64decode(AES_KEY + "=")
+    plain = os.urandom(16) + struct.pack(">I", len(message.encode())) + message.encode()
+    plain += APPID.encode()
+    pad = 32 - len(plain) % 32
+    plain += bytes([pad]) * pad
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).encryptor()
+    return base64.b64encode(encryptor.update(plain) + encryptor.finalize()).decode()
+
+
+def aes_decrypt(encrypted: str) -> str:
+    key = base64.b64decode(AES_KEY + "=")
+    decryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).decryptor()
+    plain = decryptor.update(base64.b64decode(encrypted)) + decryptor.finalize()
+    plain = plain[:-plain[-1]]
+    length = struct.unpack(">I", plain[16:20])[0]
+    assert plain[20 + length:].decode() == APPID
+    return plain[20:20 + length].decode()
+
+
+def make_app(bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+             agent: Agent | None = None, **wechat: Any) -> Any:
+    """An app whose WeChat settings come from a project's config.yml (as ``bot run``)."""
+    project = tmp_path / "project"
+    project.mkdir(exist_ok=True)
+    section = {"token": TOKEN, "aes_key": AES_KEY, "appid": APPID, "secret": SECRET,
+               "reply_timeout": 30, "bindings_db": f"sqlite:///{tmp_path / 'bindings.db'}",
+               **wechat}
+    (project / "config.yml").write_text(yaml.safe_dump({"channels": {"wechat": section}}),
+                                        encoding="utf-8")
+    monkeypatch.setenv("BOT_PROJECT", str(project))
+    for name in ("BOT_WECHAT_TOKEN", "BOT_WECHAT_AES_KEY", "BOT_WECHAT_APPID",
+                 "BOT_WECHAT_SECRET", "BOT_WECHAT_API_BASE", "BOT_WECHAT_BINDINGS_DB"):
+        monkeypatch.delenv(name, raising=False)
+    return create_app(agent or new_agent(bot), ServerSettings(jwt=JwtSettings(JWT_SECRET)),
+                      close_stores=False)
+
+
+def channel_of(app: Any) -> WeChatChannel:
+    channel = app.blueprints["channel_wechat"].ctx.channel
+    assert isinstance(channel, WeChatChannel)
+    return channel
+
+
+# -- signatures and settings ---------------------------------------------------------------
+
+def test_documented_signature_vectors() -> None:
+    assert signature(TOKEN, "1714036504", "1514711492") == \
+        "f464b24fc39322e44b38aa78f5edd27bd1441696"
+    assert signature(TOKEN, "1714037059", "486452656") == \
+        "899cf89e464efb63f54ddac96b0a0a235f53aa78"
+
+
+def test_crypto_round_trip_and_wrong_app() -> None:
+    crypto = WeChatCrypto(TOKEN, AES_KEY, APPID)
+    assert crypto.decrypt(aes_encrypt("<xml>你好</xml>")) == "<xml>你好</xml>"
+    assert aes_decrypt(crypto.encrypt("回复😀")) == "回复😀"
+    with pytest.raises(WeChatCryptoError, match="another app id"):
+        WeChatCrypto(TOKEN, AES_KEY, "wx-other").decrypt(crypto.encrypt("x"))
+    with pytest.raises(WeChatCryptoError):
+        crypto.decrypt("not base64!!")
+    with pytest.raises(WeChatCryptoError, match="43 characters"):
+        WeChatCrypto(TOKEN, "short", APPID)
+
+
+def test_settings_env_wins_and_bad_values_are_refused() -> None:
+    settings = settings_from_mapping({"token": "from-config", "reply_timeout": 2},
+                                     {"BOT_WECHAT_TOKEN": "from-env",
+                                      "BOT_WECHAT_APPID": APPID})
+    assert settings.token == "from-env" and settings.appid == APPID
+    assert settings.reply_timeout == 2.0 and settings.enabled
+    assert not settings_from_mapping({}, {}).enabled
+    with pytest.raises(ConfigError, match="reply_timeout"):
+        settings_from_mapping({"reply_timeout": "soon"}, {})
+
+
+def test_buttons_render_as_numbered_lines() -> None:
+    content, payloads = render_messages([
+        {"text": "您好"},
+        {"text": "请选择", "buttons": [{"title": "查余额", "payload": "/query_balance"},
+                                     {"title": "转人工", "payload": "/request_human"}]},
+    ])
+    assert content.startswith("您好\n\n请选择\n1. 查余额\n2. 转人工")
+    assert payloads == ["/query_balance", "/request_human"]
+
+
+# -- the webhook ---------------------------------------------------------------------------
+
+async def test_disabled_without_a_token(trained_bot: TrainedBot, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    app = make_app(trained_bot, tmp_path, monkeypatch, token=None)
+    assert app.blueprints["channel_wechat"].ctx.channel is None
+    _, response = await app.asgi_client.get(signed(echostr="x"))
+    assert response.status == 404 and response.json["status"] == 404
+
+
+async def test_url_verification(trained_bot: TrainedBot, tmp_path: Path,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    app = make_app(trained_bot, tmp_path, monkeypatch)
+    _, response = await app.asgi_client.get(signed(echostr="echo-123"))
+    assert response.status == 200 and response.text == "echo-123"
+    _, response = await app.asgi_client.get(signed("1714037059", "486452656", echostr="e2"))
+    assert response.text == "e2"
+    _, response = await app.asgi_client.get(
+        URL + "?timestamp=1714036504&nonce=1514711492&echostr=x&signature=" + "0" * 40)
+    assert response.status == 403 and "signature" in response.json["error"]
+
+
+async def test_forged_post_is_403_and_not_processed(trained_bot: TrainedBot, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    agent = new_agent(trained_bot)
+    app = make_app(trained_bot, tmp_path, monkeypatch, agent)
+    forged = URL + "?timestamp=1714036504&nonce=1514711492&signature=" + sha1("x", "1", "2")
+    _, response = await app.asgi_client.post(forged, content=text_xml("你好"))
+    assert response.status == 403
+    _, response = await app.asgi_client.post(URL, content=text_xml("你好"))  # unsigned
+    assert response.status == 403
+    assert "bad signature" in caplog.text
+    assert not await agent.processor.tracker_store.exists(f"wechat:{OPENID}")
+
+
+async def test_plain_text_message_gets_a_passive_xml_reply(
+        trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    agent = new_agent(trained_bot)
+    app = make_app(trained_bot, tmp_path, monkeypatch, agent)
+    _, response = await app.asgi_client.post(signed(), content=text_xml("你好"))
+    assert response.status == 200 and "xml" in response.headers["content-type"]
+    reply = reply_fields(response.text)
+    assert reply["ToUserName"] == OPENID and reply["FromUserName"] == "gh_bank"
+    assert reply["MsgType"] == "text" and reply["Content"]
+    assert ". 转人工" in reply["Content"]  # the handoff button as a numbered line
+    tracker = await agent.processor.get_tracker(f"wechat:{OPENID}")
+    assert tracker.slots.get("customer_id") is None
+    user = [e for e in tracker.events if e["event"] == "user"]
+    assert user[-1]["input_channel"] == "wechat"
+
+
+async def test_safe_mode_round_trip(trained_bot: TrainedBot, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    app = make_app(trained_bot, tmp_path, monkeypatch)
+    encrypted = aes_encrypt(text_xml("你好", "2001").decode())
+    body = f"<xml><ToUserName><![CDATA[gh_bank]]></ToUserName><Encrypt><![CDATA[{encrypted}]]>" \
+           "</Encrypt></xml>"
+    ts, nonce = "1714036504", "1514711492"
+    url = signed(ts, nonce, encrypt_type="aes",
+                 msg_signature=sha1(TOKEN, ts, nonce, encrypted))
+    _, response = await app.asgi_client.post(url, content=body.encode())
+    assert response.status == 200
+    outer = reply_fields(response.text)
+    assert outer["MsgSignature"] == sha1(TOKEN, outer["TimeStamp"], outer["Nonce"],
+                                         outer["Encrypt"])
+    inner = reply_fields(aes_decrypt(outer["Encrypt"]))
+    assert inner["ToUserName"] == OPENID and inner["Content"]
+    # a wrong msg_signature is refused although the plain signature is right
+    bad = signed(ts, nonce, encrypt_type="aes", msg_signature="0" * 40)
+    _, response = await app.asgi_client.post(bad, content=body.encode())
+    assert response.status == 403
+
+
+async def test_subscribe_greets_and_click_sends_the_payload(
+        trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    agent = new_agent(trained_bot)
+    app = make_app(trained_bot, tmp_path, monkeypatch, agent)
+    _, response = await app.asgi_client.post(signed(), content=event_xml("subscribe"))
+    assert response.status == 200 and reply_fields(response.text)["Content"]
+    tracker = await agent.processor.get_tracker(f"wechat:{OPENID}")
+    assert tracker.latest_message["intent"]["name"] == "greet"
+    _, response = await app.asgi_client.post(
+        signed(), content=event_xml("CLICK", "/request_human", "1348831862"))
+    assert response.status == 200
+    tracker = await agent.processor.get_tracker(f"wechat:{OPENID}")
+    assert tracker.latest_message["intent"]["name"] == "request_human"
+    _, response = await app.asgi_client.post(signed(), content=event_xml("unsubscribe"))
+    assert response.text == "success"
+
+
+async def test_a_retried_msg_id_runs_once(trained_bot: TrainedBot, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    agent = new_agent(trained_bot)
+    app = make_app(trained_bot, tmp_path, monkeypatch, agent)
+    _, first = await app.asgi_client.post(signed(), content=text_xml("你好", "3001"))
+    _, second = await app.asgi_client.post(signed(), content=text_xml("你好", "3001"))
+    assert first.status == second.status == 200
+    assert reply_fields(first.text)["Content"] == reply_fields(second.text)["Content"]
+    tracker = await agent.processor.get_tracker(f"wechat:{OPENID}")
+    assert len([e for e in tracker.events if e["event"] == "user"]) == 1
+    await app.asgi_client.post(signed(), content=text_xml("你好", "3002"))
+    tracker = await agent.processor.get_tracker(f"wechat:{OPENID}")
+    assert len([e for e in tracker.events if e["event"] == "user"]) == 2
+
+
+async def test_slow_turn_answers_success_then_customer_service_api(
+        trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        fake_wechat: FakeWeChat) -> None:
+    agent = new_agent(trained_bot)
+    app = make_app(trained_bot, tmp_path, monkeypatch, agent, reply_timeout=0.01,
+                   api_base=fake_wechat.base)
+    channel = channel_of(app)
+    assert channel.api is not None
+    now = [1000.0]
+    channel.api.clock = lambda: now[0]
+    turns = []
+    original = agent.handle
+
+    async def slow(message: Any) -> Any:
+        turns.append(message.text)
+        # slower than the passive window (reply_timeout 0.01 s); the test client waits for
+        # tasks the request started, so this cannot block on an event set later
+        await asyncio.sleep(0.05)
+        return await original(message)
+
+    monkeypatch.setattr(agent, "handle", slow)
+    _, response = await app.asgi_client.post(signed(), content=text_xml("你好", "4001"))
+    assert response.status == 200 and response.text == "success"
+    _, retry = await app.asgi_client.post(signed(), content=text_xml("你好", "4001"))
+    assert retry.text == "success"
+    await channel.drain()
+    assert turns == ["你好"]  # the retry ran no turn
+    assert len(fake_wechat.sent) == 1
+    token, body = fake_wechat.sent[0]
+    assert token == "TOKEN-1" and body["touser"] == OPENID
+    assert body["msgtype"] == "text" and body["text"]["content"]
+
+    # the cached token is reused ...
+    await app.asgi_client.post(signed(), content=text_xml("开户要带什么材料", "4002"))
+    await channel.drain()
+    assert fake_wechat.tokens == ["TOKEN-1"] and fake_wechat.sent[-1][0] == "TOKEN-1"
+    # ... refreshed when it expires ...
+    now[0] += 7200
+    await app.asgi_client.post(signed(), content=text_xml("谢谢", "4003"))
+    await channel.drain()
+    assert fake_wechat.tokens == ["TOKEN-1", "TOKEN-2"] and fake_wechat.sent[-1][0] == "TOKEN-2"
+    # ... and fetched again once when WeChat refuses it (40001)
+    fake_wechat.refuse.add("TOKEN-2")
+    await app.asgi_client.post(signed(), content=text_xml("你好", "4004"))
+    await channel.drain()
+    assert fake_wechat.tokens[-1] == "TOKEN-3" and fake_wechat.sent[-1][0] == "TOKEN-3"
+    assert len(fake_wechat.sent) == 4
+
+
+async def test_bound_openid_is_the_customer_across_channels(
+        trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    agent = new_agent(trained_bot)
+    app = make_app(trained_bot, tmp_path, monkeypatch, agent)
+    # the operator command, on the project's configured bindings database
+    parser = build_parser()
+    sub: Any = parser._subparsers._group_actions[0]  # type: ignore[union-attr]
+    if "wechat" not in sub.choices:  # until main.py registers bot.cli.wechat_cmd
+        register(sub)
+    args = parser.parse_args(["wechat", "bind", OPENID, "C1001"])
+    assert args.handler(args) == 0
+    args = parser.parse_args(["wechat", "list"])
+    assert args.handler(args) == 0
+    assert f"{OPENID}\tC1001" in capsys.readouterr().out
+
+    _, response = await app.asgi_client.post(signed(), content=text_xml("你好", "5001"))
+    assert response.status == 200
+    assert not await agent.processor.tracker_store.exists(f"wechat:{OPENID}")
+    tracker = await agent.processor.get_tracker("customer:C1001")
+    assert tracker.slots["customer_id"] == "C1001"
+
+    token = jwt.encode({"sub": "C1001", "exp": int(time.time()) + 600}, JWT_SECRET, "HS256")
+    _, response = await app.asgi_client.post(
+        "/webhooks/app/webhook", json={"message": "开户要带什么材料"},
+        headers={"Authorization": f"Bearer {token}"})
+    assert response.status == 200
+    tracker = await agent.processor.get_tracker("customer:C1001")
+    channels = [e["input_channel"] for e in tracker.events if e["event"] == "user"]
+    assert channels == ["wechat", "app"]  # one history
+
+    store = BindingStore.from_url(f"sqlite:///{tmp_path / 'bindings.db'}")
+    assert store.unbind(OPENID) and store.customer(OPENID) is None
+    await app.asgi_client.post(signed(), content=text_xml("你好", "5002"))
+    assert await agent.processor.tracker_store.exists(f"wechat:{OPENID}")
+
+
+BAD_XML = [
+    (b"", 400),
+    (b"{\"json\": true}", 400),
+    (b"<xml><ToUserName>", 400),
+    (b"<root><a/></root>", 400),
+    (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;">]>'
+     b"<xml><Content>&b;</Content></xml>", 400),
+    (b"<xml><MsgType>text</MsgType><Content>hi</Content></xml>", 400),  # no FromUserName
+    (b"\xff\xfe<xml>", 400),
+    (b"<xml>" + b"<a>x</a>" * 4000 + b"</xml>", 413),
+    (b"<xml>" + b"x" * 200_000 + b"</xml>", 413),
+]
+
+
+@pytest.mark.parametrize(("body", "status"), BAD_XML)
+async def test_malformed_bodies_are_4xx(trained_bot: TrainedBot, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch, body: bytes,
+                                        status: int) -> None:
+    app = make_app(trained_bot, tmp_path, monkeypatch)
+    _, response = await app.asgi_client.post(signed(), content=body)
+    assert response.status == status, response.text
+    assert response.json["status"] == status
+    _, response = await app.asgi_client.post(signed(), content=text_xml("你好", "6001"))
+    assert response.status == 200
