@@ -155,7 +155,9 @@ def main() -> int:
         spawned = time.perf_counter()
         server = subprocess.Popen(
             [sys.executable, "-m", "bot", "run", "--project", args.project, "--port", str(port)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=args.project)
+            env=env, stdout=subprocess.DEVNULL, cwd=args.project,
+            # A log file, not a pipe: an unread pipe fills up and blocks the server.
+            stderr=open(Path(tmp) / "server.log", "wb"))  # noqa: SIM115
         try:
             first = None
             while first is None and time.perf_counter() - spawned < 60:

@@ -137,7 +137,8 @@ async def test_openapi_lists_every_endpoint(trained_bot: TrainedBot) -> None:
     assert response.status == 200
     doc = response.json
     assert doc["openapi"].startswith("3.")
-    routes = {f"/{route.path}".replace("<conversation:str>", "{conversation_id}").rstrip("/")
+    routes = {(f"/{route.path}".replace("<conversation:str>", "{conversation_id}")
+               .replace("<__file_uri__:path>", "{path}").rstrip("/") or "/")
               for route in app.router.routes if route.path not in ("webhooks/rest",)}
     assert routes <= set(doc["paths"]), routes - set(doc["paths"])
     assert set(doc["paths"]["/webhooks/app/webhook"]["post"]["responses"]) >= {"200", "401"}

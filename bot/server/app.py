@@ -28,6 +28,7 @@ from bot.server.openapi import openapi_document
 from bot.server.operator import operator_blueprint
 from bot.server.settings import ServerSettings, load_settings
 from bot.server.turns import TurnRunner
+from bot.server.webchat import webchat_blueprint
 
 logger = logging.getLogger(__name__)
 _names = itertools.count()
@@ -58,6 +59,7 @@ def create_app(agent: Agent, settings: ServerSettings | None = None, *,
     app.blueprint(app_blueprint(runner, settings.jwt))
     app.blueprint(wechat_blueprint(runner))
     app.blueprint(operator_blueprint(agent, settings))
+    app.blueprint(webchat_blueprint(settings, document))
 
     @app.get("/openapi.json")
     async def openapi(request: Request) -> HTTPResponse:
