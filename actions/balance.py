@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import (
@@ -17,18 +16,9 @@ from actions.common import (
     backend,
     backend_unavailable,
     customer_id,
+    forget,
     logger,
 )
-
-
-def clear_slots(tracker: Tracker) -> list[dict[str, Any]]:
-    """Forget the slots this answer used, unless a form is collecting them."""
-    if tracker.active_loop_name:
-        return []
-    return list(CLEAR)
-
-
-CLEAR = [SlotSet("card_last4", None), SlotSet("account_type", None)]
 
 
 def describe(account: Any) -> str:
@@ -64,16 +54,16 @@ class ActionQueryBalance(Action):
         customer = customer_id(tracker)
         if customer is None:
             ask_to_log_in(dispatcher, "查询余额")
-            return clear_slots(tracker)
+            return forget(tracker, "card_last4", "account_type")
         try:
             accounts = list(backend().accounts(customer))
         except BankError as exc:
             logger.error("balance for %s failed: %s", customer, exc)
             backend_unavailable(dispatcher)
-            return clear_slots(tracker)
+            return forget(tracker, "card_last4", "account_type")
         if not accounts:
             dispatcher.utter_message(text="您名下暂时没有可查询的账户。")
-            return clear_slots(tracker)
+            return forget(tracker, "card_last4", "account_type")
         last4 = tracker.get_slot("card_last4")
         kind = tracker.get_slot("account_type")
         chosen = accounts
@@ -85,16 +75,16 @@ class ActionQueryBalance(Action):
                     text=f"没有找到您名下尾号{last4}的卡。您名下的卡有：{owned}。请问要查询哪一张？",
                     buttons=self._buttons(accounts),
                 )
-                return clear_slots(tracker)
+                return forget(tracker, "card_last4", "account_type")
         elif kind:
             chosen = [a for a in accounts if a.type == kind] or accounts
         if len(chosen) > 1:
             dispatcher.utter_message(
                 text="您名下有多张卡，请问要查询哪一张？", buttons=self._buttons(chosen)
             )
-            return clear_slots(tracker)
+            return forget(tracker, "card_last4", "account_type")
         dispatcher.utter_message(text=describe(chosen[0]))
-        return clear_slots(tracker)
+        return forget(tracker, "card_last4", "account_type")
 
     @staticmethod
     def _buttons(accounts: list[Any]) -> list[dict[str, str]]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,13 @@ def customer_id(tracker: Tracker) -> str | None:
     """The customer verified by the channel (the engine sets this slot; text never does)."""
     value = tracker.get_slot("customer_id")
     return str(value) if value else None
+
+
+def forget(tracker: Tracker, *slots: str) -> list[dict[str, Any]]:
+    """Clear the slots an answer used, unless a form is collecting them."""
+    if tracker.active_loop_name:
+        return []
+    return [SlotSet(name, None) for name in slots]
 
 
 def ask_to_log_in(dispatcher: CollectingDispatcher, what: str) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import (
@@ -16,18 +15,9 @@ from actions.common import (
     backend,
     backend_unavailable,
     customer_id,
+    forget,
     logger,
 )
-
-
-def clear_slots(tracker: Tracker) -> list[dict[str, Any]]:
-    """Forget the slots this answer used, unless a form is collecting them."""
-    if tracker.active_loop_name:
-        return []
-    return list(CLEAR)
-
-
-CLEAR = [SlotSet("application_id", None), SlotSet("business_type", None)]
 
 
 def describe(app: Any) -> str:
@@ -77,7 +67,7 @@ class ActionQueryProgress(Action):
         customer = customer_id(tracker)
         if customer is None:
             ask_to_log_in(dispatcher, "查询办理进度")
-            return clear_slots(tracker)
+            return forget(tracker, "application_id", "business_type")
         app_id = tracker.get_slot("application_id")
         business = tracker.get_slot("business_type")
         try:
@@ -85,7 +75,7 @@ class ActionQueryProgress(Action):
                 app = backend().application(customer, str(app_id).upper())
                 if app is not None:
                     dispatcher.utter_message(text=describe(app))
-                    return clear_slots(tracker)
+                    return forget(tracker, "application_id", "business_type")
                 apps = list(backend().applications(customer))
                 text = f"没有找到您名下编号为{app_id}的申请，请核对编号。"
                 if apps:
@@ -94,12 +84,12 @@ class ActionQueryProgress(Action):
                     )
                 else:
                     dispatcher.utter_message(text=text)
-                return clear_slots(tracker)
+                return forget(tracker, "application_id", "business_type")
             apps = list(backend().applications(customer, open_only=business is None))
         except BankError as exc:
             logger.error("progress for %s failed: %s", customer, exc)
             backend_unavailable(dispatcher)
-            return clear_slots(tracker)
+            return forget(tracker, "application_id", "business_type")
         if business:
             apps = [a for a in apps if a.business_type == business]
         elif not apps:
@@ -116,7 +106,7 @@ class ActionQueryProgress(Action):
             dispatcher.utter_message(
                 text="您有多笔申请，请问要查询哪一笔？", buttons=self._buttons(apps)
             )
-        return clear_slots(tracker)
+        return forget(tracker, "application_id", "business_type")
 
     @staticmethod
     def _buttons(apps: list[Any]) -> list[dict[str, str]]:
