@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from bot import __version__
 from bot.cli import (
+    agents_cmd,
     data_cmd,
     kb_cmd,
     nlu_cmds,
@@ -31,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for module in (
         train_cmd, nlu_cmds, data_cmd, kb_cmd, visualize_cmd, run_cmd, server_cmd, sandbox_cmd,
-        wechat_cmd,
+        wechat_cmd, agents_cmd,
     ):
         module.register(sub)
     return parser

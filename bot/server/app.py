@@ -8,6 +8,8 @@ one :class:`~bot.core.agent.Agent`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import logging
 from pathlib import Path
@@ -20,8 +22,14 @@ from bot.channels.app import app_blueprint
 from bot.channels.rest import rest_blueprint
 from bot.channels.wechat import wechat_blueprint
 from bot.core.agent import Agent
+from bot.handoff.config import parse as default_handoff_config
+from bot.handoff.factory import create_handoff_service, store_for
+from bot.handoff.service import HandoffService
 from bot.project import Project
+from bot.server.agent_api import agent_blueprint
+from bot.server.agent_api import openapi_paths as agent_openapi_paths
 from bot.server.api import api_blueprint
+from bot.server.customer_events import customer_blueprint
 from bot.server.errors import install_error_handlers
 from bot.server.metrics import BotMetrics
 from bot.server.openapi import openapi_document
@@ -34,12 +42,22 @@ logger = logging.getLogger(__name__)
 _names = itertools.count()
 
 
+QUEUE_TICK_SECONDS = 30.0  # waiting customers hear their place (and may leave a message)
+
+
 def create_app(agent: Agent, settings: ServerSettings | None = None, *,
+               handoff: HandoffService | None = None,
                close_stores: bool = True) -> Sanic[Any, Any]:
     """The app around ``agent``; with ``close_stores`` the agent's tracker and lock stores are
-    closed when the server stops (pass False to keep using them, as tests do)."""
+    closed when the server stops (pass False to keep using them, as tests do). Without
+    ``handoff`` a default one (one group, the tracker store's database) is used."""
     settings = settings or ServerSettings()
     settings.check()
+    if handoff is None:
+        handoff = HandoffService(default_handoff_config({}), store_for(
+            Path.cwd(), agent.processor.tracker_store), agent.processor,
+            production=settings.production)
+    stopping = asyncio.Event()
     app: Sanic[Any, Any] = Sanic(f"bankbot_{next(_names)}")
     app.config.REQUEST_MAX_SIZE = settings.max_body_bytes
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = settings.shutdown_timeout
@@ -47,12 +65,16 @@ def create_app(agent: Agent, settings: ServerSettings | None = None, *,
     app.config.ACCESS_LOG = False
     app.config.MOTD = False
     metrics = BotMetrics()
-    runner = TurnRunner(agent, settings, metrics)
+    runner = TurnRunner(agent, settings, metrics, handoff)
     app.ctx.agent = agent
+    app.ctx.handoff = handoff
     app.ctx.settings = settings
     app.ctx.metrics = metrics
     app.ctx.runner = runner
     document = openapi_document(settings.max_message_chars)
+    document["paths"].update(agent_openapi_paths())
+    document["components"]["securitySchemes"]["agentToken"] = {
+        "type": "http", "scheme": "bearer", "description": "from POST /agent/login"}
 
     app.blueprint(api_blueprint(agent, metrics, settings))
     app.blueprint(rest_blueprint(runner))
@@ -60,17 +82,42 @@ def create_app(agent: Agent, settings: ServerSettings | None = None, *,
     app.blueprint(wechat_blueprint(runner))
     app.blueprint(operator_blueprint(agent, settings))
     app.blueprint(webchat_blueprint(settings, document))
+    app.blueprint(agent_blueprint(handoff, stopping))
+    app.blueprint(customer_blueprint(handoff, settings.jwt, stopping))
 
     @app.get("/openapi.json")
     async def openapi(request: Request) -> HTTPResponse:
         return json(document)
 
+    @app.before_server_start
+    async def start_handoff(app: Sanic[Any, Any]) -> None:
+        start = getattr(handoff.bus, "start", None)
+        if start is not None:
+            await start()
+
+        async def tick() -> None:
+            while not stopping.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), QUEUE_TICK_SECONDS)
+                if stopping.is_set():
+                    break
+                try:
+                    await handoff.dispatch()
+                    await handoff.notify_positions()
+                except Exception:
+                    logger.exception("queue update failed")
+
+        app.add_task(tick(), name="handoff_tick")
+
     @app.before_server_stop
     async def finish_turns(app: Sanic[Any, Any]) -> None:
+        stopping.set()  # live event streams end
         if runner.in_flight:
             logger.info("stopping: waiting for %d turn(s) in flight", runner.in_flight)
         if not await runner.drain(settings.shutdown_timeout):
             logger.warning("stopping with %d turn(s) still in flight", runner.in_flight)
+        await handoff.drain()
+        await handoff.bus.close()
 
     if close_stores:
         @app.after_server_stop
@@ -88,4 +135,6 @@ def app_for_project(project_dir: str | Path, model: str | Path | None = None,
     settings = settings or load_settings(project)
     settings.check()  # before loading a model for nothing
     agent = Agent.load(project, Path(model) if model else None)
-    return create_app(agent, settings)
+    handoff = create_handoff_service(project.root, agent.processor,
+                                     production=settings.production)
+    return create_app(agent, settings, handoff=handoff)

@@ -16,6 +16,8 @@ from bot.server.errors import ApiError
 
 MAX_SENDER_CHARS = 255
 RESERVED_PREFIX = "customer:"  # conversation ids of verified customers
+# Conversation ids a channel makes itself: an anonymous sender must not pose as one.
+RESERVED_PREFIXES = (RESERVED_PREFIX, "wechat:")
 
 
 def clean(text: str) -> str:
@@ -104,7 +106,12 @@ def anonymous_sender(message: IncomingMessage) -> str:
     verified customer's conversation."""
     if message.sender is None:
         raise ApiError(400, "missing field 'sender'")
-    if message.sender.startswith(RESERVED_PREFIX):
-        raise ApiError(400, f"sender ids starting with '{RESERVED_PREFIX}' are reserved for "
-                            "verified customers")
-    return message.sender
+    return check_anonymous(message.sender)
+
+
+def check_anonymous(sender: str) -> str:
+    for prefix in RESERVED_PREFIXES:
+        if sender.startswith(prefix):
+            raise ApiError(400, f"sender ids starting with '{prefix}' are reserved (verified "
+                                "customers and WeChat users)")
+    return sender

@@ -4,8 +4,10 @@ a stopping server lets the turns it has started finish (graceful shutdown)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from typing import Any
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
 
 from bot.core import events as ev
 from bot.core.actions.responses import bot_message
@@ -17,6 +19,12 @@ from bot.server.metrics import BotMetrics
 from bot.server.ratelimit import RateLimiter
 from bot.server.settings import ServerSettings
 
+if TYPE_CHECKING:
+    from bot.handoff.service import HandoffService
+
+logger = logging.getLogger(__name__)
+SEEN_MESSAGE_IDS = 10_000  # replies kept for retried messages (per process)
+
 TOO_LONG_TEXT = (
     "您的消息有{length}字，超过了{limit}字的上限，我没有处理这条消息。"
     "请精简后分几条发送，或点击“转人工”由人工客服为您服务。"
@@ -25,10 +33,15 @@ HUMAN_BUTTON = {"title": "转人工", "payload": "/request_human"}
 
 
 class TurnRunner:
-    def __init__(self, agent: Agent, settings: ServerSettings, metrics: BotMetrics) -> None:
+    def __init__(self, agent: Agent, settings: ServerSettings, metrics: BotMetrics,
+                 handoff: HandoffService | None = None) -> None:
         self.agent = agent
         self.settings = settings
         self.metrics = metrics
+        self.handoff = handoff
+        # (conversation, metadata.message_id) -> the replies: a retried message is answered
+        # again without being processed twice.
+        self._seen: OrderedDict[tuple[str, str], list[dict[str, Any]]] = OrderedDict()
         self.limiter = RateLimiter(settings.rate_limit)
         self.in_flight = 0
         self._idle = asyncio.Event()
@@ -42,7 +55,14 @@ class TurnRunner:
 
     async def run(self, message: UserMessage) -> list[dict[str, Any]]:
         """One turn; the bot messages in REST shape. A message over the length limit is not
-        processed: the customer is told, and the tracker keeps a truncated copy."""
+        processed: the customer is told, and the tracker keeps a truncated copy. A message
+        whose ``metadata.message_id`` was seen already gets the same replies again."""
+        retry_key = None
+        message_id = message.metadata.get("message_id")
+        if isinstance(message_id, str) and 0 < len(message_id) <= 128:
+            retry_key = (message.sender_id, message_id)
+            if retry_key in self._seen:
+                return self._seen[retry_key]
         self.check_rate(message.sender_id)
         self.in_flight += 1
         self._idle.clear()
@@ -51,9 +71,19 @@ class TurnRunner:
                 return await self._too_long(message)
             started = time.perf_counter()
             result = await self.agent.handle(message)
+            messages = result.messages
+            if self.handoff is not None:
+                try:
+                    messages = messages + await self.handoff.after_turn(message, result)
+                except Exception:  # the turn is stored; the customer still gets its replies
+                    logger.exception("handoff after the turn of %s failed", message.sender_id)
             self.metrics.observe_turn(message.input_channel, time.perf_counter() - started,
                                       result)
-            return result.messages
+            if retry_key is not None:
+                self._seen[retry_key] = messages
+                while len(self._seen) > SEEN_MESSAGE_IDS:
+                    self._seen.popitem(last=False)
+            return messages
         finally:
             self.in_flight -= 1
             if self.in_flight == 0:

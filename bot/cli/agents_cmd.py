@@ -1,0 +1,83 @@
+"""``bot agents add USERNAME --password P --groups G1,G2 [--role supervisor]`` / ``list`` /
+``remove USERNAME`` / ``tickets``: the human agents of the handoff console and the messages
+customers left (``bot/handoff/store.py``, in the tracker store's database)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import time
+from typing import Any
+
+PASSWORD_ENV = "BOT_AGENT_PASSWORD"
+
+
+def register(sub: Any) -> None:
+    from bot.cli.main import add_project_option
+
+    agents = sub.add_parser(
+        "agents", help="manage human agents of the handoff console",
+        description="Agents log in to the console at /agent (or the agent API) with these "
+        "accounts; passwords are stored as scrypt hashes in the tracker store's database "
+        "(or $BOT_HANDOFF_DB).")
+    commands = agents.add_subparsers(dest="agents_command", metavar="SUBCOMMAND")
+    commands.required = True
+    add = commands.add_parser("add", help="create an agent account")
+    add.add_argument("username", metavar="USERNAME")
+    add.add_argument("--password", help=f"at least 8 characters (default: ${PASSWORD_ENV}, "
+                                        "else asked for)")
+    add.add_argument("--groups", required=True,
+                     help="comma-separated skill groups of handoff.yml, e.g. 信用卡,贷款")
+    add.add_argument("--role", choices=["agent", "supervisor"], default="agent")
+    add.add_argument("--capacity", type=int, default=None,
+                     help="concurrent chats (default: agents.default_capacity of handoff.yml)")
+    remove = commands.add_parser("remove", help="delete an agent account")
+    remove.add_argument("username", metavar="USERNAME")
+    listing = commands.add_parser("list", help="print every agent")
+    tickets = commands.add_parser("tickets", help="print the messages customers left")
+    for parser in (add, remove, listing, tickets):
+        add_project_option(parser)
+        parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from bot.errors import BotError
+    from bot.handoff.config import load
+    from bot.handoff.factory import store_for
+    from bot.project import Project
+
+    project = Project.find(args.project)
+    config = load(project.root)
+    store = store_for(project.root)
+    if args.agents_command == "add":
+        groups = [g.strip() for g in args.groups.split(",") if g.strip()]
+        unknown = [g for g in groups if config.group(g) is None]
+        if unknown:
+            raise BotError(f"unknown group(s) {', '.join(unknown)}; handoff.yml has "
+                           f"{', '.join(config.group_names)}")
+        password = args.password or os.environ.get(PASSWORD_ENV) or getpass.getpass()
+        account = store.add_agent(args.username, password, groups, args.role,
+                                  args.capacity or config.default_capacity)
+        print(f"added {account.role} {account.username} (groups {', '.join(account.groups)}, "
+              f"capacity {account.capacity})")
+    elif args.agents_command == "remove":
+        if not store.remove_agent(args.username):
+            print(f"no agent {args.username}")
+            return 1
+        print(f"removed {args.username}")
+    elif args.agents_command == "list":
+        agents = store.agents()
+        for a in agents:
+            print(f"{a.username}\t{a.role}\t{','.join(a.groups)}\tcapacity {a.capacity}\t"
+                  f"{a.status}")
+        if not agents:
+            print("no agents; add one with: bot agents add USERNAME --groups G1,G2")
+    else:
+        tickets = store.tickets()
+        for t in tickets:
+            stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(t.created_at))
+            print(f"#{t.id}\t{stamp}\t{t.group}\t{t.customer_id or t.conversation_id}\t{t.text}")
+        if not tickets:
+            print("no open tickets")
+    return 0

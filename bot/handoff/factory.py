@@ -1,0 +1,87 @@
+"""Building the project's :class:`~bot.handoff.service.HandoffService`: ``handoff.yml``, the
+store in the tracker store's database (or ``$BOT_HANDOFF_DB``), customer profiles from the
+core-banking backend, knowledge suggestions from the project's knowledge base, and the live bus
+(Redis when ``$BOT_REDIS_URL`` is set, so that several workers share it)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bot.core.processor import MessageProcessor
+from bot.handoff import config as handoff_config
+from bot.handoff.bus import LocalBus, RedisBus
+from bot.handoff.routing import Profile
+from bot.handoff.service import HandoffService
+from bot.handoff.store import HandoffStore
+
+logger = logging.getLogger(__name__)
+DB_ENV = "BOT_HANDOFF_DB"
+REDIS_ENV = "BOT_REDIS_URL"
+
+
+def store_for(project_root: Path, tracker_store: Any = None) -> HandoffStore:
+    """``$BOT_HANDOFF_DB``; else the SQL tracker store's database; else the project's
+    default SQLite file (what ``bot agents`` uses too)."""
+    url = os.environ.get(DB_ENV)
+    if url:
+        return HandoffStore.from_url(url)
+    engine = getattr(tracker_store, "engine", None)
+    if engine is not None:
+        return HandoffStore(engine)
+    from bot.core.agent import read_endpoints
+    from bot.core.tracker_store import create_tracker_store
+    from bot.project import Project
+
+    store = create_tracker_store(read_endpoints(Project(project_root)).get("tracker_store"),
+                                 project_root)
+    engine = getattr(store, "engine", None)
+    if engine is None:  # an in-memory tracker store: keep handoffs in memory too
+        return HandoffStore.from_url("sqlite://")
+    return HandoffStore(engine)
+
+
+def knowledge_search(project_root: Path) -> tuple[Any, Any]:
+    """(search, category) functions over the project's knowledge base, or (None, None)."""
+    try:
+        from bot.kb.knowledge_base import KnowledgeBase
+
+        kb = KnowledgeBase.load(project_root / "kb_index")
+    except Exception as exc:  # not built: agents get no suggestions, handoff still works
+        logger.warning("knowledge base unavailable for agent suggestions: %s", exc)
+        return None, None
+
+    def search(query: str) -> Sequence[tuple[str, str, str, str, float]]:
+        kb.reload_if_changed()
+        return [(h.id, h.question, h.answer, h.entry.category, h.score)
+                for h in kb.search(query, top=5)]
+
+    def category(query: str) -> str | None:
+        hits = kb.search(query, top=1)
+        return hits[0].entry.category if hits else None
+
+    return search, category
+
+
+def profiles() -> Any:
+    from bot.bank.factory import default_backend
+
+    def profile(customer_id: str) -> Profile | None:
+        customer = default_backend().customer(customer_id)
+        return Profile(customer.id, customer.name, customer.age, customer.vip)
+
+    return profile
+
+
+def create_handoff_service(project_root: Path, processor: MessageProcessor, *,
+                           production: bool = False) -> HandoffService:
+    config = handoff_config.load(project_root)
+    redis_url = os.environ.get(REDIS_ENV)
+    bus = RedisBus(redis_url) if redis_url else LocalBus()
+    search, category = knowledge_search(project_root)
+    return HandoffService(config, store_for(project_root, processor.tracker_store), processor,
+                          bus=bus, profiles=profiles(), search=search, categories=category,
+                          production=production)

@@ -1,0 +1,254 @@
+"""The agent API (``/agent/...``, JSON) and the console page (``GET /agent``): the transport
+of :class:`~bot.handoff.service.HandoffService`. Handlers only read requests, check the agent's
+token and map :class:`~bot.handoff.service.HandoffError` to HTTP codes. Contract:
+docs/handoff.md."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, file
+from sanic.response import json as json_response
+
+from bot.handoff.service import HandoffError, HandoffService
+from bot.handoff.store import AgentAccount
+from bot.server.errors import ApiError
+from bot.server.inputs import clean, json_object, string_field
+from bot.server.operator import conversation_id
+from bot.server.webchat import STATIC
+
+KEEPALIVE_SECONDS = 15.0
+MAX_TEXT = 2000
+T = Any
+
+
+def _json(data: Any, status: int = 200) -> HTTPResponse:
+    return json_response(data, status=status, ensure_ascii=False)
+
+
+async def mapped(call: Awaitable[T]) -> T:
+    try:
+        return await call
+    except HandoffError as exc:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        raise ApiError(exc.status, str(exc), headers) from None
+
+
+def _token(request: Request, allow_query: bool = False) -> str:
+    header = request.headers.get("authorization") or ""
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    if allow_query and request.args.get("token"):
+        return str(request.args.get("token"))
+    raise ApiError(401, "agent endpoints need 'Authorization: Bearer <token>' from "
+                        "POST /agent/login", {"WWW-Authenticate": "Bearer"})
+
+
+async def sse(request: Request, topics: list[str], stopping: asyncio.Event,
+              first: Callable[[], Awaitable[list[tuple[str, dict[str, Any]]]]] | None,
+              service: HandoffService) -> None:
+    """Server-sent events of ``topics`` until the client leaves or the server stops."""
+    response = await request.respond(content_type="text/event-stream; charset=utf-8",
+                                     headers={"Cache-Control": "no-cache",
+                                              "X-Accel-Buffering": "no"})
+    async with service.bus.subscribe(topics) as queue:
+        await response.send(": connected\n\n")
+        for kind, data in (await first() if first else []):
+            await response.send(_event(kind, data))
+        while not stopping.is_set():
+            try:
+                kind, data = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
+            except TimeoutError:
+                await response.send(": keep-alive\n\n")
+                continue
+            await response.send(_event(kind, data))
+    await response.eof()
+
+
+def _event(kind: str, data: dict[str, Any]) -> str:
+    return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def _op(summary: str, body: dict[str, Any] | None = None, *, secured: bool = True,
+        query: Sequence[str] = (), path: bool = False, content: str = "application/json"
+        ) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": {
+        "200": {"description": "see docs/handoff.md", "content": {content: {
+            "schema": {"type": "object"} if content == "application/json"
+            else {"type": "string"}}}},
+        **{str(code): {"description": text, "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/Error"}}}}
+           for code, text in ((400, "bad request"), (401, "no valid agent token"),
+                              (403, "not your conversation or group"),
+                              (404, "no such conversation"),
+                              (409, "someone else changed it first"))}}}
+    if secured:
+        op["security"] = [{"agentToken": []}]
+    params = [{"name": q, "in": "query", "required": False, "schema": {"type": "string"}}
+              for q in query]
+    if path:
+        params.append({"name": "conversation_id", "in": "path", "required": True,
+                       "schema": {"type": "string", "maxLength": 255}})
+    if params:
+        op["parameters"] = params
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {
+            "schema": {"type": "object", "properties": body, "required": list(body)}}}}
+    return op
+
+
+def openapi_paths() -> dict[str, Any]:
+    """The agent API's entries in the server's OpenAPI document."""
+    s = {"type": "string"}
+    conv = "/agent/conversations/{conversation_id}"
+    return {
+        "/agent": {"get": {"summary": "the agent console (HTML)", "responses": {
+            "200": {"description": "the page", "content": {"text/html": {"schema": s}}}}}},
+        "/agent/login": {"post": _op("log in: a bearer token for the other endpoints",
+                                     {"username": s, "password": s}, secured=False)},
+        "/agent/me": {"get": _op("the agent's account, load and status")},
+        "/agent/status": {"post": _op("available or away", {"status": s})},
+        "/agent/config": {"get": _op("groups, resolution codes, canned replies")},
+        "/agent/queue": {"get": _op("waiting conversations of the agent's groups, and theirs")},
+        "/agent/supervisor": {"get": _op("supervisors: every queue and agent")},
+        "/agent/events": {"get": _op("live updates (server-sent events)", query=["token"],
+                                     content="text/event-stream")},
+        f"{conv}/accept": {"post": _op("take the conversation", path=True)},
+        f"{conv}/context": {"get": _op("the context packet", path=True)},
+        f"{conv}/messages": {
+            "get": _op("the transcript (masked)", path=True, query=["after"]),
+            "post": _op("reply to the customer", {"text": s}, path=True)},
+        f"{conv}/notes": {"post": _op("a private note", {"text": s}, path=True)},
+        f"{conv}/suggestions": {"get": _op("knowledge suggestions", path=True, query=["q"])},
+        f"{conv}/transfer": {"post": _op("back to the queue of another group", {"group": s},
+                                         path=True)},
+        f"{conv}/close": {"post": _op("close with a resolution code", {"resolution": s},
+                                      path=True)},
+        "/webhooks/app/events": {"get": _op(
+            "the customer's live events (server-sent events)", secured=False,
+            query=["token", "sender"], content="text/event-stream")},
+        "/webhooks/app/history": {"get": _op("the customer's conversation so far",
+                                             secured=False, query=["sender"])},
+    }
+
+
+def agent_blueprint(service: HandoffService, stopping: asyncio.Event) -> Blueprint:
+    bp = Blueprint("agent_api", url_prefix="/agent")
+
+    async def agent(request: Request, allow_query: bool = False) -> AgentAccount:
+        account: AgentAccount = await mapped(service.verify(_token(request, allow_query)))
+        return account
+
+    def text_field(request: Request, name: str = "text") -> str:
+        value = string_field(json_object(request), name, max_chars=MAX_TEXT)
+        assert value is not None
+        return value
+
+    @bp.get("")
+    async def console(request: Request) -> HTTPResponse:
+        return await file(STATIC / "agent.html", headers={"Cache-Control": "no-cache"})
+
+    @bp.post("/login")
+    async def login(request: Request) -> HTTPResponse:
+        data = json_object(request)
+        username = string_field(data, "username", max_chars=64)
+        password = string_field(data, "password", max_chars=256)
+        assert username is not None and password is not None
+        token, account = await mapped(service.login(username, password))
+        return _json({"token": token, "username": account.username, "role": account.role,
+                      "groups": account.groups,
+                      "expires_in": service.config.token_minutes * 60})
+
+    @bp.get("/me")
+    async def me(request: Request) -> HTTPResponse:
+        return _json(await service.me(await agent(request)))
+
+    @bp.post("/status")
+    async def status(request: Request) -> HTTPResponse:
+        account = await agent(request)
+        value = string_field(json_object(request), "status", max_chars=16)
+        assert value is not None
+        return _json(await service.me(await mapped(service.set_status(account, value))))
+
+    @bp.get("/config")
+    async def config(request: Request) -> HTTPResponse:
+        await agent(request)
+        return _json(service.public_config())
+
+    @bp.get("/queue")
+    async def queue(request: Request) -> HTTPResponse:
+        return _json(await service.queue(await agent(request)))
+
+    @bp.get("/supervisor")
+    async def supervisor(request: Request) -> HTTPResponse:
+        return _json(await mapped(service.supervisor(await agent(request))))
+
+    @bp.post("/conversations/<conversation:str>/accept")
+    async def accept(request: Request, conversation: str) -> HTTPResponse:
+        account = await agent(request)
+        found = await mapped(service.accept(account, conversation_id(conversation)))
+        return _json({"handoff": found})
+
+    @bp.get("/conversations/<conversation:str>/context")
+    async def context(request: Request, conversation: str) -> HTTPResponse:
+        account = await agent(request)
+        return _json(await mapped(service.context(account, conversation_id(conversation))))
+
+    @bp.get("/conversations/<conversation:str>/messages")
+    async def messages(request: Request, conversation: str) -> HTTPResponse:
+        account = await agent(request)
+        raw = request.args.get("after", "0")
+        if not str(raw).isdigit():
+            raise ApiError(400, "'after' must be a non-negative integer")
+        found = await mapped(service.messages(account, conversation_id(conversation), int(raw)))
+        return _json({"messages": found})
+
+    @bp.post("/conversations/<conversation:str>/messages")
+    async def send(request: Request, conversation: str) -> HTTPResponse:
+        account = await agent(request)
+        text = text_field(request)
+        found = await mapped(service.send(account, conversation_id(conversation), text))
+        return _json({"message": found})
+
+    @bp.post("/conversations/<conversation:str>/notes")
+    async def note(request: Request, conversation: str) -> HTTPResponse:
+        account = await agent(request)
+        text = text_field(request)
+        found = await mapped(service.note(account, conversation_id(conversation), text))
+        return _json({"note": found})
+
+    @bp.get("/conversations/<conversation:str>/suggestions")
+    async def suggestions(request: Request, conversation: str) -> HTTPResponse:
+        account = await agent(request)
+        query = clean(str(request.args.get("q") or ""))[:MAX_TEXT].strip() or None
+        found = await mapped(service.suggestions(account, conversation_id(conversation), query))
+        return _json({"suggestions": found})
+
+    @bp.post("/conversations/<conversation:str>/transfer")
+    async def transfer(request: Request, conversation: str) -> HTTPResponse:
+        account = await agent(request)
+        group = text_field(request, "group")
+        found = await mapped(service.transfer(account, conversation_id(conversation), group))
+        return _json({"handoff": found})
+
+    @bp.post("/conversations/<conversation:str>/close")
+    async def close(request: Request, conversation: str) -> HTTPResponse:
+        account = await agent(request)
+        resolution = text_field(request, "resolution")
+        found = await mapped(service.close(account, conversation_id(conversation),
+                                           resolution))
+        return _json({"handoff": found})
+
+    @bp.get("/events")
+    async def events(request: Request) -> None:
+        account = await agent(request, allow_query=True)
+        groups = service.config.group_names if account.supervisor else account.groups
+        topics = ["queue", f"agent:{account.username}", *(f"group:{g}" for g in groups)]
+        await sse(request, topics, stopping, None, service)
+
+    return bp

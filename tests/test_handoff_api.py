@@ -1,0 +1,235 @@
+"""The handoff through the public HTTP surface: a customer asks for a person on the REST
+channel, an agent logs in, accepts, reads the context packet, replies, transfers, closes; the
+customer rates and the bot answers again. Also the agent API's refusals (401/403/409/400)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from test_server_project import FAQ, TrainedBot, new_agent, trained_bot
+
+from bot.core.agent import Agent
+from bot.handoff.config import parse
+from bot.handoff.factory import knowledge_search
+from bot.handoff.service import HandoffService
+from bot.handoff.store import HandoffStore
+from bot.server import create_app
+
+__all__ = ["trained_bot"]
+REST = "/webhooks/rest/webhook"
+CONFIG = {
+    "groups": [{"name": "账户"}, {"name": "信用卡"}, {"name": "投诉"},
+               {"name": "贷款", "hours": {"time": "09:00-10:00", "days": [7]}}],
+    "routing": {"default_group": "账户", "intents": {"complain": "投诉"},
+                "entities": {"account_type": {"credit_card": "信用卡"}}},
+    "queue": {"auto_assign": False},
+    "triggers": {"rules": [{"name": "loan_advice", "keywords": ["贷款方案"], "group": "贷款"}]},
+}
+
+
+def make(bot: TrainedBot, config: dict[str, Any] | None = None
+         ) -> tuple[Any, Agent, HandoffService]:
+    agent = new_agent(bot)
+    search, category = knowledge_search(bot.root)
+    service = HandoffService(parse(config or CONFIG, {}), HandoffStore.from_url("sqlite://"),
+                             agent.processor, search=search, categories=category)
+    service.store.add_agent("alice", "alice-password", ["账户", "投诉"])
+    service.store.add_agent("bob", "bob-password", ["信用卡"])
+    service.store.add_agent("sue", "sue-password", ["账户"], role="supervisor")
+    return create_app(agent, handoff=service), agent, service
+
+
+async def login(app: Any, username: str) -> dict[str, str]:
+    _, response = await app.asgi_client.post(
+        "/agent/login", json={"username": username, "password": f"{username}-password"})
+    assert response.status == 200, response.json
+    return {"Authorization": f"Bearer {response.json['token']}"}
+
+
+async def say(app: Any, sender: str, text: str) -> list[dict[str, Any]]:
+    _, response = await app.asgi_client.post(REST, json={"sender": sender, "message": text})
+    assert response.status == 200, response.json
+    messages: list[dict[str, Any]] = response.json
+    return messages
+
+
+async def test_full_handoff_from_request_to_rating(trained_bot: TrainedBot) -> None:
+    app, agent, service = make(trained_bot)
+    await say(app, "h1", FAQ)
+    replies = await say(app, "h1", "转人工")
+    texts = " ".join(m.get("text", "") for m in replies)
+    assert "转接人工" in texts and "队列" in texts and "您是下一位" in texts
+    assert (await agent.processor.get_tracker("h1")).paused
+
+    alice = await login(app, "alice")
+    _, queue = await app.asgi_client.get("/agent/queue", headers=alice)
+    waiting = queue.json["waiting"]
+    assert [w["conversation_id"] for w in waiting] == ["h1"]
+    assert waiting[0]["reason"] == "customer_request" and waiting[0]["group"] == "账户"
+    assert waiting[0]["position"] == 1
+
+    # the bot predicts nothing while a human has the conversation
+    assert await say(app, "h1", "你好，还在吗") != []  # waiting: told the place in the queue
+
+    _, accepted = await app.asgi_client.post("/agent/conversations/h1/accept", headers=alice)
+    assert accepted.status == 200 and accepted.json["handoff"]["status"] == "active"
+    _, context = await app.asgi_client.get("/agent/conversations/h1/context", headers=alice)
+    packet = context.json
+    assert packet["reason"]["code"] == "customer_request"
+    transcript = [m["text"] for m in packet["transcript"] if m["from"] == "customer"]
+    assert transcript[:2] == [FAQ, "转人工"]
+    assert packet["intents"][0]["intent"] == "faq"
+    assert any(k["id"] == "open_account_documents" for k in packet["knowledge_tried"])
+    assert packet["suggestions"]
+
+    assert await say(app, "h1", "我的卡号是6222021234567890123") == []  # to the agent only
+    _, sent = await app.asgi_client.post("/agent/conversations/h1/messages", headers=alice,
+                                         json={"text": "您好，我是客服小王"})
+    assert sent.status == 200
+    tracker = await agent.processor.get_tracker("h1")
+    agent_messages = [e for e in tracker.events if e["event"] == "bot"
+                      and (e.get("metadata") or {}).get("agent") == "alice"]
+    assert [e["text"] for e in agent_messages][-1] == "您好，我是客服小王"
+    _, msgs = await app.asgi_client.get("/agent/conversations/h1/messages", headers=alice)
+    masked = [m["text"] for m in msgs.json["messages"] if m["from"] == "customer"]
+    assert "我的卡号是***************0123" in masked  # card numbers masked for agents
+
+    _, closed = await app.asgi_client.post("/agent/conversations/h1/close", headers=alice,
+                                           json={"resolution": "resolved"})
+    assert closed.status == 200 and closed.json["handoff"]["status"] == "closed"
+    tracker = await agent.processor.get_tracker("h1")
+    assert not tracker.paused
+    rating_request = [e for e in tracker.events if e["event"] == "bot"][-1]
+    assert "打分" in rating_request["text"] and len(rating_request["data"]["buttons"]) == 5
+
+    thanks = await say(app, "h1", '/rate_service{"rating": "4"}')
+    assert "感谢您的评价" in thanks[0]["text"]
+    assert service.store.latest("h1").rating == 4  # type: ignore[union-attr]
+    answer = await say(app, "h1", FAQ)
+    assert "身份证" in " ".join(m.get("text", "") for m in answer)  # the bot is back
+    actions = [e["action"] for e in service.store.audit_log("h1")]
+    assert actions == ["enqueue", "accept", "view_context", "message", "close", "rate"]
+
+
+async def test_agents_see_only_their_groups_and_conflicts_are_409(
+        trained_bot: TrainedBot) -> None:
+    app, _agent, _service = make(trained_bot)
+    await say(app, "h2", "转人工")
+    bob = await login(app, "bob")  # 信用卡 only
+    _, queue = await app.asgi_client.get("/agent/queue", headers=bob)
+    assert queue.json["waiting"] == []
+    _, refused = await app.asgi_client.post("/agent/conversations/h2/accept", headers=bob)
+    assert refused.status == 403
+    alice, sue = await login(app, "alice"), await login(app, "sue")
+    _, ok = await app.asgi_client.post("/agent/conversations/h2/accept", headers=alice)
+    assert ok.status == 200
+    _, taken = await app.asgi_client.post("/agent/conversations/h2/messages", headers=sue,
+                                          json={"text": "我来"})
+    assert taken.status == 409  # a supervisor sees it but does not chat in alice's place
+    _, transfer = await app.asgi_client.post("/agent/conversations/h2/transfer",
+                                             headers=alice, json={"group": "信用卡"})
+    assert transfer.status == 200 and transfer.json["handoff"]["status"] == "waiting"
+    _, queue = await app.asgi_client.get("/agent/queue", headers=bob)
+    assert [w["conversation_id"] for w in queue.json["waiting"]] == ["h2"]
+    _, unknown = await app.asgi_client.post("/agent/conversations/h2/transfer", headers=bob,
+                                            json={"group": "外星人"})
+    assert unknown.status == 400 and "unknown group" in unknown.json["error"]
+    _, overview = await app.asgi_client.get("/agent/supervisor", headers=sue)
+    groups = {g["name"]: g for g in overview.json["groups"]}
+    assert groups["信用卡"]["waiting"] == 1
+    _, forbidden = await app.asgi_client.get("/agent/supervisor", headers=bob)
+    assert forbidden.status == 403
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nonsense"},
+                                     {"Authorization": "Basic abc"}])
+async def test_agent_endpoints_need_a_valid_token(trained_bot: TrainedBot,
+                                                  headers: dict[str, str]) -> None:
+    app, _agent, _service = make(trained_bot)
+    _, response = await app.asgi_client.get("/agent/queue", headers=headers)
+    assert response.status == 401 and response.json["error"]
+
+
+async def test_wrong_password_and_bad_bodies_are_4xx(trained_bot: TrainedBot) -> None:
+    app, _agent, service = make(trained_bot)
+    _, response = await app.asgi_client.post("/agent/login",
+                                              json={"username": "alice", "password": "nope"})
+    assert response.status == 401 and "wrong username or password" in response.json["error"]
+    _, response = await app.asgi_client.post("/agent/login", content=b"{not json")
+    assert response.status == 400
+    alice = await login(app, "alice")
+    await say(app, "h3", "转人工")
+    await app.asgi_client.post("/agent/conversations/h3/accept", headers=alice)
+    _, response = await app.asgi_client.post("/agent/conversations/h3/messages",
+                                              headers=alice, json={"text": ""})
+    assert response.status == 400
+    _, response = await app.asgi_client.post("/agent/conversations/h3/close", headers=alice,
+                                              json={"resolution": "whatever"})
+    assert response.status == 400 and "resolution must be one of" in response.json["error"]
+    _, response = await app.asgi_client.get("/agent/conversations/nobody/context",
+                                             headers=alice)
+    assert response.status == 404
+    assert [e["action"] for e in service.store.audit_log()][:1] == ["login_failed"]
+
+
+async def test_complaint_goes_to_the_complaint_group_with_priority(
+        trained_bot: TrainedBot) -> None:
+    app, _agent, service = make(trained_bot)
+    await say(app, "calm", "转人工")
+    await say(app, "angry", "我要投诉你们")
+    waiting = service.store.waiting()
+    by_id = {h.conversation_id: h for h in waiting}
+    assert by_id["angry"].group == "投诉" and by_id["angry"].reason == "complaint"
+    assert by_id["angry"].priority > by_id["calm"].priority
+
+
+async def test_business_rule_outside_hours_becomes_a_ticket(trained_bot: TrainedBot) -> None:
+    app, agent, service = make(trained_bot, {**CONFIG, "groups": [
+        {"name": "账户"}, {"name": "信用卡"}, {"name": "投诉"},
+        {"name": "贷款", "hours": {"time": "00:00-00:01", "days": [1]}}]})
+    replies = await say(app, "t1", "能给我一个贷款方案吗")
+    text = " ".join(m.get("text", "") for m in replies)
+    assert "不是「贷款」人工服务时间" in text and "留言" in text
+    assert (await agent.processor.get_tracker("t1")).paused
+    replies = await say(app, "t1", "请明天给我回电话，手机13812345678")
+    assert "工单#" in replies[0]["text"]
+    ticket = service.store.tickets()[0]
+    assert ticket.text == "请明天给我回电话，手机138****5678"  # masked
+    assert not (await agent.processor.get_tracker("t1")).paused
+
+
+async def test_repeated_fallback_hands_off(trained_bot: TrainedBot) -> None:
+    app, agent, service = make(trained_bot)
+    for text in ("asdkjh qwe zxcm", "qpwoeiruty lkjh", "mnbvcx poiuy"):
+        replies = await say(app, "f1", text)
+        if service.store.latest("f1") is not None:
+            break
+    handoff = service.store.latest("f1")
+    assert handoff is not None and handoff.reason == "repeated_fallback"
+    assert any("转接人工" in (m.get("text") or "") for m in replies)
+    assert (await agent.processor.get_tracker("f1")).paused
+
+
+async def test_a_retried_message_id_is_processed_once(trained_bot: TrainedBot) -> None:
+    app, agent, _service = make(trained_bot)
+    body = {"sender": "idem", "message": FAQ, "metadata": {"message_id": "m-1"}}
+    _, first = await app.asgi_client.post(REST, json=body)
+    _, again = await app.asgi_client.post(REST, json=body)
+    assert first.json == again.json
+    tracker = await agent.processor.get_tracker("idem")
+    assert sum(e["event"] == "user" for e in tracker.events) == 1
+
+
+async def test_customer_history_restores_the_page(trained_bot: TrainedBot) -> None:
+    app, _agent, _service = make(trained_bot)
+    await say(app, "page-1", FAQ)
+    _, response = await app.asgi_client.get("/webhooks/app/history?sender=page-1")
+    assert response.status == 200
+    messages = response.json["messages"]
+    assert messages[0] == {"from": "customer", "text": FAQ, "at": messages[0]["at"]}
+    assert messages[1]["from"] == "bot" and "身份证" in messages[1]["text"]
+    _, response = await app.asgi_client.get("/webhooks/app/history?sender=customer:C1001")
+    assert response.status == 400  # a verified customer's history needs their token
+    _, response = await app.asgi_client.get("/webhooks/app/history")
+    assert response.status == 400
