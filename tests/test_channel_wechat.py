@@ -441,3 +441,30 @@ async def test_malformed_bodies_are_4xx(trained_bot: TrainedBot, tmp_path: Path,
     assert response.json["status"] == status
     _, response = await app.asgi_client.post(signed(), content=text_xml("你好", "6001"))
     assert response.status == 200
+
+
+async def test_an_agents_reply_reaches_the_wechat_user(
+        trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        fake_wechat: FakeWeChat) -> None:
+    """Handoff over WeChat: the customer asks for a person in WeChat; the agent's reply and the
+    rating request are pushed through the customer-service API to that OpenID."""
+    app = make_app(trained_bot, tmp_path, monkeypatch, api_base=fake_wechat.base)
+    handoff = app.ctx.handoff
+    assert "wechat" in handoff.senders
+    handoff.store.add_agent("wang", "wang-password", handoff.config.group_names)
+    await app.asgi_client.post(signed(), content=text_xml("转人工", "5001"))
+    conversation = f"wechat:{OPENID}"
+    assert handoff.store.latest(conversation).status == "waiting"
+    _, login = await app.asgi_client.post("/agent/login", json={
+        "username": "wang", "password": "wang-password"})
+    headers = {"Authorization": f"Bearer {login.json['token']}"}
+    _, accepted = await app.asgi_client.post(f"/agent/conversations/{conversation}/accept",
+                                             headers=headers)
+    assert accepted.status == 200
+    _, sent = await app.asgi_client.post(f"/agent/conversations/{conversation}/messages",
+                                         headers=headers, json={"text": "您好，我是客服小王"})
+    assert sent.status == 200
+    await handoff.drain()
+    texts = [body["text"]["content"] for _token, body in fake_wechat.sent]
+    assert all(body["touser"] == OPENID for _token, body in fake_wechat.sent)
+    assert "您好，我是客服小王" in texts

@@ -117,7 +117,7 @@ async def test_metrics_count_turns_intents_fallbacks_handoffs(trained_bot: Train
     assert 'bot_turn_latency_seconds_count{channel="rest"} 3.0' in text
     assert 'bot_intents_total{intent="faq"} 1.0' in text
     assert 'bot_intents_total{intent="greet"} 1.0' in text
-    assert "bot_handoffs_total 1.0" in text
+    assert 'bot_handoffs_total{reason="customer_request"} 1.0' in text
     assert "bot_fallbacks_total" in text
     assert 'bot_errors_total{kind="bad_request"} 1.0' in text
 

@@ -409,6 +409,21 @@ class WeChatChannel:
         self.background.add(background)
         background.add_done_callback(self.background.discard)
 
+    async def push(self, conversation_id: str, content: str) -> None:
+        """A message outside a turn (a human agent's reply) through the customer-service API:
+        to ``wechat:<openid>``, or to the OpenID bound to ``customer:<id>``."""
+        if self.api is None:
+            raise RuntimeError("channels.wechat appid/secret are not set: cannot push messages")
+        openid: str | None = None
+        if conversation_id.startswith(f"{CHANNEL}:"):
+            openid = conversation_id.removeprefix(f"{CHANNEL}:")
+        elif conversation_id.startswith("customer:") and self.bindings is not None:
+            openid = await asyncio.to_thread(self.bindings.openid_of,
+                                             conversation_id.removeprefix("customer:"))
+        if not openid:
+            raise RuntimeError(f"no WeChat OpenID for {conversation_id}")
+        await self.api.send_text(openid, content)
+
     async def drain(self) -> None:
         """Wait for the replies still being sent through the customer-service API."""
         while self.background:

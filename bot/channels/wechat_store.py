@@ -69,6 +69,14 @@ class BindingStore:
                                  .where(BINDINGS.c.openid == openid)).scalar()
         return str(value) if value is not None else None
 
+    def openid_of(self, customer_id: str) -> str | None:
+        """The OpenID most recently bound to ``customer_id``."""
+        with self.engine.connect() as conn:
+            value = conn.execute(select(BINDINGS.c.openid)
+                                 .where(BINDINGS.c.customer_id == customer_id)
+                                 .order_by(BINDINGS.c.bound_at.desc()).limit(1)).scalar()
+        return str(value) if value is not None else None
+
     def all(self) -> list[tuple[str, str, float]]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(BINDINGS.c.openid, BINDINGS.c.customer_id,

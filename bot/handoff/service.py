@@ -71,6 +71,7 @@ class HandoffService:
         self.clock = clock
         self.production = production
         self.senders: dict[str, Sender] = {}
+        self.on_queued: Callable[[Handoff], None] | None = None  # metrics
         self._background: set[asyncio.Task[Any]] = set()
         self._dispatch_lock = asyncio.Lock()
 
@@ -237,6 +238,8 @@ class HandoffService:
                               self.search)
         handoff, created = await self._run(self.store.enqueue, handoff, packet)
         if created:
+            if self.on_queued is not None:
+                self.on_queued(handoff)
             await self._run(self.store.audit, "bot", "enqueue", conversation_id, handoff.id,
                             {"reason": decision.reason, "group": handoff.group,
                              "priority": handoff.priority})

@@ -23,8 +23,9 @@ from bot.channels.rest import rest_blueprint
 from bot.channels.wechat import wechat_blueprint
 from bot.core.agent import Agent
 from bot.handoff.config import parse as default_handoff_config
-from bot.handoff.factory import create_handoff_service, store_for
+from bot.handoff.factory import create_handoff_service
 from bot.handoff.service import HandoffService
+from bot.handoff.store import HandoffStore
 from bot.project import Project
 from bot.server.agent_api import agent_blueprint
 from bot.server.agent_api import openapi_paths as agent_openapi_paths
@@ -54,9 +55,10 @@ def create_app(agent: Agent, settings: ServerSettings | None = None, *,
     settings = settings or ServerSettings()
     settings.check()
     if handoff is None:
-        handoff = HandoffService(default_handoff_config({}), store_for(
-            Path.cwd(), agent.processor.tracker_store), agent.processor,
-            production=settings.production)
+        engine = getattr(agent.processor.tracker_store, "engine", None)
+        store = HandoffStore(engine) if engine is not None else HandoffStore.from_url("sqlite://")
+        handoff = HandoffService(default_handoff_config({}), store, agent.processor,
+                                 production=settings.production)
     stopping = asyncio.Event()
     app: Sanic[Any, Any] = Sanic(f"bankbot_{next(_names)}")
     app.config.REQUEST_MAX_SIZE = settings.max_body_bytes
@@ -66,6 +68,7 @@ def create_app(agent: Agent, settings: ServerSettings | None = None, *,
     app.config.MOTD = False
     metrics = BotMetrics()
     runner = TurnRunner(agent, settings, metrics, handoff)
+    handoff.on_queued = lambda queued: metrics.handoffs.labels(queued.reason).inc()
     app.ctx.agent = agent
     app.ctx.handoff = handoff
     app.ctx.settings = settings
@@ -79,7 +82,10 @@ def create_app(agent: Agent, settings: ServerSettings | None = None, *,
     app.blueprint(api_blueprint(agent, metrics, settings))
     app.blueprint(rest_blueprint(runner))
     app.blueprint(app_blueprint(runner, settings.jwt))
-    app.blueprint(wechat_blueprint(runner))
+    wechat = wechat_blueprint(runner)
+    app.blueprint(wechat)
+    if wechat.ctx.channel is not None and wechat.ctx.channel.api is not None:
+        handoff.senders["wechat"] = wechat.ctx.channel.push  # agents' replies to WeChat
     app.blueprint(operator_blueprint(agent, settings))
     app.blueprint(webchat_blueprint(settings, document))
     app.blueprint(agent_blueprint(handoff, stopping))

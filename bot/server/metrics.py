@@ -26,8 +26,8 @@ class BotMetrics:
                                registry=self.registry)
         self.fallbacks = Counter("bot_fallbacks", "Turns that ended in a fallback",
                                  registry=self.registry)
-        self.handoffs = Counter("bot_handoffs", "Conversations handed to a human agent",
-                                registry=self.registry)
+        self.handoffs = Counter("bot_handoffs", "Conversations queued for a human agent",
+                                ["reason"], registry=self.registry)
         self.errors = Counter("bot_errors", "Failed requests and failed custom actions",
                               ["kind"], registry=self.registry)
 
@@ -39,8 +39,6 @@ class BotMetrics:
         names = {name for name, _, _ in result.actions}
         if names & FALLBACK_ACTIONS or intent == "nlu_fallback":
             self.fallbacks.inc()
-        if any(e.get("event") == "pause" for e in result.events):
-            self.handoffs.inc()
         if any(_failed_action(e) for e in result.events):
             self.errors.labels("action_failed").inc()
 
