@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install train run test lint bench clean
+.PHONY: install train run shell test lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,11 @@ train: install
 
 run: train
 	@echo
-	@echo "The assistant is trained. You are chatting as the sandbox customer C1001 (张伟)."
-	@echo "Other ways in:  $(VENV)/bin/bot shell [--customer C1002] [--debug]   $(VENV)/bin/bot shell nlu"
+	@echo "The assistant is trained. Open the chat page printed below (log in as a sandbox"
+	@echo "customer such as C1001 张伟, or stay anonymous). Terminal chat instead: make shell"
+	$(PY) -m bot run
+
+shell: train
 	$(PY) -m bot shell --customer C1001
 
 test: install

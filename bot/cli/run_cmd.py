@@ -58,9 +58,13 @@ def run_server(args: argparse.Namespace) -> int:
         workers=max(1, args.server_workers or settings.workers),
     )
     settings.check()
-    print(f"bankbot: serving {project.root} on http://{settings.host}:{settings.port} "
-          f"({settings.workers} worker{'s' if settings.workers > 1 else ''}); Ctrl+C stops",
-          flush=True)
+    base = f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '::') else settings.host}" \
+           f":{settings.port}"
+    print(f"bankbot: serving {project.root} with {settings.workers} "
+          f"worker{'s' if settings.workers > 1 else ''}; Ctrl+C stops\n"
+          f"  chat page (H5):  {base}/\n"
+          f"  agent console:   {base}/agent   (bot agents add NAME --groups 账户 to create one)\n"
+          f"  API:             {base}/openapi.json", flush=True)
     serve(project, settings, Path(args.server_model) if args.server_model else None)
     return 0
 
