@@ -468,3 +468,34 @@ async def test_an_agents_reply_reaches_the_wechat_user(
     texts = [body["text"]["content"] for _token, body in fake_wechat.sent]
     assert all(body["touser"] == OPENID for _token, body in fake_wechat.sent)
     assert "您好，我是客服小王" in texts
+
+
+def redis_url_or_skip() -> str:
+    import redis
+
+    url = "redis://127.0.0.1:6379/0"
+    try:
+        redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"Redis is not reachable at {url}: {exc}")
+    return url
+
+
+async def test_a_retry_on_another_worker_runs_no_second_turn(
+        trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two workers (two apps over one tracker store) share MsgId claims through Redis."""
+    import random
+
+    monkeypatch.setenv("BOT_REDIS_URL", redis_url_or_skip())
+    agent = new_agent(trained_bot)
+    first_worker = make_app(trained_bot, tmp_path, monkeypatch, agent)
+    second_worker = make_app(trained_bot, tmp_path, monkeypatch, agent)
+    msg_id = str(random.randrange(10**15, 10**16))  # Redis keeps claims for 5 minutes
+    _, first = await first_worker.asgi_client.post(signed(), content=text_xml("你好", msg_id))
+    _, retry = await second_worker.asgi_client.post(signed(), content=text_xml("你好", msg_id))
+    assert first.status == retry.status == 200
+    assert "Content" in reply_fields(first.text) and retry.text == "success"
+    tracker = await agent.processor.get_tracker(f"wechat:{OPENID}")
+    assert len([e for e in tracker.events if e["event"] == "user"]) == 1
+    for app in (first_worker, second_worker):
+        await channel_of(app).close()

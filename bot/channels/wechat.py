@@ -50,6 +50,7 @@ from bot.server.turns import TurnRunner
 logger = logging.getLogger(__name__)
 
 CHANNEL = "wechat"
+REDIS_URL_ENV = "BOT_REDIS_URL"
 SUCCESS = "success"
 XML_TYPE = "application/xml; charset=utf-8"
 BUSY_TEXT = "您的消息太频繁了，请稍后再试。"
@@ -228,6 +229,9 @@ class WeChatChannel:
     seen: OrderedDict[str, _Seen] = field(default_factory=OrderedDict)
     buttons: OrderedDict[str, list[str]] = field(default_factory=OrderedDict)
     background: set[asyncio.Task[None]] = field(default_factory=set)
+    # Several workers: a MsgId is claimed in Redis ($BOT_REDIS_URL) so that WeChat's retry,
+    # landing on another worker, runs no second turn.
+    claims: RedisClaims | None = None
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -371,6 +375,9 @@ class WeChatChannel:
         if previous is not None:  # a retry: never a second turn
             logger.info("WeChat retry of %s answered without a new turn", key)
             return self.respond(request, previous.reply if previous.decided else None, fields)
+        if self.claims is not None and not await self.claims.claim(key):
+            logger.info("WeChat retry of %s: another worker runs its turn", key)
+            return text(SUCCESS)
         entry = self.seen[key]
         task = asyncio.create_task(self.turn(openid, incoming, fields))
         entry.task = task
@@ -431,8 +438,32 @@ class WeChatChannel:
 
     async def close(self) -> None:
         await self.drain()
+        if self.claims is not None:
+            await self.claims.close()
         if self.api is not None:
             await self.api.close()
+
+
+class RedisClaims:
+    """First-come claims of message keys shared by every worker (``SET NX`` with a TTL)."""
+
+    PREFIX = "bankbot:wechat:msg:"
+
+    def __init__(self, url: str, seconds: float) -> None:
+        import redis.asyncio as redis
+
+        self.redis = redis.from_url(url)
+        self.seconds = max(1, round(seconds))
+
+    async def claim(self, key: str) -> bool:
+        try:
+            return bool(await self.redis.set(self.PREFIX + key, "1", nx=True, ex=self.seconds))
+        except Exception as exc:  # Redis down: this worker's own dedupe still holds
+            logger.error("Redis dedupe unavailable (%s); deduplicating per worker", exc)
+            return True
+
+    async def close(self) -> None:
+        await self.redis.aclose()
 
 
 def wechat_blueprint(runner: TurnRunner, settings: WeChatSettings | None = None,
@@ -450,6 +481,9 @@ def wechat_blueprint(runner: TurnRunner, settings: WeChatSettings | None = None,
     if bindings is None:
         bindings = binding_store_for(settings, runner.agent.processor.tracker_store)
     channel = WeChatChannel(runner, settings, bindings)
+    redis_url = os.environ.get(REDIS_URL_ENV)
+    if redis_url:
+        channel.claims = RedisClaims(redis_url, settings.dedupe_seconds)
     bp.ctx.channel = channel
 
     @bp.get("/webhook")

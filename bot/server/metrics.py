@@ -1,9 +1,15 @@
 """Prometheus metrics of one app, in the app's own registry (several apps in one process,
-as in tests, never share counters). With several workers each worker counts its own turns."""
+as in tests, never share counters).
+
+With several workers (``bot run --workers N``) the server sets ``PROMETHEUS_MULTIPROC_DIR`` to
+a fresh folder before the workers start: every worker writes its counts there and ``/metrics``
+of any worker answers the sum over all workers (prometheus-client's multiprocess mode)."""
 
 from __future__ import annotations
 
 from typing import Any
+
+import os
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -11,6 +17,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from bot.core.processor import TurnResult
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 FALLBACK_ACTIONS = frozenset({"action_default_fallback", "action_two_stage_fallback"})
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -43,6 +50,12 @@ class BotMetrics:
             self.errors.labels("action_failed").inc()
 
     def render(self) -> bytes:
+        if os.environ.get(MULTIPROC_ENV):  # every worker's counts, summed
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
         return generate_latest(self.registry)
 
 

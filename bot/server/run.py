@@ -4,6 +4,7 @@ loading the latest model itself."""
 from __future__ import annotations
 
 import os
+import tempfile
 from functools import partial
 from pathlib import Path
 
@@ -18,6 +19,9 @@ from bot.server.settings import ServerSettings
 def serve(project: Project, settings: ServerSettings, model: Path | None = None) -> None:
     settings.check()
     os.environ["BOT_PROJECT"] = str(project.root)  # the project's actions find their data
+    if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # before any worker imports prometheus_client: /metrics sums over the workers
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bankbot-metrics-")
     loader = AppLoader(factory=partial(app_for_project, str(project.root),
                                        str(model) if model else None, settings))
     app = loader.load()
