@@ -209,7 +209,9 @@ def test_full_conversation_as_c1001(browser: Any, server: Server, tmp_path: Path
         # the always-visible 转人工 button sends /request_human
         bots = page.locator(".msg-bot").count()
         page.get_by_role("button", name="转人工", exact=True).click()
-        expect(page.locator(".msg-bot")).to_have_count(bots + 1)
+        # the handoff's answer and the queue notice (docs/handoff.md), each shown once
+        expect(page.locator(".msg-bot")).to_have_count(bots + 2)
+        expect(page.locator(".msg-bot").last).to_contain_text("人工服务队列")
         expect(page.locator(".msg-user").last).to_have_text("我：转人工")
     finally:
         context.close()

@@ -41,6 +41,20 @@ def register(sub: Any) -> None:
         parser.set_defaults(handler=run)
 
 
+def ask_password() -> str:
+    import sys
+
+    from bot.errors import BotError
+
+    missing = BotError(f"no password: give --password or set ${PASSWORD_ENV}")
+    if not sys.stdin.isatty():
+        raise missing
+    try:
+        return getpass.getpass()
+    except EOFError:
+        raise missing from None
+
+
 def run(args: argparse.Namespace) -> int:
     from bot.errors import BotError
     from bot.handoff.config import load
@@ -56,9 +70,9 @@ def run(args: argparse.Namespace) -> int:
         if unknown:
             raise BotError(f"unknown group(s) {', '.join(unknown)}; handoff.yml has "
                            f"{', '.join(config.group_names)}")
-        password = args.password or os.environ.get(PASSWORD_ENV) or getpass.getpass()
-        account = store.add_agent(args.username, password, groups, args.role,
-                                  args.capacity or config.default_capacity)
+        password = args.password or os.environ.get(PASSWORD_ENV) or ask_password()
+        capacity = config.default_capacity if args.capacity is None else args.capacity
+        account = store.add_agent(args.username, password, groups, args.role, capacity)
         print(f"added {account.role} {account.username} (groups {', '.join(account.groups)}, "
               f"capacity {account.capacity})")
     elif args.agents_command == "remove":

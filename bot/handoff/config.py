@@ -155,6 +155,17 @@ def _hours(raw: Any, where: str) -> Hours:
     return Hours(time(h1, m1), h2 * 60 + m2, frozenset(days))
 
 
+def _names(raw: Any, where: str, default: list[str]) -> frozenset[str]:
+    """A list of names; a single name alone is a list of one."""
+    if raw is None:
+        raw = default
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list):
+        raise ConfigError(f"handoff.yml: {where} must be a list of names")
+    return frozenset(str(x) for x in raw)
+
+
 def _str_map(raw: Any, where: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in _mapping(raw, where).items()}
 
@@ -209,18 +220,21 @@ def parse(raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Hando
     if not 0 < threshold <= 1:
         raise ConfigError("handoff.yml: triggers.sentiment.threshold must be in (0, 1]")
     triggers = Triggers(
-        frozenset(str(i) for i in tr.get("intents", ["request_human", "complain"])),
+        _names(tr.get("intents"), "triggers.intents", ["request_human", "complain"]),
         int(tr.get("fallbacks_in_a_row", 2)), threshold,
         max(1, int(sentiment.get("window", 3))), bool(tr.get("action_failed", True)),
     )
     rules = []
-    for i, item in enumerate(tr.get("rules") or []):
+    rules_raw = tr.get("rules") or []
+    if not isinstance(rules_raw, list):
+        raise ConfigError("handoff.yml: triggers.rules must be a list of rules")
+    for i, item in enumerate(rules_raw):
         item = _mapping(item, f"triggers.rules[{i}]")
         keywords = item.get("keywords") or []
         if not isinstance(keywords, list):
             raise ConfigError(f"handoff.yml: triggers.rules[{i}].keywords must be a list")
         rule = Rule(str(item.get("name") or f"rule_{i + 1}"),
-                    frozenset(str(x) for x in item.get("intents") or []),
+                    _names(item.get("intents"), f"triggers.rules[{i}].intents", []),
                     tuple(str(k) for k in keywords),
                     int(item["min_age"]) if item.get("min_age") is not None else None,
                     bool(item["vip"]) if item.get("vip") is not None else None,

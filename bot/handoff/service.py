@@ -104,9 +104,11 @@ class HandoffService:
     async def to_customer(self, conversation_id: str, text: str, *,
                           buttons: list[dict[str, Any]] | None = None,
                           metadata: dict[str, Any] | None = None,
-                          store: bool = True) -> dict[str, Any]:
-        """A message to the customer: kept in the tracker, pushed to their live page, and sent
-        through their channel when it can push (WeChat's customer-service API)."""
+                          store: bool = True, live: bool = True) -> dict[str, Any]:
+        """A message to the customer: kept in the tracker (``store``) and, with ``live``, pushed
+        to their live page and through their channel when it can push (WeChat's
+        customer-service API). Messages that answer the customer's own request go back in
+        that request's reply instead (``live=False``), so they arrive once."""
         now = self.clock()
         data = {"buttons": buttons} if buttons else {}
         event = ev.bot(text, data, metadata or {}, timestamp=now)
@@ -115,6 +117,8 @@ class HandoffService:
         message = bot_message(event, conversation_id)
         if metadata and metadata.get("agent"):
             message["custom"] = {"from": "agent", "agent": metadata["agent"]}
+        if not live:
+            return message
         await self.bus.publish(f"conversation:{conversation_id}", "message", message)
         latest = await self.store_latest(conversation_id)
         channel = latest.channel if latest else None
@@ -251,11 +255,11 @@ class HandoffService:
             hours = _hours_text(group.hours) if group else ""
             text = (f"现在不是「{handoff.group}」人工服务时间（{hours}）。请直接输入您的留言，"
                     "我们会在工作时间内尽快联系您；如不需要留言，请回复“取消”。")
-            return [await self.to_customer(conversation_id, text, store=True)]
+            return [await self.to_customer(conversation_id, text, live=False)]
         text, position, eta = await self._queue_message(handoff)
         await self.bus.publish(f"conversation:{conversation_id}", "queue",
                                {"status": "waiting", "position": position, "eta_seconds": eta})
-        reply = await self.to_customer(conversation_id, text, store=False)
+        reply = await self.to_customer(conversation_id, text, store=False, live=False)
         if self.config.auto_assign:
             self._spawn(self.dispatch())
         return [reply]
@@ -275,7 +279,8 @@ class HandoffService:
                 await self._run(self.store.close, handoff.id, None, "cancelled", now)
                 await self._resume(conversation)
                 return [await self.to_customer(conversation,
-                                               "好的，已取消留言。还有什么可以帮您？")]
+                                               "好的，已取消留言。还有什么可以帮您？",
+                                               live=False)]
             ticket = await self._run(self.store.to_ticket, handoff.id, mask_text(text), now)
             await self._run(self.store.audit, "customer", "ticket", conversation, handoff.id,
                             {"ticket": ticket.id if ticket else None})
@@ -284,7 +289,7 @@ class HandoffService:
             number = f"#{ticket.id}" if ticket else ""
             return [await self.to_customer(
                 conversation, f"已收到您的留言（工单{number}），我们会在工作时间内尽快联系您。"
-                "还有什么可以帮您？")]
+                "还有什么可以帮您？", live=False)]
         if handoff.status in BUSY:
             if handoff.agent:
                 await self.bus.publish(f"agent:{handoff.agent}", "message", {
@@ -299,7 +304,8 @@ class HandoffService:
                 await self.bus.publish("queue", "queue", {"group": handoff.group})
             return [await self.to_customer(
                 conversation,
-                "好的，请直接输入您的留言，我们会尽快联系您；如不需要留言，请回复“取消”。")]
+                "好的，请直接输入您的留言，我们会尽快联系您；如不需要留言，请回复“取消”。",
+                live=False)]
         for_group = f"group:{handoff.group}"
         await self.bus.publish(for_group, "message", {
             "conversation_id": conversation,
@@ -314,7 +320,8 @@ class HandoffService:
         if can_leave:
             queue_text += "您已等待较长时间，也可以点击“留言”，我们会尽快联系您。"
             buttons = [LEAVE_BUTTON]
-        return [await self.to_customer(conversation, queue_text, buttons=buttons, store=False)]
+        return [await self.to_customer(conversation, queue_text, buttons=buttons, store=False,
+                                       live=False)]
 
     async def _resume(self, conversation_id: str) -> None:
         await self.processor.append_events(conversation_id, [ev.resume(self.clock())])
@@ -373,17 +380,26 @@ class HandoffService:
             await self.notify_positions()
         return assigned
 
-    def _assign_one(self) -> Handoff | None:
-        """One assignment: the best waiting conversation for the best free agent (blocking)."""
+    def _assign_one(self, attempts: int = 5) -> Handoff | None:
+        """One assignment (blocking): the best waiting conversation of the groups that have a
+        free agent, to that group's least-loaded free agent. Another process may take the
+        conversation first: then try again."""
         store = self.store
-        agents = [a for a in store.agents() if a.status == "available"]
-        if not agents:
+        available = [a for a in store.agents() if a.status == "available"]
+        if not available:
             return None
-        loads = store.loads()
-        for handoff in store.waiting(limit=200):
-            agent = routing.pick_agent(agents, loads, handoff.group)
-            if agent is None:
-                continue
+        for _ in range(attempts):
+            loads = store.loads()
+            free = [a for a in available if loads.get(a.username, 0) < a.capacity]
+            groups = sorted({g for a in free for g in a.groups})
+            if not groups:
+                return None
+            handoff = store.next_waiting(groups)
+            if handoff is None:
+                return None
+            agent = routing.pick_agent(free, loads, handoff.group)
+            if agent is None:  # cannot happen: some free agent has this group
+                return None
             done = store.assign(handoff.id, agent.username, self.clock())
             if done is not None:
                 return done

@@ -39,6 +39,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from bot.errors import BotError
 
@@ -70,6 +71,12 @@ HANDOFFS = Table(
     Column("preview", Text),  # the customer's last message, masked
     Column("packet", Text),  # the context packet at enqueue time (JSON)
     Index("ix_handoffs_queue", "status", "group_name", "priority", "enqueued_at"),
+)
+# At most one open handoff per conversation, even when two processes queue it at once.
+OPEN_UNIQUE = Index(
+    "ux_handoffs_open_conversation", HANDOFFS.c.conversation_id, unique=True,
+    sqlite_where=HANDOFFS.c.status.in_(["waiting", "assigned", "active", "leaving"]),
+    postgresql_where=HANDOFFS.c.status.in_(["waiting", "assigned", "active", "leaving"]),
 )
 AGENTS = Table(
     "handoff_agents", metadata,
@@ -211,6 +218,7 @@ class HandoffStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         metadata.create_all(engine)
+        OPEN_UNIQUE.create(engine, checkfirst=True)  # also on tables of older versions
 
     @property
     def inline(self) -> bool:
@@ -294,17 +302,23 @@ class HandoffStore:
     def enqueue(self, handoff: Handoff, packet: dict[str, Any]) -> tuple[Handoff, bool]:
         """Queue ``handoff``; when the conversation already has an open one, that one is
         returned instead (``False``: nothing new was queued)."""
-        with self.engine.begin() as conn:
-            open_row = conn.execute(
-                select(*_QUEUE_COLUMNS).where(HANDOFFS.c.conversation_id ==
-                                              handoff.conversation_id,
-                                              HANDOFFS.c.status.in_(OPEN))).first()
-            if open_row is not None:
-                return _handoff(open_row), False
-            values = asdict(handoff)
-            values["group_name"] = values.pop("group")
-            conn.execute(insert(HANDOFFS).values(
-                **values, packet=json.dumps(packet, ensure_ascii=False)))
+        values = asdict(handoff)
+        values["group_name"] = values.pop("group")
+        query = select(*_QUEUE_COLUMNS).where(
+            HANDOFFS.c.conversation_id == handoff.conversation_id, HANDOFFS.c.status.in_(OPEN))
+        try:
+            with self.engine.begin() as conn:
+                open_row = conn.execute(query).first()
+                if open_row is not None:
+                    return _handoff(open_row), False
+                conn.execute(insert(HANDOFFS).values(
+                    **values, packet=json.dumps(packet, ensure_ascii=False)))
+        except IntegrityError:  # queued by someone else a moment ago
+            with self.engine.connect() as conn:
+                open_row = conn.execute(query).first()
+            if open_row is None:
+                raise
+            return _handoff(open_row), False
         return handoff, True
 
     def get(self, handoff_id: str) -> Handoff | None:
@@ -352,7 +366,9 @@ class HandoffStore:
         ahead = select(func.count()).where(
             h.status == "waiting", h.group_name == handoff.group,
             or_(h.priority > handoff.priority,
-                and_(h.priority == handoff.priority, h.enqueued_at < handoff.enqueued_at)))
+                and_(h.priority == handoff.priority, h.enqueued_at < handoff.enqueued_at),
+                and_(h.priority == handoff.priority, h.enqueued_at == handoff.enqueued_at,
+                     h.id < handoff.id)))
         with self.engine.connect() as conn:
             return int(conn.execute(ahead).scalar_one()) + 1
 
@@ -370,8 +386,9 @@ class HandoffStore:
         with self.engine.begin() as conn:
             changed = conn.execute(update(HANDOFFS).where(*condition).values(**values)).rowcount
             if changed and "agent" in values and values["agent"] is not None:
+                stamp = values.get("assigned_at") or time.time()
                 conn.execute(update(AGENTS).where(AGENTS.c.username == values["agent"])
-                             .values(last_assigned_at=time.time()))
+                             .values(last_assigned_at=stamp))
         return self.get(handoff_id) if changed else None
 
     def assign(self, handoff_id: str, agent: str, now: float) -> Handoff | None:
@@ -473,7 +490,7 @@ class HandoffStore:
               now: float | None = None) -> None:
         with self.engine.begin() as conn:
             conn.execute(insert(AUDIT).values(
-                at=now or time.time(), actor=actor, action=action,
+                at=time.time() if now is None else now, actor=actor, action=action,
                 conversation_id=conversation_id, handoff_id=handoff_id,
                 detail=json.dumps(detail or {}, ensure_ascii=False)))
 

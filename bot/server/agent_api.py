@@ -9,6 +9,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
+from urllib.parse import unquote
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, file
@@ -137,6 +138,11 @@ def openapi_paths() -> dict[str, Any]:
     }
 
 
+def cid(raw: str) -> str:
+    """The conversation id of a path segment (``customer%3AC1001`` → ``customer:C1001``)."""
+    return conversation_id(unquote(raw))
+
+
 def agent_blueprint(service: HandoffService, stopping: asyncio.Event) -> Blueprint:
     bp = Blueprint("agent_api", url_prefix="/agent")
 
@@ -191,13 +197,13 @@ def agent_blueprint(service: HandoffService, stopping: asyncio.Event) -> Bluepri
     @bp.post("/conversations/<conversation:str>/accept")
     async def accept(request: Request, conversation: str) -> HTTPResponse:
         account = await agent(request)
-        found = await mapped(service.accept(account, conversation_id(conversation)))
+        found = await mapped(service.accept(account, cid(conversation)))
         return _json({"handoff": found})
 
     @bp.get("/conversations/<conversation:str>/context")
     async def context(request: Request, conversation: str) -> HTTPResponse:
         account = await agent(request)
-        return _json(await mapped(service.context(account, conversation_id(conversation))))
+        return _json(await mapped(service.context(account, cid(conversation))))
 
     @bp.get("/conversations/<conversation:str>/messages")
     async def messages(request: Request, conversation: str) -> HTTPResponse:
@@ -205,42 +211,42 @@ def agent_blueprint(service: HandoffService, stopping: asyncio.Event) -> Bluepri
         raw = request.args.get("after", "0")
         if not str(raw).isdigit():
             raise ApiError(400, "'after' must be a non-negative integer")
-        found = await mapped(service.messages(account, conversation_id(conversation), int(raw)))
+        found = await mapped(service.messages(account, cid(conversation), int(raw)))
         return _json({"messages": found})
 
     @bp.post("/conversations/<conversation:str>/messages")
     async def send(request: Request, conversation: str) -> HTTPResponse:
         account = await agent(request)
         text = text_field(request)
-        found = await mapped(service.send(account, conversation_id(conversation), text))
+        found = await mapped(service.send(account, cid(conversation), text))
         return _json({"message": found})
 
     @bp.post("/conversations/<conversation:str>/notes")
     async def note(request: Request, conversation: str) -> HTTPResponse:
         account = await agent(request)
         text = text_field(request)
-        found = await mapped(service.note(account, conversation_id(conversation), text))
+        found = await mapped(service.note(account, cid(conversation), text))
         return _json({"note": found})
 
     @bp.get("/conversations/<conversation:str>/suggestions")
     async def suggestions(request: Request, conversation: str) -> HTTPResponse:
         account = await agent(request)
         query = clean(str(request.args.get("q") or ""))[:MAX_TEXT].strip() or None
-        found = await mapped(service.suggestions(account, conversation_id(conversation), query))
+        found = await mapped(service.suggestions(account, cid(conversation), query))
         return _json({"suggestions": found})
 
     @bp.post("/conversations/<conversation:str>/transfer")
     async def transfer(request: Request, conversation: str) -> HTTPResponse:
         account = await agent(request)
         group = text_field(request, "group")
-        found = await mapped(service.transfer(account, conversation_id(conversation), group))
+        found = await mapped(service.transfer(account, cid(conversation), group))
         return _json({"handoff": found})
 
     @bp.post("/conversations/<conversation:str>/close")
     async def close(request: Request, conversation: str) -> HTTPResponse:
         account = await agent(request)
         resolution = text_field(request, "resolution")
-        found = await mapped(service.close(account, conversation_id(conversation),
+        found = await mapped(service.close(account, cid(conversation),
                                            resolution))
         return _json({"handoff": found})
 

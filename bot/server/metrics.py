@@ -7,9 +7,8 @@ of any worker answers the sum over all workers (prometheus-client's multiprocess
 
 from __future__ import annotations
 
-from typing import Any
-
 import os
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST

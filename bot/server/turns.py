@@ -39,9 +39,10 @@ class TurnRunner:
         self.settings = settings
         self.metrics = metrics
         self.handoff = handoff
-        # (conversation, metadata.message_id) -> the replies: a retried message is answered
-        # again without being processed twice.
-        self._seen: OrderedDict[tuple[str, str], list[dict[str, Any]]] = OrderedDict()
+        # (conversation, metadata.message_id) -> its replies (None: it failed): a retried
+        # message, even one arriving while the first attempt runs, is processed once.
+        self._seen: OrderedDict[tuple[str, str],
+                                asyncio.Future[list[dict[str, Any]] | None]] = OrderedDict()
         self.limiter = RateLimiter(settings.rate_limit)
         self.in_flight = 0
         self._idle = asyncio.Event()
@@ -57,12 +58,30 @@ class TurnRunner:
         """One turn; the bot messages in REST shape. A message over the length limit is not
         processed: the customer is told, and the tracker keeps a truncated copy. A message
         whose ``metadata.message_id`` was seen already gets the same replies again."""
-        retry_key = None
         message_id = message.metadata.get("message_id")
-        if isinstance(message_id, str) and 0 < len(message_id) <= 128:
-            retry_key = (message.sender_id, message_id)
-            if retry_key in self._seen:
-                return self._seen[retry_key]
+        if not (isinstance(message_id, str) and 0 < len(message_id) <= 128):
+            return await self._run(message)
+        key = (message.sender_id, message_id)
+        while key in self._seen:  # a retry, maybe while the first attempt still runs
+            replies = await asyncio.shield(self._seen[key])
+            if replies is not None:
+                return replies
+            # the first attempt failed and forgot the key: this one runs the turn
+        done: asyncio.Future[list[dict[str, Any]] | None] = (
+            asyncio.get_running_loop().create_future())
+        self._seen[key] = done
+        while len(self._seen) > SEEN_MESSAGE_IDS:
+            self._seen.popitem(last=False)
+        try:
+            replies = await self._run(message)
+        except BaseException:
+            self._seen.pop(key, None)
+            done.set_result(None)
+            raise
+        done.set_result(replies)
+        return replies
+
+    async def _run(self, message: UserMessage) -> list[dict[str, Any]]:
         self.check_rate(message.sender_id)
         self.in_flight += 1
         self._idle.clear()
@@ -79,10 +98,6 @@ class TurnRunner:
                     logger.exception("handoff after the turn of %s failed", message.sender_id)
             self.metrics.observe_turn(message.input_channel, time.perf_counter() - started,
                                       result)
-            if retry_key is not None:
-                self._seen[retry_key] = messages
-                while len(self._seen) > SEEN_MESSAGE_IDS:
-                    self._seen.popitem(last=False)
             return messages
         finally:
             self.in_flight -= 1

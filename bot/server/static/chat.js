@@ -1,10 +1,16 @@
 /* bankbot web chat: plain JavaScript, no build step.
  *
  * Anonymous visitors talk to the REST channel (/webhooks/rest/webhook) with a random sender id
- * kept in localStorage. A customer picked in the development login talks to the app channel
- * (/webhooks/app/webhook) with "Authorization: Bearer <JWT>" from POST /dev/login.
+ * kept in sessionStorage (and localStorage, for a returning visitor). A customer picked in the
+ * development login talks to the app channel (/webhooks/app/webhook) with
+ * "Authorization: Bearer <JWT>" from POST /dev/login.
  * Messages go out one at a time from a queue; on a network error (or 429/503) the head of the
- * queue is retried with exponential backoff while a banner says so.
+ * queue is retried with exponential backoff while a banner says so. Every message carries a
+ * metadata.message_id that stays the same across retries, so the server can skip a message it
+ * has already processed.
+ * Messages that do not answer a request (a human agent's replies, the rating request) and the
+ * customer's place in the human-agent queue arrive on a server-sent event stream
+ * (/webhooks/app/events); after a reload the transcript comes back from /webhooks/app/history.
  */
 (function () {
   "use strict";
@@ -12,12 +18,16 @@
   var REST_URL = "/webhooks/rest/webhook";
   var APP_URL = "/webhooks/app/webhook";
   var LOGIN_URL = "/dev/login";
+  var EVENTS_URL = "/webhooks/app/events";
+  var HISTORY_URL = "/webhooks/app/history";
   var KEY_SENDER = "bankbot.sender";
+  var KEY_ANONYMOUS = "bankbot.anonymous";
   var KEY_LARGE = "bankbot.largeText";
   var KEY_LOGIN = "bankbot.login";
   var MAX_CHARS = 2000;
   var BACKOFF_MIN = 1000;
   var BACKOFF_MAX = 30000;
+  var ECHO_MS = 20000;  // a message seen on both the stream and a response, within this time
 
   var $ = function (id) { return document.getElementById(id); };
   var els = {
@@ -25,7 +35,7 @@
     sendForm: $("send-form"), human: $("human"), large: $("large-text"),
     identity: $("identity"), login: $("login"), loginForm: $("login-form"),
     loginOptions: $("login-options"), loginError: $("login-error"),
-    loginOpen: $("login-open"), chat: $("chat")
+    loginOpen: $("login-open"), chat: $("chat"), handoff: $("handoff-status")
   };
 
   // ---- storage (private mode may refuse it: fall back to memory) --------------------------
@@ -54,8 +64,11 @@
   }
 
   function anonymousSender() {
-    var id = local.getItem(KEY_SENDER);
-    if (!id) { id = "web-" + randomId(); local.setItem(KEY_SENDER, id); }
+    // This tab's conversation (a reload continues it); a new tab continues the visitor's last.
+    var id = session.getItem(KEY_SENDER) || local.getItem(KEY_SENDER);
+    if (!id) id = "web-" + randomId();
+    session.setItem(KEY_SENDER, id);
+    local.setItem(KEY_SENDER, id);
     return id;
   }
 
@@ -66,7 +79,14 @@
     queue: [],          // messages waiting to be sent, in order
     sending: false,
     attempt: 0,
-    retryTimer: null
+    retryTimer: null,
+    stream: null,       // the EventSource of the live stream
+    streamKey: "",      // whom it was opened for
+    streamAttempt: 0,
+    streamTimer: null,
+    held: [],           // stream messages that arrived while a request was under way
+    echoes: [],         // recently shown messages: {key, source, at} (see deliver())
+    handoffTimer: null
   };
 
   // ---- large text ----------------------------------------------------------------------------
@@ -118,8 +138,23 @@
     return li;
   }
 
-  function addBot(message) {
-    var li = addItem("bot", "客服");
+  function fromAgent(message) {
+    var custom = message.custom;
+    return !!(message.from === "agent" || (custom && typeof custom === "object"
+                                           && custom.from === "agent"));
+  }
+
+  function addBot(message, options) {
+    var agent = fromAgent(message);
+    var li = addItem("bot", agent ? "人工客服" : "客服");
+    if (agent) {
+      li.classList.add("msg-agent");
+      var tag = document.createElement("span");
+      tag.className = "msg-from";
+      tag.setAttribute("aria-hidden", "true");
+      tag.textContent = "人工客服";
+      li.appendChild(tag);
+    }
     if (message.text) {
       var bubble = document.createElement("div");
       bubble.className = "bubble";
@@ -143,6 +178,13 @@
         var title = String(b.title || b.payload || "");
         var payload = String(b.payload || b.title || "");
         if (!payload) return;
+        if (options && options.inactive) {  // a restored message: its buttons are history
+          var past = document.createElement("span");
+          past.className = "chip chip-past";
+          past.textContent = title;
+          group.appendChild(past);
+          return;
+        }
         var chip = document.createElement("button");
         chip.type = "button";
         chip.className = "chip";
@@ -158,7 +200,7 @@
       });
       li.appendChild(group);
     }
-    if (!message.text && !message.image && !buttons.length && message.custom) {
+    if (!message.text && !message.image && !buttons.length && message.custom && !agent) {
       var pre = document.createElement("div");
       pre.className = "bubble";
       pre.textContent = typeof message.custom === "string" ? message.custom
@@ -190,6 +232,8 @@
   function saveLogin() {
     if (state.login) session.setItem(KEY_LOGIN, JSON.stringify(state.login));
     else session.removeItem(KEY_LOGIN);
+    if (state.chosen && !state.login) session.setItem(KEY_ANONYMOUS, "1");
+    else session.removeItem(KEY_ANONYMOUS);
   }
 
   function restoreLogin() {
@@ -257,9 +301,12 @@
       els.login.hidden = true;
       if (previous !== who) {
         els.messages.textContent = "";
+        state.echoes = [];
+        showHandoff(null);
         addNote(login ? "已以 " + login.name + "（" + login.customer_id + "）身份登录（开发环境）。"
                       : "您正在以匿名访客身份咨询，查询账户需登录。");
       }
+      connectStream();
       els.input.focus();
     }
     if (!who) { done(null); return; }
@@ -288,7 +335,8 @@
     if (!text.trim()) return;
     if (!state.chosen) { openLogin(); return; }
     var item = addUser(display || text);
-    state.queue.push({ message: text, item: item });
+    // The id stays the same when the message is retried: the server skips one it has seen.
+    state.queue.push({ message: text, item: item, id: randomId() });
     markQueued();
     pump();
   }
@@ -305,7 +353,8 @@
 
   function post(entry) {
     var headers = { "Content-Type": "application/json", Accept: "application/json" };
-    var body = { message: entry.message, metadata: { client: "webchat" } };
+    var body = { message: entry.message,
+                 metadata: { client: "webchat", message_id: entry.id } };
     var url = REST_URL;
     if (state.login) {
       url = APP_URL;
@@ -336,6 +385,7 @@
   window.addEventListener("online", function () {
     showBanner("网络已恢复，正在重新连接…", "info");
     retryNow();
+    if (state.chosen && !state.stream) { state.streamKey = ""; connectStream(); }
   });
   window.addEventListener("offline", function () {
     showBanner("网络连接已断开。您可以继续输入，消息会在网络恢复后自动发送。", "warn");
@@ -369,6 +419,7 @@
       setTyping(false);
       if (result.retry) {
         markQueued();
+        flushHeld();
         scheduleRetry(result.retry, result.after);
         return;
       }
@@ -376,13 +427,17 @@
         setTimeout(function () { if (!state.retryTimer) hideBanner(); }, 2500); }
       if (result.ok && Array.isArray(result.body)) {
         finish(entry);
-        result.body.forEach(addBot);
+        result.body.forEach(function (m) { deliver(m, "response"); });
+        flushHeld();
       } else if (result.status === 401 && state.login) {
         finish(entry, "未发送");
+        flushHeld();
         state.login = null;
         state.chosen = false;
         saveLogin();
         showIdentity();
+        closeStream();
+        showHandoff(null);
         addNote("登录已过期，请重新选择身份后再发送。");
         state.queue.forEach(function (q) {
           q.item.classList.remove("pending");
@@ -394,12 +449,205 @@
         return;
       } else {
         var error = result.body && result.body.error ? result.body.error : "HTTP " + result.status;
+        flushHeld();
         finish(entry, "发送失败");
         addNote("消息没有发送成功（" + error + "）。");
       }
       pump();
     });
   }
+
+  // ---- messages from two sources --------------------------------------------------------------
+  // A message can arrive twice: in the answer to the customer's request and on the live stream
+  // (the server publishes there what it sends while a human agent is involved, e.g. the queue
+  // notice). Stream messages that arrive while a request is under way wait in state.held, so
+  // that the answer's messages come first; a message shown from one source is not shown again
+  // when the other source delivers it within ECHO_MS.
+  function messageKey(m) {
+    var buttons = Array.isArray(m.buttons) ? m.buttons.map(function (b) {
+      return [b.title || "", b.payload || ""];
+    }) : [];
+    return JSON.stringify([m.text || "", m.image || "", buttons]);
+  }
+
+  function deliver(message, source) {
+    var key = messageKey(message);
+    var now = Date.now();
+    state.echoes = state.echoes.filter(function (e) { return now - e.at < ECHO_MS; });
+    if (source === "response") {
+      for (var i = 0; i < state.held.length; i++) {
+        if (messageKey(state.held[i]) === key) {  // both copies: show it once, here
+          var streamed = state.held.splice(i, 1)[0];
+          addBot(fromAgent(streamed) ? streamed : message);
+          return;
+        }
+      }
+    }
+    for (var j = 0; j < state.echoes.length; j++) {
+      if (state.echoes[j].key === key && state.echoes[j].source !== source) {
+        state.echoes.splice(j, 1);  // the other copy of a message already shown
+        return;
+      }
+    }
+    state.echoes.push({ key: key, source: source, at: now });
+    addBot(message);
+  }
+
+  function flushHeld() {
+    var held = state.held;
+    state.held = [];
+    held.forEach(function (m) { deliver(m, "stream"); });
+  }
+
+  // ---- the human-agent queue status line -------------------------------------------------------
+  function showHandoff(update) {
+    var box = els.handoff;
+    if (!box) return;
+    clearTimeout(state.handoffTimer);
+    box.textContent = "";
+    box.className = "handoff-status";
+    var status = update && update.status;
+    if (status === "waiting") {
+      var position = Math.max(1, Number(update.position) || 1);
+      var minutes = Math.max(1, Math.round((Number(update.eta_seconds) || 0) / 60));
+      var line = document.createElement("span");
+      line.textContent = "您前面还有" + (position - 1) + "位客户，预计等待约" + minutes + "分钟";
+      box.appendChild(line);
+      if (update.can_leave_message) {
+        var leave = document.createElement("button");
+        leave.type = "button";
+        leave.className = "chip";
+        leave.textContent = "留言";
+        leave.setAttribute("aria-label", "不再等待，给客服留言");
+        leave.addEventListener("click", function () { send("/leave_message", "留言"); });
+        box.appendChild(leave);
+      }
+      box.classList.add("handoff-waiting");
+    } else if (status === "active") {
+      box.textContent = "人工客服已接入";
+      box.classList.add("handoff-active");
+    } else if (status === "closed") {
+      box.textContent = "人工服务已结束";
+      state.handoffTimer = setTimeout(function () { showHandoff(null); }, 5000);
+    } else {
+      box.hidden = true;
+      return;
+    }
+    box.hidden = false;
+  }
+
+  // ---- the live stream (server-sent events) -----------------------------------------------------
+  function streamUrl() {
+    return EVENTS_URL + (state.login ? "?token=" + encodeURIComponent(state.login.token)
+                                     : "?sender=" + encodeURIComponent(anonymousSender()));
+  }
+
+  function closeStream() {
+    if (state.stream) state.stream.close();
+    state.stream = null;
+    state.streamKey = "";
+    clearTimeout(state.streamTimer);
+    state.streamTimer = null;
+  }
+
+  function parseEvent(event) {
+    try {
+      var data = JSON.parse(event.data);
+      return data && typeof data === "object" ? data : null;
+    } catch (e) { return null; }
+  }
+
+  function connectStream() {
+    if (!state.chosen || typeof window.EventSource !== "function") return;
+    var url = streamUrl();
+    if (state.stream && state.streamKey === url) return;  // already listening for this identity
+    closeStream();
+    state.streamKey = url;
+    var source = new EventSource(url);
+    state.stream = source;
+    source.addEventListener("open", function () {
+      if (state.stream !== source) return;
+      var again = state.streamAttempt > 0;
+      state.streamAttempt = 0;
+      if (again) catchUp();
+    });
+    source.addEventListener("message", function (event) {
+      var data = state.stream === source && parseEvent(event);
+      if (!data) return;
+      if (state.sending) state.held.push(data);
+      else deliver(data, "stream");
+    });
+    source.addEventListener("queue", function (event) {
+      var data = state.stream === source && parseEvent(event);
+      if (data) showHandoff(data);
+    });
+    source.onerror = function () {
+      if (state.stream !== source) return;
+      // Reconnect ourselves, with the same backoff as sending (1 s, 2 s … 30 s, ±20 %).
+      source.close();
+      state.stream = null;
+      if (state.login && state.login.expires_at <= Date.now()) return;  // a send will say so
+      state.streamAttempt += 1;
+      var backoff = Math.min(BACKOFF_MAX, BACKOFF_MIN * Math.pow(2, state.streamAttempt - 1));
+      clearTimeout(state.streamTimer);
+      state.streamTimer = setTimeout(function () {
+        state.streamTimer = null;
+        state.streamKey = "";
+        connectStream();
+      }, backoff * (0.8 + Math.random() * 0.4));
+    };
+  }
+
+  // ---- the transcript after a reload, and what a broken stream missed ---------------------------
+  function fetchHistory() {
+    var url = HISTORY_URL;
+    var headers = { Accept: "application/json" };
+    if (state.login) headers.Authorization = "Bearer " + state.login.token;
+    else url += "?sender=" + encodeURIComponent(anonymousSender());
+    return fetch(url, { headers: headers })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .catch(function () { return null; })
+      .then(function (body) {
+        return body && Array.isArray(body.messages) ? body.messages : [];
+      });
+  }
+
+  function catchUp() {
+    // After the stream reconnects: what the bot or an agent said since the customer last wrote
+    // (the history's tail) that the page does not show among its recent messages.
+    fetchHistory().then(function (messages) {
+      var last = -1;
+      messages.forEach(function (m, i) { if (m.from === "customer") last = i; });
+      var shown = Array.prototype.slice.call(els.messages.querySelectorAll(".msg-bot .bubble"))
+        .slice(-30).map(function (b) { return b.textContent; });
+      messages.slice(last + 1).forEach(function (m) {
+        var at = shown.indexOf(String(m.text || ""));
+        if (at >= 0) { shown.splice(at, 1); return; }
+        if (state.sending) state.held.push(m);
+        else deliver(m, "stream");
+      });
+    });
+  }
+
+  function restoreHistory() {
+    return fetchHistory().then(function (messages) {
+      if (!messages.length) return;
+      // The earlier conversation goes above whatever the page shows already.
+      var shown = Array.prototype.slice.call(els.messages.children);
+      shown.forEach(function (node) { els.messages.removeChild(node); });
+      messages.forEach(function (m, i) {
+        if (m.from === "customer") {
+          addUser(String(m.text || "")).classList.add("restored");
+        } else {  // only the last message's buttons can still be pressed
+          addBot(m, { inactive: i !== messages.length - 1 });
+        }
+      });
+      addNote("以上是之前的对话记录");
+      shown.forEach(function (node) { els.messages.appendChild(node); });
+      scrollToEnd();
+    });
+  }
+
 
   // ---- composer ------------------------------------------------------------------------------
   function autoGrow() {
@@ -428,17 +676,19 @@
 
   // ---- start ---------------------------------------------------------------------------------
   state.login = restoreLogin();
-  state.chosen = !!state.login;
+  state.chosen = !!state.login || session.getItem(KEY_ANONYMOUS) === "1";
   showIdentity();
   if (!navigator.onLine) {
     showBanner("网络连接已断开。您可以继续输入，消息会在网络恢复后自动发送。", "warn");
   }
-  if (state.login) {
-    addNote("欢迎回来，" + state.login.name + "。");
+  if (state.chosen) {
+    addNote(state.login ? "欢迎回来，" + state.login.name + "。"
+                        : "欢迎回来，您正在以匿名访客身份咨询。");
+    restoreHistory().then(connectStream);
   } else {
     openLogin();
   }
 
   // For tests and debugging.
-  window.bankbotChat = { state: state, send: send };
+  window.bankbotChat = { state: state, send: send, connectStream: connectStream };
 })();

@@ -1,0 +1,232 @@
+"""Routing (bot/handoff/routing.py): which group and priority a conversation gets, which agent
+takes it, which conversation a free agent gets, the estimated wait; and the router's one
+assignment step (HandoffService._assign_one) on a real queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bot.handoff.config import HandoffConfig, parse
+from bot.handoff.routing import Profile, Route, eta_seconds, pick_agent, pick_handoff, route
+from bot.handoff.service import HandoffService
+from bot.handoff.store import AgentAccount, Handoff, HandoffStore, new_id
+
+CONFIG = parse({
+    "groups": ["账户", "信用卡", "贷款", "投诉", "老年客户专线"],
+    "routing": {
+        "default_group": "账户",
+        "elderly_group": "老年客户专线",
+        "intents": {"complain": "投诉", "apply_loan": "贷款"},
+        "entities": {"account_type": {"credit_card": "信用卡", "debit_card": "账户"},
+                     "business_type": {"loan": "贷款"}},
+        "knowledge_categories": {"信用卡": "信用卡", "贷款": "贷款"},
+    },
+    "priorities": {"complaint": 2, "elderly": 3, "vip": 1, "elderly_age": 60},
+}, {})
+CARD = [{"entity": "account_type", "value": "credit_card"}]
+LOAN = [{"entity": "business_type", "value": "loan"}]
+YOUNG = Profile("C1", "张伟", age=30)
+OLD = Profile("C2", "李秀英", age=72)
+VIP = Profile("C3", "王芳", age=40, vip=True)
+
+
+# --- route: the group -------------------------------------------------------------------------
+
+def test_explicit_group_beats_everything() -> None:
+    found = route(CONFIG, "complain", CARD, "信用卡", OLD, group="贷款")
+    assert found.group == "贷款"
+
+
+def test_elderly_line_beats_intent_entity_and_category() -> None:
+    assert route(CONFIG, "complain", CARD, "贷款", OLD).group == "老年客户专线"
+
+
+def test_elderly_from_exactly_the_configured_age() -> None:
+    assert route(CONFIG, None, [], None, Profile("C", "x", age=60)).group == "老年客户专线"
+    assert route(CONFIG, None, [], None, Profile("C", "x", age=59)).group == "账户"
+    assert route(CONFIG, None, [], None, Profile("C", "x", age=None)).group == "账户"
+
+
+def test_no_elderly_group_configured_falls_through() -> None:
+    config = parse({"groups": ["账户", "投诉"], "routing": {"intents": {"complain": "投诉"}}},
+                   {})
+    assert route(config, "complain", [], None, OLD).group == "投诉"
+
+
+def test_intent_beats_entity_and_category() -> None:
+    assert route(CONFIG, "complain", CARD, "贷款", YOUNG).group == "投诉"
+
+
+def test_entity_beats_category() -> None:
+    assert route(CONFIG, "query_balance", CARD, "贷款", YOUNG).group == "信用卡"
+    assert route(CONFIG, None, LOAN, "信用卡", None).group == "贷款"
+
+
+def test_first_matching_entity_wins() -> None:
+    entities = [{"entity": "city", "value": "上海"}, {"entity": "account_type", "value": "x"},
+                *LOAN, *CARD]
+    assert route(CONFIG, None, entities, None, None).group == "贷款"
+
+
+def test_category_of_the_knowledge_tried() -> None:
+    assert route(CONFIG, "faq", [], "信用卡", YOUNG).group == "信用卡"
+    assert route(CONFIG, "faq", [], "不认识的分类", YOUNG).group == "账户"
+
+
+def test_default_group_when_nothing_matches() -> None:
+    assert route(CONFIG, None, [], None, None) == Route("账户", 0)
+    assert route(CONFIG, "greet", [{"entity": "amount", "value": 5}], None, YOUNG) \
+        == Route("账户", 0)
+
+
+# --- route: the priority ----------------------------------------------------------------------
+
+def test_priority_complaint_by_flag_or_intent() -> None:
+    assert route(CONFIG, None, [], None, None, complaint=True).priority == 2
+    assert route(CONFIG, "complain", [], None, None).priority == 2
+    assert route(CONFIG, "request_human", [], None, None).priority == 0
+
+
+def test_priority_elderly_vip_and_extra_add_up() -> None:
+    assert route(CONFIG, None, [], None, OLD).priority == 3
+    assert route(CONFIG, None, [], None, VIP).priority == 1
+    old_vip = Profile("C4", "赵敏", age=80, vip=True)
+    assert route(CONFIG, "complain", [], None, old_vip, extra_priority=4) \
+        == Route("老年客户专线", 2 + 3 + 1 + 4)
+    # the elderly bonus applies even when a rule picked the group
+    assert route(CONFIG, None, [], None, OLD, group="贷款", extra_priority=1) == Route("贷款", 4)
+
+
+def test_priority_follows_the_configured_age() -> None:
+    config = parse({"priorities": {"elderly": 5, "elderly_age": 70}}, {})
+    assert route(config, None, [], None, Profile("C", "x", age=69)).priority == 0
+    assert route(config, None, [], None, Profile("C", "x", age=70)).priority == 5
+
+
+# --- pick_agent -------------------------------------------------------------------------------
+
+def agent(name: str, groups: list[str], capacity: int = 3, status: str = "available",
+          last: float = 0.0) -> AgentAccount:
+    return AgentAccount(name, groups, "agent", capacity, status, 0.0, last)
+
+
+def test_only_available_agents_of_the_group() -> None:
+    agents = [agent("away", ["账户"], status="away"), agent("card", ["信用卡"]),
+              agent("ok", ["投诉", "账户"])]
+    assert pick_agent(agents, {}, "账户") is agents[2]
+    assert pick_agent(agents, {}, "贷款") is None
+    assert pick_agent([agents[0]], {}, "账户") is None
+
+
+def test_only_agents_with_spare_capacity() -> None:
+    agents = [agent("full", ["账户"], capacity=2), agent("free", ["账户"], capacity=2)]
+    assert pick_agent(agents, {"full": 2, "free": 1}, "账户") is agents[1]
+    assert pick_agent(agents, {"full": 2, "free": 2}, "账户") is None
+    assert pick_agent(agents, {"full": 5}, "账户") is agents[1]  # over capacity, still skipped
+
+
+def test_least_relative_load_wins() -> None:
+    small = agent("small", ["账户"], capacity=2)  # 1/2 = 0.5
+    big = agent("big", ["账户"], capacity=5)  # 2/5 = 0.4
+    assert pick_agent([small, big], {"small": 1, "big": 2}, "账户") is big
+    assert pick_agent([big, small], {"small": 0, "big": 1}, "账户") is small
+
+
+def test_tie_goes_to_the_longest_since_last_assignment() -> None:
+    recent = agent("recent", ["账户"], last=200.0)
+    long_ago = agent("long_ago", ["账户"], last=100.0)
+    never = agent("never", ["账户"], last=0.0)
+    assert pick_agent([recent, long_ago], {}, "账户") is long_ago
+    assert pick_agent([recent, long_ago, never], {}, "账户") is never
+    # the same relative load: 1/3 == 2/6
+    a, b = agent("a", ["账户"], 3, last=50.0), agent("b", ["账户"], 6, last=10.0)
+    assert pick_agent([a, b], {"a": 1, "b": 2}, "账户") is b
+
+
+# --- pick_handoff / eta -------------------------------------------------------------------------
+
+def handoff(conversation: str, group: str, priority: int = 0, at: float = 0.0,
+            status: str = "waiting") -> Handoff:
+    return Handoff(new_id(), conversation, "rest", None, None, group, priority,
+                   "customer_request", None, status, at)
+
+
+def test_pick_handoff_takes_the_first_of_the_agents_groups() -> None:
+    waiting = [handoff("a", "贷款", 5), handoff("b", "信用卡", 2), handoff("c", "账户", 2),
+               handoff("d", "信用卡", 0)]
+    assert pick_handoff(waiting, ["信用卡", "账户"]) is waiting[1]
+    assert pick_handoff(waiting, ["账户"]) is waiting[2]
+    assert pick_handoff(waiting, ["投诉"]) is None
+    assert pick_handoff([], ["账户"]) is None
+
+
+@pytest.mark.parametrize(("position", "available", "average", "expected"), [
+    (1, 1, 240, 240), (3, 1, 240, 720), (3, 2, 240, 360), (4, 0, 100, 400),
+    (0, 3, 240, 0), (5, 3, 100, 167)])
+def test_eta_seconds(position: int, available: int, average: float, expected: int) -> None:
+    assert eta_seconds(position, available, average) == expected
+
+
+# --- the router's assignment step on a real queue ---------------------------------------------
+
+def service(config: HandoffConfig, clock: list[float]) -> HandoffService:
+    """A service for the router alone: _assign_one uses the store, never the processor."""
+    processor: Any = None
+    return HandoffService(config, HandoffStore.from_url("sqlite://"), processor,
+                          clock=lambda: clock[0])
+
+
+def enqueue(store: HandoffStore, conversation: str, group: str, priority: int = 0,
+            at: float = 0.0) -> Handoff:
+    found, created = store.enqueue(handoff(conversation, group, priority, at), {})
+    assert created
+    return found
+
+
+def available(store: HandoffStore, name: str, groups: list[str], capacity: int = 3) -> None:
+    store.add_agent(name, f"{name}-password", groups, capacity=capacity)
+    store.set_status(name, "available")
+
+
+def test_assign_one_serves_priority_then_waiting_time_to_the_least_loaded_agent() -> None:
+    clock = [1000.0]
+    svc = service(CONFIG, clock)
+    store = svc.store
+    enqueue(store, "old-low", "账户", 0, at=10.0)
+    enqueue(store, "new-high", "账户", 2, at=20.0)
+    enqueue(store, "card", "信用卡", 0, at=5.0)
+    assert svc._assign_one() is None  # nobody is available
+    available(store, "alice", ["账户"], capacity=2)
+    available(store, "bob", ["账户"], capacity=2)
+    first = svc._assign_one()
+    assert first is not None and first.conversation_id == "new-high"
+    assert first.status == "assigned" and first.assigned_at == 1000.0
+    second = svc._assign_one()
+    assert second is not None and second.conversation_id == "old-low"
+    assert {first.agent, second.agent} == {"alice", "bob"}  # spread, not stacked
+    assert svc._assign_one() is None  # 信用卡 has no agent
+    assert [h.conversation_id for h in store.waiting()] == ["card"]
+
+
+def test_assign_one_respects_capacity() -> None:
+    svc = service(CONFIG, [0.0])
+    for i in range(3):
+        enqueue(svc.store, f"c{i}", "账户", at=float(i))
+    available(svc.store, "alice", ["账户"], capacity=2)
+    assert svc._assign_one() is not None and svc._assign_one() is not None
+    assert svc._assign_one() is None
+    assert svc.store.loads() == {"alice": 2}
+
+
+def test_assign_one_is_not_blocked_by_a_backlog_of_another_group() -> None:
+    """A free 信用卡 agent gets the waiting 信用卡 customer even when more than 200
+    higher-priority conversations of a group without free agents are ahead in the queue."""
+    svc = service(CONFIG, [10_000.0])
+    for i in range(201):
+        enqueue(svc.store, f"loan-{i}", "贷款", priority=1, at=float(i))
+    enqueue(svc.store, "card-1", "信用卡", priority=0, at=1.0)
+    available(svc.store, "bob", ["信用卡"])
+    found = svc._assign_one()
+    assert found is not None and found.conversation_id == "card-1" and found.agent == "bob"
