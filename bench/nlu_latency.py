@@ -43,6 +43,7 @@ def main() -> int:
         for name in ("config.yml", "domain.yml"):
             shutil.copy(ROOT / name, work / name)
         shutil.copytree(ROOT / "nlu_data", work / "nlu_data")
+        shutil.copytree(ROOT / "sentiment", work / "sentiment")
         project = Project(work)
 
         started = time.perf_counter()

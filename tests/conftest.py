@@ -161,6 +161,7 @@ def shipped(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     for name in ("config.yml", "domain.yml"):
         shutil.copy(REPO / name, root / name)
     shutil.copytree(REPO / "nlu_data", root / "nlu_data")
+    shutil.copytree(REPO / "sentiment", root / "sentiment")
     shutil.copytree(REPO / "tests" / "data", root / "tests" / "data")
     return _train(root)
 

@@ -39,7 +39,8 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-COPIED = ("config.yml", "domain.yml", "nlu_data", "stories", "actions", "kb_index/sources",
+COPIED = ("config.yml", "domain.yml", "nlu_data", "sentiment", "stories", "actions",
+          "kb_index/sources",
           "tests/stories")
 SUITE_TIMEOUT = 900  # seconds for one `bot test core` run (100+ stories, NLU and actions)
 SERVER_START_TIMEOUT = 90.0

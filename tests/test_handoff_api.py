@@ -233,3 +233,26 @@ async def test_customer_history_restores_the_page(trained_bot: TrainedBot) -> No
     assert response.status == 400  # a verified customer's history needs their token
     _, response = await app.asgi_client.get("/webhooks/app/history")
     assert response.status == 400
+
+
+async def test_negative_sentiment_across_recent_turns_hands_off(
+        trained_bot: TrainedBot) -> None:
+    app, agent, service = make(trained_bot)
+    await say(app, "s1", FAQ)  # calm: P(negative) small
+    angry = "信用卡账单怎么又多扣钱了？？真是坑"  # an FAQ question, said angrily
+    await say(app, "s1", angry)
+    assert service.store.latest("s1") is None  # one angry message after a calm one: not yet
+    await say(app, "s1", angry)
+    replies = await say(app, "s1", angry)  # the last three are negative on average
+    handoff = service.store.latest("s1")
+    assert handoff is not None and handoff.reason == "negative_sentiment"
+    assert handoff.group == "信用卡"  # from the account_type entity
+    assert any("转接人工" in (m.get("text") or "") for m in replies)
+    tracker = await agent.processor.get_tracker("s1")
+    user = [e for e in tracker.events if e["event"] == "user"][-1]
+    assert user["parse_data"]["sentiment"]["label"] == "negative"
+    _, context = await app.asgi_client.get(
+        "/agent/conversations/s1/context", headers=await login(app, "bob"))
+    assert context.status == 200  # bob's group: 信用卡
+    trend = context.json["sentiment"]["trend"]
+    assert len(trend) == 4 and trend[0] < 0.5 < min(trend[1:])

@@ -41,7 +41,7 @@ def trained_bot(tmp_path_factory: pytest.TempPathFactory) -> TrainedBot:
         root.mkdir()
         for name in ("config.yml", "domain.yml"):
             shutil.copy(REPO / name, root / name)
-        for folder in ("nlu_data", "stories", "actions", "kb_index/sources"):
+        for folder in ("nlu_data", "sentiment", "stories", "actions", "kb_index/sources"):
             shutil.copytree(REPO / folder, root / folder)
         result = train(Project(root))
         model = load_model(result.archive)

@@ -26,14 +26,17 @@ def training_fingerprint(project: Project, config: BotConfig) -> str:
     digest.update(json.dumps(config.pipeline_dicts(), sort_keys=True).encode())
     files: list[Path] = list(project.nlu_files())
     for spec in config.pipeline:
-        # The component's default counts too (JiebaTokenizer reads nlu_data/userdict.txt
-        # even when config.yml does not name it).
+        # Every file option (``*_path``) counts, the component's defaults too (JiebaTokenizer
+        # reads nlu_data/userdict.txt, SentimentAnalyzer sentiment/*.yml, unnamed in config).
         options = {**component_class(spec.name).defaults, **spec.options}
-        dictionary = options.get("dictionary_path")
-        if isinstance(dictionary, str) and (project.root / dictionary).is_file():
-            files.append(project.root / dictionary)
+        for key, value in options.items():
+            if key.endswith("_path") and isinstance(value, str) and value:
+                path = project.root / value  # an absolute value stays absolute
+                if path.is_file():
+                    files.append(path)
     for path in sorted(set(files)):
-        digest.update(str(path.relative_to(project.root)).encode() + b"\0")
+        name = path.relative_to(project.root) if path.is_relative_to(project.root) else path
+        digest.update(str(name).encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()
 

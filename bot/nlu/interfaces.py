@@ -41,6 +41,8 @@ class Message:
     intent_ranking: list[dict[str, Any]] = field(default_factory=list)
     entities: list[dict[str, Any]] = field(default_factory=list)
     truncated: bool = False
+    # Further keys of the parse result added by components (e.g. "sentiment").
+    extras: dict[str, Any] = field(default_factory=dict)
 
     def original_span(self, start: int, end: int) -> tuple[int, int]:
         """Map a ``[start, end)`` span of ``norm`` to the original ``text``."""
@@ -58,6 +60,7 @@ class Message:
             "intent_ranking": self.intent_ranking,
             "entities": self.entities,
         }
+        result.update(self.extras)
         if self.truncated:
             result["truncated"] = True
         return result

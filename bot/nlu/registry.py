@@ -17,6 +17,7 @@ COMPONENTS: dict[str, str] = {
     "EntitySynonymMapper": "bot.nlu.synonyms:EntitySynonymMapper",
     "EntityValueNormalizer": "bot.nlu.entity_values:EntityValueNormalizer",
     "FallbackClassifier": "bot.nlu.fallback:FallbackClassifier",
+    "SentimentAnalyzer": "bot.nlu.sentiment:SentimentAnalyzer",
 }
 
 
