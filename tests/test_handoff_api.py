@@ -256,3 +256,44 @@ async def test_negative_sentiment_across_recent_turns_hands_off(
     assert context.status == 200  # bob's group: 信用卡
     trend = context.json["sentiment"]["trend"]
     assert len(trend) == 4 and trend[0] < 0.5 < min(trend[1:])
+
+
+async def test_the_packet_is_posted_to_the_webhook_signed(trained_bot: TrainedBot) -> None:
+    """An external desk receives the context packet, with an HMAC signature of the body."""
+    import hashlib
+    import hmac
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[tuple[bytes, str]] = []
+
+    class Desk(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((body, self.headers.get("X-Bankbot-Signature", "")))
+            self.send_response(204)
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Desk)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        app, _agent, service = make(trained_bot, {**CONFIG, "webhook": {
+            "url": url, "secret": "desk-secret"}})
+        await say(app, "w1", "我的手机号是13812345678")
+        await say(app, "w1", "转人工")
+        await service.drain()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(received) == 1
+    body, signature = received[0]
+    expected = hmac.new(b"desk-secret", body, hashlib.sha256).hexdigest()
+    assert signature == f"sha256={expected}"
+    packet = json.loads(body)
+    assert packet["conversation_id"] == "w1" and packet["version"] == 1
+    assert packet["transcript"][0]["text"] == "我的手机号是138****5678"
