@@ -113,7 +113,8 @@ def create_app(agent: Agent, settings: ServerSettings | None = None, *,
                 except Exception:
                     logger.exception("queue update failed")
 
-        app.add_task(tick(), name="handoff_tick")
+        # a plain task (Sanic's add_task needs the app's own runner; tests use create_server)
+        app.ctx.handoff_tick = asyncio.get_running_loop().create_task(tick())
 
     @app.before_server_stop
     async def finish_turns(app: Sanic[Any, Any]) -> None:
@@ -122,6 +123,11 @@ def create_app(agent: Agent, settings: ServerSettings | None = None, *,
             logger.info("stopping: waiting for %d turn(s) in flight", runner.in_flight)
         if not await runner.drain(settings.shutdown_timeout):
             logger.warning("stopping with %d turn(s) still in flight", runner.in_flight)
+        tick_task = getattr(app.ctx, "handoff_tick", None)
+        if tick_task is not None:
+            tick_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await tick_task
         await handoff.drain()
         await handoff.bus.close()
 
