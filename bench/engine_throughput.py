@@ -76,8 +76,10 @@ def main() -> int:
         if args.store in ("memory", "both"):
             stores["memory"] = InMemoryTrackerStore()
         if args.store in ("sqlite", "both"):
+            # the default: statements inline on the event loop (a local file)
             stores["sqlite"] = SQLTrackerStore(f"sqlite:///{tmp}/bench.db")
-            stores["sqlite-inline"] = SQLTrackerStore(f"sqlite:///{tmp}/inline.db", run_inline=True)
+            stores["sqlite-threads"] = SQLTrackerStore(f"sqlite:///{tmp}/threads.db",
+                                                       run_inline=False)
         for name, store in stores.items():
             results[name] = asyncio.run(
                 run(store, args.conversations, args.turns, args.concurrency))

@@ -203,3 +203,20 @@ class TestRegexEntityExtractor:
         data = TrainingData(regexes=[RegexPattern("card_last4", ("尾号(\\d{4}",))])
         with pytest.raises(re.error):
             RegexEntityExtractor({}).train(data, [])
+
+    def test_texts_no_rule_can_match_skip_spacy_with_the_same_result(
+        self, trained: RegexEntityExtractor
+    ) -> None:
+        """The screen in front of the spaCy pipeline: only texts in which no regex matches and
+        no phrase occurs skip it, and for every text the entities are what spaCy finds."""
+
+        def spacy_entities(text: str) -> list[tuple[str, str, int, int]]:
+            doc = trained._nlp(text)
+            return [(e.label_, e.ent_id_ or e.text, e.start_char, e.end_char) for e in doc.ents]
+
+        texts = ["你好", "开户要带什么材料", "我的储蓄卡", "X Y K额度", "xy k", "XYK", "信用 卡",
+                 "尾号 9876", "电话13912345678", "小金 库", "  ", "ΣΑΣ 信用卡", "\t储蓄卡\n"]
+        skipped = [t for t in texts if not trained._screen.may_match(t)]
+        assert skipped == ["你好", "开户要带什么材料", "尾号 9876", "  "]
+        for text in texts:
+            assert trained.extract(text) == spacy_entities(text), text

@@ -243,3 +243,19 @@ def test_tiny_tsv_kb_uses_default_calibration(tmp_path: Path) -> None:
     kb = KnowledgeBase.load(kb_dir, KBSettings())
     assert kb.search("停车场在哪", top=1)[0].id == "parking"
     assert kb.decide("几点开门", log_gap=False).hits[0].id == "hours"
+
+
+@pytest.mark.parametrize("size", [2, 0])
+def test_repeated_searches_give_the_same_hits(library: Path, size: int) -> None:
+    """Searches are remembered per loaded build (``search_cache`` of them; 0: none): a repeat
+    gives what the retriever gives, in a list of its own."""
+    kb = KnowledgeBase.load(library, KBSettings(search_cache=size))
+    retriever = kb._snapshot.retriever
+    queries = ["借书要办什么手续", "无线网密码", "周一开门吗", "借书要办什么手续"]
+    for query in queries * 2:
+        first = kb.search(query, top=3, channel="web")
+        first.clear()  # the caller's list: changing it changes nothing remembered
+        again = kb.search(query, top=3, channel="web")
+        assert again == retriever.search(query, 3, None) and again
+    assert len(kb._snapshot._searches) == size
+    assert kb.search("借书要办什么手续", top=1) == kb.search("借书要办什么手续", 3)[:1]

@@ -351,3 +351,39 @@ async def test_new_processor_on_the_same_sqlite_file_continues_the_form(
         assert (await after.get_tracker("s")).active_loop.name is None
     finally:
         await store.close()
+
+
+# --- the featurised history kept between predictions ---------------------------------------------
+
+
+async def test_kept_featurisation_equals_a_replay_of_every_event(built) -> None:  # type: ignore[no-untyped-def]
+    """The tracker continues its featurised states over new events instead of replaying the
+    conversation for every prediction; through forms, back, restart and a new session it must
+    give exactly what a replay gives."""
+    from bot.core.tracker import DialogueStateTracker, applied_events, states_from_events
+
+    checked = 0
+
+    class Checking(MessageProcessor):
+        def predict(self, tracker: DialogueStateTracker):  # type: ignore[no-untyped-def]
+            nonlocal checked
+            replayed = states_from_events(applied_events(tracker.events), tracker.domain)
+            assert tracker.past_states() == replayed
+            assert tracker.past_states() == replayed  # asked twice without new events
+            checked += 1
+            return super().predict(tracker)
+
+    clock = Clock()
+    p = Checking(*built, clock=clock)
+    script = ["/greet", "/report_loss", '/inform{"card_last4": "1234"}', "/back", "/thank",
+              '/inform{"card_last4": "5678"}', "/affirm", "/restart", "/greet",
+              '/query_balance{"account_type": "credit_card"}']
+    for text in script:
+        await say(p, text)
+    clock.now += 3600  # the session expires: the next message starts another
+    await say(p, "/greet")
+    tracker = await p.get_tracker("s")
+    tracker.events = tracker.events[:-3]  # a replaced list starts afresh
+    assert tracker.past_states() == states_from_events(applied_events(tracker.events),
+                                                       tracker.domain)
+    assert checked >= 2 * len(script)

@@ -394,6 +394,50 @@ async def test_run_inline_behaves_the_same(tmp_path: Path, table_name: str) -> N
     await store.close()
 
 
+async def test_a_kept_reading_connection_sees_other_writers(
+    tmp_path: Path, table_name: str
+) -> None:
+    """Inline SQLite keeps its connections; every read still sees the latest commit of any
+    writer (no read transaction stays open between calls)."""
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    reader, writer = _sql_store(url, table_name), _sql_store(url, table_name)
+    assert await reader.events("c") == []
+    for i in range(3):
+        await writer.append("c", [user(str(i))])
+        assert [e["text"] for e in await reader.events("c")] == [str(j) for j in range(i + 1)]
+        assert await reader.count("c") == i + 1
+    await reader.close()
+    await writer.close()
+
+
+async def test_inline_sqlite_checkpoints_keep_the_wal_small(
+    tmp_path: Path, table_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.core import tracker_store
+
+    monkeypatch.setattr(tracker_store, "CHECKPOINT_EVERY", 20)
+    path = tmp_path / "bot.db"
+    store = _sql_store(f"sqlite:///{path}", table_name)
+    batch = [user("转账" * 400), bot("好的" * 400)]  # a few pages per append
+    for i in range(400):
+        await store.append(f"c{i % 7}", batch)
+        await asyncio.sleep(0)
+    wal = path.with_name("bot.db-wal").stat().st_size
+    data = path.stat().st_size
+    await store.close()
+    # Without checkpoints the WAL would hold every append (about as much as the database).
+    assert wal < data / 2, (wal, data)
+    assert await _count_all(f"sqlite:///{path}", table_name) == 800
+
+
+async def _count_all(url: str, table_name: str) -> int:
+    store = _sql_store(url, table_name)
+    try:
+        return sum([await store.count(f"c{i}") for i in range(7)])
+    finally:
+        await store.close()
+
+
 async def test_in_memory_sqlite_url_works(table_name: str) -> None:
     store = _sql_store("sqlite://", table_name)
     await asyncio.gather(*(store.append(f"c{i % 3}", [user(str(i))]) for i in range(30)))

@@ -108,10 +108,14 @@ def parse_payload(text: str, domain: Domain) -> dict[str, Any] | None:
     return {"intent": intent, "intent_ranking": [intent], "entities": entities, "text": text}
 
 
+# json.dumps(event, ensure_ascii=False, allow_nan=False) with the encoder built once
+_JSON_CHECK = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+
+
 def _json_safe(event: Event) -> Event:
     """Events are stored as JSON: objects an action left in them become plain data."""
     try:
-        json.dumps(event, ensure_ascii=False, allow_nan=False)
+        _JSON_CHECK.encode(event)
         return event
     except (TypeError, ValueError):
         def plain(value: Any) -> Any:

@@ -53,6 +53,18 @@ def _undo_till(applied: list[Event], kind: str) -> None:
             return
 
 
+# Events after which the applied history is not the previous one plus the event.
+_REPLAYING = frozenset({"rewind", "undo", "restart", "session_started"})
+
+
+@dataclass
+class _StatesCache:
+    events: list[Event]  # the list featurised (a replaced list starts afresh)
+    seen: int  # how many of its events
+    last: Event | None  # the last of them (the list was not cut and refilled)
+    folder: _StateFolder
+
+
 @dataclass
 class DialogueStateTracker:
     sender_id: str
@@ -65,6 +77,7 @@ class DialogueStateTracker:
     paused: bool = False
     followup_action: str | None = None
     latest_input_channel: str | None = None
+    _states: _StatesCache | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_events(
@@ -204,8 +217,30 @@ class DialogueStateTracker:
 
     def past_states(self) -> list[tuple[State, str | None]]:
         """``(state before the action, action name)`` for every action of the applied
-        events, then the current state with ``None``."""
-        return states_from_events(applied_events(self.events), self.domain)
+        events, then the current state with ``None``.
+
+        The featurisation is kept between calls and continued over the events appended
+        since; an event that changes the applied history (rewind, undo, restart, session
+        start) or a replaced ``events`` list starts it afresh."""
+        events = self.events
+        cache = self._states
+        seen = cache.seen if cache is not None else 0
+        if (
+            cache is None
+            or cache.events is not events
+            or seen > len(events)
+            or (seen and events[seen - 1] is not cache.last)
+            or any(e.get("event") in _REPLAYING for e in events[seen:])
+        ):
+            folder = _StateFolder(self.domain)
+            for event in applied_events(events):
+                folder.feed(event)
+        else:
+            folder = cache.folder
+            for event in events[seen:]:
+                folder.feed(event)
+        self._states = _StatesCache(events, len(events), events[-1] if events else None, folder)
+        return folder.states()
 
 
 def slot_feature(domain: Domain, name: str, value: Any) -> Any:
@@ -219,51 +254,70 @@ def slot_feature(domain: Domain, name: str, value: Any) -> Any:
     return "set"
 
 
-def states_from_events(events: list[Event], domain: Domain) -> list[tuple[State, str | None]]:
-    intent: str | None = None
-    entities: tuple[str, ...] = ()
-    prev_action: str | None = None
-    slots: dict[str, Any] = {}
-    loop: str | None = None
-    out: list[tuple[State, str | None]] = []
+class _StateFolder:
+    """Folds applied events into featurised states, one event at a time (so a tracker can
+    continue where it stopped instead of replaying its whole history for every prediction)."""
 
-    def state() -> State:
+    __slots__ = ("domain", "entities", "intent", "loop", "out", "prev_action", "slots")
+
+    def __init__(self, domain: Domain) -> None:
+        self.domain = domain
+        self.intent: str | None = None
+        self.entities: tuple[str, ...] = ()
+        self.prev_action: str | None = None
+        self.slots: dict[str, Any] = {}
+        self.loop: str | None = None
+        self.out: list[tuple[State, str | None]] = []
+
+    def state(self) -> State:
         items: list[tuple[str, Any]] = []
-        if intent is not None:
-            items.append(("intent", intent))
-        items.extend(("entity", e) for e in entities)
-        if prev_action is not None:
-            items.append(("prev_action", prev_action))
-        items.extend(("slot", (k, v)) for k, v in sorted(slots.items()))
-        items.append(("active_loop", loop))
+        if self.intent is not None:
+            items.append(("intent", self.intent))
+        items.extend(("entity", e) for e in self.entities)
+        if self.prev_action is not None:
+            items.append(("prev_action", self.prev_action))
+        items.extend(("slot", (k, v)) for k, v in sorted(self.slots.items()))
+        items.append(("active_loop", self.loop))
         return tuple(items)
 
-    for event in events:
+    def feed(self, event: Event) -> None:
         kind = event.get("event")
         if kind == "user":
             parse = event.get("parse_data") or {}
-            intent = (parse.get("intent") or {}).get("name")
-            entities = tuple(sorted({str(e.get("entity")) for e in parse.get("entities") or []}))
+            self.intent = (parse.get("intent") or {}).get("name")
+            self.entities = tuple(
+                sorted({str(e.get("entity")) for e in parse.get("entities") or []})
+            )
         elif kind == "action":
             name = str(event.get("name"))
             if name in ("action_session_start",):
-                continue
-            out.append((state(), name))
-            prev_action = name
+                return
+            self.out.append((self.state(), name))
+            self.prev_action = name
         elif kind == "slot":
             name = str(event.get("name"))
             if name == REQUESTED_SLOT:
-                continue
-            feature = slot_feature(domain, name, event.get("value"))
+                return
+            feature = slot_feature(self.domain, name, event.get("value"))
             if feature is None:
-                slots.pop(name, None)
+                self.slots.pop(name, None)
             else:
-                slots[name] = feature
+                self.slots[name] = feature
         elif kind == "active_loop":
-            loop = event.get("name")
+            self.loop = event.get("name")
         elif kind in ("session_started", "restart"):
-            intent, entities, prev_action, slots, loop = None, (), None, {}, None
+            self.intent, self.entities, self.prev_action, self.slots, self.loop = (
+                None, (), None, {}, None
+            )
         elif kind == "reset_slots":
-            slots = {}
-    out.append((state(), None))
-    return out
+            self.slots = {}
+
+    def states(self) -> list[tuple[State, str | None]]:
+        return [*self.out, (self.state(), None)]
+
+
+def states_from_events(events: list[Event], domain: Domain) -> list[tuple[State, str | None]]:
+    folder = _StateFolder(domain)
+    for event in events:
+        folder.feed(event)
+    return folder.states()

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 from bot.errors import ConfigError
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine, Table
+    from sqlalchemy import Connection, Engine, Table
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,10 @@ DEFAULT_SQLITE_PATH = Path("data") / "bankbot.db"
 MAX_ID_LENGTH = 255
 _SYNCHRONOUS = {"OFF", "NORMAL", "FULL", "EXTRA"}
 _PG_XACT_LOCK = "SELECT pg_advisory_xact_lock(%(key)s)"
+# Inline SQLite checkpoints the WAL on a thread of its own (after this many appends, or this
+# many seconds), so the event loop never waits for a checkpoint's fsync.
+CHECKPOINT_EVERY = 200
+CHECKPOINT_INTERVAL = 5.0
 
 
 class TrackerStore(ABC):
@@ -92,6 +96,11 @@ def _check_after(after: int) -> None:
         raise ValueError(f"'after' must be an int >= 0, got {after!r}")
 
 
+# json.dumps(event, ensure_ascii=False, separators=(",", ":"), allow_nan=False), with the
+# encoder built once (it keeps no state between calls).
+_EVENT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def encode_events(events: list[Event]) -> list[tuple[str, float | None, str]]:
     """``(type_name, timestamp, json)`` per event; a bad event raises ``ValueError`` up front."""
     if not isinstance(events, list):
@@ -105,7 +114,7 @@ def encode_events(events: list[Event]) -> list[tuple[str, float | None, str]]:
         if stamp is not None and (isinstance(stamp, bool) or not isinstance(stamp, int | float)):
             raise ValueError(f"event {i} ({name}): 'timestamp' must be a number, got {stamp!r}")
         try:
-            data = json.dumps(event, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+            data = _EVENT_JSON.encode(event)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"event {i} ({name}) is not JSON-serialisable: {exc}") from exc
         rows.append((name, None if stamp is None else float(stamp), data))
@@ -190,14 +199,110 @@ def _lock_key(sender_id: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+class _Statement:
+    """A Core statement compiled once for the engine's dialect and run with
+    ``exec_driver_sql``: no statement building, cache-key generation or compilation per call."""
+
+    __slots__ = ("_defaults", "_names", "sql")
+
+    def __init__(self, statement: Any, dialect: Any) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql = str(compiled)
+        self._defaults: dict[str, Any] = dict(compiled.params)
+        # qmark/format dialects (SQLite) take a tuple in the order of the placeholders;
+        # named ones (psycopg) a dict.
+        self._names: tuple[str, ...] | None = (
+            tuple(compiled.positiontup or ()) if dialect.positional else None
+        )
+
+    def params(self, values: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+        if self._names is None:
+            return {**self._defaults, **values}
+        defaults = self._defaults
+        return tuple(values[n] if n in values else defaults[n] for n in self._names)
+
+
+class _Checkpointer:
+    """A daemon thread checkpointing the WAL on its own connection after every
+    :data:`CHECKPOINT_EVERY` appends or :data:`CHECKPOINT_INTERVAL` seconds.
+
+    A first ``PRAGMA wal_checkpoint(PASSIVE)`` copies the bulk while appends go on (with its
+    fsyncs, the slow part); a second one, holding the store's write lock, copies the few
+    frames appended meanwhile. Nothing of this process is appended during the second, so
+    the checkpoint catches up with the whole WAL and the next write starts the file over
+    (otherwise it would grow for as long as appends keep coming)."""
+
+    def __init__(self, engine: Engine, lock: threading.Lock) -> None:
+        self._engine = engine
+        self._lock = lock
+        self._wake = threading.Event()
+        self._stopping = False
+        self._count = 0
+        self._thread = threading.Thread(target=self._run, name="tracker-checkpoint", daemon=True)
+        self._thread.start()
+
+    def appended(self) -> None:
+        self._count += 1
+        if self._count >= CHECKPOINT_EVERY:
+            self._count = 0
+            self._wake.set()
+
+    def _checkpoint(self, cursor: Any) -> None:
+        cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        with self._lock:
+            cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def _run(self) -> None:
+        raw: Any = None
+        while not self._stopping:
+            self._wake.wait(CHECKPOINT_INTERVAL)
+            self._wake.clear()
+            if self._stopping:
+                break
+            try:
+                if raw is None:
+                    raw = self._engine.raw_connection()
+                cursor = raw.cursor()
+                self._checkpoint(cursor)
+                cursor.close()
+            except Exception as exc:  # retried next time with a new connection
+                logger.warning("WAL checkpoint failed: %s", exc)
+                with contextlib.suppress(Exception):
+                    raw.close()
+                raw = None
+        if raw is not None:
+            with contextlib.suppress(Exception):
+                raw.close()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        self._thread.join()
+
+
+def _execute(cursor: Any, sql: str, params: Any = (), *, many: bool = False) -> Any:
+    """A statement on a DBAPI cursor of SQLite; its errors raised as SQLAlchemy's (as
+    ``Connection.execute`` would: ``sqlalchemy.exc.OperationalError`` …)."""
+    try:
+        return cursor.executemany(sql, params) if many else cursor.execute(sql, params)
+    except sqlite3.Error as exc:
+        sa = _sqlalchemy()
+        raise sa.exc.DBAPIError.instance(sql, params, exc, sqlite3.Error) from exc
+
+
 class SQLTrackerStore(TrackerStore):
     """Events in a SQL table through SQLAlchemy: SQLite (WAL) by default, PostgreSQL to scale out.
 
-    Blocking database calls run on a thread pool of ``pool_size`` threads (one connection each);
-    ``run_inline=True`` runs them on the event loop instead, which suits a local SQLite file.
+    Blocking database calls run on a thread pool of ``pool_size`` threads (one connection each)
+    or, with ``run_inline=True``, directly on the event loop. The default (``None``) runs a
+    local SQLite file inline (its statements take microseconds; a thread hop costs more) and
+    a database server on the pool. Inline SQLite keeps two connections open for the store's
+    lifetime, one for reads (each statement its own transaction) and one for appends;
+    otherwise every call checks a connection out of the pool.
     On SQLite, appends take the write lock up front (``BEGIN IMMEDIATE``) and wait up to
     ``busy_timeout`` seconds for another process; on PostgreSQL two appends that pick the same
     ``seq`` collide on the unique constraint and the loser retries.
+    Statements are compiled once, in ``__init__``.
     """
 
     def __init__(
@@ -206,7 +311,7 @@ class SQLTrackerStore(TrackerStore):
         *,
         table: str = "events",
         schema: str | None = None,
-        run_inline: bool = False,
+        run_inline: bool | None = None,
         busy_timeout: float = 30.0,
         synchronous: str = "NORMAL",
         pool_size: int = 5,
@@ -217,18 +322,26 @@ class SQLTrackerStore(TrackerStore):
         sa = _sqlalchemy()
         self.url = sa.make_url(url)
         self.dialect: str = self.url.get_backend_name()
-        self._run_inline = run_inline
+        self._run_inline = self.dialect == "sqlite" if run_inline is None else run_inline
         self._max_retries = max_retries
         self._table = events_table(table, schema)
         # One process-wide writer on SQLite: in-process appends queue here instead of
         # spinning in SQLite's busy handler. Other processes wait through busy_timeout.
         self._write_lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         self._read_lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        # Inline SQLite: two long-lived connections, opened on first use (see _reading_cursor).
+        self._keep_connections = self.dialect == "sqlite" and self._run_inline
+        self._reader: Any = None
+        self._writer: Connection | None = None
+        self._checkpointer: _Checkpointer | None = None
+        self._sqlite_lock: threading.Lock | None = None  # the write lock, on SQLite
         if self.dialect == "sqlite":
             self._engine = self._sqlite_engine(busy_timeout, synchronous, pool_size, echo)
-            self._write_lock = threading.Lock()
+            self._write_lock = self._sqlite_lock = threading.Lock()
             if self._sqlite_memory:  # one shared connection: serialise everything
                 self._read_lock = self._write_lock
+            elif self._keep_connections:  # the one reading connection: one thread at a time
+                self._read_lock = threading.Lock()
         else:
             self._engine = sa.create_engine(
                 self.url,
@@ -238,6 +351,7 @@ class SQLTrackerStore(TrackerStore):
                 echo=echo,
             )
         self._executor = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="tracker")
+        self._prepare_statements()
         self._create_table()
 
     @property
@@ -264,6 +378,8 @@ class SQLTrackerStore(TrackerStore):
         memory = self._sqlite_memory
         if not memory:
             Path(str(self.url.database)).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        if self._keep_connections:
+            pool_size += 3  # the kept reading and writing connections, and the checkpointer's
         engine: Engine = sa.create_engine(
             self.url,
             connect_args={"timeout": busy_timeout, "check_same_thread": False},
@@ -282,12 +398,52 @@ class SQLTrackerStore(TrackerStore):
             cursor.close()
 
         def _on_begin(connection: Any) -> None:
+            # sqlite_begin=None: no BEGIN, each statement is its own transaction (the
+            # long-lived reading connection: every read sees the latest commit).
             mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
-            connection.exec_driver_sql(f"BEGIN {mode}")
+            if mode:
+                connection.exec_driver_sql(f"BEGIN {mode}")
 
         sa.event.listen(engine, "connect", _on_connect)
         sa.event.listen(engine, "begin", _on_begin)
         return engine
+
+    def _prepare_statements(self) -> None:
+        sa = _sqlalchemy()
+        t = self._table
+        dialect = self._engine.dialect
+        last_seq = sa.func.coalesce(sa.func.max(t.c.seq), 0)
+        # One INSERT per event whose seq is computed in the statement: the conversation's
+        # max(seq) + 1, which sees the batch's earlier rows (same transaction, taken under
+        # the write lock on SQLite and the conversation's advisory lock on PostgreSQL).
+        next_row = sa.select(
+            sa.bindparam("sender_id", type_=t.c.sender_id.type),
+            last_seq + 1,
+            sa.bindparam("type_name", type_=t.c.type_name.type),
+            sa.bindparam("timestamp", type_=t.c.timestamp.type),
+            sa.bindparam("data", type_=t.c.data.type),
+        ).where(t.c.sender_id == sa.bindparam("owner", type_=t.c.sender_id.type))
+        self._insert_rows = _Statement(
+            sa.insert(t).from_select(["sender_id", "seq", "type_name", "timestamp", "data"],
+                                     next_row),
+            dialect,
+        )
+        sender = sa.bindparam("sender", type_=t.c.sender_id.type)
+        self._select_after = _Statement(
+            sa.select(t.c.data)
+            .where(t.c.sender_id == sender, t.c.seq > sa.bindparam("after", type_=sa.Integer))
+            .order_by(t.c.seq),
+            dialect,
+        )
+        # seq is dense (1..n) because appends are all-or-none, so max(seq) is the count.
+        self._select_count = _Statement(sa.select(last_seq).where(t.c.sender_id == sender),
+                                        dialect)
+        self._select_exists = _Statement(
+            sa.select(t.c.seq).where(t.c.sender_id == sender).limit(1), dialect
+        )
+        self._select_senders = _Statement(
+            sa.select(t.c.sender_id).where(t.c.seq == 1).order_by(t.c.sender_id), dialect
+        )
 
     def _create_table(self, attempts: int = 5) -> None:
         sa = _sqlalchemy()
@@ -311,33 +467,106 @@ class SQLTrackerStore(TrackerStore):
 
     # --- blocking parts -------------------------------------------------------------------
 
-    def _append_sync(self, sender_id: str, rows: list[tuple[str, float | None, str]]) -> None:
-        sa = _sqlalchemy()
-        t = self._table
-        last_seq = sa.select(sa.func.coalesce(sa.func.max(t.c.seq), 0)).where(
-            t.c.sender_id == sender_id
+    # Inline SQLite keeps its connections: the reading one is SQLAlchemy's pooled DBAPI
+    # connection used directly (no transaction: every SELECT sees the latest commit); the
+    # writing one is a SQLAlchemy connection whose INSERTs go through ``exec_driver_sql`` (so
+    # engine events see them) between a BEGIN IMMEDIATE and a COMMIT on its DBAPI cursor.
+    # A failed call drops its connection, which is reopened on next use.
+
+    def _reading_cursor(self) -> Any:
+        if self._reader is None:
+            self._reader = self._engine.raw_connection()
+        return self._reader.cursor()
+
+    def _writing_connection(self) -> Connection:
+        if self._writer is None:
+            conn = self._engine.connect()
+            conn.execution_options(sqlite_begin=None)  # BEGIN IMMEDIATE is ours
+            if not self._sqlite_memory:
+                # No checkpoint inside a COMMIT on the event loop: _Checkpointer's thread
+                # does them (a checkpoint's fsync takes milliseconds).
+                conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
+                if self._checkpointer is None and self._sqlite_lock is not None:
+                    self._checkpointer = _Checkpointer(self._engine, self._sqlite_lock)
+            self._writer = conn
+        return self._writer
+
+    def _drop_connections(self, *, reader: bool = False, writer: bool = False) -> None:
+        if reader and self._reader is not None:
+            raw, self._reader = self._reader, None
+            with contextlib.suppress(Exception):
+                raw.close()
+        if writer and self._writer is not None:
+            conn, self._writer = self._writer, None
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def _insert_kept(self, params: list[Any]) -> None:
+        conn = self._writing_connection()
+        sql = self._insert_rows.sql
+        engine = self._engine
+        # Through exec_driver_sql when anything watches statements (echo, cursor events);
+        # otherwise straight on the DBAPI cursor of the same connection.
+        watched = bool(
+            engine.echo
+            or engine.dispatch.before_cursor_execute
+            or engine.dispatch.after_cursor_execute
+            or engine.dialect.dispatch.handle_error
         )
+        try:
+            cursor = conn.connection.cursor()
+            try:
+                _execute(cursor, "BEGIN IMMEDIATE")
+                try:
+                    if watched:
+                        conn.exec_driver_sql(sql, params)
+                    else:
+                        _execute(cursor, sql, params, many=True)
+                    _execute(cursor, "COMMIT")
+                except BaseException:
+                    # (SQLite may have rolled back already, e.g. after an I/O error)
+                    with contextlib.suppress(Exception):
+                        _execute(cursor, "ROLLBACK")
+                    raise
+            finally:
+                cursor.close()
+        except BaseException:
+            self._drop_connections(writer=True)
+            raise
+        if self._checkpointer is not None:
+            self._checkpointer.appended()
+
+    def _insert_pooled(self, sender_id: str, params: list[Any]) -> None:
+        with self._engine.connect() as conn:
+            conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                if self.dialect == "postgresql":  # queue, rather than collide and retry
+                    conn.exec_driver_sql(_PG_XACT_LOCK, {"key": _lock_key(sender_id)})
+                conn.exec_driver_sql(self._insert_rows.sql, params)
+
+    def _insert(self, sender_id: str, params: list[Any]) -> None:
+        """One append; the caller holds the write lock."""
+        if self._keep_connections:
+            self._insert_kept(params)
+        else:
+            self._insert_pooled(sender_id, params)
+
+    def _params(
+        self, sender_id: str, rows: list[tuple[str, float | None, str]]
+    ) -> list[Any]:
+        insert = self._insert_rows
+        return [
+            insert.params({"sender_id": sender_id, "type_name": name, "timestamp": stamp,
+                           "data": data, "owner": sender_id})
+            for name, stamp, data in rows
+        ]
+
+    def _append_sync(self, sender_id: str, params: list[Any]) -> None:
+        sa = _sqlalchemy()
         for attempt in range(self._max_retries + 1):
             try:
-                with self._write_lock, self._engine.connect() as conn:
-                    conn.execution_options(sqlite_begin="IMMEDIATE")
-                    with conn.begin():
-                        if self.dialect == "postgresql":  # queue, rather than collide and retry
-                            conn.exec_driver_sql(_PG_XACT_LOCK, {"key": _lock_key(sender_id)})
-                        last = conn.execute(last_seq).scalar_one()
-                        conn.execute(
-                            sa.insert(t),
-                            [
-                                {
-                                    "sender_id": sender_id,
-                                    "seq": last + i,
-                                    "type_name": name,
-                                    "timestamp": stamp,
-                                    "data": data,
-                                }
-                                for i, (name, stamp, data) in enumerate(rows, 1)
-                            ],
-                        )
+                with self._write_lock:
+                    self._insert(sender_id, params)
                 return
             except sa.exc.IntegrityError:
                 if attempt >= self._max_retries:
@@ -345,49 +574,58 @@ class SQLTrackerStore(TrackerStore):
                 logger.debug("seq collision appending to %s, retry %d", sender_id, attempt + 1)
                 time.sleep(random.uniform(0, min(0.1, 0.002 * 2**attempt)))
 
-    def _select_sync(self, query: Any) -> list[Any]:
-        with self._read_lock, self._engine.connect() as conn:
-            return list(conn.execute(query).scalars())
+    def _select_sync(self, statement: _Statement, values: Mapping[str, Any]) -> list[Any]:
+        params = statement.params(values)
+        with self._read_lock:
+            if self._keep_connections:
+                try:
+                    cursor = self._reading_cursor()
+                    try:
+                        return [row[0] for row in _execute(cursor, statement.sql, params)]
+                    finally:
+                        cursor.close()
+                except BaseException:
+                    self._drop_connections(reader=True)
+                    raise
+            with self._engine.connect() as conn:
+                return list(conn.exec_driver_sql(statement.sql, params).scalars())
 
     # --- interface --------------------------------------------------------------------------
 
     async def append(self, sender_id: str, events: list[Event]) -> None:
         _check_sender(sender_id)
         rows = encode_events(events)
-        if rows:
-            await self._run(self._append_sync, sender_id, rows)
+        if not rows:
+            return
+        params = self._params(sender_id, rows)
+        await self._run(self._append_sync, sender_id, params)
 
     async def events(self, sender_id: str, after: int = 0) -> list[Event]:
         _check_after(after)
-        sa = _sqlalchemy()
-        t = self._table
-        query = (
-            sa.select(t.c.data).where(t.c.sender_id == sender_id, t.c.seq > after).order_by(t.c.seq)
-        )
-        return [json.loads(data) for data in await self._run(self._select_sync, query)]
+        values = {"sender": sender_id, "after": after}
+        loads = json.loads
+        return [loads(data) for data in await self._run(self._select_sync, self._select_after,
+                                                         values)]
 
     async def count(self, sender_id: str) -> int:
-        sa = _sqlalchemy()
-        t = self._table
-        # seq is dense (1..n) because appends are all-or-none, so max(seq) is the count.
-        query = sa.select(sa.func.coalesce(sa.func.max(t.c.seq), 0)).where(
-            t.c.sender_id == sender_id
-        )
-        return int((await self._run(self._select_sync, query))[0])
+        values = {"sender": sender_id}
+        return int((await self._run(self._select_sync, self._select_count, values))[0])
 
     async def exists(self, sender_id: str) -> bool:
-        sa = _sqlalchemy()
-        t = self._table
-        query = sa.select(t.c.seq).where(t.c.sender_id == sender_id).limit(1)
-        return bool(await self._run(self._select_sync, query))
+        values = {"sender": sender_id}
+        return bool(await self._run(self._select_sync, self._select_exists, values))
 
     async def senders(self) -> list[str]:
-        sa = _sqlalchemy()
-        t = self._table
-        query = sa.select(t.c.sender_id).where(t.c.seq == 1).order_by(t.c.sender_id)
-        return [str(s) for s in await self._run(self._select_sync, query)]
+        return [str(s) for s in await self._run(self._select_sync, self._select_senders, {})]
 
     async def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
+        with self._write_lock:
+            self._drop_connections(writer=True)
+        with self._read_lock:
+            self._drop_connections(reader=True)
         self._executor.shutdown(wait=True)
         self._engine.dispose()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -36,6 +37,10 @@ class _Snapshot:
     restricted: np.ndarray | None  # entries limited to some channels, or None
     channel_of: dict[str, np.ndarray] = field(default_factory=dict)
     _active: dict[tuple[str | None, int], ActiveSet | None] = field(default_factory=dict)
+    _searches: OrderedDict[tuple[str, int, str | None, int], tuple[Hit, ...]] = field(
+        default_factory=OrderedDict
+    )
+    _searches_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def of(cls, parts: Components, meta: dict[str, Any], stamp: tuple[int, int, int]) -> _Snapshot:
@@ -80,6 +85,30 @@ class _Snapshot:
             self._active.clear()
         self._active[key] = result
         return result
+
+    def search(self, query: str, top: int, channel: str | None, today: date) -> list[Hit]:
+        """The retriever's hits. The latest ``search_cache`` distinct searches (setting) are
+        remembered: a search depends only on this build, the text, ``top``, the channel and
+        the day. Hits are immutable; callers get lists of their own."""
+        size = self.retriever.parts.settings.search_cache
+        key = (query, top, channel, today.toordinal())
+        if size:
+            with self._searches_lock:
+                hits = self._searches.get(key)
+                if hits is not None:
+                    self._searches.move_to_end(key)
+                    return list(hits)
+        active = self.active(channel, today)
+        if active is not None and active.few is not None and active.few.size == 0:
+            found: list[Hit] = []
+        else:
+            found = self.retriever.search(query, top, active)
+        if size:
+            with self._searches_lock:
+                self._searches[key] = tuple(found)
+                while len(self._searches) > size:
+                    self._searches.popitem(last=False)
+        return found
 
 
 def _stamp(path: Path) -> tuple[int, int, int]:
@@ -133,10 +162,7 @@ class KnowledgeBase:
         """Best entries first, each once, with calibrated scores in [0, 1]. Entries outside
         ``channel`` (None: any channel) or their validity dates on ``today`` never appear."""
         snapshot = self._snapshot  # one snapshot for the whole search
-        active = snapshot.active(channel, today or date.today())
-        if active is not None and active.few is not None and active.few.size == 0:
-            return []
-        return snapshot.retriever.search(query, top, active)
+        return snapshot.search(query, top, channel, today or date.today())
 
     def decide(
         self,

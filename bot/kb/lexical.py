@@ -14,7 +14,7 @@ import json
 import math
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,14 @@ class LexicalQuery:
     cols: np.ndarray
     idf: np.ndarray
     norm: float
+    # cols in ascending order with their idf, for score_rows (sorted once per query)
+    sorted_cols: np.ndarray = field(init=False, repr=False, compare=False)
+    sorted_idf: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        order = np.argsort(self.cols)
+        object.__setattr__(self, "sorted_cols", self.cols[order])
+        object.__setattr__(self, "sorted_idf", self.idf[order])
 
     @property
     def empty(self) -> bool:
@@ -158,8 +166,7 @@ class BM25:
         first = np.cumsum(lengths) - lengths
         at = np.repeat(starts - first, lengths) + np.arange(int(lengths.sum()))
         cols = self.by_row.indices[at]
-        order = np.argsort(q.cols)
-        known, idf = q.cols[order], q.idf[order]
+        known, idf = q.sorted_cols, q.sorted_idf
         j = np.minimum(np.searchsorted(known, cols), known.size - 1)
         weight = np.where(known[j] == cols, idf[j], 0.0)
         owner = np.repeat(np.arange(rows.size), lengths)

@@ -46,6 +46,9 @@ class KBSettings:
     classifier_candidates: int = 10
     lexical_budget: int = 10000
     search_threads: int = 1
+    # Searches remembered per loaded build (0: none). A search is a pure function of the
+    # build, the text, top, channel and day, and customers ask the same questions again.
+    search_cache: int = 2048
     thresholds: Thresholds = field(default_factory=Thresholds)
     root: Path | None = field(default=None, compare=False)
 

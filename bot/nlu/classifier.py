@@ -150,8 +150,10 @@ class LogisticRegressionClassifier(Component):
             message.intent_ranking = []
             return
         probs = _softmax(self.scores(message.features), self.temperature)
-        order = np.argsort(-probs)[: int(self.config["ranking_length"])]
-        ranking = [{"name": self.labels[i], "confidence": round(float(probs[i]), 6)} for i in order]
+        order = np.argsort(-probs)[: int(self.config["ranking_length"])].tolist()
+        values = probs.tolist()  # Python floats: float(probs[i]) without a NumPy scalar each
+        labels = self.labels
+        ranking = [{"name": labels[i], "confidence": round(values[i], 6)} for i in order]
         message.intent = dict(ranking[0])
         message.intent_ranking = ranking
 

@@ -39,8 +39,9 @@ class _RegexMatcher:
         from spacy.util import filter_spans
 
         spans = list(doc.ents)
+        text = doc.text  # built from the tokens on every read: once, not once per regex
         for label, regex in self.patterns:
-            for match in regex.finditer(doc.text):
+            for match in regex.finditer(text):
                 if "value" in regex.groupindex and match.group("value") is not None:
                     start, end = match.span("value")
                 else:
@@ -78,6 +79,46 @@ def build_pipeline(
     return nlp
 
 
+class _Screen:
+    """A cheap test that is true whenever the spaCy pipeline could find an entity in a text,
+    so texts without any (most messages) skip it.
+
+    A phrase pattern matches a run of tokens whose lower-case forms equal the pattern's. The
+    tokens (characters, and whitespace runs the tokenizer keeps) are the text itself, so the
+    pattern's lower-case token text without whitespace then occurs in the text's lower-case
+    characters without whitespace. A regex entity needs a match of its regex in the text.
+    Neither found: ``doc.ents`` would stay empty."""
+
+    def __init__(
+        self, nlp: Any, phrase_patterns: list[dict[str, Any]], regexes: list[tuple[str, str]]
+    ) -> None:
+        self.usable = all(isinstance(p.get("pattern"), str) for p in phrase_patterns)
+        squashed = {
+            _squash("".join(t.lower_ for t in nlp.make_doc(p["pattern"])))
+            for p in phrase_patterns
+            if self.usable
+        }
+        self.phrases = tuple(sorted(p for p in squashed if p))
+        self.regexes = tuple(re.compile(pattern) for _, pattern in regexes)
+
+    def may_match(self, text: str) -> bool:
+        if not self.usable:
+            return True
+        if any(regex.search(text) for regex in self.regexes):
+            return True
+        if not self.phrases:
+            return False
+        low = _squash(text)
+        return any(phrase in low for phrase in self.phrases)
+
+
+def _squash(text: str) -> str:
+    """Whitespace dropped, then each character lower-cased on its own (as a one-character
+    token is; ``str.lower`` of a whole string treats a final sigma differently)."""
+    text = "".join(text.split())
+    return text.lower() if "\u03a3" not in text else "".join(c.lower() for c in text)
+
+
 class RegexEntityExtractor(Component):
     name = "RegexEntityExtractor"
     defaults: ClassVar[dict[str, Any]] = {
@@ -97,7 +138,12 @@ class RegexEntityExtractor(Component):
         super().__init__(config)
         self.phrase_patterns = phrase_patterns or []
         self.regexes = regexes or []
+        self._build()
+
+    def _build(self) -> None:
         self._nlp = build_pipeline(self.phrase_patterns, self.regexes)
+        self._pipes = [proc for _, proc in self._nlp.pipeline]
+        self._screen = _Screen(self._nlp, self.phrase_patterns, self.regexes)
 
     def train(self, data: TrainingData, messages: list[Message]) -> None:
         regexes: list[tuple[str, str]] = []
@@ -141,15 +187,17 @@ class RegexEntityExtractor(Component):
         for _, pattern in regexes:
             re.compile(pattern)  # fail at training time, not per message
         self.regexes = regexes
-        self._nlp = build_pipeline(self.phrase_patterns, self.regexes)
+        self._build()
         for message in messages:
             self.process(message)
 
     def extract(self, norm: str) -> list[tuple[str, str, int, int]]:
         """``(entity, value, start, end)`` over the normalised text."""
-        if not norm:
+        if not norm or not self._screen.may_match(norm):
             return []
-        doc = self._nlp(norm)
+        doc = self._nlp.make_doc(norm)
+        for proc in self._pipes:  # what nlp(norm) runs, without its per-call bookkeeping
+            doc = proc(doc)
         return [
             (ent.label_, ent.ent_id_ or ent.text, ent.start_char, ent.end_char) for ent in doc.ents
         ]

@@ -89,7 +89,23 @@ class Snippet:
         return any(s.active_loop == loop for s in self.states)
 
 
+_STATE_DICTS: dict[State, dict[str, Any]] = {}
+_STATE_DICTS_MAX = 50_000
+
+
 def _state_dict(state: State) -> dict[str, Any]:
+    """``state`` as a dict for :meth:`PartialState.matches` (read-only: it is shared, one per
+    distinct state, since conversations go through the same few states again and again)."""
+    out = _STATE_DICTS.get(state)
+    if out is None:
+        out = _build_state_dict(state)
+        if len(_STATE_DICTS) >= _STATE_DICTS_MAX:
+            _STATE_DICTS.clear()
+        _STATE_DICTS[state] = out
+    return out
+
+
+def _build_state_dict(state: State) -> dict[str, Any]:
     out: dict[str, Any] = {"entities": set(), "slots": {}, "active_loop": None}
     for key, value in state:
         if key == "entity":
@@ -166,6 +182,30 @@ class RulePolicy(Policy):
             self._by_intent.setdefault(snippet.states[-1].intent, []).append(snippet)
         for group in self._by_intent.values():
             group.sort(key=lambda s: s.specificity, reverse=True)
+        # A match reads only the last `_longest` states (and actions) and whether an earlier
+        # state has an intent, so its result is remembered under exactly that.
+        self._longest = max((len(s.states) for s in self.snippets), default=0)
+        self._matches: dict[tuple[Any, ...], Snippet | None] = {}
+
+    def _match_recent(
+        self, states: list[tuple[State, str | None]], only_loop: str | None = None
+    ) -> Snippet | None:
+        """:meth:`_match` over ``states``, remembered by what it depends on."""
+        window = tuple(states[-self._longest :]) if self._longest else ()
+        before = len(states) - len(window)
+        earlier_intent = any(
+            _state_dict(state).get("intent") is not None for state, _ in states[:before]
+        )
+        key = (only_loop, earlier_intent, window)
+        try:
+            return self._matches[key]
+        except KeyError:
+            pass
+        found = self._match(states, [_state_dict(s) for s, _ in states], only_loop)
+        if len(self._matches) >= 50_000:
+            self._matches.clear()
+        self._matches[key] = found
+        return found
 
     def train(self, stories: list[Story], rules: list[Story], domain: Domain) -> None:
         self.snippets = [s for rule in rules for s in rule_snippets(rule, domain)]
@@ -207,22 +247,21 @@ class RulePolicy(Policy):
     ) -> PolicyPrediction | None:
         if tracker.followup_action:
             return self._prediction(tracker.followup_action, 1.0)
-        dicts = [_state_dict(s) for s, _ in states]
         loop = tracker.active_loop.name
         prev = tracker.latest_action_name
         if loop:
             if prev == LISTEN and not tracker.active_loop.rejected:
-                snippet = self._match(states, dicts, only_loop=loop)
+                snippet = self._match_recent(states, only_loop=loop)
                 return self._prediction(snippet.actions[-1] if snippet else loop, 1.0)
             if prev == loop:
                 return self._prediction(LISTEN, 1.0)
             if tracker.active_loop.rejected and prev not in (LISTEN, loop):
                 # The interruption was handled: unless a rule says more, resume the loop.
-                snippet = self._match(states, dicts)
+                snippet = self._match_recent(states)
                 if snippet is not None and snippet.actions[-1] != LISTEN:
                     return self._prediction(snippet.actions[-1], 1.0)
                 return self._prediction(loop, 1.0)
-        snippet = self._match(states, dicts)
+        snippet = self._match_recent(states)
         if snippet is not None:
             return self._prediction(snippet.actions[-1], 1.0)
         if (

@@ -41,6 +41,10 @@ class SklearnPolicy(Policy):
         self.labels: list[str] = []
         self._coef_t = np.zeros((0, 0))
         self._intercept = np.zeros(0)
+        # Dialogue states recur constantly: (offset, state) → the vocabulary columns of its
+        # features, and the last max_history states → the prediction.
+        self._columns: dict[tuple[int, State], tuple[int, ...]] = {}
+        self._predictions: dict[tuple[State, ...], tuple[str, float]] = {}
         if model is not None:
             self._prepare()
 
@@ -53,6 +57,8 @@ class SklearnPolicy(Policy):
             intercept = np.array([-intercept[0], intercept[0]]) / 2
         self._coef_t = np.ascontiguousarray(coef.T)
         self._intercept = intercept
+        self._columns = {}
+        self._predictions = {}
 
     def train(self, stories: list[Story], rules: list[Story], domain: Domain) -> None:
         from scipy.sparse import csr_matrix
@@ -91,13 +97,33 @@ class SklearnPolicy(Policy):
         ).fit(x, np.array(labels))
         self._prepare()
 
-    def probabilities(self, states: list[State]) -> dict[str, float]:
-        features = history_features(states, int(self.config["max_history"]))
-        idx = sorted({self.vocabulary[f] for f in features if f in self.vocabulary})
+    def _state_columns(self, offset: int, state: State) -> tuple[int, ...]:
+        key = (offset, state)
+        cols = self._columns.get(key)
+        if cols is None:
+            vocabulary = self.vocabulary
+            features = (f"{offset}|{k}={v}" for k, v in state)
+            cols = tuple(vocabulary[f] for f in features if f in vocabulary)
+            if len(self._columns) >= 50_000:
+                self._columns.clear()
+            self._columns[key] = cols
+        return cols
+
+    def _probs(self, states: list[State]) -> np.ndarray:
+        """The probability of each of ``labels`` (the features of :func:`history_features`)."""
+        h = int(self.config["max_history"])
+        known: set[int] = set()
+        for offset, state in enumerate(reversed(states[-h:])):
+            known.update(self._state_columns(offset, state))
+        idx = sorted(known)
         scores = self._intercept + (self._coef_t[idx].sum(axis=0) if idx else 0.0)
         scores = scores - scores.max()
-        probs = np.exp(scores)
+        probs: np.ndarray = np.exp(scores)
         probs /= probs.sum()
+        return probs
+
+    def probabilities(self, states: list[State]) -> dict[str, float]:
+        probs = self._probs(states)
         return {label: float(p) for label, p in zip(self.labels, probs, strict=True)}
 
     def predict(
@@ -108,9 +134,16 @@ class SklearnPolicy(Policy):
     ) -> PolicyPrediction | None:
         if self.model is None:
             return None
-        probs = self.probabilities([s for s, _ in states])
-        action = max(probs, key=lambda a: probs[a])
-        return self._prediction(action, probs[action])
+        recent = tuple(s for s, _ in states[-int(self.config["max_history"]) :])
+        known = self._predictions.get(recent)
+        if known is None:
+            probs = self._probs(list(recent))
+            best = int(np.argmax(probs))  # the first of equal maxima, as max() over labels
+            known = (self.labels[best], float(probs[best]))
+            if len(self._predictions) >= 50_000:
+                self._predictions.clear()
+            self._predictions[recent] = known
+        return self._prediction(*known)
 
     def persist(self, directory: Path) -> None:
         joblib.dump(
