@@ -4,6 +4,7 @@ actions, forms and session configuration."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -109,7 +110,12 @@ class Domain:
         return names
 
     def as_rasa_dict(self) -> dict[str, Any]:
-        """The domain as Rasa sends it to an action server."""
+        """The domain as Rasa sends it to an action server: built once per domain (it is on
+        every custom action call) and shared, so treat it as read-only."""
+        return self._rasa_dict
+
+    @cached_property
+    def _rasa_dict(self) -> dict[str, Any]:
         return {
             "version": "3.1",
             "intents": list(self.intents),

@@ -209,6 +209,13 @@ def test_as_rasa_dict_is_what_an_action_server_expects() -> None:
     assert Validate().domain_slots(data) == ["card_last4", "loss_confirmed"]
 
 
+def test_as_rasa_dict_is_built_once_per_domain() -> None:
+    # every custom action call sends it: the hot path must not rebuild it
+    domain = parse(DOMAIN)
+    assert domain.as_rasa_dict() is domain.as_rasa_dict()
+    assert parse(DOMAIN).as_rasa_dict() == domain.as_rasa_dict()
+
+
 @pytest.mark.parametrize(
     ("snippet", "message"),
     [

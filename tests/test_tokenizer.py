@@ -8,7 +8,7 @@ import pytest
 
 from bot.nlu.interfaces import Message
 from bot.nlu.normalizer import ChineseTextNormalizer
-from bot.nlu.tokenizer import JiebaTokenizer, dictionary_words
+from bot.nlu.tokenizer import JiebaTokenizer, dictionary_words, new_jieba
 from bot.training.data import (
     EntityAnnotation,
     Example,
@@ -104,3 +104,13 @@ def test_tokens_refer_to_the_normalised_text() -> None:
     # and the offsets of the message take them back to the customer's text
     start, end = message.original_span(4, 7)
     assert message.text[start:end] == "登不上"
+
+
+def test_tokenizers_share_the_dictionary_load_but_not_their_words() -> None:
+    # the NLU and the knowledge base each add words; one load of jieba's dictionary serves both
+    first, second = new_jieba(), new_jieba()
+    assert first.FREQ is not second.FREQ and first.FREQ == second.FREQ
+    first.add_word("薪享通卡", 50000)
+    assert "薪享通卡" in first.lcut("我要办薪享通卡")
+    assert "薪享通卡" not in second.lcut("我要办薪享通卡")
+    assert "薪享通卡" not in new_jieba().FREQ

@@ -3,7 +3,6 @@ words (search mode, so long words also yield their parts) and character n-grams.
 
 from __future__ import annotations
 
-import logging
 import re
 import threading
 from collections.abc import Iterator
@@ -11,6 +10,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from bot.nlu.tokenizer import new_jieba
 
 _JIEBA_LOCK = threading.Lock()
 _JIEBA: dict[tuple[str, ...], Any] = {}
@@ -21,13 +22,7 @@ def _jieba(words: tuple[str, ...] = ()) -> Any:
     with _JIEBA_LOCK:
         tokenizer = _JIEBA.get(words)
         if tokenizer is None:
-            try:
-                import jieba
-            except ImportError as exc:  # pragma: no cover - a dependency of the package
-                raise ImportError("the knowledge base needs jieba: pip install jieba") from exc
-            jieba.setLogLevel(logging.WARNING)
-            tokenizer = jieba.Tokenizer()
-            tokenizer.initialize()
+            tokenizer = new_jieba()
             for word in words:
                 tokenizer.add_word(word, 3000)
             _JIEBA[words] = tokenizer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -12,14 +13,39 @@ from bot.training.data import TrainingData
 USERDICT = "userdict.txt"
 
 
-def _new_jieba() -> Any:
-    try:
-        import jieba
-    except ImportError as exc:  # pragma: no cover - a dependency of the package
-        raise ImportError("JiebaTokenizer needs jieba: pip install jieba") from exc
-    jieba.setLogLevel(logging.WARNING)
+_BASE_LOCK = threading.Lock()
+_BASE: tuple[dict[str, int], int] | None = None
+
+
+def _base_dictionary() -> tuple[dict[str, int], int]:
+    """jieba's default prefix dictionary and total, loaded once per process (about 70 MB and
+    0.6 s each time it is loaded)."""
+    global _BASE
+    with _BASE_LOCK:
+        if _BASE is None:
+            try:
+                import jieba
+            except ImportError as exc:  # pragma: no cover - a dependency of the package
+                raise ImportError("jieba segmentation needs jieba: pip install jieba") from exc
+            jieba.setLogLevel(logging.WARNING)
+            loaded = jieba.Tokenizer()
+            loaded.initialize()
+            _BASE = (loaded.FREQ, loaded.total)
+        return _BASE
+
+
+def new_jieba() -> Any:
+    """A jieba tokenizer of its own (``add_word`` changes only it) on the default dictionary.
+
+    Its prefix dictionary is a copy of the one loaded once per process: the copy shares the
+    words and counts and costs a few MB and ~20 ms instead of a second load."""
+    import jieba
+
+    freq, total = _base_dictionary()
     tokenizer = jieba.Tokenizer()
-    tokenizer.initialize()
+    tokenizer.FREQ = dict(freq)
+    tokenizer.total = total
+    tokenizer.initialized = True
     return tokenizer
 
 
@@ -56,7 +82,7 @@ class JiebaTokenizer(Component):
 
     def __init__(self, config: dict[str, Any], words: list[tuple[str, int]] | None = None):
         super().__init__(config)
-        self._jieba = _new_jieba()
+        self._jieba = new_jieba()
         self.words = words or []
         for word, freq in self.words:
             self._jieba.add_word(word, freq)

@@ -19,6 +19,9 @@ MESSAGE_KEYS = ("buttons", "image", "custom", "attachment", "elements", "quick_r
 
 
 def _fill(text: str, values: dict[str, Any]) -> str:
+    if "{" not in text:  # most texts and payloads have no template
+        return text
+
     def replace(match: re.Match[str]) -> str:
         key = match.group(1)
         if key is None:  # an escaped brace
