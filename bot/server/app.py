@@ -48,7 +48,7 @@ QUEUE_TICK_SECONDS = 30.0  # waiting customers hear their place (and may leave a
 
 def create_app(agent: Agent, settings: ServerSettings | None = None, *,
                handoff: HandoffService | None = None,
-               close_stores: bool = True) -> Sanic[Any, Any]:
+               close_stores: bool = True, name: str | None = None) -> Sanic[Any, Any]:
     """The app around ``agent``; with ``close_stores`` the agent's tracker and lock stores are
     closed when the server stops (pass False to keep using them, as tests do). Without
     ``handoff`` a default one (one group, the tracker store's database) is used."""
@@ -60,7 +60,7 @@ def create_app(agent: Agent, settings: ServerSettings | None = None, *,
         handoff = HandoffService(default_handoff_config({}), store, agent.processor,
                                  production=settings.production)
     stopping = asyncio.Event()
-    app: Sanic[Any, Any] = Sanic(f"bankbot_{next(_names)}")
+    app: Sanic[Any, Any] = Sanic(name or f"bankbot_{next(_names)}")
     app.config.REQUEST_MAX_SIZE = settings.max_body_bytes
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = settings.shutdown_timeout
     app.config.FALLBACK_ERROR_FORMAT = "json"
@@ -142,11 +142,12 @@ def create_app(agent: Agent, settings: ServerSettings | None = None, *,
 
 
 def app_for_project(project_dir: str | Path, model: str | Path | None = None,
-                    settings: ServerSettings | None = None) -> Sanic[Any, Any]:
+                    settings: ServerSettings | None = None,
+                    name: str | None = None) -> Sanic[Any, Any]:
     project = Project.find(project_dir)
     settings = settings or load_settings(project)
     settings.check()  # before loading a model for nothing
     agent = Agent.load(project, Path(model) if model else None)
     handoff = create_handoff_service(project.root, agent.processor,
                                      production=settings.production)
-    return create_app(agent, settings, handoff=handoff)
+    return create_app(agent, settings, handoff=handoff, name=name)
