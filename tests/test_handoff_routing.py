@@ -9,7 +9,15 @@ from typing import Any
 import pytest
 
 from bot.handoff.config import HandoffConfig, parse
-from bot.handoff.routing import Profile, Route, eta_seconds, pick_agent, pick_handoff, route
+from bot.handoff.routing import (
+    Profile,
+    Route,
+    eta_seconds,
+    pick_agent,
+    pick_handoff,
+    route,
+    slots,
+)
 from bot.handoff.service import HandoffService
 from bot.handoff.store import AgentAccount, Handoff, HandoffStore, new_id
 
@@ -162,11 +170,21 @@ def test_pick_handoff_takes_the_first_of_the_agents_groups() -> None:
     assert pick_handoff([], ["账户"]) is None
 
 
-@pytest.mark.parametrize(("position", "available", "average", "expected"), [
+@pytest.mark.parametrize(("position", "slots", "average", "expected"), [
     (1, 1, 240, 240), (3, 1, 240, 720), (3, 2, 240, 360), (4, 0, 100, 400),
-    (0, 3, 240, 0), (5, 3, 100, 167)])
-def test_eta_seconds(position: int, available: int, average: float, expected: int) -> None:
-    assert eta_seconds(position, available, average) == expected
+    (0, 3, 240, 0), (5, 3, 100, 167), (1, 6, 240, 40)])
+def test_eta_seconds(position: int, slots: int, average: float, expected: int) -> None:
+    assert eta_seconds(position, slots, average) == expected
+
+
+def test_slots_add_up_the_available_agents_capacities_of_the_group() -> None:
+    agents = [AgentAccount("a", ["账户"], "agent", 3, "available", 0.0),
+              AgentAccount("b", ["账户", "信用卡"], "agent", 2, "available", 0.0),
+              AgentAccount("c", ["账户"], "agent", 5, "away", 0.0),
+              AgentAccount("d", ["信用卡"], "agent", 4, "available", 0.0)]
+    assert slots(agents, "账户") == 5
+    assert slots(agents, "信用卡") == 6
+    assert slots(agents, "贷款") == 0
 
 
 # --- the router's assignment step on a real queue ---------------------------------------------
@@ -230,3 +248,41 @@ def test_assign_one_is_not_blocked_by_a_backlog_of_another_group() -> None:
     available(svc.store, "bob", ["信用卡"])
     found = svc._assign_one()
     assert found is not None and found.conversation_id == "card-1" and found.agent == "bob"
+
+
+def test_assign_some_fills_every_free_slot_in_serving_order_and_spreads_the_load() -> None:
+    svc = service(CONFIG, [500.0])
+    for i in range(10):
+        enqueue(svc.store, f"a{i}", "账户", priority=i % 2, at=float(i))
+    available(svc.store, "alice", ["账户"], capacity=3)
+    available(svc.store, "bob", ["账户"], capacity=2)
+    done = svc._assign_some(50)
+    assert len(done) == 5  # every slot, not one more
+    assert svc.store.loads() == {"alice": 3, "bob": 2}
+    # priority 1 (odd numbers) first, each by waiting time, then priority 0
+    assert [h.conversation_id for h in done] == ["a1", "a3", "a5", "a7", "a9"]
+    agents = [h.agent for h in done]
+    assert agents[:2] in (["alice", "bob"], ["bob", "alice"])  # spread, not stacked
+    assert [h.conversation_id for h in svc.store.waiting()] == ["a0", "a2", "a4", "a6", "a8"]
+    assert svc._assign_some(50) == []
+
+
+def test_assign_some_stops_at_its_limit_and_copes_with_a_rival_router(tmp_path: Any) -> None:
+    """Another process's router takes conversations meanwhile: the store refuses what is
+    gone or over capacity, and this router re-reads the loads instead of overfilling."""
+    url = f"sqlite:///{tmp_path}/q.db"
+    processor: Any = None
+    mine = HandoffService(CONFIG, HandoffStore.from_url(url), processor, clock=lambda: 1.0)
+    rival = HandoffStore.from_url(url)
+    for i in range(6):
+        enqueue(mine.store, f"c{i}", "账户", at=float(i))
+    available(mine.store, "alice", ["账户"], capacity=4)
+    assert len(mine._assign_some(2)) == 2
+    rival.assign(rival.waiting()[0].id, "alice", 2.0)  # the rival fills alice's third slot
+    original_loads = mine.store.loads
+    # a read from before the rival's assignment, every time: only the store's check is left
+    mine.store.loads = lambda: {"alice": 2}  # type: ignore[method-assign]
+    stale = mine._assign_some(50)
+    mine.store.loads = original_loads  # type: ignore[method-assign]
+    assert len(stale) == 1 and mine.store.loads() == {"alice": 4}
+    assert len(mine.store.waiting()) == 2

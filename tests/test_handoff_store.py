@@ -110,6 +110,14 @@ def store(make_store: Callable[[], HandoffStore]) -> HandoffStore:
     return make_store()
 
 
+@pytest.fixture
+def staffed(store: HandoffStore) -> HandoffStore:
+    """A store with agents alice and bob (room for many conversations each)."""
+    store.add_agent("alice", "alice-password", ["账户", "信用卡"], capacity=50)
+    store.add_agent("bob", "bob-password", ["账户", "信用卡"], capacity=50)
+    return store
+
+
 def waiting(conversation: str, group: str = "账户", priority: int = 0, at: float = 100.0,
             customer: str | None = None) -> Handoff:
     return Handoff(new_id(), conversation, "rest", customer, None, group, priority,
@@ -246,7 +254,8 @@ def test_waiting_order_priority_then_time(store: HandoffStore) -> None:
     assert store.next_waiting(["贷款"]) is None
 
 
-def test_position_within_the_group(store: HandoffStore) -> None:
+def test_position_within_the_group(staffed: HandoffStore) -> None:
+    store = staffed
     a = queued(store, "a", priority=0, at=100.0)
     b = queued(store, "b", priority=0, at=200.0)
     c = queued(store, "c", priority=2, at=300.0)
@@ -267,7 +276,8 @@ def test_position_agrees_with_the_serving_order_when_times_are_equal(
     assert [store.position(h) for h in order] == [1, 2]
 
 
-def test_assign_accept_and_races(store: HandoffStore) -> None:
+def test_assign_accept_and_races(staffed: HandoffStore) -> None:
+    store = staffed
     h = queued(store, "c1")
     assigned = store.assign(h.id, "alice", 200.0)
     assert assigned is not None
@@ -285,7 +295,8 @@ def test_assign_accept_and_races(store: HandoffStore) -> None:
 
 
 def test_two_agents_accepting_a_waiting_conversation_only_one_wins(
-        store: HandoffStore) -> None:
+        staffed: HandoffStore) -> None:
+    store = staffed
     h = queued(store, "c1")
     first = store.accept(h.id, "alice", 200.0)
     second = store.accept(h.id, "bob", 200.0)
@@ -296,11 +307,14 @@ def test_two_agents_accepting_a_waiting_conversation_only_one_wins(
 
 
 def test_concurrent_accepts_from_threads_only_one_wins(backend: str,
-                                                       store: HandoffStore) -> None:
+                                                       staffed: HandoffStore) -> None:
+    store = staffed
     if backend == "sqlite-memory":
         pytest.skip("one shared connection: statements cannot really run side by side")
     handoffs = [queued(store, f"race-{i}", at=float(i)) for i in range(10)]
     agents = [f"agent{n}" for n in range(4)]
+    for agent in agents:
+        store.add_agent(agent, "agent-password", ["账户"], capacity=10)
     for h in handoffs:
         gate = threading.Barrier(len(agents))
 
@@ -315,6 +329,45 @@ def test_concurrent_accepts_from_threads_only_one_wins(backend: str,
         assert len(winners) == 1, results
         assert store.get(h.id).agent == winners[0].agent  # type: ignore[union-attr]
     assert sum(store.loads().values()) == len(handoffs)
+
+
+def test_concurrent_assignments_never_exceed_an_agents_capacity(backend: str,
+                                                               store: HandoffStore) -> None:
+    """Several processes' routers reserve conversations for the same free agent at the same
+    moment: the agent ends with exactly their capacity, never one more."""
+    if backend == "sqlite-memory":
+        pytest.skip("one shared connection: statements cannot really run side by side")
+    store.add_agent("dora", "dora-password", ["账户"], capacity=3)
+    for trial in range(5):
+        handoffs = [queued(store, f"cap-{trial}-{i}", at=float(i)) for i in range(8)]
+        gate = threading.Barrier(len(handoffs))
+
+        def take(handoff_id: str, gate: threading.Barrier = gate) -> Handoff | None:
+            gate.wait()
+            return store.assign(handoff_id, "dora", 500.0)
+
+        with ThreadPoolExecutor(len(handoffs)) as pool:
+            results = list(pool.map(take, [h.id for h in handoffs]))
+        assert len([r for r in results if r is not None]) == 3, results
+        assert store.loads() == {"dora": 3}
+        assert len(store.waiting()) == 5
+        for h in store.open_for_agent("dora"):
+            store.close(h.id, "dora", "resolved", 600.0)
+        for h in store.waiting():
+            store.close(h.id, None, "cancelled", 600.0)
+
+
+def test_an_unknown_or_full_agent_gets_nothing(staffed: HandoffStore) -> None:
+    store = staffed
+    store.add_agent("erin", "erin-password", ["账户"], capacity=1)
+    first, second = queued(store, "f1"), queued(store, "f2", at=200.0)
+    assert store.assign(first.id, "nobody", 300.0) is None
+    assert store.assign(first.id, "erin", 300.0) is not None
+    before = store.agent("erin")
+    assert store.assign(second.id, "erin", 400.0) is None  # full
+    assert store.accept(second.id, "erin", 400.0) is None  # taking it by hand too
+    assert store.get(second.id).status == "waiting"  # type: ignore[union-attr]
+    assert store.agent("erin") == before  # a refused assignment leaves the agent as it was
 
 
 def test_concurrent_enqueues_of_one_conversation_queue_it_once(backend: str,
@@ -338,7 +391,8 @@ def test_concurrent_enqueues_of_one_conversation_queue_it_once(backend: str,
         assert ids(store.waiting()).count(f"double-{trial}") == 1
 
 
-def test_release_puts_an_assigned_conversation_back(store: HandoffStore) -> None:
+def test_release_puts_an_assigned_conversation_back(staffed: HandoffStore) -> None:
+    store = staffed
     h = queued(store, "c1", at=100.0)
     store.assign(h.id, "alice", 200.0)
     released = store.release(h.id, "alice")
@@ -349,7 +403,8 @@ def test_release_puts_an_assigned_conversation_back(store: HandoffStore) -> None
     assert store.release(h.id, "alice") is None  # active: only transfer or close
 
 
-def test_transfer(store: HandoffStore) -> None:
+def test_transfer(staffed: HandoffStore) -> None:
+    store = staffed
     early = queued(store, "early", at=50.0, group="信用卡")
     h = queued(store, "c1", at=100.0)
     late = queued(store, "late", at=900.0, group="信用卡")
@@ -369,7 +424,8 @@ def test_transfer(store: HandoffStore) -> None:
     assert store.transfer(late.id, None, "账户", 600.0) is None
 
 
-def test_close(store: HandoffStore) -> None:
+def test_close(staffed: HandoffStore) -> None:
+    store = staffed
     h = queued(store, "c1")
     store.accept(h.id, "alice", 200.0)
     assert store.close(h.id, "bob", "resolved", 300.0) is None  # only alice (or no agent)
@@ -382,7 +438,8 @@ def test_close(store: HandoffStore) -> None:
     assert store.close(w.id, None, "cancelled", 400.0).status == "closed"  # type: ignore[union-attr]
 
 
-def test_leave_message_and_ticket(store: HandoffStore) -> None:
+def test_leave_message_and_ticket(staffed: HandoffStore) -> None:
+    store = staffed
     h = queued(store, "c1", at=100.0)
     h = Handoff(**{**h.__dict__, "customer_id": None})
     leaving = store.leave_message(h.id)
@@ -412,7 +469,8 @@ def test_leave_message_and_ticket(store: HandoffStore) -> None:
     assert store.to_ticket(active.id, "no", 401.0) is None
 
 
-def test_loads_and_open_for_agent(store: HandoffStore) -> None:
+def test_loads_and_open_for_agent(staffed: HandoffStore) -> None:
+    store = staffed
     a, b, c, d = (queued(store, f"c{i}", at=float(i)) for i in range(4))
     store.assign(a.id, "alice", 10.0)
     store.accept(b.id, "alice", 11.0)
@@ -432,7 +490,8 @@ def test_assignment_marks_the_agents_last_assignment(store: HandoffStore) -> Non
     assert agent is not None and agent.last_assigned_at > 0
 
 
-def test_rate_only_once(store: HandoffStore) -> None:
+def test_rate_only_once(staffed: HandoffStore) -> None:
+    store = staffed
     assert store.rate("c1", 5) is None  # nothing closed yet
     h = queued(store, "c1")
     store.accept(h.id, "alice", 200.0)
@@ -444,7 +503,8 @@ def test_rate_only_once(store: HandoffStore) -> None:
     assert store.get(h.id).rating == 4  # type: ignore[union-attr]
 
 
-def test_average_handle_seconds(store: HandoffStore) -> None:
+def test_average_handle_seconds(staffed: HandoffStore) -> None:
+    store = staffed
     assert store.average_handle_seconds("账户") is None
     for i, (accepted, closed) in enumerate([(100.0, 160.0), (200.0, 380.0)]):
         h = queued(store, f"c{i}")
@@ -456,7 +516,8 @@ def test_average_handle_seconds(store: HandoffStore) -> None:
     assert store.average_handle_seconds("信用卡") is None
 
 
-def test_groups_overview(store: HandoffStore) -> None:
+def test_groups_overview(staffed: HandoffStore) -> None:
+    store = staffed
     assert store.groups_overview(1000.0) == {}
     queued(store, "a1", at=400.0)
     queued(store, "a2", at=700.0)

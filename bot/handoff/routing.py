@@ -84,6 +84,14 @@ def pick_handoff(waiting: Sequence[Handoff], groups: Iterable[str]) -> Handoff |
     return next((h for h in waiting if h.group in allowed), None)
 
 
-def eta_seconds(position: int, agents_available: int, average_handle_seconds: float) -> int:
-    """Rough wait: the conversations ahead, served ``agents_available`` at a time."""
-    return round(position * average_handle_seconds / max(1, agents_available))
+def eta_seconds(position: int, slots: int, average_handle_seconds: float) -> int:
+    """Rough wait for the customer at ``position``: the group's ``slots`` (the capacities of
+    its available agents added up) are all taken while anyone waits, and one frees up every
+    ``average_handle_seconds / slots`` on average, so ``position`` of them must free up. With
+    no agent available the group counts as one slot."""
+    return round(position * average_handle_seconds / max(1, slots))
+
+
+def slots(agents: Iterable[AgentAccount], group: str) -> int:
+    """Concurrent conversations the available agents of ``group`` take in all."""
+    return sum(a.capacity for a in agents if a.status == "available" and group in a.groups)

@@ -33,6 +33,8 @@ from bot.privacy import mask_text
 
 logger = logging.getLogger(__name__)
 
+DISPATCH_BATCH = 50  # assignments per blocking call of the router
+
 Sender = Callable[[str, str], Awaitable[None]]  # (conversation id, text) on a push channel
 LEAVE_MESSAGE = "/leave_message"
 CANCEL_WORDS = frozenset({"取消", "不留言了", "算了"})
@@ -145,9 +147,8 @@ class HandoffService:
     async def _queue_message(self, handoff: Handoff) -> tuple[str, int, int]:
         position: int = await self._run(self.store.position, handoff)
         agents: list[AgentAccount] = await self._run(self.store.agents)
-        available = sum(a.status == "available" and handoff.group in a.groups for a in agents)
         measured = await self._run(self.store.average_handle_seconds, handoff.group)
-        eta = routing.eta_seconds(position, available,
+        eta = routing.eta_seconds(position, routing.slots(agents, handoff.group),
                                   measured or self.config.average_handle_seconds)
         ahead = position - 1
         text = (f"您已进入「{handoff.group}」人工服务队列，"
@@ -365,11 +366,11 @@ class HandoffService:
         if not self.config.auto_assign:
             return assigned
         async with self._dispatch_lock:
-            while True:
-                found = await self._run(self._assign_one)
-                if found is None:
+            while True:  # in batches, so other work on the loop or the store gets a turn
+                found = await self._run(self._assign_some, DISPATCH_BATCH)
+                assigned += found
+                if len(found) < DISPATCH_BATCH:
                     break
-                assigned.append(found)
         for handoff in assigned:
             await self.bus.publish(f"agent:{handoff.agent}", "assigned",
                                    {"handoff": await self.item(handoff)})
@@ -380,30 +381,46 @@ class HandoffService:
             await self.notify_positions()
         return assigned
 
-    def _assign_one(self, attempts: int = 5) -> Handoff | None:
-        """One assignment (blocking): the best waiting conversation of the groups that have a
-        free agent, to that group's least-loaded free agent. Another process may take the
-        conversation first: then try again."""
+    def _assign_one(self) -> Handoff | None:
+        """One assignment (blocking), agents and loads read afresh: what a newly queued
+        customer or a newly free agent costs."""
+        found = self._assign_some(1)
+        return found[0] if found else None
+
+    def _assign_some(self, limit: int, attempts: int = 5) -> list[Handoff]:
+        """Up to ``limit`` assignments (blocking): each time the best waiting conversation of
+        the groups that have a free agent, to that group's least-loaded free agent. Agents and
+        loads are read once and then kept up to date here; the store still checks capacity on
+        every assignment, so a stale count can only cost a refused attempt. When another
+        process took the conversation or the agent filled up, the loads are read again."""
         store = self.store
         available = [a for a in store.agents() if a.status == "available"]
         if not available:
-            return None
-        for _ in range(attempts):
-            loads = store.loads()
+            return []
+        loads = store.loads()
+        done: list[Handoff] = []
+        misses = 0
+        while len(done) < limit and misses < attempts:
             free = [a for a in available if loads.get(a.username, 0) < a.capacity]
             groups = sorted({g for a in free for g in a.groups})
             if not groups:
-                return None
+                break
             handoff = store.next_waiting(groups)
             if handoff is None:
-                return None
+                break
             agent = routing.pick_agent(free, loads, handoff.group)
             if agent is None:  # cannot happen: some free agent has this group
-                return None
-            done = store.assign(handoff.id, agent.username, self.clock())
-            if done is not None:
-                return done
-        return None
+                break
+            now = self.clock()
+            taken = store.assign(handoff.id, agent.username, now)
+            if taken is None:
+                misses += 1
+                loads = store.loads()
+                continue
+            loads[agent.username] = loads.get(agent.username, 0) + 1
+            agent.last_assigned_at = now  # the next tie goes to someone else
+            done.append(taken)
+        return done
 
     async def notify_positions(self) -> None:
         """Tell every waiting customer their place in the queue."""
@@ -412,10 +429,9 @@ class HandoffService:
         by_group: dict[str, int] = {}
         for handoff in waiting:
             by_group[handoff.group] = by_group.get(handoff.group, 0) + 1
-            available = sum(a.status == "available" and handoff.group in a.groups
-                            for a in agents)
             position = by_group[handoff.group]
-            eta = routing.eta_seconds(position, available, self.config.average_handle_seconds)
+            eta = routing.eta_seconds(position, routing.slots(agents, handoff.group),
+                                      self.config.average_handle_seconds)
             await self.bus.publish(
                 f"conversation:{handoff.conversation_id}", "queue",
                 {"status": "waiting", "position": position, "eta_seconds": eta,
