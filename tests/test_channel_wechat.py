@@ -1,7 +1,8 @@
 """The WeChat Official Account channel: documented signature vectors, URL verification, forged
 signatures, plain and safe (AES) mode, MsgId deduplication, the 5-second rule against a local
-fake WeChat API server (access token cached, refreshed on expiry and on 40001), OpenID binding
-with one history shared with the app channel, and bad XML (always a 4xx)."""
+fake WeChat API server (stable_token cached, refreshed on expiry and on 40001, forced only when
+the refused token comes back), replies over 2,048 bytes sent in parts, Redis down, OpenID
+binding with one history shared with the app channel, and bad XML (always a 4xx)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import base64
 import hashlib
 import json
 import os
+import socket
 import struct
 import threading
 import time
@@ -44,15 +46,33 @@ APPID = "wx0123456789abcdef"
 SECRET = "app-secret"
 JWT_SECRET = "test-secret-0123456789abcdef-0123456789abcdef"
 OPENID = "oUSER_OPENID_1"
+# a long Chinese answer (5,000+ bytes of UTF-8) with sentence and line ends
+LONG_ANSWER = "\n".join(
+    f"第{n}条：跨行转账在工作日十七点前提交的，一般当日到账；节假日提交的顺延到下一个工作日。"
+    f"如超过两个工作日仍未到账，请携带本人有效身份证件到任一网点查询，或拨打客服热线咨询！"
+    for n in range(1, 22))
 
 
 # -- a fake WeChat API ---------------------------------------------------------------------
 
 class FakeWeChat:
+    """The WeChat API on 127.0.0.1: ``stable_token`` (the same token until it expires or a
+    ``force_refresh`` replaces it, which invalidates the old one) and the customer-service
+    send, which refuses unknown or expired tokens."""
+
     def __init__(self) -> None:
-        self.tokens: list[str] = []
+        self.tokens: list[str] = []  # every token issued, in order
+        self.current: str | None = None
+        self.valid: set[str] = set()
+        self.expired: set[str] = set()
+        self.fetches: list[bool] = []  # force_refresh of every stable_token call
+        self.requests: list[dict[str, Any]] = []  # their bodies
+        self.legacy_fetches = 0  # GET /cgi-bin/token (not to be used)
         self.sent: list[tuple[str, dict[str, Any]]] = []  # (access_token, body)
         self.refuse: set[str] = set()  # tokens answered with 40001 once
+        self.refuse_all = False
+        self.delay = 0.0  # seconds a stable_token call takes
+        self.lock = threading.Lock()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -68,33 +88,63 @@ class FakeWeChat:
                 self.wfile.write(body)
 
             def do_GET(self) -> None:
-                url = urlparse(self.path)
-                query = parse_qs(url.query)
-                if url.path != "/cgi-bin/token" or query.get("appid") != [APPID] or \
-                        query.get("secret") != [SECRET]:
-                    self._answer({"errcode": 40013, "errmsg": "invalid appid"})
-                    return
-                token = f"TOKEN-{len(fake.tokens) + 1}"
-                fake.tokens.append(token)
-                self._answer({"access_token": token, "expires_in": 7200})
+                with fake.lock:
+                    fake.legacy_fetches += 1
+                self._answer({"errcode": 40013, "errmsg": "use stable_token"})
 
             def do_POST(self) -> None:
                 url = urlparse(self.path)
                 token = parse_qs(url.query).get("access_token", [""])[0]
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if url.path != "/cgi-bin/message/custom/send":
-                    self._answer({"errcode": 404, "errmsg": "no such api"})
-                elif token in fake.refuse or token not in fake.tokens:
-                    fake.refuse.discard(token)
-                    self._answer({"errcode": 40001, "errmsg": "invalid credential"})
-                else:
-                    fake.sent.append((token, body))
-                    self._answer({"errcode": 0, "errmsg": "ok"})
+                if url.path == "/cgi-bin/stable_token":
+                    time.sleep(fake.delay)
+                    self._answer(fake.stable_token(body))
+                    return
+                with fake.lock:
+                    if url.path != "/cgi-bin/message/custom/send":
+                        answer = {"errcode": 404, "errmsg": "no such api"}
+                    elif token in fake.expired:
+                        answer = {"errcode": 42001, "errmsg": "access_token expired"}
+                    elif fake.refuse_all or token in fake.refuse or token not in fake.valid:
+                        fake.refuse.discard(token)
+                        answer = {"errcode": 40001, "errmsg": "invalid credential"}
+                    else:
+                        fake.sent.append((token, body))
+                        answer = {"errcode": 0, "errmsg": "ok"}
+                self._answer(answer)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    def stable_token(self, body: dict[str, Any]) -> dict[str, Any]:
+        force = body.get("force_refresh", False)
+        if body.get("grant_type") != "client_credential" or body.get("appid") != APPID or \
+                body.get("secret") != SECRET or not isinstance(force, bool):
+            return {"errcode": 40013, "errmsg": "invalid appid or arguments"}
+        with self.lock:
+            self.requests.append(body)
+            self.fetches.append(force)
+            if force or self.current is None:
+                self.issue()
+            return {"access_token": self.current, "expires_in": 7200}
+
+    def issue(self) -> None:
+        """A new token; the previous one stops working (as after a forced refresh)."""
+        if self.current is not None:
+            self.valid.discard(self.current)
+        self.current = f"TOKEN-{len(self.tokens) + 1}"
+        self.tokens.append(self.current)
+        self.valid.add(self.current)
+
+    def expire(self) -> None:
+        """The current token's 7200 s are over: sends get 42001, the next fetch a new one."""
+        with self.lock:
+            if self.current is not None:
+                self.valid.discard(self.current)
+                self.expired.add(self.current)
+                self.current = None
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -175,6 +225,24 @@ def make_app(bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         monkeypatch.delenv(name, raising=False)
     return create_app(agent or new_agent(bot), ServerSettings(jwt=JwtSettings(JWT_SECRET)),
                       close_stores=False)
+
+
+def closed_port() -> int:
+    """A local port nothing listens on (connections are refused at once)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def answer_with(monkeypatch: pytest.MonkeyPatch, channel: WeChatChannel, answer: str,
+                turns: list[str] | None = None) -> None:
+    """Every turn of ``channel`` answers ``answer`` (and records the user's text)."""
+    async def run(message: Any) -> list[dict[str, Any]]:
+        if turns is not None:
+            turns.append(message.text)
+        return [{"recipient_id": message.sender_id, "text": answer}]
+
+    monkeypatch.setattr(channel.runner, "run", run)
 
 
 def channel_of(app: Any) -> WeChatChannel:
@@ -369,15 +437,18 @@ async def test_slow_turn_answers_success_then_customer_service_api(
     assert fake_wechat.tokens == ["TOKEN-1"] and fake_wechat.sent[-1][0] == "TOKEN-1"
     # ... refreshed when it expires ...
     now[0] += 7200
+    fake_wechat.expire()
     await app.asgi_client.post(signed(), content=text_xml("谢谢", "4003"))
     await channel.drain()
     assert fake_wechat.tokens == ["TOKEN-1", "TOKEN-2"] and fake_wechat.sent[-1][0] == "TOKEN-2"
-    # ... and fetched again once when WeChat refuses it (40001)
+    # ... and fetched again when WeChat refuses it (40001): stable_token hands back the
+    # refused token, so the second fetch forces a refresh
     fake_wechat.refuse.add("TOKEN-2")
     await app.asgi_client.post(signed(), content=text_xml("你好", "4004"))
     await channel.drain()
     assert fake_wechat.tokens[-1] == "TOKEN-3" and fake_wechat.sent[-1][0] == "TOKEN-3"
-    assert len(fake_wechat.sent) == 4
+    assert fake_wechat.fetches == [False, False, False, True]
+    assert len(fake_wechat.sent) == 4 and fake_wechat.legacy_fetches == 0
 
 
 async def test_bound_openid_is_the_customer_across_channels(
@@ -497,5 +568,74 @@ async def test_a_retry_on_another_worker_runs_no_second_turn(
     assert "Content" in reply_fields(first.text) and retry.text == "success"
     tracker = await agent.processor.get_tracker(f"wechat:{OPENID}")
     assert len([e for e in tracker.events if e["event"] == "user"]) == 1
-    for app in (first_worker, second_worker):
+    for app in (first_worker, second_worker):  # and share one access token through Redis
+        api, claims = channel_of(app).api, channel_of(app).claims
+        assert api is not None and api.shared is not None and claims is not None
+        assert api.shared.key == f"bankbot:wechat:token:{APPID}"
+        assert api.shared.redis is claims.redis  # one connection pool per worker
         await channel_of(app).close()
+
+
+def assert_parts_of(fake: FakeWeChat, answer: str) -> None:
+    parts = [body["text"]["content"] for _token, body in fake.sent]
+    assert len(parts) >= 3 and "".join(parts) == answer
+    assert all(len(part.encode()) <= 2048 for part in parts)
+    assert all(body["touser"] == OPENID for _token, body in fake.sent)
+
+
+async def test_a_reply_over_2048_bytes_is_success_then_parts_in_order(
+        trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        fake_wechat: FakeWeChat) -> None:
+    assert len(LONG_ANSWER.encode()) > 5000
+    app = make_app(trained_bot, tmp_path, monkeypatch, api_base=fake_wechat.base)
+    channel = channel_of(app)
+    turns: list[str] = []
+    answer_with(monkeypatch, channel, LONG_ANSWER, turns)
+    _, response = await app.asgi_client.post(signed(), content=text_xml("转账多久到账", "7001"))
+    assert response.status == 200 and response.text == "success"
+    _, retry = await app.asgi_client.post(signed(), content=text_xml("转账多久到账", "7001"))
+    assert retry.text == "success"
+    await channel.drain()
+    assert turns == ["转账多久到账"]  # the retry ran no turn and sent nothing more
+    assert_parts_of(fake_wechat, LONG_ANSWER)
+    # a short reply is still passive
+    answer_with(monkeypatch, channel, "好的")
+    _, response = await app.asgi_client.post(signed(), content=text_xml("谢谢", "7002"))
+    assert reply_fields(response.text)["Content"] == "好的"
+
+
+async def test_a_long_reply_without_the_api_is_cut_to_its_first_part(
+        trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    app = make_app(trained_bot, tmp_path, monkeypatch, secret=None)
+    channel = channel_of(app)
+    assert channel.api is None
+    answer_with(monkeypatch, channel, LONG_ANSWER)
+    _, response = await app.asgi_client.post(signed(), content=text_xml("转账多久到账", "7101"))
+    content = reply_fields(response.text)["Content"]
+    assert LONG_ANSWER.startswith(content) and content.endswith("！\n")
+    assert 1000 < len(content.encode()) <= 2048
+    assert "only its first part is sent" in caplog.text
+
+
+async def test_redis_down_still_deduplicates_and_sends(
+        trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        fake_wechat: FakeWeChat, caplog: pytest.LogCaptureFixture) -> None:
+    """With BOT_REDIS_URL pointing at nothing, the claim and the shared token fall back to the
+    worker's own: the reply still goes out, the retry still runs no turn."""
+    monkeypatch.setenv("BOT_REDIS_URL", f"redis://127.0.0.1:{closed_port()}/0")
+    app = make_app(trained_bot, tmp_path, monkeypatch, api_base=fake_wechat.base)
+    channel = channel_of(app)
+    assert channel.claims is not None and channel.api is not None
+    assert channel.api.shared is not None  # the token is meant to come through Redis
+    turns: list[str] = []
+    answer_with(monkeypatch, channel, LONG_ANSWER, turns)
+    _, response = await app.asgi_client.post(signed(), content=text_xml("转账多久到账", "7201"))
+    _, retry = await app.asgi_client.post(signed(), content=text_xml("转账多久到账", "7201"))
+    assert response.text == retry.text == "success"
+    await channel.drain()
+    assert turns == ["转账多久到账"]
+    assert_parts_of(fake_wechat, LONG_ANSWER)
+    assert fake_wechat.fetches == [False] and channel.api.token_fetches == 1
+    assert "Redis unavailable for the shared WeChat access token" in caplog.text
+    await channel.close()

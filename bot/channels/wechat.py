@@ -11,6 +11,8 @@
 - The 5-second rule: the turn runs at most ``reply_timeout`` seconds for a passive reply;
   when slower the answer is ``success`` and the replies are sent later through
   ``/cgi-bin/message/custom/send`` with the shared, refreshed access token.
+- A reply over WeChat's 2,048-byte text limit is answered ``success`` and sent through the
+  customer-service API as several messages in order (split at sentence/line ends).
 - A bound OpenID (``bot wechat bind``) is a verified customer (conversation
   ``customer:<id>``, one history with the app channel); otherwise ``wechat:<openid>``.
 
@@ -36,7 +38,7 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, text
 
 from bot.channels.identity import Customer
-from bot.channels.wechat_api import WeChatApi
+from bot.channels.wechat_api import TEXT_LIMIT, RedisTokenStore, WeChatApi, split_text
 from bot.channels.wechat_crypto import WeChatCrypto, WeChatCryptoError, check_signature
 from bot.channels.wechat_store import BindingStore
 from bot.core.lock_store import LockTimeoutError
@@ -390,6 +392,15 @@ class WeChatChannel:
         except Exception:
             self.seen.pop(key, None)  # let WeChat's retry try again
             raise
+        if content is not None and len(content.encode("utf-8")) > TEXT_LIMIT:
+            if self.api is not None:  # all parts in order through the customer-service API
+                entry.decided = True
+                self._send_later(openid, task)
+                return text(SUCCESS)
+            logger.warning("WeChat reply to %s is longer than %d bytes and channels.wechat "
+                           "appid/secret are not set: only its first part is sent", openid,
+                           TEXT_LIMIT)
+            content = split_text(content)[0]
         entry.reply, entry.decided = content, True
         return self.respond(request, content, fields)
 
@@ -408,7 +419,7 @@ class WeChatChannel:
                              openid)
                 return
             try:
-                await self.api.send_text(openid, content)
+                await self.api.send_text(openid, content)  # split over TEXT_LIMIT, in order
             except Exception as exc:  # network or API error: logged, nothing else to do
                 logger.error("WeChat customer-service message to %s failed: %s", openid, exc)
 
@@ -452,7 +463,7 @@ class RedisClaims:
     def __init__(self, url: str, seconds: float) -> None:
         import redis.asyncio as redis
 
-        self.redis = redis.from_url(url)
+        self.redis = redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
         self.seconds = max(1, round(seconds))
 
     async def claim(self, key: str) -> bool:
@@ -484,6 +495,10 @@ def wechat_blueprint(runner: TurnRunner, settings: WeChatSettings | None = None,
     redis_url = os.environ.get(REDIS_URL_ENV)
     if redis_url:
         channel.claims = RedisClaims(redis_url, settings.dedupe_seconds)
+        if channel.api is not None and settings.appid:  # one access token for all workers
+            wait = 2 * settings.http_timeout + 5  # a fetch may take two calls
+            channel.api.shared = RedisTokenStore(channel.claims.redis, settings.appid,
+                                                 lock_seconds=wait, wait_seconds=wait)
     bp.ctx.channel = channel
 
     @bp.get("/webhook")
