@@ -297,3 +297,17 @@ async def test_the_packet_is_posted_to_the_webhook_signed(trained_bot: TrainedBo
     packet = json.loads(body)
     assert packet["conversation_id"] == "w1" and packet["version"] == 1
     assert packet["transcript"][0]["text"] == "我的手机号是138****5678"
+
+
+async def test_a_waiting_customer_types_liu_yan_and_leaves_a_ticket(
+        trained_bot: TrainedBot) -> None:
+    """WeChat shows no buttons: the word 留言 does what the page's 留言 button does."""
+    app, agent, service = make(trained_bot)
+    await say(app, "w1", "转人工")
+    replies = await say(app, "w1", "留言")
+    assert "请直接输入您的留言" in replies[0]["text"]
+    assert service.store.latest("w1").status == "leaving"  # type: ignore[union-attr]
+    replies = await say(app, "w1", "卡被锁了，下午三点后联系我")
+    assert "工单#" in replies[0]["text"]
+    assert service.store.tickets()[0].text == "卡被锁了，下午三点后联系我"
+    assert not (await agent.processor.get_tracker("w1")).paused

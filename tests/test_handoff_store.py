@@ -638,3 +638,23 @@ async def test_a_waiting_customer_survives_a_server_restart(trained_bot: Trained
         await service.drain()
     finally:
         await tracker_store.close()
+
+
+def test_workers_starting_together_on_a_new_database_all_get_the_tables(
+        tmp_path: Path) -> None:
+    """`bot run --workers N` on a fresh SQLite file: every worker creates the schema at the
+    same moment; the losers of that race must not fail to start."""
+    url = f"sqlite:///{tmp_path}/fresh.db"
+    gate = threading.Barrier(6)
+
+    def start(_: int) -> HandoffStore:
+        gate.wait()
+        return HandoffStore.from_url(url)
+
+    for _ in range(3):
+        with ThreadPoolExecutor(6) as pool:
+            stores = list(pool.map(start, range(6)))
+        assert all(s.waiting() == [] for s in stores)
+        for s in stores:
+            s.engine.dispose()
+        (tmp_path / "fresh.db").unlink()

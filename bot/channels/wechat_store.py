@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Column, Float, MetaData, String, Table, create_engine, delete, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from bot.errors import BotError
 
@@ -45,7 +46,14 @@ def engine_for(url: str) -> Engine:
 class BindingStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        _metadata.create_all(engine, tables=[BINDINGS])
+        for attempt in range(1, 6):  # workers starting together race to create the table
+            try:
+                _metadata.create_all(engine, tables=[BINDINGS])
+                break
+            except DBAPIError:
+                if attempt == 5:
+                    raise
+                time.sleep(0.05 * attempt)
 
     @classmethod
     def from_url(cls, url: str) -> BindingStore:

@@ -41,6 +41,8 @@ CANCEL_WORDS = frozenset({"取消", "不留言了", "算了"})
 RATING_BUTTONS = [{"title": f"{n}分", "payload": f'/rate_service{{"rating": "{n}"}}'}
                   for n in range(5, 0, -1)]
 LEAVE_BUTTON = {"title": "留言", "payload": LEAVE_MESSAGE}
+LEAVE_WORDS = frozenset({LEAVE_MESSAGE, "留言", "我要留言"})  # typed where there are no buttons
+TELL_STEP = 3  # a push channel hears its new position when it moved up at least this much
 MAX_NOTE_CHARS = 2000
 
 
@@ -258,6 +260,7 @@ class HandoffService:
                     "我们会在工作时间内尽快联系您；如不需要留言，请回复“取消”。")
             return [await self.to_customer(conversation_id, text, live=False)]
         text, position, eta = await self._queue_message(handoff)
+        await self._run(self.store.tell_position, handoff.id, position, True)
         await self.bus.publish(f"conversation:{conversation_id}", "queue",
                                {"status": "waiting", "position": position, "eta_seconds": eta})
         reply = await self.to_customer(conversation_id, text, store=False, live=False)
@@ -299,7 +302,7 @@ class HandoffService:
                                 "at": now}})
             return []
         # waiting
-        if text == LEAVE_MESSAGE:
+        if text in LEAVE_WORDS:
             updated = await self._run(self.store.leave_message, handoff.id)
             if updated is not None:
                 await self.bus.publish("queue", "queue", {"group": handoff.group})
@@ -312,8 +315,11 @@ class HandoffService:
             "conversation_id": conversation,
             "message": {"from": "customer", "text": mask_text(message.text), "at": now}})
         queue_text, position, eta = await self._queue_message(handoff)
+        await self._run(self.store.tell_position, handoff.id, position, True)
         waited = now - handoff.enqueued_at
         can_leave = waited >= self.config.max_wait_seconds
+        if can_leave:
+            await self._run(self.store.tell_leave, handoff.id)
         await self.bus.publish(f"conversation:{conversation}", "queue",
                                {"status": "waiting", "position": position, "eta_seconds": eta,
                                 "can_leave_message": can_leave})
@@ -423,20 +429,44 @@ class HandoffService:
         return done
 
     async def notify_positions(self) -> None:
-        """Tell every waiting customer their place in the queue."""
+        """Tell every waiting customer their place in the queue: on the live page at every
+        change; on a push channel (WeChat's customer-service API, with its quota) only when
+        they become next, moved up at least :data:`TELL_STEP` places since they were last
+        told, or have waited ``max_wait_seconds`` (then once, with the offer to leave a
+        message). The store's conditional updates make one worker the one who pushes."""
         waiting: list[Handoff] = await self._run(self.store.waiting, None, 1000)
         agents: list[AgentAccount] = await self._run(self.store.agents)
         by_group: dict[str, int] = {}
+        now = self.clock()
         for handoff in waiting:
             by_group[handoff.group] = by_group.get(handoff.group, 0) + 1
             position = by_group[handoff.group]
             eta = routing.eta_seconds(position, routing.slots(agents, handoff.group),
                                       self.config.average_handle_seconds)
+            can_leave = now - handoff.enqueued_at >= self.config.max_wait_seconds
             await self.bus.publish(
                 f"conversation:{handoff.conversation_id}", "queue",
                 {"status": "waiting", "position": position, "eta_seconds": eta,
-                 "can_leave_message": self.clock() - handoff.enqueued_at
-                 >= self.config.max_wait_seconds})
+                 "can_leave_message": can_leave})
+            sender = self.senders.get(handoff.channel or "")
+            if sender is not None:
+                await self._tell_by_push(sender, handoff, position, eta, can_leave)
+
+    async def _tell_by_push(self, sender: Sender, handoff: Handoff, position: int, eta: int,
+                            can_leave: bool) -> None:
+        told = handoff.told_position
+        lines: list[str] = []
+        moved = told is None or (position < told and (position == 1
+                                                       or told - position >= TELL_STEP))
+        if moved and await self._run(self.store.tell_position, handoff.id, position):
+            lines.append("您是下一位，客服马上为您接入。" if position == 1 else
+                             f"排队进展：您前面还有{position - 1}位客户，"
+                             f"预计等待约{_minutes(eta)}分钟。")
+        if can_leave and await self._run(self.store.tell_leave, handoff.id):
+            lines.append("您已等待较长时间，回复“留言”即可留言，我们会尽快联系您；"
+                         "也可以继续等待。")
+        if lines:
+            await self._push(sender, handoff.conversation_id, "\n".join(lines))
 
     # -- agents ------------------------------------------------------------------------------
 

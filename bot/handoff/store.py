@@ -34,13 +34,14 @@ from sqlalchemy import (
     create_engine,
     func,
     insert,
+    inspect,
     or_,
     select,
     text,
     update,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from bot.errors import BotError
 
@@ -71,6 +72,10 @@ HANDOFFS = Table(
     Column("rating", Integer),
     Column("preview", Text),  # the customer's last message, masked
     Column("packet", Text),  # the context packet at enqueue time (JSON)
+    # what a customer on a push channel (WeChat) was last told of the queue: their position,
+    # and whether they were offered to leave a message (so several workers tell it once)
+    Column("told_position", Integer),
+    Column("told_leave", Integer),
     Index("ix_handoffs_queue", "status", "group_name", "priority", "enqueued_at"),
 )
 # At most one open handoff per conversation, even when two processes queue it at once.
@@ -139,6 +144,7 @@ class Handoff:
     resolution: str | None = None
     rating: int | None = None
     preview: str | None = None
+    told_position: int | None = None  # what a push-channel customer last heard
 
 
 @dataclass
@@ -209,7 +215,7 @@ def _handoff(row: Any) -> Handoff:
                    m["customer_name"], m["group_name"], m["priority"], m["reason"],
                    m["reason_detail"], m["status"], m["enqueued_at"], m["assigned_at"],
                    m["accepted_at"], m["closed_at"], m["agent"], m["resolution"], m["rating"],
-                   m["preview"])
+                   m["preview"], m["told_position"])
 
 
 def _agent(row: Any) -> AgentAccount:
@@ -218,15 +224,39 @@ def _agent(row: Any) -> AgentAccount:
                         m["status"], m["created_at"], m["last_assigned_at"])
 
 
-_QUEUE_COLUMNS = [c for c in HANDOFFS.c if c.name != "packet"]
+_QUEUE_COLUMNS = [c for c in HANDOFFS.c if c.name not in ("packet", "told_leave")]
 
 
 class HandoffStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine)
-        for index in (OPEN_UNIQUE, SERVING_ORDER):  # also on tables of older versions
-            index.create(engine, checkfirst=True)
+        self._create_schema()
+
+    def _create_schema(self, attempts: int = 5) -> None:
+        """Tables, columns and indexes that are missing. Workers starting together on a new
+        database race to create them: the loser's "already exists" is retried, and then finds
+        them all there."""
+        for attempt in range(1, attempts + 1):
+            try:
+                metadata.create_all(self.engine)
+                self._add_missing_columns()
+                for index in (OPEN_UNIQUE, SERVING_ORDER):  # also on tables of older versions
+                    index.create(self.engine, checkfirst=True)
+                return
+            except DBAPIError:
+                if attempt == attempts:
+                    raise
+                time.sleep(0.05 * attempt)
+
+    def _add_missing_columns(self) -> None:
+        """Columns added since a table was created (``ALTER TABLE … ADD COLUMN``, nullable,
+        so old rows stay valid)."""
+        present = {c["name"] for c in inspect(self.engine).get_columns("handoffs")}
+        for column in ("told_position", "told_leave"):
+            if column in present:
+                continue
+            with self.engine.begin() as conn:  # a race is retried by _create_schema
+                conn.execute(text(f"ALTER TABLE handoffs ADD COLUMN {column} INTEGER"))
 
     @property
     def inline(self) -> bool:
@@ -379,6 +409,27 @@ class HandoffStore:
                      h.id < handoff.id)))
         with self.engine.connect() as conn:
             return int(conn.execute(ahead).scalar_one()) + 1
+
+    def tell_position(self, handoff_id: str, position: int, force: bool = False) -> bool:
+        """Record that a waiting customer was told ``position``; ``True`` when this call
+        changed it, i.e. it is better than what they were last told (or ``force``). The
+        conditional update makes one of several workers the one to tell them."""
+        h = HANDOFFS.c
+        condition = [h.id == handoff_id, h.status == "waiting"]
+        if not force:
+            condition.append(or_(h.told_position.is_(None), h.told_position > position))
+        with self.engine.begin() as conn:
+            return bool(conn.execute(update(HANDOFFS).where(*condition)
+                                     .values(told_position=position)).rowcount)
+
+    def tell_leave(self, handoff_id: str) -> bool:
+        """Record that a waiting customer was offered to leave a message; ``True`` the first
+        time only."""
+        h = HANDOFFS.c
+        with self.engine.begin() as conn:
+            return bool(conn.execute(update(HANDOFFS).where(
+                h.id == handoff_id, h.status == "waiting",
+                or_(h.told_leave.is_(None), h.told_leave == 0)).values(told_leave=1)).rowcount)
 
     def next_waiting(self, groups: Sequence[str]) -> Handoff | None:
         found = self.waiting(groups, limit=1)

@@ -131,6 +131,10 @@ def create_app(agent: Agent, settings: ServerSettings | None = None, *,
         await handoff.drain()
         await handoff.bus.close()
 
+    @app.after_server_stop
+    async def close_runner(app: Sanic[Any, Any]) -> None:
+        await runner.close()  # its Redis client, with BOT_REDIS_URL
+
     if close_stores:
         @app.after_server_stop
         async def close(app: Sanic[Any, Any]) -> None:

@@ -1,14 +1,28 @@
-"""Per-conversation token buckets, in process: ``burst`` messages at once, then
-``per_minute``. With several workers each worker keeps its own buckets (a sender may get up to
-``workers`` times the rate); put a shared limiter in front for a hard cap."""
+"""Per-conversation token buckets: ``burst`` messages at once, then ``per_minute``.
+
+:class:`RateLimiter` keeps its buckets in process (with several workers each worker has its
+own, so a sender may get up to ``workers`` times the rate). :class:`RedisRateLimiter` keeps
+them in Redis (``$BOT_REDIS_URL``), shared by every worker: one atomic script per message,
+and the in-process buckets whenever Redis fails (see :class:`RedisFallback`)."""
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from bot.server.settings import RateLimit
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+logger = logging.getLogger(__name__)
+
+REDIS_URL_ENV = "BOT_REDIS_URL"
+REDIS_PREFIX = "bankbot:"
 
 
 class RateLimiter:
@@ -36,3 +50,111 @@ class RateLimiter:
         while len(self._buckets) > self.max_keys:  # the least recently seen go first
             self._buckets.popitem(last=False)
         return wait
+
+
+def redis_client(url: str) -> Redis:
+    """A client for the shared limiter and retry memory: short timeouts and a single retry,
+    so that a Redis outage costs a turn milliseconds, not the client's default backoff."""
+    import redis.asyncio as redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    client: Redis = redis.from_url(url, decode_responses=True, socket_timeout=0.5,
+                                   socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 1))
+    return client
+
+
+class RedisFallback:
+    """Remembers a Redis failure: for ``pause`` seconds callers skip Redis and use their
+    per-worker state; the outage is logged at most once per ``log_every`` seconds."""
+
+    def __init__(self, pause: float = 5.0, log_every: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.pause = pause
+        self.log_every = log_every
+        self.clock = clock
+        self._down_until = -math.inf
+        self._logged = -math.inf
+        self.failures = 0
+
+    @property
+    def usable(self) -> bool:
+        return self.clock() >= self._down_until
+
+    def failed(self, exc: BaseException) -> None:
+        now = self.clock()
+        self.failures += 1
+        self._down_until = now + self.pause
+        if now - self._logged >= self.log_every:
+            self._logged = now
+            logger.error("Redis unavailable (%s: %s); rate limits and message_id retries are "
+                         "per worker until it answers again (%d failure(s) so far)",
+                         type(exc).__name__, exc, self.failures)
+
+
+# KEYS[1]: the bucket, a hash {t: tokens, s: stamp in seconds}.
+# ARGV: burst, tokens per second, now in seconds ('' = Redis TIME), TTL in ms -> the wait in
+# seconds as a string ("0" when allowed). The TTL is the time a bucket takes to fill up again,
+# after which a missing bucket and a stored one mean the same: idle senders leave nothing.
+_TAKE = """
+local burst = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local state = redis.call('HMGET', KEYS[1], 't', 's')
+local tokens = tonumber(state[1]) or burst
+local stamp = tonumber(state[2]) or now
+if now > stamp then
+  tokens = math.min(burst, tokens + (now - stamp) * rate)
+  stamp = now
+end
+local wait = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+else
+  wait = (1 - tokens) / rate
+end
+redis.call('HSET', KEYS[1], 't', string.format('%.17g', tokens), 's', string.format('%.17g', stamp))
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return string.format('%.17g', wait)
+"""
+
+
+class RedisRateLimiter:
+    """The same buckets as :class:`RateLimiter`, in Redis and shared by every worker.
+
+    ``clock``: seconds, passed to Redis (tests share a fake one between instances); ``None``
+    uses the Redis server's clock, the same for every worker and host. When Redis fails the
+    ``local`` limiter decides (per worker) and ``fallback`` logs it."""
+
+    def __init__(self, limit: RateLimit, client: Redis, *, prefix: str = REDIS_PREFIX,
+                 local: RateLimiter | None = None, fallback: RedisFallback | None = None,
+                 clock: Callable[[], float] | None = None) -> None:
+        self.limit = limit
+        self.client = client
+        self.prefix = f"{prefix}rate:"
+        self.local = local or RateLimiter(limit)
+        self.fallback = fallback or RedisFallback()
+        self.clock = clock
+        self._take: Any = client.register_script(_TAKE)
+        rate = limit.per_minute / 60.0
+        refill = limit.burst / rate if rate > 0 else 0.0
+        self._args: tuple[str, str] = (repr(float(limit.burst)), repr(rate))
+        self._ttl_ms = max(1000, math.ceil((refill + 1.0) * 1000))
+
+    async def acquire(self, key: str) -> float:
+        """Take one token: 0.0 when allowed, else the seconds until a token is available."""
+        if not self.limit.enabled:
+            return 0.0
+        if self.fallback.usable:
+            now = "" if self.clock is None else repr(float(self.clock()))
+            try:
+                wait = await self._take(keys=[self.prefix + key],
+                                        args=[*self._args, now, self._ttl_ms])
+                return float(wait)
+            except Exception as exc:  # never a 500 or a blocked customer because of Redis
+                self.fallback.failed(exc)
+        return self.local.acquire(key)

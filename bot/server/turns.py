@@ -1,12 +1,19 @@
-"""Running customer turns for the channels: limits, metrics, and in-flight bookkeeping so that
-a stopping server lets the turns it has started finish (graceful shutdown)."""
+"""Running customer turns for the channels: limits, metrics, retried messages, and in-flight
+bookkeeping so that a stopping server lets the turns it has started finish (graceful shutdown).
+
+With ``$BOT_REDIS_URL`` the rate limiter and the memory of ``metadata.message_id`` are shared
+by every worker through Redis; without it (or while Redis fails) they are per worker."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import time
+import uuid
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from bot.core import events as ev
@@ -16,14 +23,26 @@ from bot.core.processor import UserMessage
 from bot.core.tracker import LISTEN
 from bot.server.errors import ApiError
 from bot.server.metrics import BotMetrics
-from bot.server.ratelimit import RateLimiter
+from bot.server.ratelimit import (
+    REDIS_PREFIX,
+    REDIS_URL_ENV,
+    RateLimiter,
+    RedisFallback,
+    RedisRateLimiter,
+    redis_client,
+)
 from bot.server.settings import ServerSettings
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
     from bot.handoff.service import HandoffService
 
 logger = logging.getLogger(__name__)
 SEEN_MESSAGE_IDS = 10_000  # replies kept for retried messages (per process)
+REPLIES_SECONDS = 600.0  # how long Redis keeps a message's replies for retries
+CLAIM_SECONDS = 120.0  # a running turn's claim: longer than the lock wait (60 s) and a turn
+Replies = list[dict[str, Any]]
 
 TOO_LONG_TEXT = (
     "您的消息有{length}字，超过了{limit}字的上限，我没有处理这条消息。"
@@ -32,9 +51,107 @@ TOO_LONG_TEXT = (
 HUMAN_BUTTON = {"title": "转人工", "payload": "/request_human"}
 
 
+# KEYS[1]: a message's key. ARGV: claim token, claim lifetime in ms -> nil when this caller
+# has just claimed the message, else the key's value (another claim, or the stored replies).
+_CLAIM = """
+local value = redis.call('GET', KEYS[1])
+if value then return value end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+"""
+
+# KEYS[1]: a message's key. ARGV: claim token -> 1 when the claim was still ours and is gone.
+_FORGET = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+CLAIMED = "~"  # claims start with it; stored replies are a JSON list ("[...")
+
+
+class SharedReplies:
+    """The memory of ``metadata.message_id`` across workers: the first worker to see a
+    (conversation, message_id) claims it in Redis (with a TTL, so a crashed worker's claim
+    frees itself) and stores its replies (JSON, ``keep`` seconds); a retry on any worker waits
+    for them. A failed attempt drops its claim, so the next attempt runs the turn."""
+
+    def __init__(self, client: Redis, *, prefix: str = REDIS_PREFIX,
+                 fallback: RedisFallback | None = None, keep: float = REPLIES_SECONDS,
+                 claim: float = CLAIM_SECONDS, wait: float | None = None) -> None:
+        self.client = client
+        self.prefix = f"{prefix}message:"
+        self.fallback = fallback or RedisFallback()
+        self.keep_ms = max(1, round(keep * 1000))
+        self.claim_ms = max(1, round(claim * 1000))
+        self.wait = claim if wait is None else wait
+        self._claim: Any = client.register_script(_CLAIM)
+        self._forget: Any = client.register_script(_FORGET)
+
+    def key(self, conversation_id: str, message_id: str) -> str:
+        return f"{self.prefix}{len(conversation_id)}:{conversation_id}:{message_id}"
+
+    async def run_once(self, conversation_id: str, message_id: str,
+                       turn: Callable[[], Awaitable[Replies]]) -> Replies:
+        """``turn()``'s replies, or those of whichever worker ran this message first. Without
+        Redis the turn simply runs (the caller's per-worker memory still applies)."""
+        if not self.fallback.usable:
+            return await turn()
+        key = self.key(conversation_id, message_id)
+        token = CLAIMED + uuid.uuid4().hex
+        try:
+            stored = await self._claim_or_wait(key, token, conversation_id, message_id)
+        except ApiError:
+            raise
+        except Exception as exc:  # Redis down: run it here, remembered per worker
+            self.fallback.failed(exc)
+            return await turn()
+        if stored is not None:
+            return stored
+        try:
+            replies = await turn()
+        except BaseException:
+            try:  # the retry runs the turn again (else it waits until the claim expires)
+                await asyncio.shield(self._forget(keys=[key], args=[token]))
+            except Exception as exc:
+                self.fallback.failed(exc)
+            raise
+        try:
+            await self.client.set(key, json.dumps(replies, ensure_ascii=False), px=self.keep_ms)
+        except Exception as exc:  # the customer has the replies; a retry elsewhere waits
+            self.fallback.failed(exc)
+        return replies
+
+    async def _claim_or_wait(self, key: str, token: str, conversation_id: str,
+                             message_id: str) -> Replies | None:
+        """None once this worker holds the claim; the stored replies when the first attempt
+        (on any worker) finished; a 503 when it still runs after ``wait`` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.wait
+        pause = 0.01
+        while True:
+            value = await self._claim(keys=[key], args=[token, self.claim_ms])
+            if value is None:
+                return None
+            if isinstance(value, bytes):
+                value = value.decode("utf-8")
+            if not value.startswith(CLAIMED):
+                replies: Replies = json.loads(value)
+                return replies
+            if loop.time() >= deadline:
+                raise ApiError(503, f"message {message_id!r} of conversation "
+                                    f"{conversation_id!r} is still being processed; "
+                                    "try again shortly", {"Retry-After": "1"})
+            await asyncio.sleep(pause)
+            pause = min(pause * 1.5, 0.1)
+
+
 class TurnRunner:
+    """Runs the channels' turns. ``redis_url`` (default ``$BOT_REDIS_URL``; ``""`` for none)
+    shares the rate limiter and the retry memory between workers."""
+
     def __init__(self, agent: Agent, settings: ServerSettings, metrics: BotMetrics,
-                 handoff: HandoffService | None = None) -> None:
+                 handoff: HandoffService | None = None, *, redis_url: str | None = None,
+                 redis_prefix: str = REDIS_PREFIX) -> None:
         self.agent = agent
         self.settings = settings
         self.metrics = metrics
@@ -44,12 +161,26 @@ class TurnRunner:
         self._seen: OrderedDict[tuple[str, str],
                                 asyncio.Future[list[dict[str, Any]] | None]] = OrderedDict()
         self.limiter = RateLimiter(settings.rate_limit)
+        url = os.environ.get(REDIS_URL_ENV, "") if redis_url is None else redis_url
+        self.redis: Redis | None = redis_client(url) if url else None
+        self.shared_limiter: RedisRateLimiter | None = None
+        self.shared_replies: SharedReplies | None = None
+        if self.redis is not None:
+            fallback = RedisFallback()  # one outage, logged once, for both
+            self.shared_limiter = RedisRateLimiter(settings.rate_limit, self.redis,
+                                                   prefix=redis_prefix, local=self.limiter,
+                                                   fallback=fallback)
+            self.shared_replies = SharedReplies(self.redis, prefix=redis_prefix,
+                                                fallback=fallback)
         self.in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def check_rate(self, conversation_id: str) -> None:
-        wait = self.limiter.acquire(conversation_id)
+    async def check_rate(self, conversation_id: str) -> None:
+        if self.shared_limiter is not None:
+            wait = await self.shared_limiter.acquire(conversation_id)
+        else:
+            wait = self.limiter.acquire(conversation_id)
         if wait > 0:
             raise ApiError(429, f"too many messages in conversation {conversation_id!r}; "
                                 f"wait {wait:.1f} s", {"Retry-After": str(max(1, round(wait)))})
@@ -57,7 +188,8 @@ class TurnRunner:
     async def run(self, message: UserMessage) -> list[dict[str, Any]]:
         """One turn; the bot messages in REST shape. A message over the length limit is not
         processed: the customer is told, and the tracker keeps a truncated copy. A message
-        whose ``metadata.message_id`` was seen already gets the same replies again."""
+        whose ``metadata.message_id`` was seen already gets the same replies again (by any
+        worker, with Redis)."""
         message_id = message.metadata.get("message_id")
         if not (isinstance(message_id, str) and 0 < len(message_id) <= 128):
             return await self._run(message)
@@ -73,7 +205,11 @@ class TurnRunner:
         while len(self._seen) > SEEN_MESSAGE_IDS:
             self._seen.popitem(last=False)
         try:
-            replies = await self._run(message)
+            if self.shared_replies is None:
+                replies = await self._run(message)
+            else:
+                replies = await self.shared_replies.run_once(
+                    message.sender_id, message_id, lambda: self._run(message))
         except BaseException:
             self._seen.pop(key, None)
             done.set_result(None)
@@ -82,7 +218,7 @@ class TurnRunner:
         return replies
 
     async def _run(self, message: UserMessage) -> list[dict[str, Any]]:
-        self.check_rate(message.sender_id)
+        await self.check_rate(message.sender_id)
         self.in_flight += 1
         self._idle.clear()
         try:
@@ -126,3 +262,8 @@ class TurnRunner:
         except TimeoutError:
             return False
         return True
+
+    async def close(self) -> None:
+        """Close the Redis client, if any."""
+        if self.redis is not None:
+            await self.redis.aclose()

@@ -1,0 +1,92 @@
+"""HandoffService's queue updates on a push channel (WeChat): milestones only, once, even
+with several workers on one store. The web page's live updates are in test_handoff_api.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bot.handoff.config import parse
+from bot.handoff.service import HandoffService
+from bot.handoff.store import Handoff, HandoffStore, new_id
+
+CONFIG = parse({"groups": ["账户"], "routing": {"default_group": "账户"},
+                "queue": {"max_wait_seconds": 300, "average_handle_seconds": 240}})
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def worker(url: str, clock: Clock, pushed: list[tuple[str, str]]) -> HandoffService:
+    """One server process's service (the router and queue updates never use the processor)."""
+    processor: Any = None
+    service = HandoffService(CONFIG, HandoffStore.from_url(url), processor, clock=clock)
+
+    async def push(conversation_id: str, text: str) -> None:
+        pushed.append((conversation_id, text))
+
+    service.senders["wechat"] = push
+    return service
+
+
+def queue(store: HandoffStore, conversation: str, channel: str, at: float) -> Handoff:
+    handoff, created = store.enqueue(
+        Handoff(new_id(), conversation, channel, None, None, "账户", 0, "customer_request",
+                None, "waiting", at), {})
+    assert created
+    return handoff
+
+
+async def test_wechat_customers_hear_milestones_once_across_workers(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/q.db"
+    clock = Clock(1000.0)
+    pushed: list[tuple[str, str]] = []
+    first, second = worker(url, clock, pushed), worker(url, clock, pushed)
+    store = first.store
+    for i in range(8):
+        h = queue(store, f"wechat:o{i}", "wechat", at=990.0 + i)
+        store.tell_position(h.id, i + 1, True)  # what the queue reply told them
+    page = queue(store, "web-1", "rest", at=999.5)  # the page has live events, no pushes
+    store.tell_position(page.id, 9, True)
+
+    for service in (first, second):  # nobody moved: nothing to say
+        await service.notify_positions()
+    assert pushed == []
+
+    store.add_agent("alice", "alice-password", ["账户"], capacity=3)
+    store.set_status("alice", "available")
+    assert len(first._assign_some(10)) == 3  # o0, o1, o2 leave the queue
+    for service in (first, second, first):
+        await service.notify_positions()
+    # o3 is next now; o4..o7 moved up 3 places; the web customer never gets a push
+    assert sorted(pushed) == sorted([
+        ("wechat:o3", "您是下一位，客服马上为您接入。"),
+        # position i - 2 of a group with 3 chat slots: (i - 2) × 240 s / 3
+        *[(f"wechat:o{i}", f"排队进展：您前面还有{i - 3}位客户，预计等待约"
+                           f"{max(1, round((i - 2) * 80 / 60))}分钟。") for i in range(4, 8)],
+    ])
+    pushed.clear()
+
+    store.close(store.open_for_agent("alice")[0].id, "alice", "resolved", 1001.0)
+    assert len(first._assign_some(10)) == 1  # o3 is served; the rest move up one place
+    for service in (second, first):
+        await service.notify_positions()
+    assert pushed == [("wechat:o4", "您是下一位，客服马上为您接入。")]  # 1 place: only the new next
+    pushed.clear()
+
+    clock.now = 990.0 + 5 + 300  # o5 (queued at 995) has now waited max_wait_seconds
+    for service in (first, second):
+        await service.notify_positions()
+    offers = [c for c, text in pushed if "回复“留言”" in text]
+    assert sorted(offers) == ["wechat:o4", "wechat:o5"]  # o6 and o7 came later
+    assert all(c != "web-1" for c, _ in pushed)
+    pushed.clear()
+    for service in (first, second):
+        await service.notify_positions()
+    assert pushed == []  # each offer once
+
