@@ -311,3 +311,16 @@ async def test_a_waiting_customer_types_liu_yan_and_leaves_a_ticket(
     assert "工单#" in replies[0]["text"]
     assert service.store.tickets()[0].text == "卡被锁了，下午三点后联系我"
     assert not (await agent.processor.get_tracker("w1")).paused
+
+
+async def test_asking_for_a_person_while_giving_a_phone_number_hands_off_masked(
+        trained_bot: TrainedBot) -> None:
+    """Details and the request in one message: the request wins, the number is masked."""
+    app, agent, service = make(trained_bot)
+    replies = await say(app, "p1", "我的手机号13812345678，帮我转人工")
+    assert any("转接人工" in (m.get("text") or "") for m in replies)
+    handoff = service.store.latest("p1")
+    assert handoff is not None and handoff.reason == "customer_request"
+    assert handoff.preview is not None and "13812345678" not in handoff.preview
+    assert "138****5678" in handoff.preview
+    assert (await agent.processor.get_tracker("p1")).paused
