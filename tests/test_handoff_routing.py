@@ -286,3 +286,21 @@ def test_assign_some_stops_at_its_limit_and_copes_with_a_rival_router(tmp_path: 
     mine.store.loads = original_loads  # type: ignore[method-assign]
     assert len(stale) == 1 and mine.store.loads() == {"alice": 4}
     assert len(mine.store.waiting()) == 2
+
+
+def test_available_agents_come_with_their_loads_in_one_read() -> None:
+    store = HandoffStore.from_url("sqlite://")
+    available(store, "alice", ["账户"], capacity=3)
+    available(store, "bob", ["账户"], capacity=2)
+    store.add_agent("carol", "carol-password", ["账户"])  # away: not available
+    for i in range(3):
+        enqueue(store, f"c{i}", "账户", at=float(i))
+    first, second, third = store.waiting()
+    store.assign(first.id, "alice", 1.0)
+    store.accept(second.id, "alice", 2.0)
+    store.assign(third.id, "bob", 3.0)
+    store.close(third.id, "bob", "resolved", 4.0)  # closed: no longer a load
+    agents, loads = store.available_with_loads()
+    assert [a.username for a in agents] == ["alice", "bob"]
+    assert loads == {"alice": 2}
+    assert loads == {k: v for k, v in store.loads().items() if k in ("alice", "bob")}

@@ -400,10 +400,9 @@ class HandoffService:
         every assignment, so a stale count can only cost a refused attempt. When another
         process took the conversation or the agent filled up, the loads are read again."""
         store = self.store
-        available = [a for a in store.agents() if a.status == "available"]
+        available, loads = store.available_with_loads()
         if not available:
             return []
-        loads = store.loads()
         done: list[Handoff] = []
         misses = 0
         while len(done) < limit and misses < attempts:

@@ -335,6 +335,20 @@ class HandoffStore:
                 .group_by(HANDOFFS.c.agent)).all()
         return {str(agent): int(n) for agent, n in rows if agent}
 
+    def available_with_loads(self) -> tuple[list[AgentAccount], dict[str, int]]:
+        """The available agents and their open conversations, in one query (what the router
+        reads before assigning)."""
+        counts = (select(HANDOFFS.c.agent, func.count().label("n"))
+                  .where(HANDOFFS.c.status.in_(BUSY)).group_by(HANDOFFS.c.agent).subquery())
+        query = (select(AGENTS, func.coalesce(counts.c.n, 0).label("load"))
+                 .outerjoin(counts, counts.c.agent == AGENTS.c.username)
+                 .where(AGENTS.c.status == "available").order_by(AGENTS.c.username))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        agents = [_agent(r) for r in rows]
+        return agents, {a.username: int(r.load) for a, r in zip(agents, rows, strict=True)
+                        if r.load}
+
     # -- the queue -------------------------------------------------------------------------
 
     def enqueue(self, handoff: Handoff, packet: dict[str, Any]) -> tuple[Handoff, bool]:
