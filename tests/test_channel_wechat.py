@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlparse
 import jwt
 import pytest
 import yaml
+from backends import REDIS_URL, redis_problem
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from test_server_project import TrainedBot, new_agent, trained_bot
 
@@ -541,23 +542,15 @@ async def test_an_agents_reply_reaches_the_wechat_user(
     assert "您好，我是客服小王" in texts
 
 
-def redis_url_or_skip() -> str:
-    import redis
-
-    url = "redis://127.0.0.1:6379/0"
-    try:
-        redis.from_url(url, socket_connect_timeout=1).ping()
-    except redis.RedisError as exc:
-        pytest.skip(f"Redis is not reachable at {url}: {exc}")
-    return url
-
-
 async def test_a_retry_on_another_worker_runs_no_second_turn(
         trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two workers (two apps over one tracker store) share MsgId claims through Redis."""
     import random
 
-    monkeypatch.setenv("BOT_REDIS_URL", redis_url_or_skip())
+    problem = redis_problem()
+    if problem:
+        pytest.skip(problem)
+    monkeypatch.setenv("BOT_REDIS_URL", REDIS_URL)
     agent = new_agent(trained_bot)
     first_worker = make_app(trained_bot, tmp_path, monkeypatch, agent)
     second_worker = make_app(trained_bot, tmp_path, monkeypatch, agent)

@@ -5,31 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from backends import REDIS_URL, redis_problem
 
 from bot.handoff import bus as bus_module
 from bot.handoff.bus import Event, LocalBus, RedisBus
-
-REDIS_URL = os.environ.get("BOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-_probed: dict[str, str | None] = {}
-
-
-def redis_problem() -> str | None:
-    if "redis" not in _probed:
-        import redis
-
-        try:
-            client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-            client.ping()
-            client.close()
-            _probed["redis"] = None
-        except Exception as exc:
-            _probed["redis"] = f"Redis not reachable at {REDIS_URL}: {exc}"
-    return _probed["redis"]
 
 
 def drain(queue: asyncio.Queue[Event]) -> list[Event]:

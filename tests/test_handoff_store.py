@@ -5,7 +5,6 @@ and through the server."""
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,6 +14,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from backends import pg_problem, pg_url
 from test_server_project import TrainedBot, new_agent, trained_bot
 
 from bot.core.tracker_store import SQLTrackerStore
@@ -33,35 +33,6 @@ from bot.handoff.store import (
 from bot.server import create_app
 
 __all__ = ["trained_bot"]
-PG_URL = os.environ.get("BOT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-_probed: dict[str, str | None] = {}
-
-
-def pg_problem() -> str | None:
-    """None when PostgreSQL answers at PG_URL (user postgres, else root), else why not."""
-    global PG_URL
-    if "pg" not in _probed:
-        problems = []
-        candidates = [PG_URL]
-        if "BOT_TEST_PG_URL" not in os.environ:
-            candidates.append("postgresql+psycopg://root@127.0.0.1:5432/test")
-        for url in candidates:
-            try:
-                engine = sa.create_engine(url, connect_args={"connect_timeout": 2})
-                with engine.connect() as conn:
-                    conn.execute(sa.text("SELECT 1"))
-                engine.dispose()
-            except Exception as exc:
-                problems.append(f"{url}: {str(exc).splitlines()[0]}")
-                continue
-            PG_URL = url
-            _probed["pg"] = None
-            break
-        else:
-            _probed["pg"] = "PostgreSQL not reachable: " + "; ".join(problems)
-    return _probed["pg"]
-
-
 @pytest.fixture(params=["sqlite-memory", "sqlite-file", "postgresql"])
 def backend(request: pytest.FixtureRequest) -> Iterator[str]:
     yield request.param
@@ -76,7 +47,7 @@ def make_store(backend: str, tmp_path: Path) -> Iterator[Callable[[], HandoffSto
         problem = pg_problem()
         if problem:
             pytest.skip(problem)
-        admin = sa.create_engine(PG_URL)
+        admin = sa.create_engine(pg_url())
         with admin.begin() as conn:
             conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     memory: list[HandoffStore] = []
@@ -90,7 +61,7 @@ def make_store(backend: str, tmp_path: Path) -> Iterator[Callable[[], HandoffSto
             store = HandoffStore.from_url(f"sqlite:///{tmp_path / 'data' / 'handoff.db'}")
         else:
             store = HandoffStore(sa.create_engine(
-                PG_URL, connect_args={"options": f"-csearch_path={schema}"}))
+                pg_url(), connect_args={"options": f"-csearch_path={schema}"}))
         engines.append(store.engine)
         return store
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import sys
 import uuid
 from collections import defaultdict
@@ -18,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from backends import REDIS_URL, redis_problem
 
 from bot.core.lock_store import (
     REDIS_URL_ENV,
@@ -29,25 +29,7 @@ from bot.core.lock_store import (
 )
 from bot.errors import BotError, ConfigError
 
-REDIS_URL = os.environ.get("BOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 ROOT = Path(__file__).resolve().parents[1]
-
-_redis_problem: list[str | None] = []
-
-
-def _probe_redis() -> str | None:
-    if not _redis_problem:
-        import redis
-
-        try:
-            client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-            client.ping()
-            client.close()
-            _redis_problem.append(None)
-        except Exception as exc:
-            _redis_problem.append(f"Redis not reachable at {REDIS_URL}: {exc}")
-    return _redis_problem[0]
-
 
 @pytest.fixture
 def key_prefix() -> str:
@@ -68,7 +50,7 @@ async def _clean_up(stores: list[RedisLockStore], key_prefix: str) -> None:
 @pytest.fixture
 async def redis_factory(key_prefix: str) -> AsyncIterator[Callable[..., RedisLockStore]]:
     """Makes RedisLockStores (one per simulated process) sharing a fresh key prefix."""
-    reason = _probe_redis()
+    reason = redis_problem()
     if reason:
         pytest.skip(reason)
     stores: list[RedisLockStore] = []
@@ -93,7 +75,7 @@ async def store(request: pytest.FixtureRequest, key_prefix: str) -> AsyncIterato
     if request.param == "memory":
         yield InMemoryLockStore()
         return
-    reason = _probe_redis()
+    reason = redis_problem()
     if reason:
         pytest.skip(reason)
     redis_store = RedisLockStore(REDIS_URL, key_prefix=key_prefix)

@@ -9,33 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from backends import REDIS_URL, redis_problem
 
 from bot.server.ratelimit import RateLimiter, RedisFallback, RedisRateLimiter, redis_client
 from bot.server.settings import RateLimit
 
-REDIS_URL = os.environ.get("BOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 DOWN_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
-_probed: list[str | None] = []
-
-
-def redis_problem() -> str | None:
-    if not _probed:
-        import redis
-
-        try:
-            client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-            client.ping()
-            client.close()
-            _probed.append(None)
-        except Exception as exc:
-            _probed.append(f"Redis not reachable at {REDIS_URL}: {exc}")
-    return _probed[0]
 
 
 class Clock:

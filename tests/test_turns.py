@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from backends import REDIS_URL, redis_problem
 
 from bot.core.agent import Agent
 from bot.core.processor import MessageProcessor, TurnResult, UserMessage
@@ -25,9 +25,7 @@ from bot.server.ratelimit import redis_client
 from bot.server.settings import RateLimit, ServerSettings
 from bot.server.turns import CLAIMED, TurnRunner
 
-REDIS_URL = os.environ.get("BOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 DOWN_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
-_probed: list[str | None] = []
 
 DOMAIN = """
 version: "3.1"
@@ -43,20 +41,6 @@ rules:
   - intent: greet
   - action: utter_greet
 """
-
-
-def redis_problem() -> str | None:
-    if not _probed:
-        import redis
-
-        try:
-            client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-            client.ping()
-            client.close()
-            _probed.append(None)
-        except Exception as exc:
-            _probed.append(f"Redis not reachable at {REDIS_URL}: {exc}")
-    return _probed[0]
 
 
 class Worker:

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from backends import REDIS_URL, redis_problem
 from test_channel_wechat import (
     APPID,
     LONG_ANSWER,
@@ -18,7 +19,6 @@ from test_channel_wechat import (
     FakeWeChat,
     closed_port,
     fake_wechat,
-    redis_url_or_skip,
 )
 
 from bot.channels.wechat_api import (
@@ -139,10 +139,12 @@ async def token_prefix() -> AsyncIterator[str]:
     """A key prefix of this test's own in the real Redis; its keys are deleted after."""
     import redis.asyncio as redis
 
-    url = redis_url_or_skip()
+    problem = redis_problem()
+    if problem:
+        pytest.skip(problem)
     prefix = f"test:bankbot:wechat:token:{uuid.uuid4().hex}:"
     yield prefix
-    client = redis.from_url(url)
+    client = redis.from_url(REDIS_URL)
     keys = [key async for key in client.scan_iter(match=prefix + "*")]
     if keys:
         await client.delete(*keys)
@@ -151,7 +153,7 @@ async def token_prefix() -> AsyncIterator[str]:
 
 def worker(fake: FakeWeChat, prefix: str) -> WeChatApi:
     """One worker process's API: its own Redis connection, the shared key."""
-    shared = RedisTokenStore.from_url("redis://127.0.0.1:6379/0", APPID, prefix=prefix,
+    shared = RedisTokenStore.from_url(REDIS_URL, APPID, prefix=prefix,
                                       poll_seconds=0.01)
     return api_for(fake, shared=shared)
 
@@ -196,7 +198,7 @@ async def test_a_refused_token_is_replaced_in_redis_for_every_worker(
 
 
 async def test_a_stale_worker_does_not_overwrite_a_fresher_token(token_prefix: str) -> None:
-    store = RedisTokenStore.from_url("redis://127.0.0.1:6379/0", APPID, prefix=token_prefix)
+    store = RedisTokenStore.from_url(REDIS_URL, APPID, prefix=token_prefix)
     assert await store.replace(None, "TOKEN-1", 60)
     assert not await store.replace(None, "TOKEN-0", 60)  # it expected no token at all
     assert await store.replace("TOKEN-1", "TOKEN-2", 60)

@@ -238,8 +238,13 @@ class _Checkpointer:
         self._wake = threading.Event()
         self._stopping = False
         self._count = 0
+        self.completed = 0  # checkpoints done (for tests and diagnostics)
         self._thread = threading.Thread(target=self._run, name="tracker-checkpoint", daemon=True)
         self._thread.start()
+
+    def request(self) -> None:
+        """Checkpoint now rather than after the next :data:`CHECKPOINT_EVERY` appends."""
+        self._wake.set()
 
     def appended(self) -> None:
         self._count += 1
@@ -265,6 +270,7 @@ class _Checkpointer:
                 cursor = raw.cursor()
                 self._checkpoint(cursor)
                 cursor.close()
+                self.completed += 1
             except Exception as exc:  # retried next time with a new connection
                 logger.warning("WAL checkpoint failed: %s", exc)
                 with contextlib.suppress(Exception):
