@@ -14,11 +14,24 @@ _CARD_GROUPED = re.compile(r"(?<!\d)(\d{4}([ -])\d{4}\2\d{4}\2)(\d{4})(?!\d)")
 _PHONE = re.compile(r"(?<!\d)((?:\+?86[ -]?)?1[3-9]\d)([ -]?)\d{4}([ -]?)(\d{4})(?!\d)")
 
 PERSONAL_ENTITIES = frozenset({"phone", "id_number"})
+# Chinese input methods often type full-width digits (１３８…): masked as the ASCII ones.
+_FULL_WIDTH = {0xFF10 + n: str(n) for n in range(10)} | {0xFF38: "X", 0xFF58: "x", 0xFF0B: "+",
+                                                         0xFF0D: "-", 0x3000: " "}
+_HAS_FULL_WIDTH = re.compile("[\uff10-\uff19]")
 
 
 def mask_text(text: str) -> str:
     """``110101199003077758`` → ``110101********7758``; ``13812345678`` → ``138****5678``;
-    a 16-19 digit card number → ``************1234``."""
+    a 16-19 digit card number → ``************1234``. Full-width digits count as digits (the
+    masked text shows them half-width)."""
+    if _HAS_FULL_WIDTH.search(text):
+        half = text.translate(_FULL_WIDTH)
+        masked = _mask(half)
+        return text if masked == half else masked  # nothing personal: left as typed
+    return _mask(text)
+
+
+def _mask(text: str) -> str:
     text = _ID_NUMBER.sub(lambda m: m.group(1) + "*" * 8 + m.group(2), text)
     text = _CARD.sub(lambda m: "*" * (len(m.group(0)) - 4) + m.group(1), text)
     text = _CARD_GROUPED.sub(lambda m: re.sub(r"\d", "*", m.group(1)) + m.group(3), text)

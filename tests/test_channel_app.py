@@ -94,6 +94,10 @@ def _rsa_pair() -> tuple[str, str]:
     (lambda: jwt.encode({"sub": "C1001", "exp": int(time.time()) + 60}, _rsa_pair()[0],
                         algorithm="RS256"), "algorithm 'RS256' is not accepted"),
     (lambda: "not.a.token", "malformed token"),
+    # an agent console token signed with the same secret (if someone set both alike)
+    (lambda: jwt.encode({"sub": "alice", "typ": "agent", "role": "agent",
+                         "exp": int(time.time()) + 60}, SECRET, algorithm="HS256"),
+     "agent console token"),
 ])
 async def test_bad_tokens_are_401_with_a_clear_message(trained_bot: TrainedBot,
                                                        settings: ServerSettings, make: object,
@@ -185,3 +189,20 @@ def test_token_command(trained_bot: TrainedBot, capsys: pytest.CaptureFixture[st
     monkeypatch.setenv("BOT_ENV", "production")
     with pytest.raises(BotError, match="development secret"):
         args.handler(args)
+
+
+@pytest.mark.parametrize("raw", [b"Bearer \xff\xfe", b"Bearer \xe4\xb8\xad\xe6\x96\x87",
+                                 b"Bearer eyJ\xff.eyJ.sig"])
+def test_a_token_of_non_ascii_bytes_is_401_not_500(trained_bot: TrainedBot,
+                                                   settings: ServerSettings,
+                                                   raw: bytes) -> None:
+    """Header bytes that are not UTF-8 reach the handler as lone surrogates (real HTTP, not
+    ASGI): still a 401 naming the problem."""
+    app = create_app(new_agent(trained_bot), settings)
+    _, response = app.test_client.post(URL, json={"sender": "x", "message": "你好"},
+                                       headers={"Authorization": raw})
+    assert response.status == 401, response.text
+    assert "malformed token" in response.json["error"]
+    _, response = app.test_client.post(URL, json={"message": "你好"},
+                                       headers=bearer(token()))
+    assert response.status == 200

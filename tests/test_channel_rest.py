@@ -48,6 +48,15 @@ async def test_rest_is_anonymous_and_cannot_pose_as_a_customer(trained_bot: Trai
     _, response = await app.asgi_client.post(URL, json={"sender": "customer:C1001",
                                                         "message": "你好"})
     assert response.status == 400 and "reserved" in response.json["error"]
+    # nor by looking like one to a person reading the agent console
+    for sender in (" customer:C1001", "Customer:C1001", "\u200bcustomer:C1001",
+                   "ｃｕｓｔｏｍｅｒ：C1001", "WeChat:oUSER", "\u202ewechat:oUSER"):
+        _, response = await app.asgi_client.post(URL, json={"sender": sender,
+                                                            "message": "你好"})
+        assert response.status == 400 and "reserved" in response.json["error"], sender
+    _, response = await app.asgi_client.post(URL, json={"sender": "customers-club-7",
+                                                        "message": "你好"})
+    assert response.status == 200
 
 
 async def test_stream_writes_one_json_message_per_line(trained_bot: TrainedBot) -> None:
@@ -78,6 +87,11 @@ BAD: list[tuple[Any, str]] = [
     ({"sender": "b1", "message": "你好", "metadata": "x"}, "field 'metadata' must be an object"),
     ({"sender": "x" * 256, "message": "你好"}, "longer than 255"),
     (b"[" * 100_000 + b"]" * 100_000, "request body is larger"),
+    # not JSON (RFC 8259), though Python's parser takes them: stored events must stay JSON
+    (b'{"sender": "b1", "message": "hi", "metadata": {"x": NaN}}', "NaN"),
+    (b'{"sender": "b1", "message": "hi", "metadata": {"x": -Infinity}}', "-Infinity"),
+    (b'{"sender": "b1", "message": "hi", "metadata": {"x": 1e999}}', "1e999"),
+    (b'{"sender": "b1", "message": "hi", "metadata": {"x": 1' + b"0" * 5000 + b"}}", "digits"),
 ]
 
 
@@ -157,3 +171,16 @@ def test_rate_limiter_refills() -> None:
     assert limiter.acquire("a") == pytest.approx(1.0)
     now[0] = 1.0
     assert limiter.acquire("a") == 0.0
+
+
+async def test_retry_after_is_never_shorter_than_the_wait(trained_bot: TrainedBot) -> None:
+    """24 a minute: the second message waits 2.5 s; Retry-After must not say 2 (a client
+    honouring it would be refused again)."""
+    settings = ServerSettings(rate_limit=RateLimit(per_minute=24, burst=1))
+    app = create_app(new_agent(trained_bot), settings)
+    _, response = await app.asgi_client.post(URL, json={"sender": "q3", "message": "你好"})
+    assert response.status == 200
+    _, response = await app.asgi_client.post(URL, json={"sender": "q3", "message": "你好"})
+    assert response.status == 429
+    assert "wait 2.5 s" in response.json["error"]
+    assert int(response.headers["retry-after"]) == 3

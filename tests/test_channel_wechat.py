@@ -328,6 +328,53 @@ async def test_forged_post_is_403_and_not_processed(trained_bot: TrainedBot, tmp
     assert response.status == 403
     assert "bad signature" in caplog.text
     assert not await agent.processor.tracker_store.exists(f"wechat:{OPENID}")
+    _, response = await app.asgi_client.get("/metrics")  # a documented kind, not "client"
+    assert 'bot_errors_total{kind="forbidden"} 2.0' in response.text
+
+
+@pytest.mark.parametrize("query", [
+    "timestamp=1714036504&nonce=1514711492&signature=%E7%AD%BE%E5%90%8D",  # 签名
+    "timestamp=1714036504&nonce=1514711492&signature=%ff",
+    "timestamp=%ed%a0%80&nonce=%ff&signature=" + "0" * 40,
+    "timestamp=1714036504&nonce=1514711492&signature=" + "0" * 40 + "&encrypt_type=aes"
+    "&msg_signature=%E7%AD%BE",
+])
+async def test_non_ascii_signatures_are_403_not_500(trained_bot: TrainedBot, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    query: str) -> None:
+    app = make_app(trained_bot, tmp_path, monkeypatch)
+    _, response = await app.asgi_client.post(f"{URL}?{query}", content=text_xml("你好"))
+    assert response.status == 403 and "signature" in response.json["error"]
+    _, response = await app.asgi_client.get(f"{URL}?{query}&echostr=x")
+    assert response.status == 403
+    _, response = await app.asgi_client.post(signed(), content=text_xml("你好", "6101"))
+    assert response.status == 200
+
+
+async def test_safe_mode_non_ascii_msg_signature_is_403(
+        trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = make_app(trained_bot, tmp_path, monkeypatch)
+    body = f"<xml><ToUserName>gh_bank</ToUserName><Encrypt>{aes_encrypt('x')}</Encrypt></xml>"
+    _, response = await app.asgi_client.post(
+        signed(encrypt_type="aes", msg_signature="%E7%AD%BE"), content=body.encode())
+    assert response.status == 403 and "msg_signature" in response.json["error"]
+
+
+async def test_a_non_ascii_digit_is_a_message_not_a_500(
+        trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """'²' and '①' are str.isdigit() but not int(); '４' (full width) presses button 4."""
+    agent = new_agent(trained_bot)
+    app = make_app(trained_bot, tmp_path, monkeypatch, agent)
+    _, response = await app.asgi_client.post(signed(), content=text_xml("你好", "6201"))
+    assert "4. 转人工" in reply_fields(response.text)["Content"]
+    for n, digit in enumerate(["²", "①"]):
+        _, response = await app.asgi_client.post(signed(), content=text_xml(digit, f"620{n + 2}"))
+        assert response.status == 200, response.text
+    _, response = await app.asgi_client.post(signed(), content=text_xml("你好", "6204"))
+    _, response = await app.asgi_client.post(signed(), content=text_xml("４", "6205"))
+    assert response.status == 200
+    tracker = await agent.processor.get_tracker(f"wechat:{OPENID}")
+    assert tracker.latest_message["intent"]["name"] == "request_human"
 
 
 async def test_plain_text_message_gets_a_passive_xml_reply(
@@ -498,6 +545,11 @@ BAD_XML = [
      b"<xml><Content>&b;</Content></xml>", 400),
     (b"<xml><MsgType>text</MsgType><Content>hi</Content></xml>", 400),  # no FromUserName
     (b"\xff\xfe<xml>", 400),
+    # the DOCTYPE refusal holds in any encoding the XML declaration names
+    (('<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE x [<!ENTITY a "b">]><xml>'
+     f"<FromUserName>{OPENID}</FromUserName><MsgType>text</MsgType><Content>&a;</Content>"
+     "</xml>").encode("utf-16"), 400),
+    (b'<?xml version="1.0" encoding="UTF-7"?>+ADw-!DOCTYPE x+AD4-<xml/>', 400),
     (b"<xml>" + b"<a>x</a>" * 4000 + b"</xml>", 413),
     (b"<xml>" + b"x" * 200_000 + b"</xml>", 413),
 ]
@@ -567,6 +619,36 @@ async def test_a_retry_on_another_worker_runs_no_second_turn(
         assert api.shared.key == f"bankbot:wechat:token:{APPID}"
         assert api.shared.redis is claims.redis  # one connection pool per worker
         await channel_of(app).close()
+
+
+async def test_with_redis_a_retry_after_a_failed_turn_runs_it(
+        trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first attempt that failed forgets its MsgId (WeChat's retry should try again): its
+    Redis claim must go too, or the retry is answered "success" and the message is lost."""
+    import random
+
+    problem = redis_problem()
+    if problem:
+        pytest.skip(problem)
+    monkeypatch.setenv("BOT_REDIS_URL", REDIS_URL)
+    app = make_app(trained_bot, tmp_path, monkeypatch)
+    channel = channel_of(app)
+    calls: list[str] = []
+
+    async def flaky(message: Any) -> list[dict[str, Any]]:
+        calls.append(message.text)
+        if len(calls) == 1:
+            raise RuntimeError("the database went away for a moment")
+        return [{"recipient_id": message.sender_id, "text": "您好"}]
+
+    monkeypatch.setattr(channel.runner, "run", flaky)
+    msg_id = str(random.randrange(10**15, 10**16))
+    _, first = await app.asgi_client.post(signed(), content=text_xml("你好", msg_id))
+    assert first.status == 500
+    _, retry = await app.asgi_client.post(signed(), content=text_xml("你好", msg_id))
+    assert retry.status == 200 and reply_fields(retry.text)["Content"] == "您好"
+    assert calls == ["你好", "你好"]
+    await channel.close()
 
 
 def assert_parts_of(fake: FakeWeChat, answer: str) -> None:

@@ -324,3 +324,111 @@ async def test_asking_for_a_person_while_giving_a_phone_number_hands_off_masked(
     assert handoff.preview is not None and "13812345678" not in handoff.preview
     assert "138****5678" in handoff.preview
     assert (await agent.processor.get_tracker("p1")).paused
+
+
+@pytest.mark.parametrize("after", ["²", "9" * 5000, "-1", "1.5"])
+async def test_an_after_that_is_not_a_plain_number_is_400(trained_bot: TrainedBot,
+                                                           after: str) -> None:
+    """'²' passes str.isdigit() but not int(); 5,000 digits exceed int()'s limit: both were
+    500s."""
+    app, _agent, _service = make(trained_bot)
+    await say(app, "n1", "转人工")
+    alice = await login(app, "alice")
+    _, response = await app.asgi_client.get("/agent/conversations/n1/messages",
+                                             params={"after": after}, headers=alice)
+    assert response.status == 400 and "'after'" in response.json["error"]
+
+
+async def test_going_away_returns_reserved_conversations_to_the_queue(
+        trained_bot: TrainedBot) -> None:
+    """A reservation (assigned, not accepted) of an agent who goes away or logs out must not
+    keep the customer waiting for nobody: it goes back to the queue for someone else."""
+    app, _agent, service = make(trained_bot, {**CONFIG, "queue": {"auto_assign": True}})
+    alice = await login(app, "alice")
+    await say(app, "r1", "转人工")
+    await service.drain()
+    assert service.store.latest("r1").status == "assigned"  # type: ignore[union-attr]
+    _, me = await app.asgi_client.post("/agent/status", headers=alice, json={"status": "away"})
+    assert me.status == 200 and me.json["load"] == 0
+    await service.drain()
+    handoff = service.store.latest("r1")
+    assert handoff is not None and handoff.status == "waiting" and handoff.agent is None
+    await login(app, "sue")  # available: the router gives it to her
+    await service.drain()
+    assert service.store.latest("r1").agent == "sue"  # type: ignore[union-attr]
+    assert "release" in [e["action"] for e in service.store.audit_log("r1")]
+
+
+async def test_a_supervisor_closing_tells_the_agent_who_handled_it(
+        trained_bot: TrainedBot) -> None:
+    app, _agent, service = make(trained_bot)
+    await say(app, "sc1", "转人工")
+    alice, sue = await login(app, "alice"), await login(app, "sue")
+    await app.asgi_client.post("/agent/conversations/sc1/accept", headers=alice)
+    async with service.bus.subscribe(["agent:alice"]) as events:
+        _, closed = await app.asgi_client.post("/agent/conversations/sc1/close", headers=sue,
+                                               json={"resolution": "resolved"})
+        assert closed.status == 200
+        seen = [events.get_nowait() for _ in range(events.qsize())]
+    assert ("closed", {"conversation_id": "sc1"}) in seen
+
+
+async def test_the_customer_page_hears_about_reservations_and_transfers(
+        trained_bot: TrainedBot) -> None:
+    """The page knows only waiting/active/closed: a reserved conversation is still waiting
+    (it was 'assigned', which hid the status line), and a transfer puts it back in line."""
+    app, _agent, service = make(trained_bot, {**CONFIG, "queue": {"auto_assign": True}})
+    alice = await login(app, "alice")
+    await say(app, "cp1", "转人工")
+    await service.drain()
+    assert service.store.latest("cp1").status == "assigned"  # type: ignore[union-attr]
+    status = await service.customer_status("cp1")
+    assert status is not None and status["status"] == "waiting"
+    await app.asgi_client.post("/agent/conversations/cp1/accept", headers=alice)
+    assert (await service.customer_status("cp1") or {})["status"] == "active"
+    async with service.bus.subscribe(["conversation:cp1"]) as events:
+        _, moved = await app.asgi_client.post("/agent/conversations/cp1/transfer",
+                                              headers=alice, json={"group": "信用卡"})
+        assert moved.status == 200
+        seen = [events.get_nowait() for _ in range(events.qsize())]
+    queue_updates = [data for kind, data in seen if kind == "queue"]
+    assert queue_updates and queue_updates[-1]["status"] == "waiting"
+
+
+async def test_an_agent_cannot_transfer_a_conversation_someone_took_meanwhile(
+        trained_bot: TrainedBot) -> None:
+    """alice saw it waiting in her group; bob's colleague accepted it before her transfer
+    arrived: the transfer must not pull it out of the other agent's hands."""
+    app, _agent, service = make(trained_bot)
+    service.store.add_agent("carol", "carol-password", ["账户"])
+    await say(app, "tr1", "转人工")
+    alice, carol = await login(app, "alice"), await login(app, "carol")
+    stale = service.store.latest("tr1")
+    _, accepted = await app.asgi_client.post("/agent/conversations/tr1/accept", headers=carol)
+    assert accepted.status == 200
+
+    async def as_seen_before(conversation_id: str) -> Any:
+        return stale
+
+    service.store_latest = as_seen_before  # type: ignore[method-assign]
+    _, moved = await app.asgi_client.post("/agent/conversations/tr1/transfer", headers=alice,
+                                          json={"group": "信用卡"})
+    assert moved.status == 409
+    handoff = service.store.latest("tr1")
+    assert handoff is not None and handoff.status == "active" and handoff.agent == "carol"
+
+
+async def test_pressing_liu_yan_again_is_not_the_message(trained_bot: TrainedBot) -> None:
+    """The page's 留言 chip stays on screen after the first press: a second press (or an old
+    button) must not become a ticket reading '/leave_message' and end the handoff."""
+    app, _agent, service = make(trained_bot)
+    await say(app, "lm1", "转人工")
+    await say(app, "lm1", "/leave_message")
+    for press in ("/leave_message", "留言", "/request_human"):
+        replies = await say(app, "lm1", press)
+        assert "请直接输入您的留言" in replies[0]["text"]
+    assert service.store.tickets() == []
+    assert service.store.latest("lm1").status == "leaving"  # type: ignore[union-attr]
+    replies = await say(app, "lm1", "请下午联系我")
+    assert "工单#" in replies[0]["text"]
+    assert [t.text for t in service.store.tickets()] == ["请下午联系我"]

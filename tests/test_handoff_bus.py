@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
+import socket
+import subprocess
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from backends import REDIS_URL, redis_problem
@@ -153,3 +157,47 @@ async def test_redis_bus_delivers_locally_when_redis_is_down() -> None:
             assert drain(queue) == [("queue", {"group": "账户"})]
     finally:
         await bus.close()
+
+
+@pytest.fixture
+def private_redis(tmp_path: object) -> Iterator[str]:
+    """A Redis server of this test's own, so that cutting its connections disturbs nobody."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([binary, "--port", str(port), "--save", "", "--appendonly",
+                                "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
+                break
+            if time.monotonic() > deadline:
+                pytest.skip("redis-server did not start")
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+async def test_redis_bus_listens_again_after_the_connection_drops(
+        private_redis: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redis restarted, failed over or a proxy cut an idle connection: the listener used to
+    die with it, and the process delivered no live update again until restarted (not even its
+    own: publishing still worked, so nothing fell back to local delivery)."""
+    import redis.asyncio as redis
+
+    monkeypatch.setattr(bus_module, "RECONNECT_SECONDS", 0.05)
+    async with started(private_redis) as worker, worker.subscribe(["queue"]) as queue:
+        await receive(worker, "queue", "queue", {"n": 1}, queue)
+        admin = redis.from_url(private_redis)
+        try:
+            await admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        finally:
+            await admin.aclose()
+        drain(queue)
+        assert await receive(worker, "queue", "queue", {"n": 2}, queue) == ("queue", {"n": 2})

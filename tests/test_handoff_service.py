@@ -90,3 +90,26 @@ async def test_wechat_customers_hear_milestones_once_across_workers(tmp_path: Pa
         await service.notify_positions()
     assert pushed == []  # each offer once
 
+
+
+async def test_pushed_waits_use_the_measured_handling_time(tmp_path: Path) -> None:
+    """The estimate a WeChat customer is pushed agrees with the one in the reply to their
+    own message: the group's measured average once chats have been closed."""
+    clock = Clock(2000.0)
+    pushed: list[tuple[str, str]] = []
+    service = worker(f"sqlite:///{tmp_path}/q.db", clock, pushed)
+    store = service.store
+    store.add_agent("alice", "alice-password", ["账户"], capacity=1)
+    store.set_status("alice", "available")
+    for i in range(2):  # two chats of 60 s each
+        done = queue(store, f"done-{i}", "rest", at=1000.0 + i)
+        store.accept(done.id, "alice", 1100.0)
+        store.close(done.id, "alice", "resolved", 1160.0)
+    assert store.average_handle_seconds("账户") == 60.0
+    for i in range(5):
+        h = queue(store, f"wechat:m{i}", "wechat", at=1990.0 + i)
+        store.tell_position(h.id, 9, True)  # told a worse place before
+    await service.notify_positions()
+    # position p of a group with 1 slot: p × 60 s → whole minutes
+    assert ("wechat:m4", "排队进展：您前面还有4位客户，预计等待约5分钟。") in pushed
+    assert ("wechat:m1", "排队进展：您前面还有1位客户，预计等待约2分钟。") in pushed

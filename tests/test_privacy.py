@@ -59,3 +59,14 @@ def test_entity_values_are_masked_by_entity_name() -> None:
     assert mask_entity_value("card_last4", "1234") == "1234"
     assert mask_entity_value("amount", 13812345678) == 13812345678
     assert mask_entity_value("phone", None) is None
+
+
+@pytest.mark.parametrize(("text", "masked"), [
+    ("我的手机１３８１２３４５６７８", "我的手机138****5678"),
+    ("＋８６ １３８ １２３４ ５６７８", "+86 138 **** 5678"),
+    ("身份证１１０１０１１９９００３０７７７５Ｘ", "身份证110101********775X"),
+    ("卡号６２２２０２１２３４５６７８９０１２３", "卡号***************0123"),
+    ("１２３元，共１２期", "１２３元，共１２期"),  # nothing personal: left as typed
+])
+def test_full_width_digits_are_masked_too(text: str, masked: str) -> None:
+    assert mask_text(text) == masked

@@ -128,6 +128,9 @@ def test_parse_payload(built) -> None:  # type: ignore[no-untyped-def]
     assert parse_payload("/greet", domain)["entities"] == []  # type: ignore[index]
     assert parse_payload(" /greet ", domain) is not None
     assert parse_payload("/greet{not json}", domain)["entities"] == []  # type: ignore[index]
+    for bad in ("NaN", "Infinity", "-Infinity", "1e999"):  # not JSON values: nothing kept
+        parsed = parse_payload(f'/inform{{"card_last4": {bad}}}', domain)
+        assert parsed is not None and parsed["entities"] == [], bad
     assert parse_payload("/unknown_intent", domain) is None
     assert parse_payload("greet", domain) is None
 

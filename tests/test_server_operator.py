@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from test_server_project import TrainedBot, new_agent, trained_bot
@@ -88,3 +89,31 @@ async def test_restart_on_the_same_sqlite_file_keeps_the_conversation(
     assert texts == ["查下尾号1234的余额", "你好"]
     assert sum(e["event"] == "session_started" for e in response.json["events"]) == 1
     await second.processor.tracker_store.close()
+
+
+async def test_percent_encoded_conversation_ids_reach_the_conversation(
+        trained_bot: TrainedBot, settings: ServerSettings) -> None:
+    """Clients percent-encode the id in the path (encodeURIComponent turns ':' into %3A, and
+    non-ASCII must be encoded): the operator still reads and writes that conversation."""
+    app = create_app(new_agent(trained_bot), settings)
+    client = app.asgi_client
+    for sender in ("wx:user 1", "访客-😀"):
+        await client.post("/webhooks/rest/webhook", json={"sender": sender, "message": "你好"})
+        encoded = quote(sender, safe="")
+        _, response = await client.get(f"/conversations/{encoded}/tracker", headers=AUTH)
+        assert response.status == 200
+        assert response.json["sender_id"] == sender
+        assert any(e["event"] == "user" for e in response.json["events"])
+        _, response = await client.post(f"/conversations/{encoded}/messages", headers=AUTH,
+                                        json={"text": "人工客服已接入", "sender": "bot"})
+        assert response.status == 200 and response.json["sender_id"] == sender
+
+
+def test_an_operator_token_of_non_utf8_bytes_is_401_not_500(trained_bot: TrainedBot,
+                                                            settings: ServerSettings) -> None:
+    app = create_app(new_agent(trained_bot), settings)
+    _, response = app.test_client.get("/conversations/o1/tracker",
+                                      headers={"Authorization": b"Bearer \xff"})
+    assert response.status == 401 and "wrong operator token" in response.json["error"]
+    _, response = app.test_client.get("/conversations/o1/tracker", headers=AUTH)
+    assert response.status == 200

@@ -33,6 +33,9 @@ class Customer:
 
 
 def verify_token(token: str, settings: JwtSettings) -> Customer:
+    if not token.isascii():  # header bytes that are not UTF-8 arrive as lone surrogates
+        raise InvalidToken("malformed token: a JWT is base64url text, this has other "
+                           "characters")
     try:
         header = jwt.get_unverified_header(token)
     except jwt.DecodeError as exc:
@@ -53,6 +56,8 @@ def verify_token(token: str, settings: JwtSettings) -> Customer:
                            ) from None
     except jwt.InvalidTokenError as exc:
         raise InvalidToken(f"token is invalid: {exc}") from None
+    if claims.get("typ") == "agent":  # an agent console token, should the secrets be shared
+        raise InvalidToken("this is an agent console token, not a customer's")
     subject = claims.get("sub")
     if (not isinstance(subject, str) or not subject.strip() or len(subject) > MAX_CUSTOMER_ID
             or not subject.isprintable()):

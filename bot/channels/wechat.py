@@ -163,14 +163,24 @@ def binding_store_for(settings: WeChatSettings, tracker_store: Any) -> BindingSt
 
 # -- XML ------------------------------------------------------------------------------------
 
+NO_DOCTYPE = "XML with a DOCTYPE or entities is refused"
+
+
+class _NoDoctype(ET.TreeBuilder):
+    def doctype(self, name: str, pubid: str | None, system: str | None) -> None:
+        raise ApiError(400, NO_DOCTYPE)
+
+
 def parse_xml(body: bytes) -> dict[str, str]:
     """The children of ``<xml>`` as strings; a 400 for anything else (no DTDs or entities)."""
     if not body.strip():
         raise ApiError(400, "request body is empty; WeChat sends an XML message")
     if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
-        raise ApiError(400, "XML with a DOCTYPE or entities is refused")
-    try:
-        root = ET.fromstring(body)
+        raise ApiError(400, NO_DOCTYPE)
+    try:  # the parser refuses a DOCTYPE too: in UTF-16, say, the bytes above do not match
+        parser = ET.XMLParser(target=_NoDoctype())
+        parser.feed(body)
+        root = parser.close()
     except ET.ParseError as exc:
         raise ApiError(400, f"request body is not valid XML: {exc}") from None
     except (RecursionError, ValueError):
@@ -331,7 +341,7 @@ class WeChatChannel:
                            ) -> UserMessage:
         customer_id = await self.bindings.lookup(openid) if self.bindings else None
         pressed = self.buttons.get(openid)
-        if pressed and text_.isdigit() and 1 <= int(text_) <= len(pressed):
+        if pressed and text_.isdecimal() and 1 <= int(text_) <= len(pressed):  # not '²'
             text_ = pressed[int(text_) - 1]
         metadata = {"wechat_msg_id": fields["MsgId"]} if fields.get("MsgId") else {}
         if customer_id:
@@ -390,7 +400,9 @@ class WeChatChannel:
             self._send_later(openid, task)
             return text(SUCCESS)
         except Exception:
-            self.seen.pop(key, None)  # let WeChat's retry try again
+            self.seen.pop(key, None)  # let WeChat's retry try again (on any worker)
+            if self.claims is not None:
+                await self.claims.release(key)
             raise
         if content is not None and len(content.encode("utf-8")) > TEXT_LIMIT:
             if self.api is not None:  # all parts in order through the customer-service API
@@ -472,6 +484,13 @@ class RedisClaims:
         except Exception as exc:  # Redis down: this worker's own dedupe still holds
             logger.error("Redis dedupe unavailable (%s); deduplicating per worker", exc)
             return True
+
+    async def release(self, key: str) -> None:
+        """Forget a claim whose turn failed, so that WeChat's retry runs it."""
+        try:
+            await self.redis.delete(self.PREFIX + key)
+        except Exception as exc:  # the claim expires after dedupe_seconds
+            logger.error("Redis dedupe unavailable (%s); claim of %s kept", exc, key)
 
     async def close(self) -> None:
         await self.redis.aclose()

@@ -88,6 +88,17 @@ class TurnResult:
     rejected: list[str] = field(default_factory=list)  # actions that refused to run
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
 def parse_payload(text: str, domain: Domain) -> dict[str, Any] | None:
     """``/intent{"entity": "value"}`` → parse data, as Rasa treats such messages."""
     match = _PAYLOAD.match(text.strip())
@@ -95,9 +106,10 @@ def parse_payload(text: str, domain: Domain) -> dict[str, Any] | None:
         return None
     entities: list[dict[str, Any]] = []
     if match.group("entities"):
-        try:
-            raw = json.loads(match.group("entities"))
-        except json.JSONDecodeError:
+        try:  # NaN, Infinity and 1e999 are no JSON values: the entities are dropped
+            raw = json.loads(match.group("entities"), parse_constant=_no_constant,
+                             parse_float=_finite_float)
+        except (json.JSONDecodeError, ValueError):
             raw = {}
         if isinstance(raw, dict):
             for name, value in raw.items():

@@ -18,6 +18,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 Event = tuple[str, dict[str, Any]]  # (kind, data)
 QUEUE_SIZE = 256
+RECONNECT_SECONDS = 1.0  # between attempts to subscribe again after Redis dropped us
 
 
 class LocalBus:
@@ -73,14 +74,27 @@ class RedisBus(LocalBus):
         await pubsub.subscribe(self.CHANNEL)
 
         async def listen() -> None:
-            async for message in pubsub.listen():
-                if message.get("type") != "message":
-                    continue
+            nonlocal pubsub
+            while True:  # a dropped connection (restart, failover, proxy) is subscribed anew
                 try:
-                    topic, kind, data = json.loads(message["data"])
-                except (ValueError, TypeError):
-                    continue
-                self.deliver(topic, kind, data)
+                    async for message in pubsub.listen():
+                        if message.get("type") != "message":
+                            continue
+                        try:
+                            topic, kind, data = json.loads(message["data"])
+                        except (ValueError, TypeError):
+                            continue
+                        self.deliver(topic, kind, data)
+                except Exception as exc:
+                    logger.error("Redis subscription lost (%s); subscribing again", exc)
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await asyncio.sleep(RECONNECT_SECONDS)
+                try:
+                    pubsub = self._redis.pubsub()
+                    await pubsub.subscribe(self.CHANNEL)
+                except Exception as exc:
+                    logger.error("Redis subscription failed (%s); trying again", exc)
 
         self._task = asyncio.create_task(listen())
 

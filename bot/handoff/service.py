@@ -42,6 +42,7 @@ RATING_BUTTONS = [{"title": f"{n}分", "payload": f'/rate_service{{"rating": "{n
                   for n in range(5, 0, -1)]
 LEAVE_BUTTON = {"title": "留言", "payload": LEAVE_MESSAGE}
 LEAVE_WORDS = frozenset({LEAVE_MESSAGE, "留言", "我要留言"})  # typed where there are no buttons
+LEAVE_PROMPT = "好的，请直接输入您的留言，我们会尽快联系您；如不需要留言，请回复“取消”。"
 TELL_STEP = 3  # a push channel hears its new position when it moved up at least this much
 MAX_NOTE_CHARS = 2000
 
@@ -285,6 +286,8 @@ class HandoffService:
                 return [await self.to_customer(conversation,
                                                "好的，已取消留言。还有什么可以帮您？",
                                                live=False)]
+            if text in LEAVE_WORDS or text.startswith("/"):  # a button pressed again
+                return [await self.to_customer(conversation, LEAVE_PROMPT, live=False)]
             ticket = await self._run(self.store.to_ticket, handoff.id, mask_text(text), now)
             await self._run(self.store.audit, "customer", "ticket", conversation, handoff.id,
                             {"ticket": ticket.id if ticket else None})
@@ -306,10 +309,7 @@ class HandoffService:
             updated = await self._run(self.store.leave_message, handoff.id)
             if updated is not None:
                 await self.bus.publish("queue", "queue", {"group": handoff.group})
-            return [await self.to_customer(
-                conversation,
-                "好的，请直接输入您的留言，我们会尽快联系您；如不需要留言，请回复“取消”。",
-                live=False)]
+            return [await self.to_customer(conversation, LEAVE_PROMPT, live=False)]
         for_group = f"group:{handoff.group}"
         await self.bus.publish(for_group, "message", {
             "conversation_id": conversation,
@@ -436,12 +436,16 @@ class HandoffService:
         waiting: list[Handoff] = await self._run(self.store.waiting, None, 1000)
         agents: list[AgentAccount] = await self._run(self.store.agents)
         by_group: dict[str, int] = {}
+        average: dict[str, float] = {}  # measured per group, as in the reply to a message
         now = self.clock()
         for handoff in waiting:
             by_group[handoff.group] = by_group.get(handoff.group, 0) + 1
             position = by_group[handoff.group]
+            if handoff.group not in average:
+                measured = await self._run(self.store.average_handle_seconds, handoff.group)
+                average[handoff.group] = measured or self.config.average_handle_seconds
             eta = routing.eta_seconds(position, routing.slots(agents, handoff.group),
-                                      self.config.average_handle_seconds)
+                                      average[handoff.group])
             can_leave = now - handoff.enqueued_at >= self.config.max_wait_seconds
             await self.bus.publish(
                 f"conversation:{handoff.conversation_id}", "queue",
@@ -511,9 +515,26 @@ class HandoffService:
         await self._run(self.store.set_status, agent.username, status)
         await self._run(self.store.audit, agent.username, f"status_{status}", None)
         agent.status = status
-        if status == "available":
+        released = status == "away" and await self._release_reservations(agent)
+        if released:
+            await self.bus.publish("queue", "queue", {})
+            await self.notify_positions()
+        if status == "available" or released:  # released: for another agent
             self._spawn(self.dispatch())
         return agent
+
+    async def _release_reservations(self, agent: AgentAccount) -> bool:
+        """An agent going away (or logging out) gives back what the router reserved for them
+        and they have not accepted, so those customers do not wait for nobody."""
+        released = False
+        for handoff in await self._run(self.store.open_for_agent, agent.username):
+            if handoff.status != "assigned":
+                continue
+            if await self._run(self.store.release, handoff.id, agent.username) is not None:
+                await self._run(self.store.audit, agent.username, "release",
+                                handoff.conversation_id, handoff.id)
+                released = True
+        return released
 
     async def me(self, agent: AgentAccount) -> dict[str, Any]:
         loads = await self._run(self.store.loads)
@@ -654,13 +675,18 @@ class HandoffService:
         owner = None if agent.supervisor or handoff.status == "waiting" else agent.username
         if owner is not None and handoff.agent != agent.username:
             raise HandoffError(409, f"the conversation is handled by {handoff.agent}")
-        moved = await self._run(self.store.transfer, handoff.id, owner, group, self.clock())
+        # an agent moves a waiting conversation only while it still waits (not once a
+        # colleague took it); a supervisor moves any open one
+        statuses = None if agent.supervisor or owner is not None else ("waiting",)
+        moved = await self._run(self.store.transfer, handoff.id, owner, group, self.clock(),
+                                statuses)
         if moved is None:
             raise HandoffError(409, "the conversation changed meanwhile; reload the queue")
         await self._run(self.store.audit, agent.username, "transfer", conversation_id,
                         handoff.id, {"from": handoff.group, "to": group})
         await self.to_customer(conversation_id, f"正在为您转接「{group}」的客服，请稍候。")
         await self.bus.publish("queue", "queue", {"group": group})
+        await self.notify_positions()  # the customer's page: waiting again, at this place
         self._spawn(self.dispatch())
         return await self.item(moved)
 
@@ -685,8 +711,10 @@ class HandoffService:
                                buttons=RATING_BUTTONS, metadata={"handoff": "closed"})
         await self.bus.publish(f"conversation:{conversation_id}", "queue",
                                {"status": "closed", "position": 0, "eta_seconds": 0})
-        await self.bus.publish(f"agent:{agent.username}", "closed",
-                               {"conversation_id": conversation_id})
+        for name in dict.fromkeys(n for n in (closed.agent, agent.username) if n):
+            # the agent handling it (when a supervisor closed it) and whoever closed it
+            await self.bus.publish(f"agent:{name}", "closed",
+                                   {"conversation_id": conversation_id})
         await self.bus.publish("queue", "queue", {})
         self._spawn(self.dispatch())
         return await self.item(closed)
@@ -732,6 +760,8 @@ class HandoffService:
         handoff = await self.open_handoff(conversation_id)
         if handoff is None:
             return None
+        if handoff.status == "assigned":  # reserved for an agent who has not accepted yet
+            return {"status": "waiting", "position": 1, "eta_seconds": 0}
         if handoff.status != "waiting":
             return {"status": handoff.status, "position": 0, "eta_seconds": 0}
         _text, position, eta = await self._queue_message(handoff)

@@ -512,10 +512,13 @@ class HandoffStore:
         return self._take(handoff_id, agent, {"status": "active", "assigned_at": now,
                                               "accepted_at": now}, now)
 
-    def transfer(self, handoff_id: str, agent: str | None, group: str, now: float
-                 ) -> Handoff | None:
-        """Back to the queue of ``group``; keeps its place in time (``enqueued_at``)."""
-        return self._transition(handoff_id, BUSY if agent else ("waiting", *BUSY),
+    def transfer(self, handoff_id: str, agent: str | None, group: str, now: float,
+                 statuses: Sequence[str] | None = None) -> Handoff | None:
+        """Back to the queue of ``group``; keeps its place in time (``enqueued_at``). Only
+        from ``statuses`` (default: ``agent``'s assigned or active one; without ``agent``,
+        any waiting, assigned or active one)."""
+        allowed = statuses or (BUSY if agent else ("waiting", *BUSY))
+        return self._transition(handoff_id, allowed,
                                 {"status": "waiting", "group_name": group, "agent": None,
                                  "assigned_at": None, "accepted_at": None}, agent)
 

@@ -208,8 +208,10 @@ def agent_blueprint(service: HandoffService, stopping: asyncio.Event) -> Bluepri
     @bp.get("/conversations/<conversation:str>/messages")
     async def messages(request: Request, conversation: str) -> HTTPResponse:
         account = await agent(request)
-        raw = request.args.get("after", "0")
-        if not str(raw).isdigit():
+        raw = str(request.args.get("after", "0"))
+        # ASCII digits only ('²'.isdigit() is True but int() refuses it), and few of them
+        # (int() refuses more than 4,300 digits; no transcript has a billion messages)
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 9):
             raise ApiError(400, "'after' must be a non-negative integer")
         found = await mapped(service.messages(account, cid(conversation), int(raw)))
         return _json({"messages": found})

@@ -36,8 +36,8 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
                 ensure_ascii=False)
 
 
-_KIND = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "bad_method",
-         413: "too_large", 429: "rate_limited", 503: "busy"}
+_KIND = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+         405: "bad_method", 413: "too_large", 429: "rate_limited", 503: "busy"}
 
 
 def install_error_handlers(app: Sanic[Any, Any], metrics: BotMetrics) -> None:

@@ -7,6 +7,8 @@ UTF-8) become U+FFFD and NUL characters are dropped. Everything else, emoji and 
 from __future__ import annotations
 
 import json
+import math
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,12 +42,31 @@ def _clean_any(value: Any) -> Any:
     return value
 
 
+def _not_json(name: str) -> Any:
+    raise ApiError(400, f"request body is not valid JSON: {name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        _not_json(text)
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:  # over sys.get_int_max_str_digits() (4,300) digits
+        raise ApiError(400, f"request body has a number of {len(text):,} digits") from None
+
+
 def json_object(request: Request) -> dict[str, Any]:
     body = request.body
     if not body:
         raise ApiError(400, "request body is empty; send a JSON object")
-    try:
-        data = json.loads(body)
+    try:  # NaN, Infinity and 1e999 parse in Python but cannot be stored or sent as JSON
+        data = json.loads(body, parse_constant=_not_json, parse_float=_finite,
+                          parse_int=_integer)
     except UnicodeDecodeError:
         raise ApiError(400, "request body is not valid UTF-8") from None
     except json.JSONDecodeError as exc:
@@ -109,9 +130,16 @@ def anonymous_sender(message: IncomingMessage) -> str:
     return check_anonymous(message.sender)
 
 
+_INVISIBLE = dict.fromkeys(
+    [*range(0x00, 0x21), 0x7F, 0xA0, 0xAD, *range(0x200B, 0x2010), *range(0x202A, 0x202F),
+     *range(0x2060, 0x2070), 0x3000, 0xFEFF])
+
+
 def check_anonymous(sender: str) -> str:
+    # as a person would read it: no spaces or invisible marks, any case, full width folded
+    seen = unicodedata.normalize("NFKC", sender).translate(_INVISIBLE).casefold()
     for prefix in RESERVED_PREFIXES:
-        if sender.startswith(prefix):
+        if seen.startswith(prefix):
             raise ApiError(400, f"sender ids starting with '{prefix}' are reserved (verified "
                                 "customers and WeChat users)")
     return sender

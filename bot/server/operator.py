@@ -15,6 +15,7 @@ from __future__ import annotations
 import hmac
 import time
 from typing import Any
+from urllib.parse import unquote
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
@@ -36,12 +37,15 @@ def check_operator(request: Request, token: str | None) -> None:
     if scheme.lower() != "bearer" or not given:
         raise ApiError(401, "operator endpoints need 'Authorization: Bearer <operator token>'",
                        {"WWW-Authenticate": "Bearer"})
-    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+    # surrogateescape: header bytes that are not UTF-8 arrive as lone surrogates
+    if not hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"),
+                               token.encode()):
         raise ApiError(401, "wrong operator token", {"WWW-Authenticate": "Bearer"})
 
 
 def conversation_id(raw: str) -> str:
-    value = clean(raw)
+    """The path segment, percent-decoded (Sanic leaves path parameters encoded)."""
+    value = clean(unquote(raw))
     if not value.strip() or len(value) > MAX_SENDER_CHARS:
         raise ApiError(400, f"conversation id must be 1-{MAX_SENDER_CHARS} characters")
     return value

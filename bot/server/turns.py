@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import time
 import uuid
@@ -183,7 +184,7 @@ class TurnRunner:
             wait = self.limiter.acquire(conversation_id)
         if wait > 0:
             raise ApiError(429, f"too many messages in conversation {conversation_id!r}; "
-                                f"wait {wait:.1f} s", {"Retry-After": str(max(1, round(wait)))})
+                                f"wait {wait:.1f} s", {"Retry-After": str(max(1, math.ceil(wait)))})
 
     async def run(self, message: UserMessage) -> list[dict[str, Any]]:
         """One turn; the bot messages in REST shape. A message over the length limit is not
