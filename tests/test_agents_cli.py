@@ -169,3 +169,27 @@ def test_tickets(project: Path) -> None:
     assert first[0] == "#1" and first[2:] == ["贷款", "C1001", "conv-1 请回电 138****5678"]
     assert second[0] == "#2" and second[2:] == ["账户", "conv-2", "conv-2 请回电 138****5678"]
     assert len(first[1]) == len("2023-11-14 22:13")  # a local date and time
+
+
+def test_removing_an_agent_puts_their_open_conversations_back_in_the_queue(
+        project: Path) -> None:
+    assert bot(project, "add", "dan", "--password", "dan-password", "--groups", "账户").code == 0
+    accounts = store(project)
+    mine = []
+    for i, status in enumerate(("assign", "accept")):
+        handoff, _ = accounts.enqueue(Handoff(new_id(), f"d{i}", "rest", None, None, "账户", 0,
+                                              "customer_request", None, "waiting",
+                                              100.0 + i), {})
+        getattr(accounts, status)(handoff.id, "dan", 200.0)
+        mine.append(handoff.id)
+    accounts.engine.dispose()
+    removed = bot(project, "remove", "dan")
+    assert removed.code == 0, removed.err
+    assert removed.out.strip() == "removed dan; 2 open conversation(s) went back to the queue"
+    accounts = store(project)
+    waiting = accounts.waiting()
+    assert [h.id for h in waiting] == mine  # their place in time kept
+    assert all(h.agent is None for h in waiting)
+    assert [e["action"] for e in accounts.audit_log(actions=["requeue", "remove_agent"])] == [
+        "requeue", "requeue", "remove_agent"]
+    accounts.engine.dispose()

@@ -76,10 +76,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"added {account.role} {account.username} (groups {', '.join(account.groups)}, "
               f"capacity {account.capacity})")
     elif args.agents_command == "remove":
-        if not store.remove_agent(args.username):
+        if store.agent(args.username) is None:
             print(f"no agent {args.username}")
             return 1
-        print(f"removed {args.username}")
+        moved = store.requeue_agent(args.username)  # nobody is left with a removed agent
+        for handoff in moved:
+            store.audit("cli", "requeue", handoff.conversation_id, handoff.id,
+                        {"agent": args.username})
+        store.remove_agent(args.username)
+        store.audit("cli", "remove_agent", None, None, {"agent": args.username})
+        print(f"removed {args.username}" + (
+            f"; {len(moved)} open conversation(s) went back to the queue" if moved else ""))
     elif args.agents_command == "list":
         agents = store.agents()
         for a in agents:

@@ -299,6 +299,16 @@ class HandoffStore:
                 status="away", created_at=now, last_assigned_at=0.0))
         return AgentAccount(username, clean, role, capacity, "away", now)
 
+    def requeue_agent(self, username: str) -> list[Handoff]:
+        """The agent's open (assigned or active) conversations go back to their group's queue,
+        keeping their place in time; what was moved."""
+        h = HANDOFFS.c
+        with self.engine.begin() as conn:
+            rows = conn.execute(update(HANDOFFS).where(h.agent == username, h.status.in_(BUSY))
+                                .values(status="waiting", agent=None, assigned_at=None,
+                                        accepted_at=None).returning(*_QUEUE_COLUMNS)).all()
+        return [_handoff(r) for r in rows]
+
     def remove_agent(self, username: str) -> bool:
         with self.engine.begin() as conn:
             return bool(conn.execute(AGENTS.delete().where(AGENTS.c.username == username))
