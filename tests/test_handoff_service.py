@@ -113,3 +113,30 @@ async def test_pushed_waits_use_the_measured_handling_time(tmp_path: Path) -> No
     # position p of a group with 1 slot: p × 60 s → whole minutes
     assert ("wechat:m4", "排队进展：您前面还有4位客户，预计等待约5分钟。") in pushed
     assert ("wechat:m1", "排队进展：您前面还有1位客户，预计等待约2分钟。") in pushed
+
+
+async def test_a_reservation_nobody_accepts_goes_back_and_the_agent_is_set_away(
+        tmp_path: Path) -> None:
+    """An agent's console died while they were 'available': after reservation_seconds the
+    customers are served by someone else instead of waiting for nobody."""
+    url = f"sqlite:///{tmp_path}/q.db"
+    clock = Clock(1000.0)
+    first, second = worker(url, clock, []), worker(url, clock, [])
+    store = first.store
+    for name in ("gone", "here"):
+        store.add_agent(name, f"{name}-password", ["账户"], capacity=1)
+    store.set_status("gone", "available")
+    waiting = [queue(store, f"r{i}", "rest", at=990.0 + i) for i in range(2)]
+    assert [h.agent for h in first._assign_some(10)] == ["gone"]
+    clock.now = 1000.0 + CONFIG.reservation_seconds - 1
+    assert await first.expire_reservations() == []  # not yet
+    store.set_status("here", "available")
+    store.accept(waiting[1].id, "here", clock.now)  # here is busy with r1
+    clock.now = 1000.0 + CONFIG.reservation_seconds + 1
+    back = [h.conversation_id for h in await first.expire_reservations()]
+    assert back == ["r0"] and await second.expire_reservations() == []  # once
+    assert store.agent("gone").status == "away"  # type: ignore[union-attr]
+    assert store.latest("r0").status == "waiting"  # type: ignore[union-attr]
+    assert [e["actor"] for e in store.audit_log("r0", ["reservation_expired"])] == ["router"]
+    store.close(waiting[1].id, "here", "resolved", clock.now)
+    assert [h.agent for h in first._assign_some(10)] == ["here"]  # not gone again

@@ -94,6 +94,7 @@ class HandoffConfig:
     max_wait_seconds: float = 300.0
     average_handle_seconds: float = 240.0
     auto_assign: bool = True
+    reservation_seconds: float = 120.0  # an unaccepted reservation then goes back (0: never)
     default_capacity: int = 3
     resolutions: tuple[str, ...] = ("resolved", "follow_up", "transferred_offline", "no_reply")
     canned_replies: tuple[tuple[str, str], ...] = ()
@@ -265,6 +266,7 @@ def parse(raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Hando
         max_wait_seconds=float(queue.get("max_wait_seconds", 300)),
         average_handle_seconds=float(queue.get("average_handle_seconds", 240)),
         auto_assign=bool(queue.get("auto_assign", True)),
+        reservation_seconds=max(0.0, float(queue.get("reservation_seconds", 120))),
         default_capacity=max(1, int(agents.get("default_capacity", 3))),
         resolutions=resolutions, canned_replies=tuple(canned),
         webhook_url=env.get(WEBHOOK_URL_ENV) or webhook.get("url") or None,

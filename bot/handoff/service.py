@@ -523,6 +523,30 @@ class HandoffService:
             self._spawn(self.dispatch())
         return agent
 
+    async def expire_reservations(self) -> list[Handoff]:
+        """Reservations not accepted within ``queue.reservation_seconds`` (the agent's console
+        is gone, or they are not at their desk) go back to the queue, and the agent is set
+        away so the router stops reserving for them; what went back. Run by the queue tick."""
+        seconds = self.config.reservation_seconds
+        if seconds <= 0:
+            return []
+        stale: list[Handoff] = await self._run(self.store.stale_reservations,
+                                               self.clock() - seconds)
+        released: list[Handoff] = []
+        for handoff in stale:
+            assert handoff.agent is not None
+            back = await self._run(self.store.release, handoff.id, handoff.agent)
+            if back is None:  # accepted or moved meanwhile (or another worker was first)
+                continue
+            released.append(back)
+            await self._run(self.store.set_status, handoff.agent, "away")
+            await self._run(self.store.audit, "router", "reservation_expired",
+                            handoff.conversation_id, handoff.id, {"agent": handoff.agent})
+            await self.bus.publish(f"agent:{handoff.agent}", "status", {"status": "away"})
+        if released:
+            await self.bus.publish("queue", "queue", {})
+        return released
+
     async def _release_reservations(self, agent: AgentAccount) -> bool:
         """An agent going away (or logging out) gives back what the router reserved for them
         and they have not accepted, so those customers do not wait for nobody."""

@@ -536,6 +536,13 @@ class HandoffStore:
         """A waiting customer chose to leave a message instead."""
         return self._transition(handoff_id, ["waiting"], {"status": "leaving"})
 
+    def stale_reservations(self, before: float) -> list[Handoff]:
+        """Conversations reserved for an agent before ``before`` and still not accepted."""
+        h = HANDOFFS.c
+        query = select(*_QUEUE_COLUMNS).where(h.status == "assigned", h.assigned_at < before)
+        with self.engine.connect() as conn:
+            return [_handoff(r) for r in conn.execute(query).all()]
+
     def release(self, handoff_id: str, agent: str) -> Handoff | None:
         """An assigned (not yet accepted) conversation goes back to the queue."""
         return self._transition(handoff_id, ["assigned"],

@@ -108,6 +108,7 @@ def create_app(agent: Agent, settings: ServerSettings | None = None, *,
                 if stopping.is_set():
                     break
                 try:
+                    await handoff.expire_reservations()
                     await handoff.dispatch()
                     await handoff.notify_positions()
                 except Exception:

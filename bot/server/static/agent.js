@@ -892,6 +892,13 @@
       }
     });
     source.addEventListener("queue", function () { scheduleQueueRefresh(); });
+    source.addEventListener("status", function (event) {  // set away by the router
+      if (parse(event).status === "away") {
+        showBanner("您有会话超时未接入，已被放回队列，状态已切换为“离开”。回到座席后请切换为“在线”。", "info");
+      }
+      refreshMe().catch(function () {});
+      scheduleQueueRefresh();
+    });
     source.addEventListener("assigned", function (event) {
       var item = parse(event).handoff || {};
       showBanner("系统为您分配了新会话：" + customerLabel(item.customer) +
