@@ -16,8 +16,8 @@ from typing import Any
 
 from sqlalchemy import Column, Float, MetaData, String, Table, create_engine, delete, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
 
+from bot.core.schema import create_racing
 from bot.errors import BotError
 
 MAX_ID = 64
@@ -46,14 +46,7 @@ def engine_for(url: str) -> Engine:
 class BindingStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        for attempt in range(1, 6):  # workers starting together race to create the table
-            try:
-                _metadata.create_all(engine, tables=[BINDINGS])
-                break
-            except DBAPIError:
-                if attempt == 5:
-                    raise
-                time.sleep(0.05 * attempt)
+        create_racing(lambda: _metadata.create_all(engine, tables=[BINDINGS]))
 
     @classmethod
     def from_url(cls, url: str) -> BindingStore:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.core import events as ev
+from bot.core import strict_json
 from bot.core.actions.custom import ActionExecutionError, ActionRejected, CustomAction
 from bot.core.actions.default import (
     ActionBack,
@@ -88,17 +89,6 @@ class TurnResult:
     rejected: list[str] = field(default_factory=list)  # actions that refused to run
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise ValueError(f"{text} is out of range")
-    return value
-
-
 def parse_payload(text: str, domain: Domain) -> dict[str, Any] | None:
     """``/intent{"entity": "value"}`` → parse data, as Rasa treats such messages."""
     match = _PAYLOAD.match(text.strip())
@@ -106,10 +96,9 @@ def parse_payload(text: str, domain: Domain) -> dict[str, Any] | None:
         return None
     entities: list[dict[str, Any]] = []
     if match.group("entities"):
-        try:  # NaN, Infinity and 1e999 are no JSON values: the entities are dropped
-            raw = json.loads(match.group("entities"), parse_constant=_no_constant,
-                             parse_float=_finite_float)
-        except (json.JSONDecodeError, ValueError):
+        try:  # malformed, or NaN, Infinity and 1e999 (no JSON values): entities dropped
+            raw = strict_json.loads(match.group("entities"))
+        except ValueError:  # json.JSONDecodeError and strict_json.NotJSON
             raw = {}
         if isinstance(raw, dict):
             for name, value in raw.items():

@@ -26,6 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
+from bot.core.schema import create_racing
 from bot.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -451,19 +452,14 @@ class SQLTrackerStore(TrackerStore):
             sa.select(t.c.sender_id).where(t.c.seq == 1).order_by(t.c.sender_id), dialect
         )
 
-    def _create_table(self, attempts: int = 5) -> None:
-        sa = _sqlalchemy()
-        for attempt in range(1, attempts + 1):
-            try:
-                with self._write_lock, self._engine.connect() as conn:
-                    conn.execution_options(sqlite_begin="IMMEDIATE")
-                    with conn.begin():
-                        self._table.metadata.create_all(conn)
-                return
-            except sa.exc.DBAPIError:  # another process created it at the same moment
-                if attempt == attempts:
-                    raise
-                time.sleep(0.05 * attempt)
+    def _create_table(self) -> None:
+        def create() -> None:
+            with self._write_lock, self._engine.connect() as conn:
+                conn.execution_options(sqlite_begin="IMMEDIATE")
+                with conn.begin():
+                    self._table.metadata.create_all(conn)
+
+        create_racing(create)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._run_inline:

@@ -41,8 +41,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 
+from bot.core.schema import create_racing
 from bot.errors import BotError
 
 OPEN = ("waiting", "assigned", "active", "leaving")  # leaving: writing a message
@@ -232,21 +233,16 @@ class HandoffStore:
         self.engine = engine
         self._create_schema()
 
-    def _create_schema(self, attempts: int = 5) -> None:
-        """Tables, columns and indexes that are missing. Workers starting together on a new
-        database race to create them: the loser's "already exists" is retried, and then finds
-        them all there."""
-        for attempt in range(1, attempts + 1):
-            try:
-                metadata.create_all(self.engine)
-                self._add_missing_columns()
-                for index in (OPEN_UNIQUE, SERVING_ORDER):  # also on tables of older versions
-                    index.create(self.engine, checkfirst=True)
-                return
-            except DBAPIError:
-                if attempt == attempts:
-                    raise
-                time.sleep(0.05 * attempt)
+    def _create_schema(self) -> None:
+        """Tables, columns and indexes that are missing (workers starting together on a new
+        database race to create them: :func:`~bot.core.schema.create_racing`)."""
+        def create() -> None:
+            metadata.create_all(self.engine)
+            self._add_missing_columns()
+            for index in (OPEN_UNIQUE, SERVING_ORDER):  # also on tables of older versions
+                index.create(self.engine, checkfirst=True)
+
+        create_racing(create)
 
     def _add_missing_columns(self) -> None:
         """Columns added since a table was created (``ALTER TABLE … ADD COLUMN``, nullable,
@@ -255,7 +251,7 @@ class HandoffStore:
         for column in ("told_position", "told_leave"):
             if column in present:
                 continue
-            with self.engine.begin() as conn:  # a race is retried by _create_schema
+            with self.engine.begin() as conn:  # a race is retried by create_racing
                 conn.execute(text(f"ALTER TABLE handoffs ADD COLUMN {column} INTEGER"))
 
     @property
@@ -468,10 +464,6 @@ class HandoffStore:
             condition.append(HANDOFFS.c.agent == agent)
         with self.engine.begin() as conn:
             changed = conn.execute(update(HANDOFFS).where(*condition).values(**values)).rowcount
-            if changed and "agent" in values and values["agent"] is not None:
-                stamp = values.get("assigned_at") or time.time()
-                conn.execute(update(AGENTS).where(AGENTS.c.username == values["agent"])
-                             .values(last_assigned_at=stamp))
         return self.get(handoff_id) if changed else None
 
     def _take(self, handoff_id: str, agent: str, values: dict[str, Any], now: float

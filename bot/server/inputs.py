@@ -7,13 +7,13 @@ UTF-8) become U+FFFD and NUL characters are dropped. Everything else, emoji and 
 from __future__ import annotations
 
 import json
-import math
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
 from sanic import Request
 
+from bot.core import strict_json
 from bot.server.errors import ApiError
 
 MAX_SENDER_CHARS = 255
@@ -42,34 +42,19 @@ def _clean_any(value: Any) -> Any:
     return value
 
 
-def _not_json(name: str) -> Any:
-    raise ApiError(400, f"request body is not valid JSON: {name} is not a JSON number")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        _not_json(text)
-    return value
-
-
-def _integer(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:  # over sys.get_int_max_str_digits() (4,300) digits
-        raise ApiError(400, f"request body has a number of {len(text):,} digits") from None
-
-
 def json_object(request: Request) -> dict[str, Any]:
     body = request.body
     if not body:
         raise ApiError(400, "request body is empty; send a JSON object")
     try:  # NaN, Infinity and 1e999 parse in Python but cannot be stored or sent as JSON
-        data = json.loads(body, parse_constant=_not_json, parse_float=_finite,
-                          parse_int=_integer)
+        data = strict_json.loads(body)
     except UnicodeDecodeError:
         raise ApiError(400, "request body is not valid UTF-8") from None
     except json.JSONDecodeError as exc:
+        raise ApiError(400, f"request body is not valid JSON: {exc}") from None
+    except strict_json.TooManyDigits as exc:
+        raise ApiError(400, f"request body has {exc}") from None
+    except strict_json.NotJSON as exc:
         raise ApiError(400, f"request body is not valid JSON: {exc}") from None
     except RecursionError:
         raise ApiError(400, "request body is nested too deeply") from None
