@@ -74,6 +74,20 @@ class Component(ABC):
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = {**self.defaults, **config}
+        self._notes: list[str] = []
+
+    def note(self, line: str) -> None:
+        """Record one line for ``bot train`` to print: a substitution or an unhonoured option."""
+        if line not in self._notes:
+            self._notes.append(line)
+
+    def notes(self) -> list[str]:
+        """Substitutions and options this component cannot honour, one line each."""
+        return list(self._notes)
+
+    def attach(self, pipeline: list[Component]) -> None:  # noqa: B027
+        """Called once the whole pipeline is built (or loaded), before training or use: a
+        component that needs an earlier one (SpacyTokenizer needs SpacyNLP) finds it here."""
 
     def train(self, data: TrainingData, messages: list[Message]) -> None:
         """Learn from ``data``; ``messages[i]`` is ``data.examples[i]`` after earlier stages.
@@ -99,3 +113,11 @@ class Component(ABC):
 
 class UnknownComponentError(LookupError):
     pass
+
+
+def ensure_norm(message: Message) -> str:
+    """``message.norm``, set to the text itself when no normaliser ran (a pipeline without
+    ChineseTextNormalizer): every tokenizer and featurizer reads ``norm``."""
+    if not message.norm and message.text and not message.offsets:
+        message.norm = message.text
+    return message.norm
