@@ -182,7 +182,7 @@ def _found(p: Prediction, extractor: str | None) -> set[tuple[str, int, int]]:
     return {
         (_label(e["entity"], e.get("role")), e["start"], e["end"])
         for e in p.entities
-        if extractor is None or e.get("extractor") == extractor
+        if extractor is None or e.get("extractor", extractor) == extractor
     }
 
 

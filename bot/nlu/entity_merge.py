@@ -18,7 +18,7 @@ LEARNED_EXTRACTORS = frozenset({"CRFEntityExtractor", "DIETClassifier", "MitieEn
 def _clash(a: dict[str, Any], b: dict[str, Any]) -> bool:
     if a["start"] == b["start"] and a["end"] == b["end"]:
         return True
-    overlap = a["start"] < b["end"] and b["start"] < a["end"]
+    overlap = bool(a["start"] < b["end"] and b["start"] < a["end"])
     return overlap and a["entity"] == b["entity"]
 
 

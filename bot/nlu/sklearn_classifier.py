@@ -46,9 +46,11 @@ class SklearnIntentClassifier(Component):
         y = np.array([e.base_intent for e in data.examples])
         counts = np.unique(y, return_counts=True)[1]
         folds = max(2, min(int(self.config["max_cross_validation_folds"]), int(counts.min())))
-        grid = [{"C": [float(c) for c in self.config["C"]],
-                 "gamma": [float(g) for g in self.config["gamma"]],
-                 "kernel": [str(k) for k in self.config["kernels"]]}]
+        grid: list[dict[str, list[Any]]] = [{
+            "C": [float(c) for c in self.config["C"]],
+            "gamma": [float(g) for g in self.config["gamma"]],
+            "kernel": [str(k) for k in self.config["kernels"]],
+        }]
         svc = SVC(probability=True, class_weight="balanced",
                   random_state=int(self.config["random_seed"]))
         if counts.min() >= 2:
