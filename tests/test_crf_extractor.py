@@ -88,13 +88,16 @@ def test_persist_and_load_give_the_same_entities(tmp_path: Path) -> None:
 
 
 def test_tokens_granularity_and_english(tmp_path: Path) -> None:
+    def trip(verb: str, a: str, b: str) -> str:
+        return (f'        - {verb} from [{a}]{{"entity": "city", "role": "from"}} '
+                f'to [{b}]{{"entity": "city", "role": "to"}}\n')
+
+    trips = (trip("fly", "Berlin", "Paris") + trip("go", "Rome", "Oslo")
+             + trip("drive", "Paris", "Rome") + trip("travel", "Oslo", "Berlin"))
     data = nlu_data(tmp_path, """\
     - intent: move
       examples: |
-        - fly from [Berlin]{"entity": "city", "role": "from"} to [Paris]{"entity": "city", "role": "to"}
-        - go from [Rome]{"entity": "city", "role": "from"} to [Oslo]{"entity": "city", "role": "to"}
-        - from [Paris]{"entity": "city", "role": "from"} to [Rome]{"entity": "city", "role": "to"}
-        - travel from [Oslo]{"entity": "city", "role": "from"} to [Berlin]{"entity": "city", "role": "to"}
+""" + trips + """\
     - intent: greet
       examples: |
         - hello there
@@ -130,5 +133,5 @@ def test_bad_option_is_one_line(tmp_path: Path) -> None:
     from bot.errors import ConfigError
     from tests.nlu_helpers import build
 
-    with pytest.raises(ConfigError, match="CRFEntityExtractor.*granularity"):
+    with pytest.raises(ConfigError, match=r"CRFEntityExtractor.*granularity"):
         build([{"name": "CRFEntityExtractor", "granularity": "words"}])

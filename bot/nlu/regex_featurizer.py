@@ -3,8 +3,9 @@ it matches the message, so the classifiers see "has a card number", "names an ac
 type" even for values never seen in an example.
 
 Options as Rasa: ``case_sensitive``, ``use_regexes``, ``use_lookup_tables``,
-``use_word_boundaries`` (``\\b`` around the ASCII lookup elements and regexes; Chinese has
-no word boundaries, so Chinese elements match anywhere). ``number_additional_patterns`` (for
+``use_word_boundaries`` (a match must not start or end inside an ASCII word: ``card`` does
+not match in ``discard``; Chinese characters count as boundaries, so ``尾号1234`` matches
+``\\d{4}``, where Rasa's ``\\b`` would not). ``number_additional_patterns`` (for
 Rasa's incremental training) is accepted and not needed.
 """
 
@@ -21,13 +22,16 @@ from bot.nlu.featurizer import SparseFeatures
 from bot.nlu.interfaces import Component, Message, ensure_norm
 from bot.training.data import TrainingData
 
+_BEFORE = r"(?<![A-Za-z0-9_])"
+_AFTER = r"(?![A-Za-z0-9_])"
+
 
 def lookup_pattern(elements: list[str] | tuple[str, ...], word_boundaries: bool) -> str:
     parts = []
     for element in sorted({e.strip() for e in elements if e.strip()}, key=len, reverse=True):
         escaped = re.escape(element)
         if word_boundaries and element.isascii():
-            escaped = rf"\b{escaped}\b"
+            escaped = f"{_BEFORE}{escaped}{_AFTER}"
         parts.append(escaped)
     return "|".join(parts)
 
@@ -40,8 +44,8 @@ def training_patterns(
     if use_regexes:
         for item in data.regexes:
             for pattern in item.patterns:
-                if word_boundaries and pattern.isascii() and not pattern.startswith("\\b"):
-                    pattern = rf"\b(?:{pattern})\b"
+                if word_boundaries and not pattern.startswith("\\b"):
+                    pattern = f"{_BEFORE}(?:{pattern}){_AFTER}"
                 patterns.append((item.name, pattern))
     if use_lookup_tables:
         for table in data.lookups:

@@ -1,7 +1,8 @@
 """Rasa's SklearnIntentClassifier: a support vector machine (scikit-learn ``SVC``) with
 the hyper-parameters chosen by grid search over ``C``, ``kernels`` and ``gamma`` with
 ``max_cross_validation_folds`` folds scored by ``scoring_function``, as Rasa. Probabilities
-come from SVC's Platt scaling; the ranking has ``ranking_length`` intents.
+come from Platt scaling on held-out folds (``CalibratedClassifierCV``); the ranking has
+``ranking_length`` intents.
 """
 
 from __future__ import annotations
@@ -51,16 +52,25 @@ class SklearnIntentClassifier(Component):
             "gamma": [float(g) for g in self.config["gamma"]],
             "kernel": [str(k) for k in self.config["kernels"]],
         }]
-        svc = SVC(probability=True, class_weight="balanced",
-                  random_state=int(self.config["random_seed"]))
+        seed = int(self.config["random_seed"])
         if counts.min() >= 2:
-            search = GridSearchCV(svc, grid, cv=folds, scoring=self.config["scoring_function"],
+            from sklearn.calibration import CalibratedClassifierCV
+
+            search = GridSearchCV(SVC(class_weight="balanced", random_state=seed), grid,
+                                  cv=folds, scoring=self.config["scoring_function"],
                                   n_jobs=int(self.config["num_threads"]))
-            self.model = search.fit(x, y).best_estimator_
-        else:  # too few examples for cross-validation: the first grid point
-            svc.set_params(C=grid[0]["C"][0], gamma=grid[0]["gamma"][0],
-                           kernel=grid[0]["kernel"][0])
-            self.model = svc.fit(x, y)
+            best = search.fit(x, y).best_params_
+            # Probabilities by Platt scaling on held-out folds (SVC(probability=True) is
+            # deprecated in scikit-learn 1.9).
+            svc = SVC(class_weight="balanced", random_state=seed, **best)
+            self.model = CalibratedClassifierCV(svc, cv=folds, ensemble=False).fit(x, y)
+        else:
+            from bot.errors import TrainingDataError
+
+            raise TrainingDataError(
+                "SklearnIntentClassifier: every intent needs at least two examples for its "
+                "cross-validation"
+            )
         for message in messages:
             self.process(message)
 
