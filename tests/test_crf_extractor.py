@@ -78,6 +78,9 @@ def test_does_not_duplicate_a_rule_based_entity(tmp_path: Path) -> None:
         spans_found = [(e["start"], e["end"]) for e in result["entities"]]
         assert spans_found == [(4, 8)], order
         assert result["entities"][0]["extractor"] == "RegexEntityExtractor"
+        message = trained(pipeline, data, tmp_path).process("查下尾号1234的余额")
+        assert [(e["extractor"], e["start"]) for e in message.shadowed] == [
+            ("CRFEntityExtractor", 4)]  # kept aside for the per-extractor evaluation
 
 
 def test_persist_and_load_give_the_same_entities(tmp_path: Path) -> None:

@@ -27,6 +27,9 @@ class Prediction:
     confidence: float
     classifier_intent: str | None  # top intent before the fallback classifier
     entities: list[dict[str, Any]]
+    # Entities an extractor found that the parse result leaves out as duplicates of
+    # another extractor's: counted in that extractor's own report only.
+    shadowed: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -179,10 +182,12 @@ def _gold(p: Prediction) -> set[tuple[str, int, int]]:
 
 
 def _found(p: Prediction, extractor: str | None) -> set[tuple[str, int, int]]:
+    if extractor is None:
+        return {(_label(e["entity"], e.get("role")), e["start"], e["end"]) for e in p.entities}
     return {
         (_label(e["entity"], e.get("role")), e["start"], e["end"])
-        for e in p.entities
-        if extractor is None or e.get("extractor", extractor) == extractor
+        for e in [*p.entities, *p.shadowed]
+        if e.get("extractor", extractor) == extractor
     }
 
 
@@ -223,6 +228,7 @@ def evaluate(pipeline: NLUPipeline, examples: list[Example]) -> NLUEvaluation:
                 float(intent.get("confidence", 0.0)),
                 classifier_top,
                 message.entities,
+                message.shadowed,
             )
         )
     return result

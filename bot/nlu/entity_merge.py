@@ -25,6 +25,7 @@ def _clash(a: dict[str, Any], b: dict[str, Any]) -> bool:
 def add_learned(message: Message, entity: dict[str, Any]) -> bool:
     """Append a learned ``entity`` unless another extractor found it; True when added."""
     if any(_clash(entity, other) for other in message.entities):
+        message.shadowed.append(entity)
         return False
     message.entities.append(entity)
     return True
@@ -33,9 +34,11 @@ def add_learned(message: Message, entity: dict[str, Any]) -> bool:
 def add_rule_based(message: Message, entity: dict[str, Any]) -> None:
     """Append a rule-based ``entity``, dropping learned entities on the same span."""
     if message.entities:
-        message.entities[:] = [
-            other
-            for other in message.entities
-            if other.get("extractor") not in LEARNED_EXTRACTORS or not _clash(entity, other)
-        ]
+        kept = []
+        for other in message.entities:
+            if other.get("extractor") in LEARNED_EXTRACTORS and _clash(entity, other):
+                message.shadowed.append(other)
+            else:
+                kept.append(other)
+        message.entities[:] = kept
     message.entities.append(entity)

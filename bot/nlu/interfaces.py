@@ -43,6 +43,10 @@ class Message:
     truncated: bool = False
     # Further keys of the parse result added by components (e.g. "sentiment").
     extras: dict[str, Any] = field(default_factory=dict)
+    # Entities an extractor found but left out of ``entities`` because another extractor
+    # had them (bot.nlu.entity_merge); not in the parse result, read by the per-extractor
+    # evaluation.
+    shadowed: list[dict[str, Any]] = field(default_factory=list)
 
     def original_span(self, start: int, end: int) -> tuple[int, int]:
         """Map a ``[start, end)`` span of ``norm`` to the original ``text``."""
