@@ -46,6 +46,15 @@ def to_matrix(rows: list[list[SparseFeatures]]) -> Any:
     )
 
 
+def single_threaded() -> Any:
+    """BLAS on one thread while fitting: these problems are small and sparse, and on a busy
+    2-core machine OpenBLAS's threads made the logistic regression 15× slower (5.4 s against
+    0.37 s on 300 examples)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1)
+
+
 def fit_temperature(scores: np.ndarray, labels: np.ndarray) -> float:
     """The temperature minimising the negative log-likelihood of ``labels``."""
     from scipy.optimize import minimize_scalar
@@ -122,6 +131,10 @@ class LogisticRegressionClassifier(Component):
 
     def fit(self, rows: list[list[SparseFeatures]], targets: list[str]) -> None:
         """Learn ``targets`` (one label per row of features), with calibration."""
+        with single_threaded():
+            self._fit(rows, targets)
+
+    def _fit(self, rows: list[list[SparseFeatures]], targets: list[str]) -> None:
         from sklearn.model_selection import StratifiedKFold
 
         x = to_matrix(rows)

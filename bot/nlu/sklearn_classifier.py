@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Self
 import joblib
 import numpy as np
 
-from bot.nlu.classifier import to_matrix
+from bot.nlu.classifier import single_threaded, to_matrix
 from bot.nlu.interfaces import Component, Message
 from bot.training.data import TrainingData
 
@@ -40,6 +40,12 @@ class SklearnIntentClassifier(Component):
         self.model = model
 
     def train(self, data: TrainingData, messages: list[Message]) -> None:
+        with single_threaded():
+            self._fit(data, messages)
+        for message in messages:
+            self.process(message)
+
+    def _fit(self, data: TrainingData, messages: list[Message]) -> None:
         from sklearn.model_selection import GridSearchCV
         from sklearn.svm import SVC
 
@@ -71,8 +77,6 @@ class SklearnIntentClassifier(Component):
                 "SklearnIntentClassifier: every intent needs at least two examples for its "
                 "cross-validation"
             )
-        for message in messages:
-            self.process(message)
 
     def process(self, message: Message) -> None:
         if self.model is None:
