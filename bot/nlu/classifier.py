@@ -50,7 +50,7 @@ def single_threaded() -> Any:
     """BLAS on one thread while fitting: these problems are small and sparse, and on a busy
     2-core machine OpenBLAS's threads made the logistic regression 15× slower (5.4 s against
     0.37 s on 300 examples)."""
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
     return threadpool_limits(1)
 
