@@ -124,13 +124,16 @@ def _squash(text: str) -> str:
 
 
 def _inside_word(text: str, start: int, end: int) -> bool:
-    """True when the span starts or ends inside an ASCII word (``card`` in ``discard``)."""
+    """True when a span starts or ends inside an ASCII word: between two ASCII letters or two
+    digits (``card`` in ``discard``); ``xyk`` in ``xyk卡`` or ``xyk123`` is not inside one."""
 
-    def word(ch: str) -> bool:
-        return ch.isascii() and ch.isalnum()
+    def joined(a: str, b: str) -> bool:
+        if not (a.isascii() and b.isascii()):
+            return False
+        return (a.isalpha() and b.isalpha()) or (a.isdigit() and b.isdigit())
 
-    before = start > 0 and word(text[start - 1]) and word(text[start])
-    after = end < len(text) and word(text[end - 1]) and word(text[end])
+    before = start > 0 and joined(text[start - 1], text[start])
+    after = end < len(text) and joined(text[end - 1], text[end])
     return before or after
 
 
@@ -143,8 +146,8 @@ class RegexEntityExtractor(Component):
         "use_synonyms": True,
         # Learn phrase patterns from annotated examples, for entities without a regex.
         "use_annotations": True,
-        # Rasa's options: matching ignores case unless case_sensitive; a match must not
-        # start or end inside an ASCII word (Chinese has no word boundaries).
+        # Rasa's options: matching ignores case unless case_sensitive; a lookup, synonym or
+        # annotation match must not start or end inside an ASCII word (card in discard).
         "case_sensitive": False,
         "use_word_boundaries": True,
     }
@@ -225,12 +228,14 @@ class RegexEntityExtractor(Component):
         doc = self._nlp.make_doc(norm)
         for proc in self._pipes:  # what nlp(norm) runs, without its per-call bookkeeping
             doc = proc(doc)
-        found = [
-            (ent.label_, ent.ent_id_ or ent.text, ent.start_char, ent.end_char) for ent in doc.ents
+        bounded = bool(self.config["use_word_boundaries"])
+        return [
+            (ent.label_, ent.ent_id_ or ent.text, ent.start_char, ent.end_char)
+            for ent in doc.ents
+            # Word boundaries for the phrase patterns (they have an id); a regex says its
+            # own boundaries (the shipped amount regex matches 5000 in 5000rmb).
+            if not (bounded and ent.ent_id_ and _inside_word(norm, ent.start_char, ent.end_char))
         ]
-        if self.config["use_word_boundaries"]:
-            found = [f for f in found if not _inside_word(norm, f[2], f[3])]
-        return found
 
     def process(self, message: Message) -> None:
         for label, value, start, end in self.extract(ensure_norm(message)):
