@@ -69,6 +69,11 @@ def run(name: str, cfg: BotConfig, data: TrainingData, test: TrainingData) -> di
 
 
 def main() -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="skip the other Rasa pipelines")
+    args = parser.parse_args()
     data = load_nlu_files(sorted((ROOT / "nlu_data").glob("*.yml")), ROOT)
     test = read_nlu_file(ROOT / "tests/data/nlu_test.yml")
     shipped = load_config(ROOT / "config.yml")
@@ -93,6 +98,33 @@ def main() -> int:
                     {"name": "CRFEntityExtractor"}]), data, test),
         run("Rasa-style zh pipeline (no normaliser)", config(RASA_ZH), data, test),
     ]
+    if not args.quick:
+        rasa_default_zh = [
+            {"name": "JiebaTokenizer"}, {"name": "RegexFeaturizer"},
+            {"name": "LexicalSyntacticFeaturizer"}, {"name": "CountVectorsFeaturizer"},
+            {"name": "CountVectorsFeaturizer", "analyzer": "char_wb", "min_ngram": 1,
+             "max_ngram": 4},
+            {"name": "DIETClassifier", "epochs": 100}, {"name": "EntitySynonymMapper"},
+        ]
+        rows += [
+            run("Rasa default featurizers + DIET on zh", config(rasa_default_zh), data, test),
+            run("CountVectors char_wb + SklearnIntentClassifier",
+                config([{"name": "JiebaTokenizer"},
+                        {"name": "CountVectorsFeaturizer", "analyzer": "char_wb",
+                         "min_ngram": 1, "max_ngram": 4},
+                        {"name": "SklearnIntentClassifier"}]), data, test),
+            run("MITIE pipeline (substituted)",
+                config([{"name": "MitieNLP"}, {"name": "MitieTokenizer"},
+                        {"name": "MitieFeaturizer"}, {"name": "MitieIntentClassifier"},
+                        {"name": "MitieEntityExtractor"}]), data, test),
+            run("SpacyNLP (blank) + SpacyFeaturizer + LR",
+                config([{"name": "SpacyNLP", "model": "zh_core_web_md"},
+                        {"name": "SpacyTokenizer"}, {"name": "SpacyFeaturizer"},
+                        {"name": "LogisticRegressionClassifier"}]), data, test),
+            run("KeywordIntentClassifier",
+                config([{"name": "ChineseTextNormalizer"},
+                        {"name": "KeywordIntentClassifier"}]), data, test),
+        ]
     sample = TrainingData(random.Random(7).sample(data.examples, 300), data.synonyms,
                           data.regexes, data.lookups)
     rows.append(run("Rasa-style zh pipeline, 300 examples", config(RASA_ZH), sample, test))

@@ -82,12 +82,13 @@ class Component(ABC):
 
     def note(self, line: str) -> None:
         """Record one line for ``bot train`` to print: a substitution or an unhonoured option."""
-        if line not in self._notes:
-            self._notes.append(line)
+        notes = self.__dict__.setdefault("_notes", [])  # also when __init__ was overridden
+        if line not in notes:
+            notes.append(line)
 
     def notes(self) -> list[str]:
         """Substitutions and options this component cannot honour, one line each."""
-        return list(self._notes)
+        return list(self.__dict__.get("_notes", []))
 
     def attach(self, pipeline: list[Component]) -> None:  # noqa: B027
         """Called once the whole pipeline is built (or loaded), before training or use: a
