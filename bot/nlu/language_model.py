@@ -100,16 +100,30 @@ class LanguageModelFeaturizer(Component):
                 return path
         return None
 
+    @staticmethod
+    def _proxy(message: Message) -> Message:
+        """The message as the substitute sees it: normalised like ChineseTextNormalizer does
+        (a language model reads Traditional and full-width forms; character n-grams would
+        not match them otherwise). Only the features come from it."""
+        from bot.nlu.normalizer import normalise
+
+        text = ensure_norm(message)
+        return Message(message.text, norm=normalise(text)[0] if text else "")
+
     def train(self, data: TrainingData, messages: list[Message]) -> None:
         if self.fallback is not None:
-            self.fallback.train(data, messages)
+            proxies = [self._proxy(m) for m in messages]
+            self.fallback.train(data, proxies)
+            for message, proxy in zip(messages, proxies, strict=True):
+                message.features.extend(proxy.features)
             return
         for message in messages:
             self.process(message)
 
     def process(self, message: Message) -> None:
         if self.fallback is not None:
-            self.fallback.process(message)
+            fallback = self.fallback
+            message.features.append(fallback.vectorize(fallback.grams(self._proxy(message))))
             return
         assert self.encoder is not None
         vector = self.encoder.encode(ensure_norm(message))
