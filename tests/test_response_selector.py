@@ -100,6 +100,8 @@ def test_evaluation_counts_the_base_intent(tmp_path: Path) -> None:
     result = evaluate(nlu, data.examples)
     assert result.accuracy == 1.0
     assert "chitchat" in result.intent_report()
+    assert {p.response_key for p in result.predictions} == {
+        "chitchat/whoyouare", "chitchat/weather", "faq/opening_hours"}  # default: always one
 
 
 def test_persist_and_load(tmp_path: Path) -> None:
@@ -124,3 +126,18 @@ def test_without_retrieval_intents_the_selector_says_none(tmp_path: Path) -> Non
     assert selector["all_retrieval_intents"] == []
     assert selector["default"]["response"]["intent_response_key"] is None
     assert selector["default"]["ranking"] == []
+
+
+def test_response_selection_report(tmp_path: Path) -> None:
+    import json
+
+    from bot.evaluation.nlu import write_reports
+
+    data = nlu_data(tmp_path, DATA)
+    nlu = trained(PIPELINE, data, tmp_path)
+    result = evaluate(nlu, data.examples)
+    write_reports(result, tmp_path / "out", [])
+    report = json.loads((tmp_path / "out" / "response_selection_report.json").read_text("utf-8"))
+    assert report["accuracy"] == 1.0
+    assert report["chitchat/whoyouare"]["support"] == 4
+    assert "query_balance" not in report

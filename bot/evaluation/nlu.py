@@ -30,6 +30,8 @@ class Prediction:
     # Entities an extractor found that the parse result leaves out as duplicates of
     # another extractor's: counted in that extractor's own report only.
     shadowed: list[dict[str, Any]] = field(default_factory=list)
+    # The ResponseSelector's top intent_response_key (``chitchat/whoyouare``), if any.
+    response_key: str | None = None
 
 
 @dataclass
@@ -168,6 +170,24 @@ class NLUEvaluation:
                 )
         return errors
 
+    def response_selection_report(self) -> dict[str, Any] | None:
+        """Per ``intent/response`` key precision/recall/F1 over the test examples of retrieval
+        intents (Rasa's ``response_selection_report.json``); None without any."""
+        from sklearn.metrics import classification_report
+
+        pairs = [(p.example.intent, p.response_key or "None") for p in self.predictions
+                 if p.example.response_key]
+        if not pairs:
+            return None
+        gold = [g for g, _ in pairs]
+        predicted = [k for _, k in pairs]
+        report: dict[str, Any] = classification_report(
+            gold, predicted, labels=sorted(set(gold)), output_dict=True, zero_division=0
+        )
+        report.pop("micro avg", None)
+        report["accuracy"] = sum(g == k for g, k in pairs) / len(pairs)
+        return report
+
     @property
     def entity_f1(self) -> float:
         return float(self.entity_report()["micro avg"]["f1-score"])
@@ -229,9 +249,21 @@ def evaluate(pipeline: NLUPipeline, examples: list[Example]) -> NLUEvaluation:
                 classifier_top,
                 message.entities,
                 message.shadowed,
+                _selected_key(message.extras.get("response_selector"), example.base_intent),
             )
         )
     return result
+
+
+def _selected_key(selector: Any, base_intent: str) -> str | None:
+    """The selected key for ``base_intent``: its own selector, else ``default``."""
+    if not isinstance(selector, dict):
+        return None
+    chosen = selector.get(base_intent) or selector.get("default")
+    if not isinstance(chosen, dict):
+        return None
+    key = chosen.get("response", {}).get("intent_response_key")
+    return str(key) if key else None
 
 
 def write_reports(result: NLUEvaluation, out_dir: Path, extractor_names: list[str]) -> None:
@@ -244,6 +276,9 @@ def write_reports(result: NLUEvaluation, out_dir: Path, extractor_names: list[st
 
     dump("intent_report.json", result.intent_report())
     dump("intent_errors.json", result.intent_errors())
+    responses = result.response_selection_report()
+    if responses is not None:
+        dump("response_selection_report.json", responses)
     entity_report = result.entity_report()
     dump("entity_report.json", entity_report)
     for name in extractor_names:
