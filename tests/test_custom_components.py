@@ -101,7 +101,7 @@ def test_rasa_components_are_refused_in_one_line(project: Path, name: str, why: 
 
 
 def test_missing_module_or_class(project: Path) -> None:
-    with pytest.raises(ConfigError, match="module 'my_addons.nothere' not found"):
+    with pytest.raises(ConfigError, match=r"module 'my_addons\.nothere' not found"):
         build([{"name": "my_addons.nothere.X"}], project)
     with pytest.raises(ConfigError, match="has no class 'Missing'"):
         build([{"name": "my_addons.good.Missing"}], project)

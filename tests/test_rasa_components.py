@@ -313,3 +313,15 @@ def test_messages_without_normaliser_keep_original_offsets() -> None:
     assert [(t.text, t.start, t.end) for t in message.tokens] == [
         ("Hello", 2, 7), ("World", 9, 14)]
     assert json.loads(json.dumps(nlu.parse("x")))["text"] == "x"
+
+
+def test_language_model_substitute_reads_normalised_text(tmp_path: Path) -> None:
+    nlu = trained([{"name": "JiebaTokenizer", "dictionary_path": None},
+                   {"name": "LanguageModelFeaturizer", "model_weights": "LaBSE"}],
+                  nlu_data(tmp_path, ZH_ENTITIES), tmp_path)
+    simplified = nlu.process("查一下余额").features[0]
+    for variant in ("查一下餘額", "查一下余额　"):
+        features = nlu.process(variant).features[0]
+        assert features.indices.tolist() == simplified.indices.tolist(), variant
+    message = nlu.process("查一下餘額")
+    assert message.norm == "查一下餘額"  # the message itself is not normalised
