@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.errors import ConfigError
 from bot.nlu.crf_extractor import bilou, spans
 from tests.nlu_helpers import ZH_ENTITIES, nlu_data, round_trip, trained
 
@@ -133,8 +134,17 @@ def test_bilou_tags_round_trip() -> None:
 
 
 def test_bad_option_is_one_line(tmp_path: Path) -> None:
-    from bot.errors import ConfigError
     from tests.nlu_helpers import build
 
     with pytest.raises(ConfigError, match=r"CRFEntityExtractor.*granularity"):
         build([{"name": "CRFEntityExtractor", "granularity": "words"}])
+
+
+def test_rasa_feature_names_are_accepted(tmp_path: Path) -> None:
+    from tests.nlu_helpers import build
+
+    features = [["low"], ["bias", "suffix1", "pos", "text_dense_features", "pattern"], ["low"]]
+    nlu = build([{"name": "CRFEntityExtractor", "features": features}])
+    assert any("['pos', 'text_dense_features'] are skipped" in n for n in nlu.notes())
+    with pytest.raises(ConfigError, match="unknown feature"):
+        build([{"name": "CRFEntityExtractor", "features": [["lowercase"]]}])

@@ -53,7 +53,12 @@ _FUNCTIONS: dict[str, Callable[[str], Any]] = {
     "suffix5": lambda t: t[-5:],
     "suffix3": lambda t: t[-3:],
     "suffix2": lambda t: t[-2:],
+    "suffix1": lambda t: t[-1:],
 }
+# Rasa feature names this CRF does not compute: they need a trained spaCy tagger or dense
+# features from another component.
+_SKIPPED = frozenset({"pos", "pos2", "text_dense_features"})
+_KNOWN = frozenset(_FUNCTIONS) | {"bias", "pattern", "entity"} | _SKIPPED
 
 
 def _crfsuite() -> Any:
@@ -177,6 +182,13 @@ class CRFEntityExtractor(Component):
         window = self.config["features"]
         if not isinstance(window, list) or len(window) % 2 == 0:
             raise ValueError("option 'features' must be an odd-length list of lists")
+        names = {n for w in window for n in w}
+        unknown = names - _KNOWN
+        if unknown:
+            raise ValueError(f"unknown feature(s) {sorted(unknown)} in option 'features'")
+        if names & _SKIPPED:
+            self.note(f"{self.name}: features {sorted(names & _SKIPPED)} are skipped (they need "
+                      "a trained spaCy tagger or dense features)")
         if self.config["featurizers"]:
             self.note(f"{self.name}: 'featurizers' (dense features from other components) is "
                       "not used; the CRF uses its own lexical features")
