@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from bot.evaluation.nlu import NLUEvaluation, Prediction, entity_extractors, write_reports
 from bot.training.data import EntityAnnotation, Example
@@ -56,3 +59,17 @@ def test_entity_extractors_of_a_pipeline() -> None:
                  {"name": "EntitySynonymMapper"}])
     assert entity_extractors(nlu) == ["RegexEntityExtractor", "DIETClassifier",
                                       "MitieEntityExtractor"]
+
+
+def test_bot_test_nlu_prints_f1_per_extractor(tiny_model: Any, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli.main import main
+
+    out = tmp_path / "results"
+    test_file = tiny_model.root / "tests" / "data" / "nlu_test.yml"
+    assert main(["test", "nlu", "--project", str(tiny_model.root), "--nlu", str(test_file),
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "RegexEntityExtractor: entity F1" in printed
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert set(summary["entity_f1_per_extractor"]) == {"RegexEntityExtractor"}
