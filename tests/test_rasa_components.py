@@ -325,3 +325,15 @@ def test_language_model_substitute_reads_normalised_text(tmp_path: Path) -> None
         assert features.indices.tolist() == simplified.indices.tolist(), variant
     message = nlu.process("查一下餘額")
     assert message.norm == "查一下餘額"  # the message itself is not normalised
+
+
+def test_bot_train_without_a_normaliser(tiny_project: Path) -> None:
+    from bot.cli.main import main
+    from bot.model import load_model
+
+    config = tiny_project / "config.yml"
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        "  - name: ChineseTextNormalizer\n", ""), encoding="utf-8")
+    assert main(["train", "--project", str(tiny_project)]) == 0
+    model = load_model(tiny_project / "models")
+    assert model.nlu.parse("查下余额")["intent"]["name"] == "query_balance"
