@@ -215,10 +215,10 @@ def test_train_with_unknown_component(tiny_project: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     config = tiny_project / "config.yml"
     config.write_text(config.read_text(encoding="utf-8").replace(
-        "policies: []", "  - name: SpacyNLP\npolicies: []"), encoding="utf-8")
+        "policies: []", "  - name: NoSuchComponent\npolicies: []"), encoding="utf-8")
     assert main(["train", "--project", str(tiny_project)]) == 1
     err = capsys.readouterr().err
-    assert "unknown pipeline component 'SpacyNLP'" in err
+    assert "unknown pipeline component 'NoSuchComponent'" in err
     assert "JiebaTokenizer" in err  # the known ones are listed
 
 

@@ -70,3 +70,11 @@ def test_bad_markup_raises_markup_error(line: str, message: str) -> None:
 
 def test_markup_error_is_a_value_error() -> None:
     assert issubclass(MarkupError, ValueError)
+
+
+def test_roles_and_groups_are_text() -> None:
+    text, (ann,) = parse_markup('要[金卡]{"entity": "card", "role": "main", "group": 1}')
+    assert text == "要金卡"
+    assert (ann.entity, ann.role, ann.group, ann.start, ann.end) == ("card", "main", "1", 1, 3)
+    with pytest.raises(MarkupError, match="entity role"):
+        parse_markup('[x]{"entity": "card", "role": ["a"]}')

@@ -44,10 +44,10 @@ def test_components_are_built_by_name_with_defaults_filled(tiny_project: Path) -
 def test_unknown_component_is_a_clear_error() -> None:
     config = parse_config(
         {"language": "zh", "pipeline": [{"name": "ChineseTextNormalizer"},
-                                        {"name": "DIETClassifier"}]},
+                                        {"name": "NoSuchClassifier"}]},
         Path("config.yml"),
     )
-    with pytest.raises(ConfigError, match="unknown pipeline component 'DIETClassifier'") as info:
+    with pytest.raises(ConfigError, match="unknown pipeline component 'NoSuchClassifier'") as info:
         NLUPipeline.from_config(config)
     for known in COMPONENTS:
         assert known in str(info.value)

@@ -166,7 +166,7 @@ def run_nlu_test(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from bot.config import load_config
-    from bot.evaluation.nlu import cross_validate, evaluate, write_reports
+    from bot.evaluation.nlu import cross_validate, entity_extractors, evaluate, write_reports
     from bot.nlu.pipeline import NLUPipeline
     from bot.project import Project
     from bot.train import load_training_data
@@ -178,7 +178,7 @@ def run_nlu_test(args: argparse.Namespace) -> int:
     if not out.is_absolute():
         out = project.root / out
     config = load_config(project.config_file)
-    extractors = [c.name for c in config.pipeline if "Extractor" in c.name]
+    extractors = entity_extractors(NLUPipeline.from_config(config, project.root))
 
     if args.cross_validation:
         if args.folds < 2:
@@ -203,6 +203,7 @@ def run_nlu_test(args: argparse.Namespace) -> int:
             "train intent_accuracy", f"{train_acc['mean']:.4f}", f"{train_acc['std']:.4f}"
         )
         console.print(table)
+        _print_extractor_f1(console, cv.pooled, extractors)
         console.print(f"Reports written to {out}")
         return 0
 
@@ -215,6 +216,7 @@ def run_nlu_test(args: argparse.Namespace) -> int:
             console.print(str(problem), style="red")
         return 1
     model = _load(args)
+    extractors = entity_extractors(model.nlu)
     result = evaluate(model.nlu, test_data.examples)
     try:
         from bot.nlu.normalizer import normalise
@@ -249,6 +251,7 @@ def run_nlu_test(args: argparse.Namespace) -> int:
         f"entity F1 {entity['micro avg']['f1-score']:.4f} "
         f"(P {entity['micro avg']['precision']:.4f}, R {entity['micro avg']['recall']:.4f})"
     )
+    _print_extractor_f1(console, result, extractors)
     overlap = result.overlap()
     if result.training_texts:
         console.print(
@@ -258,3 +261,15 @@ def run_nlu_test(args: argparse.Namespace) -> int:
         )
     console.print(f"Reports written to {out}")
     return 0
+
+
+def _print_extractor_f1(console: Any, result: Any, extractors: list[str]) -> None:
+    """One line per entity extractor (its own predictions only; roles as entity#role)."""
+    if len(extractors) < 1:
+        return
+    for name in extractors:
+        report = result.entity_report(name)["micro avg"]
+        console.print(
+            f"  {name}: entity F1 {report['f1-score']:.4f} "
+            f"(P {report['precision']:.4f}, R {report['recall']:.4f}, support {report['support']})"
+        )

@@ -27,6 +27,11 @@ class Prediction:
     confidence: float
     classifier_intent: str | None  # top intent before the fallback classifier
     entities: list[dict[str, Any]]
+    # Entities an extractor found that the parse result leaves out as duplicates of
+    # another extractor's: counted in that extractor's own report only.
+    shadowed: list[dict[str, Any]] = field(default_factory=list)
+    # The ResponseSelector's top intent_response_key (``chitchat/whoyouare``), if any.
+    response_key: str | None = None
 
 
 @dataclass
@@ -43,7 +48,7 @@ class NLUEvaluation:
     def overlap(self) -> dict[str, Any]:
         seen = self.seen_in_training()
         unseen = [p for p, s in zip(self.predictions, seen, strict=True) if not s]
-        hits = sum(p.intent == p.example.intent for p in unseen)
+        hits = sum(p.intent == p.example.base_intent for p in unseen)
         return {
             "also_in_training": sum(seen),
             "unseen": len(unseen),
@@ -52,7 +57,7 @@ class NLUEvaluation:
 
     @property
     def gold(self) -> list[str]:
-        return [p.example.intent for p in self.predictions]
+        return [p.example.base_intent for p in self.predictions]
 
     @property
     def predicted(self) -> list[str]:
@@ -69,7 +74,7 @@ class NLUEvaluation:
         )
         report.pop("micro avg", None)
         classifier_hits = sum(
-            p.classifier_intent == p.example.intent for p in self.predictions
+            p.classifier_intent == p.example.base_intent for p in self.predictions
         )
         report["accuracy"] = self.accuracy
         report["accuracy_without_fallback"] = classifier_hits / max(len(self.predictions), 1)
@@ -96,20 +101,23 @@ class NLUEvaluation:
         return [
             {
                 "text": p.example.text,
-                "intent": p.example.intent,
+                "intent": p.example.base_intent,
                 "intent_prediction": {"name": p.intent, "confidence": round(p.confidence, 4)},
                 "source": str(p.example.source) if p.example.source else None,
             }
             for p in self.predictions
-            if p.intent != p.example.intent
+            if p.intent != p.example.base_intent
         ]
 
-    def entity_counts(self) -> dict[str, dict[str, int]]:
-        """Per entity: true positives, false positives, false negatives (exact spans)."""
+    def entity_counts(self, extractor: str | None = None) -> dict[str, dict[str, int]]:
+        """Per entity: true positives, false positives, false negatives (exact spans).
+
+        An entity with a role counts as ``entity#role`` (as ``rasa test``); ``extractor``
+        keeps only that extractor's predictions."""
         counts: dict[str, dict[str, int]] = defaultdict(lambda: {"tp": 0, "fp": 0, "fn": 0})
         for p in self.predictions:
-            gold = {(a.entity, a.start, a.end) for a in p.example.entities}
-            found = {(e["entity"], e["start"], e["end"]) for e in p.entities}
+            gold = _gold(p)
+            found = _found(p, extractor)
             for key in gold & found:
                 counts[key[0]]["tp"] += 1
             for key in found - gold:
@@ -118,10 +126,10 @@ class NLUEvaluation:
                 counts[key[0]]["fn"] += 1
         return dict(counts)
 
-    def entity_report(self) -> dict[str, Any]:
+    def entity_report(self, extractor: str | None = None) -> dict[str, Any]:
         report: dict[str, Any] = {}
         total = {"tp": 0, "fp": 0, "fn": 0}
-        for entity, c in sorted(self.entity_counts().items()):
+        for entity, c in sorted(self.entity_counts(extractor).items()):
             report[entity] = _prf(c)
             for k in total:
                 total[k] += c[k]
@@ -132,14 +140,20 @@ class NLUEvaluation:
                 m: round(statistics.mean(report[n][m] for n in names), 4)
                 for m in ("precision", "recall", "f1-score")
             }
-        report["entity_errors"] = self.entity_errors()
+        report["entity_errors"] = self.entity_errors(extractor)
         return report
 
-    def entity_errors(self) -> list[dict[str, Any]]:
+    def extractor_f1(self, extractors: list[str]) -> dict[str, float]:
+        """Micro F1 of each extractor on its own."""
+        return {
+            name: float(self.entity_report(name)["micro avg"]["f1-score"]) for name in extractors
+        }
+
+    def entity_errors(self, extractor: str | None = None) -> list[dict[str, Any]]:
         errors = []
         for p in self.predictions:
-            gold = {(a.entity, a.start, a.end) for a in p.example.entities}
-            found = {(e["entity"], e["start"], e["end"]) for e in p.entities}
+            gold = _gold(p)
+            found = _found(p, extractor)
             if gold != found:
                 errors.append(
                     {
@@ -156,9 +170,54 @@ class NLUEvaluation:
                 )
         return errors
 
+    def response_selection_report(self) -> dict[str, Any] | None:
+        """Per ``intent/response`` key precision/recall/F1 over the test examples of retrieval
+        intents (Rasa's ``response_selection_report.json``); None without any."""
+        from sklearn.metrics import classification_report
+
+        pairs = [(p.example.intent, p.response_key or "None") for p in self.predictions
+                 if p.example.response_key]
+        if not pairs:
+            return None
+        gold = [g for g, _ in pairs]
+        predicted = [k for _, k in pairs]
+        report: dict[str, Any] = classification_report(
+            gold, predicted, labels=sorted(set(gold)), output_dict=True, zero_division=0
+        )
+        report.pop("micro avg", None)
+        report["accuracy"] = sum(g == k for g, k in pairs) / len(pairs)
+        return report
+
     @property
     def entity_f1(self) -> float:
         return float(self.entity_report()["micro avg"]["f1-score"])
+
+
+def _label(entity: str, role: Any) -> str:
+    return f"{entity}#{role}" if role else entity
+
+
+def _gold(p: Prediction) -> set[tuple[str, int, int]]:
+    return {(_label(a.entity, a.role), a.start, a.end) for a in p.example.entities}
+
+
+def _found(p: Prediction, extractor: str | None) -> set[tuple[str, int, int]]:
+    if extractor is None:
+        return {(_label(e["entity"], e.get("role")), e["start"], e["end"]) for e in p.entities}
+    return {
+        (_label(e["entity"], e.get("role")), e["start"], e["end"])
+        for e in [*p.entities, *p.shadowed]
+        if e.get("extractor", extractor) == extractor
+    }
+
+
+def entity_extractors(pipeline: NLUPipeline) -> list[str]:
+    """Names of the pipeline's components that add entities, in order."""
+    names: list[str] = []
+    for component in pipeline.components:
+        if getattr(component, "extracts_entities", False) and component.name not in names:
+            names.append(component.name)
+    return names
 
 
 def _prf(c: dict[str, int]) -> dict[str, Any]:
@@ -189,9 +248,22 @@ def evaluate(pipeline: NLUPipeline, examples: list[Example]) -> NLUEvaluation:
                 float(intent.get("confidence", 0.0)),
                 classifier_top,
                 message.entities,
+                message.shadowed,
+                _selected_key(message.extras.get("response_selector"), example.base_intent),
             )
         )
     return result
+
+
+def _selected_key(selector: Any, base_intent: str) -> str | None:
+    """The selected key for ``base_intent``: its own selector, else ``default``."""
+    if not isinstance(selector, dict):
+        return None
+    chosen = selector.get(base_intent) or selector.get("default")
+    if not isinstance(chosen, dict):
+        return None
+    key = chosen.get("response", {}).get("intent_response_key")
+    return str(key) if key else None
 
 
 def write_reports(result: NLUEvaluation, out_dir: Path, extractor_names: list[str]) -> None:
@@ -204,10 +276,13 @@ def write_reports(result: NLUEvaluation, out_dir: Path, extractor_names: list[st
 
     dump("intent_report.json", result.intent_report())
     dump("intent_errors.json", result.intent_errors())
+    responses = result.response_selection_report()
+    if responses is not None:
+        dump("response_selection_report.json", responses)
     entity_report = result.entity_report()
     dump("entity_report.json", entity_report)
     for name in extractor_names:
-        dump(f"{name}_report.json", entity_report)
+        dump(f"{name}_report.json", result.entity_report(name))
     dump(
         "summary.json",
         {
@@ -215,6 +290,9 @@ def write_reports(result: NLUEvaluation, out_dir: Path, extractor_names: list[st
             "intent_accuracy": round(result.accuracy, 4),
             "intent_macro_f1": round(result.macro_f1, 4),
             "entity_f1": round(result.entity_f1, 4),
+            "entity_f1_per_extractor": {
+                k: round(v, 4) for k, v in result.extractor_f1(extractor_names).items()
+            },
             "overlap_with_training": result.overlap(),
         },
     )
@@ -249,8 +327,8 @@ def plot_confusion_matrix(result: NLUEvaluation, path: Path) -> None:
 
 def plot_histogram(result: NLUEvaluation, path: Path) -> None:
     plt = _pyplot()
-    hits = [p.confidence for p in result.predictions if p.intent == p.example.intent]
-    misses = [p.confidence for p in result.predictions if p.intent != p.example.intent]
+    hits = [p.confidence for p in result.predictions if p.intent == p.example.base_intent]
+    misses = [p.confidence for p in result.predictions if p.intent != p.example.base_intent]
     fig, ax = plt.subplots(figsize=(7, 4))
     bins = [i / 20 for i in range(21)]
     ax.hist([hits, misses], bins=bins, stacked=True, color=["#2b8a3e", "#c92a2a"],
@@ -299,7 +377,7 @@ def cross_validate(
 ) -> CrossValidation:
     from sklearn.model_selection import StratifiedKFold
 
-    labels = [e.intent for e in data.examples]
+    labels = [e.base_intent for e in data.examples]
     splitter = StratifiedKFold(folds, shuffle=True, random_state=42)
     cv = CrossValidation(folds, [], [], [], [], NLUEvaluation())
     for fold, (train_idx, test_idx) in enumerate(splitter.split(labels, labels), 1):

@@ -14,7 +14,8 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-from bot.nlu.interfaces import Component, Message
+from bot.nlu.entity_merge import add_rule_based
+from bot.nlu.interfaces import Component, Message, ensure_norm
 from bot.training.data import TrainingData
 
 _FACTORY = "bankbot_regex_entities"
@@ -66,13 +67,16 @@ def _register_factory() -> None:
 
 
 def build_pipeline(
-    phrase_patterns: list[dict[str, str]], regexes: list[tuple[str, str]]
+    phrase_patterns: list[dict[str, str]],
+    regexes: list[tuple[str, str]],
+    case_sensitive: bool = False,
 ) -> Any:
     spacy = _spacy()
     _register_factory()
     nlp = spacy.blank("zh")
     if phrase_patterns:
-        ruler = nlp.add_pipe("entity_ruler", config={"phrase_matcher_attr": "LOWER"})
+        attr = "ORTH" if case_sensitive else "LOWER"
+        ruler = nlp.add_pipe("entity_ruler", config={"phrase_matcher_attr": attr})
         ruler.add_patterns(phrase_patterns)
     if regexes:
         nlp.add_pipe(_FACTORY, config={"patterns": [list(r) for r in regexes]})
@@ -119,14 +123,33 @@ def _squash(text: str) -> str:
     return text.lower() if "\u03a3" not in text else "".join(c.lower() for c in text)
 
 
+def _inside_word(text: str, start: int, end: int) -> bool:
+    """True when a span starts or ends inside an ASCII word: between two ASCII letters or two
+    digits (``card`` in ``discard``); ``xyk`` in ``xyk卡`` or ``xyk123`` is not inside one."""
+
+    def joined(a: str, b: str) -> bool:
+        if not (a.isascii() and b.isascii()):
+            return False
+        return (a.isalpha() and b.isalpha()) or (a.isdigit() and b.isdigit())
+
+    before = start > 0 and joined(text[start - 1], text[start])
+    after = end < len(text) and joined(text[end - 1], text[end])
+    return before or after
+
+
 class RegexEntityExtractor(Component):
     name = "RegexEntityExtractor"
+    extracts_entities: ClassVar[bool] = True
     defaults: ClassVar[dict[str, Any]] = {
         "use_regexes": True,
         "use_lookup_tables": True,
         "use_synonyms": True,
         # Learn phrase patterns from annotated examples, for entities without a regex.
         "use_annotations": True,
+        # Rasa's options: matching ignores case unless case_sensitive; a lookup, synonym or
+        # annotation match must not start or end inside an ASCII word (card in discard).
+        "case_sensitive": False,
+        "use_word_boundaries": True,
     }
 
     def __init__(
@@ -141,7 +164,12 @@ class RegexEntityExtractor(Component):
         self._build()
 
     def _build(self) -> None:
-        self._nlp = build_pipeline(self.phrase_patterns, self.regexes)
+        case_sensitive = bool(self.config["case_sensitive"])
+        regexes = self.regexes if case_sensitive else [
+            (label, pattern if pattern.startswith("(?") else f"(?i){pattern}")
+            for label, pattern in self.regexes
+        ]
+        self._nlp = build_pipeline(self.phrase_patterns, regexes, case_sensitive)
         self._pipes = [proc for _, proc in self._nlp.pipeline]
         self._screen = _Screen(self._nlp, self.phrase_patterns, self.regexes)
 
@@ -159,8 +187,10 @@ class RegexEntityExtractor(Component):
                 value_entity.setdefault(ann.value, ann.entity)
         patterns: dict[tuple[str, str], str] = {}
 
+        lower = not self.config["case_sensitive"]
+
         def add(label: str, surface: str, value: str | None = None) -> None:
-            surface = surface.strip().lower()
+            surface = surface.strip().lower() if lower else surface.strip()
             if surface and label not in regex_entities:
                 canonical = value or synonym_map.get(surface, surface)
                 patterns.setdefault((label, surface), canonical)
@@ -198,21 +228,27 @@ class RegexEntityExtractor(Component):
         doc = self._nlp.make_doc(norm)
         for proc in self._pipes:  # what nlp(norm) runs, without its per-call bookkeeping
             doc = proc(doc)
+        bounded = bool(self.config["use_word_boundaries"])
         return [
-            (ent.label_, ent.ent_id_ or ent.text, ent.start_char, ent.end_char) for ent in doc.ents
+            (ent.label_, ent.ent_id_ or ent.text, ent.start_char, ent.end_char)
+            for ent in doc.ents
+            # Word boundaries for the phrase patterns (they have an id); a regex says its
+            # own boundaries (the shipped amount regex matches 5000 in 5000rmb).
+            if not (bounded and ent.ent_id_ and _inside_word(norm, ent.start_char, ent.end_char))
         ]
 
     def process(self, message: Message) -> None:
-        for label, value, start, end in self.extract(message.norm):
+        for label, value, start, end in self.extract(ensure_norm(message)):
             o_start, o_end = message.original_span(start, end)
-            message.entities.append(
+            add_rule_based(
+                message,
                 {
                     "entity": label,
                     "start": o_start,
                     "end": o_end,
                     "value": value,
                     "extractor": self.name,
-                }
+                },
             )
 
     def persist(self, directory: Path) -> None:

@@ -43,6 +43,10 @@ class Message:
     truncated: bool = False
     # Further keys of the parse result added by components (e.g. "sentiment").
     extras: dict[str, Any] = field(default_factory=dict)
+    # Entities an extractor found but left out of ``entities`` because another extractor
+    # had them (bot.nlu.entity_merge); not in the parse result, read by the per-extractor
+    # evaluation.
+    shadowed: list[dict[str, Any]] = field(default_factory=list)
 
     def original_span(self, start: int, end: int) -> tuple[int, int]:
         """Map a ``[start, end)`` span of ``norm`` to the original ``text``."""
@@ -74,6 +78,21 @@ class Component(ABC):
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = {**self.defaults, **config}
+        self._notes: list[str] = []
+
+    def note(self, line: str) -> None:
+        """Record one line for ``bot train`` to print: a substitution or an unhonoured option."""
+        notes = self.__dict__.setdefault("_notes", [])  # also when __init__ was overridden
+        if line not in notes:
+            notes.append(line)
+
+    def notes(self) -> list[str]:
+        """Substitutions and options this component cannot honour, one line each."""
+        return list(self.__dict__.get("_notes", []))
+
+    def attach(self, pipeline: list[Component]) -> None:  # noqa: B027
+        """Called once the whole pipeline is built (or loaded), before training or use: a
+        component that needs an earlier one (SpacyTokenizer needs SpacyNLP) finds it here."""
 
     def train(self, data: TrainingData, messages: list[Message]) -> None:
         """Learn from ``data``; ``messages[i]`` is ``data.examples[i]`` after earlier stages.
@@ -99,3 +118,11 @@ class Component(ABC):
 
 class UnknownComponentError(LookupError):
     pass
+
+
+def ensure_norm(message: Message) -> str:
+    """``message.norm``, set to the text itself when no normaliser ran (a pipeline without
+    ChineseTextNormalizer): every tokenizer and featurizer reads ``norm``."""
+    if not message.norm and message.text and not message.offsets:
+        message.norm = message.text
+    return message.norm

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import BotConfig
+from bot.errors import ConfigError
 from bot.nlu.interfaces import Component, Message
 from bot.nlu.registry import component_class
 from bot.training.data import TrainingData
@@ -25,17 +26,33 @@ def _folder(index: int, name: str) -> str:
 class NLUPipeline:
     def __init__(self, components: list[Component]) -> None:
         self.components = components
+        for component in components:
+            component.attach(components)
 
     @classmethod
     def from_config(cls, config: BotConfig, project_root: Path | None = None) -> NLUPipeline:
         components = []
         for spec in config.pipeline:
-            component_type = component_class(spec.name)
+            component_type = component_class(spec.name, project_root)
             options = dict(spec.options)
             if project_root is not None:
                 options["project_root"] = str(project_root)
-            components.append(component_type(options))
+            if "language" in component_type.defaults and "language" not in options:
+                options["language"] = config.language
+            try:
+                components.append(component_type(options))
+            except (ValueError, TypeError, KeyError) as exc:
+                # A bad option value: one line, never a traceback.
+                raise ConfigError(f"pipeline component '{spec.name}': {exc}") from None
         return cls(components)
+
+    def notes(self) -> list[str]:
+        """One line per substituted component or unhonoured option, without repeats."""
+        seen: dict[str, None] = {}
+        for component in self.components:
+            for line in component.notes():
+                seen.setdefault(line, None)
+        return list(seen)
 
     def resolved_config(self) -> list[dict[str, Any]]:
         """Each component's name with every option, defaults filled in."""
@@ -45,7 +62,7 @@ class NLUPipeline:
         ]
 
     def train(self, data: TrainingData, progress: ProgressCallback | None = None) -> None:
-        messages = [Message(example.text) for example in data.examples]
+        messages = [Message(example.text, norm=example.text) for example in data.examples]
         total = len(self.components)
         for i, component in enumerate(self.components):
             if progress:
@@ -55,7 +72,7 @@ class NLUPipeline:
             progress("done", total, total)
 
     def process(self, text: str) -> Message:
-        message = Message(text)
+        message = Message(text, norm=text)  # a normaliser, when there is one, replaces norm
         for component in self.components:
             component.process(message)
         return message

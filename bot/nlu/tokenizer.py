@@ -7,7 +7,8 @@ import threading
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-from bot.nlu.interfaces import Component, Message, Token
+from bot.nlu.interfaces import Component, Message, Token, ensure_norm
+from bot.nlu.tokenization import TOKENIZER_DEFAULTS, apply_token_pattern, note_tokenizer_options
 from bot.training.data import TrainingData
 
 USERDICT = "userdict.txt"
@@ -78,10 +79,15 @@ def dictionary_words(data: TrainingData, user_dictionary: Path | None) -> list[t
 
 class JiebaTokenizer(Component):
     name = "JiebaTokenizer"
-    defaults: ClassVar[dict[str, Any]] = {"dictionary_path": "nlu_data/userdict.txt", "hmm": True}
+    defaults: ClassVar[dict[str, Any]] = {
+        "dictionary_path": "nlu_data/userdict.txt",  # a file, or Rasa's folder of files
+        "hmm": True,
+        **TOKENIZER_DEFAULTS,
+    }
 
     def __init__(self, config: dict[str, Any], words: list[tuple[str, int]] | None = None):
         super().__init__(config)
+        note_tokenizer_options(self)
         self._jieba = new_jieba()
         self.words = words or []
         for word, freq in self.words:
@@ -91,7 +97,16 @@ class JiebaTokenizer(Component):
         path = self.config.get("dictionary_path")
         root = Path(self.config.get("project_root", "."))
         user_dictionary = (root / path) if path else None
-        self.words = dictionary_words(data, user_dictionary)
+        if user_dictionary is not None and user_dictionary.is_dir():
+            # Rasa's dictionary_path is a folder: every file in it is a jieba dictionary.
+            files = sorted(p for p in user_dictionary.iterdir() if p.is_file())
+        else:
+            files = [user_dictionary] if user_dictionary is not None else []
+        merged: dict[str, int] = dict(dictionary_words(data, None))
+        for file in files:
+            for word, freq in dictionary_words(TrainingData(), file):
+                merged[word] = max(merged.get(word, 0), freq)
+        self.words = sorted(merged.items())
         for word, freq in self.words:
             self._jieba.add_word(word, freq)
         for message in messages:
@@ -99,14 +114,16 @@ class JiebaTokenizer(Component):
 
     def tokenize(self, text: str) -> list[Token]:
         hmm = bool(self.config["hmm"])
-        return [
+        tokens = [
             Token(word, start, end)
             for word, start, end in self._jieba.tokenize(text, HMM=hmm)
             if word.strip()
         ]
+        pattern = self.config.get("token_pattern")
+        return apply_token_pattern(tokens, pattern) if pattern else tokens
 
     def process(self, message: Message) -> None:
-        message.tokens = self.tokenize(message.norm)
+        message.tokens = self.tokenize(ensure_norm(message))
 
     def persist(self, directory: Path) -> None:
         lines = [f"{word} {freq}" for word, freq in self.words]

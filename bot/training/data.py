@@ -29,14 +29,36 @@ class EntityAnnotation:
     group: str | None = None
 
 
+RESPONSE_KEY_SEPARATOR = "/"
+
+
+def base_intent(intent: str) -> str:
+    """``chitchat/whoyouare`` → ``chitchat`` (a retrieval intent); other names unchanged."""
+    return intent.split(RESPONSE_KEY_SEPARATOR, 1)[0]
+
+
 @dataclass(frozen=True)
 class Example:
-    """One training utterance: plain text (markup removed), its intent and entities."""
+    """One training utterance: plain text (markup removed), its intent and entities.
+
+    ``intent`` is the name as written; for a retrieval intent that is the full
+    ``chitchat/whoyouare`` key: intent classifiers learn ``base_intent`` (``chitchat``),
+    the ResponseSelector the full key.
+    """
 
     text: str
     intent: str
     entities: tuple[EntityAnnotation, ...] = ()
     source: Source | None = None
+
+    @property
+    def base_intent(self) -> str:
+        return base_intent(self.intent)
+
+    @property
+    def response_key(self) -> str | None:
+        """The full ``intent/response`` key of a retrieval intent example, else None."""
+        return self.intent if RESPONSE_KEY_SEPARATOR in self.intent else None
 
 
 @dataclass(frozen=True)
@@ -91,14 +113,24 @@ class TrainingData:
 
     @property
     def intents(self) -> list[str]:
-        return sorted({e.intent for e in self.examples})
+        """The intents the classifiers learn: retrieval intents by their base name."""
+        return sorted({e.base_intent for e in self.examples})
+
+    @property
+    def retrieval_intents(self) -> list[str]:
+        """Base names of the intents written as ``name/response_key``."""
+        return sorted({e.base_intent for e in self.examples if e.response_key})
+
+    @property
+    def response_keys(self) -> list[str]:
+        return sorted({e.intent for e in self.examples if e.response_key})
 
     @property
     def entity_names(self) -> list[str]:
         return sorted({a.entity for e in self.examples for a in e.entities})
 
     def intent_counts(self) -> Counter[str]:
-        return Counter(e.intent for e in self.examples)
+        return Counter(e.base_intent for e in self.examples)
 
     def synonym_map(self) -> dict[str, str]:
         """Surface form (lower-cased) → canonical value; the value maps to itself."""

@@ -18,6 +18,16 @@ class MarkupError(ValueError):
     """Entity markup that cannot be understood."""
 
 
+def _label(spec: dict[str, object], key: str) -> str | None:
+    """A role or group as text (``"group": 1`` is group ``"1"``, as Rasa reads it)."""
+    value = spec.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise MarkupError(f"entity {key} {value!r} must be a name such as \"from\"")
+    return str(value)
+
+
 def parse_markup(line: str) -> tuple[str, tuple[EntityAnnotation, ...]]:
     """Strip markup from ``line``; return the plain text and its entity annotations."""
     parts: list[str] = []
@@ -44,8 +54,8 @@ def parse_markup(line: str) -> tuple[str, tuple[EntityAnnotation, ...]]:
                 raise MarkupError(f"entity JSON {match.group('json')!r} needs an \"entity\" key")
             name = spec["entity"]
             value = str(spec.get("value", surface))
-            role = spec.get("role")
-            group = spec.get("group")
+            role = _label(spec, "role")
+            group = _label(spec, "group")
         if not name or not re.fullmatch(r"[A-Za-z_][\w-]*", name):
             raise MarkupError(f"entity name {name!r} must be an identifier such as card_last4")
         entities.append(
