@@ -1,18 +1,15 @@
-"""Operator endpoints (``Authorization: Bearer <operator token>``):
+"""Operator endpoint ``POST /conversations/{id}/messages``: add a message without running the
+bot. Body ``{"text", "sender": "user" | "bot", "parse_data"?}``: ``user`` logs a customer
+message (parsed unless ``parse_data`` is given, as Rasa does), ``bot`` logs a message from a
+human agent. Answers the tracker afterwards.
 
-- ``GET /conversations/{id}/tracker``: the conversation's tracker (Rasa's shape).
-- ``POST /conversations/{id}/messages``: add a message without running the bot. Body
-  ``{"text", "sender": "user" | "bot", "parse_data"?}``: ``user`` logs a customer message
-  (parsed unless ``parse_data`` is given, as Rasa does), ``bot`` logs a message from a human
-  agent. Answers the tracker afterwards.
-
-Without a configured token (``server.operator_token`` or ``BOT_OPERATOR_TOKEN``) these
-endpoints refuse every request.
+Authentication as the HTTP API's (:mod:`bot.server.auth`: operator token, auth token or a
+Rasa-style JWT); with none configured every request is refused. The conversation's tracker
+(``GET /conversations/{id}/tracker``) is served by :mod:`bot.server.rasa_api`.
 """
 
 from __future__ import annotations
 
-import hmac
 import time
 from typing import Any
 from urllib.parse import unquote
@@ -22,25 +19,12 @@ from sanic.response import HTTPResponse, json
 
 from bot.core import events as ev
 from bot.core.agent import Agent
+from bot.server.auth import authorize
 from bot.server.errors import ApiError
 from bot.server.inputs import MAX_SENDER_CHARS, clean, json_object, string_field
-from bot.server.settings import OPERATOR_TOKEN_ENV, ServerSettings
+from bot.server.settings import ServerSettings
 
 SENDERS = ("user", "bot")
-
-
-def check_operator(request: Request, token: str | None) -> None:
-    if token is None:
-        raise ApiError(401, f"the operator API is disabled: set {OPERATOR_TOKEN_ENV} or "
-                            "server.operator_token", {"WWW-Authenticate": "Bearer"})
-    scheme, _, given = (request.headers.get("authorization") or "").partition(" ")
-    if scheme.lower() != "bearer" or not given:
-        raise ApiError(401, "operator endpoints need 'Authorization: Bearer <operator token>'",
-                       {"WWW-Authenticate": "Bearer"})
-    # surrogateescape: header bytes that are not UTF-8 arrive as lone surrogates
-    if not hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"),
-                               token.encode()):
-        raise ApiError(401, "wrong operator token", {"WWW-Authenticate": "Bearer"})
 
 
 def conversation_id(raw: str) -> str:
@@ -70,16 +54,10 @@ def operator_blueprint(agent: Agent, settings: ServerSettings) -> Blueprint:
     bp = Blueprint("operator", url_prefix="/conversations")
     processor = agent.processor
 
-    @bp.get("/<conversation:str>/tracker")
-    async def tracker(request: Request, conversation: str) -> HTTPResponse:
-        check_operator(request, settings.operator_token)
-        state = (await processor.get_tracker(conversation_id(conversation))).current_state()
-        return json(state, ensure_ascii=False)
-
     @bp.post("/<conversation:str>/messages")
     async def add_message(request: Request, conversation: str) -> HTTPResponse:
-        check_operator(request, settings.operator_token)
         sender_id = conversation_id(conversation)
+        authorize(request, settings, sender_id)
         data = json_object(request)
         text = string_field(data, "text", max_chars=settings.max_message_chars)
         assert text is not None
