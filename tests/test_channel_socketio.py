@@ -408,3 +408,17 @@ def test_bad_socketio_settings_refuse_to_start(agent: Agent, tmp_path: Path) -> 
     creds = credentials(tmp_path, "socketio:\n  session_persistence: maybe\n")
     with pytest.raises(ConfigError, match="session_persistence"):
         create_app(agent, credentials=creds)
+
+
+def test_bot_run_reads_the_projects_credentials(tiny_model: Any, tmp_path: Path) -> None:
+    """``app_for_project`` takes the Project, so ``--credentials elsewhere.yml`` is honoured."""
+    from bot.project import Project
+    from bot.server.app import app_for_project
+
+    assert app_for_project(Project(tiny_model.root), name="plain").ctx.socketio is None
+    elsewhere = tmp_path / "elsewhere.yml"
+    elsewhere.write_text("socketio:\n  session_persistence: true\n", encoding="utf-8")
+    app = app_for_project(Project(tiny_model.root, credentials_path=elsewhere), name="creds")
+    assert app.ctx.socketio is not None and app.ctx.socketio.settings.session_persistence
+    paths = {route.path for route in app.router.routes}
+    assert "webhooks/rest/webhook" not in paths and "webhooks/app/webhook" in paths

@@ -427,3 +427,38 @@ async def test_rs256_jwts(agent: Agent, tmp_path: Path) -> None:
     assert response.status == 200
     _, response = await client.get("/status", headers=signed(ADMIN))  # HS256: refused
     assert response.status == 401 and "RS256" in response.json["error"]
+
+
+async def test_messages_route_accepts_the_api_credentials(agent: Agent) -> None:
+    client = create_app(agent, settings()).asgi_client
+    url = "/conversations/m1/messages"
+    _, response = await client.post(url + Q, json={"text": "/greet"})
+    assert response.status == 200
+    assert response.json["latest_message"]["intent"]["name"] == "greet"
+    user = signed({"username": "m1", "role": "user"})
+    _, response = await client.post(url, json={"text": "/greet"}, headers=user)
+    assert response.status == 200
+    _, response = await client.post(url, json={"text": "我是人工客服", "sender": "bot"},
+                                    headers=user)
+    assert response.status == 403 and "operators" in response.json["error"]
+    _, response = await client.post(url, json={"text": "我是人工客服", "sender": "bot"},
+                                    headers=signed(ADMIN))
+    assert response.status == 200
+
+
+async def test_parse_passes_the_response_selector_through(dialogue, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    selected = {"all_retrieval_intents": ["chitchat"], "chitchat": {"response": {
+        "responses": [], "confidence": 0.93, "intent_response_key": "chitchat/whoyouare",
+        "utter_action": "utter_chitchat/whoyouare"}, "ranking": []}}
+
+    class NLU:
+        def parse(self, text: str) -> dict[str, Any]:
+            return {"text": text, "intent": {"name": "chitchat", "confidence": 0.9},
+                    "intent_ranking": [], "entities": [], "response_selector": selected}
+
+    domain, policies = dialogue(DOMAIN, RULES, [("RulePolicy", {})])
+    agent = Agent(model(tmp_path), MessageProcessor(domain, policies, nlu=NLU()))  # type: ignore[arg-type]
+    client = create_app(agent, settings()).asgi_client
+    _, response = await client.post("/model/parse", json={"text": "你是谁"})
+    assert response.status == 200 and response.json["response_selector"] == selected
+    assert await say(client, "rs", "你是谁") == [{"recipient_id": "rs", "text": "我是智能客服。"}]

@@ -57,13 +57,16 @@ def operator_blueprint(agent: Agent, settings: ServerSettings) -> Blueprint:
     @bp.post("/<conversation:str>/messages")
     async def add_message(request: Request, conversation: str) -> HTTPResponse:
         sender_id = conversation_id(conversation)
-        authorize(request, settings, sender_id)
+        caller = authorize(request, settings, sender_id)
         data = json_object(request)
         text = string_field(data, "text", max_chars=settings.max_message_chars)
         assert text is not None
         who = data.get("sender", "user")
         if who not in SENDERS:
             raise ApiError(400, f"field 'sender' must be one of {', '.join(SENDERS)}; got {who!r}")
+        if who == "bot" and not caller.admin:  # a user must not speak as a human agent
+            raise ApiError(403, "only operators (or admins) may log the bot's or an agent's "
+                                "messages")
         now = time.time()
         event: dict[str, Any]
         if who == "user":
