@@ -422,3 +422,24 @@ def test_bot_run_reads_the_projects_credentials(tiny_model: Any, tmp_path: Path)
     assert app.ctx.socketio is not None and app.ctx.socketio.settings.session_persistence
     paths = {route.path for route in app.router.routes}
     assert "webhooks/rest/webhook" not in paths and "webhooks/app/webhook" in paths
+
+
+async def test_a_jwt_key_guards_the_connection(agent: Agent, tmp_path: Path) -> None:
+    import jwt
+
+    key = "socket-widget-key-0123456789abcdef0123"
+    creds = credentials(tmp_path, f"socketio:\n  jwt_key: {key}\n")
+    async with serving(agent, creds) as url:
+        refused = Widget()
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await refused.connect(url)
+        forged = socketio.AsyncClient(reconnection=False)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await forged.connect(url, transports=["websocket"],
+                                 auth={"token": jwt.encode({"sub": "w"}, "another-key" * 4)})
+        widget = Widget()
+        await widget.client.connect(url, transports=["websocket"], auth={
+            "token": "Bearer " + jwt.encode({"sub": "widget"}, key)})
+        await widget.client.emit("user_uttered", {"message": "/card"})
+        assert (await widget.next())[0] == "bot_uttered"
+        await widget.close()

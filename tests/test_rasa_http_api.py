@@ -134,7 +134,7 @@ async def test_wrong_credentials(agent: Agent) -> None:
     client = create_app(agent, settings()).asgi_client
     for headers, url, problem in [
         ({}, "/status?token=wrong", "wrong auth token"),
-        ({"Authorization": "Bearer wrong"}, "/status", "wrong operator token"),
+        ({"Authorization": "Bearer wrong"}, "/status", "wrong operator token, and not a JWT"),
         ({"Authorization": "Basic abc"}, "/status", "Authorization: Bearer"),
         (signed(ADMIN, key="another-secret-0123456789abcdef0123"), "/status",
          "signature is invalid"),

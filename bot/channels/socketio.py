@@ -13,6 +13,9 @@ A python-socketio ``AsyncServer`` on the Sanic app at ``socketio_path`` (``/sock
   (Rasa's ``{"data": ...}`` form emits its ``data``). Texts are split at blank lines as Rasa
   does, the buttons going with the last part.
 
+With ``jwt_key`` (Rasa's option) a connection must bring ``auth: {"token": <JWT>}`` signed
+with it (``jwt_method``, HS256 by default); it authenticates the widget, not the customer.
+
 The conversation is the session id with ``session_persistence: true`` (a reconnecting widget
 keeps its history; every socket of the session gets the answers), else the socket id. Either
 way it is anonymous, like the REST channel: ids that pose as verified customers are refused.
@@ -31,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import jwt
 import socketio
 from sanic import Sanic
 
@@ -57,6 +61,10 @@ class SocketIOSettings:
     metadata_key: str = "metadata"
     # None: any origin (as Rasa, for widgets embedded on the bank's pages); or a list.
     cors_allowed_origins: tuple[str, ...] | None = None
+    # Rasa's jwt_key / jwt_method: a connection must bring auth {"token": <JWT>} signed so.
+    # It authenticates the widget only; the conversation stays anonymous.
+    jwt_key: str | None = None
+    jwt_method: str = "HS256"
 
     @classmethod
     def from_credentials(cls, raw: dict[str, Any] | None) -> SocketIOSettings:
@@ -81,7 +89,12 @@ class SocketIOSettings:
         if origins is not None and not (
                 isinstance(origins, list) and all(isinstance(o, str) for o in origins)):
             raise ValueError("socketio.cors_allowed_origins must be '*' or a list of origins")
+        jwt_key = raw.get("jwt_key")
+        if jwt_key is not None and (not isinstance(jwt_key, str) or not jwt_key):
+            raise ValueError("socketio.jwt_key must be a non-empty string")
         return cls(
+            jwt_key=jwt_key,
+            jwt_method=text("jwt_method", "HS256").upper(),
             user_message_evt=text("user_message_evt", "user_uttered"),
             bot_message_evt=text("bot_message_evt", "bot_uttered"),
             session_persistence=persistence,
@@ -159,8 +172,21 @@ class SocketIOChannel:
 
     # -- events ----------------------------------------------------------------------------
 
-    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        logger.debug("socket.io client %s connected", sid)
+    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
+        """With ``jwt_key`` a connection without a valid ``auth.token`` is refused (Rasa)."""
+        key = self.settings.jwt_key
+        if key is None:
+            return True
+        token = auth.get("token") if isinstance(auth, dict) else None
+        if not isinstance(token, str) or not token.strip():
+            return False
+        token = token.strip().removeprefix("Bearer ").strip()
+        try:
+            jwt.decode(token, key, algorithms=[self.settings.jwt_method])
+        except jwt.InvalidTokenError:
+            logger.info("socket.io connection %s refused: invalid token", sid)
+            return False
+        return True
 
     async def _error(self, sid: str, status: int, message: str) -> None:
         await self.sio.emit(ERROR_EVENT, {"error": message, "status": status}, to=sid,

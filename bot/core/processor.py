@@ -244,7 +244,9 @@ class MessageProcessor:
                 now = self.clock()
                 context = self._context(input_channel or tracker.latest_input_channel)
                 await self._start_session_if_due(tracker, context, now)
-                result = TurnResult([], [], {}, [])
+                verified = tracker.slots.get("customer_id")  # as the channel set it
+                result = TurnResult([], [], {}, [],
+                                    customer_id=verified if isinstance(verified, str) else None)
                 prediction = PolicyPrediction(name, 1.0 if confidence is None else confidence,
                                               policy or "http_api", 0)
                 await self._run_action(tracker, prediction, context, now, result)

@@ -116,6 +116,8 @@ def caller(request: Request, settings: ServerSettings) -> Caller:
         return Caller(True, via="operator")
     if settings.api_jwt.enabled and value.count(".") == 2:
         return _jwt_caller(value, settings)
+    if settings.api_jwt.enabled:
+        raise ApiError(401, "wrong operator token, and not a JWT either", _BEARER)
     raise ApiError(401, "wrong operator token", _BEARER)
 
 
