@@ -443,3 +443,20 @@ async def test_a_jwt_key_guards_the_connection(agent: Agent, tmp_path: Path) -> 
         await widget.client.emit("user_uttered", {"message": "/card"})
         assert (await widget.next())[0] == "bot_uttered"
         await widget.close()
+
+
+async def test_a_payload_over_the_body_cap_is_refused_by_the_transport(
+        agent: Agent, tmp_path: Path) -> None:
+    settings = ServerSettings(max_body_bytes=4096)
+    async with serving(agent, credentials(tmp_path, SOCKET), settings) as url:
+        widget = await Widget().connect(url)
+        await widget.client.emit("user_uttered", {"message": "查" * 10_000})
+        assert await widget.quiet(1.0)  # nothing was processed
+        await widget.close()
+        again = await Widget().connect(url)  # the server carries on
+        await again.client.emit("user_uttered", {"message": "/card"})
+        assert (await again.next())[0] == "bot_uttered"
+        await again.close()
+    for sender in await agent.processor.tracker_store.senders():
+        events = (await agent.processor.get_tracker(sender)).events
+        assert all(len(e.get("text") or "") < 1000 for e in events)
