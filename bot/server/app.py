@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -211,6 +212,8 @@ def app_for_project(project_dir: str | Path | Project, model: str | Path | None 
     settings = settings or load_settings(project)
     settings.check()  # before loading a model for nothing
     credentials = read_credentials(project.credentials_file)
+    if credentials is not None and credentials.custom and str(project.root) not in sys.path:
+        sys.path.insert(0, str(project.root))  # custom channels live in the project, as actions
     agent = Agent.load(project, Path(model) if model else None)
     handoff = create_handoff_service(project.root, agent.processor,
                                      production=settings.production)
