@@ -435,6 +435,14 @@ async def test_messages_route_accepts_the_api_credentials(agent: Agent) -> None:
     _, response = await client.post(url + Q, json={"text": "/greet"})
     assert response.status == 200
     assert response.json["latest_message"]["intent"]["name"] == "greet"
+    # as Rasa, a logged user message fills slots by their mappings (never customer_id)
+    _, response = await client.post(url + Q, json={"text": "尾号", "parse_data": {
+        "intent": {"name": "inform"}, "entities": [
+            {"entity": "card_last4", "value": "6789"},
+            {"entity": "customer_id", "value": "C1002"}]}})
+    assert response.status == 200 and response.json["slots"]["card_last4"] == "6789"
+    assert response.json["slots"]["customer_id"] is None
+    assert [e["entity"] for e in response.json["latest_message"]["entities"]] == ["card_last4"]
     user = signed({"username": "m1", "role": "user"})
     _, response = await client.post(url, json={"text": "/greet"}, headers=user)
     assert response.status == 200

@@ -1,7 +1,7 @@
 """Operator endpoint ``POST /conversations/{id}/messages``: add a message without running the
 bot. Body ``{"text", "sender": "user" | "bot", "parse_data"?}``: ``user`` logs a customer
-message (parsed unless ``parse_data`` is given, as Rasa does), ``bot`` logs a message from a
-human agent. Answers the tracker afterwards.
+message (parsed unless ``parse_data`` is given, and its slot mappings applied, as Rasa does),
+``bot`` logs a message from a human agent. Answers the tracker afterwards.
 
 Authentication as the HTTP API's (:mod:`bot.server.auth`: operator token, auth token or a
 Rasa-style JWT); with none configured every request is refused. The conversation's tracker
@@ -18,6 +18,7 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
 from bot.core import events as ev
+from bot.core.actions.slot_extraction import PROTECTED_SLOTS, extract_slots
 from bot.core.agent import Agent
 from bot.server.auth import authorize
 from bot.server.errors import ApiError
@@ -75,11 +76,21 @@ def operator_blueprint(agent: Agent, settings: ServerSettings) -> Blueprint:
                 parse_data = {k: v for k, v in processor.parse(text).items() if k != "text"}
             else:
                 check_parse_data(parse_data)
+            parse_data = {**parse_data, "entities": [
+                e for e in parse_data.get("entities") or [] if e.get("entity") not in
+                PROTECTED_SLOTS]}
             event = ev.user(text, parse_data, input_channel="operator", timestamp=now)
         else:
             event = ev.bot(text, {}, {"operator": True}, timestamp=now)
-        await processor.append_events(sender_id, [event])
-        state = (await processor.get_tracker(sender_id)).current_state()
-        return json(state, ensure_ascii=False)
+        async with processor.lock_store.lock(sender_id):
+            tracker = await processor.get_tracker(sender_id)
+            tracker.update(event)
+            events = [event]
+            if who == "user":  # as Rasa: the slot mappings run on a logged user message
+                events += [{**e, "timestamp": now} for e in extract_slots(tracker,
+                                                                           processor.domain)]
+                tracker.extend(events[1:])
+            await processor.tracker_store.append(sender_id, events)
+        return json(tracker.current_state(), ensure_ascii=False)
 
     return bp
