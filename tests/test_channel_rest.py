@@ -182,5 +182,7 @@ async def test_retry_after_is_never_shorter_than_the_wait(trained_bot: TrainedBo
     assert response.status == 200
     _, response = await app.asgi_client.post(URL, json={"sender": "q3", "message": "你好"})
     assert response.status == 429
-    assert "wait 2.5 s" in response.json["error"]
+    # 2.5 s less the time between the two requests (a loaded machine needs some of it)
+    wait = float(response.json["error"].rsplit("wait ", 1)[1].removesuffix(" s"))
+    assert 2.0 < wait <= 2.5
     assert int(response.headers["retry-after"]) == 3

@@ -269,3 +269,178 @@ async def test_extracted_values_are_coerced_to_the_slot_type(
 ) -> None:
     await processor.handle(UserMessage('/transfer{"amount": "2500.5"}', "t"))
     assert (await processor.get_tracker("t")).get_slot("amount") == 2500.5
+
+
+# --- roles, groups and forms (Rasa 3 semantics) ------------------------------------------------
+
+ROLES_YAML = """
+version: "3.1"
+intents: [inform, transfer, chitchat, greet]
+entities:
+  - card_last4:
+      roles: [from, to]
+      groups: [1, 2]
+  - city
+slots:
+  card_last4:
+    type: text
+    mappings:
+      - type: from_entity
+        entity: card_last4
+  from_card:
+    type: text
+    mappings:
+      - type: from_entity
+        entity: card_last4
+        role: from
+  to_card:
+    type: text
+    mappings:
+      - type: from_entity
+        entity: card_last4
+        role: to
+  first_group_card:
+    type: text
+    mappings:
+      - type: from_entity
+        entity: card_last4
+        group: "1"
+  departure:
+    type: text
+    mappings:
+      - type: from_entity
+        entity: city
+        conditions:
+          - active_loop: trip_form
+            requested_slot: departure
+  arrival:
+    type: text
+    mappings:
+      - type: from_entity
+        entity: city
+        conditions:
+          - active_loop: trip_form
+            requested_slot: arrival
+  pay_from:
+    type: text
+    mappings:
+      - type: from_entity
+        entity: card_last4
+  pay_to:
+    type: text
+    mappings:
+      - type: from_entity
+        entity: card_last4
+  memo:
+    type: text
+    mappings:
+      - type: from_text
+        conditions:
+          - active_loop: pay_form
+            requested_slot: memo
+forms:
+  trip_form:
+    required_slots: [departure, arrival]
+  pay_form:
+    required_slots: [pay_from, pay_to, memo]
+    ignored_intents: [chitchat]
+"""
+ROLES = parse_domain(yaml.safe_load(ROLES_YAML), Path("domain.yml"))
+
+
+def roles_filled(intent: str, entities: list[dict[str, Any]], text: str = "x",
+                 loop: str | None = None, requested: str | None = None) -> dict[str, Any]:
+    events: list[dict[str, Any]] = []
+    if loop:
+        events.append(ev.active_loop(loop))
+    if requested:
+        events.append(ev.slot(REQUESTED_SLOT, requested))
+    events += [ev.action(LISTEN),
+               ev.user(text, {"intent": {"name": intent}, "entities": entities})]
+    t = DialogueStateTracker.from_events("s", events, ROLES)
+    return {e["name"]: e["value"] for e in extract_slots(t, ROLES)}
+
+
+def test_a_mapping_without_a_role_takes_only_entities_without_one() -> None:
+    assert roles_filled("transfer", [{"entity": "card_last4", "value": "1111", "role": "from"},
+                                     {"entity": "card_last4", "value": "2222", "role": "to"}]
+                        ) == {"from_card": "1111", "to_card": "2222"}
+    plain = roles_filled("inform", [{"entity": "card_last4", "value": "3333"}])
+    assert plain == {"card_last4": "3333", "pay_from": "3333", "pay_to": "3333"}
+
+
+def test_groups_must_match_too() -> None:
+    grouped = [{"entity": "card_last4", "value": "4444", "group": "1"}]
+    assert roles_filled("inform", grouped) == {"first_group_card": "4444"}
+    assert roles_filled("inform", [{"entity": "card_last4", "value": "5555", "group": "2"}]
+                        ) == {}
+    both = [{"entity": "card_last4", "value": "6666", "group": "1", "role": "from"}]
+    assert roles_filled("inform", both) == {}  # no mapping names that role and group
+
+
+def test_conditions_with_requested_slot_pick_the_asked_slot() -> None:
+    city = [{"entity": "city", "value": "上海"}]
+    assert roles_filled("inform", city) == {}
+    assert roles_filled("inform", city, loop="trip_form", requested="departure"
+                        ) == {"departure": "上海"}
+    assert roles_filled("inform", city, loop="trip_form", requested="arrival"
+                        ) == {"arrival": "上海"}
+
+
+def test_a_shared_entity_fills_only_the_slot_the_form_asks_for() -> None:
+    card = [{"entity": "card_last4", "value": "7777"}]
+    asked = roles_filled("inform", card, loop="pay_form", requested="pay_to")
+    assert asked == {"card_last4": "7777", "pay_to": "7777"}
+    asked = roles_filled("inform", card, loop="pay_form", requested="pay_from")
+    assert asked == {"card_last4": "7777", "pay_from": "7777"}
+    # asking for the memo: the card number fills neither of the form's card slots
+    assert roles_filled("inform", card, text="尾号7777", loop="pay_form", requested="memo"
+                        ) == {"card_last4": "7777", "memo": "尾号7777"}
+
+
+def test_the_forms_ignored_intents_fill_nothing_of_the_form() -> None:
+    assert roles_filled("chitchat", [], text="今天天气", loop="pay_form", requested="memo"
+                        ) == {}
+    assert roles_filled("inform", [], text="房租", loop="pay_form", requested="memo"
+                        ) == {"memo": "房租"}
+
+
+FORM_RULES = """
+rules:
+- rule: start the payment form
+  steps:
+  - intent: transfer
+  - action: pay_form
+  - active_loop: pay_form
+- rule: submit
+  condition:
+  - active_loop: pay_form
+  steps:
+  - action: pay_form
+  - active_loop: null
+  - slot_was_set:
+    - requested_slot: null
+  - action: utter_done
+"""
+
+
+async def test_a_form_fills_shared_entity_slots_one_by_one(dialogue) -> None:  # type: ignore[no-untyped-def]
+    domain_yaml = ROLES_YAML + """
+responses:
+  utter_ask_pay_from: [{text: 从哪张卡转出？}]
+  utter_ask_pay_to: [{text: 转到哪张卡？}]
+  utter_ask_memo: [{text: 备注写什么？}]
+  utter_done: [{text: 好的}]
+"""
+    p = MessageProcessor(*dialogue(domain_yaml, FORM_RULES, [("RulePolicy", {})]))
+    replies = await p.handle_message(UserMessage("/transfer", "f"))
+    assert [r["text"] for r in replies] == ["从哪张卡转出？"]
+    replies = await p.handle_message(UserMessage('/inform{"card_last4": "1234"}', "f"))
+    assert [r["text"] for r in replies] == ["转到哪张卡？"]
+    replies = await p.handle_message(UserMessage('/inform{"card_last4": "5678"}', "f"))
+    assert [r["text"] for r in replies] == ["备注写什么？"]
+    replies = await p.handle_message(UserMessage("房租", "f"))
+    tracker = await p.get_tracker("f")
+    assert (tracker.get_slot("pay_from"), tracker.get_slot("pay_to"),
+            tracker.get_slot("memo")) == ("1234", "5678", "房租")
+    assert [r["text"] for r in replies] == ["好的"]

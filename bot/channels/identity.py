@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 
@@ -32,7 +33,11 @@ class Customer:
         return f"customer:{self.customer_id}"
 
 
-def verify_token(token: str, settings: JwtSettings) -> Customer:
+def decode_token(token: str, key: str, algorithm: str, *, require: tuple[str, ...] = ("exp",),
+                 leeway: float = 30.0) -> dict[str, Any]:
+    """The claims of ``token`` signed with ``key`` by ``algorithm`` (only that one: no
+    ``none``, no HS256 signed with a public key), with ``require`` claims and ``exp`` checked.
+    :class:`InvalidToken` says what is wrong. Shared by the app channel and the HTTP API."""
     if not token.isascii():  # header bytes that are not UTF-8 arrive as lone surrogates
         raise InvalidToken("malformed token: a JWT is base64url text, this has other "
                            "characters")
@@ -41,12 +46,12 @@ def verify_token(token: str, settings: JwtSettings) -> Customer:
     except jwt.DecodeError as exc:
         raise InvalidToken(f"malformed token: {exc}") from None
     alg = header.get("alg")
-    if alg != settings.algorithm:
+    if alg != algorithm:
         raise InvalidToken(f"token algorithm {alg!r} is not accepted; this server expects "
-                           f"{settings.algorithm}")
+                           f"{algorithm}")
     try:
-        claims = jwt.decode(token, settings.key, algorithms=[settings.algorithm],
-                            options={"require": ["exp", "sub"]}, leeway=settings.leeway)
+        claims: dict[str, Any] = jwt.decode(token, key, algorithms=[algorithm],
+                                            options={"require": list(require)}, leeway=leeway)
     except jwt.ExpiredSignatureError:
         raise InvalidToken("token has expired; sign in again") from None
     except jwt.MissingRequiredClaimError as exc:
@@ -56,6 +61,12 @@ def verify_token(token: str, settings: JwtSettings) -> Customer:
                            ) from None
     except jwt.InvalidTokenError as exc:
         raise InvalidToken(f"token is invalid: {exc}") from None
+    return claims
+
+
+def verify_token(token: str, settings: JwtSettings) -> Customer:
+    claims = decode_token(token, settings.key, settings.algorithm, require=("exp", "sub"),
+                          leeway=settings.leeway)
     if claims.get("typ") == "agent":  # an agent console token, should the secrets be shared
         raise InvalidToken("this is an agent console token, not a customer's")
     subject = claims.get("sub")

@@ -35,6 +35,7 @@ from bot.core.actions.default import (
 from bot.core.actions.interfaces import Action, ActionContext, CustomActionExecutor
 from bot.core.actions.loops import TWO_STAGE, FormAction, TwoStageFallbackAction
 from bot.core.actions.responses import ResponseAction, bot_message
+from bot.core.actions.retrieval import RetrievalAction, retrieval_intent_of
 from bot.core.actions.slot_extraction import PROTECTED_SLOTS, extract_slots
 from bot.core.events import Event
 from bot.core.lock_store import InMemoryLockStore, LockStore
@@ -220,6 +221,43 @@ class MessageProcessor:
         async with self.lock_store.lock(sender_id):
             await self.tracker_store.append(sender_id, events)
 
+    def knows_action(self, name: str) -> bool:
+        """Whether ``name`` can be run (a default, form, response, retrieval or custom action)."""
+        try:
+            self.action(name)
+        except ActionExecutionError:
+            return False
+        return True
+
+    async def execute_action(
+        self, sender_id: str, name: str, *, policy: str | None = None,
+        confidence: float | None = None, input_channel: str | None = None,
+    ) -> TurnResult:
+        """Run one action in a conversation from outside (Rasa's ``POST .../execute``), under
+        the conversation's lock, starting a session first when none is running. Nothing is
+        predicted after it; a failing custom action is answered as in a turn."""
+        self.action(name)  # ActionExecutionError for an unknown name, before locking
+        async with self.lock_store.lock(sender_id):
+            tracker = await self._cached_tracker(sender_id)
+            start = len(tracker.events)
+            try:
+                now = self.clock()
+                context = self._context(input_channel or tracker.latest_input_channel)
+                await self._start_session_if_due(tracker, context, now)
+                verified = tracker.slots.get("customer_id")  # as the channel set it
+                result = TurnResult([], [], {}, [],
+                                    customer_id=verified if isinstance(verified, str) else None)
+                prediction = PolicyPrediction(name, 1.0 if confidence is None else confidence,
+                                              policy or "http_api", 0)
+                await self._run_action(tracker, prediction, context, now, result)
+                new_events = tracker.events[start:]
+                await self.tracker_store.append(sender_id, new_events)
+            except BaseException:
+                self._cache.pop(sender_id, None)
+                raise
+            result.events = new_events
+            return result
+
     def parse(self, text: str) -> dict[str, Any]:
         payload = parse_payload(text, self.domain)
         if payload is not None:
@@ -243,6 +281,14 @@ class MessageProcessor:
             event["timestamp"] = now
         return events
 
+    async def _start_session_if_due(self, tracker: DialogueStateTracker, context: ActionContext,
+                                    now: float) -> None:
+        if self._session_expired(tracker, now):
+            tracker.update(ev.action("action_session_start", timestamp=now))
+            tracker.extend(self._stamp(await ActionSessionStart("action_session_start").run(
+                tracker, context), now))
+            tracker.update(ev.action(LISTEN, timestamp=now))
+
     def _context(self, channel: str | None) -> ActionContext:
         return ActionContext(self.domain, channel, self.executor, self.rng, self.clock)
 
@@ -252,11 +298,7 @@ class MessageProcessor:
     ) -> TurnResult:
         now = self.clock()
         context = self._context(message.input_channel)
-        if self._session_expired(tracker, now):
-            tracker.update(ev.action("action_session_start", timestamp=now))
-            tracker.extend(self._stamp(await ActionSessionStart("action_session_start").run(
-                tracker, context), now))
-            tracker.update(ev.action(LISTEN, timestamp=now))
+        await self._start_session_if_due(tracker, context, now)
         parse = dict(parse) if parse is not None else self.parse(message.text)
         parse["entities"] = [
             e for e in parse.get("entities") or [] if e.get("entity") not in PROTECTED_SLOTS
@@ -318,6 +360,9 @@ class MessageProcessor:
             return _DEFAULT_ACTIONS[name](TWO_STAGE if "fallback_events" in name else name)
         if name in self.domain.forms:
             return FormAction(name)
+        retrieval = retrieval_intent_of(name, self.domain)
+        if retrieval is not None:  # utter_chitchat: the ResponseSelector's answer
+            return RetrievalAction(name, retrieval)
         if name in self.domain.responses:
             return ResponseAction(name)
         if name in self.domain.actions or (self.executor and name in self.executor.names()):

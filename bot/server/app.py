@@ -1,9 +1,9 @@
-"""The Sanic application: the service API, the customer channels and the operator API around
-one :class:`~bot.core.agent.Agent`.
+"""The Sanic application: the service API, the customer channels, Rasa's HTTP API and the
+operator API around one :class:`~bot.core.agent.Agent`.
 
 ``create_app(agent, settings)`` builds it (tests pass an agent with in-memory stores);
 ``app_for_project(path)`` loads the project's latest model with the stores of ``endpoints.yml``
-(what ``bot run`` serves, in every worker).
+and the channels of ``credentials.yml`` (what ``bot run`` serves, in every worker).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,10 @@ from sanic.response import HTTPResponse, json
 
 from bot.channels.app import app_blueprint
 from bot.channels.rest import rest_blueprint
+from bot.channels.socketio import SocketIOChannel, SocketIOSettings
 from bot.channels.wechat import wechat_blueprint
 from bot.core.agent import Agent
+from bot.errors import ConfigError
 from bot.handoff.config import parse as default_handoff_config
 from bot.handoff.factory import create_handoff_service
 from bot.handoff.service import HandoffService
@@ -30,11 +33,19 @@ from bot.project import Project
 from bot.server.agent_api import agent_blueprint
 from bot.server.agent_api import openapi_paths as agent_openapi_paths
 from bot.server.api import api_blueprint
+from bot.server.channels import (
+    Credentials,
+    anonymous_handler,
+    load_custom_channel,
+    read_credentials,
+    refuse_session,
+)
 from bot.server.customer_events import customer_blueprint
 from bot.server.errors import install_error_handlers
 from bot.server.metrics import BotMetrics
 from bot.server.openapi import openapi_document
 from bot.server.operator import operator_blueprint
+from bot.server.rasa_api import Pusher, rasa_api_blueprint
 from bot.server.settings import ServerSettings, load_settings
 from bot.server.turns import TurnRunner
 from bot.server.webchat import webchat_blueprint
@@ -48,10 +59,13 @@ QUEUE_TICK_SECONDS = 30.0  # waiting customers hear their place (and may leave a
 
 def create_app(agent: Agent, settings: ServerSettings | None = None, *,
                handoff: HandoffService | None = None,
-               close_stores: bool = True, name: str | None = None) -> Sanic[Any, Any]:
+               close_stores: bool = True, name: str | None = None,
+               credentials: Credentials | None = None) -> Sanic[Any, Any]:
     """The app around ``agent``; with ``close_stores`` the agent's tracker and lock stores are
     closed when the server stops (pass False to keep using them, as tests do). Without
-    ``handoff`` a default one (one group, the tracker store's database) is used."""
+    ``handoff`` a default one (one group, the tracker store's database) is used.
+    ``credentials`` (credentials.yml, :mod:`bot.server.channels`) chooses the Rasa-style
+    channels; None keeps the default ones (REST, no socket.io)."""
     settings = settings or ServerSettings()
     settings.check()
     if handoff is None:
@@ -79,13 +93,27 @@ def create_app(agent: Agent, settings: ServerSettings | None = None, *,
     document["components"]["securitySchemes"]["agentToken"] = {
         "type": "http", "scheme": "bearer", "description": "from POST /agent/login"}
 
+    pushers: dict[str, Pusher] = {}  # channels the HTTP API can send through
     app.blueprint(api_blueprint(agent, metrics, settings))
-    app.blueprint(rest_blueprint(runner))
+    if credentials is None or credentials.rest:
+        app.blueprint(rest_blueprint(runner))
     app.blueprint(app_blueprint(runner, settings.jwt))
     wechat = wechat_blueprint(runner)
     app.blueprint(wechat)
     if wechat.ctx.channel is not None and wechat.ctx.channel.api is not None:
-        handoff.senders["wechat"] = wechat.ctx.channel.push  # agents' replies to WeChat
+        push_text = wechat.ctx.channel.push
+        handoff.senders["wechat"] = push_text  # agents' replies to WeChat
+
+        async def push_wechat(conversation: str, messages: list[dict[str, Any]]) -> None:
+            for message in messages:
+                if message.get("text"):
+                    await push_text(conversation, str(message["text"]))
+
+        pushers["wechat"] = push_wechat
+    app.ctx.socketio = None
+    if credentials is not None:
+        _mount_credential_channels(app, credentials, runner, settings, pushers)
+    app.blueprint(rasa_api_blueprint(agent, settings, runner, pushers))
     app.blueprint(operator_blueprint(agent, settings))
     app.blueprint(webchat_blueprint(settings, document))
     app.blueprint(agent_blueprint(handoff, stopping))
@@ -146,13 +174,47 @@ def create_app(agent: Agent, settings: ServerSettings | None = None, *,
     return app
 
 
-def app_for_project(project_dir: str | Path, model: str | Path | None = None,
+def _mount_credential_channels(app: Sanic[Any, Any], credentials: Credentials,
+                               runner: TurnRunner, settings: ServerSettings,
+                               pushers: dict[str, Pusher]) -> None:
+    """socket.io and custom channels of credentials.yml."""
+    on_new_message = anonymous_handler(runner)
+    if credentials.socketio is not None:
+        try:
+            sio_settings = SocketIOSettings.from_credentials(credentials.socketio)
+        except ValueError as exc:
+            raise ConfigError(f"{credentials.path}: {exc}") from exc
+        channel = SocketIOChannel(sio_settings, on_new_message, refuse_session,
+                                  max_payload_bytes=settings.max_body_bytes)
+        channel.attach(app)
+        pushers["socketio"] = channel.push
+        app.ctx.socketio = channel
+
+        @app.get("/webhooks/socketio/")
+        async def socketio_health(request: Request) -> HTTPResponse:
+            return json({"status": "ok"})
+
+    for dotted, options in credentials.custom.items():
+        instance = load_custom_channel(dotted, options)
+        if instance is None:
+            continue
+        channel_name = str(instance.name())
+        app.blueprint(instance.blueprint(on_new_message), url_prefix=f"/webhooks/{channel_name}")
+        logger.info("custom channel %s mounted at /webhooks/%s/", dotted, channel_name)
+
+
+def app_for_project(project_dir: str | Path | Project, model: str | Path | None = None,
                     settings: ServerSettings | None = None,
                     name: str | None = None) -> Sanic[Any, Any]:
-    project = Project.find(project_dir)
+    """The app ``bot run`` serves. ``project_dir`` may be a :class:`Project` with overridden
+    paths (``--credentials`` among them)."""
+    project = project_dir if isinstance(project_dir, Project) else Project.find(project_dir)
     settings = settings or load_settings(project)
     settings.check()  # before loading a model for nothing
+    credentials = read_credentials(project.credentials_file)
+    if credentials is not None and credentials.custom and str(project.root) not in sys.path:
+        sys.path.insert(0, str(project.root))  # custom channels live in the project, as actions
     agent = Agent.load(project, Path(model) if model else None)
     handoff = create_handoff_service(project.root, agent.processor,
                                      production=settings.production)
-    return create_app(agent, settings, handoff=handoff, name=name)
+    return create_app(agent, settings, handoff=handoff, name=name, credentials=credentials)

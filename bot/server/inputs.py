@@ -32,6 +32,11 @@ def clean(text: str) -> str:
     return text.replace("\x00", "")
 
 
+def clean_any(value: Any) -> Any:
+    """:func:`clean` applied to every string (and key) of a JSON value."""
+    return _clean_any(value)
+
+
 def _clean_any(value: Any) -> Any:
     if isinstance(value, str):
         return clean(value)
@@ -43,6 +48,14 @@ def _clean_any(value: Any) -> Any:
 
 
 def json_object(request: Request) -> dict[str, Any]:
+    data = json_body(request)
+    if not isinstance(data, dict):
+        raise ApiError(400, f"request body must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def json_body(request: Request) -> Any:
+    """The body as strict JSON (any value), or a 400 naming the problem."""
     body = request.body
     if not body:
         raise ApiError(400, "request body is empty; send a JSON object")
@@ -58,8 +71,6 @@ def json_object(request: Request) -> dict[str, Any]:
         raise ApiError(400, f"request body is not valid JSON: {exc}") from None
     except RecursionError:
         raise ApiError(400, "request body is nested too deeply") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, f"request body must be a JSON object, got {type(data).__name__}")
     return data
 
 

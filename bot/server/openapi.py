@@ -18,7 +18,9 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 def _errors(*codes: int) -> dict[str, Any]:
     texts = {400: "bad request (the message names the problem)",
              401: "missing, invalid or expired credentials",
-             403: "signature check failed", 413: "body or text too large",
+             403: "signature check failed, or the caller may not use this conversation",
+             404: "no such conversation, intent or action", 406: "unsupported Accept",
+             413: "body or text too large",
              429: "rate limit reached (see Retry-After)", 503: "conversation busy"}
     return {str(c): _json(_ref("Error"), texts[c]) for c in codes}
 
@@ -50,8 +52,102 @@ def _channel(summary: str, description: str, secured: bool) -> dict[str, Any]:
     return op
 
 
+_API_AUTH: list[dict[str, list[str]]] = [{"authToken": []}, {"operatorToken": []},
+                                         {"apiJwt": []}]
+_INCLUDE = {"name": "include_events", "in": "query", "required": False,
+            "schema": {"type": "string", "enum": ["ALL", "APPLIED", "AFTER_RESTART", "NONE"],
+                       "default": "AFTER_RESTART"},
+            "description": "which events the tracker lists (Rasa's verbosity)"}
+_OUTPUT = {"name": "output_channel", "in": "query", "required": False,
+           "schema": {"type": "string"},
+           "description": "also send the bot's messages through this channel ('socketio', "
+                          "'wechat', or 'latest' for the conversation's latest input channel)"}
+
+
+def _conversation_op(summary: str, responses: dict[str, Any], *, body: dict[str, Any] | None
+                     = None, params: tuple[dict[str, Any], ...] = (_INCLUDE,),
+                     codes: tuple[int, ...] = (400, 401, 403)) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "security": _API_AUTH,
+                          "parameters": [_CONVERSATION, *params],
+                          "responses": {**responses, **_errors(*codes)}}
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {
+            "schema": body}}}
+    return op
+
+
+def rasa_api_paths() -> dict[str, Any]:
+    """Rasa's HTTP API (bot/server/rasa_api.py)."""
+    events = {"oneOf": [_ref("Event"), {"type": "array", "items": _ref("Event")}]}
+    with_messages = _json({"type": "object", "properties": {
+        "tracker": _ref("Tracker"),
+        "messages": {"type": "array", "items": _ref("BotMessage")}}},
+        "the tracker afterwards and the bot's messages")
+    return {
+        "/version": {"get": {"summary": "bankbot's version (Rasa's shape)", "responses": {
+            "200": _json({"type": "object", "properties": {
+                "version": {"type": "string"},
+                "minimum_compatible_version": {"type": "string"}}}, "the version")}}},
+        "/status": {"get": {"summary": "the loaded model", "security": _API_AUTH,
+                            "responses": {"200": _json({"type": "object", "properties": {
+                                "model_file": {"type": "string"},
+                                "model_id": {"type": "string"},
+                                "fingerprint": {"type": "string"},
+                                "num_active_training_jobs": {"type": "integer"}}},
+                                "the model"), **_errors(401, 403)}}},
+        "/domain": {"get": {"summary": "the domain as JSON, or YAML with 'Accept: "
+                                       "application/x-yaml'", "security": _API_AUTH,
+                            "responses": {"200": {"description": "the domain", "content": {
+                                "application/json": {"schema": {"type": "object"}},
+                                "application/x-yaml": {"schema": {"type": "string"}}}},
+                                **_errors(401, 403, 406)}}},
+        "/conversations/{conversation_id}/tracker": {"get": _conversation_op(
+            "a conversation's tracker",
+            {"200": _json(_ref("Tracker"), "the tracker")},
+            params=(_INCLUDE, {"name": "until", "in": "query", "required": False,
+                               "schema": {"type": "number"},
+                               "description": "the state at this timestamp"}))},
+        "/conversations/{conversation_id}/tracker/events": {
+            "post": _conversation_op(
+                "append events (under the conversation's lock)",
+                {"200": _json(_ref("Tracker"), "the tracker afterwards")}, body=events,
+                params=(_INCLUDE, _OUTPUT, {
+                    "name": "execute_side_effects", "in": "query", "required": False,
+                    "schema": {"type": "boolean"},
+                    "description": "send appended bot messages through output_channel"}),
+                codes=(400, 401, 403, 413, 503)),
+            "put": _conversation_op(
+                "replace the events (the store keeps the old ones behind a restart)",
+                {"200": _json(_ref("Tracker"), "the tracker afterwards")},
+                body={"type": "array", "items": _ref("Event")},
+                codes=(400, 401, 403, 413, 503)),
+        },
+        "/conversations/{conversation_id}/trigger_intent": {"post": _conversation_op(
+            "run the bot as if the customer had sent this intent", {"200": with_messages},
+            body={"type": "object", "required": ["name"], "properties": {
+                "name": {"type": "string"},
+                "entities": {"oneOf": [{"type": "object"}, {"type": "array", "items": {
+                    "type": "object", "required": ["entity", "value"]}}]}}},
+            params=(_INCLUDE, _OUTPUT), codes=(400, 401, 403, 404, 429, 503))},
+        "/conversations/{conversation_id}/predict": {"post": _conversation_op(
+            "the policies' scores for the next action (nothing is run)",
+            {"200": _json({"type": "object", "properties": {
+                "scores": {"type": "array", "items": {"type": "object", "properties": {
+                    "action": {"type": "string"}, "score": {"type": "number"}}}},
+                "policy": {"type": "string"}, "confidence": {"type": "number"},
+                "tracker": _ref("Tracker")}}, "the scores, best first")},
+            params=(), codes=(400, 401, 403, 404))},
+        "/conversations/{conversation_id}/execute": {"post": _conversation_op(
+            "run one action (nothing is predicted after it)", {"200": with_messages},
+            body={"type": "object", "required": ["name"], "properties": {
+                "name": {"type": "string"}, "policy": {"type": "string"},
+                "confidence": {"type": "number"}}},
+            params=(_INCLUDE, _OUTPUT), codes=(400, 401, 403, 404, 503))},
+    }
+
+
 def openapi_document(max_message_chars: int = 2000) -> dict[str, Any]:
-    operator: list[dict[str, list[str]]] = [{"operatorToken": []}]
+    operator: list[dict[str, list[str]]] = _API_AUTH
     return {
         "openapi": "3.0.3",
         "info": {"title": "bankbot", "version": __version__,
@@ -95,11 +191,6 @@ def openapi_document(max_message_chars: int = 2000) -> dict[str, Any]:
                                   **_errors(400, 403, 413)},
                 },
             },
-            "/conversations/{conversation_id}/tracker": {"get": {
-                "summary": "a conversation's tracker (operators)", "security": operator,
-                "parameters": [_CONVERSATION],
-                "responses": {"200": _json(_ref("Tracker"), "the tracker"), **_errors(400, 401)},
-            }},
             "/conversations/{conversation_id}/messages": {"post": {
                 "summary": "log a message in a conversation without running the bot "
                            "(operators)",
@@ -111,7 +202,8 @@ def openapi_document(max_message_chars: int = 2000) -> dict[str, Any]:
                                    "default": "user"},
                         "parse_data": {"type": "object"}}}}}},
                 "responses": {"200": _json(_ref("Tracker"), "the tracker afterwards"),
-                              **_errors(400, 401, 413, 503)}}},
+                              **_errors(400, 401, 403, 413, 503)}}},
+            **rasa_api_paths(),
         },
         "components": {
             "securitySchemes": {
@@ -120,6 +212,13 @@ def openapi_document(max_message_chars: int = 2000) -> dict[str, Any]:
                                                "required"},
                 "operatorToken": {"type": "http", "scheme": "bearer",
                                   "description": "BOT_OPERATOR_TOKEN"},
+                "authToken": {"type": "apiKey", "in": "query", "name": "token",
+                              "description": "BOT_AUTH_TOKEN (Rasa's --auth-token)"},
+                "apiJwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                           "description": "BOT_API_JWT_SECRET (Rasa's --jwt-secret); claims "
+                                          "{user: {username, role}}, 'exp' required; role "
+                                          "'admin' for every conversation, else only "
+                                          "username's own"},
             },
             "schemas": {
                 "Error": {"type": "object", "required": ["error", "status"], "properties": {
@@ -141,6 +240,13 @@ def openapi_document(max_message_chars: int = 2000) -> dict[str, Any]:
                     "text": {"type": "string"}, "intent": {"type": "object"},
                     "intent_ranking": {"type": "array", "items": {"type": "object"}},
                     "entities": {"type": "array", "items": {"type": "object"}}}},
+                "Event": {"type": "object", "required": ["event"], "properties": {
+                    "event": {"type": "string", "enum": [
+                        "user", "bot", "action", "slot", "active_loop", "followup",
+                        "action_execution_rejected", "loop_interrupted", "reset_slots",
+                        "restart", "pause", "resume", "session_started", "rewind", "undo",
+                        "user_featurization"]},
+                    "timestamp": {"type": "number"}}, "additionalProperties": True},
                 "Tracker": {"type": "object", "properties": {
                     "sender_id": {"type": "string"}, "slots": {"type": "object"},
                     "latest_message": {"type": "object"}, "paused": {"type": "boolean"},

@@ -1,18 +1,15 @@
-"""Operator endpoints (``Authorization: Bearer <operator token>``):
+"""Operator endpoint ``POST /conversations/{id}/messages``: add a message without running the
+bot. Body ``{"text", "sender": "user" | "bot", "parse_data"?}``: ``user`` logs a customer
+message (parsed unless ``parse_data`` is given, and its slot mappings applied, as Rasa does),
+``bot`` logs a message from a human agent. Answers the tracker afterwards.
 
-- ``GET /conversations/{id}/tracker``: the conversation's tracker (Rasa's shape).
-- ``POST /conversations/{id}/messages``: add a message without running the bot. Body
-  ``{"text", "sender": "user" | "bot", "parse_data"?}``: ``user`` logs a customer message
-  (parsed unless ``parse_data`` is given, as Rasa does), ``bot`` logs a message from a human
-  agent. Answers the tracker afterwards.
-
-Without a configured token (``server.operator_token`` or ``BOT_OPERATOR_TOKEN``) these
-endpoints refuse every request.
+Authentication as the HTTP API's (:mod:`bot.server.auth`: operator token, auth token or a
+Rasa-style JWT); with none configured every request is refused. The conversation's tracker
+(``GET /conversations/{id}/tracker``) is served by :mod:`bot.server.rasa_api`.
 """
 
 from __future__ import annotations
 
-import hmac
 import time
 from typing import Any
 from urllib.parse import unquote
@@ -21,26 +18,14 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
 from bot.core import events as ev
+from bot.core.actions.slot_extraction import PROTECTED_SLOTS, extract_slots
 from bot.core.agent import Agent
+from bot.server.auth import authorize
 from bot.server.errors import ApiError
 from bot.server.inputs import MAX_SENDER_CHARS, clean, json_object, string_field
-from bot.server.settings import OPERATOR_TOKEN_ENV, ServerSettings
+from bot.server.settings import ServerSettings
 
 SENDERS = ("user", "bot")
-
-
-def check_operator(request: Request, token: str | None) -> None:
-    if token is None:
-        raise ApiError(401, f"the operator API is disabled: set {OPERATOR_TOKEN_ENV} or "
-                            "server.operator_token", {"WWW-Authenticate": "Bearer"})
-    scheme, _, given = (request.headers.get("authorization") or "").partition(" ")
-    if scheme.lower() != "bearer" or not given:
-        raise ApiError(401, "operator endpoints need 'Authorization: Bearer <operator token>'",
-                       {"WWW-Authenticate": "Bearer"})
-    # surrogateescape: header bytes that are not UTF-8 arrive as lone surrogates
-    if not hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"),
-                               token.encode()):
-        raise ApiError(401, "wrong operator token", {"WWW-Authenticate": "Bearer"})
 
 
 def conversation_id(raw: str) -> str:
@@ -70,22 +55,19 @@ def operator_blueprint(agent: Agent, settings: ServerSettings) -> Blueprint:
     bp = Blueprint("operator", url_prefix="/conversations")
     processor = agent.processor
 
-    @bp.get("/<conversation:str>/tracker")
-    async def tracker(request: Request, conversation: str) -> HTTPResponse:
-        check_operator(request, settings.operator_token)
-        state = (await processor.get_tracker(conversation_id(conversation))).current_state()
-        return json(state, ensure_ascii=False)
-
     @bp.post("/<conversation:str>/messages")
     async def add_message(request: Request, conversation: str) -> HTTPResponse:
-        check_operator(request, settings.operator_token)
         sender_id = conversation_id(conversation)
+        caller = authorize(request, settings, sender_id)
         data = json_object(request)
         text = string_field(data, "text", max_chars=settings.max_message_chars)
         assert text is not None
         who = data.get("sender", "user")
         if who not in SENDERS:
             raise ApiError(400, f"field 'sender' must be one of {', '.join(SENDERS)}; got {who!r}")
+        if who == "bot" and not caller.admin:  # a user must not speak as a human agent
+            raise ApiError(403, "only operators (or admins) may log the bot's or an agent's "
+                                "messages")
         now = time.time()
         event: dict[str, Any]
         if who == "user":
@@ -94,11 +76,21 @@ def operator_blueprint(agent: Agent, settings: ServerSettings) -> Blueprint:
                 parse_data = {k: v for k, v in processor.parse(text).items() if k != "text"}
             else:
                 check_parse_data(parse_data)
+            parse_data = {**parse_data, "entities": [
+                e for e in parse_data.get("entities") or [] if e.get("entity") not in
+                PROTECTED_SLOTS]}
             event = ev.user(text, parse_data, input_channel="operator", timestamp=now)
         else:
             event = ev.bot(text, {}, {"operator": True}, timestamp=now)
-        await processor.append_events(sender_id, [event])
-        state = (await processor.get_tracker(sender_id)).current_state()
-        return json(state, ensure_ascii=False)
+        async with processor.lock_store.lock(sender_id):
+            tracker = await processor.get_tracker(sender_id)
+            tracker.update(event)
+            events = [event]
+            if who == "user":  # as Rasa: the slot mappings run on a logged user message
+                events += [{**e, "timestamp": now} for e in extract_slots(tracker,
+                                                                           processor.domain)]
+                tracker.extend(events[1:])
+            await processor.tracker_store.append(sender_id, events)
+        return json(tracker.current_state(), ensure_ascii=False)
 
     return bp

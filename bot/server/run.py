@@ -42,7 +42,8 @@ def serve(project: Project, settings: ServerSettings, model: Path | None = None)
     if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # before any worker imports prometheus_client: /metrics sums over the workers
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bankbot-metrics-")
-    loader = AppLoader(factory=partial(app_for_project, str(project.root),
+    # the Project itself, so that overridden paths (--credentials, ...) reach every worker
+    loader = AppLoader(factory=partial(app_for_project, project,
                                        str(model) if model else None, settings, APP_NAME))
     single = settings.workers == 1
     app = loader.load() if single else _manager_app(project, model)

@@ -2,14 +2,20 @@
 
 Every value has a default, so a project without these sections runs as is. Secrets are best
 given through the environment (``BOT_OPERATOR_TOKEN``, ``BOT_JWT_SECRET``,
-``BOT_JWT_PUBLIC_KEY``) rather than committed in ``config.yml``.
+``BOT_JWT_PUBLIC_KEY``, ``BOT_AUTH_TOKEN``, ``BOT_API_JWT_SECRET``) rather than committed in
+``config.yml``.
+
+Two JWT keys, on purpose: ``BOT_JWT_SECRET`` verifies the app channel's *customer* tokens
+(``sub`` = customer id) and falls back to a public development secret; ``BOT_API_JWT_SECRET``
+(Rasa's ``--jwt-secret``) verifies tokens for the HTTP API (``user.role``/``user.username``)
+and has no fallback, so the development secret can never sign an admin token.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +28,11 @@ ENV_NAME = "BOT_ENV"
 OPERATOR_TOKEN_ENV = "BOT_OPERATOR_TOKEN"
 JWT_SECRET_ENV = "BOT_JWT_SECRET"
 JWT_PUBLIC_KEY_ENV = "BOT_JWT_PUBLIC_KEY"
+AUTH_TOKEN_ENV = "BOT_AUTH_TOKEN"  # Rasa's --auth-token (``?token=``)
+API_JWT_SECRET_ENV = "BOT_API_JWT_SECRET"  # Rasa's --jwt-secret
+API_JWT_METHOD_ENV = "BOT_API_JWT_METHOD"  # Rasa's --jwt-method
+API_JWT_METHODS = frozenset({"HS256", "HS384", "HS512", "RS256", "RS384", "RS512",
+                             "ES256", "ES384", "ES512", "PS256", "PS384", "PS512"})
 
 # Signs and verifies app-channel tokens when no secret is configured, so that development
 # works out of the box (``bot token C1001``). It is public, hence refused in production.
@@ -56,6 +67,22 @@ class JwtSettings:
 
 
 @dataclass(frozen=True)
+class ApiJwtSettings:
+    """How the HTTP API verifies ``Authorization: Bearer <JWT>`` (Rasa's ``--jwt-secret`` and
+    ``--jwt-method``): HS* with a shared secret, RS*/ES*/PS* with the public key (PEM text or
+    a file). Claims as Rasa's: ``user.role == "admin"`` may use any conversation, otherwise
+    ``user.username`` must be the conversation id."""
+
+    secret: str | None = None
+    method: str = "HS256"
+    leeway: float = 30.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.secret)
+
+
+@dataclass(frozen=True)
 class RateLimit:
     """Token bucket per conversation: ``burst`` messages at once, refilled at ``per_minute``."""
 
@@ -79,6 +106,8 @@ class ServerSettings:
     shutdown_timeout: float = 15.0
     jwt: JwtSettings = field(default_factory=JwtSettings)
     production: bool = False
+    auth_token: str | None = None  # Rasa's --auth-token: ``?token=`` on the HTTP API
+    api_jwt: ApiJwtSettings = field(default_factory=ApiJwtSettings)
 
     def check(self) -> None:
         """Refuse settings that must not run (the public dev secret in production)."""
@@ -90,6 +119,19 @@ class ServerSettings:
             )
         if self.production and self.operator_token is not None and len(self.operator_token) < 16:
             raise ConfigError("the operator token must be at least 16 characters in production")
+        if self.production and self.auth_token is not None and len(self.auth_token) < 16:
+            raise ConfigError(f"the auth token ({AUTH_TOKEN_ENV}) must be at least 16 "
+                              "characters in production")
+        if self.api_jwt.method not in API_JWT_METHODS:
+            raise ConfigError(f"JWT method {self.api_jwt.method!r} is not supported; use one of "
+                              f"{', '.join(sorted(API_JWT_METHODS))}")
+        if self.api_jwt.enabled and self.api_jwt.secret == DEV_JWT_SECRET:
+            raise ConfigError("the HTTP API's JWT secret must not be the public development "
+                              "secret")
+        if (self.api_jwt.enabled and not self.api_jwt.method.startswith("HS")
+                and "-----BEGIN" not in (self.api_jwt.secret or "")):
+            raise ConfigError(f"JWT method {self.api_jwt.method} needs the public key (PEM) as "
+                              "the JWT secret")
 
 
 def _section(raw: Mapping[str, Any], key: str, path: Path) -> dict[str, Any]:
@@ -135,6 +177,9 @@ def settings_from_mapping(
     if not isinstance(limit, dict):
         raise ConfigError(f"{path}: 'server.rate_limit' must be a mapping (per_minute, burst)")
     token = env.get(OPERATOR_TOKEN_ENV) or server.get("operator_token")
+    auth_token = env.get(AUTH_TOKEN_ENV) or server.get("auth_token")
+    api_secret = env.get(API_JWT_SECRET_ENV) or server.get("jwt_secret")
+    api_method = env.get(API_JWT_METHOD_ENV) or server.get("jwt_method") or "HS256"
     secret = env.get(JWT_SECRET_ENV) or app.get("jwt_secret")
     public = env.get(JWT_PUBLIC_KEY_ENV) or app.get("jwt_public_key")
     return ServerSettings(
@@ -155,7 +200,31 @@ def settings_from_mapping(
             leeway=_number(app, "leeway", 30, "channels.app"),
         ),
         production=is_production(env),
+        auth_token=str(auth_token) if auth_token else None,
+        api_jwt=ApiJwtSettings(
+            secret=_api_jwt_key(str(api_secret) if api_secret else None, str(api_method), root),
+            method=str(api_method).upper(),
+        ),
     )
+
+
+def _api_jwt_key(value: str | None, method: str, root: Path) -> str | None:
+    """An HS* secret as it is; for the other methods the public key, as PEM or a file path."""
+    if not value or method.upper().startswith("HS"):
+        return value
+    return _public_key(value, root)
+
+
+def with_overrides(settings: ServerSettings, *, auth_token: str | None = None,
+                   jwt_secret: str | None = None, jwt_method: str | None = None,
+                   root: Path | None = None) -> ServerSettings:
+    """``settings`` with Rasa's ``--auth-token``, ``--jwt-secret`` and ``--jwt-method`` given
+    on the command line (None: keep the configured value)."""
+    method = (jwt_method or settings.api_jwt.method).upper()
+    secret = (_api_jwt_key(jwt_secret, method, root or Path.cwd()) if jwt_secret
+              else settings.api_jwt.secret)
+    return replace(settings, auth_token=auth_token or settings.auth_token,
+                   api_jwt=replace(settings.api_jwt, secret=secret, method=method))
 
 
 def load_settings(project: Project, env: Mapping[str, str] | None = None) -> ServerSettings:

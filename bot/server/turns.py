@@ -7,6 +7,7 @@ by every worker through Redis; without it (or while Redis fails) they are per wo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -14,7 +15,7 @@ import os
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from bot.core import events as ev
@@ -186,14 +187,15 @@ class TurnRunner:
             raise ApiError(429, f"too many messages in conversation {conversation_id!r}; "
                                 f"wait {wait:.1f} s", {"Retry-After": str(max(1, math.ceil(wait)))})
 
-    async def run(self, message: UserMessage) -> list[dict[str, Any]]:
+    async def run(self, message: UserMessage, parse: dict[str, Any] | None = None
+                  ) -> list[dict[str, Any]]:
         """One turn; the bot messages in REST shape. A message over the length limit is not
         processed: the customer is told, and the tracker keeps a truncated copy. A message
         whose ``metadata.message_id`` was seen already gets the same replies again (by any
         worker, with Redis)."""
         message_id = message.metadata.get("message_id")
         if not (isinstance(message_id, str) and 0 < len(message_id) <= 128):
-            return await self._run(message)
+            return await self._run(message, parse)
         key = (message.sender_id, message_id)
         while key in self._seen:  # a retry, maybe while the first attempt still runs
             replies = await asyncio.shield(self._seen[key])
@@ -207,10 +209,10 @@ class TurnRunner:
             self._seen.popitem(last=False)
         try:
             if self.shared_replies is None:
-                replies = await self._run(message)
+                replies = await self._run(message, parse)
             else:
                 replies = await self.shared_replies.run_once(
-                    message.sender_id, message_id, lambda: self._run(message))
+                    message.sender_id, message_id, lambda: self._run(message, parse))
         except BaseException:
             self._seen.pop(key, None)
             done.set_result(None)
@@ -218,15 +220,29 @@ class TurnRunner:
         done.set_result(replies)
         return replies
 
-    async def _run(self, message: UserMessage) -> list[dict[str, Any]]:
-        await self.check_rate(message.sender_id)
+    @contextlib.asynccontextmanager
+    async def in_flight_scope(self) -> AsyncIterator[None]:
+        """Counts work that a stopping server waits for (turns, HTTP API actions)."""
         self.in_flight += 1
         self._idle.clear()
         try:
+            yield
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self._idle.set()
+
+    async def _run(self, message: UserMessage, parse: dict[str, Any] | None = None
+                   ) -> list[dict[str, Any]]:
+        await self.check_rate(message.sender_id)
+        async with self.in_flight_scope():
             if len(message.text) > self.settings.max_message_chars:
                 return await self._too_long(message)
             started = time.perf_counter()
-            result = await self.agent.handle(message)
+            if parse is None:
+                result = await self.agent.handle(message)
+            else:  # an intent triggered through the HTTP API
+                result = await self.agent.processor.handle(message, parse)
             messages = result.messages
             if self.handoff is not None:
                 try:
@@ -236,10 +252,6 @@ class TurnRunner:
             self.metrics.observe_turn(message.input_channel, time.perf_counter() - started,
                                       result)
             return messages
-        finally:
-            self.in_flight -= 1
-            if self.in_flight == 0:
-                self._idle.set()
 
     async def _too_long(self, message: UserMessage) -> list[dict[str, Any]]:
         limit = self.settings.max_message_chars

@@ -1,0 +1,148 @@
+"""Which Rasa-style input channels the server mounts: ``credentials.yml`` read as Rasa reads it.
+
+Without a credentials.yml the channels are today's: REST, app, WeChat (when configured), and
+no socket.io. With one, its top-level keys choose the Rasa channels:
+
+- ``rest:`` → ``POST /webhooks/rest/webhook`` (absent: not mounted, as in Rasa);
+- ``socketio: {user_message_evt, bot_message_evt, session_persistence, ...}`` → socket.io;
+- ``my_package.MyChannel: {...}`` → a custom channel: a class with ``name()``,
+  ``from_credentials(credentials)`` and ``blueprint(on_new_message)``, mounted at
+  ``/webhooks/<name>/``;
+- ``rasa:`` (Rasa X / Enterprise), other Rasa channels (``telegram``, ``slack``, ...) and
+  classes that cannot be imported: one clear log line each, then ignored.
+
+Our own channels do not depend on credentials.yml: the app channel (signed customer identity),
+WeChat (``channels.wechat`` in config.yml), the web chat page and the agent console follow the
+project's own settings, so a credentials.yml with only ``rest`` and ``socketio`` leaves them
+as they are (``app:``, ``wechat:``, ``webchat:`` keys there are noted and ignored).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.channels.base import MessageRefused, OnNewMessage
+from bot.core.processor import UserMessage
+from bot.errors import ConfigError
+from bot.server.errors import ApiError
+from bot.server.inputs import MAX_SENDER_CHARS, RESERVED_PREFIX, check_anonymous
+from bot.server.turns import TurnRunner
+
+logger = logging.getLogger(__name__)
+
+OURS = frozenset({"app", "wechat", "webchat"})  # configured in config.yml, not here
+RASA_X = "rasa"
+RASA_ONLY = frozenset({"facebook", "slack", "telegram", "mattermost", "rocketchat",
+                       "botframework", "callback", "twilio", "twilio_voice", "webexteams",
+                       "hangouts", "cisco_webex", "console", "audiocodes", "genesys",
+                       "vonage", "browser_audio"})
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """credentials.yml as far as bankbot serves it."""
+
+    path: Path
+    rest: bool = False
+    socketio: dict[str, Any] | None = None
+    custom: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def read_credentials(path: Path) -> Credentials | None:
+    """The channels ``path`` asks for; None when there is no such file (today's channels)."""
+    if not path.is_file():
+        return None
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of channel names to their settings")
+    rest = False
+    socketio: dict[str, Any] | None = None
+    custom: dict[str, dict[str, Any]] = {}
+    for key, value in raw.items():
+        name = str(key)
+        if value is not None and not isinstance(value, dict):
+            raise ConfigError(f"{path}: '{name}' must be a mapping (or empty)")
+        settings = dict(value or {})
+        if name == "rest":
+            rest = True
+        elif name == "socketio":
+            socketio = settings
+        elif name in OURS:
+            logger.info("%s: '%s' is configured by channels.%s in config.yml (and its env "
+                        "vars), not by credentials.yml; left as it is", path, name, name)
+        elif name == RASA_X:
+            logger.warning("%s: 'rasa' is the Rasa X / Rasa Enterprise channel, which bankbot "
+                           "does not have; ignored (the REST channel and the HTTP API serve "
+                           "the same integrations)", path)
+        elif "." in name:
+            custom[name] = settings
+        else:
+            known = "rest, socketio, or a custom channel's module.Class"
+            why = "a Rasa channel bankbot does not provide" if name in RASA_ONLY else "unknown"
+            logger.warning("%s: channel '%s' is %s; ignored (bankbot serves %s)", path, name,
+                           why, known)
+    return Credentials(path, rest, socketio, custom)
+
+
+def anonymous_handler(runner: TurnRunner) -> OnNewMessage:
+    """``on_new_message`` for the channels of credentials.yml: the server's rules, refusals
+    as :class:`MessageRefused`. A message without a verified ``customer_id`` is anonymous and
+    may not use a reserved conversation id; a channel that verified the customer must use
+    ``customer:<id>``."""
+
+    async def on_new_message(message: UserMessage) -> list[dict[str, Any]]:
+        try:
+            if len(message.sender_id) > MAX_SENDER_CHARS or not message.sender_id.strip():
+                raise ApiError(400, f"sender id must be 1-{MAX_SENDER_CHARS} characters")
+            if message.customer_id is None:
+                check_anonymous(message.sender_id)
+            elif message.sender_id != f"{RESERVED_PREFIX}{message.customer_id}":
+                raise ApiError(400, "a verified customer's conversation is "
+                                    f"'{RESERVED_PREFIX}<customer id>'")
+            return await runner.run(message)
+        except ApiError as exc:
+            raise MessageRefused(exc.status, exc.message,
+                                 exc.headers.get("Retry-After")) from None
+
+    return on_new_message
+
+
+def refuse_session(session_id: str) -> str | None:
+    """Why an anonymous session id may not be used (None: it may)."""
+    try:
+        check_anonymous(session_id)
+    except ApiError as exc:
+        return exc.message
+    return None
+
+
+def load_custom_channel(dotted: str, credentials: dict[str, Any]) -> Any | None:
+    """An instance of the custom channel class ``module.Class``, or None (logged once)."""
+    module_name, _, class_name = dotted.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        logger.warning("credentials.yml: custom channel '%s' cannot be loaded (%s); ignored. A "
+                       "bankbot channel is a class with name(), from_credentials() and "
+                       "blueprint(on_new_message) (docs/server.md)", dotted, exc)
+        return None
+    if not all(callable(getattr(cls, a, None)) for a in ("name", "blueprint")):
+        logger.warning("credentials.yml: '%s' is not a channel (it needs name() and "
+                       "blueprint(on_new_message)); ignored", dotted)
+        return None
+    from_credentials = getattr(cls, "from_credentials", None)
+    try:
+        return from_credentials(credentials) if callable(from_credentials) else cls()
+    except Exception as exc:
+        logger.warning("credentials.yml: custom channel '%s' refused its settings (%s); "
+                       "ignored", dotted, exc)
+        return None
