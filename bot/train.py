@@ -54,7 +54,8 @@ class TrainResult:
 
 
 def _shown(project: Project, path: Path) -> str:
-    return str(path.relative_to(project.root) if path.is_relative_to(project.root) else path)
+    shown = str(path.relative_to(project.root) if path.is_relative_to(project.root) else path)
+    return f"{shown}/" if path.is_dir() else shown
 
 
 def _raise_errors(problems: list[Problem], what: str) -> None:
@@ -82,7 +83,7 @@ def data_files(project: Project) -> list[Path]:
             f"{project.root} (no data/, nlu_data/ or stories/ folder)"
         )
         raise TrainingDataError(
-            f"no training data in {shown}. Fix: put YAML files with 'nlu:', 'stories:' or "
+            f"no training data files in {shown}. Fix: put YAML files with 'nlu:', 'stories:' or "
             "'rules:' under data/, or pass --data PATH"
         )
     problems = [p for path in files for p in check_data_file(path, _shown(project, path))]

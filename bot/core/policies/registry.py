@@ -85,9 +85,9 @@ def resolve(name: str, options: dict[str, Any]) -> ResolvedPolicy:
     dropped = sorted(set(options) - honoured)
     notes = []
     if name in SUBSTITUTES:
-        notes.append(f"{name} runs as {SUBSTITUTES[name]} (scikit-learn, no TensorFlow)")
+        notes.append(f"runs as {SUBSTITUTES[name]} (scikit-learn, no TensorFlow)")
     if cls is UnexpecTEDIntentPolicy:
-        notes.append(f"{name} is accepted and never predicts action_unlikely_intent")
+        notes.append("accepted; never predicts action_unlikely_intent")
     if dropped:
         notes.append(f"options not honoured: {', '.join(dropped)}")
     return ResolvedPolicy(cls, kept, f"{name}: " + "; ".join(notes) if notes else None)
