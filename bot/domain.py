@@ -257,7 +257,10 @@ def _mapping(raw: Any, slot: str, path: Path) -> SlotMapping:
     if raw["type"] == "from_entity" and not raw.get("entity"):
         raise ConfigError(f"{path}: slot '{slot}': a from_entity mapping needs 'entity'")
     conditions = []
-    for cond in raw.get("conditions") or []:
+    conditions_raw = raw.get("conditions") or []
+    if not isinstance(conditions_raw, list):
+        raise ConfigError(f"{path}: slot '{slot}': conditions are '- active_loop: form'")
+    for cond in conditions_raw:
         if not isinstance(cond, dict):
             raise ConfigError(f"{path}: slot '{slot}': conditions are '- active_loop: form'")
         conditions.append((cond.get("active_loop"), cond.get("requested_slot")))
@@ -274,6 +277,12 @@ def _mapping(raw: Any, slot: str, path: Path) -> SlotMapping:
     )
 
 
+def _number(value: Any, what: str, path: Path) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{path}: {what} is {value!r}. Fix: write a number such as 60")
+    return float(value)
+
+
 def _slots(raw: Any, path: Path) -> dict[str, Slot]:
     if raw is None:
         return {}
@@ -288,7 +297,13 @@ def _slots(raw: Any, path: Path) -> dict[str, Slot]:
         values = tuple(str(v) for v in spec.get("values") or ())
         if spec["type"] == "categorical" and not values:
             raise ConfigError(f"{path}: categorical slot '{name}' needs 'values'")
-        mappings = tuple(_mapping(m, name, path) for m in spec.get("mappings") or [])
+        raw_mappings = spec.get("mappings") or []
+        if not isinstance(raw_mappings, list):
+            raise ConfigError(
+                f"{path}: slot '{name}': 'mappings' must be a list such as "
+                "'- type: from_entity' with 'entity: name'"
+            )
+        mappings = tuple(_mapping(m, name, path) for m in raw_mappings)
         slots[name] = Slot(
             name=name,
             type=spec["type"],
@@ -296,8 +311,8 @@ def _slots(raw: Any, path: Path) -> dict[str, Slot]:
             initial_value=spec.get("initial_value"),
             influence_conversation=bool(spec.get("influence_conversation", spec["type"] != "any")),
             values=values,
-            min_value=float(spec.get("min_value", 0.0)),
-            max_value=float(spec.get("max_value", 1.0)),
+            min_value=_number(spec.get("min_value", 0.0), f"slot '{name}': min_value", path),
+            max_value=_number(spec.get("max_value", 1.0), f"slot '{name}': max_value", path),
         )
     return slots
 
@@ -337,6 +352,8 @@ def _forms(raw: Any, path: Path) -> dict[str, Form]:
     forms = {}
     for name, spec in raw.items():
         spec = spec or {}
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{path}: form '{name}' needs 'required_slots: [slot, ...]'")
         required = spec.get("required_slots")
         if isinstance(required, dict):  # Rasa 2 style mapping of slot → mappings
             required = list(required)
@@ -350,6 +367,11 @@ def _forms(raw: Any, path: Path) -> dict[str, Form]:
 
 def parse_domain(data: dict[str, Any], path: Path) -> Domain:
     session = data.get("session_config") or {}
+    if not isinstance(session, dict):
+        raise ConfigError(
+            f"{path}: 'session_config' must be a mapping with session_expiration_time and "
+            "carry_over_slots_to_new_session"
+        )
     slots = _slots(data.get("slots"), path)
     forms = _forms(data.get("forms"), path)
     if forms and REQUESTED_SLOT not in slots:
@@ -376,7 +398,8 @@ def parse_domain(data: dict[str, Any], path: Path) -> Domain:
         actions=_names(data.get("actions"), "actions", path),
         forms=forms,
         session_config=SessionConfig(
-            expiration_minutes=float(session.get("session_expiration_time", 60)),
+            expiration_minutes=_number(session.get("session_expiration_time", 60),
+                                       "session_expiration_time", path),
             carry_over_slots=bool(session.get("carry_over_slots_to_new_session", True)),
         ),
         raw=data,
@@ -421,15 +444,22 @@ def _key_lines(path: Path, key: str) -> dict[str, int]:
     return lines
 
 
+def _item_name(item: Any) -> str:
+    """The name of a list entry: ``greet`` or ``{greet: {...}}`` (others: as written)."""
+    if isinstance(item, dict) and len(item) == 1:
+        return str(next(iter(item)))
+    return item if isinstance(item, str) else repr(item)
+
+
 def _merge(merged: dict[str, Any], data: dict[str, Any], shown: str,
            origins: dict[tuple[str, str], str], path: Path) -> None:
     """Add one domain file's ``data`` to ``merged`` (Rasa's merge of a domain folder)."""
     for key, value in data.items():
         if key in _LIST_KEYS and isinstance(value, list):
             have = merged.setdefault(key, [])
-            seen = {next(iter(i)) if isinstance(i, dict) else i for i in have}
+            seen = {_item_name(i) for i in have}
             for item in value:
-                name = next(iter(item)) if isinstance(item, dict) and item else item
+                name = _item_name(item)
                 if name not in seen:
                     have.append(item)
                     seen.add(name)

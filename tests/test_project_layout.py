@@ -197,12 +197,17 @@ def test_merged_domain_and_stories_of_data_files_are_in_the_model(trained: Path)
 
 
 def test_rasa_test_stories_in_tests_folder_run(trained: Path, tmp_path: Path,
-                                               own_actions: None) -> None:
+                                               own_actions: None,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "results"
     assert main(["test", "core", "--project", str(trained), "--out", str(out)]) == 0
     report = json.loads((out / "story_report.json").read_text(encoding="utf-8"))
     assert (report["total"], report["passed"]) == (1, 1)
     assert report["stories"][0]["source"] == "tests/test_stories.yml:3"
+    # 'bot test': no NLU test set in a Rasa project, the test stories still run
+    assert main(["test", "--project", str(trained), "--out", str(tmp_path / "all")]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "NLU evaluation skipped" in printed and "1/1 test stories passed" in printed
 
 
 async def test_actions_py_at_the_root_runs_in_process(trained: Path, own_actions: None) -> None:
@@ -329,6 +334,24 @@ def test_domain_folder_errors_name_the_file(tmp_path: Path, second: str, message
                                                    "session_config: {}\n", "b.yml": second})
     with pytest.raises(ConfigError, match=message):
         load_domain(folder, root=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("forms:\n  f: 3\n", "form 'f' needs 'required_slots"),
+        ("session_config: 5\n", "'session_config' must be a mapping"),
+        ("session_config: {session_expiration_time: abc}\n", "session_expiration_time is 'abc'"),
+        ("slots:\n  a: {type: text, mappings: 3}\n", "'mappings' must be a list"),
+        ("slots:\n  a: {type: float, min_value: x}\n", "min_value is 'x'"),
+        ("intents:\n- {}\n", "cannot read intents entry"),
+    ],
+)
+def test_malformed_domain_values_are_config_errors(tmp_path: Path, text: str,
+                                                   message: str) -> None:
+    (tmp_path / "domain.yml").write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        load_domain(tmp_path / "domain.yml")
 
 
 def test_empty_domain_folder_is_an_error(tmp_path: Path) -> None:

@@ -154,13 +154,15 @@ def run_test(args: argparse.Namespace) -> int:
     if args.target == "all":
         from bot.cli.dialogue import run_story_tests
 
-        nlu_code = run_nlu_test(args)
+        nlu_code = run_nlu_test(args, optional=True)
         core_code = run_story_tests(args, optional=True)
         return nlu_code or core_code
     return run_nlu_test(args)
 
 
-def run_nlu_test(args: argparse.Namespace) -> int:
+def run_nlu_test(args: argparse.Namespace, optional: bool = False) -> int:
+    """Evaluate the NLU; with ``optional`` (``bot test`` without a target) a project
+    without an NLU test set (a Rasa project: test stories only) is reported and skipped."""
     from rich.console import Console
     from rich.table import Table
 
@@ -207,6 +209,10 @@ def run_nlu_test(args: argparse.Namespace) -> int:
 
     test_file = Path(args.nlu) if args.nlu else project.nlu_test_file
     if not test_file.is_file():
+        if optional and not args.nlu:
+            console.print(f"No NLU test set at {test_file}; NLU evaluation skipped (--nlu FILE "
+                          "or --cross-validation).")
+            return 0
         raise SystemExit(f"error: test file {test_file} does not exist (use --nlu FILE)")
     test_data = read_nlu_file(test_file)
     if test_data.problems:
