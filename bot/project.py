@@ -21,6 +21,15 @@ from pathlib import Path
 from bot.errors import ConfigError
 
 YAML_SUFFIXES = frozenset({".yml", ".yaml"})
+# Set by the CLI's --endpoints / --credentials, so that a project found again elsewhere in
+# the process or in a server worker (which gets only the folder) reads the same files.
+ENV_ENDPOINTS = "BOT_ENDPOINTS"
+ENV_CREDENTIALS = "BOT_CREDENTIALS"
+
+
+def _from_env(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value) if value else None
 
 
 def yaml_error_line(exc: Exception) -> tuple[int, str]:
@@ -81,11 +90,15 @@ class Project:
 
     @property
     def endpoints_file(self) -> Path:
-        return self.endpoints_path or self.root / "endpoints.yml"
+        """``--endpoints``, else ``$BOT_ENDPOINTS``, else ``endpoints.yml``."""
+        return self.endpoints_path or _from_env(ENV_ENDPOINTS) or self.root / "endpoints.yml"
 
     @property
     def credentials_file(self) -> Path:
-        return self.credentials_path or self.root / "credentials.yml"
+        """``--credentials``, else ``$BOT_CREDENTIALS``, else ``credentials.yml``."""
+        return (
+            self.credentials_path or _from_env(ENV_CREDENTIALS) or self.root / "credentials.yml"
+        )
 
     @property
     def nlu_dir(self) -> Path:

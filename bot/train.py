@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from bot.config import BotConfig, describe_defaults, load_config
+from bot.config import BotConfig, load_config
 from bot.core.policies.ensemble import PolicyEnsemble
 from bot.core.stories import Story
 from bot.core.story_graph import flatten
@@ -49,7 +49,8 @@ class TrainResult:
     stories: int = 0
     rules: int = 0
     kb: Any = None  # bot.kb.build.BuildResult when the project has a knowledge base
-    # Lines for the trainer: defaults applied, substituted components and policies.
+    # Lines for the trainer: substituted components and policies, options not honoured
+    # (the defaults applied to config.yml: bot.config.describe_defaults).
     notes: tuple[str, ...] = ()
 
 
@@ -164,7 +165,7 @@ def train(
     kb_progress: bool = False,
 ) -> TrainResult:
     config = load_config(project.config_file, project.root)
-    notes = describe_defaults(config)
+    notes: list[str] = []
     kb = build_kb(project, force, kb_progress)
     nlu_fp = training_fingerprint(project, config)
     core_fp = core_fingerprint(project, config)
@@ -182,7 +183,7 @@ def train(
         and not force
         and previous_meta.fingerprint == fingerprint
     ):
-        return TrainResult(previous, True, 0.0, 0, 0, kb=kb, notes=tuple(notes))
+        return TrainResult(previous, True, 0.0, 0, 0, kb=kb)
     started = time.perf_counter()
     data = load_training_data(project)
     domain = load_project_domain(project)

@@ -540,7 +540,8 @@ def test_flags_build_the_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         seen.update(project=project, model=model)
 
     monkeypatch.setattr("bot.server.run.serve", fake_serve)
-    monkeypatch.delenv("BOT_ENDPOINTS", raising=False)
+    for name in ("BOT_ENDPOINTS", "BOT_CREDENTIALS"):
+        monkeypatch.setenv(name, "")  # 'bot run' sets them; removed again after the test
     monkeypatch.chdir(root)
     assert main(["run", "--endpoints", "ep.yml", "--credentials", "cred.yml",
                  "--model", "models/x.tar.gz", "--port", "5099"]) == 0
@@ -548,9 +549,13 @@ def test_flags_build_the_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert (project.endpoints_file, project.credentials_file) == (root / "ep.yml",
                                                                   root / "cred.yml")
     assert seen["model"] == root / "models" / "x.tar.gz"
-    import os
+    # a server worker finds the project again from its folder: the same files
+    again = Project.find(str(root))
+    assert (again.endpoints_file, again.credentials_file) == (root / "ep.yml", root / "cred.yml")
+    from bot.bank.factory import bank_config
 
-    assert os.environ["BOT_ENDPOINTS"] == str(root / "ep.yml")  # the bank backend reads it
+    (root / "ep.yml").write_text("bank:\n  type: sandbox\n", encoding="utf-8")
+    assert bank_config(root) == {"type": "sandbox"}  # in-process bank actions read it too
 
 
 @pytest.mark.parametrize(

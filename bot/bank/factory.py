@@ -23,13 +23,13 @@ from typing import Any
 
 from bot.bank.interfaces import CoreBanking
 from bot.errors import ConfigError
+from bot.project import ENV_ENDPOINTS
 
 logger = logging.getLogger(__name__)
 
 ENV_URL = "BOT_BANK_URL"
 ENV_TOKEN = "BOT_BANK_TOKEN"
 ENV_PROJECT = "BOT_PROJECT"
-ENV_ENDPOINTS = "BOT_ENDPOINTS"
 KEYS = frozenset({"type", "path", "base_url", "token", "timeout"})
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 

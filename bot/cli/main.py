@@ -86,9 +86,7 @@ def add_project_options(
 
 
 def project_from_args(args: argparse.Namespace) -> Project:
-    """The project of ``--project`` with the path flags of :func:`add_project_options`.
-    An ``--endpoints`` file is also named in ``$BOT_ENDPOINTS`` so custom actions running
-    in this process (the bank backend) read the same file."""
+    """The project of ``--project`` with the path flags of :func:`add_project_options`."""
     from bot.project import Project
 
     project = Project.find(
@@ -101,9 +99,20 @@ def project_from_args(args: argparse.Namespace) -> Project:
         out=getattr(args, "models_out", None),
         fixed_model_name=getattr(args, "fixed_model_name", None),
     )
-    if project.endpoints_path is not None:
-        os.environ["BOT_ENDPOINTS"] = str(project.endpoints_path)
     return project
+
+
+def export_paths(project: Project) -> None:
+    """Put ``--endpoints`` and ``--credentials`` in ``$BOT_ENDPOINTS`` and
+    ``$BOT_CREDENTIALS`` for the rest of the process (``bot run``): the server's workers and
+    the bank backend of in-process actions find the project again from its folder and
+    read the same files."""
+    from bot.project import ENV_CREDENTIALS, ENV_ENDPOINTS
+
+    if project.endpoints_path is not None:
+        os.environ[ENV_ENDPOINTS] = str(project.endpoints_path)
+    if project.credentials_path is not None:
+        os.environ[ENV_CREDENTIALS] = str(project.credentials_path)
 
 
 def model_path(args: argparse.Namespace) -> Path | None:

@@ -44,11 +44,12 @@ def register(sub: Any) -> None:
 def run_server(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from bot.cli.main import model_path, project_from_args
+    from bot.cli.main import export_paths, model_path, project_from_args
     from bot.server.run import serve
     from bot.server.settings import load_settings
 
     project = project_from_args(args)
+    export_paths(project)  # the workers get the folder only
     settings = load_settings(project)
     settings = replace(
         settings,
@@ -72,11 +73,12 @@ def run_actions(args: argparse.Namespace) -> int:
     from rasa_sdk.endpoint import run
     from rasa_sdk.executor import ActionExecutor
 
-    from bot.cli.main import project_from_args
+    from bot.cli.main import export_paths, project_from_args
     from bot.core.agent import actions_module, import_actions
     from bot.errors import ConfigError
 
     project = project_from_args(args)
+    export_paths(project)  # the actions' bank backend reads the same endpoints file
     module = args.actions or actions_module(project)
     if module is None:
         raise ConfigError(

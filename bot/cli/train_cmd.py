@@ -27,9 +27,12 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from bot.cli.main import project_from_args
+    from bot.config import describe_defaults, load_config
     from bot.train import train
 
     project = project_from_args(args)
+    for line in describe_defaults(load_config(project.config_file, project.root)):
+        print(line, flush=True)
     console = Console(stderr=True)
     with Progress(
         TextColumn("[bold]training[/bold] {task.description}"),
