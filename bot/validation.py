@@ -11,7 +11,7 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from bot.core.story_validation import validate_stories
+from bot.core.story_validation import configured_max_history, validate_stories
 from bot.domain import RETRIEVAL_DELIMITER, Domain, load_project_domain
 from bot.errors import BotError
 from bot.nlu.normalizer import normalise
@@ -231,5 +231,6 @@ def validate_project(project: Project, min_examples: int = 10) -> list[Problem]:
     problems.extend(check_duplicates(data.examples))
     problems.extend(check_alignment(data, project))
     if readable:
-        problems.extend(validate_stories(project.root, domain, readable, set(domain_intents)))
+        problems.extend(validate_stories(project.root, domain, readable, set(domain_intents),
+                                         configured_max_history(project.config_file)))
     return problems
