@@ -634,3 +634,16 @@ async def test_agent_message_from_rasa_project(trained: Path, own_actions: None)
     agent = Agent.load(Project(trained))
     result = await agent.handle(UserMessage("再见", "s2", "rest", {}, None))
     assert [m.get("text") for m in result.messages] == ["再见"]
+
+
+def test_examples_written_as_text_items(tmp_path: Path) -> None:
+    from bot.training.nlu_yaml import read_nlu_file
+
+    path = tmp_path / "nlu.yml"
+    path.write_text("nlu:\n- intent: greet\n  examples:\n  - text: 你好\n    metadata: {a: 1}\n"
+                    "  - text: |\n      您好\n  - metadata: {}\n", encoding="utf-8")
+    data = read_nlu_file(path, "nlu.yml")
+    assert [(e.text, str(e.source)) for e in data.examples] == [("你好", "nlu.yml:4"),
+                                                                ("您好", "nlu.yml:6")]
+    assert [str(p) for p in data.problems] == [
+        "nlu.yml:8: error: empty example. Fix: remove the bare '-' line"]

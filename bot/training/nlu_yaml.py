@@ -97,6 +97,11 @@ def _example_lines(node: Node, file: str) -> list[tuple[str, Source]]:
         for item in node.value:
             if isinstance(item, ScalarNode):
                 out.append((item.value.strip(), Source(file, item.start_mark.line + 1)))
+            elif isinstance(item, MappingNode):
+                # Rasa 3.x: ``- text: ...`` with optional ``metadata:`` (not used here)
+                text = _mapping(item).get("text")
+                value = text.value.strip() if isinstance(text, ScalarNode) else ""
+                out.append((value, Source(file, item.start_mark.line + 1)))
     return out
 
 
