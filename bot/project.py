@@ -143,6 +143,15 @@ class Project:
         """Every YAML training file (any mix of nlu / stories / rules / responses keys)."""
         return yaml_files(self.training_paths())
 
+    def unread_data_files(self) -> list[Path]:
+        """Rasa 1.x/2.x Markdown and JSON training data under the data paths: not read."""
+        found: set[Path] = set()
+        for path in self.training_paths():
+            candidates = [path] if path.is_file() else path.rglob("*") if path.is_dir() else []
+            found.update(p for p in candidates if p.suffix in {".md", ".json"} and p.is_file()
+                         and not p.name.lower().startswith("readme"))
+        return sorted(found)
+
     def nlu_files(self) -> list[Path]:
         """The files NLU data is read from: every data file (the NLU reader takes the
         ``nlu:`` key of each and ignores the other keys)."""

@@ -79,6 +79,13 @@ def data_files(project: Project) -> list[Path]:
     """The training data files, their top level checked (YAML syntax, known keys)."""
     where = project.training_paths()
     files = project.data_files()
+    unread = project.unread_data_files()
+    if not files and unread:
+        raise TrainingDataError(
+            f"{_shown(project, unread[0])}: Markdown/JSON training data (Rasa 1.x/2.x) is not "
+            "read. Fix: convert it to YAML with Rasa 2's 'rasa data convert nlu' / 'rasa data "
+            "convert core' (format: docs/nlu-data.md)"
+        )
     if not files:
         shown = ", ".join(_shown(project, p) for p in where) or (
             f"{project.root} (no data/, nlu_data/ or stories/ folder)"

@@ -35,6 +35,10 @@ def _load(project: Project) -> tuple[TrainingData, list[Problem], list[Path]]:
         problems.append(Problem("error", f"no training data files in {where}",
                                 "put YAML files with 'nlu:', 'stories:' or 'rules:' under "
                                 "data/, or pass --data PATH", Source(where, 1)))
+    for path in project.unread_data_files():
+        problems.append(Problem("warning", "Markdown/JSON training data (Rasa 1.x/2.x) is not "
+                                "read", "convert it to YAML ('rasa data convert' of Rasa 2)",
+                                Source(_shown(project, path), 1)))
     for path in files:
         shown = _shown(project, path)
         found = check_data_file(path, shown)

@@ -647,3 +647,16 @@ def test_examples_written_as_text_items(tmp_path: Path) -> None:
                                                                 ("您好", "nlu.yml:6")]
     assert [str(p) for p in data.problems] == [
         "nlu.yml:8: error: empty example. Fix: remove the bare '-' line"]
+
+
+def test_markdown_training_data_is_named_not_ignored(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    root = write(tmp_path / "p", {"config.yml": "language: zh\n", "domain.yml": "intents: [a]\n",
+                                  "data/nlu.md": "## intent:a\n- hi\n"})
+    assert main(["train", "--project", str(root)]) == 1
+    assert "error: data/nlu.md: Markdown/JSON training data (Rasa 1.x/2.x) is not read" in (
+        capsys.readouterr().err)
+    write(root, {"data/nlu.yml": "nlu:\n- intent: a\n  examples: |\n    - x\n    - y\n"})
+    problems = validate_project(Project(root))
+    assert [(str(p.source), p.level) for p in problems if "Markdown" in p.message] == [
+        ("data/nlu.md:1", "warning")]
