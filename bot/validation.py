@@ -221,6 +221,14 @@ def validate_project(project: Project, min_examples: int = 10) -> list[Problem]:
                 Problem("warning", f"lookup table '{table.name}' is not an entity of domain.yml",
                         "name the lookup table after the entity it lists", table.source)
             )
+    for intent, source in first_source.items():
+        if RETRIEVAL_DELIMITER in intent and f"utter_{intent}" not in domain.responses:
+            problems.append(
+                Problem("warning", f"the examples of '{intent}' have no response "
+                        f"'utter_{intent}', so utter_{base_intent(intent)} cannot answer them",
+                        f"add 'utter_{intent}:' with '- text: ...' under 'responses:' (in the "
+                        "domain or a data file)", source)
+            )
     surface_value: dict[str, tuple[str, Source | None]] = {}
     for syn in data.synonyms:
         for surface in syn.examples:

@@ -393,6 +393,11 @@ def test_retrieval_intent_examples_validate_against_the_domain_intent(tmp_path: 
     root = write(tmp_path / "p", RASA_PROJECT)
     problems = validate_project(Project(root), min_examples=2)
     assert not [p for p in problems if "chitchat" in p.message and p.level == "error"]
+    write(root, {"data/more.yml": "nlu:\n- intent: chitchat/ask_age\n  examples: |\n"
+                                  "    - 你几岁\n    - 你多大\n"})
+    problems = validate_project(Project(root), min_examples=2)
+    assert [(p.level, str(p.source)) for p in problems if "utter_chitchat/ask_age" in p.message
+            ] == [("warning", "data/more.yml:4")]
     # an undeclared retrieval intent is reported under its domain name, once
     write(root, {"domain/intents.yml": "intents: [greet, goodbye, ask_time]\n"})
     problems = validate_project(Project(root), min_examples=2)
