@@ -1,4 +1,10 @@
-"""Reads ``config.yml``: the NLU pipeline and the dialogue policies, each declared by name."""
+"""Reads ``config.yml``: the NLU pipeline and the dialogue policies, each declared by name.
+
+As in Rasa, a missing ``language`` is ``en`` and an empty or missing ``pipeline`` or
+``policies`` gets the default for the language: for ``zh`` the Chinese pipeline of this
+repository's ``config.yml`` (its data files only when the project has them), for other
+languages Rasa's default pipeline; the policies are Rasa's default for every language.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,9 @@ from typing import Any
 import yaml
 
 from bot.errors import ConfigError
+from bot.project import yaml_error
+
+DEFAULT_LANGUAGE = "en"  # Rasa's, when config.yml names none
 
 
 @dataclass(frozen=True)
@@ -28,9 +37,68 @@ class BotConfig:
     pipeline: tuple[ComponentSpec, ...]
     policies: tuple[ComponentSpec, ...]
     assistant_id: str | None = None
+    # "pipeline" and/or "policies" when they were missing or empty and got the defaults.
+    defaulted: tuple[str, ...] = ()
 
     def pipeline_dicts(self) -> list[dict[str, Any]]:
         return [c.as_dict() for c in self.pipeline]
+
+
+def _spec(name: str, **options: Any) -> ComponentSpec:
+    return ComponentSpec(name, options)
+
+
+# Rasa 3.x's default pipeline for languages with spaces between words.
+RASA_DEFAULT_PIPELINE = (
+    _spec("WhitespaceTokenizer"),
+    _spec("RegexFeaturizer"),
+    _spec("LexicalSyntacticFeaturizer"),
+    _spec("CountVectorsFeaturizer"),
+    _spec("CountVectorsFeaturizer", analyzer="char_wb", min_ngram=1, max_ngram=4),
+    _spec("DIETClassifier", epochs=100),
+    _spec("EntitySynonymMapper"),
+    _spec("ResponseSelector", epochs=100),
+    _spec("FallbackClassifier", threshold=0.3, ambiguity_threshold=0.1),
+)
+# Rasa 3.x's default policies (TEDPolicy runs as SklearnPolicy, see the ensemble).
+RASA_DEFAULT_POLICIES = (
+    _spec("MemoizationPolicy"),
+    _spec("RulePolicy"),
+    _spec("UnexpecTEDIntentPolicy", max_history=5, epochs=100),
+    _spec("TEDPolicy", max_history=5, epochs=100, constrain_similarities=True),
+)
+USER_DICTIONARY = "nlu_data/userdict.txt"
+SENTIMENT_DATA = "sentiment/train.yml"
+
+
+def chinese_pipeline(project_root: Path | None) -> tuple[ComponentSpec, ...]:
+    """The pipeline of this repository's ``config.yml``; the user dictionary and the
+    sentiment data only when ``project_root`` has them."""
+    def has(relative: str) -> bool:
+        return project_root is not None and (project_root / relative).is_file()
+
+    specs = [
+        _spec("ChineseTextNormalizer", max_length=2000),
+        _spec("JiebaTokenizer", **({"dictionary_path": USER_DICTIONARY}
+                                   if has(USER_DICTIONARY) else {})),
+        _spec("TfidfVectorsFeaturizer", analyzer="word", min_ngram=1, max_ngram=1),
+        _spec("TfidfVectorsFeaturizer", analyzer="char", min_ngram=1, max_ngram=3),
+        _spec("LogisticRegressionClassifier", C=50),
+        _spec("RegexEntityExtractor"),
+        _spec("EntitySynonymMapper"),
+        _spec("EntityValueNormalizer"),
+        _spec("FallbackClassifier", threshold=0.4, ambiguity_threshold=0.1),
+    ]
+    if has(SENTIMENT_DATA):
+        specs.append(_spec("SentimentAnalyzer", data_path=SENTIMENT_DATA))
+    return tuple(specs)
+
+
+def default_pipeline(language: str, project_root: Path | None) -> tuple[ComponentSpec, ...]:
+    """Rasa's default pipeline for ``language`` (ours for Chinese)."""
+    if language.lower().split("-")[0].split("_")[0] == "zh":
+        return chinese_pipeline(project_root)
+    return RASA_DEFAULT_PIPELINE
 
 
 def _specs(raw: Any, key: str, path: Path) -> tuple[ComponentSpec, ...]:
@@ -49,29 +117,60 @@ def _specs(raw: Any, key: str, path: Path) -> tuple[ComponentSpec, ...]:
     return tuple(specs)
 
 
-def parse_config(data: Any, path: Path) -> BotConfig:
+def parse_config(data: Any, path: Path, project_root: Path | None = None) -> BotConfig:
+    """The config of ``data``; defaults as in Rasa (the zh pipeline looks for its data
+    files under ``project_root``, default: the folder of ``path``)."""
+    if data is None:
+        data = {}  # an empty config.yml: every default, as in Rasa
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with 'language' and 'pipeline'")
-    language = data.get("language", "zh")
-    if not isinstance(language, str):
-        raise ConfigError(f"{path}: 'language' must be a string such as 'zh'")
+    language = data.get("language")
+    if language is None:
+        language = DEFAULT_LANGUAGE
+    if not isinstance(language, str) or not language.strip():
+        raise ConfigError(f"{path}: 'language' must be a language code such as 'zh' or 'en'")
+    defaulted: list[str] = []
     pipeline = _specs(data.get("pipeline"), "pipeline", path)
     if not pipeline:
-        raise ConfigError(f"{path}: 'pipeline' is empty; list the NLU components to run")
+        pipeline = default_pipeline(language, path.parent if project_root is None else project_root)
+        defaulted.append("pipeline")
+    policies = _specs(data.get("policies"), "policies", path)
+    if not policies:
+        policies = RASA_DEFAULT_POLICIES
+        defaulted.append("policies")
     assistant_id = data.get("assistant_id")
     return BotConfig(
         language=language,
         pipeline=pipeline,
-        policies=_specs(data.get("policies"), "policies", path),
+        policies=policies,
         assistant_id=str(assistant_id) if assistant_id is not None else None,
+        defaulted=tuple(defaulted),
     )
 
 
-def load_config(path: Path) -> BotConfig:
+def load_config(path: Path, project_root: Path | None = None) -> BotConfig:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ConfigError(f"{path} does not exist") from exc
+        raise ConfigError(f"{path} does not exist. Fix: create it or pass --config FILE") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
-    return parse_config(data, path)
+        raise ConfigError(yaml_error(path, exc)) from exc
+    return parse_config(data, path, project_root)
+
+
+def describe_defaults(config: BotConfig) -> list[str]:
+    """Lines saying which defaults were used (for ``bot train``); none when none were."""
+    lines = []
+    if "pipeline" in config.defaulted:
+        lines.append(f"config.yml has no pipeline: using the default for language "
+                     f"'{config.language}':")
+        lines.extend(f"  - {_describe(spec)}" for spec in config.pipeline)
+    if "policies" in config.defaulted:
+        lines.append("config.yml has no policies: using Rasa's default policies:")
+        lines.extend(f"  - {_describe(spec)}" for spec in config.policies)
+    return lines
+
+
+def _describe(spec: ComponentSpec) -> str:
+    options = ", ".join(f"{k}: {v}" for k, v in spec.options.items())
+    return f"{spec.name} ({options})" if options else spec.name

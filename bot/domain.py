@@ -1,8 +1,17 @@
-"""Reads ``domain.yml`` (Rasa 3.x): intents, entities, slots with mappings, responses,
-actions, forms and session configuration."""
+"""Reads the domain (Rasa 3.x): intents, entities, slots with mappings, responses,
+actions, forms and session configuration.
+
+The domain is ``domain.yml`` or a ``domain/`` folder of YAML files merged as Rasa merges
+them: lists (intents, entities, actions) are joined, mappings (slots, responses, forms)
+are joined too, and a name defined in two files is an error naming both. ``responses:``
+of the training data files join the same way. Retrieval intents (Rasa's ResponseSelector):
+responses named ``utter_<intent>/<key>`` make ``<intent>`` a retrieval intent whose action
+``utter_<intent>`` answers with one of them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -11,6 +20,7 @@ from typing import Any
 import yaml
 
 from bot.errors import ConfigError
+from bot.project import Project, yaml_error, yaml_files
 
 DEFAULT_ACTIONS: tuple[str, ...] = (
     "action_listen",
@@ -25,6 +35,8 @@ DEFAULT_ACTIONS: tuple[str, ...] = (
     "action_back",
     "action_extract_slots",
 )
+INTENT_OPTIONS = frozenset({"use_entities", "ignore_entities", "is_retrieval_intent"})
+RETRIEVAL_DELIMITER = "/"
 SLOT_TYPES = ("text", "bool", "float", "categorical", "list", "any")
 MAPPING_TYPES = ("from_entity", "from_text", "from_intent", "from_trigger_intent", "custom")
 REQUESTED_SLOT = "requested_slot"
@@ -99,15 +111,41 @@ class Domain:
     forms: dict[str, Form] = field(default_factory=dict)
     session_config: SessionConfig = field(default_factory=SessionConfig)
     raw: dict[str, Any] = field(default_factory=dict)
+    # Intents answered by a response selector: from ``utter_<intent>/<key>`` response names
+    # and ``- intent: {is_retrieval_intent: true}``.
+    retrieval_intents: frozenset[str] = frozenset()
+    # ``- intent: {use_entities: [...], ignore_entities: [...]}`` as written.
+    intent_properties: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def action_names(self) -> list[str]:
-        """Every action the policies may predict, in a fixed order."""
+        """Every action the policies may predict, in a fixed order: the ``utter_<intent>``
+        and ``respond_<intent>`` of each retrieval intent stand for its sub-responses."""
         names: list[str] = list(DEFAULT_ACTIONS)
-        for name in (*self.responses, *self.actions, *self.forms):
+        responses = [r for r in self.responses if RETRIEVAL_DELIMITER not in r]
+        retrieval = [
+            f"{prefix}_{intent}"
+            for intent in sorted(self.retrieval_intents)
+            for prefix in ("utter", "respond")
+        ]
+        for name in (*responses, *retrieval, *self.actions, *self.forms):
             if name not in names:
                 names.append(name)
         return names
+
+    def retrieval_intent_of(self, action: str) -> str | None:
+        """``chitchat`` for ``utter_chitchat`` or ``respond_chitchat`` when ``chitchat`` is a
+        retrieval intent, else ``None``."""
+        for prefix in ("utter_", "respond_"):
+            if action.startswith(prefix) and action[len(prefix):] in self.retrieval_intents:
+                return action[len(prefix):]
+        return None
+
+    def retrieval_responses(self, intent: str) -> dict[str, list[dict[str, Any]]]:
+        """The responses of retrieval intent ``intent``, keyed by their full names
+        (``utter_chitchat/ask_name``), as ``responses`` holds them."""
+        prefix = f"utter_{intent}{RETRIEVAL_DELIMITER}"
+        return {k: v for k, v in self.responses.items() if k.startswith(prefix)}
 
     def as_rasa_dict(self) -> dict[str, Any]:
         """The domain as Rasa sends it to an action server: built once per domain (it is on
@@ -161,6 +199,31 @@ def _mapping_dict(m: SlotMapping) -> dict[str, Any]:
     return out
 
 
+def _intents(
+    items: Any, path: Path
+) -> tuple[tuple[str, ...], dict[str, dict[str, Any]], set[str]]:
+    """Names, ``use_entities``/``ignore_entities`` properties and retrieval intents."""
+    names = _names(items, "intents", path)
+    properties: dict[str, dict[str, Any]] = {}
+    retrieval: set[str] = set()
+    for item in items or []:
+        if not isinstance(item, dict):
+            continue
+        ((name, options),) = item.items()
+        options = options or {}
+        if not isinstance(options, dict) or set(options) - INTENT_OPTIONS:
+            raise ConfigError(
+                f"{path}: intent '{name}' has options {options!r}. Fix: write '- {name}:' "
+                f"with some of {', '.join(sorted(INTENT_OPTIONS))}"
+            )
+        if options.get("is_retrieval_intent"):
+            retrieval.add(str(name))
+        rest = {k: v for k, v in options.items() if k != "is_retrieval_intent"}
+        if rest:
+            properties[str(name)] = rest
+    return names, properties, retrieval
+
+
 def _names(items: Any, key: str, path: Path) -> tuple[str, ...]:
     if items is None:
         return ()
@@ -194,7 +257,10 @@ def _mapping(raw: Any, slot: str, path: Path) -> SlotMapping:
     if raw["type"] == "from_entity" and not raw.get("entity"):
         raise ConfigError(f"{path}: slot '{slot}': a from_entity mapping needs 'entity'")
     conditions = []
-    for cond in raw.get("conditions") or []:
+    conditions_raw = raw.get("conditions") or []
+    if not isinstance(conditions_raw, list):
+        raise ConfigError(f"{path}: slot '{slot}': conditions are '- active_loop: form'")
+    for cond in conditions_raw:
         if not isinstance(cond, dict):
             raise ConfigError(f"{path}: slot '{slot}': conditions are '- active_loop: form'")
         conditions.append((cond.get("active_loop"), cond.get("requested_slot")))
@@ -211,6 +277,12 @@ def _mapping(raw: Any, slot: str, path: Path) -> SlotMapping:
     )
 
 
+def _number(value: Any, what: str, path: Path) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{path}: {what} is {value!r}. Fix: write a number such as 60")
+    return float(value)
+
+
 def _slots(raw: Any, path: Path) -> dict[str, Slot]:
     if raw is None:
         return {}
@@ -225,7 +297,13 @@ def _slots(raw: Any, path: Path) -> dict[str, Slot]:
         values = tuple(str(v) for v in spec.get("values") or ())
         if spec["type"] == "categorical" and not values:
             raise ConfigError(f"{path}: categorical slot '{name}' needs 'values'")
-        mappings = tuple(_mapping(m, name, path) for m in spec.get("mappings") or [])
+        raw_mappings = spec.get("mappings") or []
+        if not isinstance(raw_mappings, list):
+            raise ConfigError(
+                f"{path}: slot '{name}': 'mappings' must be a list such as "
+                "'- type: from_entity' with 'entity: name'"
+            )
+        mappings = tuple(_mapping(m, name, path) for m in raw_mappings)
         slots[name] = Slot(
             name=name,
             type=spec["type"],
@@ -233,8 +311,8 @@ def _slots(raw: Any, path: Path) -> dict[str, Slot]:
             initial_value=spec.get("initial_value"),
             influence_conversation=bool(spec.get("influence_conversation", spec["type"] != "any")),
             values=values,
-            min_value=float(spec.get("min_value", 0.0)),
-            max_value=float(spec.get("max_value", 1.0)),
+            min_value=_number(spec.get("min_value", 0.0), f"slot '{name}': min_value", path),
+            max_value=_number(spec.get("max_value", 1.0), f"slot '{name}': max_value", path),
         )
     return slots
 
@@ -246,6 +324,13 @@ def _responses(raw: Any, path: Path) -> dict[str, list[dict[str, Any]]]:
         raise ConfigError(f"{path}: 'responses' must map utter_ names to variations")
     responses = {}
     for name, variations in raw.items():
+        if RETRIEVAL_DELIMITER in str(name):
+            intent, _, key = str(name).removeprefix("utter_").partition(RETRIEVAL_DELIMITER)
+            if not str(name).startswith("utter_") or not intent or not key:
+                raise ConfigError(
+                    f"{path}: response '{name}' is not a retrieval response name. Fix: write "
+                    "'utter_<intent>/<key>', e.g. 'utter_chitchat/ask_name'"
+                )
         if not isinstance(variations, list) or not variations:
             raise ConfigError(f"{path}: response '{name}' needs a list of variations")
         for variation in variations:
@@ -267,6 +352,8 @@ def _forms(raw: Any, path: Path) -> dict[str, Form]:
     forms = {}
     for name, spec in raw.items():
         spec = spec or {}
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{path}: form '{name}' needs 'required_slots: [slot, ...]'")
         required = spec.get("required_slots")
         if isinstance(required, dict):  # Rasa 2 style mapping of slot → mappings
             required = list(required)
@@ -280,6 +367,11 @@ def _forms(raw: Any, path: Path) -> dict[str, Form]:
 
 def parse_domain(data: dict[str, Any], path: Path) -> Domain:
     session = data.get("session_config") or {}
+    if not isinstance(session, dict):
+        raise ConfigError(
+            f"{path}: 'session_config' must be a mapping with session_expiration_time and "
+            "carry_over_slots_to_new_session"
+        )
     slots = _slots(data.get("slots"), path)
     forms = _forms(data.get("forms"), path)
     if forms and REQUESTED_SLOT not in slots:
@@ -291,30 +383,155 @@ def parse_domain(data: dict[str, Any], path: Path) -> Domain:
                     f"{path}: form '{form.name}' requires slot '{slot}', which is not "
                     "declared under 'slots:'"
                 )
+    intents, properties, retrieval = _intents(data.get("intents"), path)
+    responses = _responses(data.get("responses"), path)
+    retrieval |= {
+        name.removeprefix("utter_").split(RETRIEVAL_DELIMITER)[0]
+        for name in responses
+        if RETRIEVAL_DELIMITER in name
+    }
     return Domain(
-        intents=_names(data.get("intents"), "intents", path),
+        intents=intents,
         entities=_names(data.get("entities"), "entities", path),
         slots=slots,
-        responses=_responses(data.get("responses"), path),
+        responses=responses,
         actions=_names(data.get("actions"), "actions", path),
         forms=forms,
         session_config=SessionConfig(
-            expiration_minutes=float(session.get("session_expiration_time", 60)),
+            expiration_minutes=_number(session.get("session_expiration_time", 60),
+                                       "session_expiration_time", path),
             carry_over_slots=bool(session.get("carry_over_slots_to_new_session", True)),
         ),
         raw=data,
+        retrieval_intents=frozenset(retrieval),
+        intent_properties=properties,
     )
 
 
-def load_domain(path: Path) -> Domain:
+_LIST_KEYS = ("intents", "entities", "actions")
+_MAP_KEYS = {"slots": "slot", "responses": "response", "forms": "form"}
+
+
+def _shown(path: Path, root: Path | None) -> str:
+    return str(path.relative_to(root)) if root and path.is_relative_to(root) else str(path)
+
+
+def _read_mapping(path: Path, shown: str, what: str) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError as exc:
-        raise ConfigError(
-            f"{path} does not exist; create it with 'intents:' and 'entities:'"
-        ) from exc
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{shown}: not UTF-8 text ({exc.reason}). Fix: save it as UTF-8") from exc
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+        raise ConfigError(yaml_error(shown, exc)) from exc
+    if data is None:
+        return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping with 'intents:' and 'entities:'")
-    return parse_domain(data, path)
+        raise ConfigError(f"{shown}:1: expected a mapping with {what}")
+    return data
+
+
+def _key_lines(path: Path, key: str) -> dict[str, int]:
+    """The line of every name under the top-level ``key`` of a YAML file (1-based)."""
+    root = yaml.compose(path.read_text(encoding="utf-8"))
+    lines: dict[str, int] = {}
+    if isinstance(root, yaml.MappingNode):
+        for k, v in root.value:
+            if getattr(k, "value", None) == key and isinstance(v, yaml.MappingNode):
+                for name, _ in v.value:
+                    lines[str(name.value)] = name.start_mark.line + 1
+    return lines
+
+
+def _item_name(item: Any) -> str:
+    """The name of a list entry: ``greet`` or ``{greet: {...}}`` (others: as written)."""
+    if isinstance(item, dict) and len(item) == 1:
+        return str(next(iter(item)))
+    return item if isinstance(item, str) else repr(item)
+
+
+def _merge(merged: dict[str, Any], data: dict[str, Any], shown: str,
+           origins: dict[tuple[str, str], str], path: Path) -> None:
+    """Add one domain file's ``data`` to ``merged`` (Rasa's merge of a domain folder)."""
+    for key, value in data.items():
+        if key in _LIST_KEYS and isinstance(value, list):
+            have = merged.setdefault(key, [])
+            seen = {_item_name(i) for i in have}
+            for item in value:
+                name = _item_name(item)
+                if name not in seen:
+                    have.append(item)
+                    seen.add(name)
+        elif key in _MAP_KEYS and isinstance(value, dict):
+            have = merged.setdefault(key, {})
+            if not isinstance(have, dict):
+                continue  # the shape error is reported by parse_domain
+            lines = _key_lines(path, key)
+            for name, spec in value.items():
+                where = f"{shown}:{lines[str(name)]}" if str(name) in lines else shown
+                if name in have:
+                    raise ConfigError(
+                        f"{where}: {_MAP_KEYS[key]} '{name}' is also defined in "
+                        f"{origins[(key, str(name))]}. Fix: keep one of the two definitions"
+                    )
+                have[name] = spec
+                origins[(key, str(name))] = where
+        elif key == "version":
+            merged.setdefault(key, value)
+        elif key in merged and isinstance(merged[key], dict) and isinstance(value, dict):
+            if key == "session_config":
+                raise ConfigError(
+                    f"{shown}: 'session_config' is also set in another domain file. Fix: set "
+                    "it in one file only"
+                )
+            merged[key] = {**merged[key], **value}
+        elif key in merged and isinstance(merged[key], list) and isinstance(value, list):
+            merged[key] = [*merged[key], *value]
+        else:
+            merged.setdefault(key, value)
+
+
+def load_domain(
+    path: Path, data_files: Sequence[Path] = (), root: Path | None = None
+) -> Domain:
+    """The domain of ``path`` (a file, or a folder whose YAML files are merged) plus the
+    ``responses:`` of ``data_files``; file names in errors are relative to ``root``."""
+    if path.is_dir():
+        files = yaml_files((path,))
+        if not files:
+            raise ConfigError(
+                f"{_shown(path, root)}: the domain folder holds no .yml files. Fix: put the "
+                "domain files (intents:, responses:, ...) there, or write domain.yml"
+            )
+    elif path.is_file():
+        files = [path]
+    else:
+        raise ConfigError(
+            f"{_shown(path, root)} does not exist. Fix: create domain.yml (or a domain/ "
+            "folder) with 'intents:' and 'responses:', or pass --domain PATH"
+        )
+    merged: dict[str, Any] = {}
+    origins: dict[tuple[str, str], str] = {}
+    for file in files:
+        shown = _shown(file, root)
+        data = _read_mapping(file, shown, "'intents:' and 'responses:'")
+        _merge(merged, data, shown, origins, file)
+    for file in data_files:
+        shown = _shown(file, root)
+        data = _read_mapping(file, shown, "'nlu:', 'stories:', 'rules:' or 'responses:'")
+        responses = data.get("responses")
+        if responses is None:
+            continue
+        if not isinstance(responses, dict):
+            raise ConfigError(
+                f"{shown}: 'responses' must map utter_ names to variations. Fix: write "
+                "'responses:' then '  utter_name:' and '  - text: ...'"
+            )
+        _merge(merged, {"responses": responses}, shown, origins, file)
+    return parse_domain(merged, path)
+
+
+def load_project_domain(project: Project) -> Domain:
+    """The project's domain (file or folder) with the ``responses:`` of its data files."""
+    return load_domain(project.domain_file, project.data_files(), project.root)

@@ -2,6 +2,9 @@
 
 NLU and dialogue have separate fingerprints: an unchanged part is copied from the previous
 archive instead of being trained again; when nothing changed no archive is written.
+Training data is every YAML file of the project's data paths (``nlu_data/``, ``stories/``,
+``data/`` or ``--data``), each holding ``nlu``, ``stories``, ``rules`` and ``responses`` in
+any mix; a file that holds none of them, or an unknown top-level key, stops training.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from bot.core.policies.ensemble import PolicyEnsemble
 from bot.core.stories import Story
 from bot.core.story_graph import flatten
 from bot.core.story_reader import load_story_files
-from bot.domain import load_domain
+from bot.domain import Domain, load_project_domain
 from bot.errors import TrainingDataError
 from bot.model import (
     core_fingerprint,
@@ -31,7 +34,8 @@ from bot.model import (
 )
 from bot.nlu.pipeline import NLUPipeline, ProgressCallback
 from bot.project import Project
-from bot.training import TrainingData, load_nlu_files
+from bot.training import Problem, TrainingData, load_nlu_files
+from bot.training.nlu_yaml import check_data_file
 
 
 @dataclass(frozen=True)
@@ -45,20 +49,71 @@ class TrainResult:
     stories: int = 0
     rules: int = 0
     kb: Any = None  # bot.kb.build.BuildResult when the project has a knowledge base
+    # Lines for the trainer: substituted components and policies, options not honoured
+    # (the defaults applied to config.yml: bot.config.describe_defaults).
+    notes: tuple[str, ...] = ()
 
 
-def load_training_data(project: Project) -> TrainingData:
-    data = load_nlu_files(project.nlu_files(), project.root)
-    errors = [p for p in data.problems if p.level == "error"]
+def _shown(project: Project, path: Path) -> str:
+    shown = str(path.relative_to(project.root) if path.is_relative_to(project.root) else path)
+    return f"{shown}/" if path.is_dir() else shown
+
+
+def _raise_errors(problems: list[Problem], what: str) -> None:
+    """One line for one error, else a count and the first twenty, each file:line first."""
+    errors = [p for p in problems if p.level == "error"]
+    if len(errors) == 1:
+        (error,) = errors
+        where = f"{error.source}: " if error.source else ""
+        raise TrainingDataError(
+            f"{where}{error.message}. Fix: {error.hint} (all checks: 'bot data validate')"
+        )
     if errors:
         listing = "\n".join(f"  {p}" for p in errors[:20])
         raise TrainingDataError(
-            f"the NLU data has {len(errors)} error(s); run 'bot data validate':\n{listing}"
+            f"{what} has {len(errors)} error(s); run 'bot data validate':\n{listing}"
         )
+
+
+def data_files(project: Project) -> list[Path]:
+    """The training data files, their top level checked (YAML syntax, known keys)."""
+    where = project.training_paths()
+    files = project.data_files()
+    unread = project.unread_data_files()
+    if not files and unread:
+        raise TrainingDataError(
+            f"{_shown(project, unread[0])}: Markdown/JSON training data (Rasa 1.x/2.x) is not "
+            "read. Fix: convert it to YAML with Rasa 2's 'rasa data convert nlu' / 'rasa data "
+            "convert core' (format: docs/nlu-data.md)"
+        )
+    if not files:
+        shown = ", ".join(_shown(project, p) for p in where) or (
+            f"{project.root} (no data/, nlu_data/ or stories/ folder)"
+        )
+        raise TrainingDataError(
+            f"no training data files in {shown}. Fix: put YAML files with 'nlu:', 'stories:' or "
+            "'rules:' under data/, or pass --data PATH"
+        )
+    problems = [p for path in files for p in check_data_file(path, _shown(project, path))]
+    _raise_errors(problems, "the training data")
+    return files
+
+
+def load_training_data(project: Project) -> TrainingData:
+    files = data_files(project)
+    data = load_nlu_files(files, project.root)
+    _raise_errors(data.problems, "the NLU data")
     if not data.examples:
-        raise TrainingDataError(f"no intent examples under {project.nlu_dir}")
+        shown = ", ".join(_shown(project, p) for p in project.training_paths())
+        raise TrainingDataError(
+            f"no NLU examples in {shown}. Fix: add 'nlu:' with '- intent: name' and "
+            "'examples: |' lines to a data file"
+        )
     if len(data.intents) < 2:
-        raise TrainingDataError("training needs at least two intents with examples")
+        raise TrainingDataError(
+            f"training needs at least two intents with examples, found {data.intents}. Fix: "
+            "add examples of another intent"
+        )
     return data
 
 
@@ -66,32 +121,28 @@ def train_nlu_pipeline(
     project: Project, data: TrainingData, progress: ProgressCallback | None = None
 ) -> NLUPipeline:
     """A trained NLU pipeline for ``data`` (nothing saved)."""
-    config = load_config(project.config_file)
+    config = load_config(project.config_file, project.root)
     pipeline = NLUPipeline.from_config(config, project.root)
     pipeline.train(data, progress)
     return pipeline
 
 
 def story_paths(project: Project) -> list[Path]:
-    if not project.stories_dir.is_dir():
-        return []
-    return sorted(p for p in project.stories_dir.rglob("*") if p.suffix in {".yml", ".yaml"})
+    """The files stories and rules are read from (every data file)."""
+    return project.data_files()
 
 
 def load_dialogue_data(project: Project) -> tuple[list[Story], list[Story]]:
-    """Flattened stories and rules of ``stories/``; errors stop training."""
+    """Flattened stories and rules of the data files; errors stop training."""
     stories, rules, problems = load_story_files(story_paths(project), project.root)
-    errors = [p for p in problems if p.level == "error"]
-    if errors:
-        listing = "\n".join(f"  {p}" for p in errors[:20])
-        raise TrainingDataError(
-            f"the stories have {len(errors)} error(s); run 'bot data validate':\n{listing}"
-        )
+    _raise_errors(problems, "the stories")
     return flatten(stories), flatten(rules)
 
 
-def train_core(project: Project, config: BotConfig) -> tuple[PolicyEnsemble, int, int]:
-    domain = load_domain(project.domain_file)
+def train_core(
+    project: Project, config: BotConfig, domain: Domain | None = None
+) -> tuple[PolicyEnsemble, int, int]:
+    domain = domain or load_project_domain(project)
     stories, rules = load_dialogue_data(project)
     ensemble = PolicyEnsemble.from_specs(config.policies)
     ensemble.train(stories, rules, domain)
@@ -107,7 +158,7 @@ def build_kb(project: Project, force: bool, show_progress: bool) -> Any:
 
     raw = yaml.safe_load(project.config_file.read_text(encoding="utf-8")) or {}
     try:
-        texts = [e.text for e in load_nlu_files(project.nlu_files(), project.root).examples]
+        texts = [e.text for e in load_nlu_files(project.data_files(), project.root).examples]
     except Exception:  # the NLU data is reported by NLU training itself
         texts = []
     return build_knowledge_base(kb_dir, raw, texts, force, show_progress, root=project.root)
@@ -120,7 +171,8 @@ def train(
     progress: ProgressCallback | None = None,
     kb_progress: bool = False,
 ) -> TrainResult:
-    config = load_config(project.config_file)
+    config = load_config(project.config_file, project.root)
+    notes: list[str] = []
     kb = build_kb(project, force, kb_progress)
     nlu_fp = training_fingerprint(project, config)
     core_fp = core_fingerprint(project, config)
@@ -141,6 +193,7 @@ def train(
         return TrainResult(previous, True, 0.0, 0, 0, kb=kb)
     started = time.perf_counter()
     data = load_training_data(project)
+    domain = load_project_domain(project)
     nlu: NLUPipeline | Path
     reused = False
     if (
@@ -155,9 +208,13 @@ def train(
         pipeline = NLUPipeline.from_config(config, project.root)
         pipeline.train(data, progress)
         nlu = pipeline
+        # NLUPipeline.notes(): one line per substituted component or unhonoured option.
+        notes_of = getattr(pipeline, "notes", None)
+        notes.extend(notes_of() if callable(notes_of) else [])
     if progress:
         progress("dialogue policies", 0, 1)
-    core, n_stories, n_rules = train_core(project, config)
+    core, n_stories, n_rules = train_core(project, config, domain)
+    notes.extend(core.notes())
     seconds = time.perf_counter() - started
     archive = save_model(
         project.models_dir,
@@ -177,8 +234,9 @@ def train(
             "nlu_reused": reused,
         },
         core=core,
-        domain_file=project.domain_file if project.domain_file.is_file() else None,
+        domain=domain,
         fingerprints={"nlu": nlu_fp, "core": core_fp},
+        name=project.fixed_model_name,
     )
     return TrainResult(
         archive,
@@ -190,4 +248,5 @@ def train(
         n_stories,
         n_rules,
         kb,
+        tuple(notes),
     )

@@ -1,37 +1,74 @@
-"""``bot data validate``: schema and consistency checks with file, line and a fix."""
+"""``bot data validate``: schema and consistency checks with file, line and a fix.
+
+Every training data file is checked once at the top (YAML syntax, known keys); files that
+pass are read for NLU data and for stories and rules. NLU examples of ``chitchat/ask_name``
+belong to the domain's (retrieval) intent ``chitchat``.
+"""
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
+from pathlib import Path
 
-from bot.core.story_validation import validate_stories
-from bot.domain import load_domain
+from bot.core.story_validation import configured_max_history, validate_stories
+from bot.domain import RETRIEVAL_DELIMITER, Domain, load_project_domain
 from bot.errors import BotError
 from bot.nlu.normalizer import normalise
 from bot.project import Project
 from bot.training.data import Example, Problem, Source, TrainingData
-from bot.training.nlu_yaml import read_nlu_file
+from bot.training.nlu_yaml import check_data_file, read_nlu_file
 
 
-def _load(project: Project) -> tuple[TrainingData, list[Problem]]:
+def _shown(project: Project, path: Path) -> str:
+    return str(path.relative_to(project.root) if path.is_relative_to(project.root) else path)
+
+
+def _load(project: Project) -> tuple[TrainingData, list[Problem], list[Path]]:
+    """NLU data, problems, and the data files whose top level is readable."""
     data = TrainingData()
     problems: list[Problem] = []
-    for path in project.nlu_files():
-        shown = str(path.relative_to(project.root))
+    readable: list[Path] = []
+    files = project.data_files()
+    if not files:
+        where = ", ".join(_shown(project, p) for p in project.training_paths()) or "data/"
+        problems.append(Problem("error", f"no training data files in {where}",
+                                "put YAML files with 'nlu:', 'stories:' or 'rules:' under "
+                                "data/, or pass --data PATH", Source(where, 1)))
+    for path in project.unread_data_files():
+        problems.append(Problem("warning", "Markdown/JSON training data (Rasa 1.x/2.x) is not "
+                                "read", "convert it to YAML ('rasa data convert' of Rasa 2)",
+                                Source(_shown(project, path), 1)))
+    for path in files:
+        shown = _shown(project, path)
+        found = check_data_file(path, shown)
+        problems.extend(found)
+        if any(p.level == "error" for p in found):
+            continue
+        readable.append(path)
         try:
             data.merge(read_nlu_file(path, shown))
-        except BotError as exc:
-            # PyYAML names the context first and the problem last: report the problem's line.
-            lines = re.findall(r"line (\d+)", str(exc))
-            line = int(lines[-1]) if lines else 1
-            problems.append(
-                Problem(
-                    "error", str(exc).split("\n")[0], "correct the YAML syntax", Source(shown, line)
-                )
-            )
+        except BotError as exc:  # pragma: no cover - check_data_file found it first
+            problems.append(Problem("error", str(exc), "correct the file", Source(shown, 1)))
     problems.extend(data.problems)
-    return data, problems
+    return data, problems, readable
+
+
+def base_intent(intent: str) -> str:
+    """``chitchat`` for a retrieval intent's ``chitchat/ask_name``."""
+    return intent.split(RETRIEVAL_DELIMITER, 1)[0]
+
+
+def _domain_problem(project: Project, exc: BotError) -> Problem:
+    """A domain error as a problem at the file and line its message starts with."""
+    message = str(exc)
+    match = re.match(r"(?P<file>[^\s:]+):(?P<line>\d+): (?P<rest>.*)", message)
+    if match:
+        file, line, message = match["file"], int(match["line"]), match["rest"]
+    else:
+        file, line = _shown(project, project.domain_file), 1
+    what, _, fix = message.partition(". Fix: ")
+    return Problem("error", what, fix or "fix the domain", Source(file, line))
 
 
 def check_alignment(data: TrainingData, project: Project) -> list[Problem]:
@@ -100,16 +137,18 @@ def check_duplicates(examples: list[Example]) -> list[Problem]:
 
 
 def validate_project(project: Project, min_examples: int = 10) -> list[Problem]:
-    data, problems = _load(project)
+    data, problems, readable = _load(project)
     try:
-        domain = load_domain(project.domain_file)
+        domain: Domain = load_project_domain(project)
     except BotError as exc:
-        return [*problems, Problem("error", str(exc), "fix domain.yml", Source("domain.yml", 1))]
+        return [*problems, _domain_problem(project, exc)]
 
     first_source: dict[str, Source | None] = {}
     counts: dict[str, int] = defaultdict(int)
+    domain_intents: dict[str, int] = defaultdict(int)
     for example in data.examples:
         counts[example.intent] += 1
+        domain_intents[base_intent(example.intent)] += 1
         first_source.setdefault(example.intent, example.source)
         if not normalise(example.text)[0]:
             problems.append(
@@ -126,13 +165,16 @@ def validate_project(project: Project, min_examples: int = 10) -> list[Problem]:
                         example.source,
                     )
                 )
+    undeclared: set[str] = set()
     for intent, source in first_source.items():
-        if intent not in domain.intents:
+        base = base_intent(intent)
+        if base not in domain.intents and base not in undeclared:
+            undeclared.add(base)
             problems.append(
                 Problem(
                     "error",
-                    f"intent '{intent}' is not declared in domain.yml",
-                    f"add '- {intent}' under 'intents:' in domain.yml or fix the name",
+                    f"intent '{base}' is not declared in domain.yml",
+                    f"add '- {base}' under 'intents:' in domain.yml or fix the name",
                     source,
                 )
             )
@@ -148,12 +190,12 @@ def validate_project(project: Project, min_examples: int = 10) -> list[Problem]:
                         f"write at least {min_examples} varied examples", source)
             )
     for intent in domain.intents:
-        if intent not in counts:
+        if intent not in domain_intents:
             problems.append(
                 Problem(
                     "warning",
                     f"intent '{intent}' of domain.yml has no NLU examples",
-                    "add examples under nlu_data/ or remove it from domain.yml "
+                    "add examples under data/ (or nlu_data/) or remove it from domain.yml "
                     "(fine if only buttons send it)",
                     Source("domain.yml", 1),
                 )
@@ -179,6 +221,14 @@ def validate_project(project: Project, min_examples: int = 10) -> list[Problem]:
                 Problem("warning", f"lookup table '{table.name}' is not an entity of domain.yml",
                         "name the lookup table after the entity it lists", table.source)
             )
+    for intent, source in first_source.items():
+        if RETRIEVAL_DELIMITER in intent and f"utter_{intent}" not in domain.responses:
+            problems.append(
+                Problem("warning", f"the examples of '{intent}' have no response "
+                        f"'utter_{intent}', so utter_{base_intent(intent)} cannot answer them",
+                        f"add 'utter_{intent}:' with '- text: ...' under 'responses:' (in the "
+                        "domain or a data file)", source)
+            )
     surface_value: dict[str, tuple[str, Source | None]] = {}
     for syn in data.synonyms:
         for surface in syn.examples:
@@ -192,9 +242,7 @@ def validate_project(project: Project, min_examples: int = 10) -> list[Problem]:
             surface_value[surface.lower()] = (syn.value, syn.source)
     problems.extend(check_duplicates(data.examples))
     problems.extend(check_alignment(data, project))
-    if project.stories_dir.is_dir():
-        story_paths = sorted(
-            p for p in project.stories_dir.rglob("*") if p.suffix in {".yml", ".yaml"}
-        )
-        problems.extend(validate_stories(project.root, domain, story_paths, set(counts)))
+    if readable:
+        problems.extend(validate_stories(project.root, domain, readable, set(domain_intents),
+                                         configured_max_history(project.config_file)))
     return problems

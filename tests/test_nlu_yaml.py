@@ -126,7 +126,7 @@ nlu:
 
 def test_invalid_yaml_raises_with_position(tmp_path: Path) -> None:
     path = write(tmp_path, "nlu:\n- intent: a\n  examples: |\n    - x\n -bad: [\n")
-    with pytest.raises(TrainingDataError, match=r"(?s)invalid YAML.*line 5"):
+    with pytest.raises(TrainingDataError, match=r"nlu.yml:5: invalid YAML: [^\n]*Fix: "):
         read_nlu_file(path)
 
 

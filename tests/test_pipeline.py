@@ -61,7 +61,7 @@ def test_every_registered_component_resolves() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"language": "zh"}, "'pipeline' is empty"),
+        ({"language": 5, "pipeline": [{"name": "JiebaTokenizer"}]}, "'language' must be"),
         ({"pipeline": [{"analyzer": "char"}]}, "needs a 'name'"),
         ({"pipeline": "JiebaTokenizer"}, "must be a list"),
         ([1, 2], "expected a mapping"),

@@ -8,6 +8,7 @@
     # sandbox: path: data/sandbox_bank.db (relative to the project folder)
 
 ``BOT_BANK_URL`` (which also selects ``http``) and ``BOT_BANK_TOKEN`` override the file.
+The file is the project's ``endpoints.yml``, or ``$BOT_ENDPOINTS`` (set by ``--endpoints``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 from bot.bank.interfaces import CoreBanking
 from bot.errors import ConfigError
+from bot.project import ENV_ENDPOINTS
 
 logger = logging.getLogger(__name__)
 
@@ -89,11 +91,15 @@ def create_backend(config: Mapping[str, Any] | None, project_root: Path) -> Core
     raise ConfigError(f"unknown bank.type {kind!r}: use sandbox or http")
 
 
-def bank_config(project_root: Path) -> Mapping[str, Any] | None:
-    """The ``bank:`` section of the project's ``endpoints.yml``, if any."""
+def bank_config(
+    project_root: Path, endpoints_file: Path | None = None
+) -> Mapping[str, Any] | None:
+    """The ``bank:`` section of ``endpoints_file`` (default: ``$BOT_ENDPOINTS``, else the
+    project's ``endpoints.yml``), if any."""
     import yaml
 
-    path = project_root / "endpoints.yml"
+    env = os.environ.get(ENV_ENDPOINTS)
+    path = endpoints_file or (Path(env) if env else project_root / "endpoints.yml")
     if not path.is_file():
         return None
     try:

@@ -23,12 +23,12 @@ def _format(message: dict[str, Any]) -> str:
 
 
 def run_dialogue_shell(args: argparse.Namespace) -> int:
+    from bot.cli.main import model_path, project_from_args
     from bot.core.agent import Agent
     from bot.core.processor import UserMessage
-    from bot.project import Project
 
-    project = Project.find(args.project)
-    agent = Agent.load(project, Path(args.model) if args.model else None)
+    project = project_from_args(args)
+    agent = Agent.load(project, model_path(args))
     interactive = sys.stdin.isatty()
 
     async def turn(text: str) -> None:
@@ -70,15 +70,15 @@ def run_story_tests(args: argparse.Namespace, optional: bool = False) -> int:
     without test stories or without a dialogue model is reported and skipped."""
     from rich.console import Console
 
+    from bot.cli.main import model_path, project_from_args
     from bot.core.agent import create_executor, read_endpoints
     from bot.core.story_reader import load_test_stories
     from bot.core.testing import run_story, write_reports
     from bot.model import load_model
-    from bot.project import Project
 
-    project = Project.find(args.project)
+    project = project_from_args(args)
     console = Console()
-    source = Path(args.stories)
+    source = Path(args.stories) if args.stories else project.test_stories_path
     if not source.is_absolute():
         source = project.root / source
     if source.is_dir():
@@ -97,7 +97,14 @@ def run_story_tests(args: argparse.Namespace, optional: bool = False) -> int:
         console.print(str(problem), style="red")
     if errors:
         return 1
-    model = load_model(Path(args.model) if args.model else project.models_dir)
+    if not stories:
+        if optional:
+            console.print(f"No test stories in {source}; dialogue tests skipped.")
+            return 0
+        console.print(f"error: no test stories in {source} (files with 'stories:' whose "
+                      "steps have 'user:' or 'intent:')", style="red")
+        return 1
+    model = load_model(model_path(args) or project.models_dir)
     if (model.core is None or model.domain is None) and optional:
         console.print("The model has no dialogue part; dialogue tests skipped.")
         return 0

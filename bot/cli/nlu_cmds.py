@@ -11,7 +11,7 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    from bot.cli.main import add_project_option
+    from bot.cli.main import add_project_options
 
     parse = sub.add_parser(
         "parse",
@@ -19,9 +19,8 @@ def register(sub: Any) -> None:
         description="Print the /model/parse JSON for TEXT. With '-', read one message per "
         "line from standard input and print one JSON object per line.",
     )
-    add_project_option(parse)
+    add_project_options(parse)
     parse.add_argument("text", help="the message, or '-' to read lines from standard input")
-    parse.add_argument("--model", metavar="PATH", help="model archive (default: the newest)")
     parse.set_defaults(handler=run_parse)
 
     shell = sub.add_parser(
@@ -31,7 +30,7 @@ def register(sub: Any) -> None:
         "'bot shell nlu' only shows the intent and entities of each message. When standard "
         "input is not a terminal, one customer message is read per line.",
     )
-    add_project_option(shell)
+    add_project_options(shell)
     shell.add_argument(
         "target",
         nargs="?",
@@ -39,7 +38,6 @@ def register(sub: Any) -> None:
         choices=["core", "nlu"],
         help="core (default): the whole assistant; nlu: the NLU only",
     )
-    shell.add_argument("--model", metavar="PATH", help="model archive (default: the newest)")
     shell.add_argument(
         "--debug",
         action="store_true",
@@ -55,9 +53,11 @@ def register(sub: Any) -> None:
         "test",
         help="evaluate the model on held-out data",
         description="'bot test nlu' evaluates intents and entities on tests/data/nlu_test.yml "
-        "(or --nlu FILE), or by --cross-validation on the training data.",
+        "(or --nlu FILE), or by --cross-validation on the training data. 'bot test core' "
+        "runs the test stories of tests/stories/, else of tests/ (Rasa's "
+        "tests/test_stories.yml).",
     )
-    add_project_option(test)
+    add_project_options(test)
     test.add_argument(
         "target",
         nargs="?",
@@ -68,23 +68,22 @@ def register(sub: Any) -> None:
     test.add_argument(
         "--stories",
         metavar="PATH",
-        default="tests/stories",
-        help="test story file or folder (default: tests/stories)",
+        default=None,
+        help="test story file or folder (default: tests/stories/, else tests/)",
     )
     test.add_argument("--nlu", metavar="FILE", help="held-out NLU YAML file")
     test.add_argument("--out", metavar="DIR", default="results", help="report folder")
-    test.add_argument("--model", metavar="PATH", help="model archive (default: the newest)")
     test.add_argument("--cross-validation", action="store_true", help="k-fold cross-validation")
     test.add_argument("--folds", type=int, default=5, help="folds for cross-validation")
     test.set_defaults(handler=run_test)
 
 
 def _load(args: argparse.Namespace) -> Any:
+    from bot.cli.main import model_path, project_from_args
     from bot.model import load_model
-    from bot.project import Project
 
-    project = Project.find(args.project)
-    return load_model(Path(args.model) if args.model else project.models_dir)
+    project = project_from_args(args)
+    return load_model(model_path(args) or project.models_dir)
 
 
 def _dumps(result: dict[str, Any]) -> str:
@@ -155,29 +154,31 @@ def run_test(args: argparse.Namespace) -> int:
     if args.target == "all":
         from bot.cli.dialogue import run_story_tests
 
-        nlu_code = run_nlu_test(args)
+        nlu_code = run_nlu_test(args, optional=True)
         core_code = run_story_tests(args, optional=True)
         return nlu_code or core_code
     return run_nlu_test(args)
 
 
-def run_nlu_test(args: argparse.Namespace) -> int:
+def run_nlu_test(args: argparse.Namespace, optional: bool = False) -> int:
+    """Evaluate the NLU; with ``optional`` (``bot test`` without a target) a project
+    without an NLU test set (a Rasa project: test stories only) is reported and skipped."""
     from rich.console import Console
     from rich.table import Table
 
+    from bot.cli.main import project_from_args
     from bot.config import load_config
     from bot.evaluation.nlu import cross_validate, entity_extractors, evaluate, write_reports
     from bot.nlu.pipeline import NLUPipeline
-    from bot.project import Project
     from bot.train import load_training_data
     from bot.training import read_nlu_file
 
-    project = Project.find(args.project)
+    project = project_from_args(args)
     console = Console()
     out = Path(args.out)
     if not out.is_absolute():
         out = project.root / out
-    config = load_config(project.config_file)
+    config = load_config(project.config_file, project.root)
     extractors = entity_extractors(NLUPipeline.from_config(config, project.root))
 
     if args.cross_validation:
@@ -209,6 +210,10 @@ def run_nlu_test(args: argparse.Namespace) -> int:
 
     test_file = Path(args.nlu) if args.nlu else project.nlu_test_file
     if not test_file.is_file():
+        if optional and not args.nlu:
+            console.print(f"No NLU test set at {test_file}; NLU evaluation skipped (--nlu FILE "
+                          "or --cross-validation).")
+            return 0
         raise SystemExit(f"error: test file {test_file} does not exist (use --nlu FILE)")
     test_data = read_nlu_file(test_file)
     if test_data.problems:

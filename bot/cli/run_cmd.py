@@ -1,16 +1,15 @@
 """``bot run``: the assistant's HTTP server (``bot/server``); ``bot run actions``: rasa_sdk's own
-action server for the project's ``actions/``."""
+action server for the project's ``actions/`` package or ``actions.py`` module."""
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 from typing import Any
 
 
 def register(sub: Any) -> None:
-    from bot.cli.main import add_project_option
+    from bot.cli.main import add_project_option, add_project_options
 
     run = sub.add_parser(
         "run",
@@ -19,37 +18,38 @@ def register(sub: Any) -> None:
         "and workers default to 'server:' in config.yml, then 127.0.0.1:5005 and 1 worker. "
         "'bot run actions' starts the action server instead.",
     )
-    add_project_option(run)
+    add_project_options(run)
     run.add_argument("--host", dest="server_host", default=None, help="default 127.0.0.1")
     run.add_argument("--port", dest="server_port", type=int, default=None, help="default 5005")
     run.add_argument("--workers", dest="server_workers", type=int, default=None,
                      help="worker processes (default 1)")
-    run.add_argument("--model", dest="server_model", default=None,
-                     help="model archive (default: the latest in models/)")
     run.set_defaults(handler=run_server)
     run_sub = run.add_subparsers(dest="run_target", metavar="TARGET")
     actions = run_sub.add_parser(
         "actions",
-        help="start rasa_sdk's action server for actions/ (port 5055)",
-        description="Start rasa_sdk's action server with the project's actions/ package. "
-        "Point the assistant at it with 'action_endpoint: {url: "
+        help="start rasa_sdk's action server for actions/ or actions.py (port 5055)",
+        description="Start rasa_sdk's action server with the project's actions/ package or "
+        "actions.py module. Point the assistant at it with 'action_endpoint: {url: "
         "http://localhost:5055/webhook}' in endpoints.yml.",
     )
     add_project_option(actions)
-    actions.add_argument("--port", type=int, default=5055, help="port (default 5055)")
-    actions.add_argument("--actions", default="actions", help="action package (default actions)")
+    actions.add_argument("--endpoints", default=None, metavar="FILE",
+                         help="endpoints file (default: endpoints.yml)")
+    actions.add_argument("--port", "-p", type=int, default=5055, help="port (default 5055)")
+    actions.add_argument("--actions", default=None, metavar="MODULE",
+                         help="action package or module (default: actions)")
     actions.set_defaults(handler=run_actions)
 
 
 def run_server(args: argparse.Namespace) -> int:
     from dataclasses import replace
-    from pathlib import Path
 
-    from bot.project import Project
+    from bot.cli.main import export_paths, model_path, project_from_args
     from bot.server.run import serve
     from bot.server.settings import load_settings
 
-    project = Project.find(args.project)
+    project = project_from_args(args)
+    export_paths(project)  # the workers get the folder only
     settings = load_settings(project)
     settings = replace(
         settings,
@@ -65,7 +65,7 @@ def run_server(args: argparse.Namespace) -> int:
           f"  chat page (H5):  {base}/\n"
           f"  agent console:   {base}/agent   (bot agents add NAME --groups 账户 to create one)\n"
           f"  API:             {base}/openapi.json", flush=True)
-    serve(project, settings, Path(args.server_model) if args.server_model else None)
+    serve(project, settings, model_path(args))
     return 0
 
 
@@ -73,14 +73,22 @@ def run_actions(args: argparse.Namespace) -> int:
     from rasa_sdk.endpoint import run
     from rasa_sdk.executor import ActionExecutor
 
-    from bot.project import Project
+    from bot.cli.main import export_paths, project_from_args
+    from bot.core.agent import actions_module, import_actions
+    from bot.errors import ConfigError
 
-    project = Project.find(args.project)
+    project = project_from_args(args)
+    export_paths(project)  # the actions' bank backend reads the same endpoints file
+    module = args.actions or actions_module(project)
+    if module is None:
+        raise ConfigError(
+            f"{project.root} has no actions/ package and no actions.py. Fix: write the custom "
+            "actions there, or pass --actions MODULE"
+        )
     os.environ["BOT_PROJECT"] = str(project.root)
     os.chdir(project.root)
-    if str(project.root) not in sys.path:
-        sys.path.insert(0, str(project.root))
+    import_actions(project, module)  # a syntax error is one line, not rasa_sdk's traceback
     executor = ActionExecutor()
-    executor.register_package(args.actions)
-    run(executor, port=args.port, endpoints=str(project.root / "endpoints.yml"))
+    executor.register_package(module)
+    run(executor, port=args.port, endpoints=str(project.endpoints_file))
     return 0

@@ -52,7 +52,7 @@ def sandbox_path(args: argparse.Namespace) -> Path:
     from bot.project import Project
 
     project = Project.find(args.project)
-    section = bank_config(project.root) or {}
+    section = bank_config(project.root, project.endpoints_file) or {}
     path = Path(str(section.get("path") or DEFAULT_PATH))
     return path if path.is_absolute() else project.root / path
 

@@ -19,9 +19,12 @@ def register(sub: Any) -> None:
         "events and active loops are drawn in different styles. Rules are not drawn.",
     )
     add_project_option(visualize)
+    visualize.add_argument("--data", metavar="PATH", nargs="+", action="extend", default=None,
+                           help="training data files or folders (default: data/, stories/)")
     visualize.add_argument(
         "--stories", metavar="PATH",
-        help="a story file or folder (default: the project's stories/ folder)",
+        help="a story file or folder (default: the project's training data: data/, "
+        "stories/ or --data)",
     )
     visualize.add_argument(
         "--out", metavar="FILE", default="stories.png", help="PNG image (default stories.png)"
@@ -43,15 +46,21 @@ def _story_files(path: Path) -> list[Path]:
 
 
 def run_visualize(args: argparse.Namespace) -> int:
+    from bot.cli.main import project_from_args
     from bot.core.story_graph import expand
     from bot.core.story_reader import load_story_files
     from bot.core.visualize import MAX_PNG_NODES, write_visualization
     from bot.errors import BotError
-    from bot.project import Project
 
-    project = Project.find(args.project)
-    source = Path(args.stories) if args.stories else project.stories_dir
-    stories, _, problems = load_story_files(_story_files(source), project.root)
+    project = project_from_args(args)
+    source: Path | str
+    if args.stories:
+        source = Path(args.stories)
+        files = _story_files(source)
+    else:
+        files = project.data_files()
+        source = ", ".join(str(p) for p in project.training_paths()) or str(project.data_dir)
+    stories, _, problems = load_story_files(files, project.root)
     for problem in problems:
         print(problem, file=sys.stderr)
     if not stories:

@@ -1,8 +1,14 @@
 """The assembled assistant: a trained model (NLU, policies, domain) plus stores and the
-custom-action executor, as configured in ``endpoints.yml`` (all optional)."""
+custom-action executor, as configured in ``endpoints.yml`` (all optional).
+
+Custom actions: an ``action_endpoint: {url: ...}`` in the endpoints file is called over
+HTTP; without one, the project's ``actions/`` package or ``actions.py`` module runs in
+this process through rasa_sdk.
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
 import time
 from collections.abc import Callable
@@ -16,23 +22,62 @@ from bot.core.actions.interfaces import CustomActionExecutor
 from bot.core.lock_store import LockStore, create_lock_store
 from bot.core.processor import MessageProcessor, TurnResult, UserMessage
 from bot.core.tracker_store import TrackerStore, create_tracker_store
-from bot.domain import load_domain
+from bot.domain import load_project_domain
 from bot.errors import ConfigError, ModelNotFoundError
 from bot.model import LoadedModel, load_model
-from bot.project import Project
+from bot.project import Project, yaml_error
+
+ACTIONS = "actions"
 
 
 def read_endpoints(project: Project) -> dict[str, Any]:
-    path = project.root / "endpoints.yml"
+    path = project.endpoints_file
     if not path.is_file():
         return {}
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+        raise ConfigError(yaml_error(path, exc)) from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping (action_endpoint, tracker_store, ...)")
     return data
+
+
+def actions_module(project: Project) -> str | None:
+    """``actions`` when the project has an ``actions/`` package or an ``actions.py``."""
+    package = project.root / ACTIONS
+    if (package / "__init__.py").is_file() or (project.root / f"{ACTIONS}.py").is_file():
+        return ACTIONS
+    if package.is_dir() and any(package.glob("*.py")):
+        return ACTIONS  # a namespace package, as rasa_sdk accepts it
+    return None
+
+
+def import_actions(project: Project, module: str) -> None:
+    """Import the action module or package from the project folder; a syntax or import
+    error is one line naming the file and line."""
+    if str(project.root) not in sys.path:
+        sys.path.insert(0, str(project.root))
+    try:
+        imported = importlib.import_module(module)
+        path = getattr(imported, "__path__", None)
+        if path is not None:  # a package: its modules too, as rasa_sdk imports them
+            import pkgutil
+
+            for info in pkgutil.walk_packages(path, prefix=f"{module}."):
+                importlib.import_module(info.name)
+    except SyntaxError as exc:
+        raise ConfigError(
+            f"{exc.filename}:{exc.lineno}: {exc.msg} in the custom actions. Fix: correct the "
+            "Python syntax"
+        ) from exc
+    except ImportError as exc:
+        raise ConfigError(
+            f"the custom actions ({module}) cannot be imported: {exc}. Fix: install the "
+            "package they need or correct the import"
+        ) from exc
+    except Exception as exc:  # code run at import time failed
+        raise ConfigError(f"importing the custom actions ({module}) failed: {exc!r}") from exc
 
 
 def create_executor(project: Project, endpoints: dict[str, Any], domain_actions: set[str]
@@ -41,12 +86,11 @@ def create_executor(project: Project, endpoints: dict[str, Any], domain_actions:
     if isinstance(endpoint, dict) and endpoint.get("url"):
         return RemoteExecutor(str(endpoint["url"]), float(endpoint.get("timeout", 1.5)),
                               domain_actions)
-    package = project.root / "actions"
-    if (package / "__init__.py").is_file():
-        if str(project.root) not in sys.path:
-            sys.path.insert(0, str(project.root))
-        return InProcessExecutor("actions")
-    return None
+    module = actions_module(project)
+    if module is None:
+        return None
+    import_actions(project, module)
+    return InProcessExecutor(module)
 
 
 class Agent:
@@ -70,7 +114,7 @@ class Agent:
         model = load_model(model_path or project.models_dir)
         if model.core is None:
             raise ModelNotFoundError(f"{model.path.name} has no dialogue part; run 'bot train'")
-        domain = model.domain or load_domain(project.domain_file)
+        domain = model.domain or load_project_domain(project)
         endpoints = read_endpoints(project)
         if executor is None and use_executor:
             executor = create_executor(project, endpoints, set(domain.actions))

@@ -60,8 +60,9 @@ def _suggest(key: str, options: tuple[str, ...] | set[str]) -> str:
 class _Reader:
     """Turns composed YAML nodes into stories, collecting problems on the way."""
 
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, check_top: bool = True) -> None:
         self.file = file
+        self.check_top = check_top
         self.problems: list[Problem] = []
         self._constructor = SafeConstructor()
 
@@ -108,7 +109,7 @@ class _Reader:
             return result
         top = self.fields(root)
         for key, node in top.items():
-            if key not in _KNOWN_TOP:
+            if self.check_top and key not in _KNOWN_TOP:
                 self.warn(
                     f"unknown top-level key '{key}'{_suggest(key, _KNOWN_TOP)}",
                     "story files hold 'version', 'stories' and 'rules'",
@@ -416,9 +417,13 @@ def _has_user_text(steps: list[Step]) -> bool:
     return any(isinstance(s, UserStep) and s.text is not None for s in steps)
 
 
-def read_story_file(path: Path, display_name: str | None = None) -> tuple[StoryFile, list[Problem]]:
+def read_story_file(
+    path: Path, display_name: str | None = None, check_top: bool = True
+) -> tuple[StoryFile, list[Problem]]:
     """The stories and rules of ``path``. Stories whose steps carry ``user:`` text are
-    test stories (``kind="test"``). Unreadable files give a problem and no stories."""
+    test stories (``kind="test"``). Unreadable files give a problem and no stories. Without
+    ``check_top`` unknown top-level keys are left to the caller (training data files are
+    checked once for every reader by ``bot.training.nlu_yaml.check_data_file``)."""
     file = display_name or str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -442,7 +447,7 @@ def read_story_file(path: Path, display_name: str | None = None) -> tuple[StoryF
             Problem("error", f"invalid YAML: {message}", "correct the YAML syntax",
                     Source(file, line))
         ]
-    reader = _Reader(file)
+    reader = _Reader(file, check_top)
     result = reader.read(root)
     return result, reader.problems
 
@@ -452,14 +457,15 @@ def _shown(path: Path, root: Path | None) -> str:
 
 
 def load_story_files(
-    paths: list[Path], root: Path | None = None
+    paths: list[Path], root: Path | None = None, check_top: bool = False
 ) -> tuple[list[Story], list[Story], list[Problem]]:
-    """Stories, rules and problems of every file; file names relative to ``root``."""
+    """Stories, rules and problems of every file (training data files: a file's ``nlu`` and
+    ``responses`` keys are other readers'); file names relative to ``root``."""
     stories: list[Story] = []
     rules: list[Story] = []
     problems: list[Problem] = []
     for path in paths:
-        result, found = read_story_file(path, _shown(path, root))
+        result, found = read_story_file(path, _shown(path, root), check_top)
         stories.extend(result.stories)
         rules.extend(result.rules)
         problems.extend(found)

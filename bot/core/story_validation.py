@@ -219,7 +219,7 @@ def _user_problems(
 
 def _action_problems(action: str, domain: Domain, src: Source | None) -> list[Problem]:
     if action.startswith("utter_"):
-        if action in domain.responses:
+        if action in domain.responses or domain.retrieval_intent_of(action):
             return []
         if action in domain.actions:
             message = f"'{action}' is listed under 'actions:' but has no response"

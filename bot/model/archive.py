@@ -1,9 +1,13 @@
 """One ``.tar.gz`` per trained model: ``model.json`` (resolved config, fingerprint) plus
-``nlu/`` with one folder per component. Archives are unpacked once into
-``models/.unpacked/<name>/`` and loaded from there."""
+``nlu/`` with one folder per component, ``core/`` and the merged ``domain.yml``. Archives
+are named ``<time>-<fingerprint>.tar.gz``, or ``<name>.tar.gz`` with Rasa's
+``--fixed-model-name`` (overwritten by the next training); the newest archive is the one
+written last. They are unpacked once into ``models/.unpacked/<name>/`` and loaded from
+there (a rewritten archive of the same name is unpacked again)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import shutil
@@ -14,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from bot import __version__
 from bot.core.policies.ensemble import PolicyEnsemble
 from bot.domain import Domain, load_domain
@@ -22,6 +28,7 @@ from bot.nlu.pipeline import NLUPipeline
 
 FORMAT_VERSION = 2  # bump when a saved component layout changes
 META = "model.json"
+_SOURCE = ".archive"  # in an unpacked copy: the archive's mtime and size it was unpacked from
 
 
 @dataclass(frozen=True)
@@ -66,16 +73,20 @@ def save_model(
     *,
     core: PolicyEnsemble | None = None,
     domain_file: Path | None = None,
+    domain: Domain | None = None,
     fingerprints: dict[str, str] | None = None,
+    name: str | None = None,
 ) -> Path:
-    """Write an archive. ``nlu`` may be the folder of an earlier model's NLU part (reused
-    when its fingerprint is unchanged)."""
+    """Write an archive (``<name>.tar.gz`` when ``name`` is given). ``nlu`` may be the
+    folder of an earlier model's NLU part (reused when its fingerprint is unchanged). The
+    domain is ``domain`` as merged (a domain folder, data file responses), or a file."""
     models_dir.mkdir(parents=True, exist_ok=True)
-    # Microseconds keep names unique and in training order when two models are trained
-    # within one second (latest_model picks the last name).
-    now = time.time()
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f"-{int(now % 1 * 1e6):06d}"
-    name = f"{stamp}-{fingerprint[:8]}"
+    if name is None:
+        # Microseconds keep names unique and in training order when two models are trained
+        # within one second (latest_model sorts equal times by name).
+        now = time.time()
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f"-{int(now % 1 * 1e6):06d}"
+        name = f"{stamp}-{fingerprint[:8]}"
     meta = {
         "format_version": FORMAT_VERSION,
         "bot_version": __version__,
@@ -93,7 +104,11 @@ def save_model(
             nlu.persist(work / "nlu")
         if core is not None:
             core.persist(work / "core")
-        if domain_file is not None:
+        if domain is not None:
+            (work / "domain.yml").write_text(
+                yaml.safe_dump(domain.raw, allow_unicode=True, sort_keys=False), encoding="utf-8"
+            )
+        elif domain_file is not None:
             shutil.copy(domain_file, work / "domain.yml")
         (work / META).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
         partial = models_dir / f".{name}.tar.gz.partial"
@@ -115,8 +130,11 @@ def _pipeline_config(nlu: NLUPipeline | Path) -> list[dict[str, Any]]:
 
 
 def latest_model(models_dir: Path) -> Path | None:
-    archives = sorted(models_dir.glob("*.tar.gz")) if models_dir.is_dir() else []
-    return archives[-1] if archives else None
+    """The archive written last (equal times: the last name)."""
+    if not models_dir.is_dir():
+        return None
+    archives = [(p.stat().st_mtime_ns, p.name, p) for p in models_dir.glob("*.tar.gz")]
+    return max(archives)[2] if archives else None
 
 
 def read_meta(archive: Path) -> ModelMeta:
@@ -132,13 +150,23 @@ def _unpack(archive: Path) -> Path:
     name = archive.name.removesuffix(".tar.gz")
     cache = archive.parent / ".unpacked"
     target = cache / name
+    stat = archive.stat()
+    stamp = f"{stat.st_mtime_ns}:{stat.st_size}"
     if (target / META).is_file():
-        return target
+        source = target / _SOURCE
+        if not source.is_file() or source.read_text(encoding="utf-8") == stamp:
+            return target
+        # A fixed-name archive written again: its old unpacked copy goes.
+        stale = cache / f".{name}.stale.{time.time_ns()}"
+        with contextlib.suppress(OSError):  # another process moved it first
+            target.rename(stale)
+        shutil.rmtree(stale, ignore_errors=True)
     cache.mkdir(exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=cache, prefix=f".{name}."))
     try:
         with tarfile.open(archive, "r:gz") as tar:
             tar.extractall(tmp, filter="data")
+        (tmp / _SOURCE).write_text(stamp, encoding="utf-8")
         try:
             tmp.rename(target)
         except OSError:  # another process unpacked it first
@@ -150,11 +178,24 @@ def _unpack(archive: Path) -> Path:
 
 
 def load_model(path: Path) -> LoadedModel:
-    """Load an archive, or the newest archive when ``path`` is a models folder."""
-    archive = latest_model(path) if path.is_dir() else path
-    if archive is None or not archive.is_file():
-        raise ModelNotFoundError(f"no trained model in {path}. Train one with 'bot train'.")
-    folder = _unpack(archive)
+    """Load an archive, the newest archive when ``path`` is a models folder, or an
+    unpacked model folder (holding ``model.json``)."""
+    if path.is_dir() and (path / META).is_file():
+        archive, folder = path, path
+    else:
+        found = latest_model(path) if path.is_dir() else path
+        if found is None or not found.is_file():
+            raise ModelNotFoundError(
+                f"no trained model in {path}. Fix: train one with 'bot train', or pass "
+                "--model with an archive (.tar.gz) or a models folder"
+            )
+        try:
+            archive, folder = found, _unpack(found)
+        except (tarfile.TarError, EOFError) as exc:
+            raise ModelNotFoundError(
+                f"{found} is not a model archive ({exc}). Fix: pass --model with a .tar.gz "
+                "written by 'bot train', or retrain"
+            ) from exc
     data = json.loads((folder / META).read_text(encoding="utf-8"))
     if data.get("format_version") != FORMAT_VERSION:
         raise ModelNotFoundError(

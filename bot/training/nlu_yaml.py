@@ -7,12 +7,14 @@ that is not YAML at all raises :class:`TrainingDataError`.
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from bot.errors import TrainingDataError
+from bot.project import yaml_error, yaml_error_line
 from bot.training.data import (
     Example,
     LookupTable,
@@ -25,6 +27,51 @@ from bot.training.data import (
 from bot.training.markup import MarkupError, parse_markup
 
 _KINDS = ("intent", "synonym", "regex", "lookup")
+# What a training data file may hold at the top (Rasa 3.x); each reader takes its own keys.
+DATA_KEYS = ("version", "nlu", "stories", "rules", "responses")
+_DOMAIN_KEYS = frozenset(
+    {"intents", "entities", "slots", "actions", "forms", "session_config", "e2e_actions"}
+)
+
+
+def check_data_file(path: Path, display_name: str | None = None) -> list[Problem]:
+    """The top level of one training data file: readable YAML, a mapping, only the keys of
+    :data:`DATA_KEYS`, and at least one of them besides ``version``."""
+    file = display_name or str(path)
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        return [Problem("error", f"not UTF-8 text ({exc.reason})", "save the file as UTF-8",
+                        Source(file, 1))]
+    except yaml.YAMLError as exc:
+        line, message = yaml_error_line(exc)
+        return [Problem("error", f"invalid YAML: {message}",
+                        "correct the YAML syntax on that line (indentation, a missing ':', "
+                        "an unclosed bracket or quote)", Source(file, line))]
+    known = ", ".join(DATA_KEYS)
+    if root is None or (isinstance(root, ScalarNode) and not root.value.strip()):
+        return [Problem("warning", "the file is empty", "add 'nlu:', 'stories:' or 'rules:', "
+                        "or delete the file", Source(file, 1))]
+    if not isinstance(root, MappingNode):
+        return [Problem("error", "the file is not a mapping of top-level keys",
+                        f"start it with one of {known}", Source(file, root.start_mark.line + 1))]
+    problems: list[Problem] = []
+    keys = [(k.value, k.start_mark.line + 1) for k, _ in root.value if isinstance(k, ScalarNode)]
+    for key, line in keys:
+        if key in DATA_KEYS:
+            continue
+        if key in _DOMAIN_KEYS:
+            hint = f"move '{key}:' to the domain (domain.yml or a file of domain/)"
+        else:
+            close = difflib.get_close_matches(key, DATA_KEYS, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"a data file holds {known}"
+        problems.append(Problem("error", f"unknown top-level key '{key}'", hint,
+                                Source(file, line)))
+    if not problems and not {k for k, _ in keys} - {"version"}:
+        problems.append(Problem("error", "the file has none of nlu, stories, rules, responses",
+                                "add the data under one of those keys, or delete the file",
+                                Source(file, 1)))
+    return problems
 
 
 def _mapping(node: MappingNode) -> dict[str, Node]:
@@ -50,6 +97,11 @@ def _example_lines(node: Node, file: str) -> list[tuple[str, Source]]:
         for item in node.value:
             if isinstance(item, ScalarNode):
                 out.append((item.value.strip(), Source(file, item.start_mark.line + 1)))
+            elif isinstance(item, MappingNode):
+                # Rasa 3.x: ``- text: ...`` with optional ``metadata:`` (not used here)
+                text = _mapping(item).get("text")
+                value = text.value.strip() if isinstance(text, ScalarNode) else ""
+                out.append((value, Source(file, item.start_mark.line + 1)))
     return out
 
 
@@ -63,7 +115,7 @@ def read_nlu_file(path: Path, display_name: str | None = None) -> TrainingData:
     try:
         root = yaml.compose(text)
     except yaml.YAMLError as exc:
-        raise TrainingDataError(f"{file}: invalid YAML: {exc}") from exc
+        raise TrainingDataError(yaml_error(file, exc)) from exc
     if root is None:
         return data
     if not isinstance(root, MappingNode):

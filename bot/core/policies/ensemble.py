@@ -5,54 +5,40 @@ confidence wins, ties go to the higher priority; below the rule policy's
 from __future__ import annotations
 
 import json
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
-from bot.config import ComponentSpec
+from bot.config import RASA_DEFAULT_POLICIES, ComponentSpec
 from bot.core.policies.interfaces import Policy, PolicyPrediction
+from bot.core.policies.registry import POLICIES, policy_class, resolve
 from bot.core.stories import Story
 from bot.core.tracker import DialogueStateTracker
 from bot.domain import Domain
-from bot.errors import ConfigError
 
-POLICIES: dict[str, str] = {
-    "RulePolicy": "bot.core.policies.rule:RulePolicy",
-    "MemoizationPolicy": "bot.core.policies.memoization:MemoizationPolicy",
-    "AugmentedMemoizationPolicy": "bot.core.policies.memoization:AugmentedMemoizationPolicy",
-    "SklearnPolicy": "bot.core.policies.sklearn_policy:SklearnPolicy",
-    # Rasa's TEDPolicy needs TensorFlow; configs naming it get the scikit-learn policy.
-    "TEDPolicy": "bot.core.policies.sklearn_policy:SklearnPolicy",
-}
-DEFAULT_POLICIES = (
-    ComponentSpec("RulePolicy"),
-    ComponentSpec("MemoizationPolicy"),
-    ComponentSpec("SklearnPolicy"),
-)
-# Options of Rasa policies that have no meaning here (neural network settings).
-_IGNORED_OPTIONS = {"epochs", "constrain_similarities", "model_confidence", "batch_size"}
-
-
-def policy_class(name: str) -> type[Policy]:
-    target = POLICIES.get(name)
-    if target is None:
-        raise ConfigError(f"unknown policy '{name}'. Known policies: {', '.join(sorted(POLICIES))}")
-    module, cls = target.split(":")
-    policy: type[Policy] = getattr(import_module(module), cls)
-    return policy
+__all__ = ["POLICIES", "PolicyEnsemble", "policy_class"]
 
 
 class PolicyEnsemble:
-    def __init__(self, policies: list[Policy]) -> None:
+    def __init__(self, policies: list[Policy], notes: list[str] | None = None) -> None:
         self.policies = policies
+        self._notes = notes or []
 
     @classmethod
     def from_specs(cls, specs: tuple[ComponentSpec, ...]) -> PolicyEnsemble:
+        """The policies of ``specs`` (Rasa's default policies when empty)."""
         policies = []
-        for spec in specs or DEFAULT_POLICIES:
-            options = {k: v for k, v in spec.options.items() if k not in _IGNORED_OPTIONS}
-            policies.append(policy_class(spec.name)(options))
-        return cls(policies)
+        notes: list[str] = []
+        for spec in specs or RASA_DEFAULT_POLICIES:
+            resolved = resolve(spec.name, spec.options)
+            policies.append(resolved.cls(resolved.options))
+            if resolved.note and resolved.note not in notes:
+                notes.append(resolved.note)
+        return cls(policies, notes)
+
+    def notes(self) -> list[str]:
+        """One line per policy that runs differently from Rasa's (substituted, options
+        not honoured)."""
+        return list(self._notes)
 
     def train(self, stories: list[Story], rules: list[Story], domain: Domain) -> None:
         for policy in self.policies:
