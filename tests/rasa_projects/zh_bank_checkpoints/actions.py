@@ -5,12 +5,12 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 
-class ActionFreezeCard(Action):
+class ActionBlockCard(Action):
     """Freezes the card with the tail number in ``card_last4`` (a real bank would call its
     core system here)."""
 
     def name(self) -> Text:
-        return "action_freeze_card"
+        return "action_block_card"
 
     def run(
         self,

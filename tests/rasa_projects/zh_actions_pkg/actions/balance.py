@@ -20,7 +20,7 @@ class ActionCheckAccount(Action):
         domain: Dict[Text, Any],
     ) -> List[Dict[Text, Any]]:
         if tracker.get_slot("account_type") in ACCOUNTS:
-            return [FollowupAction("action_query_balance")]
+            return [FollowupAction("action_show_balance")]
         buttons = [
             {"title": account["name"], "payload": f'/inform{{"account_type": "{key}"}}'}
             for key, account in ACCOUNTS.items()
@@ -29,9 +29,9 @@ class ActionCheckAccount(Action):
         return []
 
 
-class ActionQueryBalance(Action):
+class ActionShowBalance(Action):
     def name(self) -> Text:
-        return "action_query_balance"
+        return "action_show_balance"
 
     def run(
         self,
