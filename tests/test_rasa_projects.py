@@ -420,6 +420,101 @@ async def test_zh_book_socketio_with_rasas_protocol(project: Any) -> None:
     assert answer.get("text") == domain_response(root, "utter_chitchat/whoyouare"), answer
 
 
+def _http(method: str, url: str, body: Any = None,
+          headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    """(status, JSON body or text) of one HTTP request."""
+    data = None if body is None else json.dumps(body).encode("utf-8")
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json",
+                                              "Accept": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            status, raw = reply.status, reply.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    text = raw.decode("utf-8")
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text
+
+
+def test_zh_book_http_api_with_token_auth(project: Any) -> None:
+    """``bot run --enable-api --auth-token TOKEN``: Rasa's HTTP API routes, ``?token=``."""
+    root = project("zh_book_assistant").root
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    with serving(["run", "--enable-api", "--auth-token", "s3cret", "--port", str(port)], root,
+                 f"{base}/version"):
+        q = "?token=s3cret"
+        status, version = _http("GET", f"{base}/version")
+        assert status == 200 and "version" in version, version
+        assert _http("GET", f"{base}/status")[0] == 401
+        assert _http("GET", f"{base}/status?token=wrong")[0] == 401
+        status, body = _http("GET", f"{base}/status{q}")
+        assert status == 200 and body.get("model_file"), body
+
+        status, body = _http("POST", f"{base}/model/parse{q}", {"text": "你是谁"})
+        assert status == 200 and body["intent"]["name"] == "chitchat", body
+
+        status, body = _http("POST", f"{base}/conversations/api-1/trigger_intent{q}",
+                             {"name": "greet"})
+        assert status == 200, body
+        assert [m.get("text") for m in body["messages"]] == [
+            domain_response(root, "utter_greet")]
+        status, body = _http("POST", f"{base}/conversations/api-1/tracker/events{q}",
+                             {"event": "slot", "name": "address", "value": "北京"})
+        assert status == 200 and body["slots"]["address"] == "北京", body
+        status, tracker = _http("GET", f"{base}/conversations/api-1/tracker{q}")
+        assert status == 200 and tracker["sender_id"] == "api-1", tracker
+        assert tracker["slots"]["address"] == "北京"
+        assert any(e["event"] == "bot" for e in tracker["events"])
+        status, body = _http("POST", f"{base}/conversations/api-1/predict{q}")
+        assert status == 200 and body["scores"], body
+        assert {"action", "score"} <= set(body["scores"][0])
+        status, body = _http("PUT", f"{base}/conversations/api-1/tracker/events{q}", [
+            {"event": "action", "name": "action_session_start"},
+            {"event": "session_started"},
+            {"event": "action", "name": "action_listen"}])
+        assert status == 200 and body["slots"].get("address") is None, body
+        status, domain = _http("GET", f"{base}/domain{q}")
+        assert status == 200, domain
+        intents = {i if isinstance(i, str) else next(iter(i)) for i in domain["intents"]}
+        assert "request_weather" in intents, domain
+        assert "weather_form" in domain["forms"]
+
+
+def test_zh_book_http_api_with_jwt_auth(project: Any) -> None:
+    """``--jwt-secret`` / ``--jwt-method``: Rasa's ``{"user": {"username", "role"}}``
+    payload; ``admin`` reaches every conversation, ``user`` only its own."""
+    import jwt
+
+    root = project("zh_book_assistant").root
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+
+    def bearer(username: str, role: str) -> dict[str, str]:
+        token = jwt.encode({"user": {"username": username, "role": role}}, "jwt-key",
+                           algorithm="HS256")
+        return {"Authorization": f"Bearer {token}"}
+
+    with serving(["run", "--enable-api", "--jwt-secret", "jwt-key", "--jwt-method", "HS256",
+                  "--port", str(port)], root, f"{base}/version"):
+        assert _http("GET", f"{base}/conversations/jwt-1/tracker")[0] == 401
+        status, body = _http("GET", f"{base}/conversations/jwt-1/tracker",
+                             headers=bearer("jwt-1", "user"))
+        assert status == 200 and body["sender_id"] == "jwt-1", body
+        assert _http("GET", f"{base}/conversations/someone-else/tracker",
+                     headers=bearer("jwt-1", "user"))[0] == 403
+        assert _http("GET", f"{base}/conversations/someone-else/tracker",
+                     headers=bearer("ops", "admin"))[0] == 200
+        forged = jwt.encode({"user": {"username": "ops", "role": "admin"}}, "other-key",
+                            algorithm="HS256")
+        assert _http("GET", f"{base}/status",
+                     headers={"Authorization": f"Bearer {forged}"})[0] == 401
+        assert _http("GET", f"{base}/status", headers=bearer("ops", "admin"))[0] == 200
+
+
 # --- en_travel_roles: roles, groups, slot mapping conditions, a validated form ----------------
 
 
