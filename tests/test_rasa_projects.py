@@ -268,6 +268,16 @@ def test_project_passes_its_own_test_stories(project: Any, name: str) -> None:
     assert_stories_pass(run, trained.root, results)
 
 
+@pytest.mark.parametrize("name", PROJECTS)
+def test_project_data_validates(project: Any, name: str) -> None:
+    """``bot data validate`` (Rasa's ``rasa data validate``): no errors; warnings such as
+    intents with few examples do not fail it."""
+    trained = project(name)
+    run = cli("data", "validate", "--project", str(trained.root))
+    assert run.code == 0, run.out
+    assert "Traceback" not in run.out, run.out
+
+
 # --- moodbot_en: what `rasa init` creates ------------------------------------------------------
 
 
