@@ -208,9 +208,7 @@ def train(
         pipeline = NLUPipeline.from_config(config, project.root)
         pipeline.train(data, progress)
         nlu = pipeline
-        # NLUPipeline.notes(): one line per substituted component or unhonoured option.
-        notes_of = getattr(pipeline, "notes", None)
-        notes.extend(notes_of() if callable(notes_of) else [])
+        notes.extend(pipeline.notes())  # substituted components, unhonoured options
     if progress:
         progress("dialogue policies", 0, 1)
     core, n_stories, n_rules = train_core(project, config, domain)

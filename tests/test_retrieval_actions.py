@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from bot.core.actions.default import DEFAULT_TEXTS
-from bot.core.actions.retrieval import RetrievalAction, retrieval_intent_of, retrieval_intents
+from bot.core.actions.retrieval import RetrievalAction
 from bot.core.processor import MessageProcessor, UserMessage
 from bot.domain import parse_domain
 
@@ -60,19 +60,13 @@ def parse(intent: str, response_selector: dict[str, Any] | None) -> dict[str, An
     return data
 
 
-def test_retrieval_intents_come_from_the_domain_or_its_response_keys() -> None:
+def test_retrieval_intents_come_from_the_domain_response_keys() -> None:
     domain = parse_domain(yaml.safe_load(DOMAIN_YAML), Path("domain.yml"))
-    assert retrieval_intents(domain) == {"chitchat", "faq"}
-    assert retrieval_intent_of("utter_chitchat", domain) == "chitchat"
-    assert retrieval_intent_of("respond_faq", domain) == "faq"
-    assert retrieval_intent_of("utter_greet", domain) is None
-    assert retrieval_intent_of("utter_chitchat/whoyouare", domain) is None
-
-    class Declared:  # the domain's own list, once the domain exposes it, wins
-        responses = domain.responses
-        retrieval_intents = frozenset({"chitchat"})
-
-    assert retrieval_intents(Declared()) == {"chitchat"}  # type: ignore[arg-type]
+    assert domain.retrieval_intents == {"chitchat", "faq"}
+    assert domain.retrieval_intent_of("utter_chitchat") == "chitchat"
+    assert domain.retrieval_intent_of("respond_faq") == "faq"
+    assert domain.retrieval_intent_of("utter_greet") is None
+    assert domain.retrieval_intent_of("utter_chitchat/whoyouare") is None
 
 
 async def test_the_selected_response_is_uttered(dialogue) -> None:  # type: ignore[no-untyped-def]

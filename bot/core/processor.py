@@ -35,7 +35,7 @@ from bot.core.actions.default import (
 from bot.core.actions.interfaces import Action, ActionContext, CustomActionExecutor
 from bot.core.actions.loops import TWO_STAGE, FormAction, TwoStageFallbackAction
 from bot.core.actions.responses import ResponseAction, bot_message
-from bot.core.actions.retrieval import RetrievalAction, retrieval_intent_of
+from bot.core.actions.retrieval import RetrievalAction
 from bot.core.actions.slot_extraction import PROTECTED_SLOTS, extract_slots
 from bot.core.events import Event
 from bot.core.lock_store import InMemoryLockStore, LockStore
@@ -360,7 +360,7 @@ class MessageProcessor:
             return _DEFAULT_ACTIONS[name](TWO_STAGE if "fallback_events" in name else name)
         if name in self.domain.forms:
             return FormAction(name)
-        retrieval = retrieval_intent_of(name, self.domain)
+        retrieval = self.domain.retrieval_intent_of(name)
         if retrieval is not None:  # utter_chitchat: the ResponseSelector's answer
             return RetrievalAction(name, retrieval)
         if name in self.domain.responses:

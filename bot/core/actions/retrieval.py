@@ -20,36 +20,10 @@ from bot.core.actions.interfaces import Action, ActionContext
 from bot.core.actions.responses import utter
 from bot.core.events import Event
 from bot.core.tracker import DialogueStateTracker
-from bot.domain import Domain
 
 logger = logging.getLogger(__name__)
 
-PREFIXES = ("utter_", "respond_")
 DEFAULT_SELECTOR = "default"
-
-
-def retrieval_intents(domain: Domain) -> frozenset[str]:
-    """The domain's retrieval intents: ``domain.retrieval_intents`` where the domain has it,
-    else those named by responses such as ``utter_chitchat/whoyouare``."""
-    declared = getattr(domain, "retrieval_intents", None)
-    if declared is not None:
-        return frozenset(declared)
-    return frozenset(
-        name.split("/", 1)[0].removeprefix("utter_")
-        for name in domain.responses
-        if "/" in name and name.startswith("utter_")
-    )
-
-
-def retrieval_intent_of(action: str, domain: Domain) -> str | None:
-    """The retrieval intent that ``action`` answers (``utter_chitchat`` → ``chitchat``)."""
-    if "/" in action:
-        return None
-    for prefix in PREFIXES:
-        if action.startswith(prefix):
-            base = action.removeprefix(prefix)
-            return base if base in retrieval_intents(domain) else None
-    return None
 
 
 def selected_response(parse_data: dict[str, Any], intent: str) -> str | None:
