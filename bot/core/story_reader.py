@@ -350,9 +350,11 @@ class _Reader:
                     return None
                 out.append({"entity": raw["entity"], "value": raw.get("value")}
                            | {k: raw[k] for k in ("role", "group") if raw.get(k) is not None})
-            elif isinstance(raw, dict) and len(raw) == 1:
-                (entity, value), = raw.items()
-                out.append({"entity": str(entity), "value": value})
+            elif isinstance(raw, dict) and len(set(raw) - {"role", "group"}) == 1:
+                # Rasa 3: ``- city: Madrid`` with ``role:`` / ``group:`` beside it
+                (entity, value), = ((k, v) for k, v in raw.items() if k not in ("role", "group"))
+                out.append({"entity": str(entity), "value": value}
+                           | {k: raw[k] for k in ("role", "group") if raw.get(k) is not None})
             else:
                 self.error("cannot read an entity of 'entities'", hint, item)
                 return None
