@@ -273,3 +273,46 @@ def test_python_m_bot_without_model_exits_1(tiny_project: Path) -> None:
     assert done.returncode == 1
     assert "no trained model" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "--auth-token", "x", "--port", "1"],
+    ["run", "--port", "1", "--auth-token", "x"],
+    ["run", "--enable-api", "--auth-token", "x", "-p", "1"],
+    ["run", "--enable-api", "--jwt-secret", "actions", "--jwt-method", "HS256", "--port", "1"],
+])
+def test_bot_run_takes_rasas_http_api_flags(argv: list[str]) -> None:
+    """Option values never become the 'actions' target (even a value spelled 'actions')."""
+    args = build_parser().parse_args(argv)
+    assert args.handler.__name__ == "run_server"
+    assert args.run_target is None and args.server_port == 1
+    assert args.auth_token == "x" or args.jwt_secret == "actions"
+    if args.jwt_secret:
+        assert args.jwt_method == "HS256" and args.auth_token is None
+
+
+def test_bot_run_cors_and_the_actions_target() -> None:
+    args = build_parser().parse_args(["run", "--cors", "*", "--port", "2"])
+    assert args.cors == ["*"] and args.server_port == 2 and args.run_target is None
+    args = build_parser().parse_args(["run", "--auth-token", "x", "actions", "--port", "5056"])
+    assert args.handler.__name__ == "run_actions" and args.port == 5056
+    assert args.auth_token == "x"
+
+
+def test_bot_run_flags_reach_the_server_settings(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.cli import run_cmd
+
+    (tmp_path / "config.yml").write_text("language: zh\n", encoding="utf-8")
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr("bot.server.run.serve",
+                        lambda project, settings, model: seen.update(settings=settings))
+    args = build_parser().parse_args(
+        ["run", "--project", str(tmp_path), "--enable-api", "--auth-token", "t0ken",
+         "--jwt-secret", "k" * 32, "--jwt-method", "hs512", "--cors", "https://a.example",
+         "--port", "5099"])
+    assert run_cmd.run_server(args) == 0
+    settings = seen["settings"]
+    assert settings.port == 5099 and settings.auth_token == "t0ken"
+    assert settings.api_jwt.secret == "k" * 32 and settings.api_jwt.method == "HS512"
+    assert settings.cors_origins == ("https://a.example",)

@@ -140,8 +140,6 @@ async def test_wrong_credentials(agent: Agent) -> None:
          "signature is invalid"),
         (signed(ADMIN, minutes=-5), "/status", "expired"),
         (signed(ADMIN, alg="HS512"), "/status", "HS512"),
-        ({"Authorization": "Bearer " + jwt.encode({"user": ADMIN}, SECRET)}, "/status",
-         "'exp'"),
         ({"Authorization": "Bearer a.b.c"}, "/status", "malformed"),
     ]:
         _, response = await client.get(url, headers=headers)
@@ -150,6 +148,21 @@ async def test_wrong_credentials(agent: Agent) -> None:
     # a customer token of the app channel carries no API user
     _, response = await client.get("/status", headers=signed(None, sub="C1001"))
     assert response.status == 403 and "'user' claim" in response.json["error"]
+
+
+async def test_exp_is_checked_when_present_and_required_on_request(agent: Agent) -> None:
+    """Like Rasa's sanic-jwt, a token without ``exp`` is accepted (an expired one is not);
+    ``server.jwt_require_exp: true`` refuses it."""
+    no_exp = {"Authorization": "Bearer " + jwt.encode({"user": ADMIN}, SECRET)}
+    _, response = await create_app(agent, settings()).asgi_client.get("/status",
+                                                                      headers=no_exp)
+    assert response.status == 200, response.json
+    strict = ServerSettings(api_jwt=ApiJwtSettings(SECRET, require_exp=True))
+    _, response = await create_app(agent, strict).asgi_client.get("/status", headers=no_exp)
+    assert response.status == 401 and "'exp'" in response.json["error"]
+    parsed = settings_from_mapping({"server": {"jwt_secret": SECRET, "jwt_require_exp": True}},
+                                   Path("."), env={})
+    assert parsed.api_jwt.require_exp
 
 
 async def test_jwt_users_reach_only_their_own_conversation(agent: Agent) -> None:
@@ -470,3 +483,22 @@ async def test_parse_passes_the_response_selector_through(dialogue, tmp_path: Pa
     _, response = await client.post("/model/parse", json={"text": "你是谁"})
     assert response.status == 200 and response.json["response_selector"] == selected
     assert await say(client, "rs", "你是谁") == [{"recipient_id": "rs", "text": "我是智能客服。"}]
+
+
+async def test_cors_origins_preflight_and_headers(agent: Agent) -> None:
+    """Rasa's ``--cors``: allowed origins get the CORS headers and their preflight; others and
+    a server without ``--cors`` get none."""
+    client = create_app(agent, settings(cors_origins=("https://shop.example",))).asgi_client
+    preflight = {"Origin": "https://shop.example", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "content-type"}
+    _, response = await client.options("/model/parse", headers=preflight)
+    assert response.status == 204
+    assert response.headers["access-control-allow-origin"] == "https://shop.example"
+    assert "POST" in response.headers["access-control-allow-methods"]
+    _, response = await client.get("/version", headers={"Origin": "https://shop.example"})
+    assert response.headers["access-control-allow-origin"] == "https://shop.example"
+    _, response = await client.get("/version", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in response.headers
+    plain = create_app(agent, settings()).asgi_client
+    _, response = await plain.get("/version", headers={"Origin": "https://shop.example"})
+    assert "access-control-allow-origin" not in response.headers

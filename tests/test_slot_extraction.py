@@ -127,10 +127,11 @@ def filled(t: DialogueStateTracker) -> dict[str, Any]:
     return {e["name"]: e["value"] for e in extract_slots(t, DOMAIN)}
 
 
-def test_from_entity_takes_the_first_value_and_lists_take_all() -> None:
+def test_from_entity_takes_the_last_value_and_lists_take_all() -> None:
+    """As Rasa's action_extract_slots (``value[-1]`` unless the slot is a list)."""
     t = tracker_after("inform", [{"entity": "card_last4", "value": "1234"},
                                  {"entity": "card_last4", "value": "5678"}])
-    assert filled(t) == {"card_last4": "1234", "cards": ["1234", "5678"]}
+    assert filled(t) == {"card_last4": "5678", "cards": ["1234", "5678"]}
 
 
 def test_entity_roles_pick_the_slot() -> None:
@@ -367,6 +368,20 @@ def test_a_mapping_without_a_role_takes_only_entities_without_one() -> None:
                         ) == {"from_card": "1111", "to_card": "2222"}
     plain = roles_filled("inform", [{"entity": "card_last4", "value": "3333"}])
     assert plain == {"card_last4": "3333", "pay_from": "3333", "pay_to": "3333"}
+
+
+def test_the_same_span_with_and_without_a_role() -> None:
+    """Two extractors give one span, one with a role (DIET) and one without (a regex or
+    lookup): the role's slot and the plain slots each take theirs, as in Rasa."""
+    twice = [{"entity": "card_last4", "value": "1111", "start": 2, "end": 6, "role": "from"},
+             {"entity": "card_last4", "value": "1111", "start": 2, "end": 6},
+             {"entity": "card_last4", "value": "2222", "start": 9, "end": 13, "role": "to"}]
+    assert roles_filled("transfer", twice) == {
+        "from_card": "1111", "to_card": "2222", "card_last4": "1111", "pay_from": "1111",
+        "pay_to": "1111"}
+    # in a form asking for pay_to, the plain mapping shared by pay_from fills only pay_to
+    assert roles_filled("transfer", twice, loop="pay_form", requested="pay_to") == {
+        "from_card": "1111", "to_card": "2222", "card_last4": "1111", "pay_to": "1111"}
 
 
 def test_groups_must_match_too() -> None:

@@ -19,10 +19,28 @@ def register(sub: Any) -> None:
         "'bot run actions' starts the action server instead.",
     )
     add_project_options(run)
-    run.add_argument("--host", dest="server_host", default=None, help="default 127.0.0.1")
-    run.add_argument("--port", dest="server_port", type=int, default=None, help="default 5005")
+    run.add_argument("--host", "--interface", "-i", dest="server_host", default=None,
+                     help="default 127.0.0.1")
+    run.add_argument("--port", "-p", dest="server_port", type=int, default=None,
+                     help="default 5005")
     run.add_argument("--workers", dest="server_workers", type=int, default=None,
                      help="worker processes (default 1)")
+    api = run.add_argument_group("HTTP API (as Rasa's flags)")
+    api.add_argument("--enable-api", action="store_true",
+                     help="accepted for Rasa's command lines: the HTTP API (/status, /model/"
+                     "parse, /conversations/...) is always mounted, and closed unless "
+                     "--auth-token or --jwt-secret (or server: in config.yml) gives "
+                     "credentials")
+    api.add_argument("--auth-token", metavar="TOKEN", default=None,
+                     help="token the HTTP API accepts as ?token=TOKEN (default: "
+                     "$BOT_AUTH_TOKEN or server.auth_token in config.yml)")
+    api.add_argument("--jwt-secret", metavar="KEY", default=None,
+                     help="key verifying 'Authorization: Bearer <JWT>' on the HTTP API: the "
+                     "shared secret for HS*, the public key (PEM text or file) otherwise")
+    api.add_argument("--jwt-method", metavar="METHOD", default=None,
+                     help="JWT algorithm of --jwt-secret (default HS256)")
+    api.add_argument("--cors", metavar="ORIGIN", nargs="*", action="extend", default=None,
+                     help="origins browsers may call the server from ('*': any)")
     run.set_defaults(handler=run_server)
     run_sub = run.add_subparsers(dest="run_target", metavar="TARGET")
     actions = run_sub.add_parser(
@@ -46,7 +64,7 @@ def run_server(args: argparse.Namespace) -> int:
 
     from bot.cli.main import export_paths, model_path, project_from_args
     from bot.server.run import serve
-    from bot.server.settings import load_settings
+    from bot.server.settings import load_settings, with_overrides
 
     project = project_from_args(args)
     export_paths(project)  # the workers get the folder only
@@ -56,7 +74,11 @@ def run_server(args: argparse.Namespace) -> int:
         host=args.server_host or settings.host,
         port=settings.port if args.server_port is None else args.server_port,
         workers=max(1, args.server_workers or settings.workers),
+        cors_origins=settings.cors_origins if not args.cors else tuple(args.cors),
     )
+    # a --jwt-secret key file is relative to the current folder, as the path flags
+    settings = with_overrides(settings, auth_token=args.auth_token,
+                              jwt_secret=args.jwt_secret, jwt_method=args.jwt_method)
     settings.check()
     base = f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '::') else settings.host}" \
            f":{settings.port}"

@@ -70,6 +70,44 @@ def _turns(story: Story) -> list[tuple[Any, list[Any]]]:
     return turns
 
 
+def _full_intent(parse: dict[str, Any], expected: str | None) -> str | None:
+    """The predicted intent as a test story writes it: a retrieval intent with the key
+    the ResponseSelector chose (``chitchat/ask_name``), as ``rasa test`` compares them."""
+    name = (parse.get("intent") or {}).get("name")
+    if not isinstance(name, str) or expected is None or "/" not in expected:
+        return name
+    selector = parse.get("response_selector")
+    if not isinstance(selector, dict):
+        return name
+    for key in (name, "default"):
+        entry = selector.get(key)
+        response = entry.get("response") if isinstance(entry, dict) else None
+        full = response.get("intent_response_key") if isinstance(response, dict) else None
+        if isinstance(full, str) and full.split("/", 1)[0] == name:
+            return full
+    return name
+
+
+def _use_expected_intent(parse: dict[str, Any], expected: str) -> None:
+    """Go on with the story's intent (a retrieval intent's key as the selector's choice)."""
+    base, _, key = expected.partition("/")
+    parse["intent"] = {"name": base, "confidence": 1.0}
+    if key:
+        selector = dict(parse.get("response_selector") or {})
+        selector[base] = {
+            "response": {"intent_response_key": expected, "utter_action": f"utter_{expected}",
+                         "confidence": 1.0, "responses": []},
+            "ranking": [{"intent_response_key": expected, "confidence": 1.0}],
+        }
+        parse["response_selector"] = selector
+
+
+def _slot_holds(expected: Any, values: list[Any]) -> bool:
+    if expected is ANY_VALUE:
+        return any(v is not None for v in values)
+    return expected in values
+
+
 async def run_story(
     story: Story,
     model: LoadedModel,
@@ -101,12 +139,12 @@ async def run_story(
             return fail("a test story must start with a user message")
         text = opener.text if opener.text is not None else f"/{opener.intent}"
         parse = processor.parse(text)
-        predicted_intent = (parse.get("intent") or {}).get("name")
+        predicted_intent = _full_intent(parse, opener.intent)
         if opener.intent is not None and predicted_intent != opener.intent:
             result.intent_errors.append(
                 {"text": text, "expected": opener.intent, "predicted": predicted_intent}
             )
-            parse["intent"] = {"name": opener.intent, "confidence": 1.0}
+            _use_expected_intent(parse, opener.intent)
         turn = await processor.handle(UserMessage(text, sender, "test", {}, customer), parse)
         ran = [a for a, _, _ in turn.actions if a != LISTEN]
         expected = [s.action for s in checks if isinstance(s, ActionStep) and s.action != LISTEN]
@@ -122,16 +160,26 @@ async def run_story(
             where = f" ({opener.source})" if opener.source else ""
             return fail(f"after '{text}'{where}: expected actions {expected}, got {ran}")
         tracker = await processor.get_tracker(sender)
+        # A step holds when the end of the turn has it, or an event of the turn set it: a
+        # form that the message opens and fills is active, then not, within one turn.
+        turn_slots: dict[str, list[Any]] = {}
+        turn_loops: list[str | None] = []
+        for event in turn.events:
+            if event.get("event") == "slot":
+                turn_slots.setdefault(str(event.get("name")), []).append(event.get("value"))
+            elif event.get("event") == "active_loop":
+                turn_loops.append(event.get("name"))
         for check in checks:
             if isinstance(check, SlotStep):
                 for name, value in check.slots:
                     actual = tracker.slots.get(name)
-                    ok = actual is not None if value is ANY_VALUE else actual == value
-                    if not ok:
+                    if not _slot_holds(value, [actual, *turn_slots.get(name, [])]):
                         return fail(
                             f"after '{text}': slot {name} is {actual!r}, expected {value!r}"
                         )
-            elif isinstance(check, LoopStep) and tracker.active_loop.name != check.loop:
+            elif isinstance(check, LoopStep) and check.loop not in (
+                tracker.active_loop.name, *turn_loops
+            ):
                 return fail(
                     f"after '{text}': active loop is {tracker.active_loop.name!r}, "
                     f"expected {check.loop!r}"

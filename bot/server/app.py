@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sanic import Request, Sanic
-from sanic.response import HTTPResponse, json
+from sanic.response import BaseHTTPResponse, HTTPResponse, json
 
 from bot.channels.app import app_blueprint
 from bot.channels.rest import rest_blueprint
@@ -170,8 +170,48 @@ def create_app(agent: Agent, settings: ServerSettings | None = None, *,
             await agent.processor.tracker_store.close()
             await agent.processor.lock_store.close()
 
+    if settings.cors_origins:
+        _install_cors(app, settings.cors_origins)
     install_error_handlers(app, metrics)
     return app
+
+
+def _install_cors(app: Sanic[Any, Any], origins: tuple[str, ...]) -> None:
+    """Rasa's ``--cors``: pages of ``origins`` ("*": any) may call the server from a
+    browser; preflight ``OPTIONS`` requests are answered here."""
+
+    def allowed(request: Request) -> str | None:
+        origin = request.headers.get("origin")
+        if not origin:
+            return None
+        return origin if "*" in origins or origin in origins else None
+
+    def add_headers(response: BaseHTTPResponse, origin: str) -> None:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Credentials"] = "true"
+        response.headers["Vary"] = "Origin"
+
+    async def preflight(request: Request) -> HTTPResponse | None:
+        origin = allowed(request)
+        if (origin is None or request.method != "OPTIONS"
+                or "access-control-request-method" not in request.headers):
+            return None
+        response = HTTPResponse(status=204)
+        add_headers(response, origin)
+        response.headers["Access-Control-Allow-Methods"] = (
+            "GET, POST, PUT, DELETE, OPTIONS")
+        response.headers["Access-Control-Allow-Headers"] = request.headers.get(
+            "access-control-request-headers", "Content-Type, Authorization")
+        response.headers["Access-Control-Max-Age"] = "600"
+        return response
+
+    async def cors_headers(request: Request, response: BaseHTTPResponse) -> None:
+        origin = allowed(request)
+        if origin is not None and "Access-Control-Allow-Origin" not in response.headers:
+            add_headers(response, origin)
+
+    app.register_middleware(preflight, "request", priority=100)
+    app.register_middleware(cors_headers, "response")
 
 
 def _mount_credential_channels(app: Sanic[Any, Any], credentials: Credentials,

@@ -58,7 +58,8 @@ def _jwt_caller(token: str, settings: ServerSettings) -> Caller:
     conf = settings.api_jwt
     assert conf.secret is not None
     try:
-        claims = decode_token(token, conf.secret, conf.method, leeway=conf.leeway)
+        claims = decode_token(token, conf.secret, conf.method, leeway=conf.leeway,
+                              require=("exp",) if conf.require_exp else ())
     except InvalidToken as exc:
         raise ApiError(401, str(exc), {"WWW-Authenticate": 'Bearer error="invalid_token"'}
                        ) from None

@@ -76,6 +76,9 @@ class ApiJwtSettings:
     secret: str | None = None
     method: str = "HS256"
     leeway: float = 30.0
+    # ``exp`` is checked when present; Rasa (sanic-jwt) accepts tokens without one, as the
+    # HTTP API's tokens are usually minted by hand. ``server.jwt_require_exp: true`` refuses them.
+    require_exp: bool = False
 
     @property
     def enabled(self) -> bool:
@@ -108,6 +111,8 @@ class ServerSettings:
     production: bool = False
     auth_token: str | None = None  # Rasa's --auth-token: ``?token=`` on the HTTP API
     api_jwt: ApiJwtSettings = field(default_factory=ApiJwtSettings)
+    # Rasa's --cors: origins whose browser pages may call the server ("*": any)
+    cors_origins: tuple[str, ...] = ()
 
     def check(self) -> None:
         """Refuse settings that must not run (the public dev secret in production)."""
@@ -182,6 +187,11 @@ def settings_from_mapping(
     api_method = env.get(API_JWT_METHOD_ENV) or server.get("jwt_method") or "HS256"
     secret = env.get(JWT_SECRET_ENV) or app.get("jwt_secret")
     public = env.get(JWT_PUBLIC_KEY_ENV) or app.get("jwt_public_key")
+    cors = server.get("cors") or ()
+    if isinstance(cors, str):
+        cors = (cors,)
+    if not isinstance(cors, list | tuple) or not all(isinstance(o, str) for o in cors):
+        raise ConfigError(f"{path}: 'server.cors' must be an origin or a list of origins")
     return ServerSettings(
         host=str(server.get("host", "127.0.0.1")),
         port=int(_number(server, "port", 5005, "server")),
@@ -204,7 +214,9 @@ def settings_from_mapping(
         api_jwt=ApiJwtSettings(
             secret=_api_jwt_key(str(api_secret) if api_secret else None, str(api_method), root),
             method=str(api_method).upper(),
+            require_exp=bool(server.get("jwt_require_exp", False)),
         ),
+        cors_origins=tuple(cors),
     )
 
 

@@ -8,7 +8,9 @@ message.
 As in Rasa 3:
 
 - a ``from_entity`` mapping takes only entities whose ``role`` and ``group`` equal the
-  mapping's (a mapping without a role takes only entities without one);
+  mapping's (a mapping without a role takes only entities without one, so a span that comes
+  twice, with a role and without, fills the role's slot and the plain slot each once); a
+  list slot takes every matching value, another slot the last one;
 - ``conditions: [{active_loop: form, requested_slot: slot}]`` hold when that form is active
   (and asks for that slot, when ``requested_slot`` is given); ``active_loop: null`` holds
   outside any form;
@@ -103,7 +105,8 @@ def mapped_value(
         ]
         if not values:
             return None
-        return values if slot_type == "list" else values[0]
+        # As Rasa: every value for a list slot, else the last one
+        return values if slot_type == "list" else values[-1]
     if mapping.type == "from_text":
         if not mapping.conditions and requested != slot_name:
             return None

@@ -59,12 +59,21 @@ class PartialState:
             + (self.active_loop != _UNSET)
         )
 
-    def matches(self, state: dict[str, Any]) -> bool:
+    def matches(self, state: dict[str, Any], action: str | None = None) -> bool:
+        """Whether ``state`` has these features; ``action`` is the action that ran in
+        ``state`` (None for the state being predicted)."""
         if self.intent is not None and state.get("intent") != self.intent:
             return False
         if self.prev_action is not None and state.get("prev_action") != self.prev_action:
             return False
-        if self.active_loop != _UNSET and state.get("active_loop") != self.active_loop:
+        if (
+            self.active_loop != _UNSET
+            and state.get("active_loop") != self.active_loop
+            # A loop is active while its action runs: a form that the customer's message
+            # opens and fills at once was active in the state it ran in, as for Rasa's
+            # "condition: active_loop: form / action: form / active_loop: null" rule.
+            and not (state.get("active_loop") is None and action == self.active_loop)
+        ):
             return False
         if self.entities and not set(self.entities) <= state["entities"]:
             return False
@@ -227,7 +236,10 @@ class RulePolicy(Policy):
             if n > len(states):
                 continue
             offset = len(states) - n
-            if not all(snippet.states[i].matches(dicts[offset + i]) for i in range(n)):
+            if not all(
+                snippet.states[i].matches(dicts[offset + i], states[offset + i][1])
+                for i in range(n)
+            ):
                 continue
             if any(states[offset + i][1] != snippet.actions[i] for i in range(n - 1)):
                 continue
