@@ -294,3 +294,65 @@ async def test_validation_by_a_rasa_sdk_form_validation_action(  # type: ignore[
     assert tracker.active_loop.name == "card_loss_form"
     assert await say(p, '/inform{"card_last4": "4321"}') == ["确认挂失尾号4321吗？"]
     assert await say(p, "/affirm") == ["已为尾号4321登记挂失"]
+
+
+ONE_TURN_DOMAIN = """
+version: "3.1"
+intents: [lock_card, greet]
+entities: [card_last4]
+slots:
+  card_last4:
+    type: text
+    influence_conversation: false
+    mappings:
+      - type: from_entity
+        entity: card_last4
+forms:
+  lock_form:
+    required_slots: [card_last4]
+responses:
+  utter_greet: [{text: 您好}]
+  utter_ask_card_last4: [{text: 请问尾号？}]
+  utter_locked: [{text: "已锁定尾号{card_last4}"}]
+"""
+
+ONE_TURN_RULES = """
+version: "3.1"
+rules:
+- rule: greet
+  steps:
+  - intent: greet
+  - action: utter_greet
+- rule: open the form
+  steps:
+  - intent: lock_card
+  - action: lock_form
+  - active_loop: lock_form
+- rule: submit
+  condition:
+  - active_loop: lock_form
+  steps:
+  - action: lock_form
+  - active_loop: null
+  - slot_was_set:
+    - requested_slot: null
+  - action: utter_locked
+"""
+
+
+async def test_a_form_filled_by_its_opening_message_submits_in_the_same_turn(  # type: ignore[no-untyped-def]
+    dialogue,
+) -> None:
+    """As Rasa: the form opens, finds every slot filled, closes, and the rule whose condition
+    is the form submits it at once."""
+    p = MessageProcessor(*dialogue(ONE_TURN_DOMAIN, ONE_TURN_RULES, [("RulePolicy", {})]))
+    result = await p.handle(UserMessage('/lock_card{"card_last4": "1234"}', "s"))
+    assert [a for a, _, _ in result.actions] == ["lock_form", "utter_locked", LISTEN]
+    assert [m["text"] for m in result.messages] == ["已锁定尾号1234"]
+    assert (await p.get_tracker("s")).active_loop.name is None
+    # without the slot, the form asks and the submit rule waits for the answer
+    result = await p.handle(UserMessage("/lock_card", "t"))
+    assert [a for a, _, _ in result.actions] == ["lock_form", LISTEN]
+    assert await say(p, '/lock_card{"card_last4": "5678"}', "t") == ["已锁定尾号5678"]
+    # the greeting rule is not disturbed after a submitted form
+    assert await say(p, "/greet", "s") == ["您好"]
