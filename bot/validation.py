@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from pathlib import Path
+from typing import Literal
 
 from bot.core.story_validation import configured_max_history, validate_stories
 from bot.domain import RETRIEVAL_DELIMITER, Domain, load_project_domain
@@ -71,34 +72,96 @@ def _domain_problem(project: Project, exc: BotError) -> Problem:
     return Problem("error", what, fix or "fix the domain", Source(file, line))
 
 
+# Extractors that learn entity spans from the annotations (besides RegexEntityExtractor's
+# annotation patterns).
+_LEARNED = ("DIETClassifier", "CRFEntityExtractor", "MitieEntityExtractor")
+
+
+def entity_granularity(project: Project) -> str | None:
+    """What the pipeline's learned entity extractors tag: ``"characters"`` when one of them
+    tags characters (the CRF's and DIET substitute's default ``granularity``, and
+    RegexEntityExtractor's annotation patterns), ``"tokens"``
+    when they all tag tokens, None when the pipeline learns no entities (or its
+    config.yml cannot be read: its own checks report that)."""
+    from bot.config import load_config
+    from bot.nlu.registry import component_class
+
+    try:
+        config = load_config(project.config_file, project.root)
+    except BotError:
+        return None
+    found: set[str] = set()
+    for spec in config.pipeline:
+        try:
+            cls = component_class(spec.name, project.root)
+        except Exception:  # a custom component that does not import
+            continue
+        name = getattr(cls, "name", spec.name)
+        options = {**getattr(cls, "defaults", {}), **spec.options}
+        if name == "RegexEntityExtractor" and options.get("use_annotations"):
+            # bankbot's annotation patterns: matched on characters, never inside a number
+            # or a Latin word (use_word_boundaries), as the CRF's units
+            found.add("characters")
+            continue
+        if name not in _LEARNED and spec.name not in _LEARNED:
+            continue
+        if not options.get("entity_recognition", True):
+            continue
+        found.add("characters" if options.get("granularity") == "characters" else "tokens")
+    if "characters" in found:
+        return "characters"
+    return "tokens" if found else None
+
+
 def check_alignment(data: TrainingData, project: Project) -> list[Problem]:
-    """Annotated spans must start and end on jieba token boundaries."""
+    """Annotated spans must start and end where the pipeline's entity extractor can tag.
+
+    A CRF on characters (the default of CRFEntityExtractor and the DIETClassifier substitute)
+    tags each Chinese character and each run of digits or Latin letters: ``[今天]天气`` is
+    fine, ``尾号12[34]`` (inside a number) is an error. With only token-based extractors
+    (``granularity: tokens``, MITIE) a span inside a jieba word is a warning, as Rasa warns
+    about a misaligned annotation at training. A pipeline that learns no entities is not
+    checked."""
+    from bot.nlu.crf_extractor import units
+    from bot.nlu.interfaces import Message
     from bot.nlu.tokenizer import JiebaTokenizer, dictionary_words
 
+    granularity = entity_granularity(project)
+    if granularity is None or not any(e.entities for e in data.examples):
+        return []
     tokenizer = JiebaTokenizer(
         {}, dictionary_words(data, project.root / "nlu_data" / "userdict.txt")
+    )
+    level: Literal["error", "warning"] = "error" if granularity == "characters" else "warning"
+    hint = (
+        "annotate whole numbers and Latin words (the entity extractor tags each Chinese "
+        "character and each run of digits or letters)"
+        if granularity == "characters"
+        else "annotate whole words, or add the entity text to nlu_data/userdict.txt"
     )
     problems = []
     for example in data.examples:
         if not example.entities:
             continue
         norm, offsets, _ = normalise(example.text)
-        tokens = tokenizer.tokenize(norm)
-        starts = {offsets[t.start] for t in tokens}
-        ends = {offsets[t.end - 1] + 1 for t in tokens}
+        message = Message(example.text, norm=norm, offsets=offsets)
+        message.tokens = tokenizer.tokenize(norm)
+        spans = units(message, granularity)
+        starts = {offsets[u.start] for u in spans}
+        ends = {offsets[u.end - 1] + 1 for u in spans}
         for ann in example.entities:
             if ann.start not in starts or ann.end not in ends:
                 words = [
                     example.text[offsets[t.start] : offsets[t.end - 1] + 1]
-                    for t in tokens
+                    for t in message.tokens
                     if offsets[t.start] < ann.end and offsets[t.end - 1] + 1 > ann.start
                 ]
                 problems.append(
                     Problem(
-                        "error",
+                        level,
                         f"annotation [{ann.text}]({ann.entity}) does not line up with the "
                         f"words {' / '.join(words)}",
-                        "annotate whole words, or add the entity text to nlu_data/userdict.txt",
+                        hint,
                         example.source,
                     )
                 )

@@ -73,3 +73,15 @@ def test_bot_test_nlu_prints_f1_per_extractor(tiny_model: Any, tmp_path: Path,
     assert "RegexEntityExtractor: entity F1" in printed
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert set(summary["entity_f1_per_extractor"]) == {"RegexEntityExtractor"}
+
+
+def test_a_role_and_the_same_span_without_one_count_once_in_the_combined_report() -> None:
+    """The parse result keeps a learned entity with a role beside the rule-based entity
+    without one on the same span (for the slot mappings); scored together they are one."""
+    example = Example("从上海到北京", "transfer", (FROM, TO))
+    result = NLUEvaluation([Prediction(example, "transfer", 0.9, "transfer", [
+        ent(1, 3, "CRFEntityExtractor", "from"), ent(1, 3, "RegexEntityExtractor"),
+        ent(4, 6, "CRFEntityExtractor", "to"), ent(4, 6, "RegexEntityExtractor"),
+    ])])
+    assert result.entity_report()["micro avg"]["f1-score"] == 1.0
+    assert result.entity_report("RegexEntityExtractor")["micro avg"]["precision"] == 0.0

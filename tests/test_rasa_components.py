@@ -298,8 +298,9 @@ def test_regex_entity_extractor_rasa_options(tmp_path: Path) -> None:
                     "- lookup: method\n  examples: |\n    - card\n    - Cash\n")
     nlu = trained([{"name": "WhitespaceTokenizer"}, {"name": "RegexEntityExtractor"}],
                   data, tmp_path, "en")
+    # matched without regard to case; the value is the text as written, as Rasa's
     assert [e["value"] for e in nlu.parse("CARD or discard or cash")["entities"]] == [
-        "card", "cash"]
+        "CARD", "cash"]
     strict = trained([{"name": "WhitespaceTokenizer"},
                       {"name": "RegexEntityExtractor", "case_sensitive": True,
                        "use_word_boundaries": False}], data, tmp_path, "en")
@@ -337,3 +338,107 @@ def test_bot_train_without_a_normaliser(tiny_project: Path) -> None:
     assert main(["train", "--project", str(tiny_project)]) == 0
     model = load_model(tiny_project / "models")
     assert model.nlu.parse("查下余额")["intent"]["name"] == "query_balance"
+
+
+# --- Rasa projects in English: roles beside rule-based entities, values as written, OOV ------
+
+EN_PIPELINE: list[dict[str, Any]] = [
+    {"name": "WhitespaceTokenizer"},
+    {"name": "CountVectorsFeaturizer"},
+    {"name": "CountVectorsFeaturizer", "analyzer": "char_wb", "min_ngram": 1, "max_ngram": 4},
+    {"name": "DIETClassifier", "epochs": 100},
+    {"name": "RegexEntityExtractor"},
+    {"name": "EntitySynonymMapper"},
+    {"name": "FallbackClassifier", "threshold": 0.3},
+]
+
+TRAVEL = """\
+- intent: book_flight
+  examples: |
+    - I want to fly from [Berlin]<dep> to [London]<dst>
+    - book a flight from [Paris]<dep> to [Rome]<dst>
+    - flight from [Madrid]<dep> to [Vienna]<dst>
+    - fly me to [London]<dst> from [Rome]<dep>
+    - I want to go to [Berlin]<dst> from [Madrid]<dep>
+    - get me a ticket from [Vienna]<dep> to [Paris]<dst>
+    - I need a flight to [NYC]<nyc>
+- intent: greet
+  examples: |
+    - hi
+    - hello
+    - hey there
+    - good morning
+    - hello there
+- intent: goodbye
+  examples: |
+    - bye
+    - goodbye
+    - see you later
+    - bye bye
+    - that's all, bye
+- synonym: New York
+  examples: |
+    - NYC
+""".replace("<dep>", '{"entity": "city", "role": "departure"}').replace(
+    "<dst>", '{"entity": "city", "role": "destination"}').replace(
+    "<nyc>", '{"entity": "city", "role": "destination", "value": "New York"}')
+
+
+@pytest.fixture(scope="module")
+def travel(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    tmp = tmp_path_factory.mktemp("travel")
+    return trained(EN_PIPELINE, nlu_data(tmp, TRAVEL), tmp, "en")
+
+
+def test_learned_roles_stay_beside_the_rule_based_entity(travel: Any) -> None:
+    """RegexEntityExtractor finds the annotated cities too; the CRF's entities with their
+    roles stay (a mapping with ``role`` takes them), the rule-based ones without a role too
+    (a mapping without one takes those), as Rasa keeps every extractor's entities."""
+    found = {(e["entity"], e.get("role"), e["value"], e["extractor"])
+             for e in travel.parse("I want to fly from Berlin to London")["entities"]}
+    assert ("city", "departure", "Berlin", "DIETClassifier") in found
+    assert ("city", "destination", "London", "DIETClassifier") in found
+    assert ("city", None, "Berlin", "RegexEntityExtractor") in found
+    nyc = travel.parse("I need a flight to NYC")["entities"]
+    assert {(e.get("role"), e["value"]) for e in nyc} == {("destination", "New York"),
+                                                          (None, "New York")}
+
+
+def test_learned_entity_without_role_is_still_replaced(tmp_path: Path) -> None:
+    from bot.nlu.entity_merge import add_learned, add_rule_based
+
+    message = Message("from Berlin")
+    rule = {"entity": "city", "start": 5, "end": 11, "value": "Berlin",
+            "extractor": "RegexEntityExtractor"}
+    learned = {**rule, "extractor": "DIETClassifier"}
+    add_rule_based(message, rule)
+    assert not add_learned(message, dict(learned))
+    assert add_learned(message, {**learned, "role": "departure"})
+    message = Message("from Berlin")
+    add_learned(message, dict(learned))
+    add_rule_based(message, dict(rule))
+    assert [e["extractor"] for e in message.entities] == ["RegexEntityExtractor"]
+
+
+def test_rule_based_values_keep_the_case_as_written(tmp_path: Path) -> None:
+    data = nlu_data(tmp_path, TRAVEL + "- lookup: city\n  examples: |\n    - berlin\n")
+    nlu = trained([{"name": "WhitespaceTokenizer"}, {"name": "CountVectorsFeaturizer"},
+                   {"name": "LogisticRegressionClassifier"}, {"name": "RegexEntityExtractor"}],
+                  data, tmp_path, "en")
+    values = [e["value"] for e in nlu.parse("fly from BERLIN to Rome or NYC")["entities"]]
+    assert values == ["BERLIN", "Rome", "New York"]  # a synonym gives its canonical value
+    zh = trained([{"name": "ChineseTextNormalizer"}, {"name": "WhitespaceTokenizer"},
+                  {"name": "CountVectorsFeaturizer"}, {"name": "LogisticRegressionClassifier"},
+                  {"name": "RegexEntityExtractor"}], data, tmp_path, "en")
+    # the normaliser lower-cases and turns full-width letters into ASCII: ASCII, as written
+    assert [e["value"] for e in zh.parse("fly to Ｒｏｍｅ")["entities"]] == ["Rome"]
+
+
+def test_a_message_of_unknown_words_gets_no_confident_intent(travel: Any) -> None:
+    gibberish = travel.parse("xqzt vbnm plok")
+    assert gibberish["intent"]["name"] == "nlu_fallback"
+    # [0] is nlu_fallback; three intents: near the uniform 1/3, and ambiguous
+    assert gibberish["intent_ranking"][1]["confidence"] < 0.4
+    assert travel.parse("helo")["intent"]["name"] == "greet"  # a typo of a training word
+    assert travel.parse("hello there")["intent"]["confidence"] > 0.8
+    assert travel.parse("bye Bob")["intent"]["name"] == "goodbye"  # one known word is enough

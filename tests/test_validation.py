@@ -161,3 +161,55 @@ def test_shipped_project_validates_without_errors(capsys: pytest.CaptureFixture[
     assert [str(p) for p in problems if p.level == "error"] == []
     assert main(["data", "validate", "--project", str(REPO)]) == 0
     assert "0 error(s)" in capsys.readouterr().out
+
+
+SUB_WORD = """\
+version: "3.1"
+nlu:
+- intent: request_weather
+  examples: |
+    - [今天](date_time)天气怎么样
+    - 查[明天](date_time)的
+"""
+
+
+def _with_pipeline(project: Path, extractor: str) -> Path:
+    (project / "nlu_data" / "weather.yml").write_text(SUB_WORD, encoding="utf-8")
+    domain = project / "domain.yml"
+    domain.write_text(domain.read_text(encoding="utf-8").replace(
+        "  - report_loss\n", "  - report_loss\n  - request_weather\n").replace(
+        "  - amount\n", "  - amount\n  - date_time\n"), encoding="utf-8")
+    config = project / "config.yml"
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        "  - name: RegexEntityExtractor\n", extractor), encoding="utf-8")
+    return project
+
+
+@pytest.mark.parametrize("extractor", [
+    "  - name: RegexEntityExtractor\n",
+    "  - name: DIETClassifier\n    epochs: 100\n",
+    "  - name: CRFEntityExtractor\n",
+])
+def test_sub_word_annotations_are_fine_for_character_extractors(
+    tiny_project: Path, extractor: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``[今天]天气`` (jieba's word 今天天气) is how Rasa users annotate Chinese; the CRF on
+    characters and the annotation patterns tag it."""
+    project = _with_pipeline(tiny_project, extractor)
+    problems = validate_project(Project(project))
+    assert [str(p) for p in problems if "line up" in p.message] == []
+    assert main(["data", "validate", "--project", str(project)]) == 0
+    assert "0 error(s)" in capsys.readouterr().out
+
+
+def test_sub_word_annotations_warn_with_token_based_extractors(tiny_project: Path) -> None:
+    project = _with_pipeline(tiny_project,
+                             "  - name: CRFEntityExtractor\n    granularity: tokens\n")
+    problems = [p for p in validate_project(Project(project)) if "line up" in p.message]
+    assert problems and all(p.level == "warning" for p in problems)
+    assert "[今天](date_time)" in problems[0].message
+
+
+def test_no_alignment_check_without_an_entity_extractor(tiny_project: Path) -> None:
+    project = _with_pipeline(tiny_project, "")
+    assert [p for p in validate_project(Project(project)) if "line up" in p.message] == []

@@ -203,7 +203,16 @@ def _gold(p: Prediction) -> set[tuple[str, int, int]]:
 
 def _found(p: Prediction, extractor: str | None) -> set[tuple[str, int, int]]:
     if extractor is None:
-        return {(_label(e["entity"], e.get("role")), e["start"], e["end"]) for e in p.entities}
+        # A learned entity with a role or group and a rule-based one without on the same
+        # span are one finding (bot.nlu.entity_merge keeps both for the slot mappings).
+        labelled = {(e["entity"], e["start"], e["end"]) for e in p.entities
+                    if e.get("role") or e.get("group")}
+        return {
+            (_label(e["entity"], e.get("role")), e["start"], e["end"])
+            for e in p.entities
+            if e.get("role") or e.get("group")
+            or (e["entity"], e["start"], e["end"]) not in labelled
+        }
     return {
         (_label(e["entity"], e.get("role")), e["start"], e["end"])
         for e in [*p.entities, *p.shadowed]

@@ -1,5 +1,14 @@
 """Intent classification: logistic regression over the sparse features, with
-temperature scaling fitted on out-of-fold scores so confidences are calibrated."""
+temperature scaling fitted on out-of-fold scores so confidences are calibrated.
+
+A message none of whose words the training data has (``xqzt vbnm plok``) is not confidently
+anything, as Rasa's DIET is not: character n-grams alone would still give the largest intent
+a confident score. When no word of the message is a training word (and no word with digits
+has the shape of one, ``QR4321`` as ``AB1234``), the confidences are drawn towards the
+uniform distribution by how little the words resemble training words (a typo such as
+``helo`` resembles ``hello`` and keeps its confidence); see ``word_evidence``. A message with
+one known word is scored as before.
+"""
 
 from __future__ import annotations
 
@@ -67,6 +76,72 @@ def fit_temperature(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(result.x)
 
 
+def _shape(word: str) -> str:
+    return "".join("d" if c.isdigit() else "A" if c.isupper() else "a" if c.isalpha() else c
+                   for c in word)
+
+
+def _bigrams(word: str) -> set[str]:
+    padded = f" {word} "
+    return {padded[i : i + 2] for i in range(len(padded) - 1)}
+
+
+class WordVocabulary:
+    """The training messages' words, to tell how far a new message is from all of them."""
+
+    def __init__(self, words: set[str] | None = None, shapes: set[str] | None = None) -> None:
+        self.words = words or set()
+        self.shapes = shapes or set()
+        self.chars = {c for w in self.words for c in w}
+        self._grams: list[tuple[str, set[str]]] | None = None
+
+    @staticmethod
+    def message_words(message: Message) -> list[str]:
+        """The message's tokens with a letter or a digit (punctuation says nothing)."""
+        texts = [t.text for t in message.tokens] if message.tokens else message.norm.split()
+        return [t for t in texts if any(c.isalnum() for c in t)]
+
+    @classmethod
+    def learn(cls, messages: list[Message]) -> WordVocabulary:
+        words = [w for m in messages for w in cls.message_words(m)]
+        return cls({w.lower() for w in words}, {_shape(w) for w in words if _has_digit(w)})
+
+    def known(self, word: str) -> bool:
+        return word.lower() in self.words or (_has_digit(word) and _shape(word) in self.shapes)
+
+    def resemblance(self, word: str) -> float:
+        """1 for a training word; for another word in [0, 1): a CJK word by the share of its
+        characters in training words, a Latin word by the best Dice coefficient of its
+        character bigrams with a training word's."""
+        low = word.lower()
+        if self.known(word):
+            return 1.0
+        if not low.isascii():
+            return sum(c in self.chars for c in low) / len(low)
+        if self._grams is None:
+            self._grams = [(w, _bigrams(w)) for w in sorted(self.words) if w.isascii()]
+        mine = _bigrams(low)
+        best = 0.0
+        for _, grams in self._grams:
+            shared = len(mine & grams)
+            if shared:
+                best = max(best, 2 * shared / (len(mine) + len(grams)))
+        return min(best, 0.99)
+
+    def word_evidence(self, message: Message) -> float:
+        """1 when a word of the message is a training word (or it has no words); else the
+        square of the mean resemblance of its words to training words (a word or two that
+        share a few letters with training words is still weak evidence)."""
+        words = self.message_words(message)
+        if not self.words or not words or any(self.known(w) for w in words):
+            return 1.0
+        return float(sum(self.resemblance(w) for w in words) / len(words)) ** 2
+
+
+def _has_digit(word: str) -> bool:
+    return any(c.isdigit() for c in word)
+
+
 class LogisticRegressionClassifier(Component):
     name = "LogisticRegressionClassifier"
     defaults: ClassVar[dict[str, Any]] = {
@@ -88,6 +163,7 @@ class LogisticRegressionClassifier(Component):
         self.model = model
         self.temperature = temperature
         self.labels: list[str] = []
+        self.vocabulary = WordVocabulary()
         self._coef_t = np.zeros((0, 0))
         self._intercept = np.zeros(0)
         if model is not None:
@@ -126,8 +202,13 @@ class LogisticRegressionClassifier(Component):
 
     def train(self, data: TrainingData, messages: list[Message]) -> None:
         self.fit([m.features for m in messages], [e.base_intent for e in data.examples])
+        self.learn_words(messages)
         for message in messages:
             self.process(message)
+
+    def learn_words(self, messages: list[Message]) -> None:
+        """Remember the training messages' words (see ``WordVocabulary``)."""
+        self.vocabulary = WordVocabulary.learn(messages)
 
     def fit(self, rows: list[list[SparseFeatures]], targets: list[str]) -> None:
         """Learn ``targets`` (one label per row of features), with calibration."""
@@ -173,13 +254,19 @@ class LogisticRegressionClassifier(Component):
             message.intent = None
             message.intent_ranking = []
             return
-        ranking = self.rank(message.features)
+        ranking = self.rank(message.features, self.vocabulary.word_evidence(message))
         message.intent = dict(ranking[0])
         message.intent_ranking = ranking
 
-    def rank(self, features: list[SparseFeatures]) -> list[dict[str, Any]]:
-        """``[{"name", "confidence"}, ...]`` best first, ``ranking_length`` long (0: all)."""
+    def rank(
+        self, features: list[SparseFeatures], evidence: float = 1.0
+    ) -> list[dict[str, Any]]:
+        """``[{"name", "confidence"}, ...]`` best first, ``ranking_length`` long (0: all).
+        ``evidence`` below 1 mixes the probabilities with the uniform distribution (weight
+        ``1 - evidence``): the order stays, the confidence drops."""
         probs = _softmax(self.scores(features), self.temperature)
+        if evidence < 1.0:
+            probs = evidence * probs + (1.0 - evidence) / len(probs)
         length = int(self.config["ranking_length"]) or len(probs)
         order = np.argsort(-probs)[:length].tolist()
         values = probs.tolist()  # Python floats: float(probs[i]) without a NumPy scalar each
@@ -191,8 +278,18 @@ class LogisticRegressionClassifier(Component):
         (directory / "calibration.json").write_text(
             json.dumps({"temperature": self.temperature}), encoding="utf-8"
         )
+        (directory / "words.json").write_text(
+            json.dumps({"words": sorted(self.vocabulary.words),
+                        "shapes": sorted(self.vocabulary.shapes)}, ensure_ascii=False),
+            encoding="utf-8",
+        )
 
     @classmethod
     def load(cls, directory: Path, config: dict[str, Any]) -> Self:
         calibration = json.loads((directory / "calibration.json").read_text(encoding="utf-8"))
-        return cls(config, joblib.load(directory / "model.joblib"), calibration["temperature"])
+        loaded = cls(config, joblib.load(directory / "model.joblib"), calibration["temperature"])
+        words = directory / "words.json"
+        if words.is_file():  # models trained before it have none: scored as before
+            payload = json.loads(words.read_text(encoding="utf-8"))
+            loaded.vocabulary = WordVocabulary(set(payload["words"]), set(payload["shapes"]))
+        return loaded

@@ -99,6 +99,7 @@ class DIETClassifier(Component):
         if self.config["entity_recognition"]:
             self.crf.train(data, messages)  # also tags the messages
         if self.config["intent_classification"]:
+            self.classifier.learn_words(messages)
             for message in messages:
                 self.classifier.process(message)
 

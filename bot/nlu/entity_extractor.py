@@ -5,6 +5,10 @@ patterns (with the canonical value as the pattern id); the NLU data's ``regex`` 
 become a regex matcher component on the same pipeline. The blank ``zh`` pipeline segments
 by character, so every regex match lines up with tokens. Overlaps keep the longest span.
 A regex may mark the entity part with a named group ``(?P<value>...)``.
+
+An entity's value is the matched text as written (``Berlin`` for ``Berlin``, as Rasa's), with
+the normaliser's width and script changes (``１２３４`` gives ``1234``) but not its
+lower-casing; a synonym (or an annotation's ``value``) gives its canonical value instead.
 """
 
 from __future__ import annotations
@@ -238,8 +242,15 @@ class RegexEntityExtractor(Component):
         ]
 
     def process(self, message: Message) -> None:
-        for label, value, start, end in self.extract(ensure_norm(message)):
+        norm = ensure_norm(message)
+        lower = not self.config["case_sensitive"]
+        for label, value, start, end in self.extract(norm):
             o_start, o_end = message.original_span(start, end)
+            matched = norm[start:end]
+            if value == matched or (lower and value == matched.lower()):
+                # No synonym: the value is the text as written (Rasa's), normalised but in
+                # the customer's case; a synonym's canonical value is kept as given.
+                value = message.written(start, end)
             add_rule_based(
                 message,
                 {

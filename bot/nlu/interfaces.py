@@ -56,6 +56,22 @@ class Message:
         o_end = self.offsets[end - 1] + 1 if end > start else o_start
         return o_start, o_end
 
+    def written(self, start: int, end: int) -> str:
+        """``norm[start:end]`` with each letter in the case the customer wrote it: the
+        normaliser's other changes (full-width to ASCII, Traditional to Simplified, one space
+        for a run of whitespace) stay, lower-casing is undone (``Berlin``, not ``berlin``)."""
+        span = self.norm[start:end]
+        if not self.offsets:
+            return span
+        chars = []
+        for i, ch in enumerate(span, start):
+            original = self.text[self.offsets[i]] if self.offsets[i] < len(self.text) else ch
+            code = ord(original)
+            if 0xFF01 <= code <= 0xFF5E:  # full-width form of an ASCII character
+                original = chr(code - 0xFEE0)
+            chars.append(original if original != ch and original.lower() == ch else ch)
+        return "".join(chars)
+
     def parse_result(self) -> dict[str, Any]:
         """The ``/model/parse`` JSON of rasa-compat.md."""
         result: dict[str, Any] = {
