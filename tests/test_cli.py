@@ -291,6 +291,17 @@ def test_bot_run_takes_rasas_http_api_flags(argv: list[str]) -> None:
         assert args.jwt_method == "HS256" and args.auth_token is None
 
 
+def test_bot_run_takes_rasas_logging_flags() -> None:
+    import logging
+
+    parse = build_parser().parse_args
+    assert parse(["run", "--debug", "--port", "1"]).log_level == logging.DEBUG
+    assert parse(["run", "-vv"]).log_level == logging.DEBUG
+    assert parse(["run", "-v", "--enable-api", "--cors", "*"]).log_level == logging.INFO
+    assert parse(["run", "--log-file", "x.log"]).log_file == "x.log"
+    assert parse(["run"]).log_level is None
+
+
 def test_bot_run_cors_and_the_actions_target() -> None:
     args = build_parser().parse_args(["run", "--cors", "*", "--port", "2"])
     assert args.cors == ["*"] and args.server_port == 2 and args.run_target is None

@@ -4,6 +4,7 @@ action server for the project's ``actions/`` package or ``actions.py`` module.""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from typing import Any
 
@@ -41,6 +42,15 @@ def register(sub: Any) -> None:
                      help="JWT algorithm of --jwt-secret (default HS256)")
     api.add_argument("--cors", metavar="ORIGIN", nargs="*", action="extend", default=None,
                      help="origins browsers may call the server from ('*': any)")
+    logs = run.add_argument_group("logging (as Rasa's flags)")
+    logs.add_argument("-v", "--verbose", dest="log_level", action="store_const",
+                      const=logging.INFO, default=None, help="log at INFO level")
+    logs.add_argument("-vv", "--debug", dest="log_level", action="store_const",
+                      const=logging.DEBUG, help="log at DEBUG level")
+    logs.add_argument("--quiet", dest="log_level", action="store_const",
+                      const=logging.WARNING, help="log warnings and errors only")
+    logs.add_argument("--log-file", metavar="FILE", default=None,
+                      help="write the log to FILE instead of standard error")
     run.set_defaults(handler=run_server)
     run_sub = run.add_subparsers(dest="run_target", metavar="TARGET")
     actions = run_sub.add_parser(
@@ -66,6 +76,9 @@ def run_server(args: argparse.Namespace) -> int:
     from bot.server.run import serve
     from bot.server.settings import load_settings, with_overrides
 
+    if args.log_level is not None or args.log_file:
+        logging.basicConfig(level=args.log_level or logging.INFO, filename=args.log_file,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     project = project_from_args(args)
     export_paths(project)  # the workers get the folder only
     settings = load_settings(project)
