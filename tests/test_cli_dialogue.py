@@ -266,3 +266,29 @@ def test_visualize_dot_only(project: Path, tmp_path: Path) -> None:
     assert main(["visualize", "--project", str(project), "--dot", str(dot), "--out", str(png),
                  "--no-png"]) == 0
     assert dot.is_file() and not png.exists()
+
+
+INTENT_ONLY = """\
+version: "3.1"
+stories:
+- story: card lost, written without the text
+  steps:
+  - intent: report_loss
+    entities:
+    - card_last4: "4321"
+  - action: utter_loss
+  - slot_was_set:
+    - card_last4: "4321"
+"""
+
+
+def test_core_story_without_text_takes_the_steps_entities(project: Path, tmp_path: Path) -> None:
+    """``- intent:`` with ``entities:`` and no ``user:`` text: the message carries them."""
+    stories = tmp_path / "intent_only.yml"
+    stories.write_text(INTENT_ONLY, encoding="utf-8")
+    out = tmp_path / "results"
+    code = main(["test", "core", "--project", str(project), "--stories", str(stories),
+                 "--out", str(out)])
+    report = json.loads((out / "story_report.json").read_text(encoding="utf-8"))
+    assert code == 0, report["stories"]
+    assert report["stories"][0]["transcript"][0]["bot"] == ["请拨打热线挂失尾号4321的卡"]

@@ -139,6 +139,12 @@ async def run_story(
             return fail("a test story must start with a user message")
         text = opener.text if opener.text is not None else f"/{opener.intent}"
         parse = processor.parse(text)
+        if opener.text is None and opener.entities:
+            # "- intent: book_flight" with "entities:" (no text): the message has them, with
+            # their roles and groups, as Rasa tests such a story
+            parse["entities"] = [
+                dict(e) for e in opener.entities if e.get("value") is not None
+            ]
         predicted_intent = _full_intent(parse, opener.intent)
         if opener.intent is not None and predicted_intent != opener.intent:
             result.intent_errors.append(
