@@ -16,6 +16,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# tests/rasa_projects/ holds Rasa 3.x projects used as data by test_rasa_projects.py: their
+# actions.py / actions/ must not be imported and their tests/ folders hold Rasa test stories.
+collect_ignore = ["rasa_projects"]
+
 TINY_FILES = {
     "config.yml": """\
 language: zh
