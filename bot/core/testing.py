@@ -6,9 +6,10 @@ used, so one NLU miss does not hide the dialogue result), the actions the assist
 are compared with the story's actions, and ``slot_was_set`` / ``active_loop`` steps are
 checked against the tracker at the end of the turn or the events of the turn (a form that
 the message opens and fills is active, then not, in one turn). A retrieval intent is
-compared as Rasa writes it, ``chitchat/ask_name``, with the ResponseSelector's choice. Extensions: story ``metadata: {customer_id: C1001}`` makes
-the conversation verified; ``- wait: SECONDS`` moves the clock on; ``- resume: true``
-hands a paused conversation back to the bot.
+compared as Rasa writes it, ``chitchat/ask_name``, with the ResponseSelector's choice.
+Extensions: story ``metadata: {customer_id: C1001}`` makes the conversation verified;
+``- wait: SECONDS`` moves the clock on; ``- resume: true`` hands a paused conversation
+back to the bot.
 """
 
 from __future__ import annotations
