@@ -84,9 +84,11 @@ def chinese_pipeline(project_root: Path | None) -> tuple[ComponentSpec, ...]:
         _spec("TfidfVectorsFeaturizer", analyzer="word", min_ngram=1, max_ngram=1),
         _spec("TfidfVectorsFeaturizer", analyzer="char", min_ngram=1, max_ngram=3),
         _spec("LogisticRegressionClassifier", C=50),
+        _spec("CRFEntityExtractor"),  # learns [text](entity) annotations, roles and groups
         _spec("RegexEntityExtractor"),
         _spec("EntitySynonymMapper"),
         _spec("EntityValueNormalizer"),
+        _spec("ResponseSelector"),  # retrieval intents such as chitchat/whoyouare
         _spec("FallbackClassifier", threshold=0.4, ambiguity_threshold=0.1),
     ]
     if has(SENTIMENT_DATA):

@@ -5,6 +5,7 @@ policy names, retrieval intents, ``tests/test_stories.yml`` and ``actions.py`` a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from collections.abc import Iterator
@@ -420,6 +421,82 @@ def test_zh_default_pipeline_uses_project_files_only_when_present(tmp_path: Path
     assert config.pipeline[1].options == {"dictionary_path": "nlu_data/userdict.txt"}
     assert config.pipeline[-1] == ComponentSpec("SentimentAnalyzer",
                                                 {"data_path": "sentiment/train.yml"})
+
+
+ZH_DEFAULT_PROJECT = {
+    "config.yml": "language: zh\npipeline:\npolicies:\n",
+    "domain.yml": """version: "3.1"
+intents: [greet, ask_weather, chitchat]
+entities: [address]
+responses:
+  utter_greet: [{text: 你好}]
+  utter_weather: [{text: "{address}的天气晴"}]
+  utter_chitchat/whoyouare: [{text: 我是小助手}]
+  utter_chitchat/ask_age: [{text: 我还很年轻}]
+slots:
+  address: {type: text, mappings: [{type: from_entity, entity: address}]}
+""",
+    "data/nlu.yml": """version: "3.1"
+nlu:
+- intent: greet
+  examples: |
+    - 你好
+    - 您好
+    - 早上好
+    - 嗨
+- intent: ask_weather
+  examples: |
+    - [上海](address)的天气
+    - [北京](address)天气怎么样
+    - 查一下[广州](address)的天气
+    - [深圳](address)今天天气
+    - [杭州](address)会下雨吗
+    - [南京](address)天气如何
+    - 我想知道[成都](address)的天气
+    - [武汉](address)热不热
+- intent: chitchat/whoyouare
+  examples: |
+    - 你是谁
+    - 你是什么
+    - 你是机器人吗
+    - 介绍一下你自己
+- intent: chitchat/ask_age
+  examples: |
+    - 你几岁了
+    - 你多大了
+    - 你的年龄是多少
+    - 你多少岁
+rules:
+- rule: weather
+  steps:
+  - intent: ask_weather
+  - action: utter_weather
+- rule: chitchat
+  steps:
+  - intent: chitchat
+  - action: utter_chitchat
+""",
+}
+
+
+def test_zh_default_pipeline_learns_entities_and_retrieval_intents(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An empty pipeline in a zh project still learns [上海](address) annotations (CRF) and
+    answers retrieval intents (ResponseSelector), as Rasa's default would."""
+    root = write(tmp_path, ZH_DEFAULT_PROJECT)
+    assert main(["train", "--project", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "CRFEntityExtractor" in out and "ResponseSelector" in out
+    agent = Agent.load(Project(root), use_executor=False)
+    parsed = agent.model.nlu.parse("厦门的天气")
+    assert [(e["entity"], e["value"]) for e in parsed["entities"]] == [("address", "厦门")]
+    assert parsed["response_selector"]["all_retrieval_intents"] == ["chitchat"]
+    async def chat() -> list[list[dict[str, Any]]]:
+        return [await agent.handle_text(text, "u1") for text in ("厦门的天气", "你是谁")]
+
+    weather, who = asyncio.run(chat())
+    assert [m["text"] for m in weather] == ["厦门的天气晴"]
+    assert [m["text"] for m in who] == ["我是小助手"]
 
 
 def test_other_languages_get_rasas_default_pipeline(tmp_path: Path) -> None:
