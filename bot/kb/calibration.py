@@ -22,9 +22,19 @@ FEATURES = (
     "lexical_gap",
     "classifier",  # entry-id classifier probability (0 without a classifier)
     "classifier_gap",
-    "answer_lexical",  # BM25 of the entry's answer text, normalised like lexical
+    "answer_lexical",  # BM25 of the entry's category + answer text, normalised like lexical
     "answer_lexical_gap",
+    "answer_dense",  # cosine between the query and the entry's category + answer
+    "answer_dense_gap",
+    # The same evidence for entries with few paraphrases: × (1 − share), where share in
+    # [0, 1] grows with the entry's number of similar questions (see paraphrase_share).
+    "dense_few",
+    "lexical_few",
+    "answer_lexical_few",
+    "answer_dense_few",
+    "classifier_many",  # classifier × share: trusted where it had paraphrases to learn from
 )
+SHARE_FULL = 8  # similar questions at which an entry counts as fully paraphrased
 CALIBRATOR_FILE = "calibrator.json"
 # Used when the KB has too few paraphrases to hold some out (a hand-set prior in the range of
 # what fitting gives on KBs of a few dozen entries).
@@ -37,27 +47,133 @@ DEFAULT_WEIGHTS = {
     "classifier_gap": 3.0,
     "answer_lexical": 2.0,
     "answer_lexical_gap": 2.0,
+    "answer_dense": 1.0,
+    "answer_dense_gap": 1.0,
+    "dense_few": 1.0,
+    "lexical_few": 1.0,
+    "answer_lexical_few": 1.0,
+    "answer_dense_few": 1.0,
+    "classifier_many": 0.0,
 }
 DEFAULT_BIAS = -4.0
 
 
+def paraphrase_share(similar_counts: np.ndarray) -> np.ndarray:
+    """Per entry, in [0, 1]: 0 without similar questions, 1 from :data:`SHARE_FULL` on."""
+    share = np.log1p(similar_counts) / np.log1p(SHARE_FULL)
+    out: np.ndarray = np.clip(share, 0.0, 1.0).astype(np.float32)
+    return out
+
+
 def feature_matrix(
-    dense: np.ndarray, lexical: np.ndarray, classifier: np.ndarray, answer: np.ndarray
+    dense: np.ndarray,
+    lexical: np.ndarray,
+    classifier: np.ndarray,
+    answer: np.ndarray,
+    answer_dense: np.ndarray | None = None,
+    share: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``(candidates, len(FEATURES))`` float32 from the four raw scores per candidate."""
+    """``(candidates, len(FEATURES))`` float32 from the raw scores per candidate and the
+    candidates' paraphrase share (1 when not given)."""
     if dense.size == 0:
         return np.zeros((0, len(FEATURES)), np.float32)
+    if answer_dense is None:
+        answer_dense = np.zeros_like(dense)
+    if share is None:
+        share = np.ones_like(dense)
     cols = []
-    for raw in (dense, lexical, classifier, answer):
+    for raw in (dense, lexical, classifier, answer, answer_dense):
         cols += [raw, raw - raw.max()]
+    few = 1.0 - share
+    cols += [dense * few, lexical * few, answer * few, answer_dense * few, classifier * share]
     return np.stack(cols, axis=1).astype(np.float32)
 
 
+def reliability(
+    confidence: np.ndarray, correct: np.ndarray, bins: int = 10
+) -> dict[str, Any]:
+    """Predicted vs actual accuracy per confidence bin and the expected calibration error
+    (ECE: the bins' |predicted − actual| weighted by their share of the queries)."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    rows = []
+    ece = 0.0
+    n = max(int(confidence.size), 1)
+    for b in range(bins):
+        inside = which == b
+        count = int(inside.sum())
+        if not count:
+            continue
+        predicted = float(confidence[inside].mean())
+        actual = float(correct[inside].mean())
+        ece += count / n * abs(predicted - actual)
+        rows.append({
+            "bin": f"{edges[b]:.1f}-{edges[b + 1]:.1f}", "n": count,
+            "predicted": round(predicted, 3), "actual": round(actual, 3),
+        })
+    return {"queries": int(confidence.size), "ece": round(ece, 4), "bins": rows}
+
+
+def format_reliability(report: dict[str, Any]) -> str:
+    """A few lines for the terminal."""
+    if not report.get("queries"):
+        return "calibration: no held-out questions (default weights)"
+    lines = [
+        f"calibration on {report['queries']} held-out questions ({report.get('kind', '')}): "
+        f"ECE {report['ece']:.3f}",
+        "  score bin   n     predicted  actual",
+    ]
+    for row in report["bins"]:
+        lines.append(
+            f"  {row['bin']:<10} {row['n']:<5} {row['predicted']:<10.3f} {row['actual']:.3f}"
+        )
+    return "\n".join(lines)
+
+
 class Calibrator:
-    def __init__(self, weights: np.ndarray, bias: float, fitted_on: int = 0):
+    def __init__(
+        self,
+        weights: np.ndarray,
+        bias: float,
+        fitted_on: int = 0,
+        report: dict[str, Any] | None = None,
+    ):
         self.weights = weights.astype(np.float32)
         self.bias = float(bias)
         self.fitted_on = fitted_on
+        self.report: dict[str, Any] = report or {"queries": 0}
+
+    @classmethod
+    def fit_checked(
+        cls, xs: list[np.ndarray], ys: list[np.ndarray], kind: str = ""
+    ) -> Calibrator:
+        """Fit on the candidates of held-out queries (one ``(x, y)`` pair per query) and
+        measure its calibration honestly: a model fitted on three quarters of the queries
+        scores the other quarter, whose top candidates' scores against whether they were
+        right give the reliability report (:func:`reliability`); the model kept is then
+        fitted on all queries."""
+        queries = len(xs)
+        fitted = cls.fit(np.vstack(xs), np.concatenate(ys), queries) if xs else cls.default()
+        if fitted.fitted_on == 0:
+            return fitted
+        test = np.arange(queries) % 4 == 0
+        train = np.flatnonzero(~test)
+        part = cls.fit(
+            np.vstack([xs[i] for i in train]), np.concatenate([ys[i] for i in train]),
+            int(train.size),
+        )
+        confidence, correct = [], []
+        for i in np.flatnonzero(test).tolist():
+            if xs[i].shape[0] == 0:
+                continue
+            scores = part(xs[i])
+            top = int(np.argmax(scores))
+            confidence.append(float(scores[top]))
+            correct.append(float(ys[i][top]))
+        report = reliability(np.asarray(confidence), np.asarray(correct))
+        report["kind"] = kind
+        fitted.report = report
+        return fitted
 
     @classmethod
     def default(cls) -> Calibrator:
@@ -101,6 +217,7 @@ class Calibrator:
             "weights": [round(float(w), 6) for w in self.weights],
             "bias": round(self.bias, 6),
             "fitted_on_queries": self.fitted_on,
+            "reliability": self.report,
         }
 
     def save(self, directory: Path) -> None:
@@ -111,4 +228,7 @@ class Calibrator:
         data = json.loads((directory / CALIBRATOR_FILE).read_text(encoding="utf-8"))
         if tuple(data["features"]) != FEATURES:
             raise ValueError("calibrator features changed; rebuild the knowledge base")
-        return cls(np.asarray(data["weights"]), data["bias"], data.get("fitted_on_queries", 0))
+        return cls(
+            np.asarray(data["weights"]), data["bias"], data.get("fitted_on_queries", 0),
+            data.get("reliability"),
+        )

@@ -116,10 +116,12 @@ class Components:
     embedder: Embedder
     dense: DenseIndex
     bm25: BM25
-    answers: BM25
+    answers: BM25  # over each entry's category + answer
     classifier: EntryClassifier | None
     calibrator: Calibrator
     settings: KBSettings
+    answer_vectors: np.ndarray  # (entries, dim) float32: embedded category + answer
+    share: np.ndarray  # (entries,) float32 paraphrase share (calibration.paraphrase_share)
 
 
 @dataclass(frozen=True)
@@ -210,7 +212,10 @@ class Retriever:
             else np.zeros(candidates.size, np.float32)
         )
         answer = p.answers.score_rows(la, candidates)
-        features = feature_matrix(dense, lexical, clf_scores, answer)
+        answer_dense = (p.answer_vectors[candidates] @ qv) * math.sqrt(dense_coverage)
+        features = feature_matrix(
+            dense, lexical, clf_scores, answer, answer_dense, p.share[candidates]
+        )
         scores = cal(features)
         order = np.lexsort((-dense, -scores))
         return Scored(candidates[order], features[order], scores[order])

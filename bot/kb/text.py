@@ -1,5 +1,6 @@
-"""Query and question text for retrieval: normalised (full-width, Traditional, case), jieba
-words (search mode, so long words also yield their parts) and character n-grams."""
+"""Query and question text for retrieval: normalised (full-width, Traditional, case, Chinese
+numerals), jieba words (search mode, so long words also yield their parts) expanded with
+bank-domain synonyms (:mod:`bot.kb.synonyms`), and character n-grams."""
 
 from __future__ import annotations
 
@@ -46,15 +47,47 @@ def _t2s() -> Any:
     return opencc.OpenCC("t2s")
 
 
+# A run of Chinese numerals that is a number: with a magnitude (十百千万亿), or one digit
+# before a unit. 一 in words such as 一般 or 一心一意 and ranges such as 七八个 stay.
+_NUMERAL = "零〇一二两三四五六七八九十百千万亿"
+_UNITS = "天日号月年周个次笔张元块角分秒岁位台点倍成万千百小"
+_NUMBER_RUN = re.compile(
+    rf"(?<![{_NUMERAL}])([{_NUMERAL}]*[十百千万亿][{_NUMERAL}]*(?!分(?!钟))"
+    rf"|[二两三四五六七八九](?=[{_UNITS}])|一(?=[天日号月年周个次笔张元块岁位台]))"
+    rf"(?![{_NUMERAL}])"
+)
+
+
+def _arabic(match: re.Match[str]) -> str:
+    import cn2an
+
+    run = match.group(0)
+    if run[0] in "十百千万亿" and run[0] != "十":  # 万一, 千万别: not a number
+        return run
+    try:
+        value = cn2an.cn2an(run, "smart")
+    except (ValueError, KeyError, IndexError):
+        return run
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def fold_numbers(text: str) -> str:
+    """Chinese numerals → Arabic digits (``五万`` → ``50000``, ``三天`` → ``3天``), so a
+    question and a query agree however the amount is written."""
+    return _NUMBER_RUN.sub(_arabic, text) if not text.isascii() else text
+
+
 def normalise_text(text: str) -> str:
     """Full-width → half-width, invisible characters dropped, lower case, one space between
-    words, Traditional → Simplified (same rules as the NLU normaliser, without offsets)."""
+    words, Traditional → Simplified (same rules as the NLU normaliser, without offsets), then
+    Chinese numerals → digits."""
     text = _INVISIBLE.sub("", text.translate(_WIDTH)).lower()
     text = " ".join(text.split())
     if text and not text.isascii():
         converted = _t2s().convert(text)
         if len(converted) == len(text):
             text = converted
+        text = fold_numbers(text)
     return str(text)
 
 
@@ -72,14 +105,25 @@ class Analysed:
 
 
 class TextAnalyzer:
-    """Shared by build and search so both see exactly the same tokens."""
+    """Shared by build and search so both see exactly the same tokens.
 
-    def __init__(self, user_words: list[str] | None = None):
-        self.user_words = sorted({w.strip().lower() for w in user_words or [] if w.strip()})
-        self._tok = _jieba(tuple(self.user_words))
+    ``synonyms`` maps a word to its group's canonical word (:mod:`bot.kb.synonyms`): every
+    word of a group is also a jieba word, and a text holding one gets the canonical word
+    appended once (query and document expansion alike, so 贷记卡 meets 信用卡)."""
+
+    def __init__(
+        self, user_words: list[str] | None = None, synonyms: dict[str, str] | None = None
+    ):
+        self.synonyms = {k: v for k, v in (synonyms or {}).items() if k != v}
+        words = {w.strip().lower() for w in user_words or [] if w.strip()}
+        self.user_words = sorted(words)
+        phrases = {w for w in {*self.synonyms, *self.synonyms.values()} if " " not in w}
+        self._tok = _jieba(tuple(sorted(words | phrases)))
 
     @classmethod
-    def with_dictionary(cls, path: Path | None) -> TextAnalyzer:
+    def with_dictionary(
+        cls, path: Path | None, synonyms: dict[str, str] | None = None
+    ) -> TextAnalyzer:
         """Also knows the words of a jieba user dictionary (``word [freq]`` per line)."""
         words = []
         if path is not None and path.is_file():
@@ -87,11 +131,30 @@ class TextAnalyzer:
                 parts = line.split()
                 if parts and not line.startswith("#"):
                     words.append(parts[0].lower())
-        return cls(words)
+        return cls(words, synonyms)
+
+    def key(self) -> str:
+        """What the tokens depend on besides the text (for caches of analysed text)."""
+        import hashlib
+
+        digest = hashlib.sha256("\n".join(self.user_words).encode())
+        digest.update(repr(sorted(self.synonyms.items())).encode())
+        return digest.hexdigest()[:32]
+
+    def plain_words(self, norm: str) -> list[str]:
+        """The words of normalised text without overlaps (jieba's precise mode)."""
+        return [w for w in self._tok.cut(norm, HMM=False) if _WORD.search(w)]
 
     def analyse(self, text: str) -> Analysed:
         norm = normalise_text(text)
         words = [w for w in self._tok.cut_for_search(norm, HMM=False) if _WORD.search(w)]
+        if self.synonyms:
+            present = set(words)
+            for word in list(words):
+                canonical = self.synonyms.get(word)
+                if canonical is not None and canonical not in present:
+                    present.add(canonical)
+                    words.append(canonical)
         return Analysed(norm, " ".join(words), _NON_WORD.sub("", norm))
 
 
