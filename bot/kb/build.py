@@ -440,11 +440,7 @@ def build_components(
     if use_classifier:
         if progress:
             progress("classifier", 0, 1)
-        parts.classifier = EntryClassifier.fit(
-            [*variant_docs, *answer_docs],
-            np.concatenate([variant_entry, np.arange(len(entries))]),
-            len(entries),
-        )
+        parts.classifier = EntryClassifier.fit(variant_docs, variant_entry, len(entries))
     facts = {
         "entries": len(entries),
         "variants": len(variants),
@@ -502,9 +498,7 @@ def _calibrate(
             keep = np.flatnonzero(train_rows)
             ok = np.flatnonzero(~np.isin(np.arange(len(entries)), split.gap))
             fold = EntryClassifier.fit(
-                [*(variant_docs[i] for i in keep), *(answer_docs[i] for i in ok)],
-                np.concatenate([variant_entry[keep], ok]),
-                len(entries),
+                [variant_docs[i] for i in keep], variant_entry[keep], len(entries)
             )
         mask = np.ones(len(entries), bool)
         mask[split.gap] = False
