@@ -20,19 +20,20 @@ FEATURES = (
     "dense_gap",  # dense minus the best dense of all candidates (≤ 0)
     "lexical",  # best BM25 of a variant, divided by the query terms' total idf
     "lexical_gap",
-    "classifier",  # entry-id classifier probability (0 without a classifier)
+    "classifier",  # cosine to the entry's centroid (classifier.py) × share (see below)
     "classifier_gap",
     "answer_lexical",  # BM25 of the entry's category + answer text, normalised like lexical
     "answer_lexical_gap",
     "answer_dense",  # cosine between the query and the entry's category + answer
     "answer_dense_gap",
-    # The same evidence for entries with few paraphrases: × (1 − share), where share in
-    # [0, 1] grows with the entry's number of similar questions (see paraphrase_share).
+    # The evidence for entries with few paraphrases: × (1 − share), where share in [0, 1]
+    # grows with the entry's number of similar questions (paraphrase_share). The classifier
+    # counts × share only: an entry without paraphrases has nothing for it to learn from.
     "dense_few",
     "lexical_few",
+    "lexical_gap_few",
     "answer_lexical_few",
     "answer_dense_few",
-    "classifier_many",  # classifier × share: trusted where it had paraphrases to learn from
 )
 SHARE_FULL = 8  # similar questions at which an entry counts as fully paraphrased
 CALIBRATOR_FILE = "calibrator.json"
@@ -50,10 +51,10 @@ DEFAULT_WEIGHTS = {
     "answer_dense": 1.0,
     "answer_dense_gap": 1.0,
     "dense_few": 1.0,
-    "lexical_few": 1.0,
+    "lexical_few": 2.0,
+    "lexical_gap_few": 2.0,
     "answer_lexical_few": 1.0,
-    "answer_dense_few": 1.0,
-    "classifier_many": 0.0,
+    "answer_dense_few": 0.5,
 }
 DEFAULT_BIAS = -4.0
 
@@ -84,8 +85,10 @@ def feature_matrix(
     cols = []
     for raw in (dense, lexical, classifier, answer, answer_dense):
         cols += [raw, raw - raw.max()]
+    cols[4] = cols[4] * share
+    cols[5] = cols[5] * share
     few = 1.0 - share
-    cols += [dense * few, lexical * few, answer * few, answer_dense * few, classifier * share]
+    cols += [dense * few, lexical * few, cols[3] * few, answer * few, answer_dense * few]
     return np.stack(cols, axis=1).astype(np.float32)
 
 

@@ -69,8 +69,16 @@ class EntryClassifier:
         scores = np.zeros(self.n_entries, np.float32)
         norm = float(np.linalg.norm(values)) if cols.size else 0.0
         if norm and self.classes.size:
-            cosine = self.weights[cols].T @ (values / norm)
-            scores[self.classes] = np.maximum(np.asarray(cosine, np.float32).ravel(), 0.0)
+            w = self.weights  # gather the query's rows of the CSR matrix by hand: no slicing
+            starts, ends = w.indptr[cols], w.indptr[cols + 1]
+            lengths = ends - starts
+            first = np.cumsum(lengths) - lengths
+            at = np.repeat(starts - first, lengths) + np.arange(int(lengths.sum()))
+            weight = np.repeat(values / norm, lengths)
+            cosine = np.bincount(
+                w.indices[at], weights=w.data[at] * weight, minlength=self.classes.size
+            )
+            scores[self.classes] = np.maximum(cosine, 0.0)
         return scores, coverage
 
     def save(self, directory: Path) -> None:

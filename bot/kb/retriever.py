@@ -155,7 +155,7 @@ class Retriever:
         clf = classifier if classifier is not None else p.classifier
         cal = calibrator if calibrator is not None else p.calibrator
         qv, dense_coverage = p.embedder.encode_query(q)
-        lq = p.bm25.query(q.word_list())
+        lq = p.bm25.query(q.lexical_terms())
         probs, clf_coverage = clf.predict(q) if clf is not None else (None, 0.0)
 
         mask = active.mask if active is not None else None

@@ -58,14 +58,19 @@ _NUMBER_RUN = re.compile(
 )
 
 
-def _arabic(match: re.Match[str]) -> str:
-    import cn2an
+@lru_cache(maxsize=1)
+def _cn2an() -> Any:
+    import cn2an  # slow to import (≈ 1 s): done once, when an analyzer is made
 
+    return cn2an
+
+
+def _arabic(match: re.Match[str]) -> str:
     run = match.group(0)
     if run[0] in "十百千万亿" and run[0] != "十":  # 万一, 千万别: not a number
         return run
     try:
-        value = cn2an.cn2an(run, "smart")
+        value = _cn2an().cn2an(run, "smart")
     except (ValueError, KeyError, IndexError):
         return run
     return str(int(value)) if float(value).is_integer() else str(value)
@@ -103,6 +108,11 @@ class Analysed:
     def word_list(self) -> list[str]:
         return self.words.split(" ") if self.words else []
 
+    def lexical_terms(self) -> list[str]:
+        """What BM25 over questions indexes: the words, then character 1-2-grams (exact
+        overlap of characters counts too, as in the baseline of ``bot kb eval``)."""
+        return [*self.word_list(), *char_ngrams(self.clean, 1, 2)]
+
 
 class TextAnalyzer:
     """Shared by build and search so both see exactly the same tokens.
@@ -119,6 +129,7 @@ class TextAnalyzer:
         self.user_words = sorted(words)
         phrases = {w for w in {*self.synonyms, *self.synonyms.values()} if " " not in w}
         self._tok = _jieba(tuple(sorted(words | phrases)))
+        _cn2an()
 
     @classmethod
     def with_dictionary(
