@@ -495,9 +495,8 @@ def _calibrate(
             train_rows[split.rows[split.exclude]] = False
             train_rows[np.isin(variant_entry, split.gap)] = False
             keep = np.flatnonzero(train_rows)
-            ok = np.flatnonzero(~np.isin(np.arange(len(entries)), split.gap))
             fold = EntryClassifier.fit(
-                [variant_docs[i] for i in keep], variant_entry[keep], len(entries)
+                [variant_docs[i] for i in keep.tolist()], variant_entry[keep], len(entries)
             )
         mask = np.ones(len(entries), bool)
         mask[split.gap] = False
