@@ -385,8 +385,8 @@ def build_components(
     keys = [entry_key(e) for e in entries]
     changed = len(entries)
     if previous is not None:
-        changed = sum(k not in previous.keys for k in keys)
-        changed += max(0, len(previous.keys) - (len(entries) - changed))  # removed entries
+        now = set(keys)  # a changed entry is one new key and one gone
+        changed = max(len(now - previous.keys), len(previous.keys - now))
     incremental = previous is not None and changed <= max(1, REUSE_MAX_CHANGED * len(entries))
 
     embedder: Embedder
