@@ -34,7 +34,7 @@ FEATURES = (
     # wording to learn a mix from: learned, the mix leaned on dense similarity and fell
     # below plain BM25 on real questions.
     "prior",
-    "prior_gap",
+    "prior_lead",  # the prior minus the best other candidate's (the top's lead when ≥ 0)
 )
 SHARE_FULL = 8  # similar questions at which an entry counts as fully paraphrased
 # The mix for entries without paraphrases: BM25 of the questions (words + characters) first,
@@ -57,7 +57,7 @@ DEFAULT_WEIGHTS = {
     "answer_dense": 1.0,
     "answer_dense_gap": 1.0,
     "prior": 2.0,
-    "prior_gap": 4.0,
+    "prior_lead": 4.0,
 }
 DEFAULT_BIAS = -4.0
 
@@ -93,8 +93,19 @@ def feature_matrix(
         + PRIOR["dense"] * dense + PRIOR["answer_lexical"] * answer
     )
     few = 1.0 - share
-    cols += [prior * few, (prior - prior.max()) * few]
+    cols += [prior * few, _lead(prior) * few]
     return np.stack(cols, axis=1).astype(np.float32)
+
+
+def _lead(raw: np.ndarray) -> np.ndarray:
+    """Each value minus the best *other* value: the top candidate's lead over the second
+    (≥ 0), the others' distance to the top (≤ 0)."""
+    if raw.size < 2:
+        return np.zeros_like(raw)
+    order = np.argsort(-raw)
+    out = raw - raw[order[0]]
+    out[order[0]] = raw[order[0]] - raw[order[1]]
+    return out
 
 
 def reliability(
