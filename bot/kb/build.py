@@ -396,7 +396,6 @@ def build_components(
         embedder = make_embedder(settings.embedder, settings.root)
         embedder.fit(docs, progress)
     vectors = embedder.encode(variant_docs, progress)
-    answer_vectors = embedder.encode(answer_docs)
     if progress:
         progress("BM25", 0, 1)
     bm25 = BM25.fit([" ".join(d.lexical_terms()) for d in variant_docs])
@@ -429,7 +428,6 @@ def build_components(
         classifier=None,
         calibrator=Calibrator.default(),
         settings=settings,
-        answer_vectors=answer_vectors,
         share=paraphrase_share(np.diff(entry_offsets) - 1),
     )
     if incremental and previous is not None:
@@ -537,7 +535,7 @@ def save_components(parts: Components, directory: Path) -> None:
         variant_entry=parts.variant_entry,
     )
     np.save(directory / "vectors.npy", parts.vectors)
-    np.savez(directory / "entry_side.npz", answer_vectors=parts.answer_vectors, share=parts.share)
+    np.save(directory / "share.npy", parts.share)
     (directory / "userdict.txt").write_text(
         "".join(f"{w}\n" for w in parts.analyzer.user_words), encoding="utf-8"
     )
@@ -564,8 +562,7 @@ def load_components(directory: Path, settings: KBSettings, meta: dict[str, Any])
         variant_entry = rows["variant_entry"]
     words = (directory / "userdict.txt").read_text(encoding="utf-8").split()
     synonyms = json.loads((directory / SYNONYMS_FILE).read_text(encoding="utf-8"))
-    with np.load(directory / "entry_side.npz") as side:
-        answer_vectors, share = side["answer_vectors"], side["share"]
+    share = np.load(directory / "share.npy")
     dense_index.set_threads(settings.search_threads)
     classifier = EntryClassifier.load(directory) if meta.get("classifier") else None
     return Components(
@@ -583,7 +580,6 @@ def load_components(directory: Path, settings: KBSettings, meta: dict[str, Any])
         classifier=classifier,
         calibrator=Calibrator.load(directory),
         settings=settings,
-        answer_vectors=answer_vectors,
         share=share,
     )
 

@@ -26,8 +26,6 @@ FEATURES = (
     "classifier_gap",
     "answer_lexical",  # BM25 of the entry's category + answer text, normalised like lexical
     "answer_lexical_gap",
-    "answer_dense",  # cosine between the query and the entry's category + answer
-    "answer_dense_gap",
     # Entries with few paraphrases, × (1 − share): a fixed lexical-first mix (PRIOR) of the
     # same evidence, whose scale (not its mix) is learned. With nothing to hold out, the
     # pseudo-queries of such entries (shortened standard questions) are too unlike real
@@ -54,8 +52,6 @@ DEFAULT_WEIGHTS = {
     "classifier_gap": 3.0,
     "answer_lexical": 2.0,
     "answer_lexical_gap": 2.0,
-    "answer_dense": 1.0,
-    "answer_dense_gap": 1.0,
     "prior": 2.0,
     "prior_lead": 4.0,
 }
@@ -74,19 +70,16 @@ def feature_matrix(
     lexical: np.ndarray,
     classifier: np.ndarray,
     answer: np.ndarray,
-    answer_dense: np.ndarray | None = None,
     share: np.ndarray | None = None,
 ) -> np.ndarray:
     """``(candidates, len(FEATURES))`` float32 from the raw scores per candidate and the
     candidates' paraphrase share (1 when not given)."""
     if dense.size == 0:
         return np.zeros((0, len(FEATURES)), np.float32)
-    if answer_dense is None:
-        answer_dense = np.zeros_like(dense)
     if share is None:
         share = np.ones_like(dense)
     cols = []
-    for raw in (dense, lexical, classifier, answer, answer_dense):
+    for raw in (dense, lexical, classifier, answer):
         cols += [raw * share, (raw - raw.max()) * share]
     prior = (
         PRIOR["lexical"] * lexical + PRIOR["classifier"] * classifier
@@ -103,7 +96,7 @@ def _lead(raw: np.ndarray) -> np.ndarray:
     if raw.size < 2:
         return np.zeros_like(raw)
     order = np.argsort(-raw)
-    out = raw - raw[order[0]]
+    out: np.ndarray = raw - raw[order[0]]
     out[order[0]] = raw[order[0]] - raw[order[1]]
     return out
 

@@ -120,7 +120,6 @@ class Components:
     classifier: EntryClassifier | None
     calibrator: Calibrator
     settings: KBSettings
-    answer_vectors: np.ndarray  # (entries, dim) float32: embedded category + answer
     share: np.ndarray  # (entries,) float32 paraphrase share (calibration.paraphrase_share)
 
 
@@ -212,9 +211,8 @@ class Retriever:
             else np.zeros(candidates.size, np.float32)
         )
         answer = p.answers.score_rows(la, candidates)
-        answer_dense = (p.answer_vectors[candidates] @ qv) * math.sqrt(dense_coverage)
         features = feature_matrix(
-            dense, lexical, clf_scores, answer, answer_dense, p.share[candidates]
+            dense, lexical, clf_scores, answer, p.share[candidates]
         )
         scores = cal(features)
         order = np.lexsort((-dense, -scores))

@@ -65,6 +65,9 @@ def _cn2an() -> Any:
     return cn2an
 
 
+_ANY_NUMERAL = re.compile(f"[{_NUMERAL}]")
+
+
 def _arabic(match: re.Match[str]) -> str:
     run = match.group(0)
     if run[0] in "十百千万亿" and run[0] != "十":  # 万一, 千万别: not a number
@@ -79,7 +82,9 @@ def _arabic(match: re.Match[str]) -> str:
 def fold_numbers(text: str) -> str:
     """Chinese numerals → Arabic digits (``五万`` → ``50000``, ``三天`` → ``3天``), so a
     question and a query agree however the amount is written."""
-    return _NUMBER_RUN.sub(_arabic, text) if not text.isascii() else text
+    if text.isascii() or not _ANY_NUMERAL.search(text):
+        return text
+    return _NUMBER_RUN.sub(_arabic, text)
 
 
 def normalise_text(text: str) -> str:
