@@ -16,7 +16,7 @@ from bot.errors import BotError
 from bot.kb.calibration import reliability
 from bot.kb.lexical import BM25
 from bot.kb.sources import KBEntry
-from bot.kb.text import TextAnalyzer
+from bot.kb.text import TextAnalyzer, char_ngrams
 
 Search = Callable[[str, int], Sequence[str]]  # (query, top) → entry ids, best first
 
@@ -107,7 +107,8 @@ class BM25Baseline:
         self.bm25 = BM25.fit(rows)
 
     def tokens(self, text: str) -> str:
-        return " ".join(self.analyzer.analyse(text).lexical_terms())
+        doc = self.analyzer.analyse(text)
+        return " ".join([*doc.word_list(), *char_ngrams(doc.clean, 1, 2)])
 
     def search(self, query: str, top: int) -> list[str]:
         q = self.bm25.query(self.tokens(query).split(" "))
