@@ -2,7 +2,7 @@
 
 Groups of words that mean the same thing to a retail-bank customer (信用卡 / 贷记卡 / xyk,
 网银 / 网上银行, 密码锁了 / 密码被锁, …). The dictionary shipped with bankbot is
-``bot/kb/data/synonyms.yml``; a knowledge base extends it with ``KB_DIR/synonyms.yml`` in the
+``bot/kb/resources/synonyms.yml``; a knowledge base extends it with ``KB_DIR/synonyms.yml`` in the
 same format (groups that share a word are merged). Format::
 
     version: "1"
@@ -26,7 +26,7 @@ import yaml
 from bot.errors import BotError
 from bot.kb.text import normalise_text
 
-BUILTIN_FILE = Path(__file__).resolve().parent / "data" / "synonyms.yml"
+BUILTIN_FILE = Path(__file__).resolve().parent / "resources" / "synonyms.yml"
 KB_FILE = "synonyms.yml"
 
 
