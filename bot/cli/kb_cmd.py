@@ -172,7 +172,20 @@ def run_build(args: argparse.Namespace) -> int:
         f"{'on' if result.classifier else 'off'}, calibrated on "
         f"{result.calibration_queries} held-out questions"
     )
+    _print_calibration(result.build_dir)
     return 0
+
+
+def _print_calibration(build_dir: Path) -> None:
+    """The build's reliability report (held-out pseudo-queries), from meta.json."""
+    from bot.kb.build import read_meta
+    from bot.kb.calibration import format_reliability
+
+    meta = read_meta(build_dir)
+    if meta.get("incremental"):
+        print(f"(incremental build: embedder and calibration kept from build "
+              f"{meta['incremental'].get('from_build')}; --force refits them)")
+    print(format_reliability(meta.get("calibration") or {}))
 
 
 def run_search(args: argparse.Namespace) -> int:
@@ -192,7 +205,9 @@ def run_search(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from bot.kb.evaluate import evaluate, read_eval_tsv
+    from bot.kb.calibration import format_reliability
+    from bot.kb.evaluate import BM25Baseline, decision_reliability, evaluate, read_eval_tsv
+    from bot.kb.sources import load_sources
 
     ctx = _context(args)
     pairs = read_eval_tsv(args.file)
@@ -201,8 +216,20 @@ def run_eval(args: argparse.Namespace) -> int:
     unknown = sorted({t for _, t in pairs if t not in known})
     if unknown:
         print(f"warning: topic ids not in the KB: {', '.join(unknown)}", file=sys.stderr)
-    report = evaluate(lambda q, k: [h.id for h in kb.search(q, k)], pairs)
-    data = {"file": str(args.file), "kb_dir": str(ctx.kb_dir), **report.to_json()}
+    found = {q: kb.search(q, 5) for q in dict.fromkeys(q for q, _ in pairs)}
+    report = evaluate(lambda q, k: [h.id for h in found[q][:k]], pairs)
+    baseline = evaluate(BM25Baseline(load_sources(ctx.kb_dir).entries).search, pairs)
+    reliability = decision_reliability(
+        [found[q][0].score if found[q] else 0.0 for q, _ in pairs],
+        [bool(found[q]) and found[q][0].id == t for q, t in pairs],
+    )
+    reliability["kind"] = f"the queries of {args.file.name}"
+    data = {
+        "file": str(args.file), "kb_dir": str(ctx.kb_dir), **report.to_json(),
+        "baseline_bm25": {k: v for k, v in baseline.to_json().items() if k != "misses"},
+        "reliability": reliability,
+        "build_calibration": kb.meta.get("calibration"),
+    }
     out_dir = args.out or ((ctx.root / "results") if ctx.root else Path("results"))
     out_dir.mkdir(parents=True, exist_ok=True)
     out_file = out_dir / "kb_eval.json"
@@ -211,6 +238,12 @@ def run_eval(args: argparse.Namespace) -> int:
         rank = miss["rank"] or f">{report.k}"
         print(f"miss: {miss['query']}  expected {miss['expected']} (rank {rank}), "
               f"got {', '.join(miss['got'])}")
+    print(
+        f"baseline BM25 (jieba words + character 1-2-grams over the questions): "
+        f"top1={baseline.top1:.4f}  recall@{baseline.k}={baseline.recall_at_k:.4f}  "
+        f"mrr={baseline.mrr:.4f}"
+    )
+    print(format_reliability(reliability))
     print(
         f"n={report.n}  top1={report.top1:.4f}  recall@{report.k}={report.recall_at_k:.4f}  "
         f"mrr={report.mrr:.4f}  → {out_file}"

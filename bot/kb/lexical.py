@@ -14,7 +14,7 @@ import json
 import math
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,14 +33,6 @@ class LexicalQuery:
     cols: np.ndarray
     idf: np.ndarray
     norm: float
-    # cols in ascending order with their idf, for score_rows (sorted once per query)
-    sorted_cols: np.ndarray = field(init=False, repr=False, compare=False)
-    sorted_idf: np.ndarray = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        order = np.argsort(self.cols)
-        object.__setattr__(self, "sorted_cols", self.cols[order])
-        object.__setattr__(self, "sorted_idf", self.idf[order])
 
     @property
     def empty(self) -> bool:
@@ -165,13 +157,21 @@ class BM25:
         lengths = indptr[rows + 1] - starts
         first = np.cumsum(lengths) - lengths
         at = np.repeat(starts - first, lengths) + np.arange(int(lengths.sum()))
-        cols = self.by_row.indices[at]
-        known, idf = q.sorted_cols, q.sorted_idf
-        j = np.minimum(np.searchsorted(known, cols), known.size - 1)
-        weight = np.where(known[j] == cols, idf[j], 0.0)
+        lookup = self._idf_of_query()  # zero but at the query's terms: a gather, no search
+        lookup[q.cols] = q.idf
+        weight = lookup[self.by_row.indices[at]]
+        lookup[q.cols] = 0.0
         owner = np.repeat(np.arange(rows.size), lengths)
         scores = np.bincount(owner, weights=self.by_row.data[at] * weight, minlength=rows.size)
         return (scores / q.norm).astype(np.float32)
+
+    def _idf_of_query(self) -> np.ndarray:
+        """A zeroed per-thread array with one slot per term."""
+        lookup: np.ndarray | None = getattr(self._local, "lookup", None)
+        if lookup is None:
+            lookup = np.zeros(len(self.vocab), np.float32)
+            self._local.lookup = lookup
+        return lookup
 
     def top(
         self, q: LexicalQuery, k: int, budget: int = 10000, rescore: int = 200

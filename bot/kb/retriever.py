@@ -116,10 +116,11 @@ class Components:
     embedder: Embedder
     dense: DenseIndex
     bm25: BM25
-    answers: BM25
+    answers: BM25  # over each entry's category + answer
     classifier: EntryClassifier | None
     calibrator: Calibrator
     settings: KBSettings
+    share: np.ndarray  # (entries,) float32 paraphrase share (calibration.paraphrase_share)
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ class Retriever:
         clf = classifier if classifier is not None else p.classifier
         cal = calibrator if calibrator is not None else p.calibrator
         qv, dense_coverage = p.embedder.encode_query(q)
-        lq = p.bm25.query(q.word_list())
+        lq = p.bm25.query(q.lexical_terms())
         probs, clf_coverage = clf.predict(q) if clf is not None else (None, 0.0)
 
         mask = active.mask if active is not None else None
@@ -210,7 +211,9 @@ class Retriever:
             else np.zeros(candidates.size, np.float32)
         )
         answer = p.answers.score_rows(la, candidates)
-        features = feature_matrix(dense, lexical, clf_scores, answer)
+        features = feature_matrix(
+            dense, lexical, clf_scores, answer, p.share[candidates]
+        )
         scores = cal(features)
         order = np.lexsort((-dense, -scores))
         return Scored(candidates[order], features[order], scores[order])

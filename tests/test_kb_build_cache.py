@@ -1,0 +1,56 @@
+"""Fast rebuilds: the per-text analysis cache and incremental builds after a small change."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from kb_helpers import LIBRARY_YML, write_library_kb
+
+from bot.kb import KnowledgeBase, build_knowledge_base
+from bot.kb.build import CACHE_DIR, read_meta
+from bot.kb.settings import KBSettings
+
+
+def test_one_changed_entry_rebuilds_incrementally(tmp_path: Path) -> None:
+    kb_dir = write_library_kb(tmp_path)
+    first = build_knowledge_base(kb_dir, {}, None, progress=False)
+    first_id = read_meta(first.build_dir)["build_id"]
+    assert read_meta(first.build_dir)["incremental"] is None
+    cache = json.loads((kb_dir / CACHE_DIR / "analysis.json").read_text(encoding="utf-8"))
+    assert "怎么借书？" in cache["items"]
+
+    source = kb_dir / "sources" / "library.yml"
+    source.write_text(
+        LIBRARY_YML.replace("免费使用。", "免费使用，限速10M。"), encoding="utf-8"
+    )
+    again = build_knowledge_base(kb_dir, {}, None, progress=False)
+    meta = read_meta(again.build_dir)
+    assert not again.skipped and meta["incremental"]["changed_entries"] == 1
+    assert meta["incremental"]["from_build"] == first_id
+    kb = KnowledgeBase.load(kb_dir, KBSettings())
+    hit = kb.search("wifi密码是多少", top=1)[0]
+    assert hit.id == "wifi" and "限速10M" in hit.answer
+
+    forced = build_knowledge_base(kb_dir, {}, None, force=True, progress=False)
+    assert read_meta(forced.build_dir)["incremental"] is None
+
+
+def test_many_changes_refit_everything(tmp_path: Path) -> None:
+    kb_dir = write_library_kb(tmp_path)
+    build_knowledge_base(kb_dir, {}, None, progress=False)
+    changed = LIBRARY_YML.replace("借期30天", "借期45天").replace("9:00-21:00", "8:30-21:00")
+    (kb_dir / "sources" / "library.yml").write_text(changed, encoding="utf-8")
+    result = build_knowledge_base(kb_dir, {}, None, progress=False)
+    assert read_meta(result.build_dir)["incremental"] is None  # 2 of 7 entries: a full build
+    kb = KnowledgeBase.load(kb_dir, KBSettings())
+    assert "8:30" in kb.search("周末几点开门", top=1)[0].answer
+
+
+def test_other_settings_never_reuse_the_previous_build(tmp_path: Path) -> None:
+    kb_dir = write_library_kb(tmp_path)
+    build_knowledge_base(kb_dir, {}, None, progress=False)
+    source = kb_dir / "sources" / "library.yml"
+    source.write_text(LIBRARY_YML.replace("免费使用。", "免费。"), encoding="utf-8")
+    result = build_knowledge_base(kb_dir, {"index": "flat"}, None, progress=False)
+    assert read_meta(result.build_dir)["incremental"] is None
