@@ -383,7 +383,8 @@ def _read_delimited(
         except csv.Error:
             delimiter = ","
         if delimiter != ",":
-            result.notes.append(f"columns separated by {'tab' if delimiter == chr(9) else delimiter}")
+            name = "tab" if delimiter == "\t" else delimiter
+            result.notes.append(f"columns separated by {name}")
         reader_ = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
         rows = []
         start = 1
