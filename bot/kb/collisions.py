@@ -24,7 +24,7 @@ from scipy import sparse
 from bot.kb.sources import question_key
 from bot.kb.text import normalise_text
 
-_MARGIN = 0.02  # ‖s(x)‖ stays below threshold − margin, so candidates need a real overlap
+_MARGIN = 0.2  # ‖s(x)‖ stays below threshold − margin, so candidates need a real overlap
 _EPS = 1e-5  # float32 rounding
 
 
@@ -69,25 +69,52 @@ def near_duplicates(
     n = x.shape[0]
     owner = np.asarray(owners, dtype=np.int64)
     prefix, suffix_norm = _split_common(x, threshold)
-    bound = (threshold - suffix_norm - _EPS).astype(np.float32)
-    xt = x.T.tocsr()
+    prefix_norm = np.sqrt(np.maximum(1.0 - suffix_norm**2, 1e-12)).astype(np.float32)
+    loose = (threshold - suffix_norm - _EPS).astype(np.float32)
+    suffix_norm = suffix_norm.astype(np.float32)
     keys = np.array(folded, dtype=object)
     out: list[NearPair] = []
     for start in range(0, n, block_rows):
         stop = min(n, start + block_rows)
-        cand = (prefix[start:stop] @ xt).tocoo()
-        rows = cand.row.astype(np.int64) + start
-        cols = cand.col.astype(np.int64)
-        keep = (cols > rows) & (cand.data >= bound[rows]) & (owner[rows] != owner[cols])
+        # only columns ≥ start can pair with these rows (i < j)
+        cand = (prefix[start:stop] @ x[start:].T).tocoo()
+        rows = cand.row
+        keep = cand.data >= loose[rows + start]  # cos ≤ p·y + ‖s‖
+        rows = rows[keep].astype(np.int64) + start
+        cols = cand.col[keep].astype(np.int64) + start
+        dots = cand.data[keep]
+        keep = (cols > rows) & (owner[rows] != owner[cols])
+        rows, cols, dots = rows[keep], cols[keep], dots[keep]
+        # tighter: ‖y on p's features‖ ≥ p·y / ‖p‖, so s·y ≤ ‖s‖·√(1 − (p·y / ‖p‖)²)
+        spare = np.sqrt(np.maximum(0.0, 1.0 - (dots / prefix_norm[rows]) ** 2))
+        keep = dots + suffix_norm[rows] * spare >= threshold - _EPS
         rows, cols = rows[keep], cols[keep]
         if not rows.size:
             continue
-        exact = np.asarray(x[rows].multiply(x[cols]).sum(axis=1)).ravel()
+        exact = _exact_dots(x, rows, cols)
         hit = exact >= threshold - _EPS
         rows, cols, exact = rows[hit], cols[hit], exact[hit]
         same = keys[rows] == keys[cols]
         for i, j, score in zip(rows[~same], cols[~same], exact[~same], strict=True):
             out.append(NearPair(int(i), int(j), min(1.0, float(score))))
+    return out
+
+
+def _exact_dots(
+    x: sparse.csr_matrix, rows: np.ndarray, cols: np.ndarray, group: int = 128
+) -> np.ndarray:
+    """``x[rows[k]] · x[cols[k]]`` for every k (``rows`` ascending). Consecutive rows (the
+    paraphrases of one entry) share most candidates, so each group of ``group`` rows is
+    multiplied once with the union of its candidate columns."""
+    out = np.empty(rows.size, dtype=np.float32)
+    edges = np.searchsorted(rows, np.arange(rows[0], rows[-1] + group + 1, group))
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        if lo == hi:
+            continue
+        first = rows[lo]
+        union, where = np.unique(cols[lo:hi], return_inverse=True)
+        block = (x[union] @ x[first : rows[hi - 1] + 1].T.tocsc()).toarray()
+        out[lo:hi] = block[where.ravel(), rows[lo:hi] - first]
     return out
 
 
