@@ -451,3 +451,12 @@ def test_header_names_are_folded() -> None:
     assert header_key("Similar Questions") == header_key("similar_questions")
     assert header_key("相似问（用|分隔）") == "相似问"
     assert header_key("ＡＮＳＷＥＲ") == "answer"
+    assert header_key("No.") == "no"
+
+
+def test_default_target_is_named_after_the_file(tmp_path: Path) -> None:
+    from bot.kb.importer import target_name
+
+    assert target_name(tmp_path / "常见问题 2026.xlsx") == "常见问题_2026.yml"
+    assert target_name(tmp_path / "new.tsv") == "imported.yml"
+    assert target_name(tmp_path / "...csv") == "imported.yml"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 from scipy import sparse
@@ -108,7 +109,7 @@ def _exact_dots(
     multiplied once with the union of its candidate columns."""
     out = np.empty(rows.size, dtype=np.float32)
     edges = np.searchsorted(rows, np.arange(rows[0], rows[-1] + group + 1, group))
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in pairwise(edges.tolist()):
         if lo == hi:
             continue
         first = rows[lo]

@@ -63,7 +63,7 @@ def header_key(name: str) -> str:
     """Header names compared without case, width, spaces, ``_``/``-`` and a trailing note in
     brackets: ``Similar Questions``, ``similar_questions``, ``相似问（用|分隔）`` match."""
     text = re.sub(r"[(（\[【].*?[)）\]】]", "", normalise_text(name))
-    return re.sub(r"[\s_\-:：*]+", "", text)
+    return re.sub(r"[\s_\-:：*.]+", "", text)
 
 
 _BY_NAME = {header_key(n): f for f, names in FIELD_NAMES.items() for n in names}

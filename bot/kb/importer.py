@@ -134,7 +134,8 @@ def target_name(path: Path) -> str:
     """Default ``--into``: ``imported.yml`` for TSV (as before), else ``<file name>.yml``."""
     if path.suffix.lower() == ".tsv":
         return DEFAULT_TARGET
-    return re.sub(r"[^\w.\-]+", "_", path.stem).strip("._") + ".yml" or DEFAULT_TARGET
+    stem = re.sub(r"[^\w.\-]+", "_", path.stem).strip("._")
+    return f"{stem}.yml" if stem else DEFAULT_TARGET
 
 
 def import_tsv(tsv: Path, kb_dir: Path, into: str = DEFAULT_TARGET) -> ImportResult:
