@@ -374,7 +374,7 @@ def test_reports_duplicates_collisions_long_answers_and_categories(
     assert "links:" in err  # how to split or link
     assert f"{path}:7: warning: no category; filed under '未分类'" in err
     assert "collision" in out and "long_answer" in out and "missing_category" in out
-    assert "skipped rows" in out
+    assert "rows skipped or in error" in out
     got = entries_of(kb / "sources" / "faq.yml")
     assert got["无分类的问题"]["category"] == "未分类" and len(got) == 4
 
@@ -460,3 +460,15 @@ def test_default_target_is_named_after_the_file(tmp_path: Path) -> None:
     assert target_name(tmp_path / "常见问题 2026.xlsx") == "常见问题_2026.yml"
     assert target_name(tmp_path / "new.tsv") == "imported.yml"
     assert target_name(tmp_path / "...csv") == "imported.yml"
+
+
+def test_fast_yaml_is_the_same_text_as_the_sources_dumper() -> None:
+    from bot.kb.importer import render_yaml
+    from bot.kb.sources import KBEntry, dump_yaml_entries
+
+    entries = [
+        KBEntry("a", "分类", "问题？", "第一行\n  缩进：“引号” #号\n", ("yes", "1001", ": x")),
+        KBEntry("b", "c", "q", "one line", channels=("app",)),
+    ]
+    text = render_yaml(entries)
+    assert text.replace("\n\n- id:", "\n- id:").split("\n", 1)[1] == dump_yaml_entries(entries)

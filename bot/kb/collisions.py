@@ -48,17 +48,19 @@ def near_duplicates(
     owners: Sequence[int],
     threshold: float = 0.9,
     block_rows: int = 4096,
+    folded: Sequence[str] | None = None,
 ) -> list[NearPair]:
     """Every pair of texts with different ``owners`` whose cosine is ≥ ``threshold``.
 
     Texts that fold to the same string are left out (that is a duplicate, reported
-    elsewhere), as are pairs of the same owner.
+    elsewhere), as are pairs of the same owner. ``folded``: :func:`fold` of each text, when
+    the caller has it already.
     """
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     if not 0.0 < threshold <= 1.0:
         raise ValueError("threshold must be in (0, 1]")
-    folded = [fold(t) for t in texts]
+    folded = list(folded) if folded is not None else [fold(t) for t in texts]
     if len(folded) < 2 or not any(folded):
         return []
     vectorizer = TfidfVectorizer(

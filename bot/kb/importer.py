@@ -23,6 +23,9 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from bot.kb.collisions import fold
 from bot.kb.import_formats import (
@@ -96,7 +99,7 @@ class ImportResult:
     def totals(self) -> list[tuple[str, str]]:
         rows = [
             ("rows read", str(self.rows)), ("blank rows", str(self.blank)),
-            ("skipped rows", str(self.skipped)), ("new entries", str(len(self.added))),
+            ("rows skipped or in error", str(self.skipped)), ("new entries", str(len(self.added))),
             ("updated", str(len(self.updated))), ("unchanged", str(len(self.unchanged))),
         ]
         if self.kept:
@@ -401,7 +404,11 @@ def _day(text: str) -> date | None:
 
 def render_yaml(entries: list[KBEntry]) -> str:
     """The target file: a header comment, then one entry per block, a blank line between."""
-    text = dump_yaml_entries(entries)
+    if _FastDumper is None:  # pragma: no cover - PyYAML without libyaml
+        text = dump_yaml_entries(entries)
+    else:  # the same text as dump_yaml_entries, with libyaml's emitter (3× faster)
+        data = {"version": "1", "entries": [e.to_dict() for e in entries]}
+        text = yaml.dump(data, allow_unicode=True, sort_keys=False, width=1000, Dumper=_FastDumper)
     lines = text.split("\n")
     out: list[str] = []
     first = True
@@ -412,6 +419,17 @@ def render_yaml(entries: list[KBEntry]) -> str:
             first = False
         out.append(line)
     return HEADER_COMMENT + "\n".join(out)
+
+
+def _block_strings(dumper: Any, value: str) -> Any:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_FastDumper: Any = None
+if hasattr(yaml, "CSafeDumper"):
+    _FastDumper = type("_FastDumper", (yaml.CSafeDumper,), {})
+    _FastDumper.add_representer(str, _block_strings)
 
 
 def _write(target: Path, entries: list[KBEntry]) -> None:

@@ -105,6 +105,7 @@ def check_entries(
     by_id: dict[str, KBEntry] = {}
     by_key: dict[str, KBEntry] = {}
     unique: list[KBEntry] = []
+    folds: dict[str, str] = {}
     for entry in entries:
         first = by_id.get(entry.id)
         if first is not None:
@@ -118,7 +119,9 @@ def check_entries(
         unique.append(entry)
         own: set[str] = set()
         for text in (entry.question, *entry.similar_questions):
-            key = fold(text)
+            key = folds.get(text)
+            if key is None:
+                key = folds[text] = fold(text)
             if not key:
                 continue
             if key in own:
@@ -157,14 +160,18 @@ def check_entries(
                 f"add at least {settings.min_similar} paraphrases customers really use",
                 entry.source, (entry.id,),
             ))
-    out.extend(check_collisions(unique, settings.similarity))
+    out.extend(check_collisions(unique, settings.similarity, folds))
     if focus is not None:
         out = [f for f in out if any(i in focus for i in f.ids)]
     return out
 
 
-def check_collisions(entries: Sequence[KBEntry], threshold: float = 0.9) -> list[Finding]:
-    """One finding per pair of entries whose questions are too close (the closest texts)."""
+def check_collisions(
+    entries: Sequence[KBEntry], threshold: float = 0.9, folds: dict[str, str] | None = None
+) -> list[Finding]:
+    """One finding per pair of entries whose questions are too close (the closest texts).
+    ``folds``: text → :func:`~bot.kb.collisions.fold`, when already computed."""
+    folds = {} if folds is None else folds
     texts: list[str] = []
     owners: list[int] = []
     for number, entry in enumerate(entries):
@@ -172,7 +179,8 @@ def check_collisions(entries: Sequence[KBEntry], threshold: float = 0.9) -> list
             texts.append(text)
             owners.append(number)
     best: dict[tuple[int, int], tuple[float, int, int]] = {}
-    for pair in near_duplicates(texts, owners, threshold):
+    folded = [folds[t] if t in folds else fold(t) for t in texts]
+    for pair in near_duplicates(texts, owners, threshold, folded=folded):
         a, b = owners[pair.i], owners[pair.j]
         i, j = pair.i, pair.j
         if a > b:
