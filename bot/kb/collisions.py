@@ -104,7 +104,7 @@ def near_duplicates(
 
 
 def _exact_dots(
-    x: sparse.csr_matrix, rows: np.ndarray, cols: np.ndarray, group: int = 128
+    x: sparse.csr_matrix, rows: np.ndarray, cols: np.ndarray, group: int = 64
 ) -> np.ndarray:
     """``x[rows[k]] · x[cols[k]]`` for every k (``rows`` ascending). Consecutive rows (the
     paraphrases of one entry) share most candidates, so each group of ``group`` rows is
