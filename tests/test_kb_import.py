@@ -472,3 +472,13 @@ def test_fast_yaml_is_the_same_text_as_the_sources_dumper() -> None:
     ]
     text = render_yaml(entries)
     assert text.replace("\n\n- id:", "\n- id:").split("\n", 1)[1] == dump_yaml_entries(entries)
+
+
+def test_error_cells_and_multi_line_csv_rows_name_their_row(kb: Path, tmp_path: Path) -> None:
+    path = xlsx(tmp_path / "e.xlsx", [["问题", "答案"], ["能贷款吗", "#N/A"]])
+    [error] = [str(p) for p in import_file(path, kb).errors]
+    assert error.startswith(f"{path}:2: error: cell B2 holds the Excel error #N/A")
+    csv_path = tmp_path / "multi.csv"
+    csv_path.write_text('问题,答案\n能开户吗,"可以，\n带身份证。"\n,缺问题\n', encoding="utf-8")
+    [error] = [str(p) for p in import_file(csv_path, kb).errors]
+    assert error.startswith(f"{csv_path}:4: error: empty question")
