@@ -1,4 +1,4 @@
-"""``bot kb build | search | eval | import | gaps``: the knowledge base for trainers."""
+"""``bot kb build | search | eval | import | lint | gaps``: the knowledge base for trainers."""
 
 from __future__ import annotations
 
@@ -67,18 +67,67 @@ def register(sub: Any) -> None:
 
     importer = kb_sub.add_parser(
         "import",
-        help="merge a TSV file into a YAML source",
-        description="Import a TSV with the header id, question, similar_questions, answer, "
-        "category (tab separated; similar questions separated by '|'; optional columns "
-        "channels, valid_from, valid_to) into KB_DIR/sources/INTO. Rows with an id already in "
-        "that file replace it. Nothing is written when a row has an error (exit code 1).",
+        help="import a FAQ file (.xlsx, .csv, .tsv, .json, .md) into a YAML source",
+        description="Read a FAQ file (.xlsx/.xlsm: first sheet or --sheet; .csv: UTF-8, "
+        "UTF-8 with BOM or GBK; .tsv; .json: a list of objects or {\"entries\": [...]}; .md: "
+        "question headings), map the columns by name (标准问/question, 相似问/"
+        "similar_questions, 答案/answer, 分类/category, 编号/id, 渠道/channels, 生效日期/"
+        "valid_from, 失效日期/valid_to) or by the --*-col flags, and merge the entries by id "
+        "into KB_DIR/sources/INTO (default: <file name>.yml; imported.yml for .tsv). Entries "
+        "without an id get a stable one. Reports duplicates, near-duplicate questions across "
+        "entries, long answers and missing categories. Nothing is written when a row has an "
+        "error (exit code 1). See docs/knowledge-base.md.",
     )
     _common(importer)
-    importer.add_argument("file", type=Path, help="the TSV file")
+    importer.add_argument("file", type=Path, help="the FAQ file")
     importer.add_argument(
-        "--into", default="imported.yml", help="YAML file under sources/ (default imported.yml)"
+        "--into", default=None, metavar="NAME.yml",
+        help="YAML file under sources/ (default: <file name>.yml; imported.yml for .tsv)",
     )
+    importer.add_argument("--sheet", default=None, help="Excel sheet name or 1-based number")
+    for flag, what in (
+        ("question", "standard question"), ("answer", "answer"),
+        ("similar", "similar questions"), ("category", "category"), ("id", "id"),
+    ):
+        importer.add_argument(
+            f"--{flag}-col", default=None, metavar="NAME|N",
+            help=f"the {what} column: a header name or a 1-based number",
+        )
+    importer.add_argument(
+        "--default-category", default=None,
+        help="category of rows without one (default 未分类; reported)",
+    )
+    importer.add_argument(
+        "--force", action="store_true",
+        help="also merge into a file that 'bot kb import' did not write",
+    )
+    importer.add_argument(
+        "--replace", action="store_true",
+        help="the target keeps only this file's entries (others are removed)",
+    )
+    importer.add_argument(
+        "--skip-invalid", action="store_true",
+        help="skip rows with errors (reported) instead of importing nothing",
+    )
+    importer.add_argument("--dry-run", action="store_true", help="check and report only")
+    importer.add_argument(
+        "--max-rows", type=int, default=100_000, help="refuse larger files (default 100000)"
+    )
+    _lint_options(importer)
     importer.set_defaults(handler=run_import)
+
+    lint = kb_sub.add_parser(
+        "lint",
+        help="check the sources: duplicates, near-duplicate questions, long answers",
+        description="Run the import checks on KB_DIR/sources/ (YAML and TSV): file problems, "
+        "duplicate ids and questions, questions of two entries too close to each other, "
+        "answers too long for a chat bubble, thin entries. Exit code 1 on errors "
+        "(--strict: also on warnings).",
+    )
+    _common(lint)
+    _lint_options(lint)
+    lint.add_argument("--strict", action="store_true", help="warnings also fail (exit 1)")
+    lint.set_defaults(handler=run_lint)
 
     gaps = kb_sub.add_parser(
         "gaps",
@@ -251,21 +300,92 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lint_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--similarity", type=float, default=0.9, metavar="COS",
+        help="report questions of two entries at least this similar (character n-gram "
+        "TF-IDF cosine; default 0.9)",
+    )
+    parser.add_argument(
+        "--max-answer-chars", type=int, default=500, metavar="N",
+        help="report longer answers (default 500: one chat bubble)",
+    )
+    parser.add_argument(
+        "--min-similar", type=int, default=3, metavar="N",
+        help="report entries with fewer similar questions (default 3)",
+    )
+    parser.add_argument(
+        "--show", type=int, default=100, metavar="N",
+        help="problem lines shown per check (default 100, 0: all)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def _lint_settings(args: argparse.Namespace) -> Any:
+    from bot.kb.lint import LintSettings
+
+    if not 0.0 < args.similarity <= 1.0:
+        raise SystemExit("--similarity must be in (0, 1]")
+    return LintSettings(args.similarity, args.max_answer_chars, args.min_similar)
+
+
 def run_import(args: argparse.Namespace) -> int:
-    from bot.kb.importer import import_tsv
+    from bot.kb.importer import DEFAULT_CATEGORY, ImportOptions, import_file
+    from bot.kb.lint import dumps, render
 
     ctx = _context(args)
-    result = import_tsv(args.file, ctx.kb_dir, args.into)
-    for problem in result.problems:
-        print(problem, file=sys.stderr)
+    columns = {
+        name: value
+        for name, value in (
+            ("question", args.question_col), ("answer", args.answer_col),
+            ("similar_questions", args.similar_col), ("category", args.category_col),
+            ("id", args.id_col),
+        )
+        if value
+    }
+    options = ImportOptions(
+        into=args.into, columns=columns, sheet=args.sheet,
+        default_category=args.default_category or DEFAULT_CATEGORY, force=args.force,
+        replace=args.replace, skip_invalid=args.skip_invalid, dry_run=args.dry_run,
+        max_rows=args.max_rows, lint=_lint_settings(args),
+    )
+    result = import_file(args.file, ctx.kb_dir, options)
+    if args.json:
+        print(dumps(result.to_json()))
+        return 1 if result.errors else 0
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    render(result.findings, f"Import of {args.file}", result.totals(), args.show)
     if result.errors:
         print(f"{len(result.errors)} error(s); nothing imported.", file=sys.stderr)
         return 1
+    what = "Would import" if args.dry_run else "Imported"
     print(
-        f"Imported {len(result.added)} new and {len(result.updated)} updated entries into "
-        f"{result.target}. Run 'bot kb build' to index them."
+        f"{what} {len(result.added)} new and {len(result.updated)} updated entries "
+        f"({len(result.unchanged)} unchanged) into {result.target}."
+        + ("" if args.dry_run else " Review it, then run 'bot kb build' to index them.")
     )
     return 0
+
+
+def run_lint(args: argparse.Namespace) -> int:
+    from bot.kb.lint import dumps, lint_kb, render
+
+    ctx = _context(args)
+    report = lint_kb(ctx.kb_dir, _lint_settings(args))
+    failed = bool(report.errors) or (args.strict and bool(report.warnings))
+    if args.json:
+        print(dumps({**report.to_json(), "ok": not failed}))
+        return 1 if failed else 0
+    render(
+        report.findings, f"Lint of {ctx.kb_dir}",
+        [("files", str(len(report.files))), ("entries", str(report.entries))], args.show,
+    )
+    print(
+        f"{len(report.errors)} error(s), {len(report.warnings)} warning(s) in "
+        f"{report.entries} entries."
+    )
+    return 1 if failed else 0
 
 
 def run_gaps(args: argparse.Namespace) -> int:
