@@ -15,8 +15,10 @@ in the same run and on the same queries:
 * ``ours``: ``KnowledgeBase.search`` (top-1, recall@5, MRR) and ``decide`` (answer / clarify /
   none; accuracy of the answered queries, right entry among the clarify buttons);
 * ``bm25``: Okapi BM25 (k1 1.2, b 0.75, idf ln(1 + (N − n + .5)/(n + .5))) over jieba words
-  (default jieba dictionary, precise mode) plus character 1–2-grams, one document per question
-  variant (standard + similar questions), an entry scoring its best variant;
+  (default jieba dictionary, precise mode) plus character 1–2-grams (``--bm25-ngrams``), one
+  document per question variant (standard + similar questions), an entry scoring its best
+  variant (``bm25_jieba_char12``), and one document per entry holding all its questions
+  (``bm25_entry_char12``; the stronger of the two when entries have many paraphrases);
 * ``char_tfidf``: nearest question variant by character 1–3-gram TF-IDF cosine
   (``bench/kb_quality.py``'s baseline).
 
@@ -82,7 +84,8 @@ def top_entries(ids: Sequence[str], scores: np.ndarray, top: int) -> list[str]:
 
 
 class BM25Baseline:
-    """Okapi BM25 over jieba words + character 1–2-grams of each question variant."""
+    """Okapi BM25 over jieba words + character 1–2-grams of each question variant (an entry
+    scores its best variant) or, ``per_entry``, of all an entry's questions as one document."""
 
     def __init__(
         self,
@@ -90,6 +93,7 @@ class BM25Baseline:
         k1: float = 1.2,
         b: float = 0.75,
         char_ngrams: tuple[int, int] = (1, 2),
+        per_entry: bool = False,
     ):
         import jieba
         from scipy import sparse
@@ -100,9 +104,11 @@ class BM25Baseline:
         self.ids: list[str] = []
         docs: list[list[str]] = []
         for entry in entries:
-            for text in entry.variants():
-                docs.append(self.tokens(text))
-                self.ids.append(entry.id)
+            tokenised = [self.tokens(text) for text in entry.variants()]
+            if per_entry:  # one document: all the entry's questions together
+                tokenised = [[t for doc in tokenised for t in doc]]
+            docs += tokenised
+            self.ids += [entry.id] * len(tokenised)
         self.vocab: dict[str, int] = {}
         rows, cols, vals = [], [], []
         for i, doc in enumerate(docs):
@@ -238,24 +244,53 @@ def code_version(path: Path) -> str:
         return "?"
 
 
-def run(set_dir: Path, bare: bool, limit: int | None, keep: Path | None) -> dict[str, Any]:
+def build_ours(kb_dir: Path, bare: bool) -> tuple[KnowledgeBase, dict[str, Any]]:
+    """Build ``kb_dir`` as ``bot kb build --kb-dir`` does in the project, then load it."""
+    if bare:
+        config: dict[str, Any] = {}
+        nlu, root = None, None
+    else:
+        config = read_config_mapping(PROJECT / "config.yml")
+        nlu, root = project_nlu_texts(PROJECT), PROJECT
+    print(f"(building {kb_dir} …)", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    result = build_knowledge_base(kb_dir, config, nlu, force=True, progress=False, root=root)
+    build_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    kb = KnowledgeBase.load(kb_dir, KBSettings.from_config(config, root))
+    load_seconds = time.perf_counter() - started
+    meta = kb.meta if isinstance(kb.meta, dict) else {}
+    return kb, {
+        "seconds": round(build_seconds, 2),
+        "load_seconds": round(load_seconds, 2),
+        "index_kind": result.index_kind,
+        "classifier": result.classifier,
+        "calibration_queries": result.calibration_queries,
+        "stage_seconds": meta.get("stage_seconds", {}),
+    }
+
+
+def run(
+    set_dir: Path,
+    bare: bool = False,
+    limit: int | None = None,
+    keep: Path | None = None,
+    ours_too: bool = True,
+    bm25_max_n: int = 2,
+) -> dict[str, Any]:
     pairs = read_eval_tsv(set_dir / "queries.tsv")
     if limit:
         step = max(1, len(pairs) // limit)  # an even spread, deterministic
         pairs = pairs[::step][:limit]
     tmp = Path(tempfile.mkdtemp(prefix="kb_public_"))
     kb_dir = keep / f"{set_dir.parent.name}_{set_dir.name}" if keep else tmp / "kb"
+    systems: dict[str, dict[str, Any]] = {}
+    out: dict[str, Any] = {}
     try:
         (kb_dir / SOURCES_DIR).mkdir(parents=True, exist_ok=True)
         for path in sorted((set_dir / SOURCES_DIR).iterdir()):
             if path.suffix in SOURCE_SUFFIXES:
                 shutil.copy2(path, kb_dir / SOURCES_DIR / path.name)
-        if bare:
-            config: dict[str, Any] = {}
-            nlu, root = None, None
-        else:
-            config = read_config_mapping(PROJECT / "config.yml")
-            nlu, root = project_nlu_texts(PROJECT), PROJECT
         sources = load_sources(kb_dir)
         sources.raise_on_errors()
         entries = sources.entries
@@ -264,25 +299,39 @@ def run(set_dir: Path, bare: bool, limit: int | None, keep: Path | None) -> dict
         if unknown:
             raise SystemExit(f"queries.tsv names ids not in the KB: {', '.join(unknown[:10])}")
 
-        started = time.perf_counter()
-        result = build_knowledge_base(kb_dir, config, nlu, force=True, progress=False, root=root)
-        build_seconds = time.perf_counter() - started
-        started = time.perf_counter()
-        kb = KnowledgeBase.load(kb_dir, KBSettings.from_config(config, root))
-        load_seconds = time.perf_counter() - started
-        meta = kb.meta if isinstance(kb.meta, dict) else {}
-
-        ours, ours_lat = timed_eval(lambda q, k: [h.id for h in kb.search(q, k)], pairs)
-        calibration = decisions(kb, pairs)
+        if ours_too:
+            kb, build = build_ours(kb_dir, bare)
+            ours, ours_lat = timed_eval(lambda q, k: [h.id for h in kb.search(q, k)], pairs)
+            systems["ours"] = {**figures(ours), **ours_lat, "index_seconds": build["seconds"]}
+            out = {"build": build, "decisions": decisions(kb, pairs), "misses": ours.misses}
 
         started = time.perf_counter()
-        bm25 = BM25Baseline(entries)
+        bm25 = BM25Baseline(entries, char_ngrams=(1, bm25_max_n))
         bm25_seconds = time.perf_counter() - started
         bm25_report, bm25_lat = timed_eval(bm25.search, pairs)
+        systems[f"bm25_jieba_char1{bm25_max_n}"] = {
+            **figures(bm25_report),
+            **bm25_lat,
+            "index_seconds": round(bm25_seconds, 2),
+        }
+        started = time.perf_counter()
+        bm25e = BM25Baseline(entries, char_ngrams=(1, bm25_max_n), per_entry=True)
+        bm25e_seconds = time.perf_counter() - started
+        bm25e_report, bm25e_lat = timed_eval(bm25e.search, pairs)
+        systems[f"bm25_entry_char1{bm25_max_n}"] = {
+            **figures(bm25e_report),
+            **bm25e_lat,
+            "index_seconds": round(bm25e_seconds, 2),
+        }
         started = time.perf_counter()
         tfidf = CharTfidfBaseline(entries)
         tfidf_seconds = time.perf_counter() - started
         tfidf_report, tfidf_lat = timed_eval(tfidf.search, pairs)
+        systems["char_tfidf_nn"] = {
+            **figures(tfidf_report),
+            **tfidf_lat,
+            "index_seconds": round(tfidf_seconds, 2),
+        }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -293,43 +342,24 @@ def run(set_dir: Path, bare: bool, limit: int | None, keep: Path | None) -> dict
         "entries": len(entries),
         "variants": sum(len(e.variants()) for e in entries),
         "queries": len(pairs),
-        "build": {
-            "seconds": round(build_seconds, 2),
-            "load_seconds": round(load_seconds, 2),
-            "index_kind": result.index_kind,
-            "classifier": result.classifier,
-            "calibration_queries": result.calibration_queries,
-            "stage_seconds": meta.get("stage_seconds", {}),
-        },
-        "systems": {
-            "ours": {**figures(ours), **ours_lat, "index_seconds": round(build_seconds, 2)},
-            "bm25_jieba_char12": {
-                **figures(bm25_report),
-                **bm25_lat,
-                "index_seconds": round(bm25_seconds, 2),
-            },
-            "char_tfidf_nn": {
-                **figures(tfidf_report),
-                **tfidf_lat,
-                "index_seconds": round(tfidf_seconds, 2),
-            },
-        },
-        "decisions": calibration,
-        "misses": ours.misses,
+        "systems": systems,
+        **out,
     }
 
 
 def print_report(r: dict[str, Any], misses: int) -> None:
-    b = r["build"]
     print(f"{r['set']}: {r['entries']} entries, {r['variants']} questions, {r['queries']} queries")
-    print(
-        f"code {r['code']['path']} @ {r['code']['version']} ({r['settings']}); build "
-        f"{b['seconds']:.1f} s ({b['index_kind']} index, classifier "
-        f"{'on' if b['classifier'] else 'off'}, calibrated on {b['calibration_queries']}), "
-        f"load {b['load_seconds']:.2f} s"
-    )
-    if b["stage_seconds"]:
-        print("  stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in b["stage_seconds"].items()))
+    b = r.get("build")
+    if b:
+        print(
+            f"code {r['code']['path']} @ {r['code']['version']} ({r['settings']}); build "
+            f"{b['seconds']:.1f} s ({b['index_kind']} index, classifier "
+            f"{'on' if b['classifier'] else 'off'}, calibrated on {b['calibration_queries']}), "
+            f"load {b['load_seconds']:.2f} s"
+        )
+        if b["stage_seconds"]:
+            stages = ", ".join(f"{k} {v:.1f}s" for k, v in b["stage_seconds"].items())
+            print(f"  stages: {stages}")
     print(
         f"  {'system':<20} {'top-1':>7} {'R@5':>7} {'MRR':>7} {'index s':>8} "
         f"{'p50 ms':>7} {'p99 ms':>7}"
@@ -339,14 +369,15 @@ def print_report(r: dict[str, Any], misses: int) -> None:
             f"  {name:<20} {f['top1']:>7.4f} {f['recall@5']:>7.4f} {f['mrr']:>7.4f} "
             f"{f['index_seconds']:>8.2f} {f['p50_ms']:>7.2f} {f['p99_ms']:>7.2f}"
         )
-    d = r["decisions"]
-    acc = f"{d['answer_accuracy']:.4f}" if d["answer_accuracy"] is not None else "-"
-    print(
-        f"  decisions: answer {d['answer']} (right {d['answer_right']}, accuracy {acc}), "
-        f"clarify {d['clarify']} (right entry among the buttons {d['clarify_right_in_buttons']}"
-        f"), none {d['none']}"
-    )
-    for miss in r["misses"][:misses]:
+    d = r.get("decisions")
+    if d:
+        acc = f"{d['answer_accuracy']:.4f}" if d["answer_accuracy"] is not None else "-"
+        print(
+            f"  decisions: answer {d['answer']} (right {d['answer_right']}, accuracy {acc}), "
+            f"clarify {d['clarify']} (right entry among the buttons "
+            f"{d['clarify_right_in_buttons']}), none {d['none']}"
+        )
+    for miss in r.get("misses", [])[:misses]:
         print(
             f"  miss: {miss['query']}  expected {miss['expected']} (rank "
             f"{miss['rank'] or '>5'}), got {', '.join(miss['got'])}"
@@ -382,12 +413,31 @@ def main() -> int:
         default=None,
         help="build into DIR/<set>_<variant>/ and keep it (default: a temp folder)",
     )
+    parser.add_argument(
+        "--baselines-only",
+        action="store_true",
+        help="skip building ours (seconds instead of minutes): BM25 and char TF-IDF only",
+    )
+    parser.add_argument(
+        "--bm25-ngrams",
+        type=int,
+        choices=(1, 2, 3),
+        default=2,
+        help="BM25 character n-grams 1..N (default 2)",
+    )
     args = parser.parse_args()
     results = []
     for set_dir in args.sets:
         if not (set_dir / "queries.tsv").is_file() or not (set_dir / SOURCES_DIR).is_dir():
             raise SystemExit(f"{set_dir}: needs sources/ and queries.tsv")
-        result = run(set_dir, args.bare, args.limit, args.keep)
+        result = run(
+            set_dir,
+            bare=args.bare,
+            limit=args.limit,
+            keep=args.keep,
+            ours_too=not args.baselines_only,
+            bm25_max_n=args.bm25_ngrams,
+        )
         print_report(result, args.misses)
         results.append(result)
     if args.json:
