@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 from bot.nlu.entity_merge import add_learned
 from bot.nlu.interfaces import Component, Message, Token, ensure_norm
+from bot.nlu.lexical_featurizer import FUNCTIONS
 from bot.nlu.regex_featurizer import training_patterns
 from bot.training.data import EntityAnnotation, TrainingData
 
@@ -43,18 +43,7 @@ DEFAULT_FEATURES = [
 ]
 _CHAR_FEATURES = ("word", "word_pos", "shape")
 
-_FUNCTIONS: dict[str, Callable[[str], Any]] = {
-    "low": str.lower,
-    "title": str.istitle,
-    "upper": str.isupper,
-    "digit": str.isdigit,
-    "prefix5": lambda t: t[:5],
-    "prefix2": lambda t: t[:2],
-    "suffix5": lambda t: t[-5:],
-    "suffix3": lambda t: t[-3:],
-    "suffix2": lambda t: t[-2:],
-    "suffix1": lambda t: t[-1:],
-}
+_FUNCTIONS = FUNCTIONS  # the token features Rasa's CRF and lexical featurizer share
 # Rasa feature names this CRF does not compute: they need a trained spaCy tagger or dense
 # features from another component.
 _SKIPPED = frozenset({"pos", "pos2", "text_dense_features"})

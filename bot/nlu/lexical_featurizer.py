@@ -31,6 +31,7 @@ FUNCTIONS: dict[str, Callable[[str], Any]] = {
     "suffix5": lambda t: t[-5:],
     "suffix3": lambda t: t[-3:],
     "suffix2": lambda t: t[-2:],
+    "suffix1": lambda t: t[-1:],
 }
 POSITIONAL = ("BOS", "EOS")
 NEEDS_SPACY = ("pos", "pos2")

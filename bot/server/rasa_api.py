@@ -208,6 +208,14 @@ def _triggered_entities(value: Any) -> list[dict[str, Any]]:
             for name, v in pairs]
 
 
+def _name_field(data: dict[str, Any], what: str) -> str:
+    """The request's ``name`` (of an intent or an action): a non-empty string."""
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise ApiError(400, f"field 'name' (the {what}) must be a non-empty string")
+    return name
+
+
 def _number_field(data: dict[str, Any], name: str) -> float | None:
     value = data.get(name)
     if value is None:
@@ -318,9 +326,7 @@ def rasa_api_blueprint(agent: Agent, settings: ServerSettings, runner: TurnRunne
         authorize(request, settings, sender)
         include = verbosity(request)
         data = json_object(request)
-        name = data.get("name")
-        if not isinstance(name, str) or not name.strip():
-            raise ApiError(400, "field 'name' (the intent) must be a non-empty string")
+        name = _name_field(data, "intent")
         if name not in processor.domain.intents:
             raise ApiError(404, f"the intent {name!r} does not exist in the domain")
         entities = clean_any(_triggered_entities(data.get("entities")))
@@ -365,9 +371,7 @@ def rasa_api_blueprint(agent: Agent, settings: ServerSettings, runner: TurnRunne
         authorize(request, settings, sender)
         include = verbosity(request)
         data = json_object(request)
-        name = data.get("name")
-        if not isinstance(name, str) or not name.strip():
-            raise ApiError(400, "field 'name' (the action) must be a non-empty string")
+        name = _name_field(data, "action")
         policy = data.get("policy")
         if policy is not None and not isinstance(policy, str):
             raise ApiError(400, "field 'policy' must be a string")
