@@ -437,7 +437,16 @@ def build_components(
     if use_classifier:
         if progress:
             progress("classifier", 0, 1)
-        parts.classifier = EntryClassifier.fit(variant_docs, variant_entry, len(entries))
+        warm = None
+        if incremental and previous is not None and previous.parts.classifier is not None:
+            number = {entry_key(e): i for i, e in enumerate(previous.parts.entries)}
+            warm = (
+                previous.parts.classifier,
+                np.asarray([number.get(k, -1) for k in keys], np.int64),
+            )
+        parts.classifier = EntryClassifier.fit(
+            variant_docs, variant_entry, len(entries), warm=warm
+        )
     facts = {
         "entries": len(entries),
         "variants": len(variants),

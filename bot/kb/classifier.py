@@ -32,6 +32,7 @@ REFINE_EPOCHS = 8
 REFINE_RATE = 0.05
 REFINE_MARGIN = 0.2
 REFINE_BATCH = 1024
+WARM_EPOCHS = 2  # an incremental build's refinement, from the previous weights
 REFINE_SLACK = 0.1
 REFINE_FULL_EVERY = 4
 
@@ -99,6 +100,31 @@ def refine(
     )
 
 
+def _warm_start(
+    centroids: sparse.csr_matrix,
+    classes: np.ndarray,
+    previous: EntryClassifier,
+    previous_entry: np.ndarray,
+) -> sparse.csr_matrix:
+    """The centroids with each unchanged entry's column replaced by its refined weights in
+    ``previous`` (same vocabulary)."""
+    column_of = np.full(previous.n_entries, -1, np.int64)
+    column_of[previous.classes] = np.arange(previous.classes.size)
+    before = previous_entry[classes]
+    old = np.where(before >= 0, column_of[np.maximum(before, 0)], -1)
+    kept = np.flatnonzero(old >= 0)
+    fresh = np.flatnonzero(old < 0)
+    pick = sparse.csc_matrix(
+        (np.ones(kept.size, np.float32), (old[kept], kept)),
+        shape=(previous.classes.size, classes.size),
+    )
+    new_only = sparse.csc_matrix(
+        (np.ones(fresh.size, np.float32), (fresh, fresh)), shape=(classes.size, classes.size)
+    )
+    out: sparse.csr_matrix = (previous.weights @ pick + centroids @ new_only).tocsr()
+    return out
+
+
 class EntryClassifier:
     """``predict(doc)`` → cosine to every entry's centroid (entry order of the build)."""
 
@@ -121,10 +147,20 @@ class EntryClassifier:
         labels: np.ndarray,
         n_entries: int,
         max_features: int | None = 50000,
+        warm: tuple[EntryClassifier, np.ndarray] | None = None,
     ) -> EntryClassifier:
+        """Centroids of ``docs`` per label (entry number), refined by :func:`refine` when
+        some entry has paraphrases. ``warm``: an earlier classifier and, per entry now, its
+        number in that classifier (-1 for a new or changed entry); its vocabulary is kept,
+        its refined weights start the unchanged entries, and only
+        :data:`WARM_EPOCHS` epochs run (an incremental build)."""
         from sklearn.preprocessing import normalize
 
-        featurizer, x = SparseFeaturizer.fit(docs, min_df=1, max_features=max_features)
+        if warm is not None:
+            featurizer = warm[0].featurizer
+            x = featurizer.transform(docs)
+        else:
+            featurizer, x = SparseFeaturizer.fit(docs, min_df=1, max_features=max_features)
         classes, column = np.unique(labels, return_inverse=True)
         members = sparse.csr_matrix(
             (np.ones(column.size, np.float32), (column, np.arange(column.size))),
@@ -133,7 +169,10 @@ class EntryClassifier:
         centroids = normalize(members @ x, norm="l2", copy=False)
         weights = centroids.T.tocsr()
         if column.size > classes.size:  # some entry has paraphrases: refine discriminatively
-            weights = refine(weights, x, column)
+            if warm is None:
+                weights = refine(weights, x, column)
+            else:
+                weights = refine(_warm_start(weights, classes, *warm), x, column, WARM_EPOCHS)
         return cls(featurizer, weights, n_entries, classes)
 
     def predict(self, doc: Analysed) -> tuple[np.ndarray, float]:
