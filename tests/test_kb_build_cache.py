@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from kb_helpers import LIBRARY_YML, write_library_kb
 
 from bot.kb import KnowledgeBase, build_knowledge_base
@@ -54,3 +55,29 @@ def test_other_settings_never_reuse_the_previous_build(tmp_path: Path) -> None:
     source.write_text(LIBRARY_YML.replace("免费使用。", "免费。"), encoding="utf-8")
     result = build_knowledge_base(kb_dir, {"index": "flat"}, None, progress=False)
     assert read_meta(result.build_dir)["incremental"] is None
+
+
+def test_incremental_build_keeps_the_refined_classifier(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    from bot.kb import classifier
+
+    monkeypatch.setattr(classifier, "WARM_EPOCHS", 0)  # warm start only: unchanged columns stay
+    kb_dir = write_library_kb(tmp_path)
+    first = build_knowledge_base(kb_dir, {}, None, progress=False)
+    before = classifier.EntryClassifier.load(first.build_dir)
+    source = kb_dir / "sources" / "library.yml"
+    source.write_text(
+        LIBRARY_YML.replace("免费使用。", "免费使用，限速10M。"), encoding="utf-8"
+    )
+    again = build_knowledge_base(kb_dir, {}, None, progress=False)
+    assert read_meta(again.build_dir)["incremental"]["changed_entries"] == 1
+    after = classifier.EntryClassifier.load(again.build_dir)
+    assert after.featurizer.words.vocab == before.featurizer.words.vocab
+    same = [c for c in range(before.classes.size) if c != 0]
+    kept = sum(
+        np.allclose(after.weights[:, c].toarray(), before.weights[:, c].toarray()) for c in same
+    )
+    assert kept >= len(same) - 1  # every entry but the changed one keeps its refined weights

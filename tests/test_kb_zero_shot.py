@@ -156,3 +156,31 @@ def test_cli_prints_calibration_and_baseline(
     data = json.loads((tmp_path / "kb_eval.json").read_text(encoding="utf-8"))
     assert {"baseline_bm25", "reliability", "build_calibration"} <= set(data)
     assert 0.0 <= data["baseline_bm25"]["top1"] <= 1.0
+
+
+def test_refined_classifier_separates_close_entries_and_warm_starts() -> None:
+    from scipy import sparse
+
+    from bot.kb.classifier import refine
+
+    analyzer = TextAnalyzer()
+    texts = [
+        "信用卡怎么还款", "信用卡还款方式", "信用卡自动还款",  # entry 0
+        "信用卡额度怎么提高", "信用卡提额", "信用卡临时额度",  # entry 1
+        "借记卡挂失", "银行卡丢了怎么办",  # entry 2
+    ]
+    labels = np.asarray([0, 0, 0, 1, 1, 1, 2, 2])
+    docs = [analyzer.analyse(t) for t in texts]
+    model = EntryClassifier.fit(docs, labels, 3)
+    for doc, label in zip(docs, labels, strict=True):  # every training row leads for its entry
+        assert int(np.argmax(model.predict(doc)[0])) == label
+    # refining moves weights: a row confused with another entry is pushed apart by the margin
+    x = sparse.csr_matrix(np.asarray([[1.0, 0.0], [0.8, 0.6]], np.float32))
+    start = sparse.csr_matrix(np.asarray([[1.0, 0.9], [0.0, 0.3]], np.float32))
+    w = refine(start, x, np.asarray([0, 1]), epochs=20, rate=0.1, margin=0.2).toarray()
+    scores = x.toarray() @ w
+    assert scores[0, 0] - scores[0, 1] >= 0.2 and scores[1, 1] - scores[1, 0] >= 0.2
+    # an incremental fit keeps the vocabulary and starts unchanged entries from their weights
+    warm = EntryClassifier.fit(docs, labels, 3, warm=(model, np.asarray([0, -1, 2])))
+    assert warm.featurizer is model.featurizer
+    assert int(np.argmax(warm.predict(analyzer.analyse("信用卡提额"))[0])) == 1

@@ -343,6 +343,7 @@ class Reuse:
     parts: Components
     meta: dict[str, Any]
     keys: set[str]
+    ordered_keys: tuple[str, ...] = ()  # the keys in the previous build's entry order
 
 
 REUSE_MAX_CHANGED = 0.02  # share of entries that may change for an incremental build
@@ -437,7 +438,19 @@ def build_components(
     if use_classifier:
         if progress:
             progress("classifier", 0, 1)
-        parts.classifier = EntryClassifier.fit(variant_docs, variant_entry, len(entries))
+        warm = None
+        if (
+            incremental and previous is not None and previous.parts.classifier is not None
+            and len(previous.ordered_keys) == previous.parts.classifier.n_entries
+        ):
+            number = {k: i for i, k in enumerate(previous.ordered_keys)}
+            warm = (
+                previous.parts.classifier,
+                np.asarray([number.get(k, -1) for k in keys], np.int64),
+            )
+        parts.classifier = EntryClassifier.fit(
+            variant_docs, variant_entry, len(entries), warm=warm
+        )
     facts = {
         "entries": len(entries),
         "variants": len(variants),
@@ -674,7 +687,7 @@ def _previous(target: Path, settings: KBSettings, basis: str) -> Reuse | None:
         if meta.get("format") != FORMAT or meta.get("basis") != basis:
             return None
         keys = json.loads((target / KEYS_FILE).read_text(encoding="utf-8"))
-        return Reuse(load_components(target, settings, meta), meta, set(keys))
+        return Reuse(load_components(target, settings, meta), meta, set(keys), tuple(keys))
     except (KBNotBuiltError, OSError, ValueError, KeyError):
         return None
 

@@ -22,7 +22,7 @@ FEATURES = (
     "dense_gap",  # dense minus the best dense of all candidates (≤ 0)
     "lexical",  # best BM25 of a variant, divided by the query terms' total idf
     "lexical_gap",
-    "classifier",  # cosine to the entry's centroid (classifier.py)
+    "classifier",  # the entry classifier's score (classifier.py: refined centroid)
     "classifier_gap",
     "answer_lexical",  # BM25 of the entry's category + answer text, normalised like lexical
     "answer_lexical_gap",
