@@ -34,7 +34,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--project", action="append", help="only these projects")
     args = parser.parse_args()
-    names = args.project or sorted(p.name for p in PROJECTS.iterdir() if p.is_dir())
+    names = args.project or sorted(p.name for p in PROJECTS.iterdir()
+                                   if (p / "config.yml").is_file())
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
