@@ -4,7 +4,7 @@ Each folder of ``tests/rasa_projects/`` is copied unchanged into a temporary fol
 with ``python -m bot train`` (a fresh process, as a user runs it) and tested with
 ``python -m bot test core`` on its own ``tests/test_stories.yml``. A project whose ``endpoints.yml``
 names an action server gets ``bot run actions`` started beside it. Prints one row per project:
-NLU examples, training seconds (wall, including start-up), stories passed, action accuracy.
+training and test seconds (wall, including start-up), stories passed, action accuracy.
 
 Run: ``.venv/bin/python bench/rasa_projects.py [--project NAME ...]`` from the repository root.
 """
