@@ -145,6 +145,29 @@ def test_channel_variants() -> None:
     assert choose_variation(only, "rest", rng)["text"] == "只在微信"
 
 
+def test_conditional_variations_as_in_rasa() -> None:
+    """Variations whose ``condition`` holds come first, then those without one; when every
+    condition fails nothing is sent."""
+    variations = [
+        {"text": "您好，张先生", "condition": [{"type": "slot", "name": "logged_in",
+                                             "value": True}]},
+        {"text": "您好"},
+    ]
+    rng = random.Random(0)
+    for _ in range(10):
+        assert choose_variation(variations, None, rng, {"logged_in": True})["text"] == \
+            "您好，张先生"
+        assert choose_variation(variations, None, rng, {"logged_in": False})["text"] == "您好"
+        assert choose_variation(variations, None, rng)["text"] == "您好"
+    only_conditioned = variations[:1]
+    assert choose_variation(only_conditioned, None, rng, {"logged_in": None}) is None
+    domain = parse_domain({"responses": {"utter_hi": variations}}, Path("domain.yml"))
+    (event,) = utter("utter_hi", tracker(logged_in=True), ActionContext(domain))
+    assert event["text"] == "您好，张先生"
+    assert utter("utter_hi", tracker(), ActionContext(
+        parse_domain({"responses": {"utter_hi": only_conditioned}}, Path("domain.yml")))) == []
+
+
 def test_unknown_response_gives_nothing() -> None:
     assert utter("utter_missing", tracker(), ActionContext(DOMAIN)) == []
 

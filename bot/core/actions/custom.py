@@ -127,7 +127,9 @@ def _response_events(responses: list[dict[str, Any]], context: ActionContext,
         name = message.get("response") or message.get("template")
         if name and name in context.domain.responses:
             variation = choose_variation(context.domain.responses[name], context.channel,
-                                         context.rng)
+                                         context.rng, slots)
+            if variation is None:
+                continue
             extra = {k: v for k, v in message.items() if k not in ("response", "template")}
             out.append(render(variation, {**slots, **extra}, name))
             continue

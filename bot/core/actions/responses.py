@@ -44,12 +44,34 @@ def _fill_any(value: Any, values: dict[str, Any]) -> Any:
     return value
 
 
+def _condition_holds(variation: dict[str, Any], slots: dict[str, Any]) -> bool:
+    """Rasa's conditional variations: every ``{type: slot, name, value}`` of ``condition``
+    matches the slot's value (a variation without ``condition`` always holds)."""
+    conditions = variation.get("condition")
+    if not conditions:
+        return True
+    if not isinstance(conditions, list):
+        return False
+    return all(
+        isinstance(c, dict) and c.get("type", "slot") == "slot"
+        and slots.get(str(c.get("name"))) == c.get("value")
+        for c in conditions
+    )
+
+
 def choose_variation(
-    variations: list[dict[str, Any]], channel: str | None, rng: random.Random
-) -> dict[str, Any]:
-    for_channel = [v for v in variations if channel and v.get("channel") == channel]
-    generic = [v for v in variations if not v.get("channel")]
-    candidates = for_channel or generic or variations
+    variations: list[dict[str, Any]], channel: str | None, rng: random.Random,
+    slots: dict[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """A variation for ``channel``: those whose ``condition`` holds come first (as in Rasa),
+    then those without one; ``None`` when every variation's condition fails."""
+    usable = [v for v in variations if _condition_holds(v, slots or {})]
+    usable = [v for v in usable if v.get("condition")] or usable
+    if not usable:
+        return None
+    for_channel = [v for v in usable if channel and v.get("channel") == channel]
+    generic = [v for v in usable if not v.get("channel")]
+    candidates = for_channel or generic or usable
     return candidates[0] if len(candidates) == 1 else rng.choice(candidates)
 
 
@@ -82,7 +104,9 @@ def utter(
     variations = context.domain.responses.get(name)
     if not variations:
         return []
-    variation = choose_variation(variations, context.channel, context.rng)
+    variation = choose_variation(variations, context.channel, context.rng, tracker.slots)
+    if variation is None:
+        return []
     values = {**tracker.slots, **(extra or {})}
     return [render(variation, values, name)]
 
