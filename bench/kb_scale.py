@@ -31,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.kb.build import build_knowledge_base  # noqa: E402
+from bot.kb.build import build_knowledge_base, read_meta  # noqa: E402
 from bot.kb.knowledge_base import KnowledgeBase  # noqa: E402
 from bot.kb.settings import KBSettings  # noqa: E402
 
@@ -201,6 +201,10 @@ def run(n: int, queries: int, keep: Path | None) -> dict[str, object]:
             "index": result.index_kind,
             "classifier": result.classifier,
             "build_s": round(build_s, 1),
+            "build_stages_s": ", ".join(
+                f"{k} {v:.1f}"
+                for k, v in read_meta(kb_dir / "build").get("stage_seconds", {}).items()
+            ),
             "load_s": round(load_s, 2),
             "build_dir_mb": round(folder_mb(kb_dir / "build"), 1),
             "rss_build_peak_mb": round(build_peak, 0),
