@@ -43,11 +43,10 @@ DEFAULT_FEATURES = [
 ]
 _CHAR_FEATURES = ("word", "word_pos", "shape")
 
-_FUNCTIONS = FUNCTIONS  # the token features Rasa's CRF and lexical featurizer share
 # Rasa feature names this CRF does not compute: they need a trained spaCy tagger or dense
 # features from another component.
 _SKIPPED = frozenset({"pos", "pos2", "text_dense_features"})
-_KNOWN = frozenset(_FUNCTIONS) | {"bias", "pattern", "entity"} | _SKIPPED
+_KNOWN = frozenset(FUNCTIONS) | {"bias", "pattern", "entity"} | _SKIPPED
 
 
 def _crfsuite() -> Any:
@@ -233,8 +232,8 @@ class CRFEntityExtractor(Component):
                     elif name == "pattern":
                         for p in hits[j]:
                             row[f"{key}:{p}"] = 1.0
-                    elif name in _FUNCTIONS:
-                        value = _FUNCTIONS[name](text)
+                    elif name in FUNCTIONS:
+                        value = FUNCTIONS[name](text)
                         if isinstance(value, bool):
                             if value:
                                 row[key] = 1.0
