@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bot.core.processor import UserMessage
+from bot.core.messages import UserMessage
 
 BotMessages = list[dict[str, Any]]
 OnNewMessage = Callable[[UserMessage], Awaitable[BotMessages]]

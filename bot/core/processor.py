@@ -16,7 +16,6 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from bot.core import events as ev
@@ -39,6 +38,7 @@ from bot.core.actions.retrieval import RetrievalAction
 from bot.core.actions.slot_extraction import PROTECTED_SLOTS, extract_slots
 from bot.core.events import Event
 from bot.core.lock_store import InMemoryLockStore, LockStore
+from bot.core.messages import TurnResult, UserMessage
 from bot.core.policies.ensemble import PolicyEnsemble
 from bot.core.policies.interfaces import PolicyPrediction
 from bot.core.tracker import LISTEN, DialogueStateTracker
@@ -68,26 +68,6 @@ _DEFAULT_ACTIONS: dict[str, Callable[[str], Action]] = {
     "action_default_ask_affirmation": TwoStageFallbackAction,
     "action_revert_fallback_events": TwoStageFallbackAction,
 }
-
-
-@dataclass
-class UserMessage:
-    text: str
-    sender_id: str
-    input_channel: str = "rest"
-    metadata: dict[str, Any] = field(default_factory=dict)
-    customer_id: str | None = None  # verified by the channel, never from the text
-    message_id: str | None = None
-
-
-@dataclass
-class TurnResult:
-    messages: list[dict[str, Any]]
-    events: list[Event]
-    parse_data: dict[str, Any]
-    actions: list[tuple[str, str, float]]  # (action, policy, confidence) that ran
-    customer_id: str | None = None  # verified by the channel for this turn
-    rejected: list[str] = field(default_factory=list)  # actions that refused to run
 
 
 def parse_payload(text: str, domain: Domain) -> dict[str, Any] | None:
