@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.core.processor import TurnResult, UserMessage
+from bot.core.messages import TurnResult, UserMessage
 from bot.server.metrics import BotMetrics
 from bot.server.ratelimit import RateLimiter, RedisRateLimiter, redis_client
 from bot.server.settings import RateLimit, ServerSettings

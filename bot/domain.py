@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from bot.builtin_responses import builtin_responses
 from bot.errors import ConfigError
 from bot.project import Project, yaml_error, yaml_files
 
@@ -116,6 +117,14 @@ class Domain:
     retrieval_intents: frozenset[str] = frozenset()
     # ``- intent: {use_entities: [...], ignore_entities: [...]}`` as written.
     intent_properties: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def variations(self, name: str) -> list[dict[str, Any]] | None:
+        """The response ``name``: the project's own, else the built-in one
+        (:mod:`bot.builtin_responses`), else None."""
+        own = self.responses.get(name)
+        if own:
+            return own
+        return builtin_responses().get(name)
 
     @property
     def action_names(self) -> list[str]:

@@ -13,7 +13,8 @@ from conftest import write_tiny_project
 
 from bot.core.actions.custom import InProcessExecutor, RemoteExecutor
 from bot.core.agent import Agent, create_executor, read_endpoints
-from bot.core.processor import ACTION_FAILED_TEXT, UserMessage
+from bot.core.messages import UserMessage
+from bot.core.processor import ACTION_FAILED_TEXT
 from bot.core.tracker_store import InMemoryTrackerStore, SQLTrackerStore
 from bot.errors import ConfigError, ModelNotFoundError
 from bot.project import Project

@@ -20,7 +20,8 @@ from sanic.response import HTTPResponse, json
 
 from bot.channels.socketio import socket_messages
 from bot.core.agent import Agent
-from bot.core.processor import MessageProcessor, UserMessage
+from bot.core.messages import UserMessage
+from bot.core.processor import MessageProcessor
 from bot.model.archive import LoadedModel, ModelMeta
 from bot.server import ServerSettings, create_app
 from bot.server.channels import Credentials, read_credentials

@@ -9,12 +9,13 @@ from typing import Any, ClassVar
 import pytest
 
 from bot.config import ComponentSpec, load_config
+from bot.core.messages import UserMessage
 from bot.core.policies.ensemble import PolicyEnsemble
 from bot.core.policies.interfaces import Policy, PolicyPrediction
 from bot.core.policies.memoization import MemoizationPolicy
 from bot.core.policies.rule import RulePolicy
 from bot.core.policies.sklearn_policy import SklearnPolicy
-from bot.core.processor import MessageProcessor, UserMessage
+from bot.core.processor import MessageProcessor
 from bot.core.tracker import DialogueStateTracker
 from bot.domain import Domain
 from bot.errors import ConfigError

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from bot.core.actions.custom import InProcessExecutor
-from bot.core.processor import MessageProcessor, UserMessage
+from bot.core.messages import UserMessage
+from bot.core.processor import MessageProcessor
 from bot.core.tracker import LISTEN
 from bot.domain import REQUESTED_SLOT
 

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.core import events as ev
+from bot.core.messages import UserMessage
 from bot.core.policies.memoization import AugmentedMemoizationPolicy, MemoizationPolicy
-from bot.core.processor import MessageProcessor, UserMessage
+from bot.core.processor import MessageProcessor
 from bot.core.tracker import LISTEN, DialogueStateTracker
 
 DOMAIN = """

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from bot.core import events as ev
+from bot.core.messages import UserMessage
 from bot.core.policies.ensemble import PolicyEnsemble
-from bot.core.processor import MessageProcessor, UserMessage, parse_payload
+from bot.core.processor import MessageProcessor, parse_payload
 from bot.core.tracker import LISTEN
 from bot.core.tracker_store import InMemoryTrackerStore, SQLTrackerStore
 from bot.domain import REQUESTED_SLOT

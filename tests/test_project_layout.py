@@ -24,10 +24,10 @@ from bot.config import (
 )
 from bot.core.actions.custom import InProcessExecutor, RemoteExecutor
 from bot.core.agent import Agent, create_executor, import_actions, read_endpoints
+from bot.core.messages import UserMessage
 from bot.core.policies.ensemble import PolicyEnsemble
 from bot.core.policies.registry import UnexpecTEDIntentPolicy, policy_class
 from bot.core.policies.sklearn_policy import SklearnPolicy
-from bot.core.processor import UserMessage
 from bot.domain import load_domain, load_project_domain
 from bot.errors import ConfigError, ModelNotFoundError
 from bot.model import core_fingerprint, load_model, training_fingerprint

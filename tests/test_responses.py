@@ -10,7 +10,8 @@ import yaml
 
 from bot.core.actions.interfaces import ActionContext
 from bot.core.actions.responses import bot_message, choose_variation, render, utter
-from bot.core.processor import MessageProcessor, UserMessage
+from bot.core.messages import UserMessage
+from bot.core.processor import MessageProcessor
 from bot.core.tracker import DialogueStateTracker
 from bot.domain import parse_domain
 
@@ -225,7 +226,7 @@ async def test_seeded_processors_choose_the_same_variations(dialogue) -> None:  
 
 
 async def test_domain_responses_replace_default_texts(dialogue) -> None:  # type: ignore[no-untyped-def]
-    from bot.core.actions.default import DEFAULT_TEXTS
+    from bot.builtin_responses import builtin_responses
 
     domain_yaml = """
     intents: [nlu_fallback]
@@ -247,4 +248,4 @@ async def test_domain_responses_replace_default_texts(dialogue) -> None:  # type
         "buttons": [{"title": "转人工", "payload": "/request_human"}]}]
     plain = MessageProcessor(*dialogue("intents: [nlu_fallback]", rules, [("RulePolicy", {})]))
     assert await plain.handle_message(UserMessage("/nlu_fallback", "s")) == [{
-        "recipient_id": "s", "text": DEFAULT_TEXTS["utter_default"]}]
+        "recipient_id": "s", "text": builtin_responses()["utter_default"][0]["text"]}]

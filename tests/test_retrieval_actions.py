@@ -8,9 +8,10 @@ from typing import Any
 
 import yaml
 
-from bot.core.actions.default import DEFAULT_TEXTS
+from bot.builtin_responses import builtin_responses
 from bot.core.actions.retrieval import RetrievalAction
-from bot.core.processor import MessageProcessor, UserMessage
+from bot.core.messages import UserMessage
+from bot.core.processor import MessageProcessor
 from bot.domain import parse_domain
 
 DOMAIN_YAML = """
@@ -112,7 +113,7 @@ async def test_no_selector_result_gives_the_domains_fallback(dialogue) -> None: 
 async def test_without_utter_default_the_engine_fallback_text(dialogue) -> None:  # type: ignore[no-untyped-def]
     p = MessageProcessor(*dialogue(DOMAIN_YAML, RULES, [("RulePolicy", {})]))
     result = await p.handle(UserMessage("嗯", "e"), parse=parse("chitchat", None))
-    assert [m["text"] for m in result.messages] == [DEFAULT_TEXTS["utter_default"]]
+    assert [m["text"] for m in result.messages] == [builtin_responses()["utter_default"][0]["text"]]
     # the conversation carries on
     result = await p.handle(UserMessage("/greet", "e"))
     assert [m["text"] for m in result.messages] == ["您好"]

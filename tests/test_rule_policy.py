@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bot.core.messages import UserMessage
 from bot.core.policies.rule import RulePolicy, rule_snippets
-from bot.core.processor import MessageProcessor, UserMessage
+from bot.core.processor import MessageProcessor
 from bot.core.stories import ActionStep, SlotStep, Story, UserStep
 from bot.core.tracker import LISTEN
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 WORKER = """
-from bot.core.processor import TurnResult
+from bot.core.messages import TurnResult
 from bot.server.metrics import BotMetrics
 m = BotMetrics()
 for _ in range({turns}):

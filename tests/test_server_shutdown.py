@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from test_server_project import TrainedBot, new_agent, trained_bot
 
-from bot.core.processor import TurnResult, UserMessage
+from bot.core.messages import TurnResult, UserMessage
 from bot.server import create_app
 
 __all__ = ["trained_bot"]

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from bot.core import events as ev
+from bot.core.messages import UserMessage
 from bot.core.policies.ensemble import policy_class
 from bot.core.policies.sklearn_policy import SklearnPolicy, history_features
-from bot.core.processor import MessageProcessor, UserMessage
+from bot.core.processor import MessageProcessor
 from bot.core.tracker import LISTEN, DialogueStateTracker
 
 DOMAIN = """

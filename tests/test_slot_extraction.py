@@ -11,7 +11,8 @@ import yaml
 
 from bot.core import events as ev
 from bot.core.actions.slot_extraction import extract_slots
-from bot.core.processor import MessageProcessor, UserMessage
+from bot.core.messages import UserMessage
+from bot.core.processor import MessageProcessor
 from bot.core.tracker import LISTEN, DialogueStateTracker
 from bot.domain import REQUESTED_SLOT, parse_domain
 

@@ -13,7 +13,8 @@ import yaml
 from rasa_sdk.interfaces import Tracker
 
 from bot.core import events as ev
-from bot.core.processor import MessageProcessor, UserMessage
+from bot.core.messages import UserMessage
+from bot.core.processor import MessageProcessor
 from bot.core.tracker import LISTEN, DialogueStateTracker, applied_events
 from bot.domain import REQUESTED_SLOT, parse_domain
 

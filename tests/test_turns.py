@@ -17,7 +17,8 @@ import pytest
 from backends import REDIS_URL, redis_problem
 
 from bot.core.agent import Agent
-from bot.core.processor import MessageProcessor, TurnResult, UserMessage
+from bot.core.messages import TurnResult, UserMessage
+from bot.core.processor import MessageProcessor
 from bot.core.tracker_store import InMemoryTrackerStore, TrackerStore
 from bot.server.errors import ApiError
 from bot.server.metrics import BotMetrics

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from bot.core.processor import MessageProcessor, UserMessage
+from bot.core.messages import UserMessage
+from bot.core.processor import MessageProcessor
 from bot.core.tracker import LISTEN, applied_events
 
 DOMAIN = """

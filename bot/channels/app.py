@@ -14,7 +14,7 @@ from sanic.response import HTTPResponse
 
 from bot.channels.identity import Customer, InvalidToken, verify_token
 from bot.channels.rest import reply
-from bot.core.processor import UserMessage
+from bot.core.messages import UserMessage
 from bot.server.errors import ApiError
 from bot.server.inputs import anonymous_sender, incoming_message, json_object
 from bot.server.settings import JwtSettings

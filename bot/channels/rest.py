@@ -17,7 +17,7 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 from sanic.response import json as json_response
 
-from bot.core.processor import UserMessage
+from bot.core.messages import UserMessage
 from bot.server.inputs import anonymous_sender, incoming_message, json_object
 from bot.server.turns import TurnRunner
 

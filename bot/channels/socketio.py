@@ -40,7 +40,7 @@ from sanic import Sanic
 from bot.channels.base import BotMessages, MessageRefused, OnNewMessage
 from bot.channels.identity import InvalidToken, decode_token
 from bot.core import strict_json
-from bot.core.processor import UserMessage
+from bot.core.messages import UserMessage
 
 logger = logging.getLogger(__name__)
 

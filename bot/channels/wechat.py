@@ -42,7 +42,7 @@ from bot.channels.wechat_api import TEXT_LIMIT, RedisTokenStore, WeChatApi, spli
 from bot.channels.wechat_crypto import WeChatCrypto, WeChatCryptoError, check_signature
 from bot.channels.wechat_store import BindingStore
 from bot.core.lock_store import LockTimeoutError
-from bot.core.processor import UserMessage
+from bot.core.messages import UserMessage
 from bot.errors import ConfigError
 from bot.project import Project
 from bot.server.errors import ApiError

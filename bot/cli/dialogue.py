@@ -25,7 +25,7 @@ def _format(message: dict[str, Any]) -> str:
 def run_dialogue_shell(args: argparse.Namespace) -> int:
     from bot.cli.main import model_path, project_from_args
     from bot.core.agent import Agent
-    from bot.core.processor import UserMessage
+    from bot.core.messages import UserMessage
 
     project = project_from_args(args)
     agent = Agent.load(project, model_path(args))

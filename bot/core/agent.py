@@ -20,7 +20,8 @@ import yaml
 from bot.core.actions.custom import InProcessExecutor, RemoteExecutor
 from bot.core.actions.interfaces import CustomActionExecutor
 from bot.core.lock_store import LockStore, create_lock_store
-from bot.core.processor import MessageProcessor, TurnResult, UserMessage
+from bot.core.messages import TurnResult, UserMessage
+from bot.core.processor import MessageProcessor
 from bot.core.tracker_store import TrackerStore, create_tracker_store
 from bot.domain import load_project_domain
 from bot.errors import ConfigError, ModelNotFoundError

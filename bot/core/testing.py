@@ -24,7 +24,8 @@ import yaml
 from bot.core import events as ev
 from bot.core.actions.interfaces import CustomActionExecutor
 from bot.core.lock_store import InMemoryLockStore
-from bot.core.processor import MessageProcessor, UserMessage
+from bot.core.messages import UserMessage
+from bot.core.processor import MessageProcessor
 from bot.core.stories import (
     ANY_VALUE,
     ActionStep,

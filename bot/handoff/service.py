@@ -21,7 +21,8 @@ import jwt
 
 from bot.core import events as ev
 from bot.core.actions.responses import bot_message
-from bot.core.processor import MessageProcessor, TurnResult, UserMessage
+from bot.core.messages import TurnResult, UserMessage
+from bot.core.processor import MessageProcessor
 from bot.errors import BotError
 from bot.handoff import routing, triggers
 from bot.handoff.bus import LocalBus

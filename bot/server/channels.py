@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from bot.channels.base import MessageRefused, OnNewMessage
-from bot.core.processor import UserMessage
+from bot.core.messages import UserMessage
 from bot.errors import ConfigError
 from bot.server.errors import ApiError
 from bot.server.inputs import MAX_SENDER_CHARS, RESERVED_PREFIX, check_anonymous

@@ -30,7 +30,7 @@ from bot.core.actions.responses import bot_message
 from bot.core.actions.slot_extraction import PROTECTED_SLOTS
 from bot.core.agent import Agent
 from bot.core.events import Event
-from bot.core.processor import UserMessage
+from bot.core.messages import UserMessage
 from bot.core.tracker import LISTEN, DialogueStateTracker, applied_events
 from bot.server.api import model_id
 from bot.server.auth import authorize

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from bot.core import events as ev
 from bot.core.actions.responses import bot_message
 from bot.core.agent import Agent
-from bot.core.processor import UserMessage
+from bot.core.messages import UserMessage
 from bot.core.tracker import LISTEN
 from bot.server.errors import ApiError
 from bot.server.metrics import BotMetrics

@@ -125,9 +125,9 @@ def _response_events(responses: list[dict[str, Any]], context: ActionContext,
     out: list[Event] = []
     for message in responses:
         name = message.get("response") or message.get("template")
-        if name and name in context.domain.responses:
-            variation = choose_variation(context.domain.responses[name], context.channel,
-                                         context.rng, slots)
+        variations = context.domain.variations(name) if name else None
+        if name and variations:
+            variation = choose_variation(variations, context.channel, context.rng, slots)
             if variation is None:
                 continue
             extra = {k: v for k, v in message.items() if k not in ("response", "template")}

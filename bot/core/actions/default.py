@@ -1,5 +1,6 @@
-"""Rasa's default actions (rasa-compat.md). Texts default to Chinese and can be replaced by
-domain responses of the same purpose (``utter_default``, ``utter_ask_rephrase``, ...)."""
+"""Rasa's default actions (rasa-compat.md). Their texts are built-in responses
+(``bot/resources/responses/engine.yml``) that domain responses of the same name
+(``utter_default``, ``utter_ask_rephrase``, ...) replace."""
 
 from __future__ import annotations
 
@@ -11,19 +12,10 @@ from bot.core.events import Event
 from bot.core.tracker import LISTEN, DialogueStateTracker
 from bot.domain import REQUESTED_SLOT, SESSION_START_METADATA_SLOT
 
-DEFAULT_TEXTS = {
-    "utter_default": "抱歉，我没有理解您的意思，能换个说法再说一次吗？",
-    "utter_ask_rephrase": "抱歉，我还是没太明白，您能换个说法再说一遍吗？",
-    "utter_restart": "好的，我们重新开始。",
-    "utter_back": "好的，我们回到上一步。",
-}
-
 
 def say(name: str, tracker: DialogueStateTracker, context: ActionContext) -> list[Event]:
-    """The domain response ``name`` if there is one, else the built-in Chinese text."""
-    return utter(name, tracker, context) or [
-        ev.bot(DEFAULT_TEXTS[name], metadata={"utter_action": name})
-    ]
+    """The domain response ``name``, else the built-in one (``bot/resources/responses``)."""
+    return utter(name, tracker, context)
 
 
 class ActionListen(Action):

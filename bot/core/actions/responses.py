@@ -10,11 +10,13 @@ from bot.core import events as ev
 from bot.core.actions.interfaces import Action, ActionContext
 from bot.core.events import Event
 from bot.core.tracker import DialogueStateTracker
+from bot.domain import Domain
 
 _TEMPLATE = re.compile(r"\{(\w+)\}")
 # Rasa fills templates with str.format, so ``{{`` / ``}}`` stand for literal braces, e.g. a
 # button payload '/inform{{"card_last4": "{card_last4}"}}'.
 _ESCAPED_TEMPLATE = re.compile(r"\{\{|\}\}|\{(\w+)\}")
+_RNG = random.Random()
 MESSAGE_KEYS = ("buttons", "image", "custom", "attachment", "elements", "quick_replies")
 
 
@@ -101,14 +103,26 @@ def utter(
     name: str, tracker: DialogueStateTracker, context: ActionContext,
     extra: dict[str, Any] | None = None,
 ) -> list[Event]:
-    variations = context.domain.responses.get(name)
+    event = response_event(name, context.domain, channel=context.channel, rng=context.rng,
+                           slots=tracker.slots, values=extra)
+    return [] if event is None else [event]
+
+
+def response_event(
+    name: str, domain: Domain, *, channel: str | None = None,
+    rng: random.Random | None = None, slots: dict[str, Any] | None = None,
+    values: dict[str, Any] | None = None,
+) -> Event | None:
+    """One bot event of the response ``name`` (the domain's, else the built-in one) with its
+    templates filled from ``slots`` and ``values``; None when there is no such response or
+    no variation's condition holds. For code outside actions (handoff, the server)."""
+    variations = domain.variations(name)
     if not variations:
-        return []
-    variation = choose_variation(variations, context.channel, context.rng, tracker.slots)
+        return None
+    variation = choose_variation(variations, channel, rng or _RNG, slots)
     if variation is None:
-        return []
-    values = {**tracker.slots, **(extra or {})}
-    return [render(variation, values, name)]
+        return None
+    return render(variation, {**(slots or {}), **(values or {})}, name)
 
 
 class ResponseAction(Action):
