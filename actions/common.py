@@ -1,10 +1,12 @@
 """Shared pieces of the bank actions: the verified customer, the core-banking backend,
-the knowledge base, and the replies used when something is missing."""
+the knowledge base, the domain's wording (:func:`phrase`) and the replies used when
+something is missing. Every sentence the customer reads is a response in ``domain.yml``."""
 
 from __future__ import annotations
 
 import logging
 import os
+import string
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,6 @@ from rasa_sdk.executor import CollectingDispatcher
 
 logger = logging.getLogger(__name__)
 
-HUMAN_BUTTON = {"title": "转人工", "payload": "/request_human"}
 PROJECT_ROOT = Path(os.environ.get("BOT_PROJECT") or Path(__file__).resolve().parents[1])
 ACCOUNT_LABELS = {"debit_card": "储蓄卡", "credit_card": "信用卡"}
 BUSINESS_LABELS = {
@@ -39,19 +40,40 @@ def forget(tracker: Tracker, *slots: str) -> list[dict[str, Any]]:
     return [SlotSet(name, None) for name in slots]
 
 
-def ask_to_log_in(dispatcher: CollectingDispatcher, what: str) -> None:
-    dispatcher.utter_message(
-        text=f"为保护您的账户安全，{what}需要先验证身份：请在示例银行App内登录后再来咨询，"
-        "或在微信公众号中绑定您的银行账户。您也可以点击“转人工”由人工客服为您办理。",
-        buttons=[HUMAN_BUTTON],
-    )
+class _Keep(dict[str, Any]):
+    """Template values where a missing ``{name}`` stays as it is (as in the engine)."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def phrase(domain: dict[str, Any], name: str, **values: Any) -> str:
+    """The text of the domain response ``name`` (its first variation) with ``{name}``
+    templates filled from ``values``: a part of a message an action assembles (an item of
+    a list, an optional clause), so that its words too are in ``domain.yml``."""
+    variations = (domain.get("responses") or {}).get(name) or []
+    if not variations or not isinstance(variations[0].get("text"), str):
+        raise KeyError(f"domain.yml has no response {name} with a text")
+    filled = {k: "" if v is None else v for k, v in values.items()}
+    return string.Formatter().vformat(variations[0]["text"], (), _Keep(filled))
+
+
+def account_buttons(
+    accounts: list[Any], intent: str, domain: dict[str, Any]
+) -> list[dict[str, str]]:
+    """One button per account, its payload ``/intent{"card_last4": …}``."""
+    return [
+        {
+            "title": phrase(domain, "utter_part_account_button",
+                            account_label=ACCOUNT_LABELS.get(a.type, a.type), last4=a.last4),
+            "payload": f'/{intent}{{"card_last4": "{a.last4}"}}',
+        }
+        for a in accounts
+    ]
 
 
 def backend_unavailable(dispatcher: CollectingDispatcher) -> None:
-    dispatcher.utter_message(
-        text="抱歉，系统暂时无法查询，请稍后再试。如需帮助，可以点击“转人工”由人工客服为您服务。",
-        buttons=[HUMAN_BUTTON],
-    )
+    dispatcher.utter_message(response="utter_backend_unavailable")
 
 
 @lru_cache(maxsize=1)
@@ -77,3 +99,8 @@ def knowledge_base() -> Any:
     else:
         _kb.reload_if_changed()
     return _kb
+
+
+def listing(domain: dict[str, Any], items: list[str]) -> str:
+    """``items`` joined by the domain's list separator (``utter_part_separator``)."""
+    return phrase(domain, "utter_part_separator").join(items)

@@ -1,6 +1,7 @@
 """``action_query_progress``: the status of the customer's own application, by
 ``application_id`` or ``business_type``, or the list of open applications to choose
-from. Shows the current step, the finished steps with dates, and what comes next."""
+from. Shows the current step, the finished steps with dates, and what comes next. The
+words are responses in ``domain.yml``."""
 
 from __future__ import annotations
 
@@ -11,48 +12,73 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import (
     BUSINESS_LABELS,
-    ask_to_log_in,
     backend,
     backend_unavailable,
     customer_id,
     forget,
+    listing,
     logger,
+    phrase,
 )
 
 
-def describe(app: Any) -> str:
+def _product(app: Any) -> str:
+    return str(app.product or BUSINESS_LABELS.get(app.business_type, app.business_type))
+
+
+def describe(app: Any, domain: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The response telling the status of ``app``, and its variables."""
     from bot.bank.money import format_yuan
 
-    product = app.product or BUSINESS_LABELS.get(app.business_type, "业务")
-    head = f"您的{product}申请（编号{app.id}"
-    if app.amount_fen:
-        head += f"，金额 {format_yuan(app.amount_fen)}"
-    head += "）"
     done = [s for s in app.steps if s.status == "done"]
     current = next((s for s in app.steps if s.status == "in_progress"), None)
     pending = [s for s in app.steps if s.status == "pending"]
-    parts = []
-    if current is not None:
-        since = f"（{current.date.isoformat()} 起）" if current.date else ""
-        parts.append(f"{head}当前处于“{current.name}”阶段{since}。")
-    elif done and not pending:
-        parts.append(f"{head}已办理完成，最近一步：“{done[-1].name}”。")
-    else:
-        parts.append(f"{head}正在等待处理。")
-    if done:
-        parts.append(
-            "已完成："
-            + "、".join(f"{s.name}（{s.date.isoformat()}）" if s.date else s.name for s in done)
-            + "。"
-        )
-    if pending:
-        parts.append(f"下一步：{pending[0].name}。")
     details = app.details or {}
+    variables: dict[str, Any] = {
+        "product": _product(app), "application_id": app.id, "step": "", "since": "",
+        "amount": phrase(domain, "utter_part_amount", amount=format_yuan(app.amount_fen))
+        if app.amount_fen else "",
+        "done_steps": "", "next_step": "", "delivery": "", "new_limit": "",
+    }
+    if current is not None:
+        response = "utter_application_in_progress"
+        variables["step"] = current.name
+        if current.date:
+            variables["since"] = phrase(domain, "utter_part_since", date=current.date.isoformat())
+    elif done and not pending:
+        response = "utter_application_done"
+        variables["step"] = done[-1].name
+    else:
+        response = "utter_application_waiting"
+    if done:
+        steps = [
+            phrase(domain, "utter_part_dated_step", step=s.name, date=s.date.isoformat())
+            if s.date else phrase(domain, "utter_part_step", step=s.name)
+            for s in done
+        ]
+        variables["done_steps"] = phrase(domain, "utter_part_done_steps",
+                                         steps=listing(domain, steps))
+    if pending:
+        variables["next_step"] = phrase(domain, "utter_part_next_step", step=pending[0].name)
     if details.get("courier") and details.get("tracking_number"):
-        parts.append(f"快递：{details['courier']} {details['tracking_number']}。")
+        variables["delivery"] = phrase(domain, "utter_part_delivery", courier=details["courier"],
+                                       tracking_number=details["tracking_number"])
     if details.get("new_limit_fen"):
-        parts.append(f"新额度：{format_yuan(int(details['new_limit_fen']))}。")
-    return "".join(parts)
+        variables["new_limit"] = phrase(domain, "utter_part_new_limit",
+                                        amount=format_yuan(int(details["new_limit_fen"])))
+    return response, variables
+
+
+def application_buttons(apps: list[Any], domain: dict[str, Any]) -> list[dict[str, str]]:
+    """One button per application, its payload ``/query_progress{"application_id": …}``."""
+    return [
+        {
+            "title": phrase(domain, "utter_part_application_button", product=_product(a),
+                            application_id=a.id),
+            "payload": f'/query_progress{{"application_id": "{a.id}"}}',
+        }
+        for a in apps
+    ]
 
 
 class ActionQueryProgress(Action):
@@ -66,7 +92,7 @@ class ActionQueryProgress(Action):
 
         customer = customer_id(tracker)
         if customer is None:
-            ask_to_log_in(dispatcher, "查询办理进度")
+            dispatcher.utter_message(response="utter_progress_login_required")
             return forget(tracker, "application_id", "business_type")
         app_id = tracker.get_slot("application_id")
         business = tracker.get_slot("business_type")
@@ -74,16 +100,19 @@ class ActionQueryProgress(Action):
             if app_id:
                 app = backend().application(customer, str(app_id).upper())
                 if app is not None:
-                    dispatcher.utter_message(text=describe(app))
+                    response, variables = describe(app, domain)
+                    dispatcher.utter_message(response=response, **variables)
                     return forget(tracker, "application_id", "business_type")
                 apps = list(backend().applications(customer))
-                text = f"没有找到您名下编号为{app_id}的申请，请核对编号。"
                 if apps:
                     dispatcher.utter_message(
-                        text=text + "您名下的申请有：", buttons=self._buttons(apps)
+                        response="utter_application_not_found_choose", application_id=app_id,
+                        buttons=application_buttons(apps, domain),
                     )
                 else:
-                    dispatcher.utter_message(text=text)
+                    dispatcher.utter_message(
+                        response="utter_application_not_found", application_id=app_id
+                    )
                 return forget(tracker, "application_id", "business_type")
             apps = list(backend().applications(customer, open_only=business is None))
         except BankError as exc:
@@ -97,23 +126,16 @@ class ActionQueryProgress(Action):
                 apps = list(backend().applications(customer))
             except BankError:
                 apps = []
-        if not apps:
-            what = BUSINESS_LABELS.get(str(business), "") if business else "正在办理的"
-            dispatcher.utter_message(text=f"您目前没有{what}业务申请。")
+        if not apps and business:
+            dispatcher.utter_message(response="utter_no_applications_of_type",
+                                     business=BUSINESS_LABELS.get(str(business), ""))
+        elif not apps:
+            dispatcher.utter_message(response="utter_no_open_applications")
         elif len(apps) == 1:
-            dispatcher.utter_message(text=describe(apps[0]))
+            response, variables = describe(apps[0], domain)
+            dispatcher.utter_message(response=response, **variables)
         else:
             dispatcher.utter_message(
-                text="您有多笔申请，请问要查询哪一笔？", buttons=self._buttons(apps)
+                response="utter_choose_application", buttons=application_buttons(apps, domain)
             )
         return forget(tracker, "application_id", "business_type")
-
-    @staticmethod
-    def _buttons(apps: list[Any]) -> list[dict[str, str]]:
-        return [
-            {
-                "title": f"{a.product or BUSINESS_LABELS.get(a.business_type, '业务')} {a.id}",
-                "payload": f'/query_progress{{"application_id": "{a.id}"}}',
-            }
-            for a in apps
-        ]

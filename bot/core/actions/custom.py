@@ -122,6 +122,9 @@ class RemoteExecutor:
 
 def _response_events(responses: list[dict[str, Any]], context: ActionContext,
                      slots: dict[str, Any]) -> list[Event]:
+    """The bot events of an action's messages: ``response=`` renders the domain's response
+    (the message's other keys fill its templates, its ``buttons`` come after the response's
+    own, as in Rasa); otherwise the message's text and data as they are."""
     out: list[Event] = []
     for message in responses:
         name = message.get("response") or message.get("template")
@@ -131,7 +134,11 @@ def _response_events(responses: list[dict[str, Any]], context: ActionContext,
             if variation is None:
                 continue
             extra = {k: v for k, v in message.items() if k not in ("response", "template")}
-            out.append(render(variation, {**slots, **extra}, name))
+            event = render(variation, {**slots, **extra}, name)
+            if message.get("buttons"):  # as Rasa: after the response's own buttons
+                data = event.setdefault("data", {})
+                data["buttons"] = [*(data.get("buttons") or []), *message["buttons"]]
+            out.append(event)
             continue
         data = {k: message[k] for k in ("buttons", "image", "custom", "attachment", "elements")
                 if message.get(k)}
