@@ -17,6 +17,7 @@ from actions.common import (
     backend_unavailable,
     customer_id,
     forget,
+    label,
     listing,
     logger,
     phrase,
@@ -30,7 +31,7 @@ def describe(account: Any, domain: dict[str, Any]) -> tuple[str, dict[str, Any]]
     frozen = phrase(domain, "utter_part_frozen") if account.frozen else ""
     if account.type != "credit_card":
         return "utter_account_balance", {
-            "last4": account.last4, "account_label": ACCOUNT_LABELS.get(account.type, account.type),
+            "last4": account.last4, "account_label": label(domain, ACCOUNT_LABELS, account.type),
             "balance": format_yuan(account.balance_fen), "frozen": frozen,
         }
     statement = due = ""

@@ -18,12 +18,16 @@ from rasa_sdk.executor import CollectingDispatcher
 logger = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(os.environ.get("BOT_PROJECT") or Path(__file__).resolve().parents[1])
-ACCOUNT_LABELS = {"debit_card": "储蓄卡", "credit_card": "信用卡"}
+# The responses naming the values of the slots account_type and business_type.
+ACCOUNT_LABELS = {
+    "debit_card": "utter_part_account_debit_card",
+    "credit_card": "utter_part_account_credit_card",
+}
 BUSINESS_LABELS = {
-    "loan": "贷款",
-    "credit_card_application": "信用卡申请",
-    "card_replacement": "补换卡",
-    "credit_limit_increase": "信用卡提额",
+    "loan": "utter_part_business_loan",
+    "credit_card_application": "utter_part_business_credit_card_application",
+    "card_replacement": "utter_part_business_card_replacement",
+    "credit_limit_increase": "utter_part_business_credit_limit_increase",
 }
 
 
@@ -58,6 +62,12 @@ def phrase(domain: dict[str, Any], name: str, **values: Any) -> str:
     return string.Formatter().vformat(variations[0]["text"], (), _Keep(filled))
 
 
+def label(domain: dict[str, Any], labels: dict[str, str], value: Any) -> str:
+    """The words for a slot value (``labels`` maps it to a response), else the value."""
+    name = labels.get(str(value))
+    return phrase(domain, name) if name else str(value)
+
+
 def account_buttons(
     accounts: list[Any], intent: str, domain: dict[str, Any]
 ) -> list[dict[str, str]]:
@@ -65,7 +75,8 @@ def account_buttons(
     return [
         {
             "title": phrase(domain, "utter_part_account_button",
-                            account_label=ACCOUNT_LABELS.get(a.type, a.type), last4=a.last4),
+                            account_label=label(domain, ACCOUNT_LABELS, a.type),
+                            last4=a.last4),
             "payload": f'/{intent}{{"card_last4": "{a.last4}"}}',
         }
         for a in accounts

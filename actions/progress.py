@@ -16,14 +16,15 @@ from actions.common import (
     backend_unavailable,
     customer_id,
     forget,
+    label,
     listing,
     logger,
     phrase,
 )
 
 
-def _product(app: Any) -> str:
-    return str(app.product or BUSINESS_LABELS.get(app.business_type, app.business_type))
+def _product(app: Any, domain: dict[str, Any]) -> str:
+    return str(app.product or label(domain, BUSINESS_LABELS, app.business_type))
 
 
 def describe(app: Any, domain: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -35,7 +36,7 @@ def describe(app: Any, domain: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     pending = [s for s in app.steps if s.status == "pending"]
     details = app.details or {}
     variables: dict[str, Any] = {
-        "product": _product(app), "application_id": app.id, "step": "", "since": "",
+        "product": _product(app, domain), "application_id": app.id, "step": "", "since": "",
         "amount": phrase(domain, "utter_part_amount", amount=format_yuan(app.amount_fen))
         if app.amount_fen else "",
         "done_steps": "", "next_step": "", "delivery": "", "new_limit": "",
@@ -73,7 +74,7 @@ def application_buttons(apps: list[Any], domain: dict[str, Any]) -> list[dict[st
     """One button per application, its payload ``/query_progress{"application_id": …}``."""
     return [
         {
-            "title": phrase(domain, "utter_part_application_button", product=_product(a),
+            "title": phrase(domain, "utter_part_application_button", product=_product(a, domain),
                             application_id=a.id),
             "payload": f'/query_progress{{"application_id": "{a.id}"}}',
         }
@@ -128,7 +129,7 @@ class ActionQueryProgress(Action):
                 apps = []
         if not apps and business:
             dispatcher.utter_message(response="utter_no_applications_of_type",
-                                     business=BUSINESS_LABELS.get(str(business), ""))
+                                     business=label(domain, BUSINESS_LABELS, business))
         elif not apps:
             dispatcher.utter_message(response="utter_no_open_applications")
         elif len(apps) == 1:

@@ -36,3 +36,9 @@ def builtin_responses() -> dict[str, Variations]:
                 )
             found[str(name)] = [dict(v) for v in variations]
     return found
+
+
+def builtin_text(name: str) -> str:
+    """The text of the built-in response ``name`` (its first variation), for code that has
+    no domain at hand."""
+    return str(builtin_responses()[name][0].get("text") or "")

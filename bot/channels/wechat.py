@@ -37,10 +37,12 @@ import yaml
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, text
 
+from bot.builtin_responses import builtin_text
 from bot.channels.identity import Customer
 from bot.channels.wechat_api import TEXT_LIMIT, RedisTokenStore, WeChatApi, split_text
 from bot.channels.wechat_crypto import WeChatCrypto, WeChatCryptoError, check_signature
 from bot.channels.wechat_store import BindingStore
+from bot.core.actions.responses import response_event
 from bot.core.lock_store import LockTimeoutError
 from bot.core.messages import UserMessage
 from bot.errors import ConfigError
@@ -55,8 +57,7 @@ CHANNEL = "wechat"
 REDIS_URL_ENV = "BOT_REDIS_URL"
 SUCCESS = "success"
 XML_TYPE = "application/xml; charset=utf-8"
-BUSY_TEXT = "您的消息太频繁了，请稍后再试。"
-UNSUPPORTED_TEXT = "目前只能处理文字消息，请用文字描述您的问题，或发送“转人工”。"
+UNSUPPORTED = "\x00unsupported"  # incoming_text's marker of a message that is not text
 ENV = {"token": "BOT_WECHAT_TOKEN", "aes_key": "BOT_WECHAT_AES_KEY",
        "appid": "BOT_WECHAT_APPID", "secret": "BOT_WECHAT_SECRET",
        "api_base": "BOT_WECHAT_API_BASE", "bindings_db": "BOT_WECHAT_BINDINGS_DB"}
@@ -201,9 +202,11 @@ def text_reply_xml(to_user: str, from_user: str, content: str, now: int | None =
             f"<MsgType><![CDATA[text]]></MsgType><Content>{_cdata(content)}</Content></xml>")
 
 
-def render_messages(messages: list[dict[str, Any]]) -> tuple[str, list[str]]:
-    """The bot messages as one text (buttons as numbered lines) and the button payloads in
-    order, so that a reply of just the number presses the button."""
+def render_messages(messages: list[dict[str, Any]], choose_hint: str | None = None
+                    ) -> tuple[str, list[str]]:
+    """The bot messages as one text (buttons as numbered lines, then ``choose_hint``, by
+    default the built-in ``utter_choose_by_number``) and the button payloads in order, so
+    that a reply of just the number presses the button."""
     parts: list[str] = []
     payloads: list[str] = []
     for message in messages:
@@ -216,7 +219,8 @@ def render_messages(messages: list[dict[str, Any]]) -> tuple[str, list[str]]:
         if lines:
             parts.append("\n".join(lines))
     if payloads:
-        parts.append("回复数字即可选择。")
+        parts.append(builtin_text("utter_choose_by_number") if choose_hint is None
+                     else choose_hint)
     return "\n\n".join(parts), payloads
 
 
@@ -252,6 +256,11 @@ class WeChatChannel:
             self.crypto = WeChatCrypto(s.token, s.aes_key, s.appid)
         if self.api is None and s.appid and s.secret:
             self.api = WeChatApi(s.api_base, s.appid, s.secret, timeout=s.http_timeout)
+
+    def say(self, response: str) -> str:
+        """The text of a response (the project's domain's, else the built-in one)."""
+        event = response_event(response, self.runner.agent.processor.domain, channel=CHANNEL)
+        return str(event.get("text") or "") if event else ""
 
     # signatures
     def verify(self, request: Request) -> None:
@@ -303,7 +312,7 @@ class WeChatChannel:
     # the message
     def incoming_text(self, fields: dict[str, str]) -> str | None:
         """The text the bot handles, ``None`` for what is ignored (``success``), or the
-        ``UNSUPPORTED_TEXT`` marker for unsupported message types."""
+        ``UNSUPPORTED`` marker for unsupported message types."""
         kind = fields.get("MsgType", "").lower()
         if kind == "text":
             return fields.get("Content", "").strip() or None
@@ -316,7 +325,7 @@ class WeChatChannel:
             if event == "click":
                 return fields.get("EventKey", "").strip() or None
             return None  # unsubscribe, SCAN, VIEW, LOCATION...
-        return UNSUPPORTED_TEXT
+        return UNSUPPORTED
 
     def dedupe_key(self, fields: dict[str, str]) -> str:
         if fields.get("MsgId"):
@@ -357,10 +366,10 @@ class WeChatChannel:
         except ApiError as exc:
             if exc.status != 429:
                 raise
-            return BUSY_TEXT
+            return self.say("utter_busy")
         except LockTimeoutError:
-            return BUSY_TEXT
-        content, payloads = render_messages(messages)
+            return self.say("utter_busy")
+        content, payloads = render_messages(messages, self.say("utter_choose_by_number"))
         self.buttons.pop(openid, None)
         if payloads:
             self.buttons[openid] = payloads
@@ -380,8 +389,8 @@ class WeChatChannel:
         incoming = self.incoming_text(fields)
         if incoming is None:
             return text(SUCCESS)
-        if incoming == UNSUPPORTED_TEXT:
-            return self.respond(request, UNSUPPORTED_TEXT, fields)
+        if incoming == UNSUPPORTED:
+            return self.respond(request, self.say("utter_text_only"), fields)
         key = self.dedupe_key(fields)
         previous = self._remember(key)
         if previous is not None:  # a retry: never a second turn

@@ -6,12 +6,11 @@
 
 from bot.kb.build import BuildResult, KBNotBuiltError, build_knowledge_base
 from bot.kb.knowledge_base import KnowledgeBase
-from bot.kb.retriever import CLARIFY_PROMPT, Decision, Hit
+from bot.kb.retriever import Decision, Hit
 from bot.kb.settings import KBSettings, Thresholds
 from bot.kb.sources import KBEntry, KBSourceError, load_sources
 
 __all__ = [
-    "CLARIFY_PROMPT",
     "BuildResult",
     "Decision",
     "Hit",

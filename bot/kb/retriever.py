@@ -27,7 +27,6 @@ from bot.kb.sources import KBEntry
 from bot.kb.text import Analysed, TextAnalyzer
 
 DecisionKind = Literal["answer", "clarify", "none"]
-CLARIFY_PROMPT = "您是想问："
 FEW_ACTIVE = 200  # with at most this many active entries, all of them are candidates
 MAX_DENSE_K = 4096
 
@@ -78,7 +77,7 @@ class Hit:
 
 @dataclass(frozen=True)
 class Decision:
-    """``answer``: ``hits[0]`` answers; ``clarify``: ask :data:`CLARIFY_PROMPT` with ``hits`` as
+    """``answer``: ``hits[0]`` answers; ``clarify``: ask (``utter_faq_clarify``) with ``hits`` as
     buttons; ``none``: nothing relevant (``hits`` empty; ``candidates`` kept for the gap log)."""
 
     kind: DecisionKind

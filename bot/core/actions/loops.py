@@ -74,7 +74,7 @@ class FormAction(Action):
             asked = utter(name, tracker, context)
             if asked:
                 return asked
-        return [ev.bot(f"请提供{slot}。")]
+        return utter("utter_ask_missing_slot", tracker, context, {"slot": slot})
 
 
 TWO_STAGE = "action_two_stage_fallback"
@@ -180,13 +180,15 @@ class TwoStageFallbackAction(Action):
         if not top:
             return [*say("utter_ask_rephrase", tracker, context)]
         raw = context.domain.raw
-        label = _intent_label(raw, top[0])
-        buttons = [{"title": _intent_label(raw, i), "payload": f"/{i}"} for i in top]
-        buttons.append({"title": "都不是", "payload": "/out_of_scope"})
-        return [
-            ev.bot(
-                f"您是想问「{label}」吗？",
-                {"buttons": buttons},
-                {"utter_action": "action_default_ask_affirmation", "suggested_intents": top},
-            )
-        ]
+        asked = utter("utter_ask_affirmation", tracker, context,
+                      {"intent_label": _intent_label(raw, top[0])})
+        if not asked:  # the project's variations all have a failing condition
+            return [*say("utter_ask_rephrase", tracker, context)]
+        event = asked[0]
+        data = event.setdefault("data", {})
+        # the top intents as buttons, then the response's own ("都不是" in the built-in one)
+        data["buttons"] = [{"title": _intent_label(raw, i), "payload": f"/{i}"} for i in top] + \
+            list(data.get("buttons") or [])
+        event["metadata"] = {"utter_action": "action_default_ask_affirmation",
+                             "suggested_intents": top}
+        return [event]
