@@ -187,3 +187,20 @@ async def test_two_conversations_do_not_mix(processor: MessageProcessor) -> None
     assert [m["text"] for m in result.messages] == ["余额请在App查看"]
     result = await processor.handle(UserMessage("/report_loss", "b"))
     assert [m["text"] for m in result.messages] == ["请拨打热线挂失尾号6789的卡"]
+
+
+async def test_a_domain_rewords_the_question(dialogue) -> None:  # type: ignore[no-untyped-def]
+    """``utter_ask_affirmation`` is a built-in response: the domain's wins, and its buttons
+    come after the top intents."""
+    domain = DOMAIN + """  utter_ask_affirmation:
+    - text: "请问您要办理「{intent_label}」吗？"
+      buttons: [{title: 其他问题, payload: /out_of_scope}]
+"""
+    p = MessageProcessor(*dialogue(domain, RULES, [("RulePolicy", {})]), nlu=NLU())
+    messages, _ = await turn(p, UNCLEAR)
+    assert messages[0]["text"] == "请问您要办理「查询余额」吗？"
+    assert [b["title"] for b in messages[0]["buttons"]] == ["查询余额", "挂失卡片", "其他问题"]
+    tracker = await p.get_tracker("s")
+    [asked] = [e for e in tracker.events if e["event"] == "bot"]
+    assert asked["metadata"] == {"utter_action": "action_default_ask_affirmation",
+                                 "suggested_intents": ["query_balance", "report_loss"]}
