@@ -11,17 +11,14 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import (
-    ACCOUNT_LABELS,
     account_buttons,
     backend,
     backend_unavailable,
     customer_id,
     forget,
-    label,
-    listing,
     logger,
-    phrase,
 )
+from actions.wording import ACCOUNT_LABELS, label, listing, phrase
 
 
 def describe(account: Any, domain: dict[str, Any]) -> tuple[str, dict[str, Any]]:

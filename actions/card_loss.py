@@ -13,7 +13,8 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import account_buttons, backend, customer_id, listing, logger, phrase
+from actions.common import account_buttons, backend, customer_id, logger
+from actions.wording import listing, phrase
 
 
 def _accounts(tracker: Tracker) -> list[Any]:

@@ -9,7 +9,8 @@ from typing import Any
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import knowledge_base, logger, phrase
+from actions.common import knowledge_base, logger
+from actions.wording import phrase
 
 
 def _answer(dispatcher: CollectingDispatcher, entry: Any, domain: dict[str, Any]) -> None:

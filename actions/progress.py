@@ -10,17 +10,8 @@ from typing import Any
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import (
-    BUSINESS_LABELS,
-    backend,
-    backend_unavailable,
-    customer_id,
-    forget,
-    label,
-    listing,
-    logger,
-    phrase,
-)
+from actions.common import backend, backend_unavailable, customer_id, forget, logger
+from actions.wording import BUSINESS_LABELS, label, listing, phrase
 
 
 def _product(app: Any, domain: dict[str, Any]) -> str:
