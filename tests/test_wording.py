@@ -161,6 +161,19 @@ def _response_names(trees: Iterator[tuple[str, ast.Module]]) -> Iterator[tuple[s
                 yield path, node.lineno, node.value
 
 
+def test_actions_send_responses_not_texts() -> None:
+    found = [
+        f"{path}:{node.lineno}: utter_message without response= - {FIX}"
+        for path, tree in python_files("actions")
+        if not _listed(path, PENDING)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "utter_message"
+        and "response" not in {k.arg for k in node.keywords}
+    ]
+    assert not found, "\n".join(found)
+
+
 def test_every_response_the_actions_use_is_in_the_domain() -> None:
     domain = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
     used = list(_response_names(python_files("actions")))
