@@ -72,7 +72,7 @@ class Message:
         return "".join(chars)
 
     def parse_result(self) -> dict[str, Any]:
-        """The ``/model/parse`` JSON of rasa-compat.md."""
+        """The ``/model/parse`` JSON of docs/rasa-compat.md."""
         result: dict[str, Any] = {
             "text": self.text,
             "intent": self.intent or {"name": None, "confidence": 0.0},
