@@ -28,8 +28,11 @@ shell: train
 test: install
 	$(PY) -m pytest -q -rs
 
+# ruff (lint rules and formatting) and mypy --strict on bot/ and actions/ (pyproject.toml);
+# also before each commit with pre-commit (.pre-commit-config.yaml).
 lint: install
-	$(PY) -m ruff check bot tests bench
+	$(PY) -m ruff check bot tests bench actions
+	$(PY) -m ruff format --check bot tests bench actions
 	$(PY) -m mypy
 
 bench: install train

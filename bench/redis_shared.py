@@ -24,8 +24,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.core.messages import TurnResult, UserMessage
+from bot.redis import redis_client
 from bot.server.metrics import BotMetrics
-from bot.server.ratelimit import RateLimiter, RedisRateLimiter, redis_client
+from bot.server.ratelimit import RateLimiter, RedisRateLimiter
 from bot.server.settings import RateLimit, ServerSettings
 from bot.server.turns import SharedReplies, TurnRunner
 

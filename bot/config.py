@@ -12,10 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bot.errors import ConfigError
-from bot.project import yaml_error
+from bot.settings_file import read_mapping
 
 DEFAULT_LANGUAGE = "en"  # Rasa's, when config.yml names none
 
@@ -151,12 +149,8 @@ def parse_config(data: Any, path: Path, project_root: Path | None = None) -> Bot
 
 
 def load_config(path: Path, project_root: Path | None = None) -> BotConfig:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path} does not exist. Fix: create it or pass --config FILE") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(yaml_error(path, exc)) from exc
+    data = read_mapping(path, required=True, holds="language, pipeline, policies, ...",
+                        missing_fix="create it or pass --config FILE")
     return parse_config(data, path, project_root)
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from bot.folding import width_table
+
 _ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![0-9A-Za-z])")
 _CARD = re.compile(r"(?<!\d)\d{12,15}(\d{4})(?!\d)")
 # A card number printed in groups of four: 6222 0212 3456 7890 (or with dashes).
@@ -15,8 +17,7 @@ _PHONE = re.compile(r"(?<!\d)((?:\+?86[ -]?)?1[3-9]\d)([ -]?)\d{4}([ -]?)(\d{4})
 
 PERSONAL_ENTITIES = frozenset({"phone", "id_number"})
 # Chinese input methods often type full-width digits (１３８…): masked as the ASCII ones.
-_FULL_WIDTH = {0xFF10 + n: str(n) for n in range(10)} | {0xFF38: "X", 0xFF58: "x", 0xFF0B: "+",
-                                                         0xFF0D: "-", 0x3000: " "}
+_FULL_WIDTH = width_table("0123456789Xx+- ")
 _HAS_FULL_WIDTH = re.compile("[\uff10-\uff19]")
 
 

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bot.config import BotConfig, load_config
 from bot.core.policies.ensemble import PolicyEnsemble
 from bot.core.stories import Story
@@ -34,6 +32,7 @@ from bot.model import (
 )
 from bot.nlu.pipeline import NLUPipeline, ProgressCallback
 from bot.project import Project
+from bot.settings_file import read_mapping
 from bot.training import Problem, TrainingData, load_nlu_files
 from bot.training.nlu_yaml import check_data_file
 
@@ -156,7 +155,7 @@ def build_kb(project: Project, force: bool, show_progress: bool) -> Any:
         return None
     from bot.kb.build import build_knowledge_base
 
-    raw = yaml.safe_load(project.config_file.read_text(encoding="utf-8")) or {}
+    raw = read_mapping(project.config_file, required=True)
     try:
         texts = [e.text for e in load_nlu_files(project.data_files(), project.root).examples]
     except Exception:  # the NLU data is reported by NLU training itself

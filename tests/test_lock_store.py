@@ -20,7 +20,6 @@ import pytest
 from backends import REDIS_URL, redis_problem
 
 from bot.core.lock_store import (
-    REDIS_URL_ENV,
     InMemoryLockStore,
     LockStore,
     LockTimeoutError,
@@ -28,6 +27,7 @@ from bot.core.lock_store import (
     create_lock_store,
 )
 from bot.errors import BotError, ConfigError
+from bot.redis import REDIS_URL_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 

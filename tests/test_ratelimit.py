@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from backends import REDIS_URL, redis_problem
 
-from bot.server.ratelimit import RateLimiter, RedisFallback, RedisRateLimiter, redis_client
+from bot.redis import redis_client
+from bot.server.ratelimit import RateLimiter, RedisFallback, RedisRateLimiter
 from bot.server.settings import RateLimit
 
 DOWN_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1

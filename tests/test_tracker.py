@@ -1,4 +1,4 @@
-"""The tracker: state replayed from events, the tracker JSON of rasa-compat.md, and the
+"""The tracker: state replayed from events, the tracker JSON of docs/rasa-compat.md, and the
 featurised history the policies read."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from bot.core.processor import MessageProcessor
 from bot.core.tracker import LISTEN, DialogueStateTracker, applied_events
 from bot.domain import REQUESTED_SLOT, parse_domain
 
-COMPAT = Path("/work/shared/reference/rasa-compat.md")
-# The tracker keys as rasa-compat.md lists them (used when the file is not readable).
+COMPAT = Path(__file__).resolve().parents[1] / "docs" / "rasa-compat.md"
+# The tracker keys as docs/rasa-compat.md lists them.
 TRACKER_KEYS = {
     "sender_id", "slots", "latest_message", "latest_event_time", "followup_action", "paused",
     "events", "latest_input_channel", "active_loop", "latest_action", "latest_action_name",
@@ -56,13 +56,11 @@ responses:
 
 
 def compat_tracker_keys() -> set[str]:
-    if not COMPAT.is_file():
-        return TRACKER_KEYS
     text = COMPAT.read_text(encoding="utf-8")
     match = re.search(r"`tracker` holds `([^.]*)`", text, re.DOTALL)
-    assert match, "rasa-compat.md no longer lists the tracker keys"
+    assert match, "docs/rasa-compat.md no longer lists the tracker keys"
     keys = {k.strip(" `\n") for k in match.group(1).replace("\n", " ").split(",")}
-    assert keys == TRACKER_KEYS  # the list above must follow the reference
+    assert keys == TRACKER_KEYS  # the list above must follow the document
     return keys
 
 

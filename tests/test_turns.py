@@ -20,9 +20,9 @@ from bot.core.agent import Agent
 from bot.core.messages import TurnResult, UserMessage
 from bot.core.processor import MessageProcessor
 from bot.core.tracker_store import InMemoryTrackerStore, TrackerStore
+from bot.redis import redis_client
 from bot.server.errors import ApiError
 from bot.server.metrics import BotMetrics
-from bot.server.ratelimit import redis_client
 from bot.server.settings import RateLimit, ServerSettings
 from bot.server.turns import CLAIMED, TurnRunner
 

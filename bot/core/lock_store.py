@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import uuid
 from abc import ABC, abstractmethod
 from collections import deque
@@ -21,14 +20,13 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from bot.errors import BotError, ConfigError
+from bot.redis import DEFAULT_REDIS_URL, redis_client, redis_url
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 logger = logging.getLogger(__name__)
 
-REDIS_URL_ENV = "BOT_REDIS_URL"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_KEY_PREFIX = "bankbot:lock:"
 
 
@@ -197,14 +195,6 @@ return removed
 """
 
 
-def _redis_asyncio() -> Any:
-    try:
-        import redis.asyncio
-    except ImportError as exc:  # pragma: no cover - a dependency of the package
-        raise ImportError("RedisLockStore needs redis-py: pip install 'redis>=5'") from exc
-    return redis.asyncio
-
-
 class RedisLockStore(LockStore):
     """FIFO ticket locks in Redis, shared by every server process using the same ``key_prefix``.
 
@@ -230,8 +220,8 @@ class RedisLockStore(LockStore):
         self.key_prefix = key_prefix
         self.lock_lifetime = lock_lifetime
         self.poll_interval = poll_interval
-        redis = _redis_asyncio()
-        self._client: Redis = client or redis.Redis.from_url(url, decode_responses=True)
+        # redis-py's own timeouts and retries: a waiter polls, a holder renews in the background
+        self._client: Redis = client or redis_client(url, timeout=None, retries=None)
         self._take = self._client.register_script(_TAKE)
         self._poll = self._client.register_script(_POLL)
         self._renew = self._client.register_script(_RENEW)
@@ -352,7 +342,7 @@ def create_lock_store(config: Mapping[str, Any] | None) -> LockStore:
     else the in-memory store (one server process).
     """
     cfg = dict(config or {})
-    env_url = os.environ.get(REDIS_URL_ENV)
+    env_url = redis_url()
     default = "redis" if env_url else "memory"
     kind = str(cfg.pop("type", default)).lower().replace("_", "")
     if kind in {"memory", "inmemory", "inmemorylockstore"}:

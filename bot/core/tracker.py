@@ -191,7 +191,7 @@ class DialogueStateTracker:
         return count
 
     def current_state(self) -> dict[str, Any]:
-        """The tracker JSON of rasa-compat.md (what an action server receives)."""
+        """The tracker JSON of docs/rasa-compat.md (what an action server receives)."""
         loop = (
             {"name": self.active_loop.name, "validate": True, "rejected": self.active_loop.rejected}
             if self.active_loop.name

@@ -6,9 +6,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bot.errors import ConfigError
+from bot.settings_file import read_mapping
 
 SECTION = "knowledge_base"
 
@@ -144,11 +143,7 @@ def read_config_mapping(config_file: Path | None) -> dict[str, Any]:
     """The whole config.yml as a mapping ({} when the file is missing)."""
     if config_file is None or not config_file.is_file():
         return {}
-    try:
-        data = yaml.safe_load(config_file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{config_file}: invalid YAML: {exc}") from exc
-    return data if isinstance(data, dict) else {}
+    return read_mapping(config_file, holds="language, pipeline, knowledge_base, ...")
 
 
 def read_settings(config_file: Path | None) -> KBSettings:

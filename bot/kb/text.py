@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from bot.folding import drop_marks, fold_width, to_simplified
 from bot.nlu.tokenizer import new_jieba
 
 _JIEBA_LOCK = threading.Lock()
@@ -33,20 +34,6 @@ def _jieba(words: tuple[str, ...] = ()) -> Any:
 LEXICAL_CHARS = (1, 2)  # character n-grams BM25 indexes besides the words (see lexical_terms)
 _NON_WORD = re.compile(r"[\W_]+")  # anything but letters and digits (Unicode-aware)
 _WORD = re.compile(r"[^\W_]")
-_INVISIBLE = re.compile(
-    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]"
-)
-_WIDTH = {0x3000: " ", **{code: chr(code - 0xFEE0) for code in range(0xFF01, 0xFF5F)}}
-
-
-@lru_cache(maxsize=1)
-def _t2s() -> Any:
-    try:
-        import opencc
-    except ImportError as exc:  # pragma: no cover - a dependency of the package
-        raise ImportError("the knowledge base needs OpenCC: pip install opencc") from exc
-    return opencc.OpenCC("t2s")
-
 
 # A run of Chinese numerals that is a number: with a magnitude (十百千万亿), or one digit
 # before a unit. 一 in words such as 一般 or 一心一意 and ranges such as 七八个 stay.
@@ -92,14 +79,11 @@ def normalise_text(text: str) -> str:
     """Full-width → half-width, invisible characters dropped, lower case, one space between
     words, Traditional → Simplified (same rules as the NLU normaliser, without offsets), then
     Chinese numerals → digits."""
-    text = _INVISIBLE.sub("", text.translate(_WIDTH)).lower()
+    text = drop_marks(fold_width(text)).lower()
     text = " ".join(text.split())
     if text and not text.isascii():
-        converted = _t2s().convert(text)
-        if len(converted) == len(text):
-            text = converted
-        text = fold_numbers(text)
-    return str(text)
+        text = fold_numbers(to_simplified(text))
+    return text
 
 
 @dataclass(frozen=True)

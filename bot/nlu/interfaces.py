@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
+from bot.folding import fold_width_char
 from bot.training.data import TrainingData
 
 
@@ -66,14 +67,12 @@ class Message:
         chars = []
         for i, ch in enumerate(span, start):
             original = self.text[self.offsets[i]] if self.offsets[i] < len(self.text) else ch
-            code = ord(original)
-            if 0xFF01 <= code <= 0xFF5E:  # full-width form of an ASCII character
-                original = chr(code - 0xFEE0)
+            original = fold_width_char(original)  # a full-width form of ASCII
             chars.append(original if original != ch and original.lower() == ch else ch)
         return "".join(chars)
 
     def parse_result(self) -> dict[str, Any]:
-        """The ``/model/parse`` JSON of rasa-compat.md."""
+        """The ``/model/parse`` JSON of docs/rasa-compat.md."""
         result: dict[str, Any] = {
             "text": self.text,
             "intent": self.intent or {"name": None, "confidence": 0.0},

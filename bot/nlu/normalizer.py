@@ -6,29 +6,10 @@ Control and format characters are dropped; runs of whitespace become one space.
 
 from __future__ import annotations
 
-import unicodedata
-from functools import lru_cache
 from typing import Any, ClassVar
 
+from bot.folding import fold_width_char, is_invisible, lower_char, to_simplified
 from bot.nlu.interfaces import Component, Message
-
-
-@lru_cache(maxsize=1)
-def _t2s() -> Any:
-    try:
-        import opencc
-    except ImportError as exc:  # pragma: no cover - a dependency of the package
-        raise ImportError("ChineseTextNormalizer needs OpenCC: pip install opencc") from exc
-    return opencc.OpenCC("t2s")
-
-
-def _width(ch: str) -> str:
-    code = ord(ch)
-    if code == 0x3000:
-        return " "
-    if 0xFF01 <= code <= 0xFF5E:
-        return chr(code - 0xFEE0)
-    return ch
 
 
 def normalise(
@@ -48,17 +29,15 @@ def normalise(
     pending_space = False
     space_at = 0  # where the pending space came from: a dropped character may follow it
     for i, ch in enumerate(text):
-        ch = _width(ch)
+        ch = fold_width_char(ch)
         if ch.isspace():
             pending_space = bool(chars)
             space_at = i
             continue
-        category = unicodedata.category(ch)
-        if category in ("Cc", "Cf", "Cs", "Co", "Cn"):
+        if is_invisible(ch):
             continue
         if lowercase:
-            lowered = ch.lower()
-            ch = lowered if len(lowered) == 1 else ch
+            ch = lower_char(ch)
         if pending_space:
             chars.append(" ")
             offsets.append(space_at)
@@ -66,12 +45,8 @@ def normalise(
         chars.append(ch)
         offsets.append(i)
     norm = "".join(chars)
-    if traditional_to_simplified and norm and not norm.isascii():
-        converted = _t2s().convert(norm)
-        if len(converted) == len(norm):
-            norm = converted
-        else:  # a phrase conversion changed the length: convert char by char
-            norm = "".join(c if len(c2 := _t2s().convert(c)) != 1 else c2 for c in norm)
+    if traditional_to_simplified:  # char by char where a phrase would change the length
+        norm = to_simplified(norm, per_char=True)
     offsets.append(len(text))
     return norm, offsets, truncated
 

@@ -7,13 +7,13 @@ UTF-8) become U+FFFD and NUL characters are dropped. Everything else, emoji and 
 from __future__ import annotations
 
 import json
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
 from sanic import Request
 
 from bot.core import strict_json
+from bot.folding import FORMAT_MARKS, IDEOGRAPHIC_SPACE, nfkc
 from bot.server.errors import ApiError
 
 MAX_SENDER_CHARS = 255
@@ -126,14 +126,13 @@ def anonymous_sender(message: IncomingMessage) -> str:
     return check_anonymous(message.sender)
 
 
-_INVISIBLE = dict.fromkeys(
-    [*range(0x00, 0x21), 0x7F, 0xA0, 0xAD, *range(0x200B, 0x2010), *range(0x202A, 0x202F),
-     *range(0x2060, 0x2070), 0x3000, 0xFEFF])
+# C0 controls and the space, DEL, no-break space, soft hyphen, ideographic space, format marks
+_INVISIBLE = dict.fromkeys([*range(0x00, 0x21), 0x7F, 0xA0, 0xAD, IDEOGRAPHIC_SPACE, *FORMAT_MARKS])
 
 
 def check_anonymous(sender: str) -> str:
     # as a person would read it: no spaces or invisible marks, any case, full width folded
-    seen = unicodedata.normalize("NFKC", sender).translate(_INVISIBLE).casefold()
+    seen = nfkc(sender).translate(_INVISIBLE).casefold()
     for prefix in RESERVED_PREFIXES:
         if seen.startswith(prefix):
             raise ApiError(400, f"sender ids starting with '{prefix}' are reserved (verified "

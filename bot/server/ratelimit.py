@@ -2,8 +2,9 @@
 
 :class:`RateLimiter` keeps its buckets in process (with several workers each worker has its
 own, so a sender may get up to ``workers`` times the rate). :class:`RedisRateLimiter` keeps
-them in Redis (``$BOT_REDIS_URL``), shared by every worker: one atomic script per message,
-and the in-process buckets whenever Redis fails (see :class:`RedisFallback`)."""
+them in Redis (``$BOT_REDIS_URL``, a client of :func:`bot.redis.redis_client`), shared by
+every worker: one atomic script per message, and the in-process buckets whenever Redis fails
+(see :class:`RedisFallback`)."""
 
 from __future__ import annotations
 
@@ -14,15 +15,13 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from bot.redis import REDIS_PREFIX
 from bot.server.settings import RateLimit
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 logger = logging.getLogger(__name__)
-
-REDIS_URL_ENV = "BOT_REDIS_URL"
-REDIS_PREFIX = "bankbot:"
 
 
 class RateLimiter:
@@ -50,18 +49,6 @@ class RateLimiter:
         while len(self._buckets) > self.max_keys:  # the least recently seen go first
             self._buckets.popitem(last=False)
         return wait
-
-
-def redis_client(url: str) -> Redis:
-    """A client for the shared limiter and retry memory: short timeouts and a single retry,
-    so that a Redis outage costs a turn milliseconds, not the client's default backoff."""
-    import redis.asyncio as redis
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
-
-    client: Redis = redis.from_url(url, decode_responses=True, socket_timeout=0.5,
-                                   socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 1))
-    return client
 
 
 class RedisFallback:

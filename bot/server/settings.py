@@ -19,10 +19,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bot.errors import ConfigError
 from bot.project import Project
+from bot.settings_file import read_mapping
 
 ENV_NAME = "BOT_ENV"
 OPERATOR_TOKEN_ENV = "BOT_OPERATOR_TOKEN"
@@ -240,10 +239,6 @@ def with_overrides(settings: ServerSettings, *, auth_token: str | None = None,
 
 
 def load_settings(project: Project, env: Mapping[str, str] | None = None) -> ServerSettings:
-    try:
-        raw = yaml.safe_load(project.config_file.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{project.config_file}: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{project.config_file}: expected a mapping")
+    raw = read_mapping(project.config_file, required=True, holds="server, channels, ...",
+                       missing_fix="create it or pass --config FILE")
     return settings_from_mapping(raw, project.root, env, project.config_file)

@@ -23,16 +23,10 @@ from bot.core.actions.responses import bot_message
 from bot.core.agent import Agent
 from bot.core.messages import UserMessage
 from bot.core.tracker import LISTEN
+from bot.redis import REDIS_PREFIX, REDIS_URL_ENV, redis_client
 from bot.server.errors import ApiError
 from bot.server.metrics import BotMetrics
-from bot.server.ratelimit import (
-    REDIS_PREFIX,
-    REDIS_URL_ENV,
-    RateLimiter,
-    RedisFallback,
-    RedisRateLimiter,
-    redis_client,
-)
+from bot.server.ratelimit import RateLimiter, RedisFallback, RedisRateLimiter
 from bot.server.settings import ServerSettings
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""Rasa's default actions (rasa-compat.md). Their texts are built-in responses
+"""Rasa's default actions (docs/rasa-compat.md). Their texts are built-in responses
 (``bot/resources/responses/engine.yml``) that domain responses of the same name
 (``utter_default``, ``utter_ask_rephrase``, ...) replace."""
 
