@@ -7,7 +7,8 @@ queue assignment with 1,000 conversations waiting and 100 agents.
 Run from the project root after ``bot train`` (it loads the model in ``models/``).
 
 (a) Each conversation first asks an FAQ question, then "转人工"; the engine's turn (untimed)
-pauses the conversation, then ``HandoffService.after_turn`` is timed: trigger decision,
+pauses the conversation, then the handoff stage (``HandoffService.stage``, run by the processor
+in the same turn and lock) is timed: trigger decision,
 routing, the context packet (with knowledge-base suggestions unless ``--no-kb``), the insert
 into the queue, the audit row, the queue position and the reply. The tracker and the handoff
 tables share one SQLite file (as ``bot/handoff/factory.py`` sets them up); the background
@@ -57,6 +58,7 @@ import sqlalchemy as sa  # noqa: E402
 
 from bot.core.agent import Agent  # noqa: E402
 from bot.core.processor import UserMessage  # noqa: E402
+from bot.core.stages import Turn  # noqa: E402
 from bot.core.tracker_store import SQLTrackerStore  # noqa: E402
 from bot.handoff import config as handoff_config  # noqa: E402
 from bot.handoff.config import HandoffConfig, Hours  # noqa: E402
@@ -136,6 +138,14 @@ async def decision_to_queue(url: str, config: HandoffConfig, args: argparse.Name
     agent = Agent.load(Project(ROOT), tracker_store=tracker_store, seed=1)
     service = HandoffService(config, HandoffStore(tracker_store.engine), agent.processor,
                              search=search, categories=category)
+    staged: list[float] = []  # seconds of the handoff stage in the latest turn
+
+    async def timed_stage(turn: Turn) -> None:
+        started = time.perf_counter()
+        await service.stage(turn)
+        staged.append(time.perf_counter() - started)
+
+    agent.processor.add_stage(timed_stage)
     group = config.default_group
     for n in range(10):
         service.store.add_agent(f"agent{n}", "bench-password", [group], capacity=3)
@@ -149,24 +159,25 @@ async def decision_to_queue(url: str, config: HandoffConfig, args: argparse.Name
             sender = f"{prefix}-{i}"
             await agent.processor.handle(UserMessage(FAQ, sender, "rest", {}, None))
             message = UserMessage(ASK, sender, "rest", {}, None)
+            staged.clear()
             result = await agent.processor.handle(message)
             assert any(e.get("event") == "pause" for e in result.events), "no pause"
+            assert result.outcome == "queued", result.outcome
             start = time.perf_counter()
-            replies = await service.after_turn(message, result)
-            middle = time.perf_counter()
             await service.drain()  # the auto-assignment it started
-            end = time.perf_counter()
+            drained = time.perf_counter() - start
+            replies = result.messages
             assert replies and "队列" in replies[-1]["text"], replies
             if i >= warmup:
-                timed.append(middle - start)
-                with_dispatch.append(end - start)
+                timed.append(staged[-1])
+                with_dispatch.append(staged[-1] + drained)
         queued = len(service.store.waiting(limit=100_000))
         assigned = sum(service.store.loads().values())
         assert queued + assigned == args.conversations + warmup, (queued, assigned)
     finally:
         await service.drain()
         await tracker_store.close()
-    return {"after_turn": summary(timed), "with_auto_assign": summary(with_dispatch),
+    return {"stage": summary(timed), "with_auto_assign": summary(with_dispatch),
             "waiting_at_end": queued, "assigned": assigned}
 
 
@@ -285,14 +296,14 @@ async def main() -> int:
     search, category = (None, None) if args.no_kb else knowledge_search(ROOT)
     figures: dict[str, Any] = {}
     with databases(args) as found:
-        print(f"(a) handoff decision → conversation in the queue: HandoffService.after_turn "
+        print(f"(a) handoff decision → conversation in the queue: HandoffService.stage "
               f"after '{ASK}', {args.conversations} conversations "
               f"(knowledge suggestions {'off' if search is None else 'on'}); target p99 ≤ 50 ms")
         for name, url in found:
             result = await decision_to_queue(url, config, args, search, category)
             figures.setdefault(name, {})["decision_to_queue"] = result
-            show(name, "after_turn", result["after_turn"])
-            show(name, "after_turn + auto-assignment", result["with_auto_assign"])
+            show(name, "stage", result["stage"])
+            show(name, "stage + auto-assignment", result["with_auto_assign"])
         print(f"\n(b) one assignment, {args.waiting} waiting, {args.agents} agents "
               f"(groups {', '.join(config.group_names)}; capacity 3-5); target p99 ≤ 5 ms")
         for name, url in found:

@@ -2,8 +2,10 @@
 
 :class:`HandoffService` ties the pure parts (:mod:`~bot.handoff.triggers`,
 :mod:`~bot.handoff.routing`, :mod:`~bot.handoff.packet`) to the store, the tracker and the live
-bus. The server calls :meth:`after_turn` after every customer turn; the agent API calls the
-agent operations. Every agent action is written to the audit log.
+bus. :meth:`stage` is an after-turn stage of every customer turn (the server's turn runner
+registers it on the processor: it runs under the conversation's lock, on the tracker in
+memory); the agent API calls the agent operations. Every agent action is written to the
+audit log.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ import jwt
 
 from bot.core import events as ev
 from bot.core.actions.responses import bot_message
-from bot.core.messages import TurnResult, UserMessage
+from bot.core.events import Event
 from bot.core.processor import MessageProcessor
+from bot.core.stages import Turn
+from bot.domain import Domain
 from bot.errors import BotError
-from bot.handoff import routing, triggers
+from bot.handoff import responses, routing, triggers
 from bot.handoff.bus import LocalBus
 from bot.handoff.config import HandoffConfig
 from bot.handoff.packet import Search, build_packet, mask_name, transcript
@@ -39,11 +43,7 @@ DISPATCH_BATCH = 50  # assignments per blocking call of the router
 Sender = Callable[[str, str], Awaitable[None]]  # (conversation id, text) on a push channel
 LEAVE_MESSAGE = "/leave_message"
 CANCEL_WORDS = frozenset({"取消", "不留言了", "算了"})
-RATING_BUTTONS = [{"title": f"{n}分", "payload": f'/rate_service{{"rating": "{n}"}}'}
-                  for n in range(5, 0, -1)]
-LEAVE_BUTTON = {"title": "留言", "payload": LEAVE_MESSAGE}
 LEAVE_WORDS = frozenset({LEAVE_MESSAGE, "留言", "我要留言"})  # typed where there are no buttons
-LEAVE_PROMPT = "好的，请直接输入您的留言，我们会尽快联系您；如不需要留言，请回复“取消”。"
 TELL_STEP = 3  # a push channel hears its new position when it moved up at least this much
 MAX_NOTE_CHARS = 2000
 
@@ -107,30 +107,36 @@ class HandoffService:
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
 
-    async def to_customer(self, conversation_id: str, text: str, *,
-                          buttons: list[dict[str, Any]] | None = None,
-                          metadata: dict[str, Any] | None = None,
-                          store: bool = True, live: bool = True) -> dict[str, Any]:
-        """A message to the customer: kept in the tracker (``store``) and, with ``live``, pushed
-        to their live page and through their channel when it can push (WeChat's
-        customer-service API). Messages that answer the customer's own request go back in
-        that request's reply instead (``live=False``), so they arrive once."""
-        now = self.clock()
-        data = {"buttons": buttons} if buttons else {}
-        event = ev.bot(text, data, metadata or {}, timestamp=now)
-        if store:
-            await self.processor.append_events(conversation_id, [event])
+    @property
+    def domain(self) -> Domain | None:
+        """The project's domain (its responses override the built-in handoff words)."""
+        return self.processor.domain if self.processor is not None else None
+
+    def words(self, name: str, *, channel: str | None = None,
+              slots: dict[str, Any] | None = None, **values: Any) -> Event:
+        """The bot event of the handoff response ``name`` (:mod:`bot.handoff.responses`)."""
+        event = responses.response(name, self.domain, channel=channel, slots=slots,
+                                   values=values)
+        event["metadata"] = {}  # the callers say what it is about ("handoff": ...)
+        event["timestamp"] = self.clock()
+        return event
+
+    async def to_customer(self, conversation_id: str, event: Event) -> dict[str, Any]:
+        """A message from outside the customer's turn (an agent's, or the handoff's words
+        about an agent's step): kept in the tracker, pushed to their live page and through
+        their channel when it can push (WeChat's customer-service API)."""
+        event["timestamp"] = self.clock()
+        await self.processor.append_events(conversation_id, [event])
         message = bot_message(event, conversation_id)
-        if metadata and metadata.get("agent"):
+        metadata = event.get("metadata") or {}
+        if metadata.get("agent"):
             message["custom"] = {"from": "agent", "agent": metadata["agent"]}
-        if not live:
-            return message
         await self.bus.publish(f"conversation:{conversation_id}", "message", message)
         latest = await self.store_latest(conversation_id)
         channel = latest.channel if latest else None
         sender = self.senders.get(channel or "")
-        if sender is not None:
-            self._spawn(self._push(sender, conversation_id, text))
+        if sender is not None and event.get("text"):
+            self._spawn(self._push(sender, conversation_id, str(event["text"])))
         return message
 
     async def _push(self, sender: Sender, conversation_id: str, text: str) -> None:
@@ -148,52 +154,67 @@ class HandoffService:
             self.store.latest, conversation_id, ("waiting", "assigned", "active", "leaving"))
         return found
 
-    async def _queue_message(self, handoff: Handoff) -> tuple[str, int, int]:
+    async def _queue_place(self, handoff: Handoff) -> tuple[int, int]:
+        """(position in its group, estimated wait in seconds) of a waiting handoff."""
         position: int = await self._run(self.store.position, handoff)
         agents: list[AgentAccount] = await self._run(self.store.agents)
         measured = await self._run(self.store.average_handle_seconds, handoff.group)
         eta = routing.eta_seconds(position, routing.slots(agents, handoff.group),
                                   measured or self.config.average_handle_seconds)
-        ahead = position - 1
-        text = (f"您已进入「{handoff.group}」人工服务队列，"
-                + (f"前面还有{ahead}位客户，" if ahead else "您是下一位，")
-                + f"预计等待约{_minutes(eta)}分钟。请不要离开，客服接入后会在这里回复您。")
-        return text, position, eta
+        return position, eta
+
+    def _queue_event(self, turn: Turn, handoff: Handoff, position: int, eta: int) -> Event:
+        name = responses.QUEUED if position > 1 else responses.QUEUED_NEXT
+        return self._turn_words(turn, name, **responses.queue_values(
+            handoff.group, position, _minutes(eta)))
 
     # -- the customer's turn -----------------------------------------------------------------
 
-    async def after_turn(self, message: UserMessage, result: TurnResult
-                         ) -> list[dict[str, Any]]:
-        """What the handoff adds to a finished turn (more messages to the customer)."""
-        conversation = message.sender_id
+    async def stage(self, turn: Turn) -> None:
+        """The after-turn stage of every customer turn, under the conversation's lock on the
+        tracker in memory: a rating is recorded; a message while a human has the conversation
+        goes to the queue or the agent; a turn that asks for (or needs) a person is paused
+        and queued (``outcome = "queued"``). Events go to ``turn``'s tracker, replies to its
+        result; webhook, dispatch and pushes are spawned."""
+        result = turn.result
         intent = triggers.intent_of(result.parse_data)
         if intent == "rate_service":
-            await self._record_rating(conversation, result.parse_data)
-            return []
-        paused_before = not result.actions and not result.messages and not result.rejected
-        if paused_before:
-            return await self._while_paused(message)
-        paused_now = any(e.get("event") == "pause" for e in result.events)
-        decision = await self._decide(message, result, intent, paused_now)
+            await self._record_rating(turn.sender_id, result.parse_data)
+            return
+        if result.outcome == "paused":
+            await self._while_paused(turn)
+            return
+        paused_now = any(e.get("event") == "pause" for e in turn.events)
+        decision = await self._decide(turn, intent, paused_now)
         if decision is None:
-            return []
-        out: list[dict[str, Any]] = []
+            return
         if not paused_now:  # the engine's own trigger: tell the customer, stop the bot
-            now = self.clock()
-            notice = ev.bot("正在为您转接人工客服，请稍候。", {}, {"handoff": decision.reason},
-                            timestamp=now)
-            await self.processor.append_events(conversation, [notice, ev.pause(now)])
-            out.append(bot_message(notice, conversation))
-        out.extend(await self.start(conversation, decision, message.input_channel,
-                                    message.customer_id, result.parse_data))
-        return out
+            notice = self._turn_words(turn, responses.STARTED)
+            notice["metadata"]["handoff"] = decision.reason
+            turn.add(notice, ev.pause(self.clock()))
+        await self.start(turn, decision, result.parse_data)
 
-    async def _decide(self, message: UserMessage, result: TurnResult, intent: str | None,
-                      paused_now: bool) -> triggers.Decision | None:
+    def _turn_words(self, turn: Turn, name: str, **values: Any) -> Event:
+        """A handoff response for the customer of ``turn`` (their channel and slots)."""
+        return self.words(name, channel=turn.message.input_channel,
+                          slots=dict(turn.tracker.slots), **values)
+
+    def _say(self, turn: Turn, name: str, *, store: bool = True, **values: Any) -> None:
+        """A handoff response as a reply of this turn; kept in the conversation unless
+        ``store`` is False."""
+        event = self._turn_words(turn, name, **values)
+        if store:
+            turn.add(event)
+        else:
+            turn.reply(bot_message(event, turn.sender_id))
+
+    async def _decide(self, turn: Turn, intent: str | None, paused_now: bool
+                      ) -> triggers.Decision | None:
         t = self.config.triggers
+        message, result = turn.message, turn.result
         actions = [name for name, _policy, _conf in result.actions]
         action_failed = any((e.get("metadata") or {}).get("action_failed")
-                            for e in result.events if e.get("event") == "bot")
+                            for e in turn.events if e.get("event") == "bot")
         negative = triggers.negative_score(result.parse_data)
         fallback_now = triggers.is_fallback_turn(intent, actions)
         rules = [r for r in self.config.rules
@@ -206,11 +227,10 @@ class HandoffService:
         window: list[float] = []
         streak = 1 if fallback_now else 0
         if fallback_now or (negative is not None and negative >= 0.5):
-            tracker = await self.processor.get_tracker(message.sender_id)
-            turns = _turns(tracker.events)
-            streak = triggers.fallback_streak(turns)
+            events = turn.tracker.events
+            streak = triggers.fallback_streak(_turns(events))
             window = [s for s in (triggers.negative_score(e.get("parse_data"))
-                                  for e in tracker.events if e.get("event") == "user")
+                                  for e in events if e.get("event") == "user")
                       if s is not None][-t.sentiment_window:]
         profile = None
         if message.customer_id and any(r.min_age is not None or r.vip is not None
@@ -221,13 +241,14 @@ class HandoffService:
                                fallbacks_in_a_row=streak, negative_window=window,
                                profile=profile)
 
-    async def start(self, conversation_id: str, decision: triggers.Decision,
-                    channel: str | None, customer_id: str | None,
-                    parse_data: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Queue the (already paused) conversation; the messages telling the customer."""
+    async def start(self, turn: Turn, decision: triggers.Decision,
+                    parse_data: dict[str, Any] | None = None) -> None:
+        """Queue the (already paused) conversation of ``turn`` and tell the customer."""
         now = self.clock()
+        conversation_id = turn.sender_id
+        channel, customer_id = turn.message.input_channel, turn.message.customer_id
         profile = await self._profile(customer_id)
-        tracker = await self.processor.get_tracker(conversation_id)
+        tracker = turn.tracker
         parse_data = parse_data or {}
         intent = triggers.intent_of(parse_data)
         category = None
@@ -246,6 +267,7 @@ class HandoffService:
         packet = build_packet(handoff, tracker.events, dict(tracker.slots), profile,
                               self.search)
         handoff, created = await self._run(self.store.enqueue, handoff, packet)
+        turn.result.outcome = "queued"
         if created:
             if self.on_queued is not None:
                 self.on_queued(handoff)
@@ -258,64 +280,63 @@ class HandoffService:
         if handoff.status == "leaving":
             group = self.config.group(handoff.group)
             hours = _hours_text(group.hours) if group else ""
-            text = (f"现在不是「{handoff.group}」人工服务时间（{hours}）。请直接输入您的留言，"
-                    "我们会在工作时间内尽快联系您；如不需要留言，请回复“取消”。")
-            return [await self.to_customer(conversation_id, text, live=False)]
-        text, position, eta = await self._queue_message(handoff)
+            self._say(turn, responses.OUT_OF_HOURS, group=handoff.group, hours=hours)
+            return
+        position, eta = await self._queue_place(handoff)
         await self._run(self.store.tell_position, handoff.id, position, True)
         await self.bus.publish(f"conversation:{conversation_id}", "queue",
                                {"status": "waiting", "position": position, "eta_seconds": eta})
-        reply = await self.to_customer(conversation_id, text, store=False, live=False)
+        turn.reply(bot_message(self._queue_event(turn, handoff, position, eta),
+                               conversation_id))
         if self.config.auto_assign:
             self._spawn(self.dispatch())
-        return [reply]
 
-    async def _while_paused(self, message: UserMessage) -> list[dict[str, Any]]:
+    async def _while_paused(self, turn: Turn) -> None:
         """The customer wrote while the conversation waits for or talks with a human."""
-        conversation = message.sender_id
+        conversation = turn.sender_id
+        message = turn.message
         handoff = await self.open_handoff(conversation)
         if handoff is None:  # paused by an operator, or queued by an older server: queue it
-            decision = triggers.Decision("paused", "会话处于暂停状态")
-            return await self.start(conversation, decision, message.input_channel,
-                                    message.customer_id)
+            await self.start(turn, triggers.Decision("paused", "会话处于暂停状态"))
+            return
         now = self.clock()
         text = message.text.strip()
         if handoff.status == "leaving":
             if text in CANCEL_WORDS:
                 await self._run(self.store.close, handoff.id, None, "cancelled", now)
-                await self._resume(conversation)
-                return [await self.to_customer(conversation,
-                                               "好的，已取消留言。还有什么可以帮您？",
-                                               live=False)]
+                turn.add(ev.resume(self.clock()))
+                self._say(turn, responses.MESSAGE_CANCELLED)
+                return
             if text in LEAVE_WORDS or text.startswith("/"):  # a button pressed again
-                return [await self.to_customer(conversation, LEAVE_PROMPT, live=False)]
+                self._say(turn, responses.LEAVE_MESSAGE)
+                return
             ticket = await self._run(self.store.to_ticket, handoff.id, mask_text(text), now)
             await self._run(self.store.audit, "customer", "ticket", conversation, handoff.id,
                             {"ticket": ticket.id if ticket else None})
-            await self._resume(conversation)
+            turn.add(ev.resume(self.clock()))
             await self.bus.publish("queue", "queue", {"group": handoff.group})
             number = f"#{ticket.id}" if ticket else ""
-            return [await self.to_customer(
-                conversation, f"已收到您的留言（工单{number}），我们会在工作时间内尽快联系您。"
-                "还有什么可以帮您？", live=False)]
+            self._say(turn, responses.TICKET, ticket=number)
+            return
         if handoff.status in BUSY:
             if handoff.agent:
                 await self.bus.publish(f"agent:{handoff.agent}", "message", {
                     "conversation_id": conversation,
                     "message": {"from": "customer", "text": mask_text(message.text),
                                 "at": now}})
-            return []
+            return
         # waiting
         if text in LEAVE_WORDS:
             updated = await self._run(self.store.leave_message, handoff.id)
             if updated is not None:
                 await self.bus.publish("queue", "queue", {"group": handoff.group})
-            return [await self.to_customer(conversation, LEAVE_PROMPT, live=False)]
+            self._say(turn, responses.LEAVE_MESSAGE)
+            return
         for_group = f"group:{handoff.group}"
         await self.bus.publish(for_group, "message", {
             "conversation_id": conversation,
             "message": {"from": "customer", "text": mask_text(message.text), "at": now}})
-        queue_text, position, eta = await self._queue_message(handoff)
+        position, eta = await self._queue_place(handoff)
         await self._run(self.store.tell_position, handoff.id, position, True)
         waited = now - handoff.enqueued_at
         can_leave = waited >= self.config.max_wait_seconds
@@ -324,12 +345,12 @@ class HandoffService:
         await self.bus.publish(f"conversation:{conversation}", "queue",
                                {"status": "waiting", "position": position, "eta_seconds": eta,
                                 "can_leave_message": can_leave})
-        buttons = None
-        if can_leave:
-            queue_text += "您已等待较长时间，也可以点击“留言”，我们会尽快联系您。"
-            buttons = [LEAVE_BUTTON]
-        return [await self.to_customer(conversation, queue_text, buttons=buttons, store=False,
-                                       live=False)]
+        reply = self._queue_event(turn, handoff, position, eta)
+        if can_leave:  # one message: the place, then the offer and its button
+            offer = self._turn_words(turn, responses.CAN_LEAVE_MESSAGE)
+            reply["text"] = f"{reply.get('text') or ''}{offer.get('text') or ''}"
+            reply["data"] = {**(reply.get("data") or {}), **(offer.get("data") or {})}
+        turn.reply(bot_message(reply, conversation))
 
     async def _resume(self, conversation_id: str) -> None:
         await self.processor.append_events(conversation_id, [ev.resume(self.clock())])
@@ -463,14 +484,16 @@ class HandoffService:
         moved = told is None or (position < told and (position == 1
                                                        or told - position >= TELL_STEP))
         if moved and await self._run(self.store.tell_position, handoff.id, position):
-            lines.append("您是下一位，客服马上为您接入。" if position == 1 else
-                             f"排队进展：您前面还有{position - 1}位客户，"
-                             f"预计等待约{_minutes(eta)}分钟。")
+            name = responses.PUSH_NEXT if position == 1 else responses.PUSH_POSITION
+            lines.append(self._push_text(name, handoff, **responses.queue_values(
+                handoff.group, position, _minutes(eta))))
         if can_leave and await self._run(self.store.tell_leave, handoff.id):
-            lines.append("您已等待较长时间，回复“留言”即可留言，我们会尽快联系您；"
-                         "也可以继续等待。")
+            lines.append(self._push_text(responses.PUSH_CAN_LEAVE_MESSAGE, handoff))
         if lines:
             await self._push(sender, handoff.conversation_id, "\n".join(lines))
+
+    def _push_text(self, name: str, handoff: Handoff, **values: Any) -> str:
+        return str(self.words(name, channel=handoff.channel, **values).get("text") or "")
 
     # -- agents ------------------------------------------------------------------------------
 
@@ -626,8 +649,9 @@ class HandoffService:
         if accepted is None:
             raise HandoffError(409, "another agent took this conversation first")
         await self._run(self.store.audit, agent.username, "accept", conversation_id, handoff.id)
-        await self.to_customer(conversation_id, "人工客服已接入，请问有什么可以帮您？",
-                               metadata={"agent": agent.username, "handoff": "accepted"})
+        accepted_words = self.words(responses.ACCEPTED, channel=handoff.channel)
+        accepted_words["metadata"].update({"agent": agent.username, "handoff": "accepted"})
+        await self.to_customer(conversation_id, accepted_words)
         await self.bus.publish(f"conversation:{conversation_id}", "queue",
                                {"status": "active", "position": 0, "eta_seconds": 0})
         await self.bus.publish("queue", "queue", {})
@@ -663,7 +687,7 @@ class HandoffService:
         handoff = await self._mine(agent, conversation_id)
         if handoff.status == "assigned":  # replying is accepting
             await self.accept(agent, conversation_id)
-        await self.to_customer(conversation_id, text, metadata={"agent": agent.username})
+        await self.to_customer(conversation_id, ev.bot(text, {}, {"agent": agent.username}))
         await self._run(self.store.audit, agent.username, "message", conversation_id,
                         handoff.id, {"chars": len(text)})
         return {"from": "agent", "agent": agent.username, "text": mask_text(text),
@@ -709,7 +733,8 @@ class HandoffService:
             raise HandoffError(409, "the conversation changed meanwhile; reload the queue")
         await self._run(self.store.audit, agent.username, "transfer", conversation_id,
                         handoff.id, {"from": handoff.group, "to": group})
-        await self.to_customer(conversation_id, f"正在为您转接「{group}」的客服，请稍候。")
+        await self.to_customer(conversation_id, self.words(
+            responses.TRANSFERRED, channel=handoff.channel, group=group))
         await self.bus.publish("queue", "queue", {"group": group})
         await self.notify_positions()  # the customer's page: waiting again, at this place
         self._spawn(self.dispatch())
@@ -731,9 +756,9 @@ class HandoffService:
         await self._run(self.store.audit, agent.username, "close", conversation_id, handoff.id,
                         {"resolution": resolution})
         await self._resume(conversation_id)
-        await self.to_customer(conversation_id,
-                               "本次人工服务已结束，感谢您的耐心。请为本次服务打分（5分为非常满意）：",
-                               buttons=RATING_BUTTONS, metadata={"handoff": "closed"})
+        closed_words = self.words(responses.CLOSED, channel=closed.channel)
+        closed_words["metadata"]["handoff"] = "closed"
+        await self.to_customer(conversation_id, closed_words)
         await self.bus.publish(f"conversation:{conversation_id}", "queue",
                                {"status": "closed", "position": 0, "eta_seconds": 0})
         for name in dict.fromkeys(n for n in (closed.agent, agent.username) if n):
@@ -789,7 +814,7 @@ class HandoffService:
             return {"status": "waiting", "position": 1, "eta_seconds": 0}
         if handoff.status != "waiting":
             return {"status": handoff.status, "position": 0, "eta_seconds": 0}
-        _text, position, eta = await self._queue_message(handoff)
+        position, eta = await self._queue_place(handoff)
         return {"status": "waiting", "position": position, "eta_seconds": eta}
 
 
