@@ -5,12 +5,14 @@ takes the conversation's lock once; a handoff turn reads the tracker store once;
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from bot.core import events as ev
 from bot.core.agent import Agent
 from bot.core.events import Event
 from bot.core.lock_store import InMemoryLockStore
@@ -190,3 +192,26 @@ async def test_a_failing_stage_keeps_the_bots_answer(served: Served) -> None:
     assert (texts, locks) == (["您好"], 1)
     assert [e.get("text") for e in await served.store.events("f") if e["event"] == "bot"] \
         == ["您好"]
+
+
+async def test_nothing_gets_between_a_turn_and_its_handoff(served: Served) -> None:
+    """An agent's step on the conversation (here: handing it back) while the customer's
+    turn hands off waits for the whole turn, pause included: it cannot land between the
+    bot's answer and the pause (which then paused a conversation the agent had resumed)."""
+    inside, go_on = asyncio.Event(), asyncio.Event()
+
+    async def slow(turn: Turn) -> None:  # after the handoff stage, still in the turn
+        inside.set()
+        await go_on.wait()
+
+    served.processor.add_stage(slow)
+    customer = asyncio.create_task(served.say("g", "/request_human"))
+    await inside.wait()
+    agent = asyncio.create_task(served.processor.append_events("g", [ev.resume()]))
+    await asyncio.sleep(0.05)
+    assert not agent.done()  # it waits for the customer's turn
+    go_on.set()
+    await asyncio.gather(customer, agent)
+    kinds = [e["event"] for e in await served.store.events("g")]
+    assert kinds[-2:] == ["pause", "resume"]
+    assert not (await served.processor.get_tracker("g")).paused
