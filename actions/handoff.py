@@ -4,7 +4,7 @@ It tells the customer (``utter_handoff_complaint`` after a complaint, else
 ``utter_handoff_request``: built-in handoff responses a domain may override), forgets an
 abandoned form's answers and pauses the conversation (Rasa's ``ConversationPaused``: the bot
 predicts nothing while an agent has it). Routing and queueing are the handoff stage's
-(:meth:`bot.handoff.service.HandoffService.stage`), later in the same turn and lock.
+(:class:`bot.handoff.stage.HandoffStage`), later in the same turn and lock.
 """
 
 from __future__ import annotations

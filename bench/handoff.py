@@ -17,12 +17,13 @@ auto-assignment it starts is awaited outside the timing (10 agents of 3 chats ta
 
 (b) ``--waiting`` conversations over the groups of ``handoff.yml`` (random priorities 0-5) and
 ``--agents`` available agents (one or two groups each, capacity 3-5); then
-``HandoffService._assign_one`` (what the router runs per assignment: agents, loads, the head of
-the queue, the conditional update) is timed until ``--assignments`` are done or nobody free is
-left; then the router in batches as ``dispatch`` runs it (``_assign_some(50)``: agents and
-loads read once per batch; the figure is each batch's time divided by its assignments); and
-separately the store-level path (``next_waiting`` for a free agent's groups, then ``assign``,
-which checks the agent's capacity in its transaction); on the tracker store's engine, as in
+``Router.assign_one`` (bot/handoff/dispatch.py: what the router runs per assignment: agents,
+loads, the head of the queue, the conditional update) is timed until ``--assignments`` are
+done or nobody free is left; then the router in batches as ``dispatch`` runs it
+(``Router.assign_some(50)``: agents and loads read once per batch; the figure is each
+batch's time divided by its assignments); and separately the store-level path
+(``next_waiting`` for a free agent's groups, then ``assign``, which checks the agent's
+capacity in its transaction); on the tracker store's engine, as in
 production. Target: p99 ≤ 5 ms.
 
 Both parts also run on PostgreSQL when it is reachable (``--pg``, default ``$BOT_DB_URL`` if it
@@ -212,7 +213,7 @@ async def assignment(url: str, config: HandoffConfig, args: argparse.Namespace
     """Times the router's step and the store-level step on two identical queues, on the
     tracker store's engine (as in production: WAL and synchronous=NORMAL on SQLite)."""
     out: dict[str, Any] = {}
-    for kind in ("router (_assign_one)", "router batch (per assignment)",
+    for kind in ("router (assign_one)", "router batch (per assignment)",
                  "store (next_waiting + assign)"):
         tracker_store = SQLTrackerStore(url, table="bench_events")
         engine = tracker_store.engine
@@ -225,10 +226,10 @@ async def assignment(url: str, config: HandoffConfig, args: argparse.Namespace
         service = HandoffService(config, store, processor)
         samples: list[float] = []
         if kind.startswith("router batch"):
-            service._assign_some(5)  # warm-up
+            service.router.assign_some(5)  # warm-up
             while len(samples) < args.assignments:
                 start = time.perf_counter()
-                batch = service._assign_some(50)
+                batch = service.router.assign_some(50)
                 elapsed = time.perf_counter() - start
                 if not batch:
                     break
@@ -236,10 +237,10 @@ async def assignment(url: str, config: HandoffConfig, args: argparse.Namespace
             samples = samples[:args.assignments]
         elif kind.startswith("router"):
             for _ in range(5):  # warm-up, counted in the assignments but not in the figures
-                service._assign_one()
+                service.router.assign_one()
             while len(samples) < args.assignments:
                 start = time.perf_counter()
-                done = service._assign_one()
+                done = service.router.assign_one()
                 elapsed = time.perf_counter() - start
                 if done is None:
                     break

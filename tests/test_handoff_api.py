@@ -410,7 +410,7 @@ async def test_an_agent_cannot_transfer_a_conversation_someone_took_meanwhile(
     async def as_seen_before(conversation_id: str) -> Any:
         return stale
 
-    service.store_latest = as_seen_before  # type: ignore[method-assign]
+    service.ctx.store_latest = as_seen_before  # type: ignore[method-assign]
     _, moved = await app.asgi_client.post("/agent/conversations/tr1/transfer", headers=alice,
                                           json={"group": "信用卡"})
     assert moved.status == 409

@@ -1,6 +1,6 @@
 """Routing (bot/handoff/routing.py): which group and priority a conversation gets, which agent
 takes it, which conversation a free agent gets, the estimated wait; and the router's one
-assignment step (HandoffService._assign_one) on a real queue."""
+assignment step (Router.assign_one, bot/handoff/dispatch.py) on a real queue."""
 
 from __future__ import annotations
 
@@ -190,7 +190,7 @@ def test_slots_add_up_the_available_agents_capacities_of_the_group() -> None:
 # --- the router's assignment step on a real queue ---------------------------------------------
 
 def service(config: HandoffConfig, clock: list[float]) -> HandoffService:
-    """A service for the router alone: _assign_one uses the store, never the processor."""
+    """A service for the router alone: the router uses the store, never the processor."""
     processor: Any = None
     return HandoffService(config, HandoffStore.from_url("sqlite://"), processor,
                           clock=lambda: clock[0])
@@ -215,16 +215,16 @@ def test_assign_one_serves_priority_then_waiting_time_to_the_least_loaded_agent(
     enqueue(store, "old-low", "账户", 0, at=10.0)
     enqueue(store, "new-high", "账户", 2, at=20.0)
     enqueue(store, "card", "信用卡", 0, at=5.0)
-    assert svc._assign_one() is None  # nobody is available
+    assert svc.router.assign_one() is None  # nobody is available
     available(store, "alice", ["账户"], capacity=2)
     available(store, "bob", ["账户"], capacity=2)
-    first = svc._assign_one()
+    first = svc.router.assign_one()
     assert first is not None and first.conversation_id == "new-high"
     assert first.status == "assigned" and first.assigned_at == 1000.0
-    second = svc._assign_one()
+    second = svc.router.assign_one()
     assert second is not None and second.conversation_id == "old-low"
     assert {first.agent, second.agent} == {"alice", "bob"}  # spread, not stacked
-    assert svc._assign_one() is None  # 信用卡 has no agent
+    assert svc.router.assign_one() is None  # 信用卡 has no agent
     assert [h.conversation_id for h in store.waiting()] == ["card"]
 
 
@@ -233,8 +233,8 @@ def test_assign_one_respects_capacity() -> None:
     for i in range(3):
         enqueue(svc.store, f"c{i}", "账户", at=float(i))
     available(svc.store, "alice", ["账户"], capacity=2)
-    assert svc._assign_one() is not None and svc._assign_one() is not None
-    assert svc._assign_one() is None
+    assert svc.router.assign_one() is not None and svc.router.assign_one() is not None
+    assert svc.router.assign_one() is None
     assert svc.store.loads() == {"alice": 2}
 
 
@@ -246,7 +246,7 @@ def test_assign_one_is_not_blocked_by_a_backlog_of_another_group() -> None:
         enqueue(svc.store, f"loan-{i}", "贷款", priority=1, at=float(i))
     enqueue(svc.store, "card-1", "信用卡", priority=0, at=1.0)
     available(svc.store, "bob", ["信用卡"])
-    found = svc._assign_one()
+    found = svc.router.assign_one()
     assert found is not None and found.conversation_id == "card-1" and found.agent == "bob"
 
 
@@ -256,7 +256,7 @@ def test_assign_some_fills_every_free_slot_in_serving_order_and_spreads_the_load
         enqueue(svc.store, f"a{i}", "账户", priority=i % 2, at=float(i))
     available(svc.store, "alice", ["账户"], capacity=3)
     available(svc.store, "bob", ["账户"], capacity=2)
-    done = svc._assign_some(50)
+    done = svc.router.assign_some(50)
     assert len(done) == 5  # every slot, not one more
     assert svc.store.loads() == {"alice": 3, "bob": 2}
     # priority 1 (odd numbers) first, each by waiting time, then priority 0
@@ -264,7 +264,7 @@ def test_assign_some_fills_every_free_slot_in_serving_order_and_spreads_the_load
     agents = [h.agent for h in done]
     assert agents[:2] in (["alice", "bob"], ["bob", "alice"])  # spread, not stacked
     assert [h.conversation_id for h in svc.store.waiting()] == ["a0", "a2", "a4", "a6", "a8"]
-    assert svc._assign_some(50) == []
+    assert svc.router.assign_some(50) == []
 
 
 def test_assign_some_stops_at_its_limit_and_copes_with_a_rival_router(tmp_path: Any) -> None:
@@ -277,12 +277,12 @@ def test_assign_some_stops_at_its_limit_and_copes_with_a_rival_router(tmp_path: 
     for i in range(6):
         enqueue(mine.store, f"c{i}", "账户", at=float(i))
     available(mine.store, "alice", ["账户"], capacity=4)
-    assert len(mine._assign_some(2)) == 2
+    assert len(mine.router.assign_some(2)) == 2
     rival.assign(rival.waiting()[0].id, "alice", 2.0)  # the rival fills alice's third slot
     original_loads = mine.store.loads
     # a read from before the rival's assignment, every time: only the store's check is left
     mine.store.loads = lambda: {"alice": 2}  # type: ignore[method-assign]
-    stale = mine._assign_some(50)
+    stale = mine.router.assign_some(50)
     mine.store.loads = original_loads  # type: ignore[method-assign]
     assert len(stale) == 1 and mine.store.loads() == {"alice": 4}
     assert len(mine.store.waiting()) == 2

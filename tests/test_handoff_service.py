@@ -60,7 +60,7 @@ async def test_wechat_customers_hear_milestones_once_across_workers(tmp_path: Pa
 
     store.add_agent("alice", "alice-password", ["账户"], capacity=3)
     store.set_status("alice", "available")
-    assert len(first._assign_some(10)) == 3  # o0, o1, o2 leave the queue
+    assert len(first.router.assign_some(10)) == 3  # o0, o1, o2 leave the queue
     for service in (first, second, first):
         await service.notify_positions()
     # o3 is next now; o4..o7 moved up 3 places; the web customer never gets a push
@@ -73,7 +73,7 @@ async def test_wechat_customers_hear_milestones_once_across_workers(tmp_path: Pa
     pushed.clear()
 
     store.close(store.open_for_agent("alice")[0].id, "alice", "resolved", 1001.0)
-    assert len(first._assign_some(10)) == 1  # o3 is served; the rest move up one place
+    assert len(first.router.assign_some(10)) == 1  # o3 is served; the rest move up one place
     for service in (second, first):
         await service.notify_positions()
     assert pushed == [("wechat:o4", "您是下一位，客服马上为您接入。")]  # 1 place: only the new next
@@ -127,7 +127,7 @@ async def test_a_reservation_nobody_accepts_goes_back_and_the_agent_is_set_away(
         store.add_agent(name, f"{name}-password", ["账户"], capacity=1)
     store.set_status("gone", "available")
     waiting = [queue(store, f"r{i}", "rest", at=990.0 + i) for i in range(2)]
-    assert [h.agent for h in first._assign_some(10)] == ["gone"]
+    assert [h.agent for h in first.router.assign_some(10)] == ["gone"]
     clock.now = 1000.0 + CONFIG.reservation_seconds - 1
     assert await first.expire_reservations() == []  # not yet
     store.set_status("here", "available")
@@ -139,4 +139,4 @@ async def test_a_reservation_nobody_accepts_goes_back_and_the_agent_is_set_away(
     assert store.latest("r0").status == "waiting"  # type: ignore[union-attr]
     assert [e["actor"] for e in store.audit_log("r0", ["reservation_expired"])] == ["router"]
     store.close(waiting[1].id, "here", "resolved", clock.now)
-    assert [h.agent for h in first._assign_some(10)] == ["here"]  # not gone again
+    assert [h.agent for h in first.router.assign_some(10)] == ["here"]  # not gone again

@@ -1,7 +1,7 @@
 """The persisted side of handoff, in SQL through SQLAlchemy (the tracker store's database by
 default: SQLite, or PostgreSQL when several processes serve): the queue (``handoffs``), agents
 (``handoff_agents``), tickets (``handoff_tickets``) and the append-only audit log
-(``handoff_audit``). Blocking calls; :class:`~bot.handoff.service.HandoffService` runs them
+(``handoff_audit``). Blocking calls; :class:`~bot.handoff.context.HandoffContext` runs them
 off the event loop.
 
 State changes are conditional updates (``UPDATE … WHERE status = 'waiting'``), so two agents or
