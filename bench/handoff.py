@@ -64,8 +64,9 @@ from bot.core.tracker_store import SQLTrackerStore  # noqa: E402
 from bot.handoff import config as handoff_config  # noqa: E402
 from bot.handoff.config import HandoffConfig, Hours  # noqa: E402
 from bot.handoff.factory import knowledge_search  # noqa: E402
+from bot.handoff.records import Handoff, new_id  # noqa: E402
 from bot.handoff.service import HandoffService  # noqa: E402
-from bot.handoff.store import Handoff, HandoffStore, new_id  # noqa: E402
+from bot.handoff.store import HandoffStore  # noqa: E402
 from bot.project import Project  # noqa: E402
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -149,8 +150,8 @@ async def decision_to_queue(url: str, config: HandoffConfig, args: argparse.Name
     agent.processor.add_stage(timed_stage)
     group = config.default_group
     for n in range(10):
-        service.store.add_agent(f"agent{n}", "bench-password", [group], capacity=3)
-        service.store.set_status(f"agent{n}", "available")
+        service.store.agents.add(f"agent{n}", "bench-password", [group], capacity=3)
+        service.store.agents.set_status(f"agent{n}", "available")
     prefix = uuid.uuid4().hex[:6]
     timed: list[float] = []
     with_dispatch: list[float] = []
@@ -172,8 +173,8 @@ async def decision_to_queue(url: str, config: HandoffConfig, args: argparse.Name
             if i >= warmup:
                 timed.append(staged[-1])
                 with_dispatch.append(staged[-1] + drained)
-        queued = len(service.store.waiting(limit=100_000))
-        assigned = sum(service.store.loads().values())
+        queued = len(service.store.handoffs.waiting(limit=100_000))
+        assigned = sum(service.store.handoffs.loads().values())
         assert queued + assigned == args.conversations + warmup, (queued, assigned)
     finally:
         await service.drain()
@@ -190,7 +191,7 @@ def fill(store: HandoffStore, config: HandoffConfig, args: argparse.Namespace) -
     weights = [5, 3, 2, 1, 1][:len(groups)] + [1] * max(0, len(groups) - 5)
     now = time.time()
     with store.engine.begin() as conn:  # one transaction: setup speed is not measured
-        from bot.handoff.store import HANDOFFS
+        from bot.handoff.tables import HANDOFFS
 
         rows = []
         for i in range(args.waiting):
@@ -204,8 +205,8 @@ def fill(store: HandoffStore, config: HandoffConfig, args: argparse.Namespace) -
         conn.execute(sa.insert(HANDOFFS), rows)
     for n in range(args.agents):
         mine = rng.sample(groups, rng.choice([1, 1, 2]))
-        store.add_agent(f"agent{n:03d}", "bench-password", mine, capacity=rng.randint(3, 5))
-        store.set_status(f"agent{n:03d}", "available")
+        store.agents.add(f"agent{n:03d}", "bench-password", mine, capacity=rng.randint(3, 5))
+        store.agents.set_status(f"agent{n:03d}", "available")
 
 
 async def assignment(url: str, config: HandoffConfig, args: argparse.Namespace
@@ -246,14 +247,15 @@ async def assignment(url: str, config: HandoffConfig, args: argparse.Namespace
                     break
                 samples.append(elapsed)
         else:
-            agents = store.agents()
+            agents = store.agents.all()
             loads: dict[str, int] = {}
             free = list(agents)
             while free and len(samples) < args.assignments + 5:
                 agent = free[0]
                 start = time.perf_counter()
-                handoff = store.next_waiting(agent.groups)
-                done = store.assign(handoff.id, agent.username, time.time()) if handoff else None
+                handoff = store.handoffs.next_waiting(agent.groups)
+                done = (store.handoffs.assign(handoff.id, agent.username, time.time())
+                        if handoff else None)
                 elapsed = time.perf_counter() - start
                 if done is None:
                     free.pop(0)
@@ -265,7 +267,7 @@ async def assignment(url: str, config: HandoffConfig, args: argparse.Namespace
                     free.append(free.pop(0))
                 samples.append(elapsed)
             samples = samples[5:]
-        left = len(store.waiting(limit=100_000))
+        left = len(store.handoffs.waiting(limit=100_000))
         out[kind] = {**summary(samples), "waiting_after": left}
         await tracker_store.close()
     return out

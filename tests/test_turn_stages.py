@@ -159,7 +159,7 @@ async def test_a_handoff_turn_reads_the_tracker_store_once(served: Served) -> No
                        if e.get("text") == "/request_human"):]
     assert [(e["event"], e.get("text")) for e in turn][-2:] == [
         ("bot", "正在为您转接人工客服，请稍候。"), ("pause", None)]
-    assert served.handoff.store.latest("h") is not None
+    assert served.handoff.store.handoffs.latest("h") is not None
     reads = served.store.reads
     await served.say("h", "还在吗")  # a paused turn: the cached tracker, brought up to date
     assert served.store.reads - reads == 1

@@ -10,12 +10,13 @@ import jwt
 from bot.handoff.context import HandoffContext
 from bot.handoff.dispatch import Router
 from bot.handoff.errors import HandoffError
-from bot.handoff.store import AgentAccount, Handoff
+from bot.handoff.records import AgentAccount, Handoff
 
 
 class Agents:
     def __init__(self, ctx: HandoffContext, router: Router) -> None:
         self.ctx = ctx
+        self.db = ctx.store  # the handoff tables
         self.router = router
 
     def issue_token(self, agent: AgentAccount) -> str:
@@ -28,14 +29,14 @@ class Agents:
         return jwt.encode(claims, self.ctx.config.secret, algorithm="HS256")
 
     async def login(self, username: str, password: str) -> tuple[str, AgentAccount]:
-        account: AgentAccount | None = await self.ctx.run(self.ctx.store.authenticate, username,
+        account: AgentAccount | None = await self.ctx.run(self.db.agents.authenticate, username,
                                                        password)
         if account is None:
-            await self.ctx.run(self.ctx.store.audit, username[:64] or "?", "login_failed", None)
+            await self.ctx.run(self.db.audit.record, username[:64] or "?", "login_failed", None)
             raise HandoffError(401, "wrong username or password")
-        await self.ctx.run(self.ctx.store.set_status, account.username, "available")
+        await self.ctx.run(self.db.agents.set_status, account.username, "available")
         account.status = "available"
-        await self.ctx.run(self.ctx.store.audit, account.username, "login", None)
+        await self.ctx.run(self.db.audit.record, account.username, "login", None)
         self.ctx.spawn(self.router.dispatch())
         return self.issue_token(account), account
 
@@ -49,7 +50,7 @@ class Agents:
             raise HandoffError(401, "agent token is invalid; log in again") from None
         if claims.get("typ") != "agent":
             raise HandoffError(401, "not an agent token")
-        account: AgentAccount | None = await self.ctx.run(self.ctx.store.agent, str(claims["sub"]))
+        account: AgentAccount | None = await self.ctx.run(self.db.agents.get, str(claims["sub"]))
         if account is None:
             raise HandoffError(401, "this agent account no longer exists")
         return account
@@ -57,8 +58,8 @@ class Agents:
     async def set_status(self, agent: AgentAccount, status: str) -> AgentAccount:
         if status not in ("available", "away"):
             raise HandoffError(400, "status must be 'available' or 'away'")
-        await self.ctx.run(self.ctx.store.set_status, agent.username, status)
-        await self.ctx.run(self.ctx.store.audit, agent.username, f"status_{status}", None)
+        await self.ctx.run(self.db.agents.set_status, agent.username, status)
+        await self.ctx.run(self.db.audit.record, agent.username, f"status_{status}", None)
         agent.status = status
         released = status == "away" and await self._release_reservations(agent)
         if released:
@@ -75,17 +76,17 @@ class Agents:
         seconds = self.ctx.config.reservation_seconds
         if seconds <= 0:
             return []
-        stale: list[Handoff] = await self.ctx.run(self.ctx.store.stale_reservations,
+        stale: list[Handoff] = await self.ctx.run(self.db.handoffs.stale_reservations,
                                                self.ctx.clock() - seconds)
         released: list[Handoff] = []
         for handoff in stale:
             assert handoff.agent is not None
-            back = await self.ctx.run(self.ctx.store.release, handoff.id, handoff.agent)
+            back = await self.ctx.run(self.db.handoffs.release, handoff.id, handoff.agent)
             if back is None:  # accepted or moved meanwhile (or another worker was first)
                 continue
             released.append(back)
-            await self.ctx.run(self.ctx.store.set_status, handoff.agent, "away")
-            await self.ctx.run(self.ctx.store.audit, "router", "reservation_expired",
+            await self.ctx.run(self.db.agents.set_status, handoff.agent, "away")
+            await self.ctx.run(self.db.audit.record, "router", "reservation_expired",
                             handoff.conversation_id, handoff.id, {"agent": handoff.agent})
             await self.ctx.bus.publish(f"agent:{handoff.agent}", "status", {"status": "away"})
         if released:
@@ -96,17 +97,17 @@ class Agents:
         """An agent going away (or logging out) gives back what the router reserved for them
         and they have not accepted, so those customers do not wait for nobody."""
         released = False
-        for handoff in await self.ctx.run(self.ctx.store.open_for_agent, agent.username):
+        for handoff in await self.ctx.run(self.db.handoffs.open_for_agent, agent.username):
             if handoff.status != "assigned":
                 continue
-            if await self.ctx.run(self.ctx.store.release, handoff.id, agent.username) is not None:
-                await self.ctx.run(self.ctx.store.audit, agent.username, "release",
+            if await self.ctx.run(self.db.handoffs.release, handoff.id, agent.username) is not None:
+                await self.ctx.run(self.db.audit.record, agent.username, "release",
                                 handoff.conversation_id, handoff.id)
                 released = True
         return released
 
     async def me(self, agent: AgentAccount) -> dict[str, Any]:
-        loads = await self.ctx.run(self.ctx.store.loads)
+        loads = await self.ctx.run(self.db.handoffs.loads)
         return {"username": agent.username, "role": agent.role, "groups": agent.groups,
                 "capacity": agent.capacity, "load": loads.get(agent.username, 0),
                 "status": agent.status}

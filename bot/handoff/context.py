@@ -21,8 +21,10 @@ from bot.handoff import responses, routing, triggers
 from bot.handoff.bus import LocalBus
 from bot.handoff.config import HandoffConfig
 from bot.handoff.packet import Search
+from bot.handoff.records import AgentAccount, Handoff
 from bot.handoff.routing import Profile
-from bot.handoff.store import AgentAccount, Handoff, HandoffStore
+from bot.handoff.store import HandoffStore
+from bot.handoff.tables import OPEN
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +57,7 @@ class HandoffContext:
         self._background: set[asyncio.Task[Any]] = set()
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        if self.store.inline and fn is not self.store.authenticate:  # scrypt takes ~50 ms
+        if self.store.inline and fn != self.store.agents.authenticate:  # scrypt: ~50 ms
             return fn(*args)
         return await asyncio.to_thread(fn, *args)
 
@@ -117,19 +119,18 @@ class HandoffContext:
             logger.error("pushing to %s failed: %s", conversation_id, exc)
 
     async def store_latest(self, conversation_id: str) -> Handoff | None:
-        latest: Handoff | None = await self.run(self.store.latest, conversation_id)
+        latest: Handoff | None = await self.run(self.store.handoffs.latest, conversation_id)
         return latest
 
     async def open_handoff(self, conversation_id: str) -> Handoff | None:
-        found: Handoff | None = await self.run(
-            self.store.latest, conversation_id, ("waiting", "assigned", "active", "leaving"))
+        found: Handoff | None = await self.run(self.store.handoffs.latest, conversation_id, OPEN)
         return found
 
     async def queue_place(self, handoff: Handoff) -> tuple[int, int]:
         """(position in its group, estimated wait in seconds) of a waiting handoff."""
-        position: int = await self.run(self.store.position, handoff)
-        agents: list[AgentAccount] = await self.run(self.store.agents)
-        measured = await self.run(self.store.average_handle_seconds, handoff.group)
+        position: int = await self.run(self.store.handoffs.position, handoff)
+        agents: list[AgentAccount] = await self.run(self.store.agents.all)
+        measured = await self.run(self.store.handoffs.average_handle_seconds, handoff.group)
         eta = routing.eta_seconds(position, routing.slots(agents, handoff.group),
                                   measured or self.config.average_handle_seconds)
         return position, eta
@@ -139,7 +140,7 @@ class HandoffContext:
 
     async def item(self, handoff: Handoff, position: int | None = None) -> dict[str, Any]:
         if position is None and handoff.status == "waiting":
-            position = await self.run(self.store.position, handoff)
+            position = await self.run(self.store.handoffs.position, handoff)
         return {"id": handoff.id, "conversation_id": handoff.conversation_id,
                 "status": handoff.status, "group": handoff.group,
                 "priority": handoff.priority, "reason": handoff.reason,

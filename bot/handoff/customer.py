@@ -19,7 +19,8 @@ from bot.handoff import responses, routing, triggers
 from bot.handoff.context import HandoffContext, minutes
 from bot.handoff.dispatch import Router
 from bot.handoff.packet import build_packet, mask_name, transcript
-from bot.handoff.store import BUSY, Handoff, new_id
+from bot.handoff.records import Handoff, new_id
+from bot.handoff.tables import BUSY
 from bot.privacy import mask_text
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ LEAVE_WORDS = frozenset({LEAVE_MESSAGE, "留言", "我要留言"})  # typed wher
 class CustomerSide:
     def __init__(self, ctx: HandoffContext, router: Router) -> None:
         self.ctx = ctx
+        self.db = ctx.store  # the handoff tables
         self.router = router
 
     async def start(self, turn: Turn, decision: triggers.Decision,
@@ -59,12 +61,12 @@ class CustomerSide:
                           preview=mask_text(last_text)[:200])
         packet = build_packet(handoff, tracker.events, dict(tracker.slots), profile,
                               self.ctx.search)
-        handoff, created = await self.ctx.run(self.ctx.store.enqueue, handoff, packet)
+        handoff, created = await self.ctx.run(self.db.handoffs.enqueue, handoff, packet)
         turn.result.outcome = "queued"
         if created:
             if self.ctx.on_queued is not None:
                 self.ctx.on_queued(handoff)
-            await self.ctx.run(self.ctx.store.audit, "bot", "enqueue", conversation_id, handoff.id,
+            await self.ctx.run(self.db.audit.record, "bot", "enqueue", conversation_id, handoff.id,
                             {"reason": decision.reason, "group": handoff.group,
                              "priority": handoff.priority})
             await self.ctx.bus.publish("queue", "queue", {"group": handoff.group})
@@ -76,7 +78,7 @@ class CustomerSide:
             self.say(turn, responses.OUT_OF_HOURS, group=handoff.group, hours=hours)
             return
         position, eta = await self.ctx.queue_place(handoff)
-        await self.ctx.run(self.ctx.store.tell_position, handoff.id, position, True)
+        await self.ctx.run(self.db.handoffs.tell_position, handoff.id, position, True)
         await self.ctx.bus.publish(f"conversation:{conversation_id}", "queue",
                                {"status": "waiting", "position": position, "eta_seconds": eta})
         turn.reply(bot_message(self.queue_event(turn, handoff, position, eta),
@@ -96,15 +98,15 @@ class CustomerSide:
         text = message.text.strip()
         if handoff.status == "leaving":
             if text in CANCEL_WORDS:
-                await self.ctx.run(self.ctx.store.close, handoff.id, None, "cancelled", now)
+                await self.ctx.run(self.db.handoffs.close, handoff.id, None, "cancelled", now)
                 turn.add(ev.resume(self.ctx.clock()))
                 self.say(turn, responses.MESSAGE_CANCELLED)
                 return
             if text in LEAVE_WORDS or text.startswith("/"):  # a button pressed again
                 self.say(turn, responses.LEAVE_MESSAGE)
                 return
-            ticket = await self.ctx.run(self.ctx.store.to_ticket, handoff.id, mask_text(text), now)
-            await self.ctx.run(self.ctx.store.audit, "customer", "ticket", conversation, handoff.id,
+            ticket = await self.ctx.run(self.db.tickets.to_ticket, handoff.id, mask_text(text), now)
+            await self.ctx.run(self.db.audit.record, "customer", "ticket", conversation, handoff.id,
                             {"ticket": ticket.id if ticket else None})
             turn.add(ev.resume(self.ctx.clock()))
             await self.ctx.bus.publish("queue", "queue", {"group": handoff.group})
@@ -120,7 +122,7 @@ class CustomerSide:
             return
         # waiting
         if text in LEAVE_WORDS:
-            updated = await self.ctx.run(self.ctx.store.leave_message, handoff.id)
+            updated = await self.ctx.run(self.db.handoffs.leave_message, handoff.id)
             if updated is not None:
                 await self.ctx.bus.publish("queue", "queue", {"group": handoff.group})
             self.say(turn, responses.LEAVE_MESSAGE)
@@ -130,11 +132,11 @@ class CustomerSide:
             "conversation_id": conversation,
             "message": {"from": "customer", "text": mask_text(message.text), "at": now}})
         position, eta = await self.ctx.queue_place(handoff)
-        await self.ctx.run(self.ctx.store.tell_position, handoff.id, position, True)
+        await self.ctx.run(self.db.handoffs.tell_position, handoff.id, position, True)
         waited = now - handoff.enqueued_at
         can_leave = waited >= self.ctx.config.max_wait_seconds
         if can_leave:
-            await self.ctx.run(self.ctx.store.tell_leave, handoff.id)
+            await self.ctx.run(self.db.handoffs.tell_leave, handoff.id)
         await self.ctx.bus.publish(f"conversation:{conversation}", "queue",
                                {"status": "waiting", "position": position, "eta_seconds": eta,
                                 "can_leave_message": can_leave})
@@ -153,9 +155,9 @@ class CustomerSide:
         except (TypeError, ValueError):
             return
         if 1 <= rating <= 5:
-            rated = await self.ctx.run(self.ctx.store.rate, conversation_id, rating)
+            rated = await self.ctx.run(self.db.handoffs.rate, conversation_id, rating)
             if rated is not None:
-                await self.ctx.run(self.ctx.store.audit, "customer", "rate", conversation_id,
+                await self.ctx.run(self.db.audit.record, "customer", "rate", conversation_id,
                                    rated.id, {"rating": rating})
 
     async def _webhook(self, packet: dict[str, Any]) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from bot.handoff import responses, routing
 from bot.handoff.context import HandoffContext, Sender, minutes
-from bot.handoff.store import AgentAccount, Handoff
+from bot.handoff.records import AgentAccount, Handoff
 
 DISPATCH_BATCH = 50  # assignments per blocking call of the router
 TELL_STEP = 3  # a push channel hears its new position when it moved up at least this much
@@ -17,6 +17,7 @@ TELL_STEP = 3  # a push channel hears its new position when it moved up at least
 class Router:
     def __init__(self, ctx: HandoffContext) -> None:
         self.ctx = ctx
+        self.db = ctx.store  # the handoff tables
         self._lock = asyncio.Lock()
 
     async def dispatch(self) -> list[Handoff]:
@@ -33,7 +34,7 @@ class Router:
         for handoff in assigned:
             await self.ctx.bus.publish(f"agent:{handoff.agent}", "assigned",
                                    {"handoff": await self.ctx.item(handoff)})
-            await self.ctx.run(self.ctx.store.audit, "router", "assign", handoff.conversation_id,
+            await self.ctx.run(self.db.audit.record, "router", "assign", handoff.conversation_id,
                             handoff.id, {"agent": handoff.agent})
         if assigned:
             await self.ctx.bus.publish("queue", "queue", {})
@@ -53,7 +54,7 @@ class Router:
         every assignment, so a stale count can only cost a refused attempt. When another
         process took the conversation or the agent filled up, the loads are read again."""
         store = self.ctx.store
-        available, loads = store.available_with_loads()
+        available, loads = store.agents.available_with_loads()
         if not available:
             return []
         done: list[Handoff] = []
@@ -63,17 +64,17 @@ class Router:
             groups = sorted({g for a in free for g in a.groups})
             if not groups:
                 break
-            handoff = store.next_waiting(groups)
+            handoff = store.handoffs.next_waiting(groups)
             if handoff is None:
                 break
             agent = routing.pick_agent(free, loads, handoff.group)
             if agent is None:  # cannot happen: some free agent has this group
                 break
             now = self.ctx.clock()
-            taken = store.assign(handoff.id, agent.username, now)
+            taken = store.handoffs.assign(handoff.id, agent.username, now)
             if taken is None:
                 misses += 1
-                loads = store.loads()
+                loads = store.handoffs.loads()
                 continue
             loads[agent.username] = loads.get(agent.username, 0) + 1
             agent.last_assigned_at = now  # the next tie goes to someone else
@@ -86,8 +87,8 @@ class Router:
         they become next, moved up at least :data:`TELL_STEP` places since they were last
         told, or have waited ``max_wait_seconds`` (then once, with the offer to leave a
         message). The store's conditional updates make one worker the one who pushes."""
-        waiting: list[Handoff] = await self.ctx.run(self.ctx.store.waiting, None, 1000)
-        agents: list[AgentAccount] = await self.ctx.run(self.ctx.store.agents)
+        waiting: list[Handoff] = await self.ctx.run(self.db.handoffs.waiting, None, 1000)
+        agents: list[AgentAccount] = await self.ctx.run(self.db.agents.all)
         by_group: dict[str, int] = {}
         average: dict[str, float] = {}  # measured per group, as in the reply to a message
         now = self.ctx.clock()
@@ -95,7 +96,8 @@ class Router:
             by_group[handoff.group] = by_group.get(handoff.group, 0) + 1
             position = by_group[handoff.group]
             if handoff.group not in average:
-                measured = await self.ctx.run(self.ctx.store.average_handle_seconds, handoff.group)
+                measured = await self.ctx.run(self.db.handoffs.average_handle_seconds,
+                                              handoff.group)
                 average[handoff.group] = measured or self.ctx.config.average_handle_seconds
             eta = routing.eta_seconds(position, routing.slots(agents, handoff.group),
                                       average[handoff.group])
@@ -114,11 +116,11 @@ class Router:
         lines: list[str] = []
         moved = told is None or (position < told and (position == 1
                                                        or told - position >= TELL_STEP))
-        if moved and await self.ctx.run(self.ctx.store.tell_position, handoff.id, position):
+        if moved and await self.ctx.run(self.db.handoffs.tell_position, handoff.id, position):
             name = responses.PUSH_NEXT if position == 1 else responses.PUSH_POSITION
             lines.append(self._push_text(name, handoff, **responses.queue_values(
                 handoff.group, position, minutes(eta))))
-        if can_leave and await self.ctx.run(self.ctx.store.tell_leave, handoff.id):
+        if can_leave and await self.ctx.run(self.db.handoffs.tell_leave, handoff.id):
             lines.append(self._push_text(responses.PUSH_CAN_LEAVE_MESSAGE, handoff))
         if lines:
             await self.ctx.push(sender, handoff.conversation_id, "\n".join(lines))

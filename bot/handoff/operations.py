@@ -13,7 +13,7 @@ from bot.handoff.context import HandoffContext
 from bot.handoff.dispatch import Router
 from bot.handoff.errors import HandoffError
 from bot.handoff.packet import build_packet, transcript
-from bot.handoff.store import AgentAccount, Handoff
+from bot.handoff.records import AgentAccount, Handoff
 from bot.privacy import mask_text
 
 MAX_NOTE_CHARS = 2000
@@ -22,12 +22,13 @@ MAX_NOTE_CHARS = 2000
 class Operations:
     def __init__(self, ctx: HandoffContext, router: Router) -> None:
         self.ctx = ctx
+        self.db = ctx.store  # the handoff tables
         self.router = router
 
     async def queue(self, agent: AgentAccount) -> dict[str, Any]:
         groups = None if agent.supervisor else agent.groups
-        waiting = await self.ctx.run(self.ctx.store.waiting, groups, 500)
-        mine = await self.ctx.run(self.ctx.store.open_for_agent, agent.username)
+        waiting = await self.ctx.run(self.db.handoffs.waiting, groups, 500)
+        mine = await self.ctx.run(self.db.handoffs.open_for_agent, agent.username)
         by_group: dict[str, int] = {}
         items = []
         for handoff in waiting:  # positions from the one ordered list, not a query each
@@ -62,15 +63,15 @@ class Operations:
             raise HandoffError(409, f"the conversation is handled by {handoff.agent}")
         if handoff.status == "assigned" and handoff.agent != agent.username:
             raise HandoffError(409, f"the conversation is reserved for {handoff.agent}")
-        loads = await self.ctx.run(self.ctx.store.loads)
+        loads = await self.ctx.run(self.db.handoffs.loads)
         if handoff.status == "waiting" and loads.get(agent.username, 0) >= agent.capacity:
             raise HandoffError(409, f"you have {agent.capacity} conversations already "
                                     "(your capacity); close one first")
-        accepted = await self.ctx.run(self.ctx.store.accept, handoff.id, agent.username,
+        accepted = await self.ctx.run(self.db.handoffs.accept, handoff.id, agent.username,
                                       self.ctx.clock())
         if accepted is None:
             raise HandoffError(409, "another agent took this conversation first")
-        await self.ctx.run(self.ctx.store.audit, agent.username, "accept", conversation_id,
+        await self.ctx.run(self.db.audit.record, agent.username, "accept", conversation_id,
                            handoff.id)
         accepted_words = self.ctx.words(responses.ACCEPTED, channel=handoff.channel)
         accepted_words["metadata"].update({"agent": agent.username, "handoff": "accepted"})
@@ -84,7 +85,7 @@ class Operations:
     async def context(self, agent: AgentAccount, conversation_id: str) -> dict[str, Any]:
         """The packet, refreshed with the transcript and suggestions as they are now."""
         handoff = await self._visible(agent, conversation_id)
-        stored: dict[str, Any] = await self.ctx.run(self.ctx.store.packet, handoff.id) or {}
+        stored: dict[str, Any] = await self.ctx.run(self.db.handoffs.packet, handoff.id) or {}
         tracker = await self.ctx.processor.get_tracker(conversation_id)
         profile = await self.ctx.profile(handoff.customer_id)
         packet = build_packet(handoff, tracker.events, dict(tracker.slots), profile,
@@ -93,9 +94,9 @@ class Operations:
         packet["status"] = handoff.status
         packet["agent"] = handoff.agent
         packet["notes"] = [{"at": n["at"], "agent": n["actor"], "text": n["detail"].get("text")}
-                           for n in await self.ctx.run(self.ctx.store.audit_log, conversation_id,
+                           for n in await self.ctx.run(self.db.audit.log, conversation_id,
                                                     ["note"])]
-        await self.ctx.run(self.ctx.store.audit, agent.username, "view_context", conversation_id,
+        await self.ctx.run(self.db.audit.record, agent.username, "view_context", conversation_id,
                         handoff.id)
         return packet
 
@@ -111,7 +112,7 @@ class Operations:
         if handoff.status == "assigned":  # replying is accepting
             await self.accept(agent, conversation_id)
         await self.ctx.to_customer(conversation_id, ev.bot(text, {}, {"agent": agent.username}))
-        await self.ctx.run(self.ctx.store.audit, agent.username, "message", conversation_id,
+        await self.ctx.run(self.db.audit.record, agent.username, "message", conversation_id,
                         handoff.id, {"chars": len(text)})
         return {"from": "agent", "agent": agent.username, "text": mask_text(text),
                 "at": self.ctx.clock()}
@@ -121,7 +122,7 @@ class Operations:
         handoff = await self._visible(agent, conversation_id)
         now = self.ctx.clock()
         masked = mask_text(text)[:MAX_NOTE_CHARS]
-        await self.ctx.run(self.ctx.store.audit, agent.username, "note", conversation_id,
+        await self.ctx.run(self.db.audit.record, agent.username, "note", conversation_id,
                            handoff.id, {"text": masked}, now)
         return {"at": now, "agent": agent.username, "text": masked}
 
@@ -150,11 +151,11 @@ class Operations:
         # an agent moves a waiting conversation only while it still waits (not once a
         # colleague took it); a supervisor moves any open one
         statuses = None if agent.supervisor or owner is not None else ("waiting",)
-        moved = await self.ctx.run(self.ctx.store.transfer, handoff.id, owner, group,
+        moved = await self.ctx.run(self.db.handoffs.transfer, handoff.id, owner, group,
                                    self.ctx.clock(), statuses)
         if moved is None:
             raise HandoffError(409, "the conversation changed meanwhile; reload the queue")
-        await self.ctx.run(self.ctx.store.audit, agent.username, "transfer", conversation_id,
+        await self.ctx.run(self.db.audit.record, agent.username, "transfer", conversation_id,
                         handoff.id, {"from": handoff.group, "to": group})
         await self.ctx.to_customer(conversation_id, self.ctx.words(
             responses.TRANSFERRED, channel=handoff.channel, group=group))
@@ -173,11 +174,11 @@ class Operations:
         if owner is not None and handoff.agent != agent.username:
             raise HandoffError(409, "only the agent handling the conversation (or a supervisor) "
                                     "can close it")
-        closed = await self.ctx.run(self.ctx.store.close, handoff.id, owner, resolution,
+        closed = await self.ctx.run(self.db.handoffs.close, handoff.id, owner, resolution,
                                     self.ctx.clock())
         if closed is None:
             raise HandoffError(409, "the conversation changed meanwhile; reload")
-        await self.ctx.run(self.ctx.store.audit, agent.username, "close", conversation_id,
+        await self.ctx.run(self.db.audit.record, agent.username, "close", conversation_id,
                            handoff.id, {"resolution": resolution})
         await self.ctx.resume(conversation_id)
         closed_words = self.ctx.words(responses.CLOSED, channel=closed.channel)
@@ -197,9 +198,9 @@ class Operations:
         if not agent.supervisor:
             raise HandoffError(403, "supervisors only")
         now = self.ctx.clock()
-        overview = await self.ctx.run(self.ctx.store.groups_overview, now)
-        agents = await self.ctx.run(self.ctx.store.agents)
-        loads = await self.ctx.run(self.ctx.store.loads)
+        overview = await self.ctx.run(self.db.handoffs.groups_overview, now)
+        agents = await self.ctx.run(self.db.agents.all)
+        loads = await self.ctx.run(self.db.handoffs.loads)
         return {
             "groups": [{"name": g, "waiting": overview.get(g, (0, 0.0))[0],
                         "longest_wait_s": round(overview.get(g, (0, 0.0))[1], 1),

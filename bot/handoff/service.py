@@ -28,9 +28,10 @@ from bot.handoff.customer import CustomerSide
 from bot.handoff.dispatch import Router
 from bot.handoff.operations import Operations
 from bot.handoff.packet import Search
+from bot.handoff.records import Handoff
 from bot.handoff.routing import Profile
 from bot.handoff.stage import HandoffStage
-from bot.handoff.store import Handoff, HandoffStore
+from bot.handoff.store import HandoffStore
 
 
 class HandoffService:

@@ -16,8 +16,8 @@ from sanic.response import HTTPResponse, file
 from sanic.response import json as json_response
 
 from bot.handoff.errors import HandoffError
+from bot.handoff.records import AgentAccount
 from bot.handoff.service import HandoffService
-from bot.handoff.store import AgentAccount
 from bot.server.errors import ApiError
 from bot.server.inputs import clean, json_object, string_field
 from bot.server.operator import conversation_id
