@@ -1,7 +1,10 @@
-"""``action_handoff``: hands the conversation to a human agent.
+"""``action_handoff``: asks for a human agent.
 
-The conversation is paused (the bot predicts nothing while an agent has it) and the
-customer is told. The agent queue and console build on this.
+It tells the customer (``utter_handoff_complaint`` after a complaint, else
+``utter_handoff_request``: built-in handoff responses a domain may override), forgets an
+abandoned form's answers and pauses the conversation (Rasa's ``ConversationPaused``: the bot
+predicts nothing while an agent has it). Routing and queueing are the handoff stage's
+(:class:`bot.handoff.stage.HandoffStage`), later in the same turn and lock.
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ConversationPaused, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+# An abandoned form's answers must not leak into questions after the agent is done.
+FORGET = ("card_last4", "loss_confirmed", "account_type", "business_type", "application_id")
+
 
 class ActionHandoff(Action):
     def name(self) -> str:
@@ -21,15 +27,7 @@ class ActionHandoff(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[dict[str, Any]]:
         intent = (tracker.latest_message.get("intent") or {}).get("name")
-        if intent == "complain":
-            dispatcher.utter_message(
-                text="非常抱歉给您带来不好的体验。我已为您转接人工客服，请稍候，客服人员会尽快处理您的问题。"
-            )
-        else:
-            dispatcher.utter_message(
-                text="好的，正在为您转接人工客服，请稍候，人工客服会尽快接入。"
-            )
-        # An abandoned form's answers must not leak into questions after the agent is done.
-        forget = ["card_last4", "loss_confirmed", "account_type", "business_type",
-                  "application_id"]
-        return [*(SlotSet(name, None) for name in forget), ConversationPaused()]
+        complaint = intent == "complain"
+        dispatcher.utter_message(
+            response="utter_handoff_complaint" if complaint else "utter_handoff_request")
+        return [*(SlotSet(name, None) for name in FORGET), ConversationPaused()]

@@ -7,7 +7,8 @@ queue assignment with 1,000 conversations waiting and 100 agents.
 Run from the project root after ``bot train`` (it loads the model in ``models/``).
 
 (a) Each conversation first asks an FAQ question, then "转人工"; the engine's turn (untimed)
-pauses the conversation, then ``HandoffService.after_turn`` is timed: trigger decision,
+pauses the conversation, then the handoff stage (``HandoffService.stage``, run by the processor
+in the same turn and lock) is timed: trigger decision,
 routing, the context packet (with knowledge-base suggestions unless ``--no-kb``), the insert
 into the queue, the audit row, the queue position and the reply. The tracker and the handoff
 tables share one SQLite file (as ``bot/handoff/factory.py`` sets them up); the background
@@ -16,12 +17,13 @@ auto-assignment it starts is awaited outside the timing (10 agents of 3 chats ta
 
 (b) ``--waiting`` conversations over the groups of ``handoff.yml`` (random priorities 0-5) and
 ``--agents`` available agents (one or two groups each, capacity 3-5); then
-``HandoffService._assign_one`` (what the router runs per assignment: agents, loads, the head of
-the queue, the conditional update) is timed until ``--assignments`` are done or nobody free is
-left; then the router in batches as ``dispatch`` runs it (``_assign_some(50)``: agents and
-loads read once per batch; the figure is each batch's time divided by its assignments); and
-separately the store-level path (``next_waiting`` for a free agent's groups, then ``assign``,
-which checks the agent's capacity in its transaction); on the tracker store's engine, as in
+``Router.assign_one`` (bot/handoff/dispatch.py: what the router runs per assignment: agents,
+loads, the head of the queue, the conditional update) is timed until ``--assignments`` are
+done or nobody free is left; then the router in batches as ``dispatch`` runs it
+(``Router.assign_some(50)``: agents and loads read once per batch; the figure is each
+batch's time divided by its assignments); and separately the store-level path
+(``next_waiting`` for a free agent's groups, then ``assign``, which checks the agent's
+capacity in its transaction); on the tracker store's engine, as in
 production. Target: p99 ≤ 5 ms.
 
 Both parts also run on PostgreSQL when it is reachable (``--pg``, default ``$BOT_DB_URL`` if it
@@ -57,12 +59,14 @@ import sqlalchemy as sa  # noqa: E402
 
 from bot.core.agent import Agent  # noqa: E402
 from bot.core.processor import UserMessage  # noqa: E402
+from bot.core.stages import Turn  # noqa: E402
 from bot.core.tracker_store import SQLTrackerStore  # noqa: E402
 from bot.handoff import config as handoff_config  # noqa: E402
 from bot.handoff.config import HandoffConfig, Hours  # noqa: E402
 from bot.handoff.factory import knowledge_search  # noqa: E402
+from bot.handoff.records import Handoff, new_id  # noqa: E402
 from bot.handoff.service import HandoffService  # noqa: E402
-from bot.handoff.store import Handoff, HandoffStore, new_id  # noqa: E402
+from bot.handoff.store import HandoffStore  # noqa: E402
 from bot.project import Project  # noqa: E402
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -136,10 +140,18 @@ async def decision_to_queue(url: str, config: HandoffConfig, args: argparse.Name
     agent = Agent.load(Project(ROOT), tracker_store=tracker_store, seed=1)
     service = HandoffService(config, HandoffStore(tracker_store.engine), agent.processor,
                              search=search, categories=category)
+    staged: list[float] = []  # seconds of the handoff stage in the latest turn
+
+    async def timed_stage(turn: Turn) -> None:
+        started = time.perf_counter()
+        await service.stage(turn)
+        staged.append(time.perf_counter() - started)
+
+    agent.processor.add_stage(timed_stage)
     group = config.default_group
     for n in range(10):
-        service.store.add_agent(f"agent{n}", "bench-password", [group], capacity=3)
-        service.store.set_status(f"agent{n}", "available")
+        service.store.agents.add(f"agent{n}", "bench-password", [group], capacity=3)
+        service.store.agents.set_status(f"agent{n}", "available")
     prefix = uuid.uuid4().hex[:6]
     timed: list[float] = []
     with_dispatch: list[float] = []
@@ -149,24 +161,25 @@ async def decision_to_queue(url: str, config: HandoffConfig, args: argparse.Name
             sender = f"{prefix}-{i}"
             await agent.processor.handle(UserMessage(FAQ, sender, "rest", {}, None))
             message = UserMessage(ASK, sender, "rest", {}, None)
+            staged.clear()
             result = await agent.processor.handle(message)
             assert any(e.get("event") == "pause" for e in result.events), "no pause"
+            assert result.outcome == "queued", result.outcome
             start = time.perf_counter()
-            replies = await service.after_turn(message, result)
-            middle = time.perf_counter()
             await service.drain()  # the auto-assignment it started
-            end = time.perf_counter()
+            drained = time.perf_counter() - start
+            replies = result.messages
             assert replies and "队列" in replies[-1]["text"], replies
             if i >= warmup:
-                timed.append(middle - start)
-                with_dispatch.append(end - start)
-        queued = len(service.store.waiting(limit=100_000))
-        assigned = sum(service.store.loads().values())
+                timed.append(staged[-1])
+                with_dispatch.append(staged[-1] + drained)
+        queued = len(service.store.handoffs.waiting(limit=100_000))
+        assigned = sum(service.store.handoffs.loads().values())
         assert queued + assigned == args.conversations + warmup, (queued, assigned)
     finally:
         await service.drain()
         await tracker_store.close()
-    return {"after_turn": summary(timed), "with_auto_assign": summary(with_dispatch),
+    return {"stage": summary(timed), "with_auto_assign": summary(with_dispatch),
             "waiting_at_end": queued, "assigned": assigned}
 
 
@@ -178,7 +191,7 @@ def fill(store: HandoffStore, config: HandoffConfig, args: argparse.Namespace) -
     weights = [5, 3, 2, 1, 1][:len(groups)] + [1] * max(0, len(groups) - 5)
     now = time.time()
     with store.engine.begin() as conn:  # one transaction: setup speed is not measured
-        from bot.handoff.store import HANDOFFS
+        from bot.handoff.tables import HANDOFFS
 
         rows = []
         for i in range(args.waiting):
@@ -192,8 +205,8 @@ def fill(store: HandoffStore, config: HandoffConfig, args: argparse.Namespace) -
         conn.execute(sa.insert(HANDOFFS), rows)
     for n in range(args.agents):
         mine = rng.sample(groups, rng.choice([1, 1, 2]))
-        store.add_agent(f"agent{n:03d}", "bench-password", mine, capacity=rng.randint(3, 5))
-        store.set_status(f"agent{n:03d}", "available")
+        store.agents.add(f"agent{n:03d}", "bench-password", mine, capacity=rng.randint(3, 5))
+        store.agents.set_status(f"agent{n:03d}", "available")
 
 
 async def assignment(url: str, config: HandoffConfig, args: argparse.Namespace
@@ -201,7 +214,7 @@ async def assignment(url: str, config: HandoffConfig, args: argparse.Namespace
     """Times the router's step and the store-level step on two identical queues, on the
     tracker store's engine (as in production: WAL and synchronous=NORMAL on SQLite)."""
     out: dict[str, Any] = {}
-    for kind in ("router (_assign_one)", "router batch (per assignment)",
+    for kind in ("router (assign_one)", "router batch (per assignment)",
                  "store (next_waiting + assign)"):
         tracker_store = SQLTrackerStore(url, table="bench_events")
         engine = tracker_store.engine
@@ -214,10 +227,10 @@ async def assignment(url: str, config: HandoffConfig, args: argparse.Namespace
         service = HandoffService(config, store, processor)
         samples: list[float] = []
         if kind.startswith("router batch"):
-            service._assign_some(5)  # warm-up
+            service.router.assign_some(5)  # warm-up
             while len(samples) < args.assignments:
                 start = time.perf_counter()
-                batch = service._assign_some(50)
+                batch = service.router.assign_some(50)
                 elapsed = time.perf_counter() - start
                 if not batch:
                     break
@@ -225,23 +238,24 @@ async def assignment(url: str, config: HandoffConfig, args: argparse.Namespace
             samples = samples[:args.assignments]
         elif kind.startswith("router"):
             for _ in range(5):  # warm-up, counted in the assignments but not in the figures
-                service._assign_one()
+                service.router.assign_one()
             while len(samples) < args.assignments:
                 start = time.perf_counter()
-                done = service._assign_one()
+                done = service.router.assign_one()
                 elapsed = time.perf_counter() - start
                 if done is None:
                     break
                 samples.append(elapsed)
         else:
-            agents = store.agents()
+            agents = store.agents.all()
             loads: dict[str, int] = {}
             free = list(agents)
             while free and len(samples) < args.assignments + 5:
                 agent = free[0]
                 start = time.perf_counter()
-                handoff = store.next_waiting(agent.groups)
-                done = store.assign(handoff.id, agent.username, time.time()) if handoff else None
+                handoff = store.handoffs.next_waiting(agent.groups)
+                done = (store.handoffs.assign(handoff.id, agent.username, time.time())
+                        if handoff else None)
                 elapsed = time.perf_counter() - start
                 if done is None:
                     free.pop(0)
@@ -253,7 +267,7 @@ async def assignment(url: str, config: HandoffConfig, args: argparse.Namespace
                     free.append(free.pop(0))
                 samples.append(elapsed)
             samples = samples[5:]
-        left = len(store.waiting(limit=100_000))
+        left = len(store.handoffs.waiting(limit=100_000))
         out[kind] = {**summary(samples), "waiting_after": left}
         await tracker_store.close()
     return out
@@ -285,14 +299,14 @@ async def main() -> int:
     search, category = (None, None) if args.no_kb else knowledge_search(ROOT)
     figures: dict[str, Any] = {}
     with databases(args) as found:
-        print(f"(a) handoff decision → conversation in the queue: HandoffService.after_turn "
+        print(f"(a) handoff decision → conversation in the queue: HandoffService.stage "
               f"after '{ASK}', {args.conversations} conversations "
               f"(knowledge suggestions {'off' if search is None else 'on'}); target p99 ≤ 50 ms")
         for name, url in found:
             result = await decision_to_queue(url, config, args, search, category)
             figures.setdefault(name, {})["decision_to_queue"] = result
-            show(name, "after_turn", result["after_turn"])
-            show(name, "after_turn + auto-assignment", result["with_auto_assign"])
+            show(name, "stage", result["stage"])
+            show(name, "stage + auto-assignment", result["with_auto_assign"])
         print(f"\n(b) one assignment, {args.waiting} waiting, {args.agents} agents "
               f"(groups {', '.join(config.group_names)}; capacity 3-5); target p99 ≤ 5 ms")
         for name, url in found:

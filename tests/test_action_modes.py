@@ -38,6 +38,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+# The engine's built-in utter_action_failed (bot/resources/responses/engine.yml), as sent.
+ACTION_FAILED_TEXT = (
+    "抱歉，系统暂时无法完成您的请求，请稍后再试。如需帮助，可以点击“转人工”由人工客服为您服务。"
+)
+HUMAN_BUTTON = {"title": "转人工", "payload": "/request_human"}
+
 REPO = Path(__file__).resolve().parents[1]
 COPIED = ("config.yml", "domain.yml", "nlu_data", "sentiment", "stories", "actions",
           "kb_index/sources",
@@ -130,8 +136,6 @@ def _run_suite(project: Path, out: str) -> dict:
     assert report["passed"] == report["total"] > 0
     # A failed custom action is still listed as run (with the polite failure message), so
     # the action names alone would not notice an action server that is down.
-    from bot.core.processor import ACTION_FAILED_TEXT
-
     failed_turns = [
         f"{story['name']}: {turn['user'].strip()}"
         for story in report["stories"]
@@ -222,8 +226,6 @@ def _ask_balance(project: Path) -> tuple[list[dict], list[dict]]:
 
 
 def _assert_polite_failure(first: list[dict], then: list[dict]) -> None:
-    from bot.core.processor import ACTION_FAILED_TEXT, HUMAN_BUTTON
-
     assert [m.get("text") for m in first] == [ACTION_FAILED_TEXT], first
     assert first[0].get("buttons") == [HUMAN_BUTTON]
     # Nothing crashed: the conversation goes on (the greeting is a response, no action server).

@@ -14,11 +14,15 @@ from conftest import write_tiny_project
 from bot.core.actions.custom import InProcessExecutor, RemoteExecutor
 from bot.core.agent import Agent, create_executor, read_endpoints
 from bot.core.messages import UserMessage
-from bot.core.processor import ACTION_FAILED_TEXT
 from bot.core.tracker_store import InMemoryTrackerStore, SQLTrackerStore
 from bot.errors import ConfigError, ModelNotFoundError
 from bot.project import Project
 from bot.train import train
+
+# The engine's built-in utter_action_failed (bot/resources/responses/engine.yml)
+ACTION_FAILED_TEXT = (
+    "抱歉，系统暂时无法完成您的请求，请稍后再试。如需帮助，可以点击“转人工”由人工客服为您服务。"
+)
 
 DOMAIN = """\
 version: "3.1"

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.handoff.store import Handoff, HandoffStore, new_id
+from bot.handoff.records import Handoff, new_id
+from bot.handoff.store import HandoffStore
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,8 +73,8 @@ def test_add_list_remove(project: Path) -> None:
                                         "sue\tsupervisor\t投诉\tcapacity 5\taway"]
     # what the server will check at login
     accounts = store(project)
-    assert accounts.authenticate("alice", "alice-password") is not None
-    assert accounts.authenticate("sue", "sue-password-1") is not None
+    assert accounts.agents.authenticate("alice", "alice-password") is not None
+    assert accounts.agents.authenticate("sue", "sue-password-1") is not None
     accounts.engine.dispose()
 
     removed = bot(project, "remove", "alice")
@@ -87,7 +88,7 @@ def test_password_from_the_environment(project: Path) -> None:
     added = bot(project, "add", "bob", "--groups", "贷款", password_env="from-env-pass")
     assert added.code == 0, added.err
     accounts = store(project)
-    assert accounts.authenticate("bob", "from-env-pass") is not None
+    assert accounts.agents.authenticate("bob", "from-env-pass") is not None
     accounts.engine.dispose()
 
 
@@ -157,8 +158,8 @@ def test_tickets(project: Path) -> None:
     for conversation, customer, group in (("conv-1", "C1001", "贷款"), ("conv-2", None, "账户")):
         handoff = Handoff(new_id(), conversation, "rest", customer, None, group, 0, "rule",
                           None, "leaving", 100.0)
-        queue.enqueue(handoff, {})
-        assert queue.to_ticket(handoff.id, f"{conversation} 请回电 138****5678",
+        queue.handoffs.enqueue(handoff, {})
+        assert queue.tickets.to_ticket(handoff.id, f"{conversation} 请回电 138****5678",
                                1_700_000_000.0) is not None
     queue.engine.dispose()
     listing = bot(project, "tickets")
@@ -177,19 +178,19 @@ def test_removing_an_agent_puts_their_open_conversations_back_in_the_queue(
     accounts = store(project)
     mine = []
     for i, status in enumerate(("assign", "accept")):
-        handoff, _ = accounts.enqueue(Handoff(new_id(), f"d{i}", "rest", None, None, "账户", 0,
-                                              "customer_request", None, "waiting",
-                                              100.0 + i), {})
-        getattr(accounts, status)(handoff.id, "dan", 200.0)
+        handoff, _ = accounts.handoffs.enqueue(
+            Handoff(new_id(), f"d{i}", "rest", None, None, "账户", 0, "customer_request", None,
+                    "waiting", 100.0 + i), {})
+        getattr(accounts.handoffs, status)(handoff.id, "dan", 200.0)
         mine.append(handoff.id)
     accounts.engine.dispose()
     removed = bot(project, "remove", "dan")
     assert removed.code == 0, removed.err
     assert removed.out.strip() == "removed dan; 2 open conversation(s) went back to the queue"
     accounts = store(project)
-    waiting = accounts.waiting()
+    waiting = accounts.handoffs.waiting()
     assert [h.id for h in waiting] == mine  # their place in time kept
     assert all(h.agent is None for h in waiting)
-    assert [e["action"] for e in accounts.audit_log(actions=["requeue", "remove_agent"])] == [
+    assert [e["action"] for e in accounts.audit.log(actions=["requeue", "remove_agent"])] == [
         "requeue", "requeue", "remove_agent"]
     accounts.engine.dispose()

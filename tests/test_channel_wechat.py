@@ -575,10 +575,10 @@ async def test_an_agents_reply_reaches_the_wechat_user(
     app = make_app(trained_bot, tmp_path, monkeypatch, api_base=fake_wechat.base)
     handoff = app.ctx.handoff
     assert "wechat" in handoff.senders
-    handoff.store.add_agent("wang", "wang-password", handoff.config.group_names)
+    handoff.store.agents.add("wang", "wang-password", handoff.config.group_names)
     await app.asgi_client.post(signed(), content=text_xml("转人工", "5001"))
     conversation = f"wechat:{OPENID}"
-    assert handoff.store.latest(conversation).status == "waiting"
+    assert handoff.store.handoffs.latest(conversation).status == "waiting"
     _, login = await app.asgi_client.post("/agent/login", json={
         "username": "wang", "password": "wang-password"})
     headers = {"Authorization": f"Bearer {login.json['token']}"}

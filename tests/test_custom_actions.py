@@ -18,14 +18,15 @@ import pytest
 
 from bot.core import events as ev
 from bot.core.actions.custom import InProcessExecutor, RemoteExecutor
-from bot.core.processor import (
-    ACTION_FAILED_TEXT,
-    HUMAN_BUTTON,
-    MessageProcessor,
-    UserMessage,
-)
+from bot.core.processor import MessageProcessor, UserMessage
 from bot.core.tracker import LISTEN
 from bot.core.tracker_store import InMemoryTrackerStore
+
+# The engine's built-in utter_action_failed (bot/resources/responses/engine.yml), as sent.
+ACTION_FAILED_TEXT = (
+    "抱歉，系统暂时无法完成您的请求，请稍后再试。如需帮助，可以点击“转人工”由人工客服为您服务。"
+)
+HUMAN_BUTTON = {"title": "转人工", "payload": "/request_human"}
 
 DOMAIN = """
 version: "3.1"

@@ -10,8 +10,8 @@ import pytest
 
 from bot.core import events as ev
 from bot.handoff.packet import INTERNAL_SLOTS, VERSION, build_packet, mask_name, transcript
+from bot.handoff.records import Handoff
 from bot.handoff.routing import Profile
-from bot.handoff.store import Handoff
 
 CARD = "6222021234567890123"
 PHONE = "13812345678"

@@ -1,6 +1,6 @@
 """Routing (bot/handoff/routing.py): which group and priority a conversation gets, which agent
 takes it, which conversation a free agent gets, the estimated wait; and the router's one
-assignment step (HandoffService._assign_one) on a real queue."""
+assignment step (Router.assign_one, bot/handoff/dispatch.py) on a real queue."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bot.handoff.config import HandoffConfig, parse
+from bot.handoff.records import AgentAccount, Handoff, new_id
 from bot.handoff.routing import (
     Profile,
     Route,
@@ -19,7 +20,7 @@ from bot.handoff.routing import (
     slots,
 )
 from bot.handoff.service import HandoffService
-from bot.handoff.store import AgentAccount, Handoff, HandoffStore, new_id
+from bot.handoff.store import HandoffStore
 
 CONFIG = parse({
     "groups": ["账户", "信用卡", "贷款", "投诉", "老年客户专线"],
@@ -190,7 +191,7 @@ def test_slots_add_up_the_available_agents_capacities_of_the_group() -> None:
 # --- the router's assignment step on a real queue ---------------------------------------------
 
 def service(config: HandoffConfig, clock: list[float]) -> HandoffService:
-    """A service for the router alone: _assign_one uses the store, never the processor."""
+    """A service for the router alone: the router uses the store, never the processor."""
     processor: Any = None
     return HandoffService(config, HandoffStore.from_url("sqlite://"), processor,
                           clock=lambda: clock[0])
@@ -198,14 +199,14 @@ def service(config: HandoffConfig, clock: list[float]) -> HandoffService:
 
 def enqueue(store: HandoffStore, conversation: str, group: str, priority: int = 0,
             at: float = 0.0) -> Handoff:
-    found, created = store.enqueue(handoff(conversation, group, priority, at), {})
+    found, created = store.handoffs.enqueue(handoff(conversation, group, priority, at), {})
     assert created
     return found
 
 
 def available(store: HandoffStore, name: str, groups: list[str], capacity: int = 3) -> None:
-    store.add_agent(name, f"{name}-password", groups, capacity=capacity)
-    store.set_status(name, "available")
+    store.agents.add(name, f"{name}-password", groups, capacity=capacity)
+    store.agents.set_status(name, "available")
 
 
 def test_assign_one_serves_priority_then_waiting_time_to_the_least_loaded_agent() -> None:
@@ -215,17 +216,17 @@ def test_assign_one_serves_priority_then_waiting_time_to_the_least_loaded_agent(
     enqueue(store, "old-low", "账户", 0, at=10.0)
     enqueue(store, "new-high", "账户", 2, at=20.0)
     enqueue(store, "card", "信用卡", 0, at=5.0)
-    assert svc._assign_one() is None  # nobody is available
+    assert svc.router.assign_one() is None  # nobody is available
     available(store, "alice", ["账户"], capacity=2)
     available(store, "bob", ["账户"], capacity=2)
-    first = svc._assign_one()
+    first = svc.router.assign_one()
     assert first is not None and first.conversation_id == "new-high"
     assert first.status == "assigned" and first.assigned_at == 1000.0
-    second = svc._assign_one()
+    second = svc.router.assign_one()
     assert second is not None and second.conversation_id == "old-low"
     assert {first.agent, second.agent} == {"alice", "bob"}  # spread, not stacked
-    assert svc._assign_one() is None  # 信用卡 has no agent
-    assert [h.conversation_id for h in store.waiting()] == ["card"]
+    assert svc.router.assign_one() is None  # 信用卡 has no agent
+    assert [h.conversation_id for h in store.handoffs.waiting()] == ["card"]
 
 
 def test_assign_one_respects_capacity() -> None:
@@ -233,9 +234,9 @@ def test_assign_one_respects_capacity() -> None:
     for i in range(3):
         enqueue(svc.store, f"c{i}", "账户", at=float(i))
     available(svc.store, "alice", ["账户"], capacity=2)
-    assert svc._assign_one() is not None and svc._assign_one() is not None
-    assert svc._assign_one() is None
-    assert svc.store.loads() == {"alice": 2}
+    assert svc.router.assign_one() is not None and svc.router.assign_one() is not None
+    assert svc.router.assign_one() is None
+    assert svc.store.handoffs.loads() == {"alice": 2}
 
 
 def test_assign_one_is_not_blocked_by_a_backlog_of_another_group() -> None:
@@ -246,7 +247,7 @@ def test_assign_one_is_not_blocked_by_a_backlog_of_another_group() -> None:
         enqueue(svc.store, f"loan-{i}", "贷款", priority=1, at=float(i))
     enqueue(svc.store, "card-1", "信用卡", priority=0, at=1.0)
     available(svc.store, "bob", ["信用卡"])
-    found = svc._assign_one()
+    found = svc.router.assign_one()
     assert found is not None and found.conversation_id == "card-1" and found.agent == "bob"
 
 
@@ -256,15 +257,16 @@ def test_assign_some_fills_every_free_slot_in_serving_order_and_spreads_the_load
         enqueue(svc.store, f"a{i}", "账户", priority=i % 2, at=float(i))
     available(svc.store, "alice", ["账户"], capacity=3)
     available(svc.store, "bob", ["账户"], capacity=2)
-    done = svc._assign_some(50)
+    done = svc.router.assign_some(50)
     assert len(done) == 5  # every slot, not one more
-    assert svc.store.loads() == {"alice": 3, "bob": 2}
+    assert svc.store.handoffs.loads() == {"alice": 3, "bob": 2}
     # priority 1 (odd numbers) first, each by waiting time, then priority 0
     assert [h.conversation_id for h in done] == ["a1", "a3", "a5", "a7", "a9"]
     agents = [h.agent for h in done]
     assert agents[:2] in (["alice", "bob"], ["bob", "alice"])  # spread, not stacked
-    assert [h.conversation_id for h in svc.store.waiting()] == ["a0", "a2", "a4", "a6", "a8"]
-    assert svc._assign_some(50) == []
+    waiting = svc.store.handoffs.waiting()
+    assert [h.conversation_id for h in waiting] == ["a0", "a2", "a4", "a6", "a8"]
+    assert svc.router.assign_some(50) == []
 
 
 def test_assign_some_stops_at_its_limit_and_copes_with_a_rival_router(tmp_path: Any) -> None:
@@ -277,30 +279,31 @@ def test_assign_some_stops_at_its_limit_and_copes_with_a_rival_router(tmp_path: 
     for i in range(6):
         enqueue(mine.store, f"c{i}", "账户", at=float(i))
     available(mine.store, "alice", ["账户"], capacity=4)
-    assert len(mine._assign_some(2)) == 2
-    rival.assign(rival.waiting()[0].id, "alice", 2.0)  # the rival fills alice's third slot
-    original_loads = mine.store.loads
+    assert len(mine.router.assign_some(2)) == 2
+    # the rival fills alice's third slot
+    rival.handoffs.assign(rival.handoffs.waiting()[0].id, "alice", 2.0)
+    original_loads = mine.store.handoffs.loads
     # a read from before the rival's assignment, every time: only the store's check is left
-    mine.store.loads = lambda: {"alice": 2}  # type: ignore[method-assign]
-    stale = mine._assign_some(50)
-    mine.store.loads = original_loads  # type: ignore[method-assign]
-    assert len(stale) == 1 and mine.store.loads() == {"alice": 4}
-    assert len(mine.store.waiting()) == 2
+    mine.store.handoffs.loads = lambda: {"alice": 2}  # type: ignore[method-assign]
+    stale = mine.router.assign_some(50)
+    mine.store.handoffs.loads = original_loads  # type: ignore[method-assign]
+    assert len(stale) == 1 and mine.store.handoffs.loads() == {"alice": 4}
+    assert len(mine.store.handoffs.waiting()) == 2
 
 
 def test_available_agents_come_with_their_loads_in_one_read() -> None:
     store = HandoffStore.from_url("sqlite://")
     available(store, "alice", ["账户"], capacity=3)
     available(store, "bob", ["账户"], capacity=2)
-    store.add_agent("carol", "carol-password", ["账户"])  # away: not available
+    store.agents.add("carol", "carol-password", ["账户"])  # away: not available
     for i in range(3):
         enqueue(store, f"c{i}", "账户", at=float(i))
-    first, second, third = store.waiting()
-    store.assign(first.id, "alice", 1.0)
-    store.accept(second.id, "alice", 2.0)
-    store.assign(third.id, "bob", 3.0)
-    store.close(third.id, "bob", "resolved", 4.0)  # closed: no longer a load
-    agents, loads = store.available_with_loads()
+    first, second, third = store.handoffs.waiting()
+    store.handoffs.assign(first.id, "alice", 1.0)
+    store.handoffs.accept(second.id, "alice", 2.0)
+    store.handoffs.assign(third.id, "bob", 3.0)
+    store.handoffs.close(third.id, "bob", "resolved", 4.0)  # closed: no longer a load
+    agents, loads = store.agents.available_with_loads()
     assert [a.username for a in agents] == ["alice", "bob"]
     assert loads == {"alice": 2}
-    assert loads == {k: v for k, v in store.loads().items() if k in ("alice", "bob")}
+    assert loads == {k: v for k, v in store.handoffs.loads().items() if k in ("alice", "bob")}

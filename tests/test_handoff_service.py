@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.handoff.config import parse
+from bot.handoff.records import Handoff, new_id
 from bot.handoff.service import HandoffService
-from bot.handoff.store import Handoff, HandoffStore, new_id
+from bot.handoff.store import HandoffStore
 
 CONFIG = parse({"groups": ["账户"], "routing": {"default_group": "账户"},
                 "queue": {"max_wait_seconds": 300, "average_handle_seconds": 240}})
@@ -35,7 +36,7 @@ def worker(url: str, clock: Clock, pushed: list[tuple[str, str]]) -> HandoffServ
 
 
 def queue(store: HandoffStore, conversation: str, channel: str, at: float) -> Handoff:
-    handoff, created = store.enqueue(
+    handoff, created = store.handoffs.enqueue(
         Handoff(new_id(), conversation, channel, None, None, "账户", 0, "customer_request",
                 None, "waiting", at), {})
     assert created
@@ -50,17 +51,17 @@ async def test_wechat_customers_hear_milestones_once_across_workers(tmp_path: Pa
     store = first.store
     for i in range(8):
         h = queue(store, f"wechat:o{i}", "wechat", at=990.0 + i)
-        store.tell_position(h.id, i + 1, True)  # what the queue reply told them
+        store.handoffs.tell_position(h.id, i + 1, True)  # what the queue reply told them
     page = queue(store, "web-1", "rest", at=999.5)  # the page has live events, no pushes
-    store.tell_position(page.id, 9, True)
+    store.handoffs.tell_position(page.id, 9, True)
 
     for service in (first, second):  # nobody moved: nothing to say
         await service.notify_positions()
     assert pushed == []
 
-    store.add_agent("alice", "alice-password", ["账户"], capacity=3)
-    store.set_status("alice", "available")
-    assert len(first._assign_some(10)) == 3  # o0, o1, o2 leave the queue
+    store.agents.add("alice", "alice-password", ["账户"], capacity=3)
+    store.agents.set_status("alice", "available")
+    assert len(first.router.assign_some(10)) == 3  # o0, o1, o2 leave the queue
     for service in (first, second, first):
         await service.notify_positions()
     # o3 is next now; o4..o7 moved up 3 places; the web customer never gets a push
@@ -72,8 +73,8 @@ async def test_wechat_customers_hear_milestones_once_across_workers(tmp_path: Pa
     ])
     pushed.clear()
 
-    store.close(store.open_for_agent("alice")[0].id, "alice", "resolved", 1001.0)
-    assert len(first._assign_some(10)) == 1  # o3 is served; the rest move up one place
+    store.handoffs.close(store.handoffs.open_for_agent("alice")[0].id, "alice", "resolved", 1001.0)
+    assert len(first.router.assign_some(10)) == 1  # o3 is served; the rest move up one place
     for service in (second, first):
         await service.notify_positions()
     assert pushed == [("wechat:o4", "您是下一位，客服马上为您接入。")]  # 1 place: only the new next
@@ -99,16 +100,16 @@ async def test_pushed_waits_use_the_measured_handling_time(tmp_path: Path) -> No
     pushed: list[tuple[str, str]] = []
     service = worker(f"sqlite:///{tmp_path}/q.db", clock, pushed)
     store = service.store
-    store.add_agent("alice", "alice-password", ["账户"], capacity=1)
-    store.set_status("alice", "available")
+    store.agents.add("alice", "alice-password", ["账户"], capacity=1)
+    store.agents.set_status("alice", "available")
     for i in range(2):  # two chats of 60 s each
         done = queue(store, f"done-{i}", "rest", at=1000.0 + i)
-        store.accept(done.id, "alice", 1100.0)
-        store.close(done.id, "alice", "resolved", 1160.0)
-    assert store.average_handle_seconds("账户") == 60.0
+        store.handoffs.accept(done.id, "alice", 1100.0)
+        store.handoffs.close(done.id, "alice", "resolved", 1160.0)
+    assert store.handoffs.average_handle_seconds("账户") == 60.0
     for i in range(5):
         h = queue(store, f"wechat:m{i}", "wechat", at=1990.0 + i)
-        store.tell_position(h.id, 9, True)  # told a worse place before
+        store.handoffs.tell_position(h.id, 9, True)  # told a worse place before
     await service.notify_positions()
     # position p of a group with 1 slot: p × 60 s → whole minutes
     assert ("wechat:m4", "排队进展：您前面还有4位客户，预计等待约5分钟。") in pushed
@@ -124,19 +125,19 @@ async def test_a_reservation_nobody_accepts_goes_back_and_the_agent_is_set_away(
     first, second = worker(url, clock, []), worker(url, clock, [])
     store = first.store
     for name in ("gone", "here"):
-        store.add_agent(name, f"{name}-password", ["账户"], capacity=1)
-    store.set_status("gone", "available")
+        store.agents.add(name, f"{name}-password", ["账户"], capacity=1)
+    store.agents.set_status("gone", "available")
     waiting = [queue(store, f"r{i}", "rest", at=990.0 + i) for i in range(2)]
-    assert [h.agent for h in first._assign_some(10)] == ["gone"]
+    assert [h.agent for h in first.router.assign_some(10)] == ["gone"]
     clock.now = 1000.0 + CONFIG.reservation_seconds - 1
     assert await first.expire_reservations() == []  # not yet
-    store.set_status("here", "available")
-    store.accept(waiting[1].id, "here", clock.now)  # here is busy with r1
+    store.agents.set_status("here", "available")
+    store.handoffs.accept(waiting[1].id, "here", clock.now)  # here is busy with r1
     clock.now = 1000.0 + CONFIG.reservation_seconds + 1
     back = [h.conversation_id for h in await first.expire_reservations()]
     assert back == ["r0"] and await second.expire_reservations() == []  # once
-    assert store.agent("gone").status == "away"  # type: ignore[union-attr]
-    assert store.latest("r0").status == "waiting"  # type: ignore[union-attr]
-    assert [e["actor"] for e in store.audit_log("r0", ["reservation_expired"])] == ["router"]
-    store.close(waiting[1].id, "here", "resolved", clock.now)
-    assert [h.agent for h in first._assign_some(10)] == ["here"]  # not gone again
+    assert store.agents.get("gone").status == "away"  # type: ignore[union-attr]
+    assert store.handoffs.latest("r0").status == "waiting"  # type: ignore[union-attr]
+    assert [e["actor"] for e in store.audit.log("r0", ["reservation_expired"])] == ["router"]
+    store.handoffs.close(waiting[1].id, "here", "resolved", clock.now)
+    assert [h.agent for h in first.router.assign_some(10)] == ["here"]  # not gone again

@@ -19,17 +19,12 @@ from test_server_project import TrainedBot, new_agent, trained_bot
 
 from bot.core.tracker_store import SQLTrackerStore
 from bot.errors import BotError
+from bot.handoff.agent_store import check_password, hash_password
 from bot.handoff.config import parse
+from bot.handoff.records import AgentAccount, Handoff, new_id
 from bot.handoff.service import HandoffService
-from bot.handoff.store import (
-    AGENTS,
-    AgentAccount,
-    Handoff,
-    HandoffStore,
-    check_password,
-    hash_password,
-    new_id,
-)
+from bot.handoff.store import HandoffStore
+from bot.handoff.tables import AGENTS
 from bot.server import create_app
 
 __all__ = ["trained_bot"]
@@ -84,8 +79,8 @@ def store(make_store: Callable[[], HandoffStore]) -> HandoffStore:
 @pytest.fixture
 def staffed(store: HandoffStore) -> HandoffStore:
     """A store with agents alice and bob (room for many conversations each)."""
-    store.add_agent("alice", "alice-password", ["账户", "信用卡"], capacity=50)
-    store.add_agent("bob", "bob-password", ["账户", "信用卡"], capacity=50)
+    store.agents.add("alice", "alice-password", ["账户", "信用卡"], capacity=50)
+    store.agents.add("bob", "bob-password", ["账户", "信用卡"], capacity=50)
     return store
 
 
@@ -98,7 +93,7 @@ def waiting(conversation: str, group: str = "账户", priority: int = 0, at: flo
 
 def queued(store: HandoffStore, conversation: str, group: str = "账户", priority: int = 0,
            at: float = 100.0) -> Handoff:
-    handoff, created = store.enqueue(waiting(conversation, group, priority, at),
+    handoff, created = store.handoffs.enqueue(waiting(conversation, group, priority, at),
                                      {"conversation_id": conversation})
     assert created
     return handoff
@@ -111,52 +106,52 @@ def ids(handoffs: list[Handoff]) -> list[str]:
 # --- agents ---------------------------------------------------------------------------------
 
 def test_add_list_get_and_remove_agents(store: HandoffStore) -> None:
-    assert store.agents() == []
-    bob = store.add_agent(" bob ", "bob-password", ["信用卡", " 贷款 ", ""], capacity=5)
+    assert store.agents.all() == []
+    bob = store.agents.add(" bob ", "bob-password", ["信用卡", " 贷款 ", ""], capacity=5)
     assert (bob.username, bob.groups, bob.role, bob.capacity, bob.status) \
         == ("bob", ["信用卡", "贷款"], "agent", 5, "away")
-    store.add_agent("alice", "alice-password", ["账户"], role="supervisor")
-    assert [a.username for a in store.agents()] == ["alice", "bob"]  # by name
-    alice = store.agent("alice")
+    store.agents.add("alice", "alice-password", ["账户"], role="supervisor")
+    assert [a.username for a in store.agents.all()] == ["alice", "bob"]  # by name
+    alice = store.agents.get("alice")
     assert alice is not None and alice.supervisor and alice.groups == ["账户"]
     assert alice.capacity == 3 and alice.last_assigned_at == 0.0
-    assert store.agent("nobody") is None
-    assert store.remove_agent("bob") is True
-    assert store.remove_agent("bob") is False
-    assert [a.username for a in store.agents()] == ["alice"]
+    assert store.agents.get("nobody") is None
+    assert store.agents.remove("bob") is True
+    assert store.agents.remove("bob") is False
+    assert [a.username for a in store.agents.all()] == ["alice"]
 
 
 @pytest.mark.parametrize(("call", "message"), [
-    (lambda s: s.add_agent("alice", "short", ["账户"]), "at least 8 characters"),
-    (lambda s: s.add_agent("alice", "long-enough", ["账户"], role="admin"),
+    (lambda s: s.agents.add("alice", "short", ["账户"]), "at least 8 characters"),
+    (lambda s: s.agents.add("alice", "long-enough", ["账户"], role="admin"),
      "role must be one of agent, supervisor"),
-    (lambda s: s.add_agent("alice", "long-enough", ["账户"], capacity=0),
+    (lambda s: s.agents.add("alice", "long-enough", ["账户"], capacity=0),
      "capacity must be at least 1"),
-    (lambda s: s.add_agent("alice", "long-enough", [" ", ""]), "at least one group"),
-    (lambda s: s.add_agent("a,b", "long-enough", ["账户"]), "username must be"),
-    (lambda s: s.add_agent("  ", "long-enough", ["账户"]), "username must be"),
-    (lambda s: s.add_agent("x" * 65, "long-enough", ["账户"]), "username must be"),
-    (lambda s: s.add_agent("alice", "long-enough", ["账户,信用卡"]), "group must be"),
+    (lambda s: s.agents.add("alice", "long-enough", [" ", ""]), "at least one group"),
+    (lambda s: s.agents.add("a,b", "long-enough", ["账户"]), "username must be"),
+    (lambda s: s.agents.add("  ", "long-enough", ["账户"]), "username must be"),
+    (lambda s: s.agents.add("x" * 65, "long-enough", ["账户"]), "username must be"),
+    (lambda s: s.agents.add("alice", "long-enough", ["账户,信用卡"]), "group must be"),
 ])
 def test_bad_agents_are_refused(store: HandoffStore, call: Callable[[HandoffStore], Any],
                                 message: str) -> None:
     with pytest.raises(BotError, match=message):
         call(store)
-    assert store.agents() == []
+    assert store.agents.all() == []
 
 
 def test_duplicate_username(store: HandoffStore) -> None:
-    store.add_agent("alice", "alice-password", ["账户"])
+    store.agents.add("alice", "alice-password", ["账户"])
     with pytest.raises(BotError, match="'alice' exists already"):
-        store.add_agent("alice", "another-password", ["信用卡"])
-    agent = store.agent("alice")
+        store.agents.add("alice", "another-password", ["信用卡"])
+    agent = store.agents.get("alice")
     assert agent is not None and agent.groups == ["账户"]  # untouched
-    assert store.authenticate("alice", "alice-password") is not None
+    assert store.agents.authenticate("alice", "alice-password") is not None
 
 
 def test_passwords_are_hashed_and_checked(store: HandoffStore) -> None:
-    store.add_agent("alice", "same-password", ["账户"])
-    store.add_agent("bob", "same-password", ["账户"])
+    store.agents.add("alice", "same-password", ["账户"])
+    store.agents.add("bob", "same-password", ["账户"])
     with store.engine.connect() as conn:
         hashes = dict(conn.execute(sa.select(AGENTS.c.username, AGENTS.c.password_hash)).all())
     for stored in hashes.values():
@@ -164,11 +159,11 @@ def test_passwords_are_hashed_and_checked(store: HandoffStore) -> None:
         assert check_password("same-password", stored)
         assert not check_password("same-passwort", stored)
     assert hashes["alice"] != hashes["bob"]  # salted
-    found = store.authenticate("alice", "same-password")
+    found = store.agents.authenticate("alice", "same-password")
     assert isinstance(found, AgentAccount) and found.username == "alice"
-    assert store.authenticate("alice", "wrong-password") is None
-    assert store.authenticate("alice", "") is None
-    assert store.authenticate("nobody", "same-password") is None
+    assert store.agents.authenticate("alice", "wrong-password") is None
+    assert store.agents.authenticate("alice", "") is None
+    assert store.agents.authenticate("nobody", "same-password") is None
 
 
 @pytest.mark.parametrize("stored", ["", "plain-text", "bcrypt$1$2$3$ab$cd",
@@ -184,30 +179,30 @@ def test_hash_password_round_trip() -> None:
 
 
 def test_status(store: HandoffStore) -> None:
-    store.add_agent("alice", "alice-password", ["账户"])
-    store.set_status("alice", "available")
-    assert store.agent("alice").status == "available"  # type: ignore[union-attr]
-    store.set_status("alice", "away")
-    assert store.agent("alice").status == "away"  # type: ignore[union-attr]
+    store.agents.add("alice", "alice-password", ["账户"])
+    store.agents.set_status("alice", "available")
+    assert store.agents.get("alice").status == "available"  # type: ignore[union-attr]
+    store.agents.set_status("alice", "away")
+    assert store.agents.get("alice").status == "away"  # type: ignore[union-attr]
 
 
 # --- the queue ------------------------------------------------------------------------------
 
 def test_enqueue_once_per_open_conversation(store: HandoffStore) -> None:
     first = queued(store, "c1", at=100.0)
-    again, created = store.enqueue(waiting("c1", "信用卡", 5, at=200.0), {"other": True})
+    again, created = store.handoffs.enqueue(waiting("c1", "信用卡", 5, at=200.0), {"other": True})
     assert not created and again.id == first.id and again.group == "账户"
-    assert ids(store.waiting()) == ["c1"]
-    assert store.packet(first.id) == {"conversation_id": "c1"}
-    got = store.get(first.id)
+    assert ids(store.handoffs.waiting()) == ["c1"]
+    assert store.handoffs.packet(first.id) == {"conversation_id": "c1"}
+    got = store.handoffs.get(first.id)
     assert got == first  # every field round-trips
     # once closed, the next handoff of the conversation is a new one
-    assert store.close(first.id, None, "resolved", 150.0) is not None
-    second, created = store.enqueue(waiting("c1", at=300.0), {})
+    assert store.handoffs.close(first.id, None, "resolved", 150.0) is not None
+    second, created = store.handoffs.enqueue(waiting("c1", at=300.0), {})
     assert created and second.id != first.id
-    assert store.latest("c1") == second
-    assert store.latest("c1", ["closed"]).id == first.id  # type: ignore[union-attr]
-    assert store.latest("nobody") is None and store.packet("nope") is None
+    assert store.handoffs.latest("c1") == second
+    assert store.handoffs.latest("c1", ["closed"]).id == first.id  # type: ignore[union-attr]
+    assert store.handoffs.latest("nobody") is None and store.handoffs.packet("nope") is None
 
 
 def test_waiting_order_priority_then_time(store: HandoffStore) -> None:
@@ -216,13 +211,14 @@ def test_waiting_order_priority_then_time(store: HandoffStore) -> None:
     queued(store, "mid", priority=1, at=300.0)
     queued(store, "high-early", priority=3, at=200.0, group="信用卡")
     queued(store, "low-late", priority=0, at=500.0)
-    assert ids(store.waiting()) == ["high-early", "high-late", "mid", "low-early", "low-late"]
-    assert ids(store.waiting(["账户"])) == ["high-late", "mid", "low-early", "low-late"]
-    assert ids(store.waiting(["信用卡", "贷款"])) == ["high-early"]
-    assert ids(store.waiting([])) == []
-    assert ids(store.waiting(limit=2)) == ["high-early", "high-late"]
-    assert store.next_waiting(["账户"]).conversation_id == "high-late"  # type: ignore[union-attr]
-    assert store.next_waiting(["贷款"]) is None
+    assert ids(store.handoffs.waiting()) == ["high-early", "high-late", "mid", "low-early",
+                                             "low-late"]
+    assert ids(store.handoffs.waiting(["账户"])) == ["high-late", "mid", "low-early", "low-late"]
+    assert ids(store.handoffs.waiting(["信用卡", "贷款"])) == ["high-early"]
+    assert ids(store.handoffs.waiting([])) == []
+    assert ids(store.handoffs.waiting(limit=2)) == ["high-early", "high-late"]
+    assert store.handoffs.next_waiting(["账户"]).conversation_id == "high-late"  # type: ignore[union-attr]
+    assert store.handoffs.next_waiting(["贷款"]) is None
 
 
 def test_position_within_the_group(staffed: HandoffStore) -> None:
@@ -231,10 +227,10 @@ def test_position_within_the_group(staffed: HandoffStore) -> None:
     b = queued(store, "b", priority=0, at=200.0)
     c = queued(store, "c", priority=2, at=300.0)
     other = queued(store, "other", group="信用卡", priority=9, at=50.0)
-    assert [store.position(h) for h in (c, a, b)] == [1, 2, 3]
-    assert store.position(other) == 1
-    store.assign(c.id, "alice", 400.0)  # served: no longer ahead of anyone
-    assert [store.position(h) for h in (a, b)] == [1, 2]
+    assert [store.handoffs.position(h) for h in (c, a, b)] == [1, 2, 3]
+    assert store.handoffs.position(other) == 1
+    store.handoffs.assign(c.id, "alice", 400.0)  # served: no longer ahead of anyone
+    assert [store.handoffs.position(h) for h in (a, b)] == [1, 2]
 
 
 def test_position_agrees_with_the_serving_order_when_times_are_equal(
@@ -242,39 +238,39 @@ def test_position_agrees_with_the_serving_order_when_times_are_equal(
     """Two customers queued in the same clock tick with the same priority: the queue serves
     one first, so they must not both be told they are next."""
     first, second = (queued(store, name, at=100.0) for name in ("x", "y"))
-    order = store.waiting()
-    assert sorted(store.position(h) for h in (first, second)) == [1, 2]
-    assert [store.position(h) for h in order] == [1, 2]
+    order = store.handoffs.waiting()
+    assert sorted(store.handoffs.position(h) for h in (first, second)) == [1, 2]
+    assert [store.handoffs.position(h) for h in order] == [1, 2]
 
 
 def test_assign_accept_and_races(staffed: HandoffStore) -> None:
     store = staffed
     h = queued(store, "c1")
-    assigned = store.assign(h.id, "alice", 200.0)
+    assigned = store.handoffs.assign(h.id, "alice", 200.0)
     assert assigned is not None
     assert (assigned.status, assigned.agent, assigned.assigned_at) == ("assigned", "alice", 200.0)
-    assert store.assign(h.id, "bob", 201.0) is None  # stale: not waiting any more
-    assert store.accept(h.id, "bob", 202.0) is None  # reserved for alice
-    assert store.release(h.id, "bob") is None  # not bob's
-    active = store.accept(h.id, "alice", 203.0)
+    assert store.handoffs.assign(h.id, "bob", 201.0) is None  # stale: not waiting any more
+    assert store.handoffs.accept(h.id, "bob", 202.0) is None  # reserved for alice
+    assert store.handoffs.release(h.id, "bob") is None  # not bob's
+    active = store.handoffs.accept(h.id, "alice", 203.0)
     assert active is not None
     assert (active.status, active.agent, active.accepted_at) == ("active", "alice", 203.0)
     assert active.assigned_at == 200.0
-    assert store.accept(h.id, "alice", 204.0) is None  # already active
-    assert store.accept("no-such-id", "alice", 205.0) is None
-    assert store.get(h.id).status == "active"  # type: ignore[union-attr]
+    assert store.handoffs.accept(h.id, "alice", 204.0) is None  # already active
+    assert store.handoffs.accept("no-such-id", "alice", 205.0) is None
+    assert store.handoffs.get(h.id).status == "active"  # type: ignore[union-attr]
 
 
 def test_two_agents_accepting_a_waiting_conversation_only_one_wins(
         staffed: HandoffStore) -> None:
     store = staffed
     h = queued(store, "c1")
-    first = store.accept(h.id, "alice", 200.0)
-    second = store.accept(h.id, "bob", 200.0)
+    first = store.handoffs.accept(h.id, "alice", 200.0)
+    second = store.handoffs.accept(h.id, "bob", 200.0)
     assert first is not None and first.agent == "alice" and first.status == "active"
     assert first.assigned_at == first.accepted_at == 200.0
     assert second is None
-    assert store.get(h.id).agent == "alice"  # type: ignore[union-attr]
+    assert store.handoffs.get(h.id).agent == "alice"  # type: ignore[union-attr]
 
 
 def test_concurrent_accepts_from_threads_only_one_wins(backend: str,
@@ -285,21 +281,21 @@ def test_concurrent_accepts_from_threads_only_one_wins(backend: str,
     handoffs = [queued(store, f"race-{i}", at=float(i)) for i in range(10)]
     agents = [f"agent{n}" for n in range(4)]
     for agent in agents:
-        store.add_agent(agent, "agent-password", ["账户"], capacity=10)
+        store.agents.add(agent, "agent-password", ["账户"], capacity=10)
     for h in handoffs:
         gate = threading.Barrier(len(agents))
 
         def take(agent: str, handoff_id: str = h.id, gate: threading.Barrier = gate
                  ) -> Handoff | None:
             gate.wait()
-            return store.accept(handoff_id, agent, 500.0)
+            return store.handoffs.accept(handoff_id, agent, 500.0)
 
         with ThreadPoolExecutor(len(agents)) as pool:
             results = list(pool.map(take, agents))
         winners = [r for r in results if r is not None]
         assert len(winners) == 1, results
-        assert store.get(h.id).agent == winners[0].agent  # type: ignore[union-attr]
-    assert sum(store.loads().values()) == len(handoffs)
+        assert store.handoffs.get(h.id).agent == winners[0].agent  # type: ignore[union-attr]
+    assert sum(store.handoffs.loads().values()) == len(handoffs)
 
 
 def test_concurrent_assignments_never_exceed_an_agents_capacity(backend: str,
@@ -308,37 +304,37 @@ def test_concurrent_assignments_never_exceed_an_agents_capacity(backend: str,
     moment: the agent ends with exactly their capacity, never one more."""
     if backend == "sqlite-memory":
         pytest.skip("one shared connection: statements cannot really run side by side")
-    store.add_agent("dora", "dora-password", ["账户"], capacity=3)
+    store.agents.add("dora", "dora-password", ["账户"], capacity=3)
     for trial in range(5):
         handoffs = [queued(store, f"cap-{trial}-{i}", at=float(i)) for i in range(8)]
         gate = threading.Barrier(len(handoffs))
 
         def take(handoff_id: str, gate: threading.Barrier = gate) -> Handoff | None:
             gate.wait()
-            return store.assign(handoff_id, "dora", 500.0)
+            return store.handoffs.assign(handoff_id, "dora", 500.0)
 
         with ThreadPoolExecutor(len(handoffs)) as pool:
             results = list(pool.map(take, [h.id for h in handoffs]))
         assert len([r for r in results if r is not None]) == 3, results
-        assert store.loads() == {"dora": 3}
-        assert len(store.waiting()) == 5
-        for h in store.open_for_agent("dora"):
-            store.close(h.id, "dora", "resolved", 600.0)
-        for h in store.waiting():
-            store.close(h.id, None, "cancelled", 600.0)
+        assert store.handoffs.loads() == {"dora": 3}
+        assert len(store.handoffs.waiting()) == 5
+        for h in store.handoffs.open_for_agent("dora"):
+            store.handoffs.close(h.id, "dora", "resolved", 600.0)
+        for h in store.handoffs.waiting():
+            store.handoffs.close(h.id, None, "cancelled", 600.0)
 
 
 def test_an_unknown_or_full_agent_gets_nothing(staffed: HandoffStore) -> None:
     store = staffed
-    store.add_agent("erin", "erin-password", ["账户"], capacity=1)
+    store.agents.add("erin", "erin-password", ["账户"], capacity=1)
     first, second = queued(store, "f1"), queued(store, "f2", at=200.0)
-    assert store.assign(first.id, "nobody", 300.0) is None
-    assert store.assign(first.id, "erin", 300.0) is not None
-    before = store.agent("erin")
-    assert store.assign(second.id, "erin", 400.0) is None  # full
-    assert store.accept(second.id, "erin", 400.0) is None  # taking it by hand too
-    assert store.get(second.id).status == "waiting"  # type: ignore[union-attr]
-    assert store.agent("erin") == before  # a refused assignment leaves the agent as it was
+    assert store.handoffs.assign(first.id, "nobody", 300.0) is None
+    assert store.handoffs.assign(first.id, "erin", 300.0) is not None
+    before = store.agents.get("erin")
+    assert store.handoffs.assign(second.id, "erin", 400.0) is None  # full
+    assert store.handoffs.accept(second.id, "erin", 400.0) is None  # taking it by hand too
+    assert store.handoffs.get(second.id).status == "waiting"  # type: ignore[union-attr]
+    assert store.agents.get("erin") == before  # a refused assignment leaves the agent as it was
 
 
 def test_concurrent_enqueues_of_one_conversation_queue_it_once(backend: str,
@@ -354,24 +350,24 @@ def test_concurrent_enqueues_of_one_conversation_queue_it_once(backend: str,
         def enqueue(i: int, conversation: str = f"double-{trial}",
                     gate: threading.Barrier = gate) -> bool:
             gate.wait()
-            return store.enqueue(waiting(conversation, at=100.0 + i), {})[1]
+            return store.handoffs.enqueue(waiting(conversation, at=100.0 + i), {})[1]
 
         with ThreadPoolExecutor(callers) as pool:
             created = list(pool.map(enqueue, range(callers)))
         assert created.count(True) == 1, created
-        assert ids(store.waiting()).count(f"double-{trial}") == 1
+        assert ids(store.handoffs.waiting()).count(f"double-{trial}") == 1
 
 
 def test_release_puts_an_assigned_conversation_back(staffed: HandoffStore) -> None:
     store = staffed
     h = queued(store, "c1", at=100.0)
-    store.assign(h.id, "alice", 200.0)
-    released = store.release(h.id, "alice")
+    store.handoffs.assign(h.id, "alice", 200.0)
+    released = store.handoffs.release(h.id, "alice")
     assert released is not None and released.status == "waiting" and released.agent is None
     assert released.assigned_at is None and released.enqueued_at == 100.0
-    assert store.release(h.id, "alice") is None
-    store.accept(h.id, "alice", 300.0)
-    assert store.release(h.id, "alice") is None  # active: only transfer or close
+    assert store.handoffs.release(h.id, "alice") is None
+    store.handoffs.accept(h.id, "alice", 300.0)
+    assert store.handoffs.release(h.id, "alice") is None  # active: only transfer or close
 
 
 def test_transfer(staffed: HandoffStore) -> None:
@@ -379,134 +375,135 @@ def test_transfer(staffed: HandoffStore) -> None:
     early = queued(store, "early", at=50.0, group="信用卡")
     h = queued(store, "c1", at=100.0)
     late = queued(store, "late", at=900.0, group="信用卡")
-    store.accept(h.id, "alice", 200.0)
-    assert store.transfer(h.id, "bob", "信用卡", 300.0) is None  # not bob's
-    moved = store.transfer(h.id, "alice", "信用卡", 300.0)
+    store.handoffs.accept(h.id, "alice", 200.0)
+    assert store.handoffs.transfer(h.id, "bob", "信用卡", 300.0) is None  # not bob's
+    moved = store.handoffs.transfer(h.id, "alice", "信用卡", 300.0)
     assert moved is not None
     assert (moved.status, moved.group, moved.agent) == ("waiting", "信用卡", None)
     assert moved.assigned_at is None and moved.accepted_at is None
     assert moved.enqueued_at == 100.0  # keeps its place in time
-    assert ids(store.waiting(["信用卡"])) == ["early", "c1", "late"]
-    assert store.position(moved) == 2
+    assert ids(store.handoffs.waiting(["信用卡"])) == ["early", "c1", "late"]
+    assert store.handoffs.position(moved) == 2
     # a supervisor (no agent) may move a waiting one; a closed one cannot move
-    again = store.transfer(early.id, None, "贷款", 400.0)
+    again = store.handoffs.transfer(early.id, None, "贷款", 400.0)
     assert again is not None and again.group == "贷款"
-    store.close(late.id, None, "resolved", 500.0)
-    assert store.transfer(late.id, None, "账户", 600.0) is None
+    store.handoffs.close(late.id, None, "resolved", 500.0)
+    assert store.handoffs.transfer(late.id, None, "账户", 600.0) is None
 
 
 def test_close(staffed: HandoffStore) -> None:
     store = staffed
     h = queued(store, "c1")
-    store.accept(h.id, "alice", 200.0)
-    assert store.close(h.id, "bob", "resolved", 300.0) is None  # only alice (or no agent)
-    closed = store.close(h.id, "alice", "resolved", 300.0)
+    store.handoffs.accept(h.id, "alice", 200.0)
+    assert store.handoffs.close(h.id, "bob", "resolved", 300.0) is None  # only alice (or no agent)
+    closed = store.handoffs.close(h.id, "alice", "resolved", 300.0)
     assert closed is not None
     assert (closed.status, closed.resolution, closed.closed_at) == ("closed", "resolved", 300.0)
-    assert store.close(h.id, None, "resolved", 301.0) is None  # stale
-    assert store.waiting() == [] and store.open_for_agent("alice") == []
+    assert store.handoffs.close(h.id, None, "resolved", 301.0) is None  # stale
+    assert store.handoffs.waiting() == [] and store.handoffs.open_for_agent("alice") == []
     w = queued(store, "c2")
-    assert store.close(w.id, None, "cancelled", 400.0).status == "closed"  # type: ignore[union-attr]
+    assert store.handoffs.close(w.id, None, "cancelled", 400.0).status == "closed"  # type: ignore[union-attr]
 
 
 def test_leave_message_and_ticket(staffed: HandoffStore) -> None:
     store = staffed
     h = queued(store, "c1", at=100.0)
     h = Handoff(**{**h.__dict__, "customer_id": None})
-    leaving = store.leave_message(h.id)
+    leaving = store.handoffs.leave_message(h.id)
     assert leaving is not None and leaving.status == "leaving"
-    assert store.leave_message(h.id) is None  # not waiting any more
-    assert store.waiting() == []  # out of the queue
-    assert store.latest("c1", ["leaving"]) is not None
-    ticket = store.to_ticket(h.id, "请回电 138****5678", 200.0)
+    assert store.handoffs.leave_message(h.id) is None  # not waiting any more
+    assert store.handoffs.waiting() == []  # out of the queue
+    assert store.handoffs.latest("c1", ["leaving"]) is not None
+    ticket = store.tickets.to_ticket(h.id, "请回电 138****5678", 200.0)
     assert ticket is not None
     assert (ticket.handoff_id, ticket.conversation_id, ticket.group, ticket.text,
             ticket.created_at, ticket.status) \
         == (h.id, "c1", "账户", "请回电 138****5678", 200.0, "open")
-    after = store.get(h.id)
+    after = store.handoffs.get(h.id)
     assert after is not None
     assert (after.status, after.resolution, after.closed_at) == ("ticket", "ticket", 200.0)
-    assert store.to_ticket(h.id, "again", 201.0) is None
+    assert store.tickets.to_ticket(h.id, "again", 201.0) is None
     # straight from waiting too (a message outside opening hours)
     w = queued(store, "c2", group="贷款")
-    second = store.to_ticket(w.id, "明天联系我", 300.0)
+    second = store.tickets.to_ticket(w.id, "明天联系我", 300.0)
     assert second is not None and second.id > ticket.id
-    assert [(t.id, t.text) for t in store.tickets()] == [(ticket.id, "请回电 138****5678"),
+    assert [(t.id, t.text) for t in store.tickets.all()] == [(ticket.id, "请回电 138****5678"),
                                                        (second.id, "明天联系我")]
-    assert [t.id for t in store.tickets(None)] == [ticket.id, second.id]
-    assert store.tickets("done") == []
+    assert [t.id for t in store.tickets.all(None)] == [ticket.id, second.id]
+    assert store.tickets.all("done") == []
     active = queued(store, "c3")
-    store.accept(active.id, "alice", 400.0)
-    assert store.to_ticket(active.id, "no", 401.0) is None
+    store.handoffs.accept(active.id, "alice", 400.0)
+    assert store.tickets.to_ticket(active.id, "no", 401.0) is None
 
 
 def test_loads_and_open_for_agent(staffed: HandoffStore) -> None:
     store = staffed
     a, b, c, d = (queued(store, f"c{i}", at=float(i)) for i in range(4))
-    store.assign(a.id, "alice", 10.0)
-    store.accept(b.id, "alice", 11.0)
-    store.accept(c.id, "bob", 12.0)
-    store.accept(d.id, "bob", 13.0)
-    store.close(d.id, "bob", "resolved", 14.0)
-    assert store.loads() == {"alice": 2, "bob": 1}
-    assert ids(store.open_for_agent("alice")) == ["c0", "c1"]
-    assert ids(store.open_for_agent("carol")) == []
+    store.handoffs.assign(a.id, "alice", 10.0)
+    store.handoffs.accept(b.id, "alice", 11.0)
+    store.handoffs.accept(c.id, "bob", 12.0)
+    store.handoffs.accept(d.id, "bob", 13.0)
+    store.handoffs.close(d.id, "bob", "resolved", 14.0)
+    assert store.handoffs.loads() == {"alice": 2, "bob": 1}
+    assert ids(store.handoffs.open_for_agent("alice")) == ["c0", "c1"]
+    assert ids(store.handoffs.open_for_agent("carol")) == []
 
 
 def test_assignment_marks_the_agents_last_assignment(store: HandoffStore) -> None:
-    store.add_agent("alice", "alice-password", ["账户"])
+    store.agents.add("alice", "alice-password", ["账户"])
     h = queued(store, "c1")
-    store.assign(h.id, "alice", 10.0)
-    agent = store.agent("alice")
+    store.handoffs.assign(h.id, "alice", 10.0)
+    agent = store.agents.get("alice")
     assert agent is not None and agent.last_assigned_at > 0
 
 
 def test_rate_only_once(staffed: HandoffStore) -> None:
     store = staffed
-    assert store.rate("c1", 5) is None  # nothing closed yet
+    assert store.handoffs.rate("c1", 5) is None  # nothing closed yet
     h = queued(store, "c1")
-    store.accept(h.id, "alice", 200.0)
-    assert store.rate("c1", 5) is None  # still open
-    store.close(h.id, "alice", "resolved", 300.0)
-    rated = store.rate("c1", 4)
+    store.handoffs.accept(h.id, "alice", 200.0)
+    assert store.handoffs.rate("c1", 5) is None  # still open
+    store.handoffs.close(h.id, "alice", "resolved", 300.0)
+    rated = store.handoffs.rate("c1", 4)
     assert rated is not None and rated.rating == 4 and rated.id == h.id
-    assert store.rate("c1", 1) is None
-    assert store.get(h.id).rating == 4  # type: ignore[union-attr]
+    assert store.handoffs.rate("c1", 1) is None
+    assert store.handoffs.get(h.id).rating == 4  # type: ignore[union-attr]
 
 
 def test_average_handle_seconds(staffed: HandoffStore) -> None:
     store = staffed
-    assert store.average_handle_seconds("账户") is None
+    assert store.handoffs.average_handle_seconds("账户") is None
     for i, (accepted, closed) in enumerate([(100.0, 160.0), (200.0, 380.0)]):
         h = queued(store, f"c{i}")
-        store.accept(h.id, "alice", accepted)
-        store.close(h.id, "alice", "resolved", closed)
+        store.handoffs.accept(h.id, "alice", accepted)
+        store.handoffs.close(h.id, "alice", "resolved", closed)
     never_accepted = queued(store, "c9")
-    store.close(never_accepted.id, None, "cancelled", 999.0)
-    assert store.average_handle_seconds("账户") == pytest.approx(120.0)
-    assert store.average_handle_seconds("信用卡") is None
+    store.handoffs.close(never_accepted.id, None, "cancelled", 999.0)
+    assert store.handoffs.average_handle_seconds("账户") == pytest.approx(120.0)
+    assert store.handoffs.average_handle_seconds("信用卡") is None
 
 
 def test_groups_overview(staffed: HandoffStore) -> None:
     store = staffed
-    assert store.groups_overview(1000.0) == {}
+    assert store.handoffs.groups_overview(1000.0) == {}
     queued(store, "a1", at=400.0)
     queued(store, "a2", at=700.0)
     queued(store, "card", group="信用卡", at=900.0)
     served = queued(store, "served", group="贷款", at=100.0)
-    store.accept(served.id, "alice", 200.0)
-    overview = store.groups_overview(1000.0)
+    store.handoffs.accept(served.id, "alice", 200.0)
+    overview = store.handoffs.groups_overview(1000.0)
     assert overview == {"账户": (2, 600.0), "信用卡": (1, 100.0)}
-    assert store.groups_overview(0.0)["账户"] == (2, 0.0)  # never negative
+    assert store.handoffs.groups_overview(0.0)["账户"] == (2, 0.0)  # never negative
 
 
 def test_audit_log(store: HandoffStore) -> None:
-    store.audit("bot", "enqueue", "c1", "h1", {"reason": "complaint", "group": "投诉"}, now=10.0)
-    store.audit("alice", "accept", "c1", "h1", now=11.0)
-    store.audit("alice", "note", "c1", "h1", {"text": "客户很着急"}, now=12.0)
-    store.audit("bob", "login", None)
-    store.audit("bob", "note", "c2", "h2", {"text": "另一个"}, now=13.0)
-    log = store.audit_log()
+    store.audit.record("bot", "enqueue", "c1", "h1", {"reason": "complaint", "group": "投诉"},
+                       now=10.0)
+    store.audit.record("alice", "accept", "c1", "h1", now=11.0)
+    store.audit.record("alice", "note", "c1", "h1", {"text": "客户很着急"}, now=12.0)
+    store.audit.record("bob", "login", None)
+    store.audit.record("bob", "note", "c2", "h2", {"text": "另一个"}, now=13.0)
+    log = store.audit.log()
     assert [e["action"] for e in log] == ["enqueue", "accept", "note", "login", "note"]
     first = log[0]
     assert (first["at"], first["actor"], first["conversation_id"], first["handoff_id"]) \
@@ -514,13 +511,13 @@ def test_audit_log(store: HandoffStore) -> None:
     assert first["detail"] == {"reason": "complaint", "group": "投诉"}
     assert log[1]["detail"] == {}
     assert log[3]["conversation_id"] is None and log[3]["at"] > 0
-    assert [e["action"] for e in store.audit_log("c1")] == ["enqueue", "accept", "note"]
-    notes = store.audit_log(actions=["note"])
+    assert [e["action"] for e in store.audit.log("c1")] == ["enqueue", "accept", "note"]
+    notes = store.audit.log(actions=["note"])
     assert [(e["actor"], e["detail"]["text"]) for e in notes] == [("alice", "客户很着急"),
                                                                   ("bob", "另一个")]
-    assert [e["actor"] for e in store.audit_log("c1", ["note", "accept"])] == ["alice", "alice"]
-    assert len(store.audit_log(limit=2)) == 2
-    assert store.audit_log("c3") == []
+    assert [e["actor"] for e in store.audit.log("c1", ["note", "accept"])] == ["alice", "alice"]
+    assert len(store.audit.log(limit=2)) == 2
+    assert store.audit.log("c3") == []
 
 
 # --- no waiting customer is lost across a restart -------------------------------------------
@@ -530,22 +527,22 @@ def test_the_queue_survives_a_restart(backend: str,
     if backend == "sqlite-memory":
         pytest.skip("an in-memory database ends with its process")
     before = make_store()
-    before.add_agent("alice", "alice-password", ["账户", "信用卡"])
+    before.agents.add("alice", "alice-password", ["账户", "信用卡"])
     for i, (group, priority) in enumerate([("账户", 0), ("信用卡", 2), ("账户", 1),
                                            ("账户", 0), ("信用卡", 0)]):
         queued(before, f"c{i}", group, priority, at=100.0 + i)
-    served = before.waiting()[0]
-    before.accept(served.id, "alice", 200.0)
-    expected = before.waiting()
-    positions = [before.position(h) for h in expected]
+    served = before.handoffs.waiting()[0]
+    before.handoffs.accept(served.id, "alice", 200.0)
+    expected = before.handoffs.waiting()
+    positions = [before.handoffs.position(h) for h in expected]
     assert len(expected) == 4
     before.engine.dispose()  # the process ends
 
     after = make_store()  # a new process on the same database
-    assert after.waiting() == expected
-    assert [after.position(h) for h in after.waiting()] == positions
-    assert ids(after.open_for_agent("alice")) == [served.conversation_id]
-    assert after.authenticate("alice", "alice-password") is not None
+    assert after.handoffs.waiting() == expected
+    assert [after.handoffs.position(h) for h in after.handoffs.waiting()] == positions
+    assert ids(after.handoffs.open_for_agent("alice")) == [served.conversation_id]
+    assert after.agents.authenticate("alice", "alice-password") is not None
 
 
 REST = "/webhooks/rest/webhook"
@@ -575,7 +572,7 @@ async def test_a_waiting_customer_survives_a_server_restart(trained_bot: Trained
                                                             tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'bot.db'}"
     app, service, tracker_store = serve(trained_bot, url)
-    service.store.add_agent("alice", "alice-password", ["账户"])
+    service.store.agents.add("alice", "alice-password", ["账户"])
     for sender in ("first", "second"):
         replies = await say(app, sender, "转人工")
         assert "队列" in " ".join(m.get("text", "") for m in replies)
@@ -625,7 +622,7 @@ def test_workers_starting_together_on_a_new_database_all_get_the_tables(
     for _ in range(3):
         with ThreadPoolExecutor(6) as pool:
             stores = list(pool.map(start, range(6)))
-        assert all(s.waiting() == [] for s in stores)
+        assert all(s.handoffs.waiting() == [] for s in stores)
         for s in stores:
             s.engine.dispose()
         (tmp_path / "fresh.db").unlink()

@@ -72,30 +72,30 @@ def run(args: argparse.Namespace) -> int:
                            f"{', '.join(config.group_names)}")
         password = args.password or os.environ.get(PASSWORD_ENV) or ask_password()
         capacity = config.default_capacity if args.capacity is None else args.capacity
-        account = store.add_agent(args.username, password, groups, args.role, capacity)
+        account = store.agents.add(args.username, password, groups, args.role, capacity)
         print(f"added {account.role} {account.username} (groups {', '.join(account.groups)}, "
               f"capacity {account.capacity})")
     elif args.agents_command == "remove":
-        if store.agent(args.username) is None:
+        if store.agents.get(args.username) is None:
             print(f"no agent {args.username}")
             return 1
-        moved = store.requeue_agent(args.username)  # nobody is left with a removed agent
+        moved = store.handoffs.requeue_agent(args.username)  # nobody is left with a removed agent
         for handoff in moved:
-            store.audit("cli", "requeue", handoff.conversation_id, handoff.id,
+            store.audit.record("cli", "requeue", handoff.conversation_id, handoff.id,
                         {"agent": args.username})
-        store.remove_agent(args.username)
-        store.audit("cli", "remove_agent", None, None, {"agent": args.username})
+        store.agents.remove(args.username)
+        store.audit.record("cli", "remove_agent", None, None, {"agent": args.username})
         print(f"removed {args.username}" + (
             f"; {len(moved)} open conversation(s) went back to the queue" if moved else ""))
     elif args.agents_command == "list":
-        agents = store.agents()
+        agents = store.agents.all()
         for a in agents:
             print(f"{a.username}\t{a.role}\t{','.join(a.groups)}\tcapacity {a.capacity}\t"
                   f"{a.status}")
         if not agents:
             print("no agents; add one with: bot agents add USERNAME --groups G1,G2")
     else:
-        tickets = store.tickets()
+        tickets = store.tickets.all()
         for t in tickets:
             stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(t.created_at))
             print(f"#{t.id}\t{stamp}\t{t.group}\t{t.customer_id or t.conversation_id}\t{t.text}")

@@ -4,7 +4,9 @@ Under the conversation's lock: load the events, start a session when none is run
 the last one expired, parse the message (NLU, or an intent payload ``/intent{...}``),
 extract slots, then predict and run actions until ``action_listen`` (at most
 ``max_predictions``). While the conversation is paused (a human agent has it) the message
-is stored and nothing is predicted. New events are appended to the store in one go.
+is stored and nothing is predicted. Then the after-turn stages (:mod:`bot.core.stages`, e.g.
+the handoff) run on the same tracker, and the new events are appended to the store in one
+go: one lock, one read of the store per turn.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import random
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from bot.builtin_responses import builtin_responses
 from bot.core import events as ev
 from bot.core import strict_json
 from bot.core.actions.custom import ActionExecutionError, ActionRejected, CustomAction
@@ -33,7 +36,7 @@ from bot.core.actions.default import (
 )
 from bot.core.actions.interfaces import Action, ActionContext, CustomActionExecutor
 from bot.core.actions.loops import TWO_STAGE, FormAction, TwoStageFallbackAction
-from bot.core.actions.responses import ResponseAction, bot_message
+from bot.core.actions.responses import ResponseAction, bot_message, render, response_event
 from bot.core.actions.retrieval import RetrievalAction
 from bot.core.actions.slot_extraction import PROTECTED_SLOTS, extract_slots
 from bot.core.events import Event
@@ -41,6 +44,7 @@ from bot.core.lock_store import InMemoryLockStore, LockStore
 from bot.core.messages import TurnResult, UserMessage
 from bot.core.policies.ensemble import PolicyEnsemble
 from bot.core.policies.interfaces import PolicyPrediction
+from bot.core.stages import Turn, TurnStage
 from bot.core.tracker import LISTEN, DialogueStateTracker
 from bot.core.tracker_store import InMemoryTrackerStore, TrackerStore
 from bot.domain import Domain
@@ -50,10 +54,8 @@ from bot.privacy import mask_text
 logger = logging.getLogger(__name__)
 
 _PAYLOAD = re.compile(r"^/(?P<intent>[A-Za-z_][\w.-]*)(?P<entities>\{.*\})?\s*$", re.DOTALL)
-ACTION_FAILED_TEXT = (
-    "抱歉，系统暂时无法完成您的请求，请稍后再试。如需帮助，可以点击“转人工”由人工客服为您服务。"
-)
-HUMAN_BUTTON = {"title": "转人工", "payload": "/request_human"}
+ACTION_FAILED = "utter_action_failed"  # built-in response (engine.yml)
+TOO_LONG = "utter_message_too_long"  # built-in response (engine.yml): {length}, {limit}
 
 _DEFAULT_ACTIONS: dict[str, Callable[[str], Action]] = {
     "action_listen": ActionListen,
@@ -141,12 +143,14 @@ class MessageProcessor:
         max_predictions: int = 10,
         seed: int | None = None,
         cache_size: int = 10_000,
+        stages: Sequence[TurnStage] = (),
     ) -> None:
         self.domain = domain
         self.policies = policies
         self.nlu = nlu
-        self.tracker_store = tracker_store or InMemoryTrackerStore()
-        self.lock_store = lock_store or InMemoryLockStore()
+        # ``is None``: an empty in-memory lock store is falsy (it has a length)
+        self.tracker_store = tracker_store if tracker_store is not None else InMemoryTrackerStore()
+        self.lock_store = lock_store if lock_store is not None else InMemoryLockStore()
         self.executor = executor
         self.clock = clock
         self.max_predictions = max_predictions
@@ -156,6 +160,7 @@ class MessageProcessor:
         # have appended some); a failed turn drops its entry.
         self._cache: OrderedDict[str, DialogueStateTracker] = OrderedDict()
         self.cache_size = cache_size
+        self.stages: list[TurnStage] = list(stages)  # after-turn stages, in order
 
     # -- public ----------------------------------------------------------------------------
 
@@ -171,7 +176,10 @@ class MessageProcessor:
             tracker = await self._cached_tracker(sender)
             start = len(tracker.events)
             try:
-                result = await self._turn(tracker, message, parse)
+                now = self.clock()
+                result = await self._turn(tracker, message, now, parse)
+                turn = Turn(tracker, message, result, now, self.clock, start)
+                await self._after_turn(turn)
                 new_events = tracker.events[start:]
                 await self.tracker_store.append(sender, new_events)
             except BaseException:
@@ -179,6 +187,60 @@ class MessageProcessor:
                 raise
             result.events = new_events
             return result
+
+    async def _after_turn(self, turn: Turn) -> None:
+        for stage in self.stages:
+            try:
+                await stage(turn)
+            except Exception:  # the bot's answer still counts and is stored
+                logger.exception("after-turn stage %r of %s failed", stage, turn.sender_id)
+
+    def add_stage(self, stage: TurnStage) -> None:
+        """Run ``stage`` after every turn's actions (once, however often it is added)."""
+        if stage not in self.stages:
+            self.stages.append(stage)
+
+    async def refuse_too_long(self, message: UserMessage, limit: int) -> TurnResult:
+        """A message over ``limit`` characters is not processed: the conversation keeps a
+        truncated copy and the customer is told (``utter_message_too_long``), in one turn
+        under the lock; no stage runs."""
+        sender = message.sender_id
+        async with self.lock_store.lock(sender):
+            tracker = await self._cached_tracker(sender)
+            start = len(tracker.events)
+            try:
+                now = self.clock()
+                metadata = {**message.metadata, "truncated": True,
+                            "original_length": len(message.text)}
+                tracker.update(ev.user(
+                    message.text[:limit], {"intent": {"name": None, "confidence": 0.0},
+                                           "entities": []},
+                    input_channel=message.input_channel, metadata=metadata, timestamp=now))
+                notice = self._engine_message(TOO_LONG, tracker, message.input_channel, now,
+                                              {"message_too_long": True},
+                                              {"length": len(message.text), "limit": limit})
+                tracker.update(notice)
+                tracker.update(ev.action(LISTEN, "message_too_long", 1.0, now))
+                new_events = tracker.events[start:]
+                await self.tracker_store.append(sender, new_events)
+            except BaseException:
+                self._cache.pop(sender, None)
+                raise
+            return TurnResult([bot_message(notice, sender)], new_events, {}, [],
+                              customer_id=message.customer_id, outcome="too_long")
+
+    def _engine_message(self, name: str, tracker: DialogueStateTracker, channel: str | None,
+                        now: float, metadata: dict[str, Any],
+                        values: dict[str, Any] | None = None) -> Event:
+        """The engine's own message ``name`` (the domain's response, else the built-in)."""
+        slots = dict(tracker.slots)
+        event = response_event(name, self.domain, channel=channel, rng=self.rng, slots=slots,
+                               values=values)
+        if event is None:  # every variation's condition failed: the built-in one
+            event = render(builtin_responses()[name][0], {**slots, **(values or {})}, name)
+        event["metadata"] = metadata  # what the message is about, as the channels read it
+        event["timestamp"] = now
+        return event
 
     async def _cached_tracker(self, sender_id: str) -> DialogueStateTracker:
         tracker = self._cache.pop(sender_id, None)
@@ -273,10 +335,9 @@ class MessageProcessor:
         return ActionContext(self.domain, channel, self.executor, self.rng, self.clock)
 
     async def _turn(
-        self, tracker: DialogueStateTracker, message: UserMessage,
+        self, tracker: DialogueStateTracker, message: UserMessage, now: float,
         parse: dict[str, Any] | None = None,
     ) -> TurnResult:
-        now = self.clock()
         context = self._context(message.input_channel)
         await self._start_session_if_due(tracker, context, now)
         parse = dict(parse) if parse is not None else self.parse(message.text)
@@ -295,6 +356,7 @@ class MessageProcessor:
         tracker.extend(self._stamp(extract_slots(tracker, self.domain), now))
         result = TurnResult([], [], parse, [], customer_id=message.customer_id)
         if tracker.paused:
+            result.outcome = "paused"
             return result
         for _ in range(self.max_predictions):
             prediction = self.predict(tracker)
@@ -314,6 +376,8 @@ class MessageProcessor:
             logger.warning("%s: %d predictions without listening; listening now",
                            tracker.sender_id, self.max_predictions)
             tracker.update(ev.action(LISTEN, "max_predictions", 1.0, now))
+        if result.outcome == "answered" and result.rejected:
+            result.outcome = "rejected"
         return result
 
     def predict(self, tracker: DialogueStateTracker) -> PolicyPrediction:
@@ -373,11 +437,12 @@ class MessageProcessor:
             logger.error("%s: action %s failed: %s", tracker.sender_id, name,
                          mask_text(str(exc)))
             tracker.update(ev.action(name, prediction.policy, prediction.confidence, now))
-            failure = ev.bot(ACTION_FAILED_TEXT, {"buttons": [HUMAN_BUTTON]},
-                             {"action_failed": name}, timestamp=now)
+            failure = self._engine_message(ACTION_FAILED, tracker, context.channel, now,
+                                           {"action_failed": name})
             tracker.update(failure)
             result.messages.append(bot_message(failure, tracker.sender_id))
             tracker.update(ev.action(LISTEN, "action_failed", 1.0, now))
+            result.outcome = "failed"
             return True
         events = [_json_safe(e) for e in events]
         rejected = any(

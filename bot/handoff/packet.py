@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from bot.handoff.records import Handoff
 from bot.handoff.routing import Profile
-from bot.handoff.store import Handoff
 from bot.handoff.triggers import REASONS, intent_of, negative_score
 from bot.privacy import mask_entity_value, mask_text
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.handoff.config import HandoffConfig
-from bot.handoff.store import AgentAccount, Handoff
+from bot.handoff.records import AgentAccount, Handoff
 
 
 @dataclass(frozen=True)

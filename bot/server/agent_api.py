@@ -1,6 +1,6 @@
 """The agent API (``/agent/...``, JSON) and the console page (``GET /agent``): the transport
 of :class:`~bot.handoff.service.HandoffService`. Handlers only read requests, check the agent's
-token and map :class:`~bot.handoff.service.HandoffError` to HTTP codes. Contract:
+token and map :class:`~bot.handoff.errors.HandoffError` to HTTP codes. Contract:
 docs/handoff.md."""
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, file
 from sanic.response import json as json_response
 
-from bot.handoff.service import HandoffError, HandoffService
-from bot.handoff.store import AgentAccount
+from bot.handoff.errors import HandoffError
+from bot.handoff.records import AgentAccount
+from bot.handoff.service import HandoffService
 from bot.server.errors import ApiError
 from bot.server.inputs import clean, json_object, string_field
 from bot.server.operator import conversation_id

@@ -36,10 +36,13 @@ class BotMetrics:
                                 ["reason"], registry=self.registry)
         self.errors = Counter("bot_errors", "Failed requests and failed custom actions",
                               ["kind"], registry=self.registry)
+        self.outcomes = Counter("bot_turn_outcomes", "Customer turns by what happened "
+                                "(TurnResult.outcome)", ["outcome"], registry=self.registry)
 
     def observe_turn(self, channel: str, seconds: float, result: TurnResult) -> None:
         self.turns.labels(channel).inc()
         self.latency.labels(channel).observe(seconds)
+        self.outcomes.labels(result.outcome).inc()
         intent = (result.parse_data.get("intent") or {}).get("name")
         self.intents.labels(str(intent) if intent else "none").inc()
         names = {name for name, _, _ in result.actions}

@@ -11,19 +11,16 @@ import contextlib
 import json
 import logging
 import math
-import os
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from bot.core import events as ev
-from bot.core.actions.responses import bot_message
 from bot.core.agent import Agent
 from bot.core.messages import UserMessage
-from bot.core.tracker import LISTEN
-from bot.redis import REDIS_PREFIX, REDIS_URL_ENV, redis_client
+from bot.redis import REDIS_PREFIX, redis_client
+from bot.redis import redis_url as redis_url_of_env
 from bot.server.errors import ApiError
 from bot.server.metrics import BotMetrics
 from bot.server.ratelimit import RateLimiter, RedisFallback, RedisRateLimiter
@@ -39,12 +36,6 @@ SEEN_MESSAGE_IDS = 10_000  # replies kept for retried messages (per process)
 REPLIES_SECONDS = 600.0  # how long Redis keeps a message's replies for retries
 CLAIM_SECONDS = 120.0  # a running turn's claim: longer than the lock wait (60 s) and a turn
 Replies = list[dict[str, Any]]
-
-TOO_LONG_TEXT = (
-    "您的消息有{length}字，超过了{limit}字的上限，我没有处理这条消息。"
-    "请精简后分几条发送，或点击“转人工”由人工客服为您服务。"
-)
-HUMAN_BUTTON = {"title": "转人工", "payload": "/request_human"}
 
 
 # KEYS[1]: a message's key. ARGV: claim token, claim lifetime in ms -> nil when this caller
@@ -152,12 +143,14 @@ class TurnRunner:
         self.settings = settings
         self.metrics = metrics
         self.handoff = handoff
+        if handoff is not None:  # handing off is a stage of every customer turn
+            agent.processor.add_stage(handoff.stage)
         # (conversation, metadata.message_id) -> its replies (None: it failed): a retried
         # message, even one arriving while the first attempt runs, is processed once.
         self._seen: OrderedDict[tuple[str, str],
                                 asyncio.Future[list[dict[str, Any]] | None]] = OrderedDict()
         self.limiter = RateLimiter(settings.rate_limit)
-        url = os.environ.get(REDIS_URL_ENV, "") if redis_url is None else redis_url
+        url = (redis_url_of_env() or "") if redis_url is None else redis_url
         self.redis: Redis | None = redis_client(url) if url else None
         self.shared_limiter: RedisRateLimiter | None = None
         self.shared_replies: SharedReplies | None = None
@@ -237,30 +230,15 @@ class TurnRunner:
                 result = await self.agent.handle(message)
             else:  # an intent triggered through the HTTP API
                 result = await self.agent.processor.handle(message, parse)
-            messages = result.messages
-            if self.handoff is not None:
-                try:
-                    messages = messages + await self.handoff.after_turn(message, result)
-                except Exception:  # the turn is stored; the customer still gets its replies
-                    logger.exception("handoff after the turn of %s failed", message.sender_id)
             self.metrics.observe_turn(message.input_channel, time.perf_counter() - started,
                                       result)
-            return messages
+            return result.messages
 
     async def _too_long(self, message: UserMessage) -> list[dict[str, Any]]:
-        limit = self.settings.max_message_chars
-        now = time.time()
-        notice = ev.bot(TOO_LONG_TEXT.format(length=len(message.text), limit=limit),
-                        {"buttons": [HUMAN_BUTTON]}, {"message_too_long": True}, timestamp=now)
-        metadata = {**message.metadata, "truncated": True, "original_length": len(message.text)}
-        user = ev.user(message.text[:limit], {"intent": {"name": None, "confidence": 0.0},
-                                              "entities": []},
-                       input_channel=message.input_channel, metadata=metadata, timestamp=now)
-        await self.agent.processor.append_events(
-            message.sender_id, [user, notice, ev.action(LISTEN, "message_too_long", 1.0, now)]
-        )
+        result = await self.agent.processor.refuse_too_long(
+            message, self.settings.max_message_chars)
         self.metrics.errors.labels("message_too_long").inc()
-        return [bot_message(notice, message.sender_id)]
+        return result.messages
 
     async def drain(self, timeout: float) -> bool:
         """Wait until no turn is in flight; False when ``timeout`` ran out first."""

@@ -1,0 +1,235 @@
+"""The customer's side of a handoff: queueing a conversation, the customer's messages while
+it waits or talks with an agent (leaving a message instead, cancelling), the rating, and the
+customer's page (history, queue status). Everything in a customer's turn works on the
+:class:`~bot.core.stages.Turn` (the tracker in memory, the turn's replies)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from typing import Any
+
+from bot.core import events as ev
+from bot.core.actions.responses import bot_message
+from bot.core.events import Event
+from bot.core.stages import Turn
+from bot.handoff import responses, routing, triggers
+from bot.handoff.context import HandoffContext, minutes
+from bot.handoff.dispatch import Router
+from bot.handoff.packet import build_packet, mask_name, transcript
+from bot.handoff.records import Handoff, new_id
+from bot.handoff.tables import BUSY
+from bot.privacy import mask_text
+
+logger = logging.getLogger(__name__)
+
+LEAVE_MESSAGE = "/leave_message"
+CANCEL_WORDS = frozenset({"取消", "不留言了", "算了"})
+LEAVE_WORDS = frozenset({LEAVE_MESSAGE, "留言", "我要留言"})  # typed where there are no buttons
+
+
+class CustomerSide:
+    def __init__(self, ctx: HandoffContext, router: Router) -> None:
+        self.ctx = ctx
+        self.db = ctx.store  # the handoff tables
+        self.router = router
+
+    async def start(self, turn: Turn, decision: triggers.Decision,
+                    parse_data: dict[str, Any] | None = None) -> None:
+        """Queue the (already paused) conversation of ``turn`` and tell the customer."""
+        now = self.ctx.clock()
+        conversation_id = turn.sender_id
+        channel, customer_id = turn.message.input_channel, turn.message.customer_id
+        profile = await self.ctx.profile(customer_id)
+        tracker = turn.tracker
+        parse_data = parse_data or {}
+        intent = triggers.intent_of(parse_data)
+        category = None
+        if self.ctx.categories is not None and intent == "faq":
+            category = self.ctx.categories(str(tracker.latest_message.get("text") or ""))
+        route = routing.route(self.ctx.config, intent, parse_data.get("entities") or [],
+                              category, profile, complaint=decision.reason == "complaint",
+                              group=decision.group, extra_priority=decision.priority)
+        last_text = next((e.get("text") for e in reversed(tracker.events)
+                          if e.get("event") == "user"), "") or ""
+        status = "waiting" if self.ctx.config.is_open(route.group, now) else "leaving"
+        handoff = Handoff(new_id(), conversation_id, channel, customer_id,
+                          mask_name(profile.name) if profile else None, route.group,
+                          route.priority, decision.reason, decision.detail, status, now,
+                          preview=mask_text(last_text)[:200])
+        packet = build_packet(handoff, tracker.events, dict(tracker.slots), profile,
+                              self.ctx.search)
+        handoff, created = await self.ctx.run(self.db.handoffs.enqueue, handoff, packet)
+        turn.result.outcome = "queued"
+        if created:
+            if self.ctx.on_queued is not None:
+                self.ctx.on_queued(handoff)
+            await self.ctx.run(self.db.audit.record, "bot", "enqueue", conversation_id, handoff.id,
+                            {"reason": decision.reason, "group": handoff.group,
+                             "priority": handoff.priority})
+            await self.ctx.bus.publish("queue", "queue", {"group": handoff.group})
+            if self.ctx.config.webhook_url:
+                self.ctx.spawn(self._webhook(packet))
+        if handoff.status == "leaving":
+            group = self.ctx.config.group(handoff.group)
+            hours = _hours_text(group.hours) if group else ""
+            self.say(turn, responses.OUT_OF_HOURS, group=handoff.group, hours=hours)
+            return
+        position, eta = await self.ctx.queue_place(handoff)
+        await self.ctx.run(self.db.handoffs.tell_position, handoff.id, position, True)
+        await self.ctx.bus.publish(f"conversation:{conversation_id}", "queue",
+                               {"status": "waiting", "position": position, "eta_seconds": eta})
+        turn.reply(bot_message(self.queue_event(turn, handoff, position, eta),
+                               conversation_id))
+        if self.ctx.config.auto_assign:
+            self.ctx.spawn(self.router.dispatch())
+
+    async def while_paused(self, turn: Turn) -> None:
+        """The customer wrote while the conversation waits for or talks with a human."""
+        conversation = turn.sender_id
+        message = turn.message
+        handoff = await self.ctx.open_handoff(conversation)
+        if handoff is None:  # paused by an operator, or queued by an older server: queue it
+            await self.start(turn, triggers.Decision("paused", "会话处于暂停状态"))
+            return
+        now = self.ctx.clock()
+        text = message.text.strip()
+        if handoff.status == "leaving":
+            if text in CANCEL_WORDS:
+                await self.ctx.run(self.db.handoffs.close, handoff.id, None, "cancelled", now)
+                turn.add(ev.resume(self.ctx.clock()))
+                self.say(turn, responses.MESSAGE_CANCELLED)
+                return
+            if text in LEAVE_WORDS or text.startswith("/"):  # a button pressed again
+                self.say(turn, responses.LEAVE_MESSAGE)
+                return
+            ticket = await self.ctx.run(self.db.tickets.to_ticket, handoff.id, mask_text(text), now)
+            await self.ctx.run(self.db.audit.record, "customer", "ticket", conversation, handoff.id,
+                            {"ticket": ticket.id if ticket else None})
+            turn.add(ev.resume(self.ctx.clock()))
+            await self.ctx.bus.publish("queue", "queue", {"group": handoff.group})
+            number = f"#{ticket.id}" if ticket else ""
+            self.say(turn, responses.TICKET, ticket=number)
+            return
+        if handoff.status in BUSY:
+            if handoff.agent:
+                await self.ctx.bus.publish(f"agent:{handoff.agent}", "message", {
+                    "conversation_id": conversation,
+                    "message": {"from": "customer", "text": mask_text(message.text),
+                                "at": now}})
+            return
+        # waiting
+        if text in LEAVE_WORDS:
+            updated = await self.ctx.run(self.db.handoffs.leave_message, handoff.id)
+            if updated is not None:
+                await self.ctx.bus.publish("queue", "queue", {"group": handoff.group})
+            self.say(turn, responses.LEAVE_MESSAGE)
+            return
+        for_group = f"group:{handoff.group}"
+        await self.ctx.bus.publish(for_group, "message", {
+            "conversation_id": conversation,
+            "message": {"from": "customer", "text": mask_text(message.text), "at": now}})
+        position, eta = await self.ctx.queue_place(handoff)
+        await self.ctx.run(self.db.handoffs.tell_position, handoff.id, position, True)
+        waited = now - handoff.enqueued_at
+        can_leave = waited >= self.ctx.config.max_wait_seconds
+        if can_leave:
+            await self.ctx.run(self.db.handoffs.tell_leave, handoff.id)
+        await self.ctx.bus.publish(f"conversation:{conversation}", "queue",
+                               {"status": "waiting", "position": position, "eta_seconds": eta,
+                                "can_leave_message": can_leave})
+        reply = self.queue_event(turn, handoff, position, eta)
+        if can_leave:  # one message: the place, then the offer and its button
+            offer = self.turn_words(turn, responses.CAN_LEAVE_MESSAGE)
+            reply["text"] = f"{reply.get('text') or ''}{offer.get('text') or ''}"
+            reply["data"] = {**(reply.get("data") or {}), **(offer.get("data") or {})}
+        turn.reply(bot_message(reply, conversation))
+
+    async def record_rating(self, conversation_id: str, parse_data: dict[str, Any]) -> None:
+        value = next((e.get("value") for e in parse_data.get("entities") or []
+                      if e.get("entity") == "rating"), None)
+        try:
+            rating = int(str(value))
+        except (TypeError, ValueError):
+            return
+        if 1 <= rating <= 5:
+            rated = await self.ctx.run(self.db.handoffs.rate, conversation_id, rating)
+            if rated is not None:
+                await self.ctx.run(self.db.audit.record, "customer", "rate", conversation_id,
+                                   rated.id, {"rating": rating})
+
+    async def _webhook(self, packet: dict[str, Any]) -> None:
+        import httpx
+
+        assert self.ctx.config.webhook_url
+        body = json.dumps(packet, ensure_ascii=False).encode()
+        headers = {"Content-Type": "application/json"}
+        if self.ctx.config.webhook_secret:
+            digest = hmac.new(self.ctx.config.webhook_secret.encode(), body, hashlib.sha256)
+            headers["X-Bankbot-Signature"] = "sha256=" + digest.hexdigest()
+        try:
+            async with httpx.AsyncClient(timeout=5) as client:
+                response = await client.post(self.ctx.config.webhook_url, content=body,
+                                             headers=headers)
+            if response.status_code >= 300:
+                logger.error("handoff webhook answered %s", response.status_code)
+        except httpx.HTTPError as exc:
+            logger.error("handoff webhook failed: %s", exc)
+
+    def turn_words(self, turn: Turn, name: str, **values: Any) -> Event:
+        """A handoff response for the customer of ``turn`` (their channel and slots)."""
+        return self.ctx.words(name, channel=turn.message.input_channel,
+                          slots=dict(turn.tracker.slots), **values)
+
+    def say(self, turn: Turn, name: str, *, store: bool = True, **values: Any) -> None:
+        """A handoff response as a reply of this turn; kept in the conversation unless
+        ``store`` is False."""
+        event = self.turn_words(turn, name, **values)
+        if store:
+            turn.add(event)
+        else:
+            turn.reply(bot_message(event, turn.sender_id))
+
+    def queue_event(self, turn: Turn, handoff: Handoff, position: int, eta: int) -> Event:
+        name = responses.QUEUED if position > 1 else responses.QUEUED_NEXT
+        return self.turn_words(turn, name, **responses.queue_values(
+            handoff.group, position, minutes(eta)))
+
+    async def history(self, conversation_id: str) -> list[dict[str, Any]]:
+        tracker = await self.ctx.processor.get_tracker(conversation_id)
+        out = []
+        for item in transcript(tracker.events):
+            if item["from"] == "customer" and item["text"].startswith("/"):
+                continue  # a button press; the page shows the button's title instead
+            entry = {"from": item["from"], "text": item["text"], "at": item["at"]}
+            if item.get("buttons"):
+                entry["buttons"] = item["buttons"]
+            out.append(entry)
+        return out
+
+    async def status(self, conversation_id: str) -> dict[str, Any] | None:
+        handoff = await self.ctx.open_handoff(conversation_id)
+        if handoff is None:
+            return None
+        if handoff.status == "assigned":  # reserved for an agent who has not accepted yet
+            return {"status": "waiting", "position": 1, "eta_seconds": 0}
+        if handoff.status != "waiting":
+            return {"status": handoff.status, "position": 0, "eta_seconds": 0}
+        position, eta = await self.ctx.queue_place(handoff)
+        return {"status": "waiting", "position": position, "eta_seconds": eta}
+
+
+def _hours_text(hours: Any) -> str:
+    start = f"{hours.start.hour:02d}:{hours.start.minute:02d}"
+    end = f"{hours.end_minutes // 60:02d}:{hours.end_minutes % 60:02d}"
+    days = sorted(hours.days)
+    names = "一二三四五六日"
+    if days == list(range(1, 8)):
+        when = "每天"
+    elif days == list(range(days[0], days[-1] + 1)):
+        when = f"周{names[days[0] - 1]}至周{names[days[-1] - 1]}"
+    else:
+        when = "、".join(f"周{names[d - 1]}" for d in days)
+    return f"{when} {start}-{end}"
