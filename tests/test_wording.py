@@ -19,12 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Being converted by the TURN engineer (handoff and turn wording); the coordinator empties
 # this list when merging. Do not add to it: move the sentence to a response instead.
-PENDING = (
-    "bot/core/processor.py",
-    "bot/server/turns.py",
-    "bot/handoff/*",
-    "actions/handoff.py",
-)
+PENDING: tuple[str, ...] = ()
 
 # Where Chinese is data, not sentences: the sandbox bank's records, lexicons and value
 # tables of the NLU and the knowledge base, knowledge-base import column names, and the CLI
@@ -178,8 +173,9 @@ def test_every_response_the_actions_use_is_in_the_domain() -> None:
     domain = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
     used = list(_response_names(python_files("actions")))
     missing = [f"{path}:{line}: {name}" for path, line, name in used
-               if name not in domain["responses"]]
-    assert not missing, "responses missing from domain.yml:\n" + "\n".join(missing)
+               if name not in domain["responses"] and name not in builtin_responses()]
+    assert not missing, ("responses missing from domain.yml and the built-in responses:\n"
+                         + "\n".join(missing))
     assert len({name for _, _, name in used}) >= 30  # the scan sees the bank actions' names
 
 

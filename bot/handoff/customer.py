@@ -92,7 +92,7 @@ class CustomerSide:
         message = turn.message
         handoff = await self.ctx.open_handoff(conversation)
         if handoff is None:  # paused by an operator, or queued by an older server: queue it
-            await self.start(turn, triggers.Decision("paused", "会话处于暂停状态"))
+            await self.start(turn, triggers.Decision("paused", triggers.detail("paused")))
             return
         now = self.ctx.clock()
         text = message.text.strip()

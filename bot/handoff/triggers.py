@@ -7,21 +7,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot.builtin_responses import builtin_text
 from bot.handoff.config import HandoffConfig
 from bot.handoff.routing import Profile
 
 FALLBACK_ACTIONS = frozenset({"action_default_fallback", "action_two_stage_fallback"})
 FALLBACK_INTENTS = frozenset({"nlu_fallback"})
 
-REASONS = {
-    "customer_request": "客户要求转人工",
-    "complaint": "客户投诉",
-    "repeated_fallback": "机器人连续未能理解",
-    "negative_sentiment": "客户情绪负面",
-    "action_failed": "业务处理失败",
-    "rule": "业务规则",
-    "paused": "会话已暂停，等待人工",
-}
+REASON_CODES = ("customer_request", "complaint", "repeated_fallback", "negative_sentiment",
+                "action_failed", "rule", "paused")
+# The label agents read for each reason: built-in responses utter_handoff_reason_<code>.
+REASONS = {code: builtin_text(f"utter_handoff_reason_{code}") for code in REASON_CODES}
+
+
+def detail(reason: str, **values: object) -> str:
+    """The agent-facing detail of a decision: ``utter_handoff_detail_<reason>`` filled."""
+    return builtin_text(f"utter_handoff_detail_{reason}").format(**values)
 
 
 @dataclass(frozen=True)
@@ -89,16 +90,17 @@ def decide(config: HandoffConfig, *, intent: str | None, text: str, actions: Seq
         return rule
     if paused_by_bot or intent in t.intents:
         if intent == "complain":
-            return Decision("complaint", "客户表达不满或投诉")
-        return Decision("customer_request", "客户要求人工服务")
+            return Decision("complaint", detail("complaint"))
+        return Decision("customer_request", detail("customer_request"))
     if t.action_failed and action_failed:
-        return Decision("action_failed", "业务操作失败")
+        return Decision("action_failed", detail("action_failed"))
     if t.fallbacks_in_a_row > 0 and fallbacks_in_a_row >= t.fallbacks_in_a_row:
-        return Decision("repeated_fallback", f"连续{fallbacks_in_a_row}次未能理解客户")
+        return Decision("repeated_fallback",
+                        detail("repeated_fallback", count=fallbacks_in_a_row))
     window = list(negative_window)[-t.sentiment_window:]
     if window and window[-1] >= 0.5:
         mean = sum(window) / len(window)
         if mean >= t.sentiment_threshold:
-            return Decision("negative_sentiment",
-                            f"最近{len(window)}条消息负面概率平均{mean:.2f}")
+            return Decision("negative_sentiment", detail("negative_sentiment",
+                                                         count=len(window), mean=f"{mean:.2f}"))
     return None
