@@ -243,7 +243,7 @@ def answer_with(monkeypatch: pytest.MonkeyPatch, channel: WeChatChannel, answer:
             turns.append(message.text)
         return [{"recipient_id": message.sender_id, "text": answer}]
 
-    monkeypatch.setattr(channel.runner, "run", run)
+    monkeypatch.setattr(channel, "on_new_message", run)
 
 
 def channel_of(app: Any) -> WeChatChannel:
@@ -641,7 +641,7 @@ async def test_with_redis_a_retry_after_a_failed_turn_runs_it(
             raise RuntimeError("the database went away for a moment")
         return [{"recipient_id": message.sender_id, "text": "您好"}]
 
-    monkeypatch.setattr(channel.runner, "run", flaky)
+    monkeypatch.setattr(channel, "on_new_message", flaky)
     msg_id = str(random.randrange(10**15, 10**16))
     _, first = await app.asgi_client.post(signed(), content=text_xml("你好", msg_id))
     assert first.status == 500

@@ -15,10 +15,10 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, file
 from sanic.response import json as json_response
 
+from bot.channels.inputs import clean, json_object, string_field
 from bot.handoff.service import HandoffError, HandoffService
 from bot.handoff.store import AgentAccount
 from bot.server.errors import ApiError
-from bot.server.inputs import clean, json_object, string_field
 from bot.server.operator import conversation_id
 from bot.server.webchat import STATIC
 

@@ -39,6 +39,7 @@ from bot.server.channels import (
     load_custom_channel,
     read_credentials,
     refuse_session,
+    turn_handler,
 )
 from bot.server.customer_events import customer_blueprint
 from bot.server.errors import install_error_handlers
@@ -95,10 +96,11 @@ def create_app(agent: Agent, settings: ServerSettings | None = None, *,
 
     pushers: dict[str, Pusher] = {}  # channels the HTTP API can send through
     app.blueprint(api_blueprint(agent, metrics, settings))
+    on_new_message = turn_handler(runner)
     if credentials is None or credentials.rest:
-        app.blueprint(rest_blueprint(runner))
-    app.blueprint(app_blueprint(runner, settings.jwt))
-    wechat = wechat_blueprint(runner)
+        app.blueprint(rest_blueprint(on_new_message))
+    app.blueprint(app_blueprint(on_new_message, settings.jwt))
+    wechat = wechat_blueprint(on_new_message, tracker_store=agent.processor.tracker_store)
     app.blueprint(wechat)
     if wechat.ctx.channel is not None and wechat.ctx.channel.api is not None:
         push_text = wechat.ctx.channel.push

@@ -13,8 +13,8 @@ from typing import Any
 
 from sanic import Request
 
+from bot.channels.base import ChannelError as ApiError
 from bot.core import strict_json
-from bot.server.errors import ApiError
 
 MAX_SENDER_CHARS = 255
 RESERVED_PREFIX = "customer:"  # conversation ids of verified customers
