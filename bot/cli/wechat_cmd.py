@@ -1,5 +1,5 @@
 """``bot wechat bind OPENID CUSTOMER_ID`` / ``unbind OPENID`` / ``list``: the OpenID-to-customer
-bindings of the WeChat channel (``bot/channels/wechat_store.py``)."""
+bindings of the WeChat channel (``bot/channels/wechat/store.py``)."""
 
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ def register(sub: Any) -> None:
 
 
 def open_store(project_dir: str | None) -> Any:
-    from bot.channels.wechat import binding_store_for, load_wechat_settings
-    from bot.channels.wechat_store import BindingStore
+    from bot.channels.wechat.channel import binding_store_for, load_wechat_settings
+    from bot.channels.wechat.store import BindingStore
     from bot.core.agent import read_endpoints
     from bot.core.tracker_store import create_tracker_store
     from bot.project import Project

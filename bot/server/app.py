@@ -22,7 +22,7 @@ from sanic.response import BaseHTTPResponse, HTTPResponse, json
 from bot.channels.app import app_blueprint
 from bot.channels.rest import rest_blueprint
 from bot.channels.socketio import SocketIOChannel, SocketIOSettings
-from bot.channels.wechat import wechat_blueprint
+from bot.channels.wechat.channel import wechat_blueprint
 from bot.core.agent import Agent
 from bot.errors import ConfigError
 from bot.handoff.config import parse as default_handoff_config

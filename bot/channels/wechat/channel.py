@@ -40,9 +40,9 @@ from sanic.response import HTTPResponse, text
 from bot.channels.base import ChannelError, MessageRefused, OnNewMessage
 from bot.channels.identity import Customer
 from bot.channels.inputs import clean
-from bot.channels.wechat_api import TEXT_LIMIT, RedisTokenStore, WeChatApi, split_text
-from bot.channels.wechat_crypto import WeChatCrypto, WeChatCryptoError, check_signature
-from bot.channels.wechat_store import BindingStore
+from bot.channels.wechat.api import TEXT_LIMIT, RedisTokenStore, WeChatApi, split_text
+from bot.channels.wechat.crypto import WeChatCrypto, WeChatCryptoError, check_signature
+from bot.channels.wechat.store import BindingStore
 from bot.core.lock_store import LockTimeoutError
 from bot.core.messages import UserMessage
 from bot.errors import ConfigError
