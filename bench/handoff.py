@@ -55,7 +55,7 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 
-from bot.core.agent import Agent  # noqa: E402
+from bot.agent import Agent  # noqa: E402
 from bot.core.processor import UserMessage  # noqa: E402
 from bot.core.tracker_store import SQLTrackerStore  # noqa: E402
 from bot.handoff import config as handoff_config  # noqa: E402

@@ -20,8 +20,6 @@ import yaml
 from bot.config import BotConfig, load_config
 from bot.core.policies.ensemble import PolicyEnsemble
 from bot.core.stories import Story
-from bot.core.story_graph import flatten
-from bot.core.story_reader import load_story_files
 from bot.domain import Domain, load_project_domain
 from bot.errors import TrainingDataError
 from bot.model import (
@@ -36,6 +34,8 @@ from bot.nlu.pipeline import NLUPipeline, ProgressCallback
 from bot.project import Project
 from bot.training import Problem, TrainingData, load_nlu_files
 from bot.training.nlu_yaml import check_data_file
+from bot.training.story_graph import flatten
+from bot.training.story_reader import load_story_files
 
 
 @dataclass(frozen=True)

@@ -29,12 +29,12 @@ from backends import REDIS_URL, redis_problem
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from test_server_project import TrainedBot, new_agent, trained_bot
 
+from bot.agent import Agent
 from bot.channels.wechat.channel import WeChatChannel, render_messages, settings_from_mapping
 from bot.channels.wechat.crypto import WeChatCrypto, WeChatCryptoError, signature
 from bot.channels.wechat.store import BindingStore
 from bot.cli.main import build_parser
 from bot.cli.wechat_cmd import register
-from bot.core.agent import Agent
 from bot.errors import ConfigError
 from bot.server import ServerSettings, create_app
 from bot.server.settings import JwtSettings

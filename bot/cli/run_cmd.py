@@ -108,8 +108,8 @@ def run_actions(args: argparse.Namespace) -> int:
     from rasa_sdk.endpoint import run
     from rasa_sdk.executor import ActionExecutor
 
+    from bot.agent import actions_module, import_actions
     from bot.cli.main import export_paths, project_from_args
-    from bot.core.agent import actions_module, import_actions
     from bot.errors import ConfigError
 
     project = project_from_args(args)

@@ -33,8 +33,8 @@ def register(sub: Any) -> None:
 def open_store(project_dir: str | None) -> Any:
     from bot.channels.wechat.channel import binding_store_for, load_wechat_settings
     from bot.channels.wechat.store import BindingStore
-    from bot.core.agent import read_endpoints
     from bot.core.tracker_store import create_tracker_store
+    from bot.endpoints import read_endpoints
     from bot.project import Project
 
     project = Project.find(project_dir)

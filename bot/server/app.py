@@ -1,5 +1,5 @@
 """The Sanic application: the service API, the customer channels, Rasa's HTTP API and the
-operator API around one :class:`~bot.core.agent.Agent`.
+operator API around one :class:`~bot.agent.Agent`.
 
 ``create_app(agent, settings)`` builds it (tests pass an agent with in-memory stores);
 ``app_for_project(path)`` loads the project's latest model with the stores of ``endpoints.yml``
@@ -19,11 +19,11 @@ from typing import Any
 from sanic import Request, Sanic
 from sanic.response import BaseHTTPResponse, HTTPResponse, json
 
+from bot.agent import Agent
 from bot.channels.app import app_blueprint
 from bot.channels.rest import rest_blueprint
 from bot.channels.socketio import SocketIOChannel, SocketIOSettings
 from bot.channels.wechat.channel import wechat_blueprint
-from bot.core.agent import Agent
 from bot.errors import ConfigError
 from bot.handoff.config import parse as default_handoff_config
 from bot.handoff.factory import create_handoff_service

@@ -18,9 +18,9 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from bot.agent import Agent
 from bot.core import events as ev
 from bot.core.actions.responses import bot_message
-from bot.core.agent import Agent
 from bot.core.messages import UserMessage
 from bot.core.tracker import LISTEN
 from bot.server.errors import ApiError
