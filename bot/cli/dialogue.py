@@ -24,7 +24,7 @@ def _format(message: dict[str, Any]) -> str:
 
 def run_dialogue_shell(args: argparse.Namespace) -> int:
     from bot.agent import Agent
-    from bot.cli.main import model_path, project_from_args
+    from bot.cli.options import model_path, project_from_args
     from bot.core.messages import UserMessage
 
     project = project_from_args(args)
@@ -71,7 +71,7 @@ def run_story_tests(args: argparse.Namespace, optional: bool = False) -> int:
     from rich.console import Console
 
     from bot.agent import create_executor
-    from bot.cli.main import model_path, project_from_args
+    from bot.cli.options import model_path, project_from_args
     from bot.endpoints import read_endpoints
     from bot.evaluation.stories import run_story, write_reports
     from bot.model import load_model

@@ -9,7 +9,7 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    from bot.cli.main import add_project_option
+    from bot.cli.options import add_project_option
 
     visualize = sub.add_parser(
         "visualize",
@@ -46,7 +46,7 @@ def _story_files(path: Path) -> list[Path]:
 
 
 def run_visualize(args: argparse.Namespace) -> int:
-    from bot.cli.main import project_from_args
+    from bot.cli.options import project_from_args
     from bot.errors import BotError
     from bot.training.story_graph import expand
     from bot.training.story_reader import load_story_files

@@ -10,7 +10,7 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    from bot.cli.main import add_project_option
+    from bot.cli.options import add_project_option
 
     wechat = sub.add_parser(
         "wechat", help="bind WeChat OpenIDs to customers",
