@@ -33,8 +33,8 @@ def training_fingerprint(project: Project, config: BotConfig) -> str:
     digest = hashlib.sha256()
     digest.update(f"bankbot {__version__}\n".encode())
     for path in _code_files():
-        name = path.relative_to(PACKAGE).as_posix()
-        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+        code = path.relative_to(PACKAGE).as_posix()
+        digest.update(code.encode() + b"\0" + path.read_bytes() + b"\0")
     digest.update(json.dumps(config.pipeline_dicts(), sort_keys=True).encode())
     _data_parts(digest, project, ("nlu",))
     files: list[Path] = []
