@@ -56,7 +56,7 @@ def backend_unavailable(dispatcher: CollectingDispatcher) -> None:
 @lru_cache(maxsize=1)
 def backend() -> Any:
     from bot.bank.factory import create_backend
-    from bot.core.agent import read_endpoints
+    from bot.endpoints import read_endpoints
     from bot.project import Project
 
     endpoints = read_endpoints(Project(PROJECT_ROOT))

@@ -57,7 +57,7 @@ sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
 
-from bot.core.agent import Agent  # noqa: E402
+from bot.agent import Agent  # noqa: E402
 from bot.core.processor import UserMessage  # noqa: E402
 from bot.core.stages import Turn  # noqa: E402
 from bot.core.tracker_store import SQLTrackerStore  # noqa: E402

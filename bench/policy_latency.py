@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.core.agent import Agent  # noqa: E402
+from bot.agent import Agent  # noqa: E402
 from bot.core.processor import UserMessage  # noqa: E402
 from bot.core.tracker_store import InMemoryTrackerStore  # noqa: E402
 from bot.project import Project  # noqa: E402

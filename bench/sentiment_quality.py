@@ -23,16 +23,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bot.evaluation.sentiment import evaluate  # noqa: E402
 from bot.nlu.interfaces import Message  # noqa: E402
-from bot.nlu.sentiment import (  # noqa: E402
-    BASE_LEXICON,
-    SentimentAnalyzer,
+from bot.nlu.sentiment.analyzer import SentimentAnalyzer  # noqa: E402
+from bot.nlu.sentiment.data import (  # noqa: E402
     SentimentExample,
-    evaluate,
-    merge_lexicons,
     read_lexicon_file,
     read_sentiment_file,
 )
+from bot.nlu.sentiment.lexicon import BASE_LEXICON, merge_lexicons  # noqa: E402
 from bot.project import Project  # noqa: E402
 from bot.train import load_training_data, train_nlu_pipeline  # noqa: E402
 

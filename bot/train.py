@@ -18,8 +18,6 @@ from typing import Any
 from bot.config import BotConfig, load_config
 from bot.core.policies.ensemble import PolicyEnsemble
 from bot.core.stories import Story
-from bot.core.story_graph import flatten
-from bot.core.story_reader import load_story_files
 from bot.domain import Domain, load_project_domain
 from bot.errors import TrainingDataError
 from bot.model import (
@@ -35,6 +33,8 @@ from bot.project import Project
 from bot.settings_file import read_mapping
 from bot.training import Problem, TrainingData, load_nlu_files
 from bot.training.nlu_yaml import check_data_file
+from bot.training.story_graph import flatten
+from bot.training.story_reader import load_story_files
 
 
 @dataclass(frozen=True)

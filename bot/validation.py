@@ -12,13 +12,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Literal
 
-from bot.core.story_validation import configured_max_history, validate_stories
 from bot.domain import RETRIEVAL_DELIMITER, Domain, load_project_domain
 from bot.errors import BotError
 from bot.nlu.normalizer import normalise
 from bot.project import Project
 from bot.training.data import Example, Problem, Source, TrainingData
 from bot.training.nlu_yaml import check_data_file, read_nlu_file
+from bot.training.story_validation import configured_max_history, validate_stories
 
 
 def _shown(project: Project, path: Path) -> str:

@@ -184,9 +184,9 @@ def dialogue(tmp_path: Path):  # type: ignore[no-untyped-def]
 
     from bot.config import ComponentSpec
     from bot.core.policies.ensemble import PolicyEnsemble
-    from bot.core.story_graph import flatten
-    from bot.core.story_reader import read_story_file
     from bot.domain import parse_domain
+    from bot.training.story_graph import flatten
+    from bot.training.story_reader import read_story_file
 
     def build(domain_yaml: str, data_yaml: str = "", policies: list | None = None):  # type: ignore[no-untyped-def]
         domain = parse_domain(yaml.safe_load(textwrap.dedent(domain_yaml)), Path("domain.yml"))

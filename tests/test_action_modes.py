@@ -211,7 +211,7 @@ def test_stories_pass_with_the_action_server(no_endpoints: Path, action_server: 
 
 
 def _ask_balance(project: Path) -> tuple[list[dict], list[dict]]:
-    from bot.core.agent import Agent
+    from bot.agent import Agent
     from bot.core.tracker_store import InMemoryTrackerStore
     from bot.project import Project
 

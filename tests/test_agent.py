@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from conftest import write_tiny_project
 
+from bot.agent import Agent, create_executor
 from bot.core.actions.custom import InProcessExecutor, RemoteExecutor
-from bot.core.agent import Agent, create_executor, read_endpoints
 from bot.core.messages import UserMessage
 from bot.core.tracker_store import InMemoryTrackerStore, SQLTrackerStore
+from bot.endpoints import read_endpoints
 from bot.errors import ConfigError, ModelNotFoundError
 from bot.project import Project
 from bot.train import train

@@ -18,8 +18,8 @@ import socketio
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
+from bot.agent import Agent
 from bot.channels.socketio import socket_messages
-from bot.core.agent import Agent
 from bot.core.messages import UserMessage
 from bot.core.processor import MessageProcessor
 from bot.model.archive import LoadedModel, ModelMeta

@@ -29,12 +29,12 @@ from backends import REDIS_URL, redis_problem
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from test_server_project import TrainedBot, new_agent, trained_bot
 
-from bot.channels.wechat import WeChatChannel, render_messages, settings_from_mapping
-from bot.channels.wechat_crypto import WeChatCrypto, WeChatCryptoError, signature
-from bot.channels.wechat_store import BindingStore
+from bot.agent import Agent
+from bot.channels.wechat.channel import WeChatChannel, render_messages, settings_from_mapping
+from bot.channels.wechat.crypto import WeChatCrypto, WeChatCryptoError, signature
+from bot.channels.wechat.store import BindingStore
 from bot.cli.main import build_parser
 from bot.cli.wechat_cmd import register
-from bot.core.agent import Agent
 from bot.errors import ConfigError
 from bot.server import ServerSettings, create_app
 from bot.server.settings import JwtSettings
@@ -243,7 +243,7 @@ def answer_with(monkeypatch: pytest.MonkeyPatch, channel: WeChatChannel, answer:
             turns.append(message.text)
         return [{"recipient_id": message.sender_id, "text": answer}]
 
-    monkeypatch.setattr(channel.runner, "run", run)
+    monkeypatch.setattr(channel, "on_new_message", run)
 
 
 def channel_of(app: Any) -> WeChatChannel:
@@ -641,7 +641,7 @@ async def test_with_redis_a_retry_after_a_failed_turn_runs_it(
             raise RuntimeError("the database went away for a moment")
         return [{"recipient_id": message.sender_id, "text": "您好"}]
 
-    monkeypatch.setattr(channel.runner, "run", flaky)
+    monkeypatch.setattr(channel, "on_new_message", flaky)
     msg_id = str(random.randrange(10**15, 10**16))
     _, first = await app.asgi_client.post(signed(), content=text_xml("你好", msg_id))
     assert first.status == 500

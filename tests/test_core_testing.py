@@ -7,7 +7,7 @@ from typing import Any
 
 from bot.core.actions.retrieval import selected_response
 from bot.core.stories import ANY_VALUE
-from bot.core.testing import _full_intent, _slot_holds, _use_expected_intent
+from bot.evaluation.stories import _full_intent, _slot_holds, _use_expected_intent
 
 
 def selector_parse(intent: str, key: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from test_server_project import FAQ, TrainedBot, new_agent, trained_bot
 
-from bot.core.agent import Agent
+from bot.agent import Agent
 from bot.handoff.config import parse
 from bot.handoff.factory import knowledge_search
 from bot.handoff.service import HandoffService

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from bot.agent import Agent, create_executor, import_actions
 from bot.cli.main import main
 from bot.config import (
     RASA_DEFAULT_PIPELINE,
@@ -23,12 +24,12 @@ from bot.config import (
     parse_config,
 )
 from bot.core.actions.custom import InProcessExecutor, RemoteExecutor
-from bot.core.agent import Agent, create_executor, import_actions, read_endpoints
 from bot.core.messages import UserMessage
 from bot.core.policies.ensemble import PolicyEnsemble
 from bot.core.policies.registry import UnexpecTEDIntentPolicy, policy_class
 from bot.core.policies.sklearn_policy import SklearnPolicy
 from bot.domain import load_domain, load_project_domain
+from bot.endpoints import read_endpoints
 from bot.errors import ConfigError, ModelNotFoundError
 from bot.model import core_fingerprint, load_model, training_fingerprint
 from bot.project import Project

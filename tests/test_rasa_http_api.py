@@ -11,7 +11,7 @@ import jwt
 import pytest
 import yaml
 
-from bot.core.agent import Agent
+from bot.agent import Agent
 from bot.core.processor import MessageProcessor
 from bot.model.archive import LoadedModel, ModelMeta
 from bot.server import ServerSettings, create_app

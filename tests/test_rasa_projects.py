@@ -240,7 +240,7 @@ def project(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
 
 
 def load_agent(root: Path, **project_overrides: Any) -> Any:
-    from bot.core.agent import Agent
+    from bot.agent import Agent
     from bot.core.tracker_store import InMemoryTrackerStore
     from bot.project import Project
 

@@ -13,23 +13,18 @@ import pytest
 
 from bot.config import load_config
 from bot.errors import TrainingDataError
+from bot.evaluation.sentiment import SentimentEvaluation, evaluate
 from bot.model import training_fingerprint
 from bot.nlu.interfaces import Message
 from bot.nlu.normalizer import ChineseTextNormalizer, normalise
-from bot.nlu.sentiment import (
-    BASE_LEXICON,
-    FEATURES,
+from bot.nlu.sentiment.analyzer import SentimentAnalyzer, char_grams
+from bot.nlu.sentiment.data import (
     LABELS,
-    Lexicon,
-    SentimentAnalyzer,
-    SentimentEvaluation,
     SentimentExample,
-    char_grams,
-    evaluate,
-    merge_lexicons,
     read_lexicon_file,
     read_sentiment_file,
 )
+from bot.nlu.sentiment.lexicon import BASE_LEXICON, FEATURES, Lexicon, merge_lexicons
 from bot.project import Project
 from bot.training.data import TrainingData
 

@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from bot.core.agent import Agent, create_executor, read_endpoints
+from bot.agent import Agent, create_executor
 from bot.core.lock_store import InMemoryLockStore
 from bot.core.processor import MessageProcessor
 from bot.core.tracker_store import InMemoryTrackerStore, TrackerStore
+from bot.endpoints import read_endpoints
 from bot.model import LoadedModel, load_model
 from bot.project import Project
 from bot.server import ServerSettings, create_app

@@ -17,7 +17,7 @@ from bot.core.stories import (
     UserStep,
     WaitStep,
 )
-from bot.core.story_graph import expand, flatten
+from bot.training.story_graph import expand, flatten
 
 
 def u(intent: str) -> UserStep:
@@ -182,7 +182,7 @@ def test_expansion_is_capped(caplog: pytest.LogCaptureFixture) -> None:
     assert len(flat) == 100 and truncated
     full, truncated = expand([s], max_stories=5000)
     assert len(full) == 4096 and not truncated
-    with caplog.at_level(logging.WARNING, logger="bot.core.story_graph"):
+    with caplog.at_level(logging.WARNING, logger="bot.training.story_graph"):
         assert len(flatten([s, s], max_stories=5000)) == 5000
     assert "stopped at 5000" in caplog.text
 

@@ -14,8 +14,8 @@ from bot.core.stories import (
     UserStep,
     WaitStep,
 )
-from bot.core.story_reader import load_story_files, load_test_stories, read_story_file
 from bot.training.data import Problem, Source
+from bot.training.story_reader import load_story_files, load_test_stories, read_story_file
 
 GOOD = """\
 version: "3.1"

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from bot.cli.main import main
-from bot.core.story_validation import configured_max_history, validate_stories
 from bot.domain import Domain, load_domain
 from bot.project import Project
 from bot.training.data import Problem
+from bot.training.story_validation import configured_max_history, validate_stories
 from bot.validation import validate_project
 
 DOMAIN = """\

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from backends import REDIS_URL, redis_problem
 
-from bot.core.agent import Agent
+from bot.agent import Agent
 from bot.core.messages import TurnResult, UserMessage
 from bot.core.processor import MessageProcessor
 from bot.core.tracker_store import InMemoryTrackerStore, TrackerStore

@@ -10,7 +10,8 @@ import pytest
 
 from bot.cli import visualize_cmd
 from bot.core.stories import ActionStep, CheckpointStep, LoopStep, SlotStep, Story, UserStep
-from bot.core.visualize import (
+from bot.errors import BotError
+from bot.training.visualize import (
     END,
     START,
     build_graph,
@@ -19,7 +20,6 @@ from bot.core.visualize import (
     to_dot,
     write_visualization,
 )
-from bot.errors import BotError
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -114,7 +114,7 @@ def test_empty_story_goes_from_start_to_end(tmp_path: Path) -> None:
 def test_huge_graphs_get_only_the_dot_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bot.core.visualize.MAX_PNG_NODES", 5)
+    monkeypatch.setattr("bot.training.visualize.MAX_PNG_NODES", 5)
     graph = write_visualization(stories(), tmp_path / "g.dot", tmp_path / "g.png")
     assert len(graph.nodes) > 5
     assert (tmp_path / "g.dot").exists() and not (tmp_path / "g.png").exists()

@@ -1,4 +1,4 @@
-"""``bot.channels.wechat_api``: the access token from ``stable_token`` (cached per process, one
+"""``bot.channels.wechat.api``: the access token from ``stable_token`` (cached per process, one
 fetch at a time), a refused token (fetched again, forced only when WeChat hands back the
 refused one), one token for two workers through a real Redis, Redis down, and texts over
 2,048 bytes split into ordered parts."""
@@ -21,7 +21,7 @@ from test_channel_wechat import (
     fake_wechat,
 )
 
-from bot.channels.wechat_api import (
+from bot.channels.wechat.api import (
     TEXT_LIMIT,
     RedisTokenStore,
     WeChatApi,

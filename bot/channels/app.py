@@ -12,13 +12,11 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
-from bot.channels.identity import Customer, InvalidToken, verify_token
+from bot.channels.base import ChannelError, OnNewMessage
+from bot.channels.identity import Customer, InvalidToken, TokenKeys, verify_token
+from bot.channels.inputs import anonymous_sender, incoming_message, json_object
 from bot.channels.rest import reply
 from bot.core.messages import UserMessage
-from bot.server.errors import ApiError
-from bot.server.inputs import anonymous_sender, incoming_message, json_object
-from bot.server.settings import JwtSettings
-from bot.server.turns import TurnRunner
 
 CHANNEL = "app"
 
@@ -29,23 +27,23 @@ def bearer_token(request: Request) -> str | None:
         return None
     scheme, _, token = header.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "Authorization header must be 'Bearer <token>'",
+        raise ChannelError(401, "Authorization header must be 'Bearer <token>'",
                        {"WWW-Authenticate": "Bearer"})
     return token.strip()
 
 
-def authenticate(request: Request, settings: JwtSettings) -> Customer | None:
+def authenticate(request: Request, settings: TokenKeys) -> Customer | None:
     token = bearer_token(request)
     if token is None:
         return None
     try:
         return verify_token(token, settings)
     except InvalidToken as exc:
-        raise ApiError(401, str(exc), {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        raise ChannelError(401, str(exc), {"WWW-Authenticate": 'Bearer error="invalid_token"'}
                        ) from None
 
 
-def app_blueprint(runner: TurnRunner, settings: JwtSettings) -> Blueprint:
+def app_blueprint(on_new_message: OnNewMessage, settings: TokenKeys) -> Blueprint:
     bp = Blueprint("channel_app", url_prefix=f"/webhooks/{CHANNEL}")
 
     @bp.post("/webhook")
@@ -58,6 +56,6 @@ def app_blueprint(runner: TurnRunner, settings: JwtSettings) -> Blueprint:
         else:
             user = UserMessage(message.text, customer.conversation_id, CHANNEL,
                                message.metadata, customer.customer_id)
-        return await reply(request, await runner.run(user))
+        return await reply(request, await on_new_message(user))
 
     return bp

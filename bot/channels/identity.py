@@ -9,14 +9,32 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 
 from bot.errors import BotError
-from bot.server.settings import DEV_JWT_SECRET, ENV_NAME, JwtSettings
 
 MAX_CUSTOMER_ID = 64
+
+
+class TokenKeys(Protocol):
+    """How customer tokens are signed and verified (the server's ``JwtSettings``)."""
+
+    @property
+    def algorithm(self) -> str: ...  # RS256 with a public key, else HS256
+
+    @property
+    def key(self) -> str: ...  # the public key, the secret, or the development secret
+
+    @property
+    def leeway(self) -> float: ...  # seconds of clock skew allowed on ``exp``
+
+    @property
+    def public_key(self) -> str | None: ...
+
+    @property
+    def uses_dev_secret(self) -> bool: ...
 
 
 class InvalidToken(BotError):
@@ -64,7 +82,7 @@ def decode_token(token: str, key: str, algorithm: str, *, require: tuple[str, ..
     return claims
 
 
-def verify_token(token: str, settings: JwtSettings) -> Customer:
+def verify_token(token: str, settings: TokenKeys) -> Customer:
     claims = decode_token(token, settings.key, settings.algorithm, require=("exp", "sub"),
                           leeway=settings.leeway)
     if claims.get("typ") == "agent":  # an agent console token, should the secrets be shared
@@ -77,16 +95,16 @@ def verify_token(token: str, settings: JwtSettings) -> Customer:
     return Customer(subject.strip())
 
 
-def issue_token(customer_id: str, settings: JwtSettings, minutes: float = 60,
+def issue_token(customer_id: str, settings: TokenKeys, minutes: float = 60,
                 production: bool = False) -> str:
     """An HS256 token for ``customer_id`` (development and tests)."""
     if settings.public_key:
         raise BotError("the app channel verifies RS256 tokens; sign them with the private key "
                        "of your identity provider (bot token only signs HS256)")
     if production and settings.uses_dev_secret:
-        raise BotError(f"{ENV_NAME}=production: refusing to sign with the development secret")
+        raise BotError("BOT_ENV=production: refusing to sign with the development secret")
     if not customer_id.strip() or len(customer_id) > MAX_CUSTOMER_ID:
         raise BotError(f"customer id must be 1-{MAX_CUSTOMER_ID} characters")
     now = int(time.time())
     claims = {"sub": customer_id, "iat": now, "exp": now + int(minutes * 60)}
-    return jwt.encode(claims, settings.secret or DEV_JWT_SECRET, algorithm="HS256")
+    return jwt.encode(claims, settings.key, algorithm="HS256")  # no public key: the secret

@@ -17,9 +17,9 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 from sanic.response import json as json_response
 
+from bot.channels.base import OnNewMessage
+from bot.channels.inputs import anonymous_sender, incoming_message, json_object
 from bot.core.messages import UserMessage
-from bot.server.inputs import anonymous_sender, incoming_message, json_object
-from bot.server.turns import TurnRunner
 
 NDJSON = "application/x-ndjson; charset=utf-8"
 
@@ -39,7 +39,7 @@ async def reply(request: Request, messages: list[dict[str, Any]]) -> HTTPRespons
     return None
 
 
-def rest_blueprint(runner: TurnRunner, name: str = "rest") -> Blueprint:
+def rest_blueprint(on_new_message: OnNewMessage, name: str = "rest") -> Blueprint:
     bp = Blueprint("channel_rest", url_prefix=f"/webhooks/{name}")
 
     @bp.get("/")
@@ -50,7 +50,7 @@ def rest_blueprint(runner: TurnRunner, name: str = "rest") -> Blueprint:
     async def webhook(request: Request) -> HTTPResponse | None:
         message = incoming_message(json_object(request))
         sender = anonymous_sender(message)
-        messages = await runner.run(UserMessage(message.text, sender, name, message.metadata))
+        messages = await on_new_message(UserMessage(message.text, sender, name, message.metadata))
         return await reply(request, messages)
 
     return bp

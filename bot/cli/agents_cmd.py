@@ -14,7 +14,7 @@ PASSWORD_ENV = "BOT_AGENT_PASSWORD"
 
 
 def register(sub: Any) -> None:
-    from bot.cli.main import add_project_option
+    from bot.cli.options import add_project_option
 
     agents = sub.add_parser(
         "agents", help="manage human agents of the handoff console",

@@ -7,7 +7,7 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    from bot.cli.main import add_project_options
+    from bot.cli.options import add_project_options
 
     data = sub.add_parser("data", help="check the training data", description="Data tools.")
     data_sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
@@ -32,7 +32,7 @@ def register(sub: Any) -> None:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    from bot.cli.main import project_from_args
+    from bot.cli.options import project_from_args
     from bot.validation import validate_project
 
     project = project_from_args(args)

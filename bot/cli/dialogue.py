@@ -23,8 +23,8 @@ def _format(message: dict[str, Any]) -> str:
 
 
 def run_dialogue_shell(args: argparse.Namespace) -> int:
-    from bot.cli.main import model_path, project_from_args
-    from bot.core.agent import Agent
+    from bot.agent import Agent
+    from bot.cli.options import model_path, project_from_args
     from bot.core.messages import UserMessage
 
     project = project_from_args(args)
@@ -70,11 +70,12 @@ def run_story_tests(args: argparse.Namespace, optional: bool = False) -> int:
     without test stories or without a dialogue model is reported and skipped."""
     from rich.console import Console
 
-    from bot.cli.main import model_path, project_from_args
-    from bot.core.agent import create_executor, read_endpoints
-    from bot.core.story_reader import load_test_stories
-    from bot.core.testing import run_story, write_reports
+    from bot.agent import create_executor
+    from bot.cli.options import model_path, project_from_args
+    from bot.endpoints import read_endpoints
+    from bot.evaluation.stories import run_story, write_reports
     from bot.model import load_model
+    from bot.training.story_reader import load_test_stories
 
     project = project_from_args(args)
     console = Console()

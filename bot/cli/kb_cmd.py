@@ -141,7 +141,7 @@ def register(sub: Any) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    from bot.cli.main import add_project_option
+    from bot.cli.options import add_project_option
 
     add_project_option(parser)
     parser.add_argument(

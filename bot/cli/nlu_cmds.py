@@ -11,7 +11,7 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    from bot.cli.main import add_project_options
+    from bot.cli.options import add_project_options
 
     parse = sub.add_parser(
         "parse",
@@ -79,7 +79,7 @@ def register(sub: Any) -> None:
 
 
 def _load(args: argparse.Namespace) -> Any:
-    from bot.cli.main import model_path, project_from_args
+    from bot.cli.options import model_path, project_from_args
     from bot.model import load_model
 
     project = project_from_args(args)
@@ -166,7 +166,7 @@ def run_nlu_test(args: argparse.Namespace, optional: bool = False) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from bot.cli.main import project_from_args
+    from bot.cli.options import project_from_args
     from bot.config import load_config
     from bot.evaluation.nlu import cross_validate, entity_extractors, evaluate, write_reports
     from bot.nlu.pipeline import NLUPipeline

@@ -10,7 +10,7 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    from bot.cli.main import add_project_option, add_project_options
+    from bot.cli.options import add_project_option, add_project_options
 
     run = sub.add_parser(
         "run",
@@ -72,7 +72,7 @@ def register(sub: Any) -> None:
 def run_server(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from bot.cli.main import export_paths, model_path, project_from_args
+    from bot.cli.options import export_paths, model_path, project_from_args
     from bot.server.run import serve
     from bot.server.settings import load_settings, with_overrides
 
@@ -108,8 +108,8 @@ def run_actions(args: argparse.Namespace) -> int:
     from rasa_sdk.endpoint import run
     from rasa_sdk.executor import ActionExecutor
 
-    from bot.cli.main import export_paths, project_from_args
-    from bot.core.agent import actions_module, import_actions
+    from bot.agent import actions_module, import_actions
+    from bot.cli.options import export_paths, project_from_args
     from bot.errors import ConfigError
 
     project = project_from_args(args)

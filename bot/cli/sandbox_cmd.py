@@ -15,7 +15,7 @@ STEP_MARKS = {"done": "✓", "in_progress": "…", "pending": "·"}
 
 
 def register(sub: Any) -> None:
-    from bot.cli.main import add_project_option
+    from bot.cli.options import add_project_option
 
     sandbox = sub.add_parser(
         "sandbox", help="the sandbox core-banking database",

@@ -8,7 +8,7 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    from bot.cli.main import add_project_options
+    from bot.cli.options import add_project_options
 
     parser = sub.add_parser(
         "train",
@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from bot.cli.main import project_from_args
+    from bot.cli.options import project_from_args
     from bot.config import describe_defaults, load_config
     from bot.train import train
 

@@ -9,7 +9,7 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    from bot.cli.main import add_project_option
+    from bot.cli.options import add_project_option
 
     visualize = sub.add_parser(
         "visualize",
@@ -46,11 +46,11 @@ def _story_files(path: Path) -> list[Path]:
 
 
 def run_visualize(args: argparse.Namespace) -> int:
-    from bot.cli.main import project_from_args
-    from bot.core.story_graph import expand
-    from bot.core.story_reader import load_story_files
-    from bot.core.visualize import MAX_PNG_NODES, write_visualization
+    from bot.cli.options import project_from_args
     from bot.errors import BotError
+    from bot.training.story_graph import expand
+    from bot.training.story_reader import load_story_files
+    from bot.training.visualize import MAX_PNG_NODES, write_visualization
 
     project = project_from_args(args)
     source: Path | str

@@ -1,5 +1,5 @@
 """``bot wechat bind OPENID CUSTOMER_ID`` / ``unbind OPENID`` / ``list``: the OpenID-to-customer
-bindings of the WeChat channel (``bot/channels/wechat_store.py``)."""
+bindings of the WeChat channel (``bot/channels/wechat/store.py``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    from bot.cli.main import add_project_option
+    from bot.cli.options import add_project_option
 
     wechat = sub.add_parser(
         "wechat", help="bind WeChat OpenIDs to customers",
@@ -31,10 +31,10 @@ def register(sub: Any) -> None:
 
 
 def open_store(project_dir: str | None) -> Any:
-    from bot.channels.wechat import binding_store_for, load_wechat_settings
-    from bot.channels.wechat_store import BindingStore
-    from bot.core.agent import read_endpoints
+    from bot.channels.wechat.channel import binding_store_for, load_wechat_settings
+    from bot.channels.wechat.store import BindingStore
     from bot.core.tracker_store import create_tracker_store
+    from bot.endpoints import read_endpoints
     from bot.project import Project
 
     project = Project.find(project_dir)

@@ -1,7 +1,8 @@
 """Stories, rules and test stories as plain data (Rasa 3.x ``stories:`` / ``rules:``).
 
-No I/O here: ``bot.core.story_reader`` reads the YAML, ``bot.core.story_graph`` expands
-checkpoints and ``or`` steps into flat stories the policies train on.
+No I/O here: ``bot.training.story_reader`` reads the YAML, ``bot.training.story_graph``
+expands checkpoints and ``or`` steps into flat stories the policies train on. It stays in
+``bot.core`` because the policies' ``train`` takes these classes.
 """
 
 from __future__ import annotations

@@ -32,8 +32,8 @@ def store_for(project_root: Path, tracker_store: Any = None) -> HandoffStore:
     engine = getattr(tracker_store, "engine", None)
     if engine is not None:
         return HandoffStore(engine)
-    from bot.core.agent import read_endpoints
     from bot.core.tracker_store import create_tracker_store
+    from bot.endpoints import read_endpoints
     from bot.project import Project
 
     store = create_tracker_store(read_endpoints(Project(project_root)).get("tracker_store"),

@@ -21,18 +21,20 @@ from bot.config import BotConfig
 from bot.nlu.registry import component_class
 from bot.project import Project
 
+PACKAGE = Path(__file__).resolve().parents[1]  # bot/
+
 
 def _code_files() -> list[Path]:
     """The engine code a trained model depends on: a change there means retraining."""
-    package = Path(__file__).resolve().parents[1]
-    return sorted((package / "nlu").glob("*.py"))
+    return sorted((PACKAGE / "nlu").rglob("*.py"))
 
 
 def training_fingerprint(project: Project, config: BotConfig) -> str:
     digest = hashlib.sha256()
     digest.update(f"bankbot {__version__}\n".encode())
     for path in _code_files():
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        code = path.relative_to(PACKAGE).as_posix()
+        digest.update(code.encode() + b"\0" + path.read_bytes() + b"\0")
     digest.update(json.dumps(config.pipeline_dicts(), sort_keys=True).encode())
     _data_parts(digest, project, ("nlu",))
     files: list[Path] = []
@@ -52,15 +54,16 @@ def training_fingerprint(project: Project, config: BotConfig) -> str:
     return digest.hexdigest()
 
 
-_CORE_CODE = ("tracker.py", "training_events.py", "stories.py", "story_reader.py", "story_graph.py")
+_CORE_CODE = ("core/tracker.py", "core/training_events.py", "core/stories.py",
+              "training/story_reader.py", "training/story_graph.py")
 
 
 def core_fingerprint(project: Project, config: BotConfig) -> str:
     """What the dialogue policies are trained from: policies config, domain, stories, code."""
     digest = hashlib.sha256()
     digest.update(f"bankbot {__version__}\n".encode())
-    core = Path(__file__).resolve().parents[1] / "core"
-    code = [core / name for name in _CORE_CODE] + sorted((core / "policies").glob("*.py"))
+    code = [PACKAGE / name for name in _CORE_CODE] + sorted(
+        (PACKAGE / "core" / "policies").glob("*.py"))
     for path in code:
         if path.is_file():
             digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")

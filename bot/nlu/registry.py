@@ -24,7 +24,7 @@ COMPONENTS: dict[str, str] = {
     "EntitySynonymMapper": "bot.nlu.synonyms:EntitySynonymMapper",
     "EntityValueNormalizer": "bot.nlu.entity_values:EntityValueNormalizer",
     "FallbackClassifier": "bot.nlu.fallback:FallbackClassifier",
-    "SentimentAnalyzer": "bot.nlu.sentiment:SentimentAnalyzer",
+    "SentimentAnalyzer": "bot.nlu.sentiment.analyzer:SentimentAnalyzer",
     # Rasa 3.x names
     "WhitespaceTokenizer": "bot.nlu.whitespace_tokenizer:WhitespaceTokenizer",
     "LanguageModelTokenizer": "bot.nlu.whitespace_tokenizer:LanguageModelTokenizer",

@@ -15,11 +15,11 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, file
 from sanic.response import json as json_response
 
+from bot.channels.inputs import clean, json_object, string_field
 from bot.handoff.errors import HandoffError
 from bot.handoff.records import AgentAccount
 from bot.handoff.service import HandoffService
 from bot.server.errors import ApiError
-from bot.server.inputs import clean, json_object, string_field
 from bot.server.operator import conversation_id
 from bot.server.webchat import STATIC
 

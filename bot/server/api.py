@@ -5,9 +5,9 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json, raw
 
-from bot.core.agent import Agent
+from bot.agent import Agent
+from bot.channels.inputs import json_object, string_field
 from bot.server.errors import ApiError
-from bot.server.inputs import json_object, string_field
 from bot.server.metrics import CONTENT_TYPE, BotMetrics
 from bot.server.settings import ServerSettings
 

@@ -1,5 +1,5 @@
 """The Sanic application: the service API, the customer channels, Rasa's HTTP API and the
-operator API around one :class:`~bot.core.agent.Agent`.
+operator API around one :class:`~bot.agent.Agent`.
 
 ``create_app(agent, settings)`` builds it (tests pass an agent with in-memory stores);
 ``app_for_project(path)`` loads the project's latest model with the stores of ``endpoints.yml``
@@ -19,11 +19,11 @@ from typing import Any
 from sanic import Request, Sanic
 from sanic.response import BaseHTTPResponse, HTTPResponse, json
 
+from bot.agent import Agent
 from bot.channels.app import app_blueprint
 from bot.channels.rest import rest_blueprint
 from bot.channels.socketio import SocketIOChannel, SocketIOSettings
-from bot.channels.wechat import wechat_blueprint
-from bot.core.agent import Agent
+from bot.channels.wechat.channel import wechat_blueprint
 from bot.errors import ConfigError
 from bot.handoff.config import parse as default_handoff_config
 from bot.handoff.factory import create_handoff_service
@@ -39,6 +39,7 @@ from bot.server.channels import (
     load_custom_channel,
     read_credentials,
     refuse_session,
+    turn_handler,
 )
 from bot.server.customer_events import customer_blueprint
 from bot.server.errors import install_error_handlers
@@ -95,10 +96,12 @@ def create_app(agent: Agent, settings: ServerSettings | None = None, *,
 
     pushers: dict[str, Pusher] = {}  # channels the HTTP API can send through
     app.blueprint(api_blueprint(agent, metrics, settings))
+    on_new_message = turn_handler(runner)
     if credentials is None or credentials.rest:
-        app.blueprint(rest_blueprint(runner))
-    app.blueprint(app_blueprint(runner, settings.jwt))
-    wechat = wechat_blueprint(runner)
+        app.blueprint(rest_blueprint(on_new_message))
+    app.blueprint(app_blueprint(on_new_message, settings.jwt))
+    wechat = wechat_blueprint(on_new_message, tracker_store=agent.processor.tracker_store,
+                              domain=agent.processor.domain)
     app.blueprint(wechat)
     if wechat.ctx.channel is not None and wechat.ctx.channel.api is not None:
         push_text = wechat.ctx.channel.push

@@ -27,11 +27,11 @@ from typing import Any
 
 import yaml
 
-from bot.channels.base import MessageRefused, OnNewMessage
+from bot.channels.base import ChannelError, MessageRefused, OnNewMessage
+from bot.channels.inputs import MAX_SENDER_CHARS, RESERVED_PREFIX, check_anonymous
 from bot.core.messages import UserMessage
 from bot.errors import ConfigError
 from bot.server.errors import ApiError
-from bot.server.inputs import MAX_SENDER_CHARS, RESERVED_PREFIX, check_anonymous
 from bot.server.turns import TurnRunner
 
 logger = logging.getLogger(__name__)
@@ -93,6 +93,21 @@ def read_credentials(path: Path) -> Credentials | None:
     return Credentials(path, rest, socketio, custom)
 
 
+def turn_handler(runner: TurnRunner) -> OnNewMessage:
+    """``on_new_message`` for our channels (REST, app, WeChat), which identify the sender
+    themselves: one turn by ``runner`` (its rate limit, length limit and retried message ids),
+    its refusals as :class:`MessageRefused`."""
+
+    async def on_new_message(message: UserMessage) -> list[dict[str, Any]]:
+        try:
+            return await runner.run(message)
+        except ChannelError as exc:
+            raise MessageRefused(exc.status, exc.message,
+                                 exc.headers.get("Retry-After")) from None
+
+    return on_new_message
+
+
 def anonymous_handler(runner: TurnRunner) -> OnNewMessage:
     """``on_new_message`` for the channels of credentials.yml: the server's rules, refusals
     as :class:`MessageRefused`. A message without a verified ``customer_id`` is anonymous and
@@ -109,7 +124,7 @@ def anonymous_handler(runner: TurnRunner) -> OnNewMessage:
                 raise ApiError(400, "a verified customer's conversation is "
                                     f"'{RESERVED_PREFIX}<customer id>'")
             return await runner.run(message)
-        except ApiError as exc:
+        except ChannelError as exc:
             raise MessageRefused(exc.status, exc.message,
                                  exc.headers.get("Retry-After")) from None
 
@@ -120,7 +135,7 @@ def refuse_session(session_id: str) -> str | None:
     """Why an anonymous session id may not be used (None: it may)."""
     try:
         check_anonymous(session_id)
-    except ApiError as exc:
+    except ChannelError as exc:
         return exc.message
     return None
 

@@ -15,10 +15,10 @@ from sanic.response import json as json_response
 
 from bot.channels.app import authenticate
 from bot.channels.identity import InvalidToken, verify_token
+from bot.channels.inputs import MAX_SENDER_CHARS, check_anonymous, clean
 from bot.handoff.service import HandoffService
 from bot.server.agent_api import sse
 from bot.server.errors import ApiError
-from bot.server.inputs import MAX_SENDER_CHARS, check_anonymous, clean
 from bot.server.settings import JwtSettings
 
 

@@ -1,8 +1,9 @@
 """Every error is JSON: ``{"error": "<what is wrong>", "status": <code>}``.
 
-Handlers raise :class:`ApiError`; Sanic's own errors (404, 405, 413 from the body limit) get
-the same shape; anything else is a bug, logged with its traceback and answered with a 500
-that names no internals.
+Handlers raise :class:`ApiError`; channels raise :class:`~bot.channels.base.ChannelError`
+(which ApiError extends) and :class:`~bot.channels.base.MessageRefused`, answered alike;
+Sanic's own errors (404, 405, 413 from the body limit) get the same shape; anything else is a
+bug, logged with its traceback and answered with a 500 that names no internals.
 """
 
 from __future__ import annotations
@@ -14,19 +15,19 @@ from sanic import Request, Sanic
 from sanic.exceptions import SanicException
 from sanic.response import HTTPResponse, json
 
+from bot.channels.base import ChannelError, MessageRefused
 from bot.core.lock_store import LockTimeoutError
 from bot.server.metrics import BotMetrics
 
 logger = logging.getLogger(__name__)
 
 
-class ApiError(Exception):
+class ApiError(ChannelError):
+    """A refused request; ``extra`` fields are added to the JSON body."""
+
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None,
                  **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
+        super().__init__(status, message, headers)
         self.extra = extra
 
 
@@ -45,9 +46,16 @@ def install_error_handlers(app: Sanic[Any, Any], metrics: BotMetrics) -> None:
         metrics.errors.labels(_KIND.get(status, "internal" if status >= 500 else "client")).inc()
 
     async def on_api_error(request: Request, exc: Exception) -> HTTPResponse:
-        assert isinstance(exc, ApiError)
+        assert isinstance(exc, ChannelError)
         count(exc.status)
-        return error_response(exc.status, exc.message, exc.headers, **exc.extra)
+        return error_response(exc.status, exc.message, exc.headers,
+                              **getattr(exc, "extra", {}))
+
+    async def on_refused(request: Request, exc: Exception) -> HTTPResponse:
+        assert isinstance(exc, MessageRefused)
+        count(exc.status)
+        headers = {"Retry-After": exc.retry_after} if exc.retry_after else None
+        return error_response(exc.status, exc.message, headers)
 
     async def on_sanic_error(request: Request, exc: Exception) -> HTTPResponse:
         assert isinstance(exc, SanicException)
@@ -75,7 +83,8 @@ def install_error_handlers(app: Sanic[Any, Any], metrics: BotMetrics) -> None:
         count(500)
         return error_response(500, "internal server error")
 
-    app.error_handler.add(ApiError, on_api_error)
+    app.error_handler.add(ChannelError, on_api_error)
+    app.error_handler.add(MessageRefused, on_refused)
     app.error_handler.add(LockTimeoutError, on_busy)
     app.error_handler.add(SanicException, on_sanic_error)
     app.error_handler.add(Exception, on_bug)

@@ -17,12 +17,12 @@ from urllib.parse import unquote
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
 
+from bot.agent import Agent
+from bot.channels.inputs import MAX_SENDER_CHARS, clean, json_object, string_field
 from bot.core import events as ev
 from bot.core.actions.slot_extraction import PROTECTED_SLOTS, extract_slots
-from bot.core.agent import Agent
 from bot.server.auth import authorize
 from bot.server.errors import ApiError
-from bot.server.inputs import MAX_SENDER_CHARS, clean, json_object, string_field
 from bot.server.settings import ServerSettings
 
 SENDERS = ("user", "bot")

@@ -25,17 +25,17 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json, text
 
 from bot import __version__
+from bot.agent import Agent
+from bot.channels.inputs import clean_any, json_body, json_object
 from bot.core import events as ev
 from bot.core.actions.responses import bot_message
 from bot.core.actions.slot_extraction import PROTECTED_SLOTS
-from bot.core.agent import Agent
 from bot.core.events import Event
 from bot.core.messages import UserMessage
 from bot.core.tracker import LISTEN, DialogueStateTracker, applied_events
 from bot.server.api import model_id
 from bot.server.auth import authorize
 from bot.server.errors import ApiError
-from bot.server.inputs import clean_any, json_body, json_object
 from bot.server.operator import check_parse_data, conversation_id
 from bot.server.settings import ServerSettings
 from bot.server.turns import TurnRunner

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from bot.core.agent import Agent
+from bot.agent import Agent
 from bot.core.messages import UserMessage
 from bot.redis import REDIS_PREFIX, redis_client
 from bot.redis import redis_url as redis_url_of_env

@@ -20,9 +20,9 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, file, json
 
 from bot.channels.identity import issue_token
+from bot.channels.inputs import json_object
 from bot.errors import BotError
 from bot.server.errors import ApiError
-from bot.server.inputs import json_object
 from bot.server.settings import ServerSettings
 
 STATIC = Path(__file__).with_name("static")

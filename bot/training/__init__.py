@@ -1,4 +1,5 @@
-"""Training data: the Rasa 3.x NLU YAML files, read with file and line positions."""
+"""Training data: the Rasa 3.x NLU YAML files, read with file and line positions; the story
+reader, story graph, story validation and visualisation are modules of this package."""
 
 from bot.training.data import (
     EntityAnnotation,

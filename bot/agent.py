@@ -15,8 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bot.core.actions.custom import InProcessExecutor, RemoteExecutor
 from bot.core.actions.interfaces import CustomActionExecutor
 from bot.core.lock_store import LockStore, create_lock_store
@@ -24,24 +22,12 @@ from bot.core.messages import TurnResult, UserMessage
 from bot.core.processor import MessageProcessor
 from bot.core.tracker_store import TrackerStore, create_tracker_store
 from bot.domain import load_project_domain
+from bot.endpoints import read_endpoints
 from bot.errors import ConfigError, ModelNotFoundError
 from bot.model import LoadedModel, load_model
-from bot.project import Project, yaml_error
+from bot.project import Project
 
 ACTIONS = "actions"
-
-
-def read_endpoints(project: Project) -> dict[str, Any]:
-    path = project.endpoints_file
-    if not path.is_file():
-        return {}
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(yaml_error(path, exc)) from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping (action_endpoint, tracker_store, ...)")
-    return data
 
 
 def actions_module(project: Project) -> str | None:
@@ -95,6 +81,8 @@ def create_executor(project: Project, endpoints: dict[str, Any], domain_actions:
 
 
 class Agent:
+    """A loaded model and the :class:`MessageProcessor` that runs its turns."""
+
     def __init__(self, model: LoadedModel, processor: MessageProcessor) -> None:
         self.model = model
         self.processor = processor

@@ -38,18 +38,18 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, text
 
 from bot.builtin_responses import builtin_text
+from bot.channels.base import ChannelError, MessageRefused, OnNewMessage
 from bot.channels.identity import Customer
-from bot.channels.wechat_api import TEXT_LIMIT, RedisTokenStore, WeChatApi, split_text
-from bot.channels.wechat_crypto import WeChatCrypto, WeChatCryptoError, check_signature
-from bot.channels.wechat_store import BindingStore
+from bot.channels.inputs import clean
+from bot.channels.wechat.api import TEXT_LIMIT, RedisTokenStore, WeChatApi, split_text
+from bot.channels.wechat.crypto import WeChatCrypto, WeChatCryptoError, check_signature
+from bot.channels.wechat.store import BindingStore
 from bot.core.actions.responses import response_event
 from bot.core.lock_store import LockTimeoutError
 from bot.core.messages import UserMessage
+from bot.domain import Domain
 from bot.errors import ConfigError
 from bot.project import Project
-from bot.server.errors import ApiError
-from bot.server.inputs import clean
-from bot.server.turns import TurnRunner
 
 logger = logging.getLogger(__name__)
 
@@ -169,25 +169,25 @@ NO_DOCTYPE = "XML with a DOCTYPE or entities is refused"
 
 class _NoDoctype(ET.TreeBuilder):
     def doctype(self, name: str, pubid: str | None, system: str | None) -> None:
-        raise ApiError(400, NO_DOCTYPE)
+        raise ChannelError(400, NO_DOCTYPE)
 
 
 def parse_xml(body: bytes) -> dict[str, str]:
     """The children of ``<xml>`` as strings; a 400 for anything else (no DTDs or entities)."""
     if not body.strip():
-        raise ApiError(400, "request body is empty; WeChat sends an XML message")
+        raise ChannelError(400, "request body is empty; WeChat sends an XML message")
     if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
-        raise ApiError(400, NO_DOCTYPE)
+        raise ChannelError(400, NO_DOCTYPE)
     try:  # the parser refuses a DOCTYPE too: in UTF-16, say, the bytes above do not match
         parser = ET.XMLParser(target=_NoDoctype())
         parser.feed(body)
         root = parser.close()
     except ET.ParseError as exc:
-        raise ApiError(400, f"request body is not valid XML: {exc}") from None
+        raise ChannelError(400, f"request body is not valid XML: {exc}") from None
     except (RecursionError, ValueError):
-        raise ApiError(400, "request body is not valid XML") from None
+        raise ChannelError(400, "request body is not valid XML") from None
     if root.tag != "xml":
-        raise ApiError(400, f"expected an <xml> document, got <{root.tag}>")
+        raise ChannelError(400, f"expected an <xml> document, got <{root.tag}>")
     return {child.tag: clean(child.text or "") for child in root}
 
 
@@ -236,9 +236,10 @@ class _Seen:
 
 @dataclass
 class WeChatChannel:
-    runner: TurnRunner
+    on_new_message: OnNewMessage
     settings: WeChatSettings
     bindings: BindingStore | None = None
+    domain: Domain = field(default_factory=Domain)  # the project's responses (wording)
     api: WeChatApi | None = None
     crypto: WeChatCrypto | None = None
     clock: Any = time.monotonic
@@ -259,7 +260,7 @@ class WeChatChannel:
 
     def say(self, response: str) -> str:
         """The text of a response (the project's domain's, else the built-in one)."""
-        event = response_event(response, self.runner.agent.processor.domain, channel=CHANNEL)
+        event = response_event(response, self.domain, channel=CHANNEL)
         return str(event.get("text") or "") if event else ""
 
     # signatures
@@ -270,14 +271,14 @@ class WeChatChannel:
                                nonce):
             logger.warning("WeChat %s with a bad signature from %s refused", request.method,
                            request.ip)
-            raise ApiError(403, "signature mismatch: the request was not signed with this "
+            raise ChannelError(403, "signature mismatch: the request was not signed with this "
                                 "channel's token")
 
     def decrypt(self, request: Request, fields: dict[str, str]) -> dict[str, str]:
         if request.args.get("encrypt_type", "raw").lower() != "aes":
             return fields
         if self.crypto is None:
-            raise ApiError(400, "safe-mode message, but channels.wechat aes_key and appid are "
+            raise ChannelError(400, "safe-mode message, but channels.wechat aes_key and appid are "
                                 "not configured")
         encrypted = fields.get("Encrypt", "")
         args = request.args
@@ -286,12 +287,12 @@ class WeChatChannel:
                                                 args.get("nonce", ""), encrypted):
             logger.warning("WeChat safe-mode message with a bad msg_signature from %s refused",
                            request.ip)
-            raise ApiError(403, "msg_signature mismatch")
+            raise ChannelError(403, "msg_signature mismatch")
         try:
             return parse_xml(self.crypto.decrypt(encrypted).encode("utf-8"))
         except WeChatCryptoError as exc:
             logger.warning("WeChat safe-mode message not decrypted: %s", exc)
-            raise ApiError(400, f"cannot decrypt the message: {exc}") from None
+            raise ChannelError(400, f"cannot decrypt the message: {exc}") from None
 
     def respond(self, request: Request, content: str | None, fields: dict[str, str]
                 ) -> HTTPResponse:
@@ -362,8 +363,8 @@ class WeChatChannel:
     async def turn(self, openid: str, text_: str, fields: dict[str, str]) -> str | None:
         try:
             message = await self.user_message(openid, text_, fields)
-            messages = await self.runner.run(message)
-        except ApiError as exc:
+            messages = await self.on_new_message(message)
+        except MessageRefused as exc:
             if exc.status != 429:
                 raise
             return self.say("utter_busy")
@@ -380,12 +381,12 @@ class WeChatChannel:
     async def handle(self, request: Request) -> HTTPResponse:
         self.verify(request)
         if len(request.body) > self.settings.max_body_bytes:
-            raise ApiError(413, f"request body is larger than {self.settings.max_body_bytes:,} "
+            raise ChannelError(413, f"request body is larger than {self.settings.max_body_bytes:,} "
                                 "bytes")
         fields = self.decrypt(request, parse_xml(request.body))
         openid = fields.get("FromUserName", "").strip()
         if not openid or len(openid) > 64 or not openid.isprintable():
-            raise ApiError(400, "FromUserName (the OpenID) is missing or invalid")
+            raise ChannelError(400, "FromUserName (the OpenID) is missing or invalid")
         incoming = self.incoming_text(fields)
         if incoming is None:
             return text(SUCCESS)
@@ -505,11 +506,13 @@ class RedisClaims:
         await self.redis.aclose()
 
 
-def wechat_blueprint(runner: TurnRunner, settings: WeChatSettings | None = None,
-                     bindings: BindingStore | None = None) -> Blueprint:
+def wechat_blueprint(on_new_message: OnNewMessage, settings: WeChatSettings | None = None,
+                     bindings: BindingStore | None = None, *,
+                     tracker_store: Any = None, domain: Domain | None = None) -> Blueprint:
     """The channel; its routes exist only when a token is configured (otherwise the path is a
     plain 404 and a warning-free info line is logged). The :class:`WeChatChannel` is
-    ``bp.ctx.channel`` (``None`` when disabled)."""
+    ``bp.ctx.channel`` (``None`` when disabled). Without ``bindings`` they are kept in
+    ``tracker_store``'s database when it is SQL (:func:`binding_store_for`)."""
     settings = settings or load_wechat_settings()
     bp = Blueprint("channel_wechat", url_prefix=f"/webhooks/{CHANNEL}")
     bp.ctx.channel = None
@@ -518,8 +521,8 @@ def wechat_blueprint(runner: TurnRunner, settings: WeChatSettings | None = None,
                     "BOT_WECHAT_TOKEN to enable /webhooks/wechat/webhook")
         return bp
     if bindings is None:
-        bindings = binding_store_for(settings, runner.agent.processor.tracker_store)
-    channel = WeChatChannel(runner, settings, bindings)
+        bindings = binding_store_for(settings, tracker_store)
+    channel = WeChatChannel(on_new_message, settings, bindings, domain or Domain())
     redis_url = os.environ.get(REDIS_URL_ENV)
     if redis_url:
         channel.claims = RedisClaims(redis_url, settings.dedupe_seconds)

@@ -31,10 +31,10 @@ from bot.core.stories import (
     UserStep,
     WaitStep,
 )
-from bot.core.story_graph import MAX_STORIES, expand
-from bot.core.story_reader import load_story_files
 from bot.domain import REQUESTED_SLOT, Domain
 from bot.training.data import Problem, Source
+from bot.training.story_graph import MAX_STORIES, expand
+from bot.training.story_reader import load_story_files
 
 MAX_HISTORY = 5
 LISTEN = "action_listen"

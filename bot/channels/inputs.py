@@ -12,9 +12,9 @@ from typing import Any
 
 from sanic import Request
 
+from bot.channels.base import ChannelError as ApiError
 from bot.core import strict_json
 from bot.folding import FORMAT_MARKS, IDEOGRAPHIC_SPACE, nfkc
-from bot.server.errors import ApiError
 
 MAX_SENDER_CHARS = 255
 RESERVED_PREFIX = "customer:"  # conversation ids of verified customers
