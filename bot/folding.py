@@ -5,7 +5,7 @@ Full-width ASCII forms → half-width, the ideographic space → a space, invisi
 (OpenCC ``t2s``), case, NFKC. Each caller combines the pieces it needs: the NLU normaliser
 (:mod:`bot.nlu.normalizer`, character by character, keeping offsets), the knowledge base's
 text (:mod:`bot.kb.text`), masking (:mod:`bot.privacy`) and sender checks
-(:mod:`bot.server.inputs`).
+(:mod:`bot.channels.inputs`).
 """
 
 from __future__ import annotations

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from bot.channels.wechat import WeChatChannel, WeChatSettings, render_messages
+from bot.channels.base import MessageRefused
+from bot.channels.wechat.channel import WeChatChannel, WeChatSettings, render_messages
 from bot.core.actions.interfaces import ActionContext
 from bot.core.actions.loops import FormAction
 from bot.core.tracker import DialogueStateTracker
 from bot.domain import Domain, parse_domain
-from bot.server.errors import ApiError
 
 DOMAIN: dict[str, Any] = {
     "version": "3.1",
@@ -29,9 +28,7 @@ def domain_with(responses: dict[str, Any]) -> Domain:
 
 
 def wechat(domain: Domain, run: Any = None) -> WeChatChannel:
-    runner = SimpleNamespace(agent=SimpleNamespace(processor=SimpleNamespace(domain=domain)),
-                             run=run)
-    return WeChatChannel(runner, WeChatSettings())  # type: ignore[arg-type]
+    return WeChatChannel(run, WeChatSettings(), domain=domain)
 
 
 async def ask(domain: Domain) -> list[str | None]:
@@ -57,7 +54,7 @@ def test_wechat_says_its_built_in_sentences() -> None:
 
 def test_wechat_words_come_from_the_domain() -> None:
     async def busy(message: Any) -> list[dict[str, Any]]:
-        raise ApiError(429, "slow down")
+        raise MessageRefused(429, "slow down")
 
     async def buttons(message: Any) -> list[dict[str, Any]]:
         return [{"text": "请选择", "buttons": [{"title": "转人工", "payload": "/request_human"}]}]

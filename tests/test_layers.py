@@ -23,14 +23,14 @@ REPO = Path(__file__).resolve().parents[1]
 # so it sits with the foundations, below the readers of the rest of ``bot.training``.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("bot", "bot.errors", "bot.project", "bot.privacy", "bot.builtin_responses",
-     "bot.training.data"),
+     "bot.training.data", "bot.folding", "bot.redis", "bot.settings_file"),
     ("bot.config", "bot.endpoints", "bot.domain"),
     ("bot.nlu", "bot.bank"),
     ("bot.core",),
     ("bot.channels", "bot.model", "bot.training"),
     ("bot.agent", "bot.kb", "bot.evaluation", "bot.validation", "bot.train"),
     ("bot.handoff",),
-    ("bot.server",),
+    ("bot.server", "bot.settings"),  # bot.settings assembles every part, server's included
     ("bot.cli", "bot.__main__"),
 )
 CONTRACTS = ("bot.training.data",)  # modules that are a package of their own here

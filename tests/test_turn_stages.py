@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from bot.agent import Agent
 from bot.core import events as ev
-from bot.core.agent import Agent
 from bot.core.events import Event
 from bot.core.lock_store import InMemoryLockStore
 from bot.core.messages import UserMessage
