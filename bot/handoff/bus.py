@@ -15,6 +15,8 @@ import logging
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
+from bot.redis import REDIS_PREFIX, redis_client
+
 logger = logging.getLogger(__name__)
 Event = tuple[str, dict[str, Any]]  # (kind, data)
 QUEUE_SIZE = 256
@@ -58,15 +60,12 @@ class LocalBus:
 class RedisBus(LocalBus):
     """Publishes through Redis; one listener task per process fans messages out locally."""
 
-    CHANNEL = "bankbot:handoff"
+    CHANNEL = f"{REDIS_PREFIX}handoff"
 
     def __init__(self, url: str) -> None:
         super().__init__()
-        try:
-            import redis.asyncio as redis
-        except ImportError as exc:  # pragma: no cover - redis is a dependency
-            raise RuntimeError("RedisBus needs the redis package: pip install redis") from exc
-        self._redis = redis.from_url(url)
+        # no reply timeout: the pub/sub listener waits on its connection
+        self._redis = redis_client(url, timeout=None, retries=None, decode_responses=False)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

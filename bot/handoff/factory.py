@@ -17,10 +17,10 @@ from bot.handoff.bus import LocalBus, RedisBus
 from bot.handoff.routing import Profile
 from bot.handoff.service import HandoffService
 from bot.handoff.store import HandoffStore
+from bot.redis import redis_url
 
 logger = logging.getLogger(__name__)
 DB_ENV = "BOT_HANDOFF_DB"
-REDIS_ENV = "BOT_REDIS_URL"
 
 
 def store_for(project_root: Path, tracker_store: Any = None) -> HandoffStore:
@@ -79,8 +79,8 @@ def profiles() -> Any:
 def create_handoff_service(project_root: Path, processor: MessageProcessor, *,
                            production: bool = False) -> HandoffService:
     config = handoff_config.load(project_root)
-    redis_url = os.environ.get(REDIS_ENV)
-    bus = RedisBus(redis_url) if redis_url else LocalBus()
+    url = redis_url()
+    bus = RedisBus(url) if url else LocalBus()
     search, category = knowledge_search(project_root)
     return HandoffService(config, store_for(project_root, processor.tracker_store), processor,
                           bus=bus, profiles=profiles(), search=search, categories=category,

@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 
+from bot.redis import redis_client
+
 logger = logging.getLogger(__name__)
 
 TOKEN_ERRORS = {40001, 40014, 42001}  # invalid, malformed or expired access token
@@ -98,9 +100,7 @@ return 0
 
     @classmethod
     def from_url(cls, url: str, appid: str, **options: Any) -> RedisTokenStore:
-        import redis.asyncio as redis
-
-        client = redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        client = redis_client(url, timeout=2.0, retries=None, decode_responses=False)
         return cls(client, appid, owns_client=True, **options)
 
     @staticmethod

@@ -50,11 +50,11 @@ from bot.core.messages import UserMessage
 from bot.domain import Domain
 from bot.errors import ConfigError
 from bot.project import Project
+from bot.redis import redis_client, redis_url
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "wechat"
-REDIS_URL_ENV = "BOT_REDIS_URL"
 SUCCESS = "success"
 XML_TYPE = "application/xml; charset=utf-8"
 UNSUPPORTED = "\x00unsupported"  # incoming_text's marker of a message that is not text
@@ -483,9 +483,7 @@ class RedisClaims:
     PREFIX = "bankbot:wechat:msg:"
 
     def __init__(self, url: str, seconds: float) -> None:
-        import redis.asyncio as redis
-
-        self.redis = redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        self.redis = redis_client(url, timeout=2.0, retries=None, decode_responses=False)
         self.seconds = max(1, round(seconds))
 
     async def claim(self, key: str) -> bool:
@@ -523,9 +521,9 @@ def wechat_blueprint(on_new_message: OnNewMessage, settings: WeChatSettings | No
     if bindings is None:
         bindings = binding_store_for(settings, tracker_store)
     channel = WeChatChannel(on_new_message, settings, bindings, domain or Domain())
-    redis_url = os.environ.get(REDIS_URL_ENV)
-    if redis_url:
-        channel.claims = RedisClaims(redis_url, settings.dedupe_seconds)
+    url = redis_url()
+    if url:
+        channel.claims = RedisClaims(url, settings.dedupe_seconds)
         if channel.api is not None and settings.appid:  # one access token for all workers
             wait = 2 * settings.http_timeout + 5  # a fetch may take two calls
             channel.api.shared = RedisTokenStore(channel.claims.redis, settings.appid,
