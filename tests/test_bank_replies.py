@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import random
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -21,6 +22,11 @@ from bot.core.actions.custom import _response_events
 from bot.core.actions.interfaces import ActionContext
 from bot.domain import Domain, load_project_domain
 from bot.project import Project
+
+# actions/common.py fixes its project root when first imported: forget this repository's copy
+# (the modules above stay usable here) so that tests training a copied project import theirs.
+for _name in [m for m in sys.modules if m == "actions" or m.startswith("actions.")]:
+    del sys.modules[_name]
 
 ROOT = Path(__file__).resolve().parents[1]
 HUMAN = [{"title": "转人工", "payload": "/request_human"}]
