@@ -1,5 +1,6 @@
-"""The settings object (bot.settings): every file read once, the parts as their own loaders
-make them, env overrides, and errors of one line naming file, line, problem and fix."""
+"""The settings object (bot.server.project_settings): every file read once, the parts as
+their own loaders make them, env overrides, and errors of one line naming file, line,
+problem and fix."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from pathlib import Path
 import pytest
 
 from bot.config import load_config
+from bot.endpoints import Endpoints
 from bot.errors import ConfigError
 from bot.handoff import config as handoff_config
 from bot.kb.settings import read_settings
 from bot.project import Project
 from bot.redis import REDIS_URL_ENV
+from bot.server.project_settings import Settings
 from bot.server.settings import OPERATOR_TOKEN_ENV, load_settings
-from bot.settings import Endpoints, Settings
 from bot.settings_file import read_mapping, read_settings_file
 
 REPO = Path(__file__).resolve().parents[1]
