@@ -213,3 +213,12 @@ def test_bot_run_with_a_broken_file_is_one_line(
     assert err.count("\n") == 0, err
     assert f"{root.root / name}:{line}: {what}" in err
     assert "Fix:" in err
+
+
+def test_the_settings_reach_the_workers_whole() -> None:
+    """Sanic's workers get the settings pickled (``bot run --workers N``)."""
+    import pickle
+
+    settings = Settings.load(Project(REPO), env={})
+    again = pickle.loads(pickle.dumps(settings))
+    assert again == settings and again.handoff == settings.handoff
