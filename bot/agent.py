@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from bot.core.messages import TurnResult, UserMessage
 from bot.core.processor import MessageProcessor
 from bot.core.tracker_store import TrackerStore, create_tracker_store
 from bot.domain import load_project_domain
-from bot.endpoints import read_endpoints
+from bot.endpoints import Endpoints, load_endpoints
 from bot.errors import ConfigError, ModelNotFoundError
 from bot.model import LoadedModel, load_model
 from bot.project import Project
@@ -67,7 +67,7 @@ def import_actions(project: Project, module: str) -> None:
         raise ConfigError(f"importing the custom actions ({module}) failed: {exc!r}") from exc
 
 
-def create_executor(project: Project, endpoints: dict[str, Any], domain_actions: set[str]
+def create_executor(project: Project, endpoints: Mapping[str, Any], domain_actions: set[str]
                     ) -> CustomActionExecutor | None:
     endpoint = endpoints.get("action_endpoint")
     if isinstance(endpoint, dict) and endpoint.get("url"):
@@ -97,6 +97,7 @@ class Agent:
         lock_store: LockStore | None = None,
         executor: CustomActionExecutor | None = None,
         use_executor: bool = True,
+        endpoints: Endpoints | None = None,
         clock: Callable[[], float] = time.time,
         seed: int | None = None,
     ) -> Agent:
@@ -104,15 +105,16 @@ class Agent:
         if model.core is None:
             raise ModelNotFoundError(f"{model.path.name} has no dialogue part; run 'bot train'")
         domain = model.domain or load_project_domain(project)
-        endpoints = read_endpoints(project)
+        if endpoints is None:  # the server passes those of its settings
+            endpoints = load_endpoints(project)
         if executor is None and use_executor:
-            executor = create_executor(project, endpoints, set(domain.actions))
+            executor = create_executor(project, endpoints.sections, set(domain.actions))
         processor = MessageProcessor(
             domain,
             model.core,
             model.nlu,
-            tracker_store or create_tracker_store(endpoints.get("tracker_store"), project.root),
-            lock_store or create_lock_store(endpoints.get("lock_store")),
+            tracker_store or create_tracker_store(endpoints.tracker_store, project.root),
+            lock_store or create_lock_store(endpoints.lock_store),
             executor,
             clock=clock,
             seed=seed,

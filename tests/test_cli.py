@@ -323,7 +323,7 @@ def test_bot_run_flags_reach_the_server_settings(tmp_path: Path,
          "--jwt-secret", "k" * 32, "--jwt-method", "hs512", "--cors", "https://a.example",
          "--port", "5099"])
     assert run_cmd.run_server(args) == 0
-    settings = seen["settings"]
+    settings = seen["settings"].server  # the server part of the project's settings
     assert settings.port == 5099 and settings.auth_token == "t0ken"
     assert settings.api_jwt.secret == "k" * 32 and settings.api_jwt.method == "HS512"
     assert settings.cors_origins == ("https://a.example",)

@@ -254,7 +254,7 @@ def test_invalid_yaml_and_a_non_mapping_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="invalid YAML"):
         load(tmp_path, {})
     path.write_text("- 账户\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="must be a mapping"):
+    with pytest.raises(ConfigError, match=r"handoff.yml:1: expected a mapping"):
         load(tmp_path, {})
 
 

@@ -30,7 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("bot.channels", "bot.model", "bot.training"),
     ("bot.agent", "bot.kb", "bot.evaluation", "bot.validation", "bot.train"),
     ("bot.handoff",),
-    ("bot.server", "bot.settings"),  # bot.settings assembles every part, server's included
+    ("bot.server",),  # bot.server.project_settings assembles every part, server's included
     ("bot.cli", "bot.__main__"),
 )
 CONTRACTS = ("bot.training.data",)  # modules that are a package of their own here

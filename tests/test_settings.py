@@ -1,20 +1,23 @@
-"""The settings object (bot.settings): every file read once, the parts as their own loaders
-make them, env overrides, and errors of one line naming file, line, problem and fix."""
+"""The settings object (bot.server.project_settings): every file read once, the parts as
+their own loaders make them, env overrides, and errors of one line naming file, line,
+problem and fix."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bot.config import load_config
+from bot.endpoints import Endpoints
 from bot.errors import ConfigError
 from bot.handoff import config as handoff_config
 from bot.kb.settings import read_settings
 from bot.project import Project
 from bot.redis import REDIS_URL_ENV
+from bot.server.project_settings import Settings
 from bot.server.settings import OPERATOR_TOKEN_ENV, load_settings
-from bot.settings import Endpoints, Settings
 from bot.settings_file import read_mapping, read_settings_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -135,3 +138,87 @@ def test_key_lines(tmp_path: Path) -> None:
     assert file.line_of("nothing") == 1
     assert str(file.error("x.yml: e.f must be text", fix="quote it")) == (
         f"{path}:6: e.f must be text. Fix: quote it")
+
+
+def test_bot_run_reads_each_settings_file_once(tiny_model: Any, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """``bot run`` up to a built app (model, stores, handoff, channels): config.yml,
+    endpoints.yml, handoff.yml and credentials.yml are each read once, by the settings."""
+    from collections import Counter
+
+    from bot.cli import run_cmd
+    from bot.cli.main import build_parser
+    from bot.server.app import app_for_project
+
+    root = tmp_path / "bank"
+    root.mkdir()
+    (root / "config.yml").write_text(
+        (tiny_model.root / "config.yml").read_text(encoding="utf-8")
+        + "channels:\n  wechat:\n    reply_timeout: 3\n", encoding="utf-8")
+    (root / "endpoints.yml").write_text("lock_store: {type: memory}\n", encoding="utf-8")
+    (root / "handoff.yml").write_text("groups: [账户]\n", encoding="utf-8")
+    (root / "credentials.yml").write_text("rest:\n", encoding="utf-8")
+    for name in ("BOT_ENDPOINTS", "BOT_CREDENTIALS", "BOT_PROJECT"):
+        monkeypatch.setenv(name, "")  # 'bot run' sets them; removed again after the test
+    monkeypatch.setenv(handoff_config.AGENT_SECRET_ENV, "s" * 32)
+    reads: Counter[str] = Counter()
+    path_open = Path.open  # read_text and read_bytes open through it
+
+    def counting_open(path: Path, *args: Any, **kwargs: Any) -> Any:
+        reads[path.name] += 1
+        return path_open(path, *args, **kwargs)
+
+    built: dict[str, Any] = {}
+
+    def serve(project: Project, settings: Settings, model: Path | None = None) -> None:
+        built.update(app=app_for_project(project, model, settings, "reads_once"),
+                     settings=settings)
+
+    monkeypatch.setattr("bot.server.run.serve", serve)
+    monkeypatch.setattr(Path, "open", counting_open)
+    args = build_parser().parse_args(
+        ["run", "--project", str(root), "--model", str(tiny_model.archive), "--port", "5098"])
+    assert run_cmd.run_server(args) == 0
+    monkeypatch.undo()
+    settings_files = {name: reads[name] for name in
+                      ("config.yml", "endpoints.yml", "handoff.yml", "credentials.yml")}
+    assert settings_files == dict.fromkeys(settings_files, 1)
+    app, settings = built["app"], built["settings"]
+    assert app.ctx.settings is settings.server and settings.server.port == 5098
+    assert app.ctx.handoff.config is settings.handoff
+    assert settings.handoff.default_group == "账户"
+    assert settings.handoff.agent_secret == "s" * 32  # the environment still wins
+    assert settings.wechat.reply_timeout == 3.0
+    assert settings.endpoints.lock_store == {"type": "memory"}
+
+
+@pytest.mark.parametrize(("name", "text", "line", "what"), [
+    ("handoff.yml", "groups:\n  - name: 账户\n    hours: 9-5\n", 3,
+     "groups[0].hours.time must look like 08:30-21:00, got '9-5'"),
+    ("endpoints.yml", "tracker_store:\n  type: sql\nlock_store: redis\n", 3,
+     "lock_store must be a mapping"),
+    ("endpoints.yml", "action_endpoint:\n  url: http: x\n", 2, "invalid YAML"),
+])
+def test_bot_run_with_a_broken_file_is_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        name: str, text: str, line: int, what: str) -> None:
+    from bot.cli.main import main
+
+    root = project(tmp_path, {name: text})
+    monkeypatch.setattr("bot.server.run.serve", lambda *a: pytest.fail("served"))
+    for env in ("BOT_ENDPOINTS", "BOT_CREDENTIALS"):
+        monkeypatch.setenv(env, "")
+    assert main(["run", "--project", str(root.root)]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0, err
+    assert f"{root.root / name}:{line}: {what}" in err
+    assert "Fix:" in err
+
+
+def test_the_settings_reach_the_workers_whole() -> None:
+    """Sanic's workers get the settings pickled (``bot run --workers N``)."""
+    import pickle
+
+    settings = Settings.load(Project(REPO), env={})
+    again = pickle.loads(pickle.dumps(settings))
+    assert again == settings and again.handoff == settings.handoff

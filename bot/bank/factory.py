@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.bank.interfaces import CoreBanking
+from bot.endpoints import load_endpoints
 from bot.errors import ConfigError
-from bot.project import ENV_ENDPOINTS
+from bot.project import Project
 
 logger = logging.getLogger(__name__)
 
@@ -94,24 +95,9 @@ def create_backend(config: Mapping[str, Any] | None, project_root: Path) -> Core
 def bank_config(
     project_root: Path, endpoints_file: Path | None = None
 ) -> Mapping[str, Any] | None:
-    """The ``bank:`` section of ``endpoints_file`` (default: ``$BOT_ENDPOINTS``, else the
-    project's ``endpoints.yml``), if any."""
-    import yaml
-
-    env = os.environ.get(ENV_ENDPOINTS)
-    path = endpoints_file or (Path(env) if env else project_root / "endpoints.yml")
-    if not path.is_file():
-        return None
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping")
-    section = data.get("bank")
-    if section is not None and not isinstance(section, dict):
-        raise ConfigError(f"{path}: bank must be a mapping")
-    return section
+    """The ``bank:`` section of ``endpoints_file`` (default: the project's, see
+    :attr:`bot.project.Project.endpoints_file`), if any."""
+    return load_endpoints(Project(project_root, endpoints_path=endpoints_file)).bank
 
 
 def project_root() -> Path:

@@ -73,15 +73,17 @@ def run_server(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from bot.cli.options import export_paths, model_path, project_from_args
+    from bot.server.project_settings import Settings
     from bot.server.run import serve
-    from bot.server.settings import load_settings, with_overrides
+    from bot.server.settings import with_overrides
 
     if args.log_level is not None or args.log_file:
         logging.basicConfig(level=args.log_level or logging.INFO, filename=args.log_file,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     project = project_from_args(args)
     export_paths(project)  # the workers get the folder only
-    settings = load_settings(project)
+    project_settings = Settings.load(project)  # every settings file, read once
+    settings = project_settings.server
     settings = replace(
         settings,
         host=args.server_host or settings.host,
@@ -100,7 +102,7 @@ def run_server(args: argparse.Namespace) -> int:
           f"  chat page (H5):  {base}/\n"
           f"  agent console:   {base}/agent   (bot agents add NAME --groups 账户 to create one)\n"
           f"  API:             {base}/openapi.json", flush=True)
-    serve(project, settings, model_path(args))
+    serve(project, replace(project_settings, server=settings), model_path(args))
     return 0
 
 

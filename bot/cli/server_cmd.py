@@ -29,12 +29,13 @@ def print_token(args: argparse.Namespace) -> int:
     from bot.channels.identity import issue_token
     from bot.errors import BotError, ConfigError
     from bot.project import Project
-    from bot.server.settings import ServerSettings, is_production, load_settings
+    from bot.server.project_settings import Settings
+    from bot.server.settings import ServerSettings, is_production
 
     if args.minutes <= 0:
         raise BotError("--minutes must be positive")
     try:
-        settings = load_settings(Project.find(args.project))
+        settings = Settings.load(Project.find(args.project)).server
     except ConfigError:
         if args.project:
             raise

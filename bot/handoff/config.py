@@ -1,7 +1,7 @@
 """``handoff.yml``: skill groups, routing, priorities, triggers, queue and agent settings.
 
 Every value has a default (a project without the file hands off to one group, 人工客服, open
-around the clock). Loaded once at start-up; nothing here does I/O except :func:`load`.
+around the clock). Loaded once at start-up; nothing here does I/O except :func:`read_file`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-
 from bot.errors import ConfigError
+from bot.settings_file import SettingsFile, read_settings_file
 
 FILE = "handoff.yml"
 AGENT_SECRET_ENV = "BOT_AGENT_SECRET"
@@ -276,17 +275,20 @@ def parse(raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Hando
     )
 
 
+def read_file(project_root: Path) -> SettingsFile:
+    """The project's ``handoff.yml`` as read (empty when it has none)."""
+    return read_settings_file(project_root / FILE, holds="groups, routing, triggers, ...")
+
+
+def from_file(file: SettingsFile, env: Mapping[str, str] | None = None) -> HandoffConfig:
+    """The config of ``file``; an error is one line ``handoff.yml:line: what. Fix: how``."""
+    try:
+        return parse(file.data, env)
+    except (ConfigError, TypeError, ValueError) as exc:  # e.g. float("long") of a value
+        raise file.error(str(exc), fix="correct that value (docs/handoff.md)") from None
+
+
 def load(project_root: Path, env: Mapping[str, str] | None = None) -> HandoffConfig:
-    path = project_root / FILE
-    if not path.exists():
-        return parse({}, env)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: must be a mapping")
-    try:
-        return parse(raw, env)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    """``handoff.yml`` of ``project_root`` (the server gets it from
+    :mod:`bot.server.project_settings`)."""
+    return from_file(read_file(project_root), env)

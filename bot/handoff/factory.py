@@ -9,23 +9,29 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.core.processor import MessageProcessor
-from bot.handoff import config as handoff_config
+from bot.endpoints import Endpoints, load_endpoints
 from bot.handoff.bus import LocalBus, RedisBus
+from bot.handoff.config import HandoffConfig
 from bot.handoff.routing import Profile
 from bot.handoff.service import HandoffService
 from bot.handoff.store import HandoffStore
-from bot.redis import redis_url
+from bot.project import Project
+
+if TYPE_CHECKING:
+    from bot.kb.settings import KBSettings
 
 logger = logging.getLogger(__name__)
 DB_ENV = "BOT_HANDOFF_DB"
 
 
-def store_for(project_root: Path, tracker_store: Any = None) -> HandoffStore:
+def store_for(project_root: Path, tracker_store: Any = None,
+              endpoints: Endpoints | None = None) -> HandoffStore:
     """``$BOT_HANDOFF_DB``; else the SQL tracker store's database; else the project's
-    default SQLite file (what ``bot agents`` uses too)."""
+    default SQLite file (what ``bot agents`` uses too). ``endpoints``: default read from the
+    project."""
     url = os.environ.get(DB_ENV)
     if url:
         return HandoffStore.from_url(url)
@@ -33,23 +39,24 @@ def store_for(project_root: Path, tracker_store: Any = None) -> HandoffStore:
     if engine is not None:
         return HandoffStore(engine)
     from bot.core.tracker_store import create_tracker_store
-    from bot.endpoints import read_endpoints
-    from bot.project import Project
 
-    store = create_tracker_store(read_endpoints(Project(project_root)).get("tracker_store"),
-                                 project_root)
+    if endpoints is None:
+        endpoints = load_endpoints(Project(project_root))
+    store = create_tracker_store(endpoints.tracker_store, project_root)
     engine = getattr(store, "engine", None)
     if engine is None:  # an in-memory tracker store: keep handoffs in memory too
         return HandoffStore.from_url("sqlite://")
     return HandoffStore(engine)
 
 
-def knowledge_search(project_root: Path) -> tuple[Any, Any]:
-    """(search, category) functions over the project's knowledge base, or (None, None)."""
+def knowledge_search(project_root: Path,
+                     settings: KBSettings | None = None) -> tuple[Any, Any]:
+    """(search, category) functions over the project's knowledge base, or (None, None);
+    ``settings``: default read from its ``config.yml``."""
     try:
         from bot.kb.knowledge_base import KnowledgeBase
 
-        kb = KnowledgeBase.load(project_root / "kb_index")
+        kb = KnowledgeBase.load(project_root / "kb_index", settings)
     except Exception as exc:  # not built: agents get no suggestions, handoff still works
         logger.warning("knowledge base unavailable for agent suggestions: %s", exc)
         return None, None
@@ -76,12 +83,16 @@ def profiles() -> Any:
     return profile
 
 
-def create_handoff_service(project_root: Path, processor: MessageProcessor, *,
+def create_handoff_service(project_root: Path, processor: MessageProcessor,
+                           config: HandoffConfig, *, endpoints: Endpoints,
+                           kb_settings: KBSettings | None = None,
                            production: bool = False) -> HandoffService:
-    config = handoff_config.load(project_root)
-    url = redis_url()
+    """The service of ``config`` (the ``handoff`` part of the project's settings,
+    :mod:`bot.server.project_settings`); the bus on ``endpoints.redis_url``."""
+    url = endpoints.redis_url
     bus = RedisBus(url) if url else LocalBus()
-    search, category = knowledge_search(project_root)
-    return HandoffService(config, store_for(project_root, processor.tracker_store), processor,
+    search, category = knowledge_search(project_root, kb_settings)
+    store = store_for(project_root, processor.tracker_store, endpoints)
+    return HandoffService(config, store, processor,
                           bus=bus, profiles=profiles(), search=search, categories=category,
                           production=production)

@@ -23,7 +23,7 @@ from bot.agent import Agent
 from bot.channels.app import app_blueprint
 from bot.channels.rest import rest_blueprint
 from bot.channels.socketio import SocketIOChannel, SocketIOSettings
-from bot.channels.wechat.channel import wechat_blueprint
+from bot.channels.wechat.channel import WeChatSettings, wechat_blueprint
 from bot.errors import ConfigError
 from bot.handoff.config import parse as default_handoff_config
 from bot.handoff.factory import create_handoff_service
@@ -46,8 +46,9 @@ from bot.server.errors import install_error_handlers
 from bot.server.metrics import BotMetrics
 from bot.server.openapi import openapi_document
 from bot.server.operator import operator_blueprint
+from bot.server.project_settings import Settings
 from bot.server.rasa_api import Pusher, rasa_api_blueprint
-from bot.server.settings import ServerSettings, load_settings
+from bot.server.settings import ServerSettings
 from bot.server.turns import TurnRunner
 from bot.server.webchat import webchat_blueprint
 
@@ -61,12 +62,14 @@ QUEUE_TICK_SECONDS = 30.0  # waiting customers hear their place (and may leave a
 def create_app(agent: Agent, settings: ServerSettings | None = None, *,
                handoff: HandoffService | None = None,
                close_stores: bool = True, name: str | None = None,
-               credentials: Credentials | None = None) -> Sanic[Any, Any]:
+               credentials: Credentials | None = None,
+               wechat: WeChatSettings | None = None) -> Sanic[Any, Any]:
     """The app around ``agent``; with ``close_stores`` the agent's tracker and lock stores are
     closed when the server stops (pass False to keep using them, as tests do). Without
     ``handoff`` a default one (one group, the tracker store's database) is used.
     ``credentials`` (credentials.yml, :mod:`bot.server.channels`) chooses the Rasa-style
-    channels; None keeps the default ones (REST, no socket.io)."""
+    channels; None keeps the default ones (REST, no socket.io). ``wechat``: the channel's
+    settings (default read from the project of ``$BOT_PROJECT``)."""
     settings = settings or ServerSettings()
     settings.check()
     if handoff is None:
@@ -100,11 +103,12 @@ def create_app(agent: Agent, settings: ServerSettings | None = None, *,
     if credentials is None or credentials.rest:
         app.blueprint(rest_blueprint(on_new_message))
     app.blueprint(app_blueprint(on_new_message, settings.jwt))
-    wechat = wechat_blueprint(on_new_message, tracker_store=agent.processor.tracker_store,
-                              domain=agent.processor.domain)
-    app.blueprint(wechat)
-    if wechat.ctx.channel is not None and wechat.ctx.channel.api is not None:
-        push_text = wechat.ctx.channel.push
+    wechat_bp = wechat_blueprint(on_new_message, wechat,
+                                 tracker_store=agent.processor.tracker_store,
+                                 domain=agent.processor.domain)
+    app.blueprint(wechat_bp)
+    if wechat_bp.ctx.channel is not None and wechat_bp.ctx.channel.api is not None:
+        push_text = wechat_bp.ctx.channel.push
         handoff.senders["wechat"] = push_text  # agents' replies to WeChat
 
         async def push_wechat(conversation: str, messages: list[dict[str, Any]]) -> None:
@@ -247,17 +251,21 @@ def _mount_credential_channels(app: Sanic[Any, Any], credentials: Credentials,
 
 
 def app_for_project(project_dir: str | Path | Project, model: str | Path | None = None,
-                    settings: ServerSettings | None = None,
+                    settings: Settings | None = None,
                     name: str | None = None) -> Sanic[Any, Any]:
     """The app ``bot run`` serves. ``project_dir`` may be a :class:`Project` with overridden
-    paths (``--credentials`` among them)."""
+    paths (``--credentials`` among them); ``settings`` default to
+    :meth:`Settings.load` of it (each file read once, the parts passed down)."""
     project = project_dir if isinstance(project_dir, Project) else Project.find(project_dir)
-    settings = settings or load_settings(project)
-    settings.check()  # before loading a model for nothing
+    settings = settings or Settings.load(project)
+    settings.server.check()  # before loading a model for nothing
     credentials = read_credentials(project.credentials_file)
     if credentials is not None and credentials.custom and str(project.root) not in sys.path:
         sys.path.insert(0, str(project.root))  # custom channels live in the project, as actions
-    agent = Agent.load(project, Path(model) if model else None)
-    handoff = create_handoff_service(project.root, agent.processor,
+    agent = Agent.load(project, Path(model) if model else None, endpoints=settings.endpoints)
+    handoff = create_handoff_service(project.root, agent.processor, settings.handoff,
+                                     endpoints=settings.endpoints,
+                                     kb_settings=settings.knowledge_base,
                                      production=settings.production)
-    return create_app(agent, settings, handoff=handoff, name=name, credentials=credentials)
+    return create_app(agent, settings.server, handoff=handoff, name=name,
+                      credentials=credentials, wechat=settings.wechat)

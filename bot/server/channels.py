@@ -25,14 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bot.channels.base import ChannelError, MessageRefused, OnNewMessage
 from bot.channels.inputs import MAX_SENDER_CHARS, RESERVED_PREFIX, check_anonymous
 from bot.core.messages import UserMessage
 from bot.errors import ConfigError
 from bot.server.errors import ApiError
 from bot.server.turns import TurnRunner
+from bot.settings_file import read_mapping
 
 logger = logging.getLogger(__name__)
 
@@ -58,12 +57,7 @@ def read_credentials(path: Path) -> Credentials | None:
     """The channels ``path`` asks for; None when there is no such file (today's channels)."""
     if not path.is_file():
         return None
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of channel names to their settings")
+    raw = read_mapping(path, holds="channel names and their settings")
     rest = False
     socketio: dict[str, Any] | None = None
     custom: dict[str, dict[str, Any]] = {}

@@ -21,7 +21,7 @@ from bot.errors import ModelNotFoundError
 from bot.model.archive import latest_model, read_meta
 from bot.project import Project
 from bot.server.app import app_for_project
-from bot.server.settings import ServerSettings
+from bot.server.project_settings import Settings
 
 APP_NAME = "bankbot"
 
@@ -36,7 +36,9 @@ def _manager_app(project: Project, model: Path | None) -> Sanic[Any, Any]:
     return Sanic(APP_NAME)
 
 
-def serve(project: Project, settings: ServerSettings, model: Path | None = None) -> None:
+def serve(project: Project, project_settings: Settings, model: Path | None = None) -> None:
+    """Serve ``project`` with its settings (read once here; each worker gets them)."""
+    settings = project_settings.server
     settings.check()
     os.environ["BOT_PROJECT"] = str(project.root)  # the project's actions find their data
     if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -44,7 +46,8 @@ def serve(project: Project, settings: ServerSettings, model: Path | None = None)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bankbot-metrics-")
     # the Project itself, so that overridden paths (--credentials, ...) reach every worker
     loader = AppLoader(factory=partial(app_for_project, project,
-                                       str(model) if model else None, settings, APP_NAME))
+                                       str(model) if model else None, project_settings,
+                                       APP_NAME))
     single = settings.workers == 1
     app = loader.load() if single else _manager_app(project, model)
     app.prepare(host=settings.host, port=settings.port, workers=settings.workers,

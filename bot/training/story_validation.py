@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bot.core.stories import (
     ANY_VALUE,
     ActionStep,
@@ -32,6 +30,8 @@ from bot.core.stories import (
     WaitStep,
 )
 from bot.domain import REQUESTED_SLOT, Domain
+from bot.errors import ConfigError
+from bot.settings_file import read_mapping
 from bot.training.data import Problem, Source
 from bot.training.story_graph import MAX_STORIES, expand
 from bot.training.story_reader import load_story_files
@@ -82,10 +82,10 @@ def validate_stories(
 def configured_max_history(config_file: Path) -> int:
     """``max_history`` of the memoization policy in ``config.yml``, else 5."""
     try:
-        data = yaml.safe_load(config_file.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        data = read_mapping(config_file)
+    except ConfigError:  # a broken config.yml is reported by its own check
         return MAX_HISTORY
-    policies = data.get("policies") if isinstance(data, dict) else None
+    policies = data.get("policies")
     for policy in policies or []:
         if (
             isinstance(policy, dict)

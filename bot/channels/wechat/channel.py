@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, text
 
@@ -51,6 +50,7 @@ from bot.domain import Domain
 from bot.errors import ConfigError
 from bot.project import Project
 from bot.redis import redis_client, redis_url
+from bot.settings_file import read_mapping
 
 logger = logging.getLogger(__name__)
 
@@ -125,10 +125,17 @@ def settings_from_mapping(section: Mapping[str, Any], env: Mapping[str, str] | N
     return settings
 
 
+def wechat_section(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``channels.wechat`` of a ``config.yml`` mapping, ``{}`` when absent."""
+    channels = config.get("channels")
+    return (channels or {}).get("wechat") or {} if isinstance(channels, dict) else {}
+
+
 def load_wechat_settings(project_dir: str | Path | None = None,
                          env: Mapping[str, str] | None = None) -> WeChatSettings:
     """From the project (``$BOT_PROJECT`` or the working directory, as ``bot run`` sets it);
-    outside a project only the environment counts."""
+    outside a project only the environment counts. The server takes the ``wechat`` part of
+    :class:`bot.server.project_settings.Settings` instead."""
     try:
         project: Project | None = Project.find(project_dir)
     except ConfigError:
@@ -137,12 +144,8 @@ def load_wechat_settings(project_dir: str | Path | None = None,
         project = None
     section: Any = {}
     if project is not None:
-        try:
-            raw = yaml.safe_load(project.config_file.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{project.config_file}: {exc}") from exc
-        channels = raw.get("channels") if isinstance(raw, dict) else None
-        section = (channels or {}).get("wechat") or {} if isinstance(channels, dict) else {}
+        section = wechat_section(read_mapping(project.config_file, required=True,
+                                              holds="language, pipeline, channels, ..."))
     return settings_from_mapping(section, env, project.root if project else None)
 
 

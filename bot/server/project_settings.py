@@ -11,60 +11,36 @@ part                    from                                        made by
 ``server``              ``config.yml`` server, channels.app; env    :mod:`bot.server.settings`
 ``knowledge_base``      ``config.yml`` knowledge_base               :mod:`bot.kb.settings`
 ``handoff``             ``handoff.yml``; env                        :mod:`bot.handoff.config`
-``endpoints``           ``endpoints.yml``; ``$BOT_REDIS_URL``       :class:`Endpoints`
+``wechat``              ``config.yml`` channels.wechat; env         :mod:`bot.channels.wechat`
+``endpoints``           ``endpoints.yml``; ``$BOT_REDIS_URL``       :mod:`bot.endpoints`
 ======================  ==========================================  =========================
 
 An error in a file is one line: ``file:line: what. Fix: how``. Env variable names and file
-formats are those of the parts. Loaded by the server and the CLI (the top of the data flow);
-the parts do not import this module.
+formats are those of the parts. Loaded by ``bot run`` (and :func:`bot.server.app.
+app_for_project`), the top of the data flow, which passes the parts down; the parts do not
+import this module (it lives in :mod:`bot.server`, above every part, so no import cycle).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
+from bot.endpoints import Endpoints, read_endpoints_file
 from bot.errors import ConfigError
 from bot.project import Project
-from bot.redis import redis_url
 from bot.settings_file import SettingsFile, read_settings_file
 
 if TYPE_CHECKING:
+    from bot.channels.wechat.channel import WeChatSettings
     from bot.config import BotConfig
     from bot.handoff.config import HandoffConfig
     from bot.kb.settings import KBSettings
     from bot.server.settings import ServerSettings
 
 T = TypeVar("T")
-
-# The endpoints.yml sections bankbot reads; any other is kept in Endpoints.sections.
-ENDPOINT_SECTIONS = ("action_endpoint", "tracker_store", "lock_store", "bank")
-
-
-@dataclass(frozen=True)
-class Endpoints:
-    """``endpoints.yml`` (``--endpoints``, ``$BOT_ENDPOINTS``): each section as written, None
-    when absent, and ``$BOT_REDIS_URL``."""
-
-    action_endpoint: Mapping[str, Any] | None = None
-    tracker_store: Mapping[str, Any] | None = None
-    lock_store: Mapping[str, Any] | None = None
-    bank: Mapping[str, Any] | None = None
-    redis_url: str | None = None
-    sections: Mapping[str, Any] = field(default_factory=dict)  # the whole file
-
-    @classmethod
-    def from_file(cls, file: SettingsFile, env: Mapping[str, str] | None = None) -> Endpoints:
-        values: dict[str, Any] = {}
-        for name in ENDPOINT_SECTIONS:
-            section = file.data.get(name)
-            if section is not None and not isinstance(section, dict):
-                raise file.error(f"{name} must be a mapping, got {type(section).__name__}",
-                                 fix=f"write '{name}:' with its options indented below it")
-            values[name] = section
-        return cls(**values, redis_url=redis_url(env), sections=dict(file.data))
 
 
 @dataclass(frozen=True)
@@ -76,8 +52,9 @@ class Settings:
     server: ServerSettings
     knowledge_base: KBSettings
     handoff: HandoffConfig
+    wechat: WeChatSettings
     endpoints: Endpoints
-    # The files as read (e.g. config_file.data["channels"]["wechat"] for the WeChat channel).
+    # The files as read.
     config_file: SettingsFile
     endpoints_file: SettingsFile
     handoff_file: SettingsFile
@@ -94,6 +71,8 @@ class Settings:
     def load(cls, project: Project, env: Mapping[str, str] | None = None) -> Settings:
         """Read the project's files once and make every part (``env``: default the process
         environment)."""
+        from bot.channels.wechat.channel import settings_from_mapping as wechat_settings
+        from bot.channels.wechat.channel import wechat_section
         from bot.config import parse_config
         from bot.handoff import config as handoff_config
         from bot.kb.settings import KBSettings
@@ -103,10 +82,8 @@ class Settings:
         config_file = read_settings_file(
             project.config_file, required=True, holds="language, pipeline, policies, ...",
             missing_fix="create it or pass --config FILE")
-        endpoints_file = read_settings_file(
-            project.endpoints_file, holds="action_endpoint, tracker_store, lock_store, ...")
-        handoff_file = read_settings_file(project.root / handoff_config.FILE,
-                                          holds="groups, routing, triggers, ...")
+        endpoints_file = read_endpoints_file(project)
+        handoff_file = handoff_config.read_file(project.root)
         raw = config_file.data
         return cls(
             project=project,
@@ -116,8 +93,9 @@ class Settings:
                 raw, project.root, env, project.config_file)),
             knowledge_base=_part(config_file, "docs/knowledge-base.md",
                                  lambda: KBSettings.from_config(raw, project.root)),
-            handoff=_part(handoff_file, "docs/handoff.md",
-                          lambda: handoff_config.parse(handoff_file.data, env)),
+            handoff=handoff_config.from_file(handoff_file, env),
+            wechat=_part(config_file, "docs/wechat.md", lambda: wechat_settings(
+                wechat_section(raw), env, project.root)),
             endpoints=Endpoints.from_file(endpoints_file, env),
             config_file=config_file,
             endpoints_file=endpoints_file,
