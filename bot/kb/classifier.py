@@ -27,6 +27,9 @@ import numpy as np
 from scipy import sparse
 
 from bot.kb.features import SparseFeaturizer
+from bot.kb.lowrank import EPOCHS as LOWRANK_EPOCHS
+from bot.kb.lowrank import WARM_EPOCHS as LOWRANK_WARM_EPOCHS
+from bot.kb.lowrank import LowRankSoftmax
 from bot.kb.text import Analysed
 
 WEIGHTS_FILE = "classifier.npz"
@@ -104,6 +107,17 @@ def refine(
     )
 
 
+def _previous_columns(
+    classes: np.ndarray, previous: EntryClassifier, previous_entry: np.ndarray
+) -> np.ndarray:
+    """Per class now, its column in ``previous`` (-1 for a new or changed entry)."""
+    column_of = np.full(previous.n_entries, -1, np.int64)
+    column_of[previous.classes] = np.arange(previous.classes.size)
+    before = previous_entry[classes]
+    out: np.ndarray = np.where(before >= 0, column_of[np.maximum(before, 0)], -1)
+    return out
+
+
 def _warm_start(
     centroids: sparse.csr_matrix,
     classes: np.ndarray,
@@ -112,10 +126,7 @@ def _warm_start(
 ) -> sparse.csr_matrix:
     """The centroids with each unchanged entry's column replaced by its refined weights in
     ``previous`` (same vocabulary)."""
-    column_of = np.full(previous.n_entries, -1, np.int64)
-    column_of[previous.classes] = np.arange(previous.classes.size)
-    before = previous_entry[classes]
-    old = np.where(before >= 0, column_of[np.maximum(before, 0)], -1)
+    old = _previous_columns(classes, previous, previous_entry)
     kept = np.flatnonzero(old >= 0)
     fresh = np.flatnonzero(old < 0)
     pick = sparse.csc_matrix(
@@ -138,11 +149,13 @@ class EntryClassifier:
         weights: sparse.csr_matrix,
         n_entries: int,
         classes: np.ndarray,
+        lowrank: LowRankSoftmax | None = None,
     ):
         self.featurizer = featurizer
         self.weights = weights.tocsr().astype(np.float32)  # (features, classes)
         self.n_entries = n_entries
         self.classes = classes.astype(np.int64)  # class column → entry number
+        self.lowrank = lowrank  # same classes; its probability is added to the score
 
     @classmethod
     def fit(
@@ -172,12 +185,22 @@ class EntryClassifier:
         )
         centroids = normalize(members @ x, norm="l2", copy=False)
         weights = centroids.T.tocsr()
+        lowrank = None
         if column.size > classes.size:  # some entry has paraphrases: refine discriminatively
             if warm is None:
                 weights = refine(weights, x, column)
+                lowrank = LowRankSoftmax.fit(x, column, classes.size)
             else:
                 weights = refine(_warm_start(weights, classes, *warm), x, column, WARM_EPOCHS)
-        return cls(featurizer, weights, n_entries, classes)
+                before = warm[0].lowrank
+                start = (
+                    before.warm_start(_previous_columns(classes, *warm), classes.size)
+                    if before is not None
+                    else None
+                )
+                epochs = LOWRANK_WARM_EPOCHS if start is not None else LOWRANK_EPOCHS
+                lowrank = LowRankSoftmax.fit(x, column, classes.size, epochs=epochs, start=start)
+        return cls(featurizer, weights, n_entries, classes, lowrank)
 
     def predict(self, doc: Analysed) -> tuple[np.ndarray, float]:
         """Scores ≥ 0 of every entry (the cosine to its centroid when not refined; 0 for
@@ -197,6 +220,8 @@ class EntryClassifier:
                 w.indices[at], weights=w.data[at] * weight, minlength=self.classes.size
             )
             scores[self.classes] = np.maximum(cosine, 0.0)
+            if self.lowrank is not None:
+                scores[self.classes] += self.lowrank.probabilities(cols, values / norm)
         return scores, coverage
 
     def save(self, directory: Path) -> None:
@@ -208,6 +233,8 @@ class EntryClassifier:
             shape=np.asarray(w.shape, np.int64), classes=self.classes,
             n_entries=np.asarray(self.n_entries),
         )
+        if self.lowrank is not None:
+            self.lowrank.save(directory)
 
     @classmethod
     def load(cls, directory: Path) -> EntryClassifier:
@@ -215,4 +242,5 @@ class EntryClassifier:
         with np.load(directory / WEIGHTS_FILE) as z:
             shape = tuple(int(s) for s in z["shape"])
             weights = sparse.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
-            return cls(featurizer, weights, int(z["n_entries"]), z["classes"])
+            classes, n_entries = z["classes"], int(z["n_entries"])
+        return cls(featurizer, weights, n_entries, classes, LowRankSoftmax.load(directory))
