@@ -155,7 +155,7 @@ class EntryClassifier:
         self.weights = weights.tocsr().astype(np.float32)  # (features, classes)
         self.n_entries = n_entries
         self.classes = classes.astype(np.int64)  # class column → entry number
-        self.lowrank = lowrank  # same classes; its probability is added to the score
+        self.lowrank = lowrank  # same classes; the score is the mean with its probability
 
     @classmethod
     def fit(
@@ -220,8 +220,9 @@ class EntryClassifier:
                 w.indices[at], weights=w.data[at] * weight, minlength=self.classes.size
             )
             scores[self.classes] = np.maximum(cosine, 0.0)
-            if self.lowrank is not None:
+            if self.lowrank is not None:  # the mean of the two models' scores
                 scores[self.classes] += self.lowrank.probabilities(cols, values / norm)
+                scores *= 0.5
         return scores, coverage
 
     def save(self, directory: Path) -> None:

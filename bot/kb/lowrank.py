@@ -20,7 +20,7 @@ from scipy import sparse
 DIMENSIONS = 128
 EPOCHS = 4
 WARM_EPOCHS = 1
-RATE = 0.15  # per training row (the batch's mean gradient is scaled by RATE × BATCH)
+RATE = 0.15  # per training row: the step is RATE × the sum of the batch's gradients
 BATCH = 256
 INIT_SCALE = 1.0  # embeddings start as N(0, 1/DIMENSIONS) × this
 FILE = "lowrank.npz"
@@ -82,7 +82,7 @@ class LowRankSoftmax:
             order = rng.permutation(n)
             for begin in range(0, n, BATCH):
                 rows = order[begin : begin + BATCH]
-                rate = np.float32(RATE * BATCH * (1.0 - step / steps) / rows.size)
+                rate = np.float32(RATE * (1.0 - step / steps))
                 step += 1
                 xb = x[rows]
                 # the batch's features only: a compact copy with renumbered columns
