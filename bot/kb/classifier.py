@@ -202,12 +202,13 @@ class EntryClassifier:
                 lowrank = LowRankSoftmax.fit(x, column, classes.size, epochs=epochs, start=start)
         return cls(featurizer, weights, n_entries, classes, lowrank)
 
-    def predict(self, doc: Analysed) -> tuple[np.ndarray, float]:
-        """Scores ≥ 0 of every entry (the cosine to its centroid when not refined; 0 for
-        entries without training rows) and the coverage of ``doc`` by the classifier's
-        vocabulary."""
+    def predict_parts(self, doc: Analysed) -> tuple[np.ndarray, np.ndarray, float]:
+        """Per entry, the perceptron's score ≥ 0 (the cosine to its centroid when not refined)
+        and the low-rank model's probability (zeros without one; both 0 for entries without
+        training rows), and the coverage of ``doc`` by the classifier's vocabulary."""
         cols, values, coverage = self.featurizer.one(doc)
         scores = np.zeros(self.n_entries, np.float32)
+        probs = np.zeros(self.n_entries, np.float32)
         norm = float(np.linalg.norm(values)) if cols.size else 0.0
         if norm and self.classes.size:
             w = self.weights  # gather the query's rows of the CSR matrix by hand: no slicing
@@ -220,9 +221,16 @@ class EntryClassifier:
                 w.indices[at], weights=w.data[at] * weight, minlength=self.classes.size
             )
             scores[self.classes] = np.maximum(cosine, 0.0)
-            if self.lowrank is not None:  # the mean of the two models' scores
-                scores[self.classes] += self.lowrank.probabilities(cols, values / norm)
-                scores *= 0.5
+            if self.lowrank is not None:
+                probs[self.classes] = self.lowrank.probabilities(cols, values / norm)
+        return scores, probs, coverage
+
+    def predict(self, doc: Analysed) -> tuple[np.ndarray, float]:
+        """One score ≥ 0 per entry (the mean of the perceptron's score and the low-rank
+        probability when there is a low-rank model, else the perceptron's) and the coverage."""
+        scores, probs, coverage = self.predict_parts(doc)
+        if self.lowrank is not None:
+            scores = (scores + probs) * np.float32(0.5)
         return scores, coverage
 
     def save(self, directory: Path) -> None:
