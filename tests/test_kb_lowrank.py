@@ -86,3 +86,30 @@ def test_no_lowrank_model_without_paraphrases() -> None:
     docs = [analyzer.analyse(t) for t in ("信用卡怎么还款", "借记卡挂失")]
     model = EntryClassifier.fit(docs, np.asarray([0, 1]), 2)
     assert model.lowrank is None
+
+
+def test_lowrank_probability_is_its_own_calibrator_feature() -> None:
+    from bot.kb.calibration import FEATURES, feature_matrix
+
+    ones = np.ones(3, np.float32)
+    share = np.asarray([1.0, 0.5, 0.0], np.float32)
+    lowrank = np.asarray([0.9, 0.1, 0.4], np.float32)
+    x = feature_matrix(ones * 0.5, ones * 0.2, ones * 0.3, ones * 0.1, share, lowrank)
+    assert np.allclose(x[:, FEATURES.index("lowrank")], lowrank * share)
+    assert np.allclose(x[:, FEATURES.index("lowrank_gap")], (lowrank - 0.9) * share)
+    without = feature_matrix(ones * 0.5, ones * 0.2, ones * 0.3, ones * 0.1, share)
+    assert not without[:, FEATURES.index("lowrank")].any()
+    # the rest, including the fixed prior mix, does not depend on the low-rank model
+    rest = [i for i, f in enumerate(FEATURES) if not f.startswith("lowrank")]
+    assert np.allclose(x[:, rest], without[:, rest])
+
+
+def test_predict_parts_gives_both_models_scores() -> None:
+    analyzer = TextAnalyzer()
+    docs = [analyzer.analyse(t) for t in TEXTS]
+    model = EntryClassifier.fit(docs, LABELS, 4)  # entry 3 has no training rows
+    scores, probs, coverage = model.predict_parts(analyzer.analyse("借记卡挂失"))
+    assert scores[3] == 0.0 and probs[3] == 0.0 and 0.0 < coverage <= 1.0
+    assert abs(float(probs.sum()) - 1.0) < 1e-5 and int(np.argmax(probs)) == 2
+    mean, _ = model.predict(analyzer.analyse("借记卡挂失"))
+    assert np.allclose(mean, (scores + probs) / 2)
