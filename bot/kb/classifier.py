@@ -27,6 +27,7 @@ import numpy as np
 from scipy import sparse
 
 from bot.kb.features import SparseFeaturizer
+from bot.kb.lowrank import BATCH as LOWRANK_BATCH
 from bot.kb.lowrank import EPOCHS as LOWRANK_EPOCHS
 from bot.kb.lowrank import WARM_EPOCHS as LOWRANK_WARM_EPOCHS
 from bot.kb.lowrank import LowRankSoftmax
@@ -140,6 +141,31 @@ def _warm_start(
     return out
 
 
+def _warm_lowrank(
+    x: sparse.csr_matrix,
+    column: np.ndarray,
+    classes: np.ndarray,
+    warm: tuple[EntryClassifier, np.ndarray],
+) -> LowRankSoftmax:
+    """An incremental build's low-rank model: the previous one (same vocabulary), trained for
+    :data:`~bot.kb.lowrank.WARM_EPOCHS` on the rows of new or changed entries and as many
+    other rows (at least one batch; a rebuild stays within seconds), or fitted afresh when
+    the previous classifier had none."""
+    before = warm[0].lowrank
+    if before is None:
+        return LowRankSoftmax.fit(x, column, classes.size, epochs=LOWRANK_EPOCHS)
+    kept = _previous_columns(classes, *warm)
+    fresh = np.flatnonzero(kept[column] < 0)
+    others = np.flatnonzero(kept[column] >= 0)
+    rng = np.random.default_rng(0)
+    take = min(others.size, max(fresh.size, LOWRANK_BATCH))
+    rows = np.sort(np.r_[fresh, rng.choice(others, take, replace=False)])
+    start = before.warm_start(kept, classes.size)
+    return LowRankSoftmax.fit(
+        x[rows], column[rows], classes.size, epochs=LOWRANK_WARM_EPOCHS, start=start
+    )
+
+
 class EntryClassifier:
     """``predict(doc)`` → score of every entry (entry order of the build)."""
 
@@ -192,14 +218,7 @@ class EntryClassifier:
                 lowrank = LowRankSoftmax.fit(x, column, classes.size)
             else:
                 weights = refine(_warm_start(weights, classes, *warm), x, column, WARM_EPOCHS)
-                before = warm[0].lowrank
-                start = (
-                    before.warm_start(_previous_columns(classes, *warm), classes.size)
-                    if before is not None
-                    else None
-                )
-                epochs = LOWRANK_WARM_EPOCHS if start is not None else LOWRANK_EPOCHS
-                lowrank = LowRankSoftmax.fit(x, column, classes.size, epochs=epochs, start=start)
+                lowrank = _warm_lowrank(x, column, classes, warm)
         return cls(featurizer, weights, n_entries, classes, lowrank)
 
     def predict_parts(self, doc: Analysed) -> tuple[np.ndarray, np.ndarray, float]:

@@ -7,7 +7,8 @@ paraphrases stand in for one another, which the per-entry linear weights of the 
 (:mod:`bot.kb.classifier`) cannot do; the two models err on different queries, so the entry
 classifier adds this one's probability to its score. Trained by mini-batch SGD on
 cross-entropy with a linearly decaying rate (seeded, so a build is deterministic); an
-incremental build starts from the previous model and runs :data:`WARM_EPOCHS` epochs.
+incremental build starts from the previous model and runs :data:`WARM_EPOCHS` epochs over the
+changed entries' rows and a sample of the others.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from scipy import sparse
 
 DIMENSIONS = 128
 EPOCHS = 4
-WARM_EPOCHS = 1
+WARM_EPOCHS = 4  # over the rows of changed entries and a sample of the others
 RATE = 0.15  # per training row: the step is RATE × the sum of the batch's gradients
 BATCH = 256
 INIT_SCALE = 1.0  # embeddings start as N(0, 1/DIMENSIONS) × this
