@@ -1,5 +1,7 @@
 """The entry classifier: a nearest-centroid (prototype) model on word + character TF-IDF,
-refined discriminatively by a multiclass perceptron.
+refined discriminatively by a multiclass perceptron, and next to it a low-rank softmax
+(:mod:`bot.kb.lowrank`) on the same features whose probability the fusion weighs as a
+feature of its own (:meth:`EntryClassifier.predict_parts`; ``predict`` gives the mean).
 
 Every entry starts as the L2-normalised mean of its question variants' TF-IDF rows; when some
 entry has paraphrases, :func:`refine` then runs a few epochs of mini-batch perceptron updates
