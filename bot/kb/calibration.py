@@ -26,6 +26,8 @@ FEATURES = (
     "classifier_gap",
     "answer_lexical",  # BM25 of the entry's category + answer text, normalised like lexical
     "answer_lexical_gap",
+    "lowrank",  # the low-rank softmax's probability (lowrank.py; 0 without paraphrases)
+    "lowrank_gap",
     # Entries with few paraphrases, × (1 − share): a fixed lexical-first mix (PRIOR) of the
     # same evidence, whose scale (not its mix) is learned. With nothing to hold out, the
     # pseudo-queries of such entries (shortened standard questions) are too unlike real
@@ -52,6 +54,8 @@ DEFAULT_WEIGHTS = {
     "classifier_gap": 3.0,
     "answer_lexical": 2.0,
     "answer_lexical_gap": 2.0,
+    "lowrank": 0.0,
+    "lowrank_gap": 0.0,
     "prior": 2.0,
     "prior_lead": 4.0,
 }
@@ -71,15 +75,19 @@ def feature_matrix(
     classifier: np.ndarray,
     answer: np.ndarray,
     share: np.ndarray | None = None,
+    lowrank: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``(candidates, len(FEATURES))`` float32 from the raw scores per candidate and the
-    candidates' paraphrase share (1 when not given)."""
+    """``(candidates, len(FEATURES))`` float32 from the raw scores per candidate, the
+    candidates' paraphrase share (1 when not given) and the low-rank probability (0 when not
+    given)."""
     if dense.size == 0:
         return np.zeros((0, len(FEATURES)), np.float32)
     if share is None:
         share = np.ones_like(dense)
+    if lowrank is None:
+        lowrank = np.zeros_like(dense)
     cols = []
-    for raw in (dense, lexical, classifier, answer):
+    for raw in (dense, lexical, classifier, answer, lowrank):
         cols += [raw * share, (raw - raw.max()) * share]
     prior = (
         PRIOR["lexical"] * lexical + PRIOR["classifier"] * classifier

@@ -1,5 +1,7 @@
 """The entry classifier: a nearest-centroid (prototype) model on word + character TF-IDF,
-refined discriminatively by a multiclass perceptron.
+refined discriminatively by a multiclass perceptron, and next to it a low-rank softmax
+(:mod:`bot.kb.lowrank`) on the same features whose probability the fusion weighs as a
+feature of its own (:meth:`EntryClassifier.predict_parts`; ``predict`` gives the mean).
 
 Every entry starts as the L2-normalised mean of its question variants' TF-IDF rows; when some
 entry has paraphrases, :func:`refine` then runs a few epochs of mini-batch perceptron updates
@@ -27,6 +29,10 @@ import numpy as np
 from scipy import sparse
 
 from bot.kb.features import SparseFeaturizer
+from bot.kb.lowrank import BATCH as LOWRANK_BATCH
+from bot.kb.lowrank import EPOCHS as LOWRANK_EPOCHS
+from bot.kb.lowrank import WARM_EPOCHS as LOWRANK_WARM_EPOCHS
+from bot.kb.lowrank import LowRankSoftmax
 from bot.kb.text import Analysed
 
 WEIGHTS_FILE = "classifier.npz"
@@ -104,6 +110,17 @@ def refine(
     )
 
 
+def _previous_columns(
+    classes: np.ndarray, previous: EntryClassifier, previous_entry: np.ndarray
+) -> np.ndarray:
+    """Per class now, its column in ``previous`` (-1 for a new or changed entry)."""
+    column_of = np.full(previous.n_entries, -1, np.int64)
+    column_of[previous.classes] = np.arange(previous.classes.size)
+    before = previous_entry[classes]
+    out: np.ndarray = np.where(before >= 0, column_of[np.maximum(before, 0)], -1)
+    return out
+
+
 def _warm_start(
     centroids: sparse.csr_matrix,
     classes: np.ndarray,
@@ -112,10 +129,7 @@ def _warm_start(
 ) -> sparse.csr_matrix:
     """The centroids with each unchanged entry's column replaced by its refined weights in
     ``previous`` (same vocabulary)."""
-    column_of = np.full(previous.n_entries, -1, np.int64)
-    column_of[previous.classes] = np.arange(previous.classes.size)
-    before = previous_entry[classes]
-    old = np.where(before >= 0, column_of[np.maximum(before, 0)], -1)
+    old = _previous_columns(classes, previous, previous_entry)
     kept = np.flatnonzero(old >= 0)
     fresh = np.flatnonzero(old < 0)
     pick = sparse.csc_matrix(
@@ -129,6 +143,31 @@ def _warm_start(
     return out
 
 
+def _warm_lowrank(
+    x: sparse.csr_matrix,
+    column: np.ndarray,
+    classes: np.ndarray,
+    warm: tuple[EntryClassifier, np.ndarray],
+) -> LowRankSoftmax:
+    """An incremental build's low-rank model: the previous one (same vocabulary), trained for
+    :data:`~bot.kb.lowrank.WARM_EPOCHS` on the rows of new or changed entries and as many
+    other rows (at least one batch; a rebuild stays within seconds), or fitted afresh when
+    the previous classifier had none."""
+    before = warm[0].lowrank
+    if before is None:
+        return LowRankSoftmax.fit(x, column, classes.size, epochs=LOWRANK_EPOCHS)
+    kept = _previous_columns(classes, *warm)
+    fresh = np.flatnonzero(kept[column] < 0)
+    others = np.flatnonzero(kept[column] >= 0)
+    rng = np.random.default_rng(0)
+    take = min(others.size, max(fresh.size, LOWRANK_BATCH))
+    rows = np.sort(np.r_[fresh, rng.choice(others, take, replace=False)])
+    start = before.warm_start(kept, classes.size)
+    return LowRankSoftmax.fit(
+        x[rows], column[rows], classes.size, epochs=LOWRANK_WARM_EPOCHS, start=start
+    )
+
+
 class EntryClassifier:
     """``predict(doc)`` → score of every entry (entry order of the build)."""
 
@@ -138,11 +177,13 @@ class EntryClassifier:
         weights: sparse.csr_matrix,
         n_entries: int,
         classes: np.ndarray,
+        lowrank: LowRankSoftmax | None = None,
     ):
         self.featurizer = featurizer
         self.weights = weights.tocsr().astype(np.float32)  # (features, classes)
         self.n_entries = n_entries
         self.classes = classes.astype(np.int64)  # class column → entry number
+        self.lowrank = lowrank  # same classes; the score is the mean with its probability
 
     @classmethod
     def fit(
@@ -172,19 +213,23 @@ class EntryClassifier:
         )
         centroids = normalize(members @ x, norm="l2", copy=False)
         weights = centroids.T.tocsr()
+        lowrank = None
         if column.size > classes.size:  # some entry has paraphrases: refine discriminatively
             if warm is None:
                 weights = refine(weights, x, column)
+                lowrank = LowRankSoftmax.fit(x, column, classes.size)
             else:
                 weights = refine(_warm_start(weights, classes, *warm), x, column, WARM_EPOCHS)
-        return cls(featurizer, weights, n_entries, classes)
+                lowrank = _warm_lowrank(x, column, classes, warm)
+        return cls(featurizer, weights, n_entries, classes, lowrank)
 
-    def predict(self, doc: Analysed) -> tuple[np.ndarray, float]:
-        """Scores ≥ 0 of every entry (the cosine to its centroid when not refined; 0 for
-        entries without training rows) and the coverage of ``doc`` by the classifier's
-        vocabulary."""
+    def predict_parts(self, doc: Analysed) -> tuple[np.ndarray, np.ndarray, float]:
+        """Per entry, the perceptron's score ≥ 0 (the cosine to its centroid when not refined)
+        and the low-rank model's probability (zeros without one; both 0 for entries without
+        training rows), and the coverage of ``doc`` by the classifier's vocabulary."""
         cols, values, coverage = self.featurizer.one(doc)
         scores = np.zeros(self.n_entries, np.float32)
+        probs = np.zeros(self.n_entries, np.float32)
         norm = float(np.linalg.norm(values)) if cols.size else 0.0
         if norm and self.classes.size:
             w = self.weights  # gather the query's rows of the CSR matrix by hand: no slicing
@@ -197,6 +242,16 @@ class EntryClassifier:
                 w.indices[at], weights=w.data[at] * weight, minlength=self.classes.size
             )
             scores[self.classes] = np.maximum(cosine, 0.0)
+            if self.lowrank is not None:
+                probs[self.classes] = self.lowrank.probabilities(cols, values / norm)
+        return scores, probs, coverage
+
+    def predict(self, doc: Analysed) -> tuple[np.ndarray, float]:
+        """One score ≥ 0 per entry (the mean of the perceptron's score and the low-rank
+        probability when there is a low-rank model, else the perceptron's) and the coverage."""
+        scores, probs, coverage = self.predict_parts(doc)
+        if self.lowrank is not None:
+            scores = (scores + probs) * np.float32(0.5)
         return scores, coverage
 
     def save(self, directory: Path) -> None:
@@ -208,6 +263,8 @@ class EntryClassifier:
             shape=np.asarray(w.shape, np.int64), classes=self.classes,
             n_entries=np.asarray(self.n_entries),
         )
+        if self.lowrank is not None:
+            self.lowrank.save(directory)
 
     @classmethod
     def load(cls, directory: Path) -> EntryClassifier:
@@ -215,4 +272,5 @@ class EntryClassifier:
         with np.load(directory / WEIGHTS_FILE) as z:
             shape = tuple(int(s) for s in z["shape"])
             weights = sparse.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
-            return cls(featurizer, weights, int(z["n_entries"]), z["classes"])
+            classes, n_entries = z["classes"], int(z["n_entries"])
+        return cls(featurizer, weights, n_entries, classes, LowRankSoftmax.load(directory))

@@ -154,7 +154,9 @@ class Retriever:
         cal = calibrator if calibrator is not None else p.calibrator
         qv, dense_coverage = p.embedder.encode_query(q)
         lq = p.bm25.query(q.lexical_terms())
-        probs, clf_coverage = clf.predict(q) if clf is not None else (None, 0.0)
+        probs, lowrank, clf_coverage = (
+            clf.predict_parts(q) if clf is not None else (None, None, 0.0)
+        )
 
         mask = active.mask if active is not None else None
         found: list[np.ndarray] = []
@@ -184,6 +186,8 @@ class Retriever:
         if probs is not None:
             kc = min(s.classifier_candidates, probs.size)
             found.append(np.argpartition(-probs, kc - 1)[:kc])
+            if lowrank is not None and lowrank.any():
+                found.append(np.argpartition(-lowrank, kc - 1)[:kc])
         candidates = np.unique(np.concatenate(found)).astype(np.int64)
         if mask is not None:
             candidates = candidates[mask[candidates]]
@@ -209,9 +213,14 @@ class Retriever:
             if probs is not None
             else np.zeros(candidates.size, np.float32)
         )
+        lowrank_scores = (
+            lowrank[candidates] * math.sqrt(clf_coverage)
+            if lowrank is not None
+            else np.zeros(candidates.size, np.float32)
+        )
         answer = p.answers.score_rows(la, candidates)
         features = feature_matrix(
-            dense, lexical, clf_scores, answer, p.share[candidates]
+            dense, lexical, clf_scores, answer, p.share[candidates], lowrank_scores
         )
         scores = cal(features)
         order = np.lexsort((-dense, -scores))

@@ -1,0 +1,129 @@
+"""A low-rank softmax classifier over the sparse TF-IDF features (fastText-style): every
+feature has a learned :data:`DIMENSIONS`-dimensional embedding, a text is the weighted sum of
+its features' embeddings, and a softmax layer over it gives each entry's probability.
+
+The shared embeddings let words and character n-grams that occur in the same entries'
+paraphrases stand in for one another, which the per-entry linear weights of the perceptron
+(:mod:`bot.kb.classifier`) cannot do; the two models err on different queries, so the entry
+classifier adds this one's probability to its score. Trained by mini-batch SGD on
+cross-entropy with a linearly decaying rate (seeded, so a build is deterministic); an
+incremental build starts from the previous model and runs :data:`WARM_EPOCHS` epochs over the
+changed entries' rows and a sample of the others.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+
+DIMENSIONS = 128
+EPOCHS = 4
+WARM_EPOCHS = 4  # over the rows of changed entries and a sample of the others
+RATE = 0.15  # per training row: the step is RATE × the sum of the batch's gradients
+BATCH = 256
+INIT_SCALE = 1.0  # embeddings start as N(0, 1/DIMENSIONS) × this
+FILE = "lowrank.npz"
+
+
+def _normalise_rows(x: sparse.csr_matrix) -> sparse.csr_matrix:
+    norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    out: sparse.csr_matrix = sparse.diags((1.0 / norms).astype(np.float32)) @ x
+    return out.tocsr().astype(np.float32)
+
+
+def _softmax_rows(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    p: np.ndarray = np.exp(z)
+    p /= p.sum(axis=-1, keepdims=True)
+    return p
+
+
+class LowRankSoftmax:
+    """``embeddings`` (features × d), ``out`` (d × classes) and ``bias`` (classes,)."""
+
+    def __init__(self, embeddings: np.ndarray, out: np.ndarray, bias: np.ndarray):
+        self.embeddings = embeddings.astype(np.float32)
+        self.out = out.astype(np.float32)
+        self.bias = bias.astype(np.float32)
+
+    @property
+    def n_classes(self) -> int:
+        return int(self.out.shape[1])
+
+    @classmethod
+    def fit(
+        cls,
+        x: sparse.csr_matrix,
+        column: np.ndarray,
+        n_classes: int,
+        *,
+        epochs: int = EPOCHS,
+        start: LowRankSoftmax | None = None,
+        seed: int = 0,
+    ) -> LowRankSoftmax:
+        """Train on the rows of ``x`` (L2-normalised here) labelled ``column`` (class
+        numbers < ``n_classes``). ``start``: a model with the same features and classes to
+        continue from (an incremental build)."""
+        rng = np.random.default_rng(seed)
+        x = _normalise_rows(x.tocsr())
+        n, n_features = x.shape
+        if start is None:
+            e = rng.standard_normal((n_features, DIMENSIONS), dtype=np.float32)
+            e *= np.float32(INIT_SCALE / np.sqrt(DIMENSIONS))
+            w = np.zeros((DIMENSIONS, n_classes), np.float32)
+            b = np.zeros(n_classes, np.float32)
+        else:
+            e, w, b = start.embeddings.copy(), start.out.copy(), start.bias.copy()
+        steps = max(1, epochs * -(-n // BATCH))
+        step = 0
+        for _ in range(epochs):
+            order = rng.permutation(n)
+            for begin in range(0, n, BATCH):
+                rows = order[begin : begin + BATCH]
+                rate = np.float32(RATE * (1.0 - step / steps))
+                step += 1
+                xb = x[rows]
+                # the batch's features only: a compact copy with renumbered columns
+                used, local = np.unique(xb.indices, return_inverse=True)
+                xs = sparse.csr_matrix(
+                    (xb.data, local.reshape(-1), xb.indptr), shape=(rows.size, used.size)
+                )
+                h = xs @ e[used]
+                g = _softmax_rows(h @ w + b)
+                g[np.arange(rows.size), column[rows]] -= 1.0
+                gh = g @ w.T
+                w -= rate * (h.T @ g)
+                b -= rate * g.sum(axis=0)
+                e[used] -= rate * (xs.T @ gh)
+        return cls(e, w, b)
+
+    def warm_start(self, kept: np.ndarray, n_classes: int) -> LowRankSoftmax:
+        """The same embeddings for a new set of classes: class ``c`` keeps old class
+        ``kept[c]``'s output weights (≥ 0) or starts at zero (-1)."""
+        w = np.zeros((self.out.shape[0], n_classes), np.float32)
+        b = np.zeros(n_classes, np.float32)
+        old = np.flatnonzero(kept >= 0)
+        w[:, old] = self.out[:, kept[old]]
+        b[old] = self.bias[kept[old]]
+        return LowRankSoftmax(self.embeddings, w, b)
+
+    def probabilities(self, cols: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Each class's probability for one text given by its feature columns and
+        (L2-normalised) weights."""
+        h = values @ self.embeddings[cols]
+        out: np.ndarray = _softmax_rows(h @ self.out + self.bias)
+        return out
+
+    def save(self, directory: Path) -> None:
+        np.savez(directory / FILE, embeddings=self.embeddings, out=self.out, bias=self.bias)
+
+    @classmethod
+    def load(cls, directory: Path) -> LowRankSoftmax | None:
+        path = directory / FILE
+        if not path.is_file():
+            return None
+        with np.load(path) as z:
+            return cls(z["embeddings"], z["out"], z["bias"])
