@@ -28,19 +28,25 @@ def describe(account: Any, domain: dict[str, Any]) -> tuple[str, dict[str, Any]]
     frozen = phrase(domain, "utter_part_frozen") if account.frozen else ""
     if account.type != "credit_card":
         return "utter_account_balance", {
-            "last4": account.last4, "account_label": label(domain, ACCOUNT_LABELS, account.type),
-            "balance": format_yuan(account.balance_fen), "frozen": frozen,
+            "last4": account.last4,
+            "account_label": label(domain, ACCOUNT_LABELS, account.type),
+            "balance": format_yuan(account.balance_fen),
+            "frozen": frozen,
         }
     statement = due = ""
     if account.statement_balance_fen is not None:
-        statement = phrase(domain, "utter_part_statement",
-                           amount=format_yuan(account.statement_balance_fen))
+        statement = phrase(
+            domain, "utter_part_statement", amount=format_yuan(account.statement_balance_fen)
+        )
     if account.due_date is not None:
         due = phrase(domain, "utter_part_due", date=account.due_date.isoformat())
     return "utter_credit_card_balance", {
-        "last4": account.last4, "available": format_yuan(account.available_fen),
-        "credit_limit": format_yuan(account.credit_limit_fen), "statement": statement,
-        "due": due, "frozen": frozen,
+        "last4": account.last4,
+        "available": format_yuan(account.available_fen),
+        "credit_limit": format_yuan(account.credit_limit_fen),
+        "statement": statement,
+        "due": due,
+        "frozen": frozen,
     }
 
 
@@ -72,10 +78,13 @@ class ActionQueryBalance(Action):
         if last4:
             chosen = [a for a in accounts if a.last4 == str(last4)]
             if not chosen:
-                cards = listing(domain, [phrase(domain, "utter_part_card", last4=a.last4)
-                                         for a in accounts])
+                cards = listing(
+                    domain, [phrase(domain, "utter_part_card", last4=a.last4) for a in accounts]
+                )
                 dispatcher.utter_message(
-                    response="utter_balance_card_not_found", last4=last4, cards=cards,
+                    response="utter_balance_card_not_found",
+                    last4=last4,
+                    cards=cards,
                     buttons=account_buttons(accounts, "query_balance", domain),
                 )
                 return forget(tracker, "card_last4", "account_type")

@@ -50,8 +50,9 @@ class ValidateReportLossForm(FormValidationAction):
             dispatcher.utter_message(response="utter_no_cards_to_report")
             return {"card_last4": None}
         if owned and digits not in owned:
-            cards = listing(domain, [phrase(domain, "utter_part_card", last4=x)
-                                     for x in sorted(owned)])
+            cards = listing(
+                domain, [phrase(domain, "utter_part_card", last4=x) for x in sorted(owned)]
+            )
             dispatcher.utter_message(response="utter_not_your_card", last4=digits, cards=cards)
             return {"card_last4": None}
         return {"card_last4": digits}

@@ -20,7 +20,6 @@ logger = logging.getLogger(__name__)
 PROJECT_ROOT = Path(os.environ.get("BOT_PROJECT") or Path(__file__).resolve().parents[1])
 
 
-
 def customer_id(tracker: Tracker) -> str | None:
     """The customer verified by the channel (the engine sets this slot; text never does)."""
     value = tracker.get_slot("customer_id")
@@ -40,9 +39,12 @@ def account_buttons(
     """One button per account, its payload ``/intent{"card_last4": …}``."""
     return [
         {
-            "title": phrase(domain, "utter_part_account_button",
-                            account_label=label(domain, ACCOUNT_LABELS, a.type),
-                            last4=a.last4),
+            "title": phrase(
+                domain,
+                "utter_part_account_button",
+                account_label=label(domain, ACCOUNT_LABELS, a.type),
+                last4=a.last4,
+            ),
             "payload": f'/{intent}{{"card_last4": "{a.last4}"}}',
         }
         for a in accounts
@@ -76,4 +78,3 @@ def knowledge_base() -> Any:
     else:
         _kb.reload_if_changed()
     return _kb
-

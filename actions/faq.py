@@ -15,13 +15,14 @@ from actions.wording import phrase
 
 def _answer(dispatcher: CollectingDispatcher, entry: Any, domain: dict[str, Any]) -> None:
     lines = [entry.answer.strip()]
-    lines += [phrase(domain, "utter_part_link", title=link.title, url=link.url)
-              for link in getattr(entry, "links", None) or []]
+    lines += [
+        phrase(domain, "utter_part_link", title=link.title, url=link.url)
+        for link in getattr(entry, "links", None) or []
+    ]
     buttons = [
         {"title": b.title, "payload": b.payload} for b in getattr(entry, "buttons", None) or []
     ]
-    dispatcher.utter_message(response="utter_faq_answer", answer="\n".join(lines),
-                             buttons=buttons)
+    dispatcher.utter_message(response="utter_faq_answer", answer="\n".join(lines), buttons=buttons)
 
 
 class ActionAnswerFaq(Action):

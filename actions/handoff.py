@@ -29,5 +29,6 @@ class ActionHandoff(Action):
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         complaint = intent == "complain"
         dispatcher.utter_message(
-            response="utter_handoff_complaint" if complaint else "utter_handoff_request")
+            response="utter_handoff_complaint" if complaint else "utter_handoff_request"
+        )
         return [*(SlotSet(name, None) for name in FORGET), ConversationPaused()]

@@ -27,10 +27,17 @@ def describe(app: Any, domain: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     pending = [s for s in app.steps if s.status == "pending"]
     details = app.details or {}
     variables: dict[str, Any] = {
-        "product": _product(app, domain), "application_id": app.id, "step": "", "since": "",
+        "product": _product(app, domain),
+        "application_id": app.id,
+        "step": "",
+        "since": "",
         "amount": phrase(domain, "utter_part_amount", amount=format_yuan(app.amount_fen))
-        if app.amount_fen else "",
-        "done_steps": "", "next_step": "", "delivery": "", "new_limit": "",
+        if app.amount_fen
+        else "",
+        "done_steps": "",
+        "next_step": "",
+        "delivery": "",
+        "new_limit": "",
     }
     if current is not None:
         response = "utter_application_in_progress"
@@ -45,19 +52,26 @@ def describe(app: Any, domain: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     if done:
         steps = [
             phrase(domain, "utter_part_dated_step", step=s.name, date=s.date.isoformat())
-            if s.date else phrase(domain, "utter_part_step", step=s.name)
+            if s.date
+            else phrase(domain, "utter_part_step", step=s.name)
             for s in done
         ]
-        variables["done_steps"] = phrase(domain, "utter_part_done_steps",
-                                         steps=listing(domain, steps))
+        variables["done_steps"] = phrase(
+            domain, "utter_part_done_steps", steps=listing(domain, steps)
+        )
     if pending:
         variables["next_step"] = phrase(domain, "utter_part_next_step", step=pending[0].name)
     if details.get("courier") and details.get("tracking_number"):
-        variables["delivery"] = phrase(domain, "utter_part_delivery", courier=details["courier"],
-                                       tracking_number=details["tracking_number"])
+        variables["delivery"] = phrase(
+            domain,
+            "utter_part_delivery",
+            courier=details["courier"],
+            tracking_number=details["tracking_number"],
+        )
     if details.get("new_limit_fen"):
-        variables["new_limit"] = phrase(domain, "utter_part_new_limit",
-                                        amount=format_yuan(int(details["new_limit_fen"])))
+        variables["new_limit"] = phrase(
+            domain, "utter_part_new_limit", amount=format_yuan(int(details["new_limit_fen"]))
+        )
     return response, variables
 
 
@@ -65,8 +79,12 @@ def application_buttons(apps: list[Any], domain: dict[str, Any]) -> list[dict[st
     """One button per application, its payload ``/query_progress{"application_id": …}``."""
     return [
         {
-            "title": phrase(domain, "utter_part_application_button", product=_product(a, domain),
-                            application_id=a.id),
+            "title": phrase(
+                domain,
+                "utter_part_application_button",
+                product=_product(a, domain),
+                application_id=a.id,
+            ),
             "payload": f'/query_progress{{"application_id": "{a.id}"}}',
         }
         for a in apps
@@ -98,7 +116,8 @@ class ActionQueryProgress(Action):
                 apps = list(backend().applications(customer))
                 if apps:
                     dispatcher.utter_message(
-                        response="utter_application_not_found_choose", application_id=app_id,
+                        response="utter_application_not_found_choose",
+                        application_id=app_id,
                         buttons=application_buttons(apps, domain),
                     )
                 else:
@@ -119,8 +138,10 @@ class ActionQueryProgress(Action):
             except BankError:
                 apps = []
         if not apps and business:
-            dispatcher.utter_message(response="utter_no_applications_of_type",
-                                     business=label(domain, BUSINESS_LABELS, business))
+            dispatcher.utter_message(
+                response="utter_no_applications_of_type",
+                business=label(domain, BUSINESS_LABELS, business),
+            )
         elif not apps:
             dispatcher.utter_message(response="utter_no_open_applications")
         elif len(apps) == 1:

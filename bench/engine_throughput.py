@@ -23,8 +23,18 @@ from bot.core.processor import UserMessage  # noqa: E402
 from bot.core.tracker_store import InMemoryTrackerStore, SQLTrackerStore, TrackerStore  # noqa: E402
 from bot.project import Project  # noqa: E402
 
-TEXTS = ["你好", "帮我查下余额", "我的贷款批了没", "转账限额多少", "我的卡丢了", "尾号1234",
-         "确认", "谢谢", "讲个笑话", "再见"]
+TEXTS = [
+    "你好",
+    "帮我查下余额",
+    "我的贷款批了没",
+    "转账限额多少",
+    "我的卡丢了",
+    "尾号1234",
+    "确认",
+    "谢谢",
+    "讲个笑话",
+    "再见",
+]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -55,11 +65,15 @@ async def run(store: TrackerStore, conversations: int, turns: int, concurrency: 
         lost += len(set(expected) - set(texts))
         reordered += int(texts != expected and not set(expected) - set(texts))
     return {
-        "conversations": conversations, "turns_each": turns, "concurrency": concurrency,
-        "seconds": round(seconds, 2), "turns_per_second": round(conversations * turns / seconds, 1),
+        "conversations": conversations,
+        "turns_each": turns,
+        "concurrency": concurrency,
+        "seconds": round(seconds, 2),
+        "turns_per_second": round(conversations * turns / seconds, 1),
         "turn_p50_ms": round(percentile(latencies, 50), 3),
         "turn_p99_ms": round(percentile(latencies, 99), 3),
-        "lost_user_events": lost, "reordered_conversations": reordered,
+        "lost_user_events": lost,
+        "reordered_conversations": reordered,
     }
 
 
@@ -78,11 +92,13 @@ def main() -> int:
         if args.store in ("sqlite", "both"):
             # the default: statements inline on the event loop (a local file)
             stores["sqlite"] = SQLTrackerStore(f"sqlite:///{tmp}/bench.db")
-            stores["sqlite-threads"] = SQLTrackerStore(f"sqlite:///{tmp}/threads.db",
-                                                       run_inline=False)
+            stores["sqlite-threads"] = SQLTrackerStore(
+                f"sqlite:///{tmp}/threads.db", run_inline=False
+            )
         for name, store in stores.items():
             results[name] = asyncio.run(
-                run(store, args.conversations, args.turns, args.concurrency))
+                run(store, args.conversations, args.turns, args.concurrency)
+            )
             asyncio.run(store.close())
             print(f"[{name}] " + "  ".join(f"{k}={v}" for k, v in results[name].items()))
     (ROOT / "results").mkdir(exist_ok=True)

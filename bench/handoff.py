@@ -81,15 +81,20 @@ def percentile(samples: list[float], q: float) -> float:
 
 def summary(samples: list[float]) -> dict[str, float]:
     ms = [s * 1000 for s in samples]
-    return {"n": len(ms), "p50_ms": round(statistics.median(ms), 3),
-            "p99_ms": round(percentile(ms, 0.99), 3), "max_ms": round(max(ms), 3)}
+    return {
+        "n": len(ms),
+        "p50_ms": round(statistics.median(ms), 3),
+        "p99_ms": round(percentile(ms, 0.99), 3),
+        "max_ms": round(max(ms), 3),
+    }
 
 
 def always_open(config: HandoffConfig) -> HandoffConfig:
     """The shipped groups, open around the clock: the bench measures the queue path, whatever
     the time of day it runs at."""
-    return dataclasses.replace(config, groups=tuple(dataclasses.replace(g, hours=Hours())
-                                                    for g in config.groups))
+    return dataclasses.replace(
+        config, groups=tuple(dataclasses.replace(g, hours=Hours()) for g in config.groups)
+    )
 
 
 def pg_problem(url: str) -> str | None:
@@ -119,8 +124,7 @@ def databases(args: argparse.Namespace) -> Iterator[list[tuple[str, str]]]:
             admin = sa.create_engine(args.pg)
             with admin.begin() as conn:
                 conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-            url = sa.make_url(args.pg).update_query_dict(
-                {"options": f"-csearch_path={schema}"})
+            url = sa.make_url(args.pg).update_query_dict({"options": f"-csearch_path={schema}"})
             found.append(("postgresql", url.render_as_string(hide_password=False)))
     try:
         yield found
@@ -134,12 +138,19 @@ def databases(args: argparse.Namespace) -> Iterator[list[tuple[str, str]]]:
 
 # --- (a) decision → queue ---------------------------------------------------------------------
 
-async def decision_to_queue(url: str, config: HandoffConfig, args: argparse.Namespace,
-                            search: Any, category: Any) -> dict[str, Any]:
+
+async def decision_to_queue(
+    url: str, config: HandoffConfig, args: argparse.Namespace, search: Any, category: Any
+) -> dict[str, Any]:
     tracker_store = SQLTrackerStore(url, table="bench_events")
     agent = Agent.load(Project(ROOT), tracker_store=tracker_store, seed=1)
-    service = HandoffService(config, HandoffStore(tracker_store.engine), agent.processor,
-                             search=search, categories=category)
+    service = HandoffService(
+        config,
+        HandoffStore(tracker_store.engine),
+        agent.processor,
+        search=search,
+        categories=category,
+    )
     staged: list[float] = []  # seconds of the handoff stage in the latest turn
 
     async def timed_stage(turn: Turn) -> None:
@@ -179,16 +190,21 @@ async def decision_to_queue(url: str, config: HandoffConfig, args: argparse.Name
     finally:
         await service.drain()
         await tracker_store.close()
-    return {"stage": summary(timed), "with_auto_assign": summary(with_dispatch),
-            "waiting_at_end": queued, "assigned": assigned}
+    return {
+        "stage": summary(timed),
+        "with_auto_assign": summary(with_dispatch),
+        "waiting_at_end": queued,
+        "assigned": assigned,
+    }
 
 
 # --- (b) queue assignment ---------------------------------------------------------------------
 
+
 def fill(store: HandoffStore, config: HandoffConfig, args: argparse.Namespace) -> None:
     rng = random.Random(7)
     groups = config.group_names
-    weights = [5, 3, 2, 1, 1][:len(groups)] + [1] * max(0, len(groups) - 5)
+    weights = [5, 3, 2, 1, 1][: len(groups)] + [1] * max(0, len(groups) - 5)
     now = time.time()
     with store.engine.begin() as conn:  # one transaction: setup speed is not measured
         from bot.handoff.tables import HANDOFFS
@@ -196,9 +212,20 @@ def fill(store: HandoffStore, config: HandoffConfig, args: argparse.Namespace) -
         rows = []
         for i in range(args.waiting):
             group = rng.choices(groups, weights)[0]
-            handoff = Handoff(new_id(), f"bench-{i}", "rest", None, None, group,
-                              rng.randint(0, 5), "customer_request", None, "waiting",
-                              now - args.waiting + i, preview="转人工")
+            handoff = Handoff(
+                new_id(),
+                f"bench-{i}",
+                "rest",
+                None,
+                None,
+                group,
+                rng.randint(0, 5),
+                "customer_request",
+                None,
+                "waiting",
+                now - args.waiting + i,
+                preview="转人工",
+            )
             values = dataclasses.asdict(handoff)
             values["group_name"] = values.pop("group")
             rows.append({**values, "packet": "{}"})
@@ -209,13 +236,15 @@ def fill(store: HandoffStore, config: HandoffConfig, args: argparse.Namespace) -
         store.agents.set_status(f"agent{n:03d}", "available")
 
 
-async def assignment(url: str, config: HandoffConfig, args: argparse.Namespace
-                     ) -> dict[str, Any]:
+async def assignment(url: str, config: HandoffConfig, args: argparse.Namespace) -> dict[str, Any]:
     """Times the router's step and the store-level step on two identical queues, on the
     tracker store's engine (as in production: WAL and synchronous=NORMAL on SQLite)."""
     out: dict[str, Any] = {}
-    for kind in ("router (assign_one)", "router batch (per assignment)",
-                 "store (next_waiting + assign)"):
+    for kind in (
+        "router (assign_one)",
+        "router batch (per assignment)",
+        "store (next_waiting + assign)",
+    ):
         tracker_store = SQLTrackerStore(url, table="bench_events")
         engine = tracker_store.engine
         with engine.begin() as conn:  # a fresh queue for each kind
@@ -235,7 +264,7 @@ async def assignment(url: str, config: HandoffConfig, args: argparse.Namespace
                 if not batch:
                     break
                 samples += [elapsed / len(batch)] * len(batch)
-            samples = samples[:args.assignments]
+            samples = samples[: args.assignments]
         elif kind.startswith("router"):
             for _ in range(5):  # warm-up, counted in the assignments but not in the figures
                 service.router.assign_one()
@@ -254,8 +283,11 @@ async def assignment(url: str, config: HandoffConfig, args: argparse.Namespace
                 agent = free[0]
                 start = time.perf_counter()
                 handoff = store.handoffs.next_waiting(agent.groups)
-                done = (store.handoffs.assign(handoff.id, agent.username, time.time())
-                        if handoff else None)
+                done = (
+                    store.handoffs.assign(handoff.id, agent.username, time.time())
+                    if handoff
+                    else None
+                )
                 elapsed = time.perf_counter() - start
                 if done is None:
                     free.pop(0)
@@ -275,9 +307,12 @@ async def assignment(url: str, config: HandoffConfig, args: argparse.Namespace
 
 # --- main -------------------------------------------------------------------------------------
 
+
 def show(name: str, label: str, figures: dict[str, Any]) -> None:
-    print(f"  {name:<12} {label:<32} n={figures['n']:<4} p50 {figures['p50_ms']:8.3f} ms   "
-          f"p99 {figures['p99_ms']:8.3f} ms   max {figures['max_ms']:8.3f} ms")
+    print(
+        f"  {name:<12} {label:<32} n={figures['n']:<4} p50 {figures['p50_ms']:8.3f} ms   "
+        f"p99 {figures['p99_ms']:8.3f} ms   max {figures['max_ms']:8.3f} ms"
+    )
 
 
 async def main() -> int:
@@ -287,11 +322,15 @@ async def main() -> int:
     parser.add_argument("--agents", type=int, default=100)
     parser.add_argument("--assignments", type=int, default=300)
     env_url = os.environ.get("BOT_DB_URL", "")
-    parser.add_argument("--pg", default=env_url if env_url.startswith("postgres")
-                        else DEFAULT_PG_URL, help="PostgreSQL URL")
+    parser.add_argument(
+        "--pg",
+        default=env_url if env_url.startswith("postgres") else DEFAULT_PG_URL,
+        help="PostgreSQL URL",
+    )
     parser.add_argument("--no-pg", dest="pg", action="store_const", const=None)
-    parser.add_argument("--no-kb", action="store_true",
-                        help="no knowledge-base suggestions in the context packet")
+    parser.add_argument(
+        "--no-kb", action="store_true", help="no knowledge-base suggestions in the context packet"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
@@ -299,16 +338,20 @@ async def main() -> int:
     search, category = (None, None) if args.no_kb else knowledge_search(ROOT)
     figures: dict[str, Any] = {}
     with databases(args) as found:
-        print(f"(a) handoff decision → conversation in the queue: HandoffService.stage "
-              f"after '{ASK}', {args.conversations} conversations "
-              f"(knowledge suggestions {'off' if search is None else 'on'}); target p99 ≤ 50 ms")
+        print(
+            f"(a) handoff decision → conversation in the queue: HandoffService.stage "
+            f"after '{ASK}', {args.conversations} conversations "
+            f"(knowledge suggestions {'off' if search is None else 'on'}); target p99 ≤ 50 ms"
+        )
         for name, url in found:
             result = await decision_to_queue(url, config, args, search, category)
             figures.setdefault(name, {})["decision_to_queue"] = result
             show(name, "stage", result["stage"])
             show(name, "stage + auto-assignment", result["with_auto_assign"])
-        print(f"\n(b) one assignment, {args.waiting} waiting, {args.agents} agents "
-              f"(groups {', '.join(config.group_names)}; capacity 3-5); target p99 ≤ 5 ms")
+        print(
+            f"\n(b) one assignment, {args.waiting} waiting, {args.agents} agents "
+            f"(groups {', '.join(config.group_names)}; capacity 3-5); target p99 ≤ 5 ms"
+        )
         for name, url in found:
             result = await assignment(url, config, args)
             figures.setdefault(name, {})["assignment"] = result
@@ -317,8 +360,7 @@ async def main() -> int:
                 print(f"  {'':<12} {'':<32} still waiting afterwards: {values['waiting_after']}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(figures, indent=2, ensure_ascii=False),
-                             encoding="utf-8")
+        args.json.write_text(json.dumps(figures, indent=2, ensure_ascii=False), encoding="utf-8")
     return 0
 
 

@@ -82,8 +82,13 @@ class CharTfidfBaseline:
         return out
 
 
-def build_kb(folder: Path, entries: Sequence[KBEntry], config: dict[str, Any],
-             nlu: list[str] | None, root: Path | None = None) -> KnowledgeBase:
+def build_kb(
+    folder: Path,
+    entries: Sequence[KBEntry],
+    config: dict[str, Any],
+    nlu: list[str] | None,
+    root: Path | None = None,
+) -> KnowledgeBase:
     (folder / "sources").mkdir(parents=True)
     (folder / "sources" / "kb.yml").write_text(dump_yaml_entries(entries), encoding="utf-8")
     build_knowledge_base(folder, config, nlu, force=True, progress=False, root=root)
@@ -91,8 +96,12 @@ def build_kb(folder: Path, entries: Sequence[KBEntry], config: dict[str, Any],
 
 
 def figures(report: EvalReport) -> dict[str, Any]:
-    return {"top1": round(report.top1, 4), "recall@5": round(report.recall_at_k, 4),
-            "mrr": round(report.mrr, 4), "n": report.n}
+    return {
+        "top1": round(report.top1, 4),
+        "recall@5": round(report.recall_at_k, 4),
+        "mrr": round(report.mrr, 4),
+        "n": report.n,
+    }
 
 
 def shipped(tmp: Path) -> dict[str, Any]:
@@ -105,8 +114,11 @@ def shipped(tmp: Path) -> dict[str, Any]:
     bm25 = evaluate(BM25Baseline(entries).search, pairs)
     in_domain = Counter(kb.decide(q, log_gap=False).kind for q, _ in pairs)
     project = Project(ROOT)
-    oos = [e.text for e in load_nlu_files(project.nlu_files(), ROOT).examples
-           if e.intent == "out_of_scope"]
+    oos = [
+        e.text
+        for e in load_nlu_files(project.nlu_files(), ROOT).examples
+        if e.intent == "out_of_scope"
+    ]
     out_of_scope = Counter(kb.decide(q, log_gap=False).kind for q in oos)
     return {
         "ours": figures(ours),
@@ -157,8 +169,9 @@ def generalisation(tmp: Path, splits: int) -> dict[str, Any]:
     }
 
 
-def scored_run(kb: KnowledgeBase, entries: Sequence[KBEntry],
-               pairs: list[tuple[str, str]]) -> dict[str, Any]:
+def scored_run(
+    kb: KnowledgeBase, entries: Sequence[KBEntry], pairs: list[tuple[str, str]]
+) -> dict[str, Any]:
     """Ours and the BM25 baseline on ``pairs``, decisions, and reliability on real queries."""
     found = {q: kb.search(q, 5) for q in dict.fromkeys(q for q, _ in pairs)}
     ours = evaluate(lambda q, k: [h.id for h in found[q][:k]], pairs)
@@ -174,9 +187,13 @@ def scored_run(kb: KnowledgeBase, entries: Sequence[KBEntry],
         [bool(found[q]) and found[q][0].id == t for q, t in pairs],
     )
     return {
-        "entries": len(kb.entries), "ours": figures(ours), "baseline_bm25": figures(base),
-        "decisions": dict(decisions), "answers_right": right,
-        "ece_real_queries": rel["ece"], "reliability_real_queries": rel,
+        "entries": len(kb.entries),
+        "ours": figures(ours),
+        "baseline_bm25": figures(base),
+        "decisions": dict(decisions),
+        "answers_right": right,
+        "ece_real_queries": rel["ece"],
+        "reliability_real_queries": rel,
         "build_calibration": kb.meta.get("calibration"),
         "build_seconds": kb.meta.get("seconds"),
     }
@@ -198,16 +215,21 @@ def public_sets(tmp: Path, folder: Path) -> dict[str, Any]:
         entries = load_sources(queries.parent).entries
         kb = build_kb(tmp / name.replace("/", "_"), entries, {}, None)
         out[name] = scored_run(kb, entries, read_eval_tsv(queries))
-        print(f"  {name}: {out[name]['ours']} vs BM25 {out[name]['baseline_bm25']}",
-              file=sys.stderr)
+        print(
+            f"  {name}: {out[name]['ours']} vs BM25 {out[name]['baseline_bm25']}", file=sys.stderr
+        )
     return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--splits", type=int, default=3, help="generalisation splits (default 3)")
-    parser.add_argument("--public", type=Path, default=Path("/work/eval_data"),
-                        help="folder of public sets (<set>/<variant>/sources + queries.tsv)")
+    parser.add_argument(
+        "--public",
+        type=Path,
+        default=Path("/work/eval_data"),
+        help="folder of public sets (<set>/<variant>/sources + queries.tsv)",
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="kb_quality_"))
     try:
@@ -226,26 +248,34 @@ def main() -> int:
     print("Shipped KB, held-out paraphrases (tests/data/kb_eval.tsv)")
     for name in ("ours", "baseline_char_tfidf"):
         f = s[name]
-        print(f"  {name:<22} top1 {f['top1']:.4f}  recall@5 {f['recall@5']:.4f}  "
-              f"mrr {f['mrr']:.4f}  (n={f['n']})")
+        print(
+            f"  {name:<22} top1 {f['top1']:.4f}  recall@5 {f['recall@5']:.4f}  "
+            f"mrr {f['mrr']:.4f}  (n={f['n']})"
+        )
     print(f"  decisions on the eval queries: {s['decisions_on_eval']}")
     print(f"  decisions on NLU out_of_scope: {s['decisions_on_nlu_out_of_scope']}")
     if "generalisation" in results:
         g = results["generalisation"]
-        print(f"Generalisation KB ({g['entries']} entries, half of each entry's similar "
-              f"questions held out, {g['queries_per_split']} queries × {len(g['splits'])} splits)")
+        print(
+            f"Generalisation KB ({g['entries']} entries, half of each entry's similar "
+            f"questions held out, {g['queries_per_split']} queries × {len(g['splits'])} splits)"
+        )
         for name, f in g["mean"].items():
-            print(f"  {name:<22} top1 {f['top1']:.4f}  recall@5 {f['recall@5']:.4f}  "
-                  f"mrr {f['mrr']:.4f}")
+            print(
+                f"  {name:<22} top1 {f['top1']:.4f}  recall@5 {f['recall@5']:.4f}  "
+                f"mrr {f['mrr']:.4f}"
+            )
     rows = {"shipped KB, no similar questions": results["zero_shot_shipped"]}
     rows.update({f"public {k}": v for k, v in results.get("public", {}).items()})
     print("Ours vs BM25 (words + char 1-2-grams); ECE of the top score on the real queries")
     for name, r in rows.items():
-        print(f"  {name:<32} top1 {r['ours']['top1']:.4f} (BM25 {r['baseline_bm25']['top1']:.4f})"
-              f"  recall@5 {r['ours']['recall@5']:.4f} (BM25 "
-              f"{r['baseline_bm25']['recall@5']:.4f})  ECE {r['ece_real_queries']:.3f}"
-              f" (build's estimate {(r['build_calibration'] or {}).get('ece', '-')})"
-              f"  decisions {r['decisions']}, right answers {r['answers_right']}")
+        print(
+            f"  {name:<32} top1 {r['ours']['top1']:.4f} (BM25 {r['baseline_bm25']['top1']:.4f})"
+            f"  recall@5 {r['ours']['recall@5']:.4f} (BM25 "
+            f"{r['baseline_bm25']['recall@5']:.4f})  ECE {r['ece_real_queries']:.3f}"
+            f" (build's estimate {(r['build_calibration'] or {}).get('ece', '-')})"
+            f"  decisions {r['decisions']}, right answers {r['answers_right']}"
+        )
     out = ROOT / "results" / "bench_kb_quality.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")

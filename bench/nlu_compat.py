@@ -61,10 +61,12 @@ def run(name: str, cfg: BotConfig, data: TrainingData, test: TrainingData) -> di
             k: round(v, 4) for k, v in result.extractor_f1(extractors).items()
         },
     }
-    print(f"{name:<44} train {seconds:6.2f} s   intent acc {result.accuracy:.4f}   "
-          f"entity F1 {result.entity_f1:.4f}   "
-          + "  ".join(f"{k} {v:.4f}" for k, v in row["entity_f1_per_extractor"].items()),
-          flush=True)
+    print(
+        f"{name:<44} train {seconds:6.2f} s   intent acc {result.accuracy:.4f}   "
+        f"entity F1 {result.entity_f1:.4f}   "
+        + "  ".join(f"{k} {v:.4f}" for k, v in row["entity_f1_per_extractor"].items()),
+        flush=True,
+    )
     return row
 
 
@@ -86,55 +88,121 @@ def main() -> int:
     rows = [
         run("shipped config.yml", shipped, data, test),
         run("shipped, DIETClassifier for the classifier", config(diet), data, test),
-        run("RegexEntityExtractor alone", config([*norm_jieba, {"name": "RegexEntityExtractor"}]),
-            data, test),
-        run("CRFEntityExtractor (characters)",
-            config([*norm_jieba, {"name": "CRFEntityExtractor"}]), data, test),
-        run("CRFEntityExtractor (jieba tokens)",
+        run(
+            "RegexEntityExtractor alone",
+            config([*norm_jieba, {"name": "RegexEntityExtractor"}]),
+            data,
+            test,
+        ),
+        run(
+            "CRFEntityExtractor (characters)",
+            config([*norm_jieba, {"name": "CRFEntityExtractor"}]),
+            data,
+            test,
+        ),
+        run(
+            "CRFEntityExtractor (jieba tokens)",
             config([*norm_jieba, {"name": "CRFEntityExtractor", "granularity": "tokens"}]),
-            data, test),
-        run("Regex + CRF (characters)",
-            config([*norm_jieba, {"name": "RegexEntityExtractor"},
-                    {"name": "CRFEntityExtractor"}]), data, test),
+            data,
+            test,
+        ),
+        run(
+            "Regex + CRF (characters)",
+            config([*norm_jieba, {"name": "RegexEntityExtractor"}, {"name": "CRFEntityExtractor"}]),
+            data,
+            test,
+        ),
         run("Rasa-style zh pipeline (no normaliser)", config(RASA_ZH), data, test),
     ]
     if not args.quick:
         rasa_default_zh = [
-            {"name": "JiebaTokenizer"}, {"name": "RegexFeaturizer"},
-            {"name": "LexicalSyntacticFeaturizer"}, {"name": "CountVectorsFeaturizer"},
-            {"name": "CountVectorsFeaturizer", "analyzer": "char_wb", "min_ngram": 1,
-             "max_ngram": 4},
-            {"name": "DIETClassifier", "epochs": 100}, {"name": "EntitySynonymMapper"},
+            {"name": "JiebaTokenizer"},
+            {"name": "RegexFeaturizer"},
+            {"name": "LexicalSyntacticFeaturizer"},
+            {"name": "CountVectorsFeaturizer"},
+            {
+                "name": "CountVectorsFeaturizer",
+                "analyzer": "char_wb",
+                "min_ngram": 1,
+                "max_ngram": 4,
+            },
+            {"name": "DIETClassifier", "epochs": 100},
+            {"name": "EntitySynonymMapper"},
         ]
         rows += [
             run("Rasa default featurizers + DIET on zh", config(rasa_default_zh), data, test),
-            run("CountVectors char_wb + SklearnIntentClassifier",
-                config([{"name": "JiebaTokenizer"},
-                        {"name": "CountVectorsFeaturizer", "analyzer": "char_wb",
-                         "min_ngram": 1, "max_ngram": 4},
-                        {"name": "SklearnIntentClassifier"}]), data, test),
-            run("MITIE pipeline (substituted)",
-                config([{"name": "MitieNLP"}, {"name": "MitieTokenizer"},
-                        {"name": "MitieFeaturizer"}, {"name": "MitieIntentClassifier"},
-                        {"name": "MitieEntityExtractor"}]), data, test),
-            run("SpacyNLP (blank) + SpacyFeaturizer + LR",
-                config([{"name": "SpacyNLP", "model": "zh_core_web_md"},
-                        {"name": "SpacyTokenizer"}, {"name": "SpacyFeaturizer"},
-                        {"name": "LogisticRegressionClassifier"}]), data, test),
-            run("KeywordIntentClassifier",
-                config([{"name": "ChineseTextNormalizer"},
-                        {"name": "KeywordIntentClassifier"}]), data, test),
+            run(
+                "CountVectors char_wb + SklearnIntentClassifier",
+                config(
+                    [
+                        {"name": "JiebaTokenizer"},
+                        {
+                            "name": "CountVectorsFeaturizer",
+                            "analyzer": "char_wb",
+                            "min_ngram": 1,
+                            "max_ngram": 4,
+                        },
+                        {"name": "SklearnIntentClassifier"},
+                    ]
+                ),
+                data,
+                test,
+            ),
+            run(
+                "MITIE pipeline (substituted)",
+                config(
+                    [
+                        {"name": "MitieNLP"},
+                        {"name": "MitieTokenizer"},
+                        {"name": "MitieFeaturizer"},
+                        {"name": "MitieIntentClassifier"},
+                        {"name": "MitieEntityExtractor"},
+                    ]
+                ),
+                data,
+                test,
+            ),
+            run(
+                "SpacyNLP (blank) + SpacyFeaturizer + LR",
+                config(
+                    [
+                        {"name": "SpacyNLP", "model": "zh_core_web_md"},
+                        {"name": "SpacyTokenizer"},
+                        {"name": "SpacyFeaturizer"},
+                        {"name": "LogisticRegressionClassifier"},
+                    ]
+                ),
+                data,
+                test,
+            ),
+            run(
+                "KeywordIntentClassifier",
+                config([{"name": "ChineseTextNormalizer"}, {"name": "KeywordIntentClassifier"}]),
+                data,
+                test,
+            ),
         ]
-    sample = TrainingData(random.Random(7).sample(data.examples, 300), data.synonyms,
-                          data.regexes, data.lookups)
+    sample = TrainingData(
+        random.Random(7).sample(data.examples, 300), data.synonyms, data.regexes, data.lookups
+    )
     rows.append(run("Rasa-style zh pipeline, 300 examples", config(RASA_ZH), sample, test))
     out = ROOT / "results" / "bench_nlu_compat.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"training_examples": len(data.examples),
-                               "test_examples": len(test.examples), "rows": rows},
-                              ensure_ascii=False, indent=2), encoding="utf-8")
-    print(f"training examples {len(data.examples)}, held out {len(test.examples)}; "
-          f"written to {out}")
+    out.write_text(
+        json.dumps(
+            {
+                "training_examples": len(data.examples),
+                "test_examples": len(test.examples),
+                "rows": rows,
+            },
+            ensure_ascii=False,
+            indent=2,
+        ),
+        encoding="utf-8",
+    )
+    print(
+        f"training examples {len(data.examples)}, held out {len(test.examples)}; written to {out}"
+    )
     return 0
 
 

@@ -23,8 +23,18 @@ from bot.core.processor import UserMessage  # noqa: E402
 from bot.core.tracker_store import InMemoryTrackerStore  # noqa: E402
 from bot.project import Project  # noqa: E402
 
-TURNS = ["/greet", "/query_balance", "/thank", "/faq", "/query_progress", "/report_loss",
-         "/inform{\"card_last4\": \"1234\"}", "/affirm", "/thank", "/out_of_scope"]
+TURNS = [
+    "/greet",
+    "/query_balance",
+    "/thank",
+    "/faq",
+    "/query_progress",
+    "/report_loss",
+    '/inform{"card_last4": "1234"}',
+    "/affirm",
+    "/thank",
+    "/out_of_scope",
+]
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -31,8 +31,9 @@ PROJECTS = ROOT / "tests" / "rasa_projects"
 
 def bot(args: list[str], cwd: Path) -> tuple[int, str, float]:
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "bot", *args], cwd=cwd, capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", *args], cwd=cwd, capture_output=True, text=True, check=False
+    )
     return done.returncode, done.stdout + done.stderr, time.perf_counter() - started
 
 
@@ -45,9 +46,12 @@ def start_action_server(root: Path) -> subprocess.Popen[bytes] | None:
     if not url:
         return None
     parts = urlsplit(url)
-    server = subprocess.Popen([sys.executable, "-m", "bot", "run", "actions",
-                               "--port", str(parts.port or 5055)], cwd=root,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bot", "run", "actions", "--port", str(parts.port or 5055)],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     health = f"{parts.scheme}://{parts.hostname}:{parts.port or 5055}/health"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -64,8 +68,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--project", action="append", help="only these projects")
     args = parser.parse_args()
-    names = args.project or sorted(p.name for p in PROJECTS.iterdir()
-                                   if (p / "config.yml").is_file())
+    names = args.project or sorted(
+        p.name for p in PROJECTS.iterdir() if (p / "config.yml").is_file()
+    )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
@@ -85,8 +90,9 @@ def main() -> int:
             report = json.loads((root / "results" / "story_report.json").read_text("utf-8"))
             stories = report["stories"]
             passed = sum(1 for s in stories if s["passed"])
-            rows.append((name, train_s, test_s, passed, len(stories),
-                         report.get("action_accuracy")))
+            rows.append(
+                (name, train_s, test_s, passed, len(stories), report.get("action_accuracy"))
+            )
     print(f"{'project':<22} {'train s':>8} {'test s':>7} {'stories':>9} {'action acc':>11}")
     for name, train_s, test_s, passed, total, accuracy in rows:
         acc = f"{accuracy:.3f}" if isinstance(accuracy, float) else "-"

@@ -78,27 +78,36 @@ async def main(calls: int, url: str) -> None:
 
         figures = {
             "in-process limiter": await timed(calls, local_limit),
-            "Redis limiter (EVALSHA)": await timed(
-                calls, lambda i: shared.acquire(f"c{i % 100}")),
+            "Redis limiter (EVALSHA)": await timed(calls, lambda i: shared.acquire(f"c{i % 100}")),
             "Redis claim + stored replies": await timed(
-                calls, lambda i: replies.run_once(f"c{i % 100}", f"m{i}", noop)),
+                calls, lambda i: replies.run_once(f"c{i % 100}", f"m{i}", noop)
+            ),
         }
         settings = ServerSettings(rate_limit=LIMIT)
         for name, redis_url in (("per worker", ""), ("through Redis", url)):
-            runner = TurnRunner(InstantAgent(), settings, BotMetrics(),  # type: ignore[arg-type]
-                                redis_url=redis_url, redis_prefix=prefix)
+            runner = TurnRunner(
+                InstantAgent(),
+                settings,
+                BotMetrics(),  # type: ignore[arg-type]
+                redis_url=redis_url,
+                redis_prefix=prefix,
+            )
             runners.append(runner)
             figures[f"TurnRunner.run with message_id, {name}"] = await timed(
-                calls, lambda i, r=runner, n=name: r.run(UserMessage(
-                    "开户要带什么", f"c{i % 100}", "rest", {"message_id": f"{n}-{i}"})))
-        print(f"{calls} sequential calls each, Redis {url}, load average "
-              f"{os.getloadavg()[0]:.1f}")
+                calls,
+                lambda i, r=runner, n=name: r.run(
+                    UserMessage("开户要带什么", f"c{i % 100}", "rest", {"message_id": f"{n}-{i}"})
+                ),
+            )
+        print(f"{calls} sequential calls each, Redis {url}, load average {os.getloadavg()[0]:.1f}")
         for name, (p50, p99) in figures.items():
             print(f"  {name:48s} p50 {p50:6.3f} ms   p99 {p99:6.3f} ms")
         base = figures["TurnRunner.run with message_id, per worker"]
         full = figures["TurnRunner.run with message_id, through Redis"]
-        print(f"  {'extra per turn (Redis minus per worker)':48s} p50 {full[0] - base[0]:6.3f} ms"
-              f"   p99 {full[1] - base[1]:6.3f} ms")
+        print(
+            f"  {'extra per turn (Redis minus per worker)':48s} p50 {full[0] - base[0]:6.3f} ms"
+            f"   p99 {full[1] - base[1]:6.3f} ms"
+        )
     finally:
         keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
         if keys:
@@ -111,7 +120,8 @@ async def main(calls: int, url: str) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
-    parser.add_argument("--redis-url",
-                        default=os.environ.get("BOT_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("BOT_REDIS_URL", "redis://127.0.0.1:6379/0")
+    )
     args = parser.parse_args()
     asyncio.run(main(args.calls, args.redis_url))

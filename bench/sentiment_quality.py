@@ -48,8 +48,9 @@ def quality(model: Any, test: list[SentimentExample]) -> dict[str, Any]:
     return {key: summary[key] for key in keys}
 
 
-def cross_validation(train: list[SentimentExample], words: dict[str, list[str]],
-                     folds: int = 5) -> dict[str, float]:
+def cross_validation(
+    train: list[SentimentExample], words: dict[str, list[str]], folds: int = 5
+) -> dict[str, float]:
     from sklearn.model_selection import StratifiedKFold
 
     labels = [e.label for e in train]
@@ -62,8 +63,10 @@ def cross_validation(train: list[SentimentExample], words: dict[str, list[str]],
         result = evaluate(component, [train[i] for i in test_idx])
         accuracy.append(result.accuracy)
         macro_f1.append(result.macro_f1)
-    return {"cv_accuracy": round(sum(accuracy) / folds, 4),
-            "cv_macro_f1": round(sum(macro_f1) / folds, 4)}
+    return {
+        "cv_accuracy": round(sum(accuracy) / folds, 4),
+        "cv_macro_f1": round(sum(macro_f1) / folds, 4),
+    }
 
 
 def main() -> int:
@@ -91,8 +94,10 @@ def main() -> int:
         analyser = pipeline.components[index]
         assert isinstance(analyser, SentimentAnalyzer)
         started = time.perf_counter()
-        analyser.fit(train, merge_lexicons(BASE_LEXICON, read_lexicon_file(
-            work / "sentiment" / "lexicon.yml")))
+        analyser.fit(
+            train,
+            merge_lexicons(BASE_LEXICON, read_lexicon_file(work / "sentiment" / "lexicon.yml")),
+        )
         fit_seconds = time.perf_counter() - started
 
     figures: dict[str, Any] = {"train_examples": len(train), "test_examples": len(test)}
@@ -105,8 +110,10 @@ def main() -> int:
     lexicon_only = SentimentAnalyzer({}, SentimentAnalyzer.lexicon_only_state(words))
     ngrams_only = SentimentAnalyzer({"lexicon_weight": 0.0})
     ngrams_only.fit(train, words)
-    figures["ablation"] = {"lexicon_only": quality(lexicon_only, test),
-                           "ngrams_only": quality(ngrams_only, test)}
+    figures["ablation"] = {
+        "lexicon_only": quality(lexicon_only, test),
+        "ngrams_only": quality(ngrams_only, test),
+    }
     if args.cv:
         figures.update(cross_validation(train, words))
 
@@ -139,19 +146,25 @@ def main() -> int:
             alone.append((t1 - t0) * 1e6)
             full.append((t2 - t1) * 1e3)
             base.append((t3 - t2) * 1e3)
-    figures.update({
-        "nlu_training_seconds": round(train_seconds, 2),
-        "sentiment_fit_seconds": round(fit_seconds, 2),
-        "analyser_p50_us": round(percentile(alone, 50), 1),
-        "analyser_p99_us": round(percentile(alone, 99), 1),
-        "parse_p50_ms": round(percentile(full, 50), 3),
-        "parse_p99_ms": round(percentile(full, 99), 3),
-        "parse_without_sentiment_p50_ms": round(percentile(base, 50), 3),
-        "parse_without_sentiment_p99_ms": round(percentile(base, 99), 3),
-    })
+    figures.update(
+        {
+            "nlu_training_seconds": round(train_seconds, 2),
+            "sentiment_fit_seconds": round(fit_seconds, 2),
+            "analyser_p50_us": round(percentile(alone, 50), 1),
+            "analyser_p99_us": round(percentile(alone, 99), 1),
+            "parse_p50_ms": round(percentile(full, 50), 3),
+            "parse_p99_ms": round(percentile(full, 99), 3),
+            "parse_without_sentiment_p50_ms": round(percentile(base, 50), 3),
+            "parse_without_sentiment_p99_ms": round(percentile(base, 99), 3),
+        }
+    )
 
-    targets = {"accuracy": 0.85, "macro_f1": 0.85, "negative_precision": 0.85,
-               "negative_recall": 0.80}
+    targets = {
+        "accuracy": 0.85,
+        "macro_f1": 0.85,
+        "negative_precision": 0.85,
+        "negative_recall": 0.80,
+    }
     print(f"{'figure':36} {'value':>10}  target")
     for key, value in figures.items():
         if isinstance(value, dict):
@@ -164,8 +177,10 @@ def main() -> int:
     print("confusion (gold → predicted):", json.dumps(figures["confusion"]))
     if args.errors:
         for error in result.errors():
-            print(f"  {error['gold']:>8} → {error['predicted']:<8} "
-                  f"P(neg)={error['negative']:.2f}  {error['text']}")
+            print(
+                f"  {error['gold']:>8} → {error['predicted']:<8} "
+                f"P(neg)={error['negative']:.2f}  {error['text']}"
+            )
     out = ROOT / "results"
     out.mkdir(exist_ok=True)
     (out / "bench_sentiment.json").write_text(

@@ -67,12 +67,14 @@ def import_actions(project: Project, module: str) -> None:
         raise ConfigError(f"importing the custom actions ({module}) failed: {exc!r}") from exc
 
 
-def create_executor(project: Project, endpoints: Mapping[str, Any], domain_actions: set[str]
-                    ) -> CustomActionExecutor | None:
+def create_executor(
+    project: Project, endpoints: Mapping[str, Any], domain_actions: set[str]
+) -> CustomActionExecutor | None:
     endpoint = endpoints.get("action_endpoint")
     if isinstance(endpoint, dict) and endpoint.get("url"):
-        return RemoteExecutor(str(endpoint["url"]), float(endpoint.get("timeout", 1.5)),
-                              domain_actions)
+        return RemoteExecutor(
+            str(endpoint["url"]), float(endpoint.get("timeout", 1.5)), domain_actions
+        )
     module = actions_module(project)
     if module is None:
         return None

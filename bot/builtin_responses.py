@@ -28,9 +28,7 @@ def builtin_responses() -> dict[str, Variations]:
         for name, variations in data.items():
             if name in found:
                 raise ValueError(f"bot/resources/responses/{entry.name}: {name} defined twice")
-            if not isinstance(variations, list) or not all(
-                isinstance(v, dict) for v in variations
-            ):
+            if not isinstance(variations, list) or not all(isinstance(v, dict) for v in variations):
                 raise ValueError(
                     f"bot/resources/responses/{entry.name}: {name} must list variations"
                 )

@@ -72,13 +72,16 @@ SENTIMENT_DATA = "sentiment/train.yml"
 def chinese_pipeline(project_root: Path | None) -> tuple[ComponentSpec, ...]:
     """The pipeline of this repository's ``config.yml``; the user dictionary and the
     sentiment data only when ``project_root`` has them."""
+
     def has(relative: str) -> bool:
         return project_root is not None and (project_root / relative).is_file()
 
     specs = [
         _spec("ChineseTextNormalizer", max_length=2000),
-        _spec("JiebaTokenizer", **({"dictionary_path": USER_DICTIONARY}
-                                   if has(USER_DICTIONARY) else {})),
+        _spec(
+            "JiebaTokenizer",
+            **({"dictionary_path": USER_DICTIONARY} if has(USER_DICTIONARY) else {}),
+        ),
         _spec("TfidfVectorsFeaturizer", analyzer="word", min_ngram=1, max_ngram=1),
         _spec("TfidfVectorsFeaturizer", analyzer="char", min_ngram=1, max_ngram=3),
         _spec("LogisticRegressionClassifier", C=50),
@@ -149,8 +152,12 @@ def parse_config(data: Any, path: Path, project_root: Path | None = None) -> Bot
 
 
 def load_config(path: Path, project_root: Path | None = None) -> BotConfig:
-    data = read_mapping(path, required=True, holds="language, pipeline, policies, ...",
-                        missing_fix="create it or pass --config FILE")
+    data = read_mapping(
+        path,
+        required=True,
+        holds="language, pipeline, policies, ...",
+        missing_fix="create it or pass --config FILE",
+    )
     return parse_config(data, path, project_root)
 
 
@@ -158,8 +165,9 @@ def describe_defaults(config: BotConfig) -> list[str]:
     """Lines saying which defaults were used (for ``bot train``); none when none were."""
     lines = []
     if "pipeline" in config.defaulted:
-        lines.append(f"config.yml has no pipeline: using the default for language "
-                     f"'{config.language}':")
+        lines.append(
+            f"config.yml has no pipeline: using the default for language '{config.language}':"
+        )
         lines.extend(f"  - {_describe(spec)}" for spec in config.pipeline)
     if "policies" in config.defaulted:
         lines.append("config.yml has no policies: using Rasa's default policies:")

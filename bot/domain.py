@@ -146,8 +146,8 @@ class Domain:
         """``chitchat`` for ``utter_chitchat`` or ``respond_chitchat`` when ``chitchat`` is a
         retrieval intent, else ``None``."""
         for prefix in ("utter_", "respond_"):
-            if action.startswith(prefix) and action[len(prefix):] in self.retrieval_intents:
-                return action[len(prefix):]
+            if action.startswith(prefix) and action[len(prefix) :] in self.retrieval_intents:
+                return action[len(prefix) :]
         return None
 
     def retrieval_responses(self, intent: str) -> dict[str, list[dict[str, Any]]]:
@@ -208,9 +208,7 @@ def _mapping_dict(m: SlotMapping) -> dict[str, Any]:
     return out
 
 
-def _intents(
-    items: Any, path: Path
-) -> tuple[tuple[str, ...], dict[str, dict[str, Any]], set[str]]:
+def _intents(items: Any, path: Path) -> tuple[tuple[str, ...], dict[str, dict[str, Any]], set[str]]:
     """Names, ``use_entities``/``ignore_entities`` properties and retrieval intents."""
     names = _names(items, "intents", path)
     properties: dict[str, dict[str, Any]] = {}
@@ -407,8 +405,9 @@ def parse_domain(data: dict[str, Any], path: Path) -> Domain:
         actions=_names(data.get("actions"), "actions", path),
         forms=forms,
         session_config=SessionConfig(
-            expiration_minutes=_number(session.get("session_expiration_time", 60),
-                                       "session_expiration_time", path),
+            expiration_minutes=_number(
+                session.get("session_expiration_time", 60), "session_expiration_time", path
+            ),
             carry_over_slots=bool(session.get("carry_over_slots_to_new_session", True)),
         ),
         raw=data,
@@ -460,8 +459,13 @@ def _item_name(item: Any) -> str:
     return item if isinstance(item, str) else repr(item)
 
 
-def _merge(merged: dict[str, Any], data: dict[str, Any], shown: str,
-           origins: dict[tuple[str, str], str], path: Path) -> None:
+def _merge(
+    merged: dict[str, Any],
+    data: dict[str, Any],
+    shown: str,
+    origins: dict[tuple[str, str], str],
+    path: Path,
+) -> None:
     """Add one domain file's ``data`` to ``merged`` (Rasa's merge of a domain folder)."""
     for key, value in data.items():
         if key in _LIST_KEYS and isinstance(value, list):
@@ -501,9 +505,7 @@ def _merge(merged: dict[str, Any], data: dict[str, Any], shown: str,
             merged.setdefault(key, value)
 
 
-def load_domain(
-    path: Path, data_files: Sequence[Path] = (), root: Path | None = None
-) -> Domain:
+def load_domain(path: Path, data_files: Sequence[Path] = (), root: Path | None = None) -> Domain:
     """The domain of ``path`` (a file, or a folder whose YAML files are merged) plus the
     ``responses:`` of ``data_files``; file names in errors are relative to ``root``."""
     if path.is_dir():

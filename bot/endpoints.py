@@ -34,8 +34,10 @@ class Endpoints:
         for name in ENDPOINT_SECTIONS:
             section = file.data.get(name)
             if section is not None and not isinstance(section, dict):
-                raise file.error(f"{name} must be a mapping, got {type(section).__name__}",
-                                 fix=f"write '{name}:' with its options indented below it")
+                raise file.error(
+                    f"{name} must be a mapping, got {type(section).__name__}",
+                    fix=f"write '{name}:' with its options indented below it",
+                )
             values[name] = section
         return cls(**values, redis_url=redis_url(env), sections=dict(file.data))
 

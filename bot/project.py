@@ -96,9 +96,7 @@ class Project:
     @property
     def credentials_file(self) -> Path:
         """``--credentials``, else ``$BOT_CREDENTIALS``, else ``credentials.yml``."""
-        return (
-            self.credentials_path or _from_env(ENV_CREDENTIALS) or self.root / "credentials.yml"
-        )
+        return self.credentials_path or _from_env(ENV_CREDENTIALS) or self.root / "credentials.yml"
 
     @property
     def nlu_dir(self) -> Path:
@@ -148,8 +146,13 @@ class Project:
         found: set[Path] = set()
         for path in self.training_paths():
             candidates = [path] if path.is_file() else path.rglob("*") if path.is_dir() else []
-            found.update(p for p in candidates if p.suffix in {".md", ".json"} and p.is_file()
-                         and not p.name.lower().startswith("readme"))
+            found.update(
+                p
+                for p in candidates
+                if p.suffix in {".md", ".json"}
+                and p.is_file()
+                and not p.name.lower().startswith("readme")
+            )
         return sorted(found)
 
     def nlu_files(self) -> list[Path]:

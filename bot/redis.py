@@ -36,8 +36,13 @@ def redis_url(env: Mapping[str, str] | None = None) -> str | None:
     return value or None
 
 
-def redis_client(url: str, *, timeout: float | None = FAST_TIMEOUT, retries: int | None = 1,
-                 decode_responses: bool = True) -> Redis:
+def redis_client(
+    url: str,
+    *,
+    timeout: float | None = FAST_TIMEOUT,
+    retries: int | None = 1,
+    decode_responses: bool = True,
+) -> Redis:
     """A new asyncio client of ``url``, owned (and closed) by the caller.
 
     ``timeout``: seconds to connect and for each reply (None: wait as long as it takes);
@@ -56,8 +61,13 @@ def redis_client(url: str, *, timeout: float | None = FAST_TIMEOUT, retries: int
     return client
 
 
-def shared_client(url: str, *, timeout: float | None = FAST_TIMEOUT, retries: int | None = 1,
-                  decode_responses: bool = True) -> Redis:
+def shared_client(
+    url: str,
+    *,
+    timeout: float | None = FAST_TIMEOUT,
+    retries: int | None = 1,
+    decode_responses: bool = True,
+) -> Redis:
     """The client of ``url`` with these options for the running event loop: made once, then
     the same for every caller on that loop. Callers do not close it; the server does, with
     :func:`close_shared_clients`. Without a running loop this is :func:`redis_client` (a
@@ -65,14 +75,16 @@ def shared_client(url: str, *, timeout: float | None = FAST_TIMEOUT, retries: in
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
-        return redis_client(url, timeout=timeout, retries=retries,
-                            decode_responses=decode_responses)
+        return redis_client(
+            url, timeout=timeout, retries=retries, decode_responses=decode_responses
+        )
     clients = _SHARED.setdefault(loop, {})
     key = (url, timeout, retries, decode_responses)
     client = clients.get(key)
     if client is None:
-        client = clients[key] = redis_client(url, timeout=timeout, retries=retries,
-                                             decode_responses=decode_responses)
+        client = clients[key] = redis_client(
+            url, timeout=timeout, retries=retries, decode_responses=decode_responses
+        )
     return client
 
 

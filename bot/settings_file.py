@@ -51,16 +51,23 @@ class SettingsFile:
         first key path of the message that is in the file; a leading ``file:`` of the message
         is dropped."""
         message = _FILE_PREFIX.sub("", message.removeprefix(f"{self.path}:"), count=1).strip()
-        line = next((found for match in _KEY_PATH.finditer(message)
-                     if (found := self._line(match.group(0))) is not None), 1)
+        line = next(
+            (
+                found
+                for match in _KEY_PATH.finditer(message)
+                if (found := self._line(match.group(0))) is not None
+            ),
+            1,
+        )
         text = f"{self.path}:{line}: {message.rstrip('.')}"
         if fix and "Fix:" not in message:
             text += f". Fix: {fix}"
         return ConfigError(text)
 
 
-def read_settings_file(path: Path, *, required: bool = False, holds: str = "",
-                       missing_fix: str = "create it") -> SettingsFile:
+def read_settings_file(
+    path: Path, *, required: bool = False, holds: str = "", missing_fix: str = "create it"
+) -> SettingsFile:
     """The file's mapping with the lines of its keys: empty when the file is empty, or
     missing and not ``required``.
 
@@ -76,8 +83,9 @@ def read_settings_file(path: Path, *, required: bool = False, holds: str = "",
     except IsADirectoryError as exc:
         raise ConfigError(f"{path} is a folder, not a YAML file. Fix: give the file") from exc
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot be read ({exc}). Fix: make it a readable UTF-8 "
-                          "file") from exc
+        raise ConfigError(
+            f"{path}: cannot be read ({exc}). Fix: make it a readable UTF-8 file"
+        ) from exc
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -90,22 +98,26 @@ def read_settings_file(path: Path, *, required: bool = False, holds: str = "",
         return SettingsFile(path, {})
     if not isinstance(data, dict):
         what = f" ({holds})" if holds else ""
-        raise ConfigError(f"{path}:1: expected a mapping{what}, got {_kind(data)}. Fix: write "
-                          "'key: value' lines at the top level")
+        raise ConfigError(
+            f"{path}:1: expected a mapping{what}, got {_kind(data)}. Fix: write "
+            "'key: value' lines at the top level"
+        )
     assert node is not None
     lines: dict[tuple[str | int, ...], int] = {}
     _key_lines(node, (), lines)
     return SettingsFile(path, data, lines=lines)
 
 
-def read_mapping(path: Path, *, required: bool = False, holds: str = "",
-                 missing_fix: str = "create it") -> dict[str, Any]:
+def read_mapping(
+    path: Path, *, required: bool = False, holds: str = "", missing_fix: str = "create it"
+) -> dict[str, Any]:
     """:func:`read_settings_file`'s mapping."""
     return read_settings_file(path, required=required, holds=holds, missing_fix=missing_fix).data
 
 
-def _key_lines(node: yaml.Node, prefix: tuple[str | int, ...],
-               lines: dict[tuple[str | int, ...], int]) -> None:
+def _key_lines(
+    node: yaml.Node, prefix: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]
+) -> None:
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             if isinstance(key, yaml.ScalarNode):
@@ -120,5 +132,10 @@ def _key_lines(node: yaml.Node, prefix: tuple[str | int, ...],
 
 
 def _kind(value: Any) -> str:
-    return {list: "a list", str: "a text", int: "a number", float: "a number",
-            bool: "a boolean"}.get(type(value), type(value).__name__)
+    return {
+        list: "a list",
+        str: "a text",
+        int: "a number",
+        float: "a number",
+        bool: "a boolean",
+    }.get(type(value), type(value).__name__)

@@ -33,13 +33,24 @@ def _load(project: Project) -> tuple[TrainingData, list[Problem], list[Path]]:
     files = project.data_files()
     if not files:
         where = ", ".join(_shown(project, p) for p in project.training_paths()) or "data/"
-        problems.append(Problem("error", f"no training data files in {where}",
-                                "put YAML files with 'nlu:', 'stories:' or 'rules:' under "
-                                "data/, or pass --data PATH", Source(where, 1)))
+        problems.append(
+            Problem(
+                "error",
+                f"no training data files in {where}",
+                "put YAML files with 'nlu:', 'stories:' or 'rules:' under "
+                "data/, or pass --data PATH",
+                Source(where, 1),
+            )
+        )
     for path in project.unread_data_files():
-        problems.append(Problem("warning", "Markdown/JSON training data (Rasa 1.x/2.x) is not "
-                                "read", "convert it to YAML ('rasa data convert' of Rasa 2)",
-                                Source(_shown(project, path), 1)))
+        problems.append(
+            Problem(
+                "warning",
+                "Markdown/JSON training data (Rasa 1.x/2.x) is not read",
+                "convert it to YAML ('rasa data convert' of Rasa 2)",
+                Source(_shown(project, path), 1),
+            )
+        )
     for path in files:
         shown = _shown(project, path)
         found = check_data_file(path, shown)
@@ -215,8 +226,12 @@ def validate_project(project: Project, min_examples: int = 10) -> list[Problem]:
         first_source.setdefault(example.intent, example.source)
         if not normalise(example.text)[0]:
             problems.append(
-                Problem("error", "example is empty after normalisation",
-                        "write some text or delete the line", example.source)
+                Problem(
+                    "error",
+                    "example is empty after normalisation",
+                    "write some text or delete the line",
+                    example.source,
+                )
             )
         for ann in example.entities:
             if ann.entity not in domain.entities:
@@ -244,13 +259,21 @@ def validate_project(project: Project, min_examples: int = 10) -> list[Problem]:
         n = counts[intent]
         if n < 2:
             problems.append(
-                Problem("error", f"intent '{intent}' has only {n} example",
-                        "write at least 2 (better 10 or more) examples", source)
+                Problem(
+                    "error",
+                    f"intent '{intent}' has only {n} example",
+                    "write at least 2 (better 10 or more) examples",
+                    source,
+                )
             )
         elif n < min_examples:
             problems.append(
-                Problem("warning", f"intent '{intent}' has only {n} examples",
-                        f"write at least {min_examples} varied examples", source)
+                Problem(
+                    "warning",
+                    f"intent '{intent}' has only {n} examples",
+                    f"write at least {min_examples} varied examples",
+                    source,
+                )
             )
     for intent in domain.intents:
         if intent not in domain_intents:
@@ -269,28 +292,44 @@ def validate_project(project: Project, min_examples: int = 10) -> list[Problem]:
                 re.compile(pattern)
             except re.error as exc:
                 problems.append(
-                    Problem("error", f"regex '{regex.name}' pattern {pattern!r} is invalid: {exc}",
-                            "correct the Python regular expression", regex.source)
+                    Problem(
+                        "error",
+                        f"regex '{regex.name}' pattern {pattern!r} is invalid: {exc}",
+                        "correct the Python regular expression",
+                        regex.source,
+                    )
                 )
         if regex.name not in domain.entities:
             problems.append(
-                Problem("warning", f"regex '{regex.name}' is not an entity of domain.yml, "
-                        "so it extracts nothing the domain knows",
-                        "name the regex after the entity it extracts", regex.source)
+                Problem(
+                    "warning",
+                    f"regex '{regex.name}' is not an entity of domain.yml, "
+                    "so it extracts nothing the domain knows",
+                    "name the regex after the entity it extracts",
+                    regex.source,
+                )
             )
     for table in data.lookups:
         if table.name not in domain.entities:
             problems.append(
-                Problem("warning", f"lookup table '{table.name}' is not an entity of domain.yml",
-                        "name the lookup table after the entity it lists", table.source)
+                Problem(
+                    "warning",
+                    f"lookup table '{table.name}' is not an entity of domain.yml",
+                    "name the lookup table after the entity it lists",
+                    table.source,
+                )
             )
     for intent, source in first_source.items():
         if RETRIEVAL_DELIMITER in intent and f"utter_{intent}" not in domain.responses:
             problems.append(
-                Problem("warning", f"the examples of '{intent}' have no response "
-                        f"'utter_{intent}', so utter_{base_intent(intent)} cannot answer them",
-                        f"add 'utter_{intent}:' with '- text: ...' under 'responses:' (in the "
-                        "domain or a data file)", source)
+                Problem(
+                    "warning",
+                    f"the examples of '{intent}' have no response "
+                    f"'utter_{intent}', so utter_{base_intent(intent)} cannot answer them",
+                    f"add 'utter_{intent}:' with '- text: ...' under 'responses:' (in the "
+                    "domain or a data file)",
+                    source,
+                )
             )
     surface_value: dict[str, tuple[str, Source | None]] = {}
     for syn in data.synonyms:
@@ -298,14 +337,25 @@ def validate_project(project: Project, min_examples: int = 10) -> list[Problem]:
             previous = surface_value.get(surface.lower())
             if previous and previous[0] != syn.value:
                 problems.append(
-                    Problem("error", f"synonym '{surface}' maps to '{syn.value}' and to "
-                            f"'{previous[0]}' ({previous[1]})",
-                            "keep the surface form under one synonym only", syn.source)
+                    Problem(
+                        "error",
+                        f"synonym '{surface}' maps to '{syn.value}' and to "
+                        f"'{previous[0]}' ({previous[1]})",
+                        "keep the surface form under one synonym only",
+                        syn.source,
+                    )
                 )
             surface_value[surface.lower()] = (syn.value, syn.source)
     problems.extend(check_duplicates(data.examples))
     problems.extend(check_alignment(data, project))
     if readable:
-        problems.extend(validate_stories(project.root, domain, readable, set(domain_intents),
-                                         configured_max_history(project.config_file)))
+        problems.extend(
+            validate_stories(
+                project.root,
+                domain,
+                readable,
+                set(domain_intents),
+                configured_max_history(project.config_file),
+            )
+        )
     return problems

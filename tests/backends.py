@@ -54,8 +54,9 @@ def pg_problem() -> str | None:
                 continue
             _pg_answered.append(url)
             break
-        _probed["pg"] = None if _pg_answered else (
-            "PostgreSQL not reachable at " + "; at ".join(problems))
+        _probed["pg"] = (
+            None if _pg_answered else ("PostgreSQL not reachable at " + "; at ".join(problems))
+        )
     return _probed["pg"]
 
 

@@ -21,14 +21,19 @@ def nlu_data(tmp_path: Path, yaml_text: str, name: str = "nlu.yml") -> TrainingD
     return data
 
 
-def build(pipeline: list[dict[str, Any]], root: Path | None = None,
-          language: str = "zh") -> NLUPipeline:
+def build(
+    pipeline: list[dict[str, Any]], root: Path | None = None, language: str = "zh"
+) -> NLUPipeline:
     config = parse_config({"language": language, "pipeline": pipeline}, Path("config.yml"))
     return NLUPipeline.from_config(config, root)
 
 
-def trained(pipeline: list[dict[str, Any]], data: TrainingData, root: Path | None = None,
-            language: str = "zh") -> NLUPipeline:
+def trained(
+    pipeline: list[dict[str, Any]],
+    data: TrainingData,
+    root: Path | None = None,
+    language: str = "zh",
+) -> NLUPipeline:
     nlu = build(pipeline, root, language)
     nlu.train(data)
     return nlu

@@ -45,9 +45,16 @@ ACTION_FAILED_TEXT = (
 HUMAN_BUTTON = {"title": "转人工", "payload": "/request_human"}
 
 REPO = Path(__file__).resolve().parents[1]
-COPIED = ("config.yml", "domain.yml", "nlu_data", "sentiment", "stories", "actions",
-          "kb_index/sources",
-          "tests/stories")
+COPIED = (
+    "config.yml",
+    "domain.yml",
+    "nlu_data",
+    "sentiment",
+    "stories",
+    "actions",
+    "kb_index/sources",
+    "tests/stories",
+)
 SUITE_TIMEOUT = 900  # seconds for one `bot test core` run (100+ stories, NLU and actions)
 SERVER_START_TIMEOUT = 90.0
 
@@ -59,17 +66,20 @@ def _env(project: Path) -> dict[str, str]:
     env["BOT_PROJECT"] = str(project)
     for name in ("BOT_BANK_URL", "BOT_BANK_TOKEN"):  # always the copy's sandbox
         env.pop(name, None)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO), env.get("PYTHONPATH", "")) if p
-    )
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     return env
 
 
-def _bot(project: Path, *args: str, timeout: float = SUITE_TIMEOUT
-         ) -> subprocess.CompletedProcess[str]:
+def _bot(
+    project: Path, *args: str, timeout: float = SUITE_TIMEOUT
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bot", *args, "--project", str(project)],
-        cwd=project, env=_env(project), capture_output=True, text=True, timeout=timeout,
+        cwd=project,
+        env=_env(project),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -165,17 +175,28 @@ def action_server(no_endpoints: Path) -> Iterator[str]:
     port = _free_port()
     log = (project / f"action_server_{port}.log").open("w", encoding="utf-8")
     server = subprocess.Popen(
-        [sys.executable, "-m", "bot", "run", "actions", "--port", str(port),
-         "--project", str(project)],
-        cwd=project, env=_env(project), stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            "actions",
+            "--port",
+            str(port),
+            "--project",
+            str(project),
+        ],
+        cwd=project,
+        env=_env(project),
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         while True:
-            assert server.poll() is None, (
-                f"the action server exited with {server.returncode}: "
-                + (project / f"action_server_{port}.log").read_text(encoding="utf-8")
-            )
+            assert server.poll() is None, f"the action server exited with {server.returncode}: " + (
+                project / f"action_server_{port}.log"
+            ).read_text(encoding="utf-8")
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
                     if r.status == 200:

@@ -61,7 +61,7 @@ rules:
   - action: utter_loss
 """
 
-ACTIONS = '''\
+ACTIONS = """\
 from rasa_sdk import Action
 
 
@@ -73,7 +73,7 @@ class AgentBalance(Action):
         who = tracker.get_slot("customer_id") or "访客"
         dispatcher.utter_message(text=f"{who}：尾号{tracker.get_slot('card_last4')}余额100元")
         return []
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -102,8 +102,11 @@ def actions_package(project: Project, monkeypatch: pytest.MonkeyPatch) -> Iterat
     package.mkdir()
     (package / "__init__.py").write_text(ACTIONS, encoding="utf-8")
     monkeypatch.setattr(sys, "path", list(sys.path))
-    saved = {name: mod for name, mod in sys.modules.items()
-             if name == "actions" or name.startswith("actions.")}
+    saved = {
+        name: mod
+        for name, mod in sys.modules.items()
+        if name == "actions" or name.startswith("actions.")
+    }
     for name in saved:
         del sys.modules[name]
     yield package
@@ -113,8 +116,9 @@ def actions_package(project: Project, monkeypatch: pytest.MonkeyPatch) -> Iterat
 
 
 def memory(project: Project) -> None:
-    (project.root / "endpoints.yml").write_text("tracker_store:\n  type: memory\n",
-                                                encoding="utf-8")
+    (project.root / "endpoints.yml").write_text(
+        "tracker_store:\n  type: memory\n", encoding="utf-8"
+    )
 
 
 async def test_text_goes_through_nlu_policies_and_responses(project: Project) -> None:
@@ -123,7 +127,8 @@ async def test_text_goes_through_nlu_policies_and_responses(project: Project) ->
     assert isinstance(agent.processor.tracker_store, InMemoryTrackerStore)
     assert await agent.handle_text("你好", "a") == [{"recipient_id": "a", "text": "您好"}]
     assert await agent.handle_text("我的卡丢了 尾号4321", "a") == [
-        {"recipient_id": "a", "text": "请拨打热线挂失尾号4321的卡"}]
+        {"recipient_id": "a", "text": "请拨打热线挂失尾号4321的卡"}
+    ]
     result = await agent.handle(UserMessage("/greet", "a", customer_id="C1001"))
     assert result.parse_data["intent"]["name"] == "greet"
     assert [m["text"] for m in result.messages] == ["您好C1001"]
@@ -142,7 +147,8 @@ async def test_unreachable_action_endpoint(project: Project) -> None:
     (project.root / "endpoints.yml").write_text(
         "tracker_store: {type: memory}\n"
         "action_endpoint:\n  url: http://127.0.0.1:9/webhook\n  timeout: 2\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     agent = Agent.load(project)
     assert isinstance(agent.processor.executor, RemoteExecutor)
     assert agent.processor.executor.names() == {"action_agent_balance"}
@@ -161,7 +167,7 @@ async def test_default_store_is_sqlite_under_the_project_and_survives_a_restart(
     assert isinstance(store, SQLTrackerStore)
     try:
         await agent.handle_text("/report_loss", "d")
-        await agent.handle_text('/greet', "d", customer_id="C7")
+        await agent.handle_text("/greet", "d", customer_id="C7")
     finally:
         await store.close()
     assert (project.root / "data" / "bankbot.db").is_file()
@@ -169,7 +175,9 @@ async def test_default_store_is_sqlite_under_the_project_and_survives_a_restart(
     try:
         tracker = await again.processor.get_tracker("d")
         assert [e["text"] for e in tracker.events if e["event"] == "bot"] == [
-            "请拨打热线挂失尾号的卡", "您好C7"]
+            "请拨打热线挂失尾号的卡",
+            "您好C7",
+        ]
     finally:
         await again.processor.tracker_store.close()
 

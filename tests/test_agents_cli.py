@@ -38,14 +38,26 @@ def db_url(project: Path) -> str:
     return f"sqlite:///{project / 'data' / 'agents.db'}"
 
 
-def bot(project: Path, *args: str, cwd: Path | None = None, password_env: str | None = None,
-        stdin: str = "") -> Run:
+def bot(
+    project: Path,
+    *args: str,
+    cwd: Path | None = None,
+    password_env: str | None = None,
+    stdin: str = "",
+) -> Run:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
     env["BOT_DB_URL"] = db_url(project)
     if password_env is not None:
         env["BOT_AGENT_PASSWORD"] = password_env
-    done = subprocess.run([sys.executable, "-m", "bot", "agents", *args], cwd=cwd or project,
-                          env=env, input=stdin, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "agents", *args],
+        cwd=cwd or project,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return Run(done.returncode, done.stdout, done.stderr)
 
 
@@ -57,20 +69,32 @@ def test_add_list_remove(project: Path) -> None:
     empty = bot(project, "list")
     assert empty.code == 0 and "no agents; add one with: bot agents add" in empty.out
 
-    added = bot(project, "add", "alice", "--password", "alice-password", "--groups",
-                "账户, 信用卡")
+    added = bot(project, "add", "alice", "--password", "alice-password", "--groups", "账户, 信用卡")
     assert added.code == 0, added.err
     assert added.out.strip() == "added agent alice (groups 账户, 信用卡, capacity 3)"
-    sup = bot(project, "add", "sue", "--password", "sue-password-1", "--groups", "投诉",
-              "--role", "supervisor", "--capacity", "5")
+    sup = bot(
+        project,
+        "add",
+        "sue",
+        "--password",
+        "sue-password-1",
+        "--groups",
+        "投诉",
+        "--role",
+        "supervisor",
+        "--capacity",
+        "5",
+    )
     assert sup.code == 0, sup.err
     assert sup.out.strip() == "added supervisor sue (groups 投诉, capacity 5)"
     assert (project / "data" / "agents.db").is_file()  # where $BOT_DB_URL points
 
     listing = bot(project, "list")
     assert listing.code == 0
-    assert listing.out.splitlines() == ["alice\tagent\t账户,信用卡\tcapacity 3\taway",
-                                        "sue\tsupervisor\t投诉\tcapacity 5\taway"]
+    assert listing.out.splitlines() == [
+        "alice\tagent\t账户,信用卡\tcapacity 3\taway",
+        "sue\tsupervisor\t投诉\tcapacity 5\taway",
+    ]
     # what the server will check at login
     accounts = store(project)
     assert accounts.agents.authenticate("alice", "alice-password") is not None
@@ -95,8 +119,18 @@ def test_password_from_the_environment(project: Path) -> None:
 def test_project_option_from_another_folder(project: Path, tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    added = bot(project, "add", "carol", "--password", "carol-password", "--groups", "账户",
-                "--project", str(project), cwd=elsewhere)
+    added = bot(
+        project,
+        "add",
+        "carol",
+        "--password",
+        "carol-password",
+        "--groups",
+        "账户",
+        "--project",
+        str(project),
+        cwd=elsewhere,
+    )
     assert added.code == 0, added.err
     assert "carol" in bot(project, "list", "--project", str(project), cwd=elsewhere).out
     missing = bot(project, "list", cwd=elsewhere)
@@ -104,8 +138,9 @@ def test_project_option_from_another_folder(project: Path, tmp_path: Path) -> No
 
 
 def test_unknown_group_is_refused(project: Path) -> None:
-    refused = bot(project, "add", "alice", "--password", "alice-password", "--groups",
-                  "账户,外星人")
+    refused = bot(
+        project, "add", "alice", "--password", "alice-password", "--groups", "账户,外星人"
+    )
     assert refused.code == 1
     groups = "账户, 信用卡, 贷款, 投诉, 老年客户专线"
     assert f"error: unknown group(s) 外星人; handoff.yml has {groups}" in refused.err
@@ -122,22 +157,41 @@ def test_short_password_is_refused(project: Path) -> None:
 
 
 def test_duplicate_agent_is_refused(project: Path) -> None:
-    assert bot(project, "add", "alice", "--password", "alice-password", "--groups",
-               "账户").code == 0
+    assert (
+        bot(project, "add", "alice", "--password", "alice-password", "--groups", "账户").code == 0
+    )
     again = bot(project, "add", "alice", "--password", "other-password", "--groups", "信用卡")
     assert again.code == 1 and "error: agent 'alice' exists already" in again.err
 
 
 def test_bad_role_is_a_usage_error(project: Path) -> None:
-    refused = bot(project, "add", "alice", "--password", "alice-password", "--groups", "账户",
-                  "--role", "admin")
+    refused = bot(
+        project,
+        "add",
+        "alice",
+        "--password",
+        "alice-password",
+        "--groups",
+        "账户",
+        "--role",
+        "admin",
+    )
     assert refused.code == 2 and "invalid choice: 'admin'" in refused.err
 
 
 def test_zero_capacity_is_refused(project: Path) -> None:
     """``--capacity 0`` must be an error, not silently the default capacity."""
-    refused = bot(project, "add", "alice", "--password", "alice-password", "--groups", "账户",
-                  "--capacity", "0")
+    refused = bot(
+        project,
+        "add",
+        "alice",
+        "--password",
+        "alice-password",
+        "--groups",
+        "账户",
+        "--capacity",
+        "0",
+    )
     assert refused.code == 1 and "capacity must be at least 1" in refused.err
     assert "no agents" in bot(project, "list").out
 
@@ -156,11 +210,16 @@ def test_tickets(project: Path) -> None:
     assert empty.code == 0 and empty.out.strip() == "no open tickets"
     queue = store(project)
     for conversation, customer, group in (("conv-1", "C1001", "贷款"), ("conv-2", None, "账户")):
-        handoff = Handoff(new_id(), conversation, "rest", customer, None, group, 0, "rule",
-                          None, "leaving", 100.0)
+        handoff = Handoff(
+            new_id(), conversation, "rest", customer, None, group, 0, "rule", None, "leaving", 100.0
+        )
         queue.handoffs.enqueue(handoff, {})
-        assert queue.tickets.to_ticket(handoff.id, f"{conversation} 请回电 138****5678",
-                               1_700_000_000.0) is not None
+        assert (
+            queue.tickets.to_ticket(
+                handoff.id, f"{conversation} 请回电 138****5678", 1_700_000_000.0
+            )
+            is not None
+        )
     queue.engine.dispose()
     listing = bot(project, "tickets")
     assert listing.code == 0
@@ -172,15 +231,27 @@ def test_tickets(project: Path) -> None:
     assert len(first[1]) == len("2023-11-14 22:13")  # a local date and time
 
 
-def test_removing_an_agent_puts_their_open_conversations_back_in_the_queue(
-        project: Path) -> None:
+def test_removing_an_agent_puts_their_open_conversations_back_in_the_queue(project: Path) -> None:
     assert bot(project, "add", "dan", "--password", "dan-password", "--groups", "账户").code == 0
     accounts = store(project)
     mine = []
     for i, status in enumerate(("assign", "accept")):
         handoff, _ = accounts.handoffs.enqueue(
-            Handoff(new_id(), f"d{i}", "rest", None, None, "账户", 0, "customer_request", None,
-                    "waiting", 100.0 + i), {})
+            Handoff(
+                new_id(),
+                f"d{i}",
+                "rest",
+                None,
+                None,
+                "账户",
+                0,
+                "customer_request",
+                None,
+                "waiting",
+                100.0 + i,
+            ),
+            {},
+        )
         getattr(accounts.handoffs, status)(handoff.id, "dan", 200.0)
         mine.append(handoff.id)
     accounts.engine.dispose()
@@ -192,5 +263,8 @@ def test_removing_an_agent_puts_their_open_conversations_back_in_the_queue(
     assert [h.id for h in waiting] == mine  # their place in time kept
     assert all(h.agent is None for h in waiting)
     assert [e["action"] for e in accounts.audit.log(actions=["requeue", "remove_agent"])] == [
-        "requeue", "requeue", "remove_agent"]
+        "requeue",
+        "requeue",
+        "remove_agent",
+    ]
     accounts.engine.dispose()

@@ -59,7 +59,7 @@ class Gateway:
         parts = urlsplit(raw_path)
         if not parts.path.startswith(PREFIX + "/"):
             return 404, {"error": "not_found"}
-        segments = [unquote(s) for s in parts.path[len(PREFIX) + 1:].split("/")]
+        segments = [unquote(s) for s in parts.path[len(PREFIX) + 1 :].split("/")]
         query = parse_qs(parts.query)
         bank = self.bank
         try:
@@ -98,8 +98,14 @@ class Handler(BaseHTTPRequestHandler):
         gateway: Gateway = self.server.gateway
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        gateway.requests.append({"method": self.command, "path": self.path,
-                                 "headers": dict(self.headers.items()), "body": body})
+        gateway.requests.append(
+            {
+                "method": self.command,
+                "path": self.path,
+                "headers": dict(self.headers.items()),
+                "body": body,
+            }
+        )
         if gateway.stall:
             gateway.released.wait(10)
         if self.headers.get("Authorization") != f"Bearer {TOKEN}":
@@ -161,13 +167,15 @@ CUSTOMERS = ["C1001", "C1002", "C1003", "C1004", "C1005", "C1006"]
 
 
 @pytest.mark.parametrize("customer", CUSTOMERS)
-def test_reads_match_the_sandbox(client: HttpCoreBanking, reference: SandboxBank,
-                                 customer: str) -> None:
+def test_reads_match_the_sandbox(
+    client: HttpCoreBanking, reference: SandboxBank, customer: str
+) -> None:
     assert client.customer(customer) == reference.customer(customer)
     assert client.accounts(customer) == reference.accounts(customer)
     assert client.applications(customer) == reference.applications(customer)
-    assert client.applications(customer, open_only=True) == \
-        reference.applications(customer, open_only=True)
+    assert client.applications(customer, open_only=True) == reference.applications(
+        customer, open_only=True
+    )
     for app in reference.applications(customer):
         assert client.application(customer, app.id) == app
 
@@ -175,8 +183,11 @@ def test_reads_match_the_sandbox(client: HttpCoreBanking, reference: SandboxBank
 def test_contract_values_arrive_as_integer_fen(client: HttpCoreBanking) -> None:
     debit, credit = client.accounts("C1001")
     assert (debit.last4, debit.balance_fen) == ("1234", 5238050)
-    assert (credit.last4, credit.available_fen, credit.due_date) == \
-        ("5678", 3120000, date(2026, 12, 5))
+    assert (credit.last4, credit.available_fen, credit.due_date) == (
+        "5678",
+        3120000,
+        date(2026, 12, 5),
+    )
     app = client.application("C1001", "r20261115002")
     assert app is not None and app.details["tracking_number"] == "SF1234567890"
 
@@ -226,27 +237,34 @@ def test_path_segments_are_encoded(client: HttpCoreBanking, gateway: Gateway) ->
 
 # -- auth --------------------------------------------------------------------------------------
 
+
 def test_wrong_token(gateway: Gateway) -> None:
     with HttpCoreBanking(gateway.url, "wrong-token", timeout=5.0) as bad:
         with pytest.raises(BackendUnavailable, match="credentials") as info:
             bad.accounts("C1001")
         assert "wrong-token" not in str(info.value)
         assert "wrong-token" not in repr(bad)
-    with HttpCoreBanking(gateway.url, None, timeout=5.0) as anonymous, \
-            pytest.raises(BackendUnavailable, match="HTTP 401"):
+    with (
+        HttpCoreBanking(gateway.url, None, timeout=5.0) as anonymous,
+        pytest.raises(BackendUnavailable, match="HTTP 401"),
+    ):
         anonymous.customer("C1001")
     assert "Authorization" not in gateway.requests[-1]["headers"]
 
 
 # -- 404 ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("call", [
-    lambda c: c.customer("C9999"),
-    lambda c: c.accounts("C9999"),
-    lambda c: c.applications("C9999"),
-    lambda c: c.application("C9999", "L20261101001"),
-    lambda c: c.freeze_card("C9999", "1234"),
-])
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.customer("C9999"),
+        lambda c: c.accounts("C9999"),
+        lambda c: c.applications("C9999"),
+        lambda c: c.application("C9999", "L20261101001"),
+        lambda c: c.freeze_card("C9999", "1234"),
+    ],
+)
 def test_unknown_customer(client: HttpCoreBanking, call: Any) -> None:
     with pytest.raises(UnknownCustomer):
         call(client)
@@ -268,8 +286,7 @@ def test_only_own_applications(client: HttpCoreBanking) -> None:
     assert client.application("C1001", "L99999999999") is None
 
 
-def test_404_without_error_code_maps_by_endpoint(client: HttpCoreBanking,
-                                                 gateway: Gateway) -> None:
+def test_404_without_error_code_maps_by_endpoint(client: HttpCoreBanking, gateway: Gateway) -> None:
     gateway.override = (404, b"")
     with pytest.raises(UnknownCustomer):
         client.accounts("C1001")
@@ -280,13 +297,17 @@ def test_404_without_error_code_maps_by_endpoint(client: HttpCoreBanking,
 
 # -- the gateway failing -----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("status", [500, 502, 503])
 def test_server_errors(client: HttpCoreBanking, gateway: Gateway, status: int) -> None:
     gateway.override = (status, b'{"error": "internal"}')
-    for call in (lambda: client.customer("C1001"), lambda: client.accounts("C1001"),
-                 lambda: client.applications("C1001"),
-                 lambda: client.application("C1001", "L20261101001"),
-                 lambda: client.freeze_card("C1001", "1234")):
+    for call in (
+        lambda: client.customer("C1001"),
+        lambda: client.accounts("C1001"),
+        lambda: client.applications("C1001"),
+        lambda: client.application("C1001", "L20261101001"),
+        lambda: client.freeze_card("C1001", "1234"),
+    ):
         with pytest.raises(BackendUnavailable, match=f"HTTP {status}"):
             call()
 
@@ -307,9 +328,15 @@ def test_timeout(gateway: Gateway) -> None:
             slow.freeze_card("C1001", "1234")
 
 
-@pytest.mark.parametrize("payload", [
-    b"not json", b"{\"accounts\": [", b"\xff\xfe", b"",
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"not json",
+        b'{"accounts": [',
+        b"\xff\xfe",
+        b"",
+    ],
+)
 def test_malformed_json(client: HttpCoreBanking, gateway: Gateway, payload: bytes) -> None:
     gateway.override = (200, payload)
     with pytest.raises(BackendUnavailable, match="malformed JSON"):
@@ -317,27 +344,38 @@ def test_malformed_json(client: HttpCoreBanking, gateway: Gateway, payload: byte
 
 
 GOOD_ACCOUNT: dict[str, Any] = {
-    "account_id": "AC100101", "customer_id": "C1001", "type": "debit_card", "last4": "1234",
-    "balance_fen": 5238050, "credit_limit_fen": None, "available_fen": 5238050,
-    "statement_balance_fen": None, "due_date": None, "frozen": False,
+    "account_id": "AC100101",
+    "customer_id": "C1001",
+    "type": "debit_card",
+    "last4": "1234",
+    "balance_fen": 5238050,
+    "credit_limit_fen": None,
+    "available_fen": 5238050,
+    "statement_balance_fen": None,
+    "due_date": None,
+    "frozen": False,
 }
 
 
-@pytest.mark.parametrize("change", [
-    {"balance_fen": 52380.5},               # float money
-    {"balance_fen": "52380.50"},            # text money
-    {"balance_fen": True},
-    {"last4": "6222021001001234"},          # a full card number
-    {"last4": 1234},
-    {"type": "savings"},
-    {"frozen": "no"},
-    {"frozen": None},
-    {"due_date": "5 Dec"},
-    {"customer_id": "C1002"},               # someone else's account
-    {"account_id": None},
-])
-def test_wrong_account_shapes(client: HttpCoreBanking, gateway: Gateway,
-                              change: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"balance_fen": 52380.5},  # float money
+        {"balance_fen": "52380.50"},  # text money
+        {"balance_fen": True},
+        {"last4": "6222021001001234"},  # a full card number
+        {"last4": 1234},
+        {"type": "savings"},
+        {"frozen": "no"},
+        {"frozen": None},
+        {"due_date": "5 Dec"},
+        {"customer_id": "C1002"},  # someone else's account
+        {"account_id": None},
+    ],
+)
+def test_wrong_account_shapes(
+    client: HttpCoreBanking, gateway: Gateway, change: dict[str, Any]
+) -> None:
     gateway.override = (200, _encode({"accounts": [{**GOOD_ACCOUNT, **change}]}))
     with pytest.raises(BackendUnavailable, match="unexpected shape"):
         client.accounts("C1001")
@@ -350,22 +388,32 @@ def test_wrong_list_shapes(client: HttpCoreBanking, gateway: Gateway, body: Any)
         client.accounts("C1001")
 
 
-def test_wrong_application_and_freeze_shapes(client: HttpCoreBanking,
-                                             gateway: Gateway) -> None:
-    good = {"id": "L20261101001", "business_type": "loan", "product": "个人消费贷",
-            "amount_fen": 20000000, "steps": [{"name": "资料提交", "status": "done",
-                                               "date": "2026-11-01"}], "details": {}}
+def test_wrong_application_and_freeze_shapes(client: HttpCoreBanking, gateway: Gateway) -> None:
+    good = {
+        "id": "L20261101001",
+        "business_type": "loan",
+        "product": "个人消费贷",
+        "amount_fen": 20000000,
+        "steps": [{"name": "资料提交", "status": "done", "date": "2026-11-01"}],
+        "details": {},
+    }
     gateway.override = (200, _encode(good))
     assert client.application("C1001", "L20261101001") is not None
-    for bad in ({**good, "id": "L20261101999"}, {**good, "business_type": "mortgage"},
-                {**good, "steps": [{"name": "x", "status": "stuck"}]},
-                {**good, "amount_fen": 2e7}, {**good, "steps": None}):
+    for bad in (
+        {**good, "id": "L20261101999"},
+        {**good, "business_type": "mortgage"},
+        {**good, "steps": [{"name": "x", "status": "stuck"}]},
+        {**good, "amount_fen": 2e7},
+        {**good, "steps": None},
+    ):
         gateway.override = (200, _encode(bad))
         with pytest.raises(BackendUnavailable, match="unexpected shape"):
             client.application("C1001", "L20261101001")
-    for bad_freeze in ({"last4": "5678", "already_frozen": False},
-                       {"last4": "1234"},
-                       {"last4": "1234", "already_frozen": False, "frozen_at": "yesterday"}):
+    for bad_freeze in (
+        {"last4": "5678", "already_frozen": False},
+        {"last4": "1234"},
+        {"last4": "1234", "already_frozen": False, "frozen_at": "yesterday"},
+    ):
         gateway.override = (200, _encode(bad_freeze))
         with pytest.raises(BackendUnavailable, match="unexpected shape"):
             client.freeze_card("C1001", "1234")
@@ -384,19 +432,23 @@ def test_connection_refused() -> None:
 
 def test_documented_example_parses(client: HttpCoreBanking, gateway: Gateway) -> None:
     """The accounts example of docs/bank-backend.md, as a gateway would send it."""
-    gateway.override = (200, b"""{"accounts": [
+    gateway.override = (
+        200,
+        b"""{"accounts": [
       {"account_id": "AC100101", "type": "debit_card", "last4": "1234",
        "balance_fen": 5238050, "available_fen": 5238050, "frozen": false},
       {"account_id": "AC100102", "type": "credit_card", "last4": "5678",
        "credit_limit_fen": 5000000, "available_fen": 3120000,
        "statement_balance_fen": 1880000, "due_date": "2026-12-05", "frozen": false}
-    ]}""")
+    ]}""",
+    )
     debit, credit = client.accounts("C1001")
     assert debit.balance_fen == 5238050 and debit.customer_id == "C1001"
     assert credit.due_date == date(2026, 12, 5) and credit.balance_fen is None
 
 
 # -- concurrency and configuration -------------------------------------------------------------
+
 
 def test_one_client_many_threads(client: HttpCoreBanking, reference: SandboxBank) -> None:
     errors: list[BaseException] = []
@@ -432,19 +484,25 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def test_factory_http_from_config(gateway: Gateway, tmp_path: Path, clean_env: None,
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_factory_http_from_config(
+    gateway: Gateway, tmp_path: Path, clean_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("BANKBOT_TEST_GATEWAY_TOKEN", TOKEN)
-    config = {"type": "http", "base_url": gateway.url,
-              "token": "${BANKBOT_TEST_GATEWAY_TOKEN}", "timeout": 3}
+    config = {
+        "type": "http",
+        "base_url": gateway.url,
+        "token": "${BANKBOT_TEST_GATEWAY_TOKEN}",
+        "timeout": 3,
+    }
     with factory.create_backend(config, tmp_path) as backend:
         assert isinstance(backend, HttpCoreBanking)
         assert backend.timeout == 3.0
         assert backend.accounts("C1001")[0].last4 == "1234"
 
 
-def test_factory_env_overrides(gateway: Gateway, tmp_path: Path, clean_env: None,
-                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_factory_env_overrides(
+    gateway: Gateway, tmp_path: Path, clean_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(factory.ENV_URL, gateway.url)
     monkeypatch.setenv(factory.ENV_TOKEN, TOKEN)
     config = {"type": "sandbox", "token": "stale"}

@@ -64,8 +64,9 @@ def test_parse_yuan(text: str, value: Decimal) -> None:
     assert parse_yuan(text) == value
 
 
-@pytest.mark.parametrize("bad", ["", "元", "abc", "1,23.00", "12,3456", "1.2.3", "1e5", "NaN",
-                                 "五万", "1 2"])
+@pytest.mark.parametrize(
+    "bad", ["", "元", "abc", "1,23.00", "12,3456", "1.2.3", "1e5", "NaN", "五万", "1 2"]
+)
 def test_parse_yuan_rejects_non_amounts(bad: str) -> None:
     with pytest.raises(ValueError):
         parse_yuan(bad)

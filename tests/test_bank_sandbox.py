@@ -40,6 +40,7 @@ def bank(tmp_path: Path) -> Iterator[SandboxBank]:
 
 # -- the contract records (../shared/reference/bank-domain.md) ---------------------------------
 
+
 def test_customers_of_the_contract(bank: SandboxBank) -> None:
     assert bank.customer("C1001") == Customer("C1001", "张伟", 35, False)
     assert bank.customer("C1002") == Customer("C1002", "李秀英", 72, False)
@@ -49,13 +50,25 @@ def test_customers_of_the_contract(bank: SandboxBank) -> None:
 def test_c1001_accounts(bank: SandboxBank) -> None:
     debit, credit = bank.accounts("C1001")
     assert debit == Account(
-        account_id=debit.account_id, customer_id="C1001", type="debit_card", last4="1234",
-        balance_fen=5238050, available_fen=5238050, frozen=False,
+        account_id=debit.account_id,
+        customer_id="C1001",
+        type="debit_card",
+        last4="1234",
+        balance_fen=5238050,
+        available_fen=5238050,
+        frozen=False,
     )
     assert credit == Account(
-        account_id=credit.account_id, customer_id="C1001", type="credit_card", last4="5678",
-        balance_fen=None, credit_limit_fen=5000000, available_fen=3120000,
-        statement_balance_fen=1880000, due_date=date(2026, 12, 5), frozen=False,
+        account_id=credit.account_id,
+        customer_id="C1001",
+        type="credit_card",
+        last4="5678",
+        balance_fen=None,
+        credit_limit_fen=5000000,
+        available_fen=3120000,
+        statement_balance_fen=1880000,
+        due_date=date(2026, 12, 5),
+        frozen=False,
     )
     assert format_yuan(debit.balance_fen or 0) == "52,380.50 元"
     assert format_yuan(credit.credit_limit_fen or 0) == "50,000.00 元"
@@ -67,7 +80,10 @@ def test_c1001_accounts(bank: SandboxBank) -> None:
 def test_c1001_applications(bank: SandboxBank) -> None:
     loan, replacement = bank.applications("C1001")
     assert loan == Application(
-        id="L20261101001", customer_id="C1001", business_type="loan", product="个人消费贷",
+        id="L20261101001",
+        customer_id="C1001",
+        business_type="loan",
+        product="个人消费贷",
         amount_fen=20000000,
         steps=(
             ApplicationStep("资料提交", "done", date(2026, 11, 1)),
@@ -90,10 +106,16 @@ def test_c1001_applications(bank: SandboxBank) -> None:
 
 
 def test_c1002_records(bank: SandboxBank) -> None:
-    assert bank.accounts("C1002") == [Account(
-        account_id=bank.accounts("C1002")[0].account_id, customer_id="C1002",
-        type="debit_card", last4="8888", balance_fen=12800000, available_fen=12800000,
-    )]
+    assert bank.accounts("C1002") == [
+        Account(
+            account_id=bank.accounts("C1002")[0].account_id,
+            customer_id="C1002",
+            type="debit_card",
+            last4="8888",
+            balance_fen=12800000,
+            available_fen=12800000,
+        )
+    ]
     (increase,) = bank.applications("C1002")
     assert increase.id == "Q20261120003"
     assert increase.business_type == "credit_limit_increase"
@@ -117,13 +139,14 @@ def test_variety_beyond_the_contract(bank: SandboxBank) -> None:
     customers = bank.customers()
     assert [c.id for c in customers][:3] == ["C1001", "C1002", "C1003"]
     assert any(c.vip for c in customers)
-    assert any(
-        sum(a.type == "debit_card" for a in bank.accounts(c.id)) >= 2 for c in customers
-    )
+    assert any(sum(a.type == "debit_card" for a in bank.accounts(c.id)) >= 2 for c in customers)
     assert any(a.frozen for c in customers for a in bank.accounts(c.id))
     assert any(not bank.accounts(c.id) for c in customers)
-    assert bank.counts() == {"customers": len(customers), "accounts": len(ACCOUNTS),
-                             "applications": 8}
+    assert bank.counts() == {
+        "customers": len(customers),
+        "accounts": len(ACCOUNTS),
+        "applications": 8,
+    }
 
 
 def test_every_record_is_well_formed(bank: SandboxBank) -> None:
@@ -151,11 +174,15 @@ def test_every_record_is_well_formed(bank: SandboxBank) -> None:
 
 # -- cards only as last four digits ----------------------------------------------------------
 
+
 def test_no_full_card_number_ever_leaves(bank: SandboxBank) -> None:
     returned = [repr(bank.customers())]
     for customer in bank.customers():
-        returned += [repr(bank.customer(customer.id)), repr(bank.accounts(customer.id)),
-                     repr(bank.applications(customer.id))]
+        returned += [
+            repr(bank.customer(customer.id)),
+            repr(bank.accounts(customer.id)),
+            repr(bank.applications(customer.id)),
+        ]
         for account in bank.accounts(customer.id):
             returned.append(repr(bank.freeze_card(customer.id, account.last4)))
     text = "\n".join(returned)
@@ -165,6 +192,7 @@ def test_no_full_card_number_ever_leaves(bank: SandboxBank) -> None:
 
 
 # -- applications: only the customer's own -----------------------------------------------------
+
 
 def test_application_by_id(bank: SandboxBank) -> None:
     app = bank.application("C1001", "L20261101001")
@@ -185,29 +213,36 @@ def test_unknown_application(bank: SandboxBank) -> None:
 
 
 def test_open_only(bank: SandboxBank) -> None:
-    assert [a.id for a in bank.applications("C1001", open_only=True)] == \
-        ["L20261101001", "R20261115002"]
+    assert [a.id for a in bank.applications("C1001", open_only=True)] == [
+        "L20261101001",
+        "R20261115002",
+    ]
     assert bank.applications("C1002", open_only=True) == []
     everything = bank.applications("C1004")
     assert len(everything) == 2
-    assert [a.id for a in bank.applications("C1004", open_only=True)] == \
-        [a.id for a in everything if a.is_open]
+    assert [a.id for a in bank.applications("C1004", open_only=True)] == [
+        a.id for a in everything if a.is_open
+    ]
 
 
-@pytest.mark.parametrize("call", [
-    lambda b: b.customer("C9999"),
-    lambda b: b.accounts("C9999"),
-    lambda b: b.applications("C9999"),
-    lambda b: b.application("C9999", "L20261101001"),
-    lambda b: b.freeze_card("C9999", "1234"),
-    lambda b: b.accounts(""),
-])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda b: b.customer("C9999"),
+        lambda b: b.accounts("C9999"),
+        lambda b: b.applications("C9999"),
+        lambda b: b.application("C9999", "L20261101001"),
+        lambda b: b.freeze_card("C9999", "1234"),
+        lambda b: b.accounts(""),
+    ],
+)
 def test_unknown_customer(bank: SandboxBank, call: object) -> None:
     with pytest.raises(UnknownCustomer):
         call(bank)  # type: ignore[operator]
 
 
 # -- freezing ----------------------------------------------------------------------------------
+
 
 def test_freeze_card(bank: SandboxBank) -> None:
     before = datetime.now(CST).replace(microsecond=0)
@@ -256,6 +291,7 @@ def test_freeze_persists_for_another_connection(bank: SandboxBank) -> None:
 
 # -- reset and creation ------------------------------------------------------------------------
 
+
 def test_reset_reseeds(bank: SandboxBank) -> None:
     seeded = {c.id: (bank.accounts(c.id), bank.applications(c.id)) for c in bank.customers()}
     bank.freeze_card("C1001", "1234")
@@ -267,8 +303,9 @@ def test_reset_reseeds(bank: SandboxBank) -> None:
     conn.close()
     counts = bank.reset()
     assert counts == {"customers": 6, "accounts": len(ACCOUNTS), "applications": 8}
-    assert {c.id: (bank.accounts(c.id), bank.applications(c.id))
-            for c in bank.customers()} == seeded
+    assert {
+        c.id: (bank.accounts(c.id), bank.applications(c.id)) for c in bank.customers()
+    } == seeded
     assert not bank.accounts("C1001")[0].frozen
     with pytest.raises(UnknownCustomer):
         bank.customer("C7777")
@@ -304,6 +341,7 @@ def test_closed_bank_is_unavailable(tmp_path: Path) -> None:
 
 
 # -- concurrency -------------------------------------------------------------------------------
+
 
 def _run_threads(count: int, work: object) -> list[object]:
     barrier = threading.Barrier(count)
@@ -364,6 +402,7 @@ def test_concurrent_reads_writes_and_resets(bank: SandboxBank) -> None:
 
 # -- the factory -------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in (factory.ENV_URL, factory.ENV_TOKEN, factory.ENV_PROJECT):
@@ -385,25 +424,31 @@ def test_factory_defaults_to_the_sandbox(tmp_path: Path, clean_env: None) -> Non
         assert isinstance(backend, SandboxBank) and backend.path == absolute
 
 
-@pytest.mark.parametrize("config", [
-    {"type": "mainframe"},
-    {"type": "sandbox", "pth": "typo.db"},
-    {"type": "http"},
-    {"type": "http", "base_url": "ftp://x"},
-    {"type": "http", "base_url": "http://127.0.0.1:1", "timeout": 0},
-    {"type": "http", "base_url": "http://127.0.0.1:1", "timeout": "fast"},
-    {"type": "http", "base_url": "http://127.0.0.1:1", "token": "${BANKBOT_TEST_UNSET_VAR}"},
-])
-def test_factory_rejects_bad_config(tmp_path: Path, clean_env: None,
-                                    config: dict[str, object]) -> None:
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"type": "mainframe"},
+        {"type": "sandbox", "pth": "typo.db"},
+        {"type": "http"},
+        {"type": "http", "base_url": "ftp://x"},
+        {"type": "http", "base_url": "http://127.0.0.1:1", "timeout": 0},
+        {"type": "http", "base_url": "http://127.0.0.1:1", "timeout": "fast"},
+        {"type": "http", "base_url": "http://127.0.0.1:1", "token": "${BANKBOT_TEST_UNSET_VAR}"},
+    ],
+)
+def test_factory_rejects_bad_config(
+    tmp_path: Path, clean_env: None, config: dict[str, object]
+) -> None:
     with pytest.raises(ConfigError):
         factory.create_backend(config, tmp_path)
 
 
-def test_default_backend_reads_endpoints(tmp_path: Path, clean_env: None,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "endpoints.yml").write_text("bank:\n  type: sandbox\n  path: var/b.db\n",
-                                            encoding="utf-8")
+def test_default_backend_reads_endpoints(
+    tmp_path: Path, clean_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "endpoints.yml").write_text(
+        "bank:\n  type: sandbox\n  path: var/b.db\n", encoding="utf-8"
+    )
     monkeypatch.setenv(factory.ENV_PROJECT, str(tmp_path))
     backend = factory.default_backend()
     assert factory.default_backend() is backend
@@ -413,8 +458,9 @@ def test_default_backend_reads_endpoints(tmp_path: Path, clean_env: None,
     assert factory.default_backend() is not backend
 
 
-def test_default_backend_without_endpoints_uses_cwd(tmp_path: Path, clean_env: None,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_backend_without_endpoints_uses_cwd(
+    tmp_path: Path, clean_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     backend = factory.default_backend()
     assert isinstance(backend, SandboxBank)
@@ -422,7 +468,8 @@ def test_default_backend_without_endpoints_uses_cwd(tmp_path: Path, clean_env: N
 
 
 def test_default_backend_is_created_once_across_threads(
-        tmp_path: Path, clean_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, clean_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(factory.ENV_PROJECT, str(tmp_path))
     backends = _run_threads(8, lambda i: factory.default_backend())
     assert len({id(b) for b in backends}) == 1

@@ -45,24 +45,32 @@ async def test_rest_is_anonymous_and_cannot_pose_as_a_customer(trained_bot: Trai
     body = {"sender": "r3", "message": "你好", "metadata": {"customer_id": "C1001"}}
     await app.asgi_client.post(URL, json=body)
     assert (await agent.processor.get_tracker("r3")).slots.get("customer_id") is None
-    _, response = await app.asgi_client.post(URL, json={"sender": "customer:C1001",
-                                                        "message": "你好"})
+    _, response = await app.asgi_client.post(
+        URL, json={"sender": "customer:C1001", "message": "你好"}
+    )
     assert response.status == 400 and "reserved" in response.json["error"]
     # nor by looking like one to a person reading the agent console
-    for sender in (" customer:C1001", "Customer:C1001", "\u200bcustomer:C1001",
-                   "ｃｕｓｔｏｍｅｒ：C1001", "WeChat:oUSER", "\u202ewechat:oUSER"):
-        _, response = await app.asgi_client.post(URL, json={"sender": sender,
-                                                            "message": "你好"})
+    for sender in (
+        " customer:C1001",
+        "Customer:C1001",
+        "\u200bcustomer:C1001",
+        "ｃｕｓｔｏｍｅｒ：C1001",
+        "WeChat:oUSER",
+        "\u202ewechat:oUSER",
+    ):
+        _, response = await app.asgi_client.post(URL, json={"sender": sender, "message": "你好"})
         assert response.status == 400 and "reserved" in response.json["error"], sender
-    _, response = await app.asgi_client.post(URL, json={"sender": "customers-club-7",
-                                                        "message": "你好"})
+    _, response = await app.asgi_client.post(
+        URL, json={"sender": "customers-club-7", "message": "你好"}
+    )
     assert response.status == 200
 
 
 async def test_stream_writes_one_json_message_per_line(trained_bot: TrainedBot) -> None:
     app = create_app(new_agent(trained_bot))
-    _, response = await app.asgi_client.post(f"{URL}?stream=true",
-                                             json={"sender": "s1", "message": FAQ})
+    _, response = await app.asgi_client.post(
+        f"{URL}?stream=true", json={"sender": "s1", "message": FAQ}
+    )
     assert response.status == 200
     assert response.headers["content-type"].startswith("application/x-ndjson")
     lines = [json.loads(line) for line in response.text.splitlines() if line]
@@ -96,8 +104,9 @@ BAD: list[tuple[Any, str]] = [
 
 
 @pytest.mark.parametrize(("body", "problem"), BAD)
-def test_bad_requests_get_a_4xx_naming_the_problem(trained_bot: TrainedBot, body: Any,
-                                                   problem: str) -> None:
+def test_bad_requests_get_a_4xx_naming_the_problem(
+    trained_bot: TrainedBot, body: Any, problem: str
+) -> None:
     agent = new_agent(trained_bot)
     app = create_app(agent)
     kwargs = {"data": body} if isinstance(body, bytes) else {"json": body}
@@ -117,10 +126,20 @@ def test_deeply_nested_metadata_is_a_400_not_a_500(trained_bot: TrainedBot) -> N
     assert response.status == 400
 
 
-@pytest.mark.parametrize("text", [
-    "😀👍🏽 余额多少？", "\u200b\u200d零宽字符", "ｆｕｌｌ－ｗｉｄｔｈ　查余额", "𠀀𪚥 罕见字",
-    "\ud800 lone surrogate", "NUL\x00in text", "RTL \u202e gnp.exe", "مرحبا", "\U0010ffff",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "😀👍🏽 余额多少？",
+        "\u200b\u200d零宽字符",
+        "ｆｕｌｌ－ｗｉｄｔｈ　查余额",
+        "𠀀𪚥 罕见字",
+        "\ud800 lone surrogate",
+        "NUL\x00in text",
+        "RTL \u202e gnp.exe",
+        "مرحبا",
+        "\U0010ffff",
+    ],
+)
 async def test_odd_unicode_works(trained_bot: TrainedBot, text: str) -> None:
     agent = new_agent(trained_bot)
     app = create_app(agent)

@@ -60,8 +60,10 @@ rules:
 def agent(dialogue, tmp_path: Path) -> Agent:  # type: ignore[no-untyped-def]
     processor = MessageProcessor(*dialogue(DOMAIN, RULES, [("RulePolicy", {})]), seed=1)
     meta = ModelMeta("m", "fp", "2026-12-03", "0.1.0", {}, {})
-    return Agent(LoadedModel(meta=meta, nlu=None, path=tmp_path / "m.tar.gz"),  # type: ignore[arg-type]
-                 processor)
+    return Agent(
+        LoadedModel(meta=meta, nlu=None, path=tmp_path / "m.tar.gz"),  # type: ignore[arg-type]
+        processor,
+    )
 
 
 def free_port() -> int:
@@ -79,14 +81,15 @@ def credentials(tmp_path: Path, text: str) -> Credentials:
 
 
 @contextlib.asynccontextmanager
-async def serving(agent: Agent, creds: Credentials | None,
-                  settings: ServerSettings | None = None) -> AsyncIterator[str]:
-    app = create_app(agent, settings or ServerSettings(auth_token=TOKEN), close_stores=False,
-                     credentials=creds)
+async def serving(
+    agent: Agent, creds: Credentials | None, settings: ServerSettings | None = None
+) -> AsyncIterator[str]:
+    app = create_app(
+        agent, settings or ServerSettings(auth_token=TOKEN), close_stores=False, credentials=creds
+    )
     app.config.TOUCHUP = False  # Sanic rewrites its own methods once per process otherwise
     port = free_port()
-    server: Any = await app.create_server(host="127.0.0.1", port=port,
-                                          return_asyncio_server=True)
+    server: Any = await app.create_server(host="127.0.0.1", port=port, return_asyncio_server=True)
     await server.startup()
     await server.before_start()
     await server.after_start()
@@ -111,6 +114,7 @@ class Widget:
     def _recorder(self, name: str) -> Any:
         async def record(data: Any = None) -> None:
             await self.received.put((name, data))
+
         return record
 
     async def connect(self, url: str, transport: str = "websocket") -> Widget:
@@ -142,19 +146,34 @@ PERSISTENT = "rest:\nsocketio:\n  session_persistence: true\n"
 
 
 def test_socket_payloads_are_rasas() -> None:
-    assert socket_messages({"recipient_id": "s", "text": "第一段\n\n第二段", "buttons": [
-        {"title": "查余额", "payload": "/query_balance"}]}) == [
+    assert socket_messages(
+        {
+            "recipient_id": "s",
+            "text": "第一段\n\n第二段",
+            "buttons": [{"title": "查余额", "payload": "/query_balance"}],
+        }
+    ) == [
         {"text": "第一段"},
-        {"text": "第二段", "quick_replies": [
-            {"content_type": "text", "title": "查余额", "payload": "/query_balance"}]}]
+        {
+            "text": "第二段",
+            "quick_replies": [
+                {"content_type": "text", "title": "查余额", "payload": "/query_balance"}
+            ],
+        },
+    ]
     assert socket_messages({"recipient_id": "s", "image": "https://x/y.png"}) == [
-        {"attachment": {"type": "image", "payload": {"src": "https://x/y.png"}}}]
+        {"attachment": {"type": "image", "payload": {"src": "https://x/y.png"}}}
+    ]
     assert socket_messages({"recipient_id": "s", "custom": {"data": {"k": 1}}}) == [{"k": 1}]
-    assert socket_messages({"recipient_id": "s", "custom": {"type": "card"}}) == [
-        {"type": "card"}]
+    assert socket_messages({"recipient_id": "s", "custom": {"type": "card"}}) == [{"type": "card"}]
     assert socket_messages({"recipient_id": "s", "elements": [{"title": "a"}]}) == [
-        {"attachment": {"type": "template", "payload": {"template_type": "generic",
-                                                         "elements": {"title": "a"}}}}]
+        {
+            "attachment": {
+                "type": "template",
+                "payload": {"template_type": "generic", "elements": {"title": "a"}},
+            }
+        }
+    ]
 
 
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
@@ -164,18 +183,29 @@ async def test_session_and_answers(agent: Agent, tmp_path: Path, transport: str)
         await widget.client.emit("session_request", {"session_id": "ignored-without-persist"})
         name, session = await widget.next()
         assert (name, session) == ("session_confirm", "ignored-without-persist")
-        await widget.client.emit("user_uttered", {"message": "/greet", "session_id": session,
-                                                  "metadata": {"page": "/cards"}})
+        await widget.client.emit(
+            "user_uttered",
+            {"message": "/greet", "session_id": session, "metadata": {"page": "/cards"}},
+        )
         assert await widget.take(2) == [
             ("bot_uttered", {"text": "您好！"}),
-            ("bot_uttered", {"text": "请问有什么可以帮您？", "quick_replies": [
-                {"content_type": "text", "title": "查余额", "payload": "/query_balance"},
-                {"content_type": "text", "title": "转人工", "payload": "/request_human"}]}),
+            (
+                "bot_uttered",
+                {
+                    "text": "请问有什么可以帮您？",
+                    "quick_replies": [
+                        {"content_type": "text", "title": "查余额", "payload": "/query_balance"},
+                        {"content_type": "text", "title": "转人工", "payload": "/request_human"},
+                    ],
+                },
+            ),
         ]
         await widget.client.emit("user_uttered", {"message": "/card", "session_id": session})
         assert await widget.next() == ("bot_uttered", {"text": "这是您的卡面"})
-        assert await widget.next() == ("bot_uttered", {"attachment": {
-            "type": "image", "payload": {"src": "https://bank.example/card.png"}}})
+        assert await widget.next() == (
+            "bot_uttered",
+            {"attachment": {"type": "image", "payload": {"src": "https://bank.example/card.png"}}},
+        )
         await widget.client.emit("user_uttered", {"message": "/offer", "session_id": session})
         assert await widget.next() == ("bot_uttered", {"type": "offer_card", "rate": 0.035})
         # without persistence the conversation is the socket's id
@@ -188,14 +218,15 @@ async def test_session_and_answers(agent: Agent, tmp_path: Path, transport: str)
     assert users[0]["metadata"] == {"page": "/cards"}
 
 
-async def test_session_persistence_keeps_the_conversation(agent: Agent, tmp_path: Path
-                                                          ) -> None:
+async def test_session_persistence_keeps_the_conversation(agent: Agent, tmp_path: Path) -> None:
     async with serving(agent, credentials(tmp_path, PERSISTENT)) as url:
         first = await Widget().connect(url)
         await first.client.emit("session_request", {"session_id": "web-7f3a"})
         assert await first.next() == ("session_confirm", "web-7f3a")
-        await first.client.emit("user_uttered", {"message": '/query_balance{"card_last4": '
-                                                            '"1234"}', "session_id": "web-7f3a"})
+        await first.client.emit(
+            "user_uttered",
+            {"message": '/query_balance{"card_last4": "1234"}', "session_id": "web-7f3a"},
+        )
         assert await first.next() == ("bot_uttered", {"text": "尾号1234的余额请在App查看。"})
         await first.client.disconnect()
         # the widget reconnects (a new socket) with the session id it kept
@@ -204,8 +235,9 @@ async def test_session_persistence_keeps_the_conversation(agent: Agent, tmp_path
         for widget in (again, other_tab):
             await widget.client.emit("session_request", {"session_id": "web-7f3a"})
             assert await widget.next() == ("session_confirm", "web-7f3a")
-        await again.client.emit("user_uttered", {"message": "/query_balance",
-                                                 "session_id": "web-7f3a"})
+        await again.client.emit(
+            "user_uttered", {"message": "/query_balance", "session_id": "web-7f3a"}
+        )
         expected = ("bot_uttered", {"text": "尾号1234的余额请在App查看。"})  # the slot was kept
         assert await again.next() == expected
         assert await other_tab.next() == expected  # every socket of the session hears it
@@ -218,25 +250,27 @@ async def test_session_persistence_keeps_the_conversation(agent: Agent, tmp_path
             await widget.close()
     tracker = await agent.processor.get_tracker("web-7f3a")
     assert [e["input_channel"] for e in tracker.events if e["event"] == "user"] == [
-        "socketio", "socketio"]
+        "socketio",
+        "socketio",
+    ]
 
 
 async def test_custom_event_names(agent: Agent, tmp_path: Path) -> None:
-    creds = credentials(tmp_path, "socketio:\n  user_message_evt: ask\n"
-                                  "  bot_message_evt: answer\n")
+    creds = credentials(tmp_path, "socketio:\n  user_message_evt: ask\n  bot_message_evt: answer\n")
     async with serving(agent, creds) as url:
         widget = await Widget("answer").connect(url)
         await widget.client.emit("ask", {"message": "/card"})
         assert (await widget.next())[0] == "answer"
         await widget.client.emit("user_uttered", {"message": "/card"})  # not the event now
-        assert await widget.next() == ("answer", {"attachment": {
-            "type": "image", "payload": {"src": "https://bank.example/card.png"}}})
+        assert await widget.next() == (
+            "answer",
+            {"attachment": {"type": "image", "payload": {"src": "https://bank.example/card.png"}}},
+        )
         assert await widget.quiet()
         await widget.client.disconnect()
 
 
-async def test_bad_payloads_answer_an_error_and_break_nothing(agent: Agent, tmp_path: Path
-                                                              ) -> None:
+async def test_bad_payloads_answer_an_error_and_break_nothing(agent: Agent, tmp_path: Path) -> None:
     async with serving(agent, credentials(tmp_path, PERSISTENT)) as url:
         widget = await Widget().connect(url)
         # a session id that poses as a verified customer: refused, a fresh session instead
@@ -266,8 +300,7 @@ async def test_bad_payloads_answer_an_error_and_break_nothing(agent: Agent, tmp_
         await nobody.client.emit("user_uttered", {"message": "/greet"})
         name, error = await nobody.next()
         assert name == "error" and "session_request" in error["error"]
-        await nobody.client.emit("user_uttered", {"message": "/greet",
-                                                  "session_id": "wechat:oABC"})
+        await nobody.client.emit("user_uttered", {"message": "/greet", "session_id": "wechat:oABC"})
         name, error = await nobody.next()
         assert name == "error" and "reserved" in error["error"]
         await nobody.client.disconnect()
@@ -301,16 +334,19 @@ async def test_the_http_api_can_push_to_a_socket(agent: Agent, tmp_path: Path) -
         await widget.take(2)
         async with httpx.AsyncClient() as http:
             response = await http.post(
-                f"{url}/conversations/push-1/trigger_intent?token={TOKEN}"
-                "&output_channel=latest", json={"name": "offer"})
+                f"{url}/conversations/push-1/trigger_intent?token={TOKEN}&output_channel=latest",
+                json={"name": "offer"},
+            )
             assert response.status_code == 200
             assert response.json()["messages"] == [
-                {"recipient_id": "push-1", "custom": {"type": "offer_card", "rate": 0.035}}]
+                {"recipient_id": "push-1", "custom": {"type": "offer_card", "rate": 0.035}}
+            ]
             assert await widget.next() == ("bot_uttered", {"type": "offer_card", "rate": 0.035})
             response = await http.post(
                 f"{url}/conversations/push-1/tracker/events?token={TOKEN}"
                 "&output_channel=socketio&execute_side_effects=true",
-                json={"event": "bot", "text": "人工客服：您好", "timestamp": time.time()})
+                json={"event": "bot", "text": "人工客服：您好", "timestamp": time.time()},
+            )
             assert response.status_code == 200
             assert await widget.next() == ("bot_uttered", {"text": "人工客服：您好"})
         await widget.client.disconnect()
@@ -320,21 +356,23 @@ async def test_without_credentials_todays_channels(agent: Agent) -> None:
     async with serving(agent, None) as url, httpx.AsyncClient() as http:
         response = await http.get(f"{url}/socket.io/?EIO=4&transport=polling")
         assert response.status_code == 404
-        response = await http.post(f"{url}/webhooks/rest/webhook",
-                                   json={"sender": "r", "message": "/greet"})
+        response = await http.post(
+            f"{url}/webhooks/rest/webhook", json={"sender": "r", "message": "/greet"}
+        )
         assert response.status_code == 200 and response.json()
 
 
-async def test_credentials_choose_the_rasa_channels_not_ours(agent: Agent, tmp_path: Path
-                                                             ) -> None:
+async def test_credentials_choose_the_rasa_channels_not_ours(agent: Agent, tmp_path: Path) -> None:
     async with serving(agent, credentials(tmp_path, SOCKET)) as url, httpx.AsyncClient() as h:
         # no rest: in credentials.yml, so no REST channel (as in Rasa) ...
-        response = await h.post(f"{url}/webhooks/rest/webhook",
-                                json={"sender": "r", "message": "/greet"})
+        response = await h.post(
+            f"{url}/webhooks/rest/webhook", json={"sender": "r", "message": "/greet"}
+        )
         assert response.status_code == 404
         # ... but our own app channel follows config.yml, whatever credentials.yml lists
-        response = await h.post(f"{url}/webhooks/app/webhook",
-                                json={"sender": "a", "message": "/greet"})
+        response = await h.post(
+            f"{url}/webhooks/app/webhook", json={"sender": "a", "message": "/greet"}
+        )
         assert response.status_code == 200 and response.json()
         assert (await h.get(f"{url}/webhooks/socketio/")).json() == {"status": "ok"}
 
@@ -359,34 +397,41 @@ class EchoChannel:
         @bp.post("/webhook")
         async def webhook(request: Request) -> HTTPResponse:
             body = request.json
-            replies = await on_new_message(UserMessage(body["text"], self.prefix + body["user"],
-                                                       "echo"))
+            replies = await on_new_message(
+                UserMessage(body["text"], self.prefix + body["user"], "echo")
+            )
             return json(replies, ensure_ascii=False)
 
         return bp
 
 
-async def test_custom_channels_and_unknown_keys(agent: Agent, tmp_path: Path,
-                                                caplog: pytest.LogCaptureFixture) -> None:
-    text = ("rest:\n"
-            "rasa:\n  url: http://localhost:5002/api\n"
-            "telegram:\n  access_token: x\n"
-            "wechat:\n"
-            "nowhere.Channel:\n"
-            "test_channel_socketio.EchoChannel:\n  prefix: 'echo-'\n")
+async def test_custom_channels_and_unknown_keys(
+    agent: Agent, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = (
+        "rest:\n"
+        "rasa:\n  url: http://localhost:5002/api\n"
+        "telegram:\n  access_token: x\n"
+        "wechat:\n"
+        "nowhere.Channel:\n"
+        "test_channel_socketio.EchoChannel:\n  prefix: 'echo-'\n"
+    )
     with caplog.at_level(logging.INFO, logger="bot.server.channels"):
         creds = credentials(tmp_path, text)
         async with serving(agent, creds) as url, httpx.AsyncClient() as http:
-            response = await http.post(f"{url}/webhooks/echo/webhook",
-                                       json={"text": "/card", "user": "u1"})
+            response = await http.post(
+                f"{url}/webhooks/echo/webhook", json={"text": "/card", "user": "u1"}
+            )
             assert response.status_code == 200
             assert response.json()[0]["text"] == "这是您的卡面"
-            response = await http.post(f"{url}/webhooks/echo/webhook",
-                                       json={"text": "/card", "user": ":x"})
+            response = await http.post(
+                f"{url}/webhooks/echo/webhook", json={"text": "/card", "user": ":x"}
+            )
     lines = [r.getMessage() for r in caplog.records]
     assert sum("Rasa X" in line for line in lines) == 1
-    assert sum("'telegram' is a Rasa channel bankbot does not provide" in line
-               for line in lines) == 1
+    assert (
+        sum("'telegram' is a Rasa channel bankbot does not provide" in line for line in lines) == 1
+    )
     assert sum("'nowhere.Channel' cannot be loaded" in line for line in lines) == 1
     assert sum("channels.wechat in config.yml" in line for line in lines) == 1
     assert (await agent.processor.get_tracker("echo-u1")).latest_input_channel == "echo"
@@ -396,8 +441,11 @@ def test_broken_credentials_are_a_clear_error(tmp_path: Path) -> None:
     from bot.errors import ConfigError
 
     assert read_credentials(tmp_path / "missing.yml") is None
-    for text, problem in [("rest: [\n", "credentials.yml"), ("- rest\n", "mapping"),
-                          ("socketio: yes\n", "'socketio' must be a mapping")]:
+    for text, problem in [
+        ("rest: [\n", "credentials.yml"),
+        ("- rest\n", "mapping"),
+        ("socketio: yes\n", "'socketio' must be a mapping"),
+    ]:
         (tmp_path / "credentials.yml").write_text(text, encoding="utf-8")
         with pytest.raises(ConfigError, match=problem):
             read_credentials(tmp_path / "credentials.yml")
@@ -436,18 +484,25 @@ async def test_a_jwt_key_guards_the_connection(agent: Agent, tmp_path: Path) -> 
             await refused.connect(url)
         forged = socketio.AsyncClient(reconnection=False)
         with pytest.raises(socketio.exceptions.ConnectionError):
-            await forged.connect(url, transports=["websocket"],
-                                 auth={"token": jwt.encode({"sub": "w"}, "another-key" * 4)})
+            await forged.connect(
+                url,
+                transports=["websocket"],
+                auth={"token": jwt.encode({"sub": "w"}, "another-key" * 4)},
+            )
         widget = Widget()
-        await widget.client.connect(url, transports=["websocket"], auth={
-            "token": "Bearer " + jwt.encode({"sub": "widget"}, key)})
+        await widget.client.connect(
+            url,
+            transports=["websocket"],
+            auth={"token": "Bearer " + jwt.encode({"sub": "widget"}, key)},
+        )
         await widget.client.emit("user_uttered", {"message": "/card"})
         assert (await widget.next())[0] == "bot_uttered"
         await widget.close()
 
 
 async def test_a_payload_over_the_body_cap_is_refused_by_the_transport(
-        agent: Agent, tmp_path: Path) -> None:
+    agent: Agent, tmp_path: Path
+) -> None:
     settings = ServerSettings(max_body_bytes=4096)
     async with serving(agent, credentials(tmp_path, SOCKET), settings) as url:
         widget = await Widget().connect(url)

@@ -51,10 +51,12 @@ OPENID = "oUSER_OPENID_1"
 LONG_ANSWER = "\n".join(
     f"第{n}条：跨行转账在工作日十七点前提交的，一般当日到账；节假日提交的顺延到下一个工作日。"
     f"如超过两个工作日仍未到账，请携带本人有效身份证件到任一网点查询，或拨打客服热线咨询！"
-    for n in range(1, 22))
+    for n in range(1, 22)
+)
 
 
 # -- a fake WeChat API ---------------------------------------------------------------------
+
 
 class FakeWeChat:
     """The WeChat API on 127.0.0.1: ``stable_token`` (the same token until it expires or a
@@ -121,8 +123,12 @@ class FakeWeChat:
 
     def stable_token(self, body: dict[str, Any]) -> dict[str, Any]:
         force = body.get("force_refresh", False)
-        if body.get("grant_type") != "client_credential" or body.get("appid") != APPID or \
-                body.get("secret") != SECRET or not isinstance(force, bool):
+        if (
+            body.get("grant_type") != "client_credential"
+            or body.get("appid") != APPID
+            or body.get("secret") != SECRET
+            or not isinstance(force, bool)
+        ):
             return {"errcode": 40013, "errmsg": "invalid appid or arguments"}
         with self.lock:
             self.requests.append(body)
@@ -161,28 +167,37 @@ def fake_wechat() -> Iterator[FakeWeChat]:
 
 # -- helpers -------------------------------------------------------------------------------
 
+
 def sha1(*parts: str) -> str:
     return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
 
 
 def signed(timestamp: str = "1714036504", nonce: str = "1514711492", **extra: str) -> str:
-    query = {"timestamp": timestamp, "nonce": nonce, "signature": sha1(TOKEN, timestamp, nonce),
-             **extra}
+    query = {
+        "timestamp": timestamp,
+        "nonce": nonce,
+        "signature": sha1(TOKEN, timestamp, nonce),
+        **extra,
+    }
     return URL + "?" + "&".join(f"{k}={v}" for k, v in query.items())
 
 
 def text_xml(content: str, msg_id: str = "1001", openid: str = OPENID) -> bytes:
-    return (f"<xml><ToUserName><![CDATA[gh_bank]]></ToUserName>"
-            f"<FromUserName><![CDATA[{openid}]]></FromUserName><CreateTime>1348831860"
-            f"</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]>"
-            f"</Content><MsgId>{msg_id}</MsgId></xml>").encode()
+    return (
+        f"<xml><ToUserName><![CDATA[gh_bank]]></ToUserName>"
+        f"<FromUserName><![CDATA[{openid}]]></FromUserName><CreateTime>1348831860"
+        f"</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]>"
+        f"</Content><MsgId>{msg_id}</MsgId></xml>"
+    ).encode()
 
 
 def event_xml(event: str, key: str = "", created: str = "1348831861") -> bytes:
-    return (f"<xml><ToUserName><![CDATA[gh_bank]]></ToUserName><FromUserName><![CDATA["
-            f"{OPENID}]]></FromUserName><CreateTime>{created}</CreateTime><MsgType><![CDATA["
-            f"event]]></MsgType><Event><![CDATA[{event}]]></Event><EventKey><![CDATA[{key}]]>"
-            f"</EventKey></xml>").encode()
+    return (
+        f"<xml><ToUserName><![CDATA[gh_bank]]></ToUserName><FromUserName><![CDATA["
+        f"{OPENID}]]></FromUserName><CreateTime>{created}</CreateTime><MsgType><![CDATA["
+        f"event]]></MsgType><Event><![CDATA[{event}]]></Event><EventKey><![CDATA[{key}]]>"
+        f"</EventKey></xml>"
+    ).encode()
 
 
 def reply_fields(body: str) -> dict[str, str]:
@@ -204,28 +219,47 @@ def aes_decrypt(encrypted: str) -> str:
     key = base64.b64decode(AES_KEY + "=")
     decryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).decryptor()
     plain = decryptor.update(base64.b64decode(encrypted)) + decryptor.finalize()
-    plain = plain[:-plain[-1]]
+    plain = plain[: -plain[-1]]
     length = struct.unpack(">I", plain[16:20])[0]
-    assert plain[20 + length:].decode() == APPID
-    return plain[20:20 + length].decode()
+    assert plain[20 + length :].decode() == APPID
+    return plain[20 : 20 + length].decode()
 
 
-def make_app(bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-             agent: Agent | None = None, **wechat: Any) -> Any:
+def make_app(
+    bot: TrainedBot,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    agent: Agent | None = None,
+    **wechat: Any,
+) -> Any:
     """An app whose WeChat settings come from a project's config.yml (as ``bot run``)."""
     project = tmp_path / "project"
     project.mkdir(exist_ok=True)
-    section = {"token": TOKEN, "aes_key": AES_KEY, "appid": APPID, "secret": SECRET,
-               "reply_timeout": 30, "bindings_db": f"sqlite:///{tmp_path / 'bindings.db'}",
-               **wechat}
-    (project / "config.yml").write_text(yaml.safe_dump({"channels": {"wechat": section}}),
-                                        encoding="utf-8")
+    section = {
+        "token": TOKEN,
+        "aes_key": AES_KEY,
+        "appid": APPID,
+        "secret": SECRET,
+        "reply_timeout": 30,
+        "bindings_db": f"sqlite:///{tmp_path / 'bindings.db'}",
+        **wechat,
+    }
+    (project / "config.yml").write_text(
+        yaml.safe_dump({"channels": {"wechat": section}}), encoding="utf-8"
+    )
     monkeypatch.setenv("BOT_PROJECT", str(project))
-    for name in ("BOT_WECHAT_TOKEN", "BOT_WECHAT_AES_KEY", "BOT_WECHAT_APPID",
-                 "BOT_WECHAT_SECRET", "BOT_WECHAT_API_BASE", "BOT_WECHAT_BINDINGS_DB"):
+    for name in (
+        "BOT_WECHAT_TOKEN",
+        "BOT_WECHAT_AES_KEY",
+        "BOT_WECHAT_APPID",
+        "BOT_WECHAT_SECRET",
+        "BOT_WECHAT_API_BASE",
+        "BOT_WECHAT_BINDINGS_DB",
+    ):
         monkeypatch.delenv(name, raising=False)
-    return create_app(agent or new_agent(bot), ServerSettings(jwt=JwtSettings(JWT_SECRET)),
-                      close_stores=False)
+    return create_app(
+        agent or new_agent(bot), ServerSettings(jwt=JwtSettings(JWT_SECRET)), close_stores=False
+    )
 
 
 def closed_port() -> int:
@@ -235,9 +269,14 @@ def closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def answer_with(monkeypatch: pytest.MonkeyPatch, channel: WeChatChannel, answer: str,
-                turns: list[str] | None = None) -> None:
+def answer_with(
+    monkeypatch: pytest.MonkeyPatch,
+    channel: WeChatChannel,
+    answer: str,
+    turns: list[str] | None = None,
+) -> None:
     """Every turn of ``channel`` answers ``answer`` (and records the user's text)."""
+
     async def run(message: Any) -> list[dict[str, Any]]:
         if turns is not None:
             turns.append(message.text)
@@ -254,11 +293,12 @@ def channel_of(app: Any) -> WeChatChannel:
 
 # -- signatures and settings ---------------------------------------------------------------
 
+
 def test_documented_signature_vectors() -> None:
-    assert signature(TOKEN, "1714036504", "1514711492") == \
-        "f464b24fc39322e44b38aa78f5edd27bd1441696"
-    assert signature(TOKEN, "1714037059", "486452656") == \
-        "899cf89e464efb63f54ddac96b0a0a235f53aa78"
+    assert (
+        signature(TOKEN, "1714036504", "1514711492") == "f464b24fc39322e44b38aa78f5edd27bd1441696"
+    )
+    assert signature(TOKEN, "1714037059", "486452656") == "899cf89e464efb63f54ddac96b0a0a235f53aa78"
 
 
 def test_crypto_round_trip_and_wrong_app() -> None:
@@ -274,9 +314,10 @@ def test_crypto_round_trip_and_wrong_app() -> None:
 
 
 def test_settings_env_wins_and_bad_values_are_refused() -> None:
-    settings = settings_from_mapping({"token": "from-config", "reply_timeout": 2},
-                                     {"BOT_WECHAT_TOKEN": "from-env",
-                                      "BOT_WECHAT_APPID": APPID})
+    settings = settings_from_mapping(
+        {"token": "from-config", "reply_timeout": 2},
+        {"BOT_WECHAT_TOKEN": "from-env", "BOT_WECHAT_APPID": APPID},
+    )
     assert settings.token == "from-env" and settings.appid == APPID
     assert settings.reply_timeout == 2.0 and settings.enabled
     assert not settings_from_mapping({}, {}).enabled
@@ -285,40 +326,54 @@ def test_settings_env_wins_and_bad_values_are_refused() -> None:
 
 
 def test_buttons_render_as_numbered_lines() -> None:
-    content, payloads = render_messages([
-        {"text": "您好"},
-        {"text": "请选择", "buttons": [{"title": "查余额", "payload": "/query_balance"},
-                                     {"title": "转人工", "payload": "/request_human"}]},
-    ])
+    content, payloads = render_messages(
+        [
+            {"text": "您好"},
+            {
+                "text": "请选择",
+                "buttons": [
+                    {"title": "查余额", "payload": "/query_balance"},
+                    {"title": "转人工", "payload": "/request_human"},
+                ],
+            },
+        ]
+    )
     assert content.startswith("您好\n\n请选择\n1. 查余额\n2. 转人工")
     assert payloads == ["/query_balance", "/request_human"]
 
 
 # -- the webhook ---------------------------------------------------------------------------
 
-async def test_disabled_without_a_token(trained_bot: TrainedBot, tmp_path: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+
+async def test_disabled_without_a_token(
+    trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     app = make_app(trained_bot, tmp_path, monkeypatch, token=None)
     assert app.blueprints["channel_wechat"].ctx.channel is None
     _, response = await app.asgi_client.get(signed(echostr="x"))
     assert response.status == 404 and response.json["status"] == 404
 
 
-async def test_url_verification(trained_bot: TrainedBot, tmp_path: Path,
-                                monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_url_verification(
+    trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     app = make_app(trained_bot, tmp_path, monkeypatch)
     _, response = await app.asgi_client.get(signed(echostr="echo-123"))
     assert response.status == 200 and response.text == "echo-123"
     _, response = await app.asgi_client.get(signed("1714037059", "486452656", echostr="e2"))
     assert response.text == "e2"
     _, response = await app.asgi_client.get(
-        URL + "?timestamp=1714036504&nonce=1514711492&echostr=x&signature=" + "0" * 40)
+        URL + "?timestamp=1714036504&nonce=1514711492&echostr=x&signature=" + "0" * 40
+    )
     assert response.status == 403 and "signature" in response.json["error"]
 
 
-async def test_forged_post_is_403_and_not_processed(trained_bot: TrainedBot, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch,
-                                                    caplog: pytest.LogCaptureFixture) -> None:
+async def test_forged_post_is_403_and_not_processed(
+    trained_bot: TrainedBot,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     agent = new_agent(trained_bot)
     app = make_app(trained_bot, tmp_path, monkeypatch, agent)
     forged = URL + "?timestamp=1714036504&nonce=1514711492&signature=" + sha1("x", "1", "2")
@@ -332,16 +387,19 @@ async def test_forged_post_is_403_and_not_processed(trained_bot: TrainedBot, tmp
     assert 'bot_errors_total{kind="forbidden"} 2.0' in response.text
 
 
-@pytest.mark.parametrize("query", [
-    "timestamp=1714036504&nonce=1514711492&signature=%E7%AD%BE%E5%90%8D",  # 签名
-    "timestamp=1714036504&nonce=1514711492&signature=%ff",
-    "timestamp=%ed%a0%80&nonce=%ff&signature=" + "0" * 40,
-    "timestamp=1714036504&nonce=1514711492&signature=" + "0" * 40 + "&encrypt_type=aes"
-    "&msg_signature=%E7%AD%BE",
-])
-async def test_non_ascii_signatures_are_403_not_500(trained_bot: TrainedBot, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch,
-                                                    query: str) -> None:
+@pytest.mark.parametrize(
+    "query",
+    [
+        "timestamp=1714036504&nonce=1514711492&signature=%E7%AD%BE%E5%90%8D",  # 签名
+        "timestamp=1714036504&nonce=1514711492&signature=%ff",
+        "timestamp=%ed%a0%80&nonce=%ff&signature=" + "0" * 40,
+        "timestamp=1714036504&nonce=1514711492&signature=" + "0" * 40 + "&encrypt_type=aes"
+        "&msg_signature=%E7%AD%BE",
+    ],
+)
+async def test_non_ascii_signatures_are_403_not_500(
+    trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, query: str
+) -> None:
     app = make_app(trained_bot, tmp_path, monkeypatch)
     _, response = await app.asgi_client.post(f"{URL}?{query}", content=text_xml("你好"))
     assert response.status == 403 and "signature" in response.json["error"]
@@ -352,16 +410,19 @@ async def test_non_ascii_signatures_are_403_not_500(trained_bot: TrainedBot, tmp
 
 
 async def test_safe_mode_non_ascii_msg_signature_is_403(
-        trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     app = make_app(trained_bot, tmp_path, monkeypatch)
     body = f"<xml><ToUserName>gh_bank</ToUserName><Encrypt>{aes_encrypt('x')}</Encrypt></xml>"
     _, response = await app.asgi_client.post(
-        signed(encrypt_type="aes", msg_signature="%E7%AD%BE"), content=body.encode())
+        signed(encrypt_type="aes", msg_signature="%E7%AD%BE"), content=body.encode()
+    )
     assert response.status == 403 and "msg_signature" in response.json["error"]
 
 
 async def test_a_non_ascii_digit_is_a_message_not_a_500(
-        trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """'²' and '①' are str.isdigit() but not int(); '４' (full width) presses button 4."""
     agent = new_agent(trained_bot)
     app = make_app(trained_bot, tmp_path, monkeypatch, agent)
@@ -378,7 +439,8 @@ async def test_a_non_ascii_digit_is_a_message_not_a_500(
 
 
 async def test_plain_text_message_gets_a_passive_xml_reply(
-        trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     agent = new_agent(trained_bot)
     app = make_app(trained_bot, tmp_path, monkeypatch, agent)
     _, response = await app.asgi_client.post(signed(), content=text_xml("你好"))
@@ -393,20 +455,23 @@ async def test_plain_text_message_gets_a_passive_xml_reply(
     assert user[-1]["input_channel"] == "wechat"
 
 
-async def test_safe_mode_round_trip(trained_bot: TrainedBot, tmp_path: Path,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_safe_mode_round_trip(
+    trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     app = make_app(trained_bot, tmp_path, monkeypatch)
     encrypted = aes_encrypt(text_xml("你好", "2001").decode())
-    body = f"<xml><ToUserName><![CDATA[gh_bank]]></ToUserName><Encrypt><![CDATA[{encrypted}]]>" \
-           "</Encrypt></xml>"
+    body = (
+        f"<xml><ToUserName><![CDATA[gh_bank]]></ToUserName><Encrypt><![CDATA[{encrypted}]]>"
+        "</Encrypt></xml>"
+    )
     ts, nonce = "1714036504", "1514711492"
-    url = signed(ts, nonce, encrypt_type="aes",
-                 msg_signature=sha1(TOKEN, ts, nonce, encrypted))
+    url = signed(ts, nonce, encrypt_type="aes", msg_signature=sha1(TOKEN, ts, nonce, encrypted))
     _, response = await app.asgi_client.post(url, content=body.encode())
     assert response.status == 200
     outer = reply_fields(response.text)
-    assert outer["MsgSignature"] == sha1(TOKEN, outer["TimeStamp"], outer["Nonce"],
-                                         outer["Encrypt"])
+    assert outer["MsgSignature"] == sha1(
+        TOKEN, outer["TimeStamp"], outer["Nonce"], outer["Encrypt"]
+    )
     inner = reply_fields(aes_decrypt(outer["Encrypt"]))
     assert inner["ToUserName"] == OPENID and inner["Content"]
     # a wrong msg_signature is refused although the plain signature is right
@@ -416,7 +481,8 @@ async def test_safe_mode_round_trip(trained_bot: TrainedBot, tmp_path: Path,
 
 
 async def test_subscribe_greets_and_click_sends_the_payload(
-        trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     agent = new_agent(trained_bot)
     app = make_app(trained_bot, tmp_path, monkeypatch, agent)
     _, response = await app.asgi_client.post(signed(), content=event_xml("subscribe"))
@@ -424,7 +490,8 @@ async def test_subscribe_greets_and_click_sends_the_payload(
     tracker = await agent.processor.get_tracker(f"wechat:{OPENID}")
     assert tracker.latest_message["intent"]["name"] == "greet"
     _, response = await app.asgi_client.post(
-        signed(), content=event_xml("CLICK", "/request_human", "1348831862"))
+        signed(), content=event_xml("CLICK", "/request_human", "1348831862")
+    )
     assert response.status == 200
     tracker = await agent.processor.get_tracker(f"wechat:{OPENID}")
     assert tracker.latest_message["intent"]["name"] == "request_human"
@@ -432,8 +499,9 @@ async def test_subscribe_greets_and_click_sends_the_payload(
     assert response.text == "success"
 
 
-async def test_a_retried_msg_id_runs_once(trained_bot: TrainedBot, tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_retried_msg_id_runs_once(
+    trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     agent = new_agent(trained_bot)
     app = make_app(trained_bot, tmp_path, monkeypatch, agent)
     _, first = await app.asgi_client.post(signed(), content=text_xml("你好", "3001"))
@@ -448,11 +516,15 @@ async def test_a_retried_msg_id_runs_once(trained_bot: TrainedBot, tmp_path: Pat
 
 
 async def test_slow_turn_answers_success_then_customer_service_api(
-        trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        fake_wechat: FakeWeChat) -> None:
+    trained_bot: TrainedBot,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fake_wechat: FakeWeChat,
+) -> None:
     agent = new_agent(trained_bot)
-    app = make_app(trained_bot, tmp_path, monkeypatch, agent, reply_timeout=0.01,
-                   api_base=fake_wechat.base)
+    app = make_app(
+        trained_bot, tmp_path, monkeypatch, agent, reply_timeout=0.01, api_base=fake_wechat.base
+    )
     channel = channel_of(app)
     assert channel.api is not None
     now = [1000.0]
@@ -500,8 +572,11 @@ async def test_slow_turn_answers_success_then_customer_service_api(
 
 
 async def test_bound_openid_is_the_customer_across_channels(
-        trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    trained_bot: TrainedBot,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     agent = new_agent(trained_bot)
     app = make_app(trained_bot, tmp_path, monkeypatch, agent)
     # the operator command, on the project's configured bindings database
@@ -523,8 +598,10 @@ async def test_bound_openid_is_the_customer_across_channels(
 
     token = jwt.encode({"sub": "C1001", "exp": int(time.time()) + 600}, JWT_SECRET, "HS256")
     _, response = await app.asgi_client.post(
-        "/webhooks/app/webhook", json={"message": "开户要带什么材料"},
-        headers={"Authorization": f"Bearer {token}"})
+        "/webhooks/app/webhook",
+        json={"message": "开户要带什么材料"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert response.status == 200
     tracker = await agent.processor.get_tracker("customer:C1001")
     channels = [e["input_channel"] for e in tracker.events if e["event"] == "user"]
@@ -538,17 +615,25 @@ async def test_bound_openid_is_the_customer_across_channels(
 
 BAD_XML = [
     (b"", 400),
-    (b"{\"json\": true}", 400),
+    (b'{"json": true}', 400),
     (b"<xml><ToUserName>", 400),
     (b"<root><a/></root>", 400),
-    (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;">]>'
-     b"<xml><Content>&b;</Content></xml>", 400),
+    (
+        b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;">]>'
+        b"<xml><Content>&b;</Content></xml>",
+        400,
+    ),
     (b"<xml><MsgType>text</MsgType><Content>hi</Content></xml>", 400),  # no FromUserName
     (b"\xff\xfe<xml>", 400),
     # the DOCTYPE refusal holds in any encoding the XML declaration names
-    (('<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE x [<!ENTITY a "b">]><xml>'
-     f"<FromUserName>{OPENID}</FromUserName><MsgType>text</MsgType><Content>&a;</Content>"
-     "</xml>").encode("utf-16"), 400),
+    (
+        (
+            '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE x [<!ENTITY a "b">]><xml>'
+            f"<FromUserName>{OPENID}</FromUserName><MsgType>text</MsgType><Content>&a;</Content>"
+            "</xml>"
+        ).encode("utf-16"),
+        400,
+    ),
     (b'<?xml version="1.0" encoding="UTF-7"?>+ADw-!DOCTYPE x+AD4-<xml/>', 400),
     (b"<xml>" + b"<a>x</a>" * 4000 + b"</xml>", 413),
     (b"<xml>" + b"x" * 200_000 + b"</xml>", 413),
@@ -556,9 +641,13 @@ BAD_XML = [
 
 
 @pytest.mark.parametrize(("body", "status"), BAD_XML)
-async def test_malformed_bodies_are_4xx(trained_bot: TrainedBot, tmp_path: Path,
-                                        monkeypatch: pytest.MonkeyPatch, body: bytes,
-                                        status: int) -> None:
+async def test_malformed_bodies_are_4xx(
+    trained_bot: TrainedBot,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    body: bytes,
+    status: int,
+) -> None:
     app = make_app(trained_bot, tmp_path, monkeypatch)
     _, response = await app.asgi_client.post(signed(), content=body)
     assert response.status == status, response.text
@@ -568,8 +657,11 @@ async def test_malformed_bodies_are_4xx(trained_bot: TrainedBot, tmp_path: Path,
 
 
 async def test_an_agents_reply_reaches_the_wechat_user(
-        trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        fake_wechat: FakeWeChat) -> None:
+    trained_bot: TrainedBot,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fake_wechat: FakeWeChat,
+) -> None:
     """Handoff over WeChat: the customer asks for a person in WeChat; the agent's reply and the
     rating request are pushed through the customer-service API to that OpenID."""
     app = make_app(trained_bot, tmp_path, monkeypatch, api_base=fake_wechat.base)
@@ -579,14 +671,19 @@ async def test_an_agents_reply_reaches_the_wechat_user(
     await app.asgi_client.post(signed(), content=text_xml("转人工", "5001"))
     conversation = f"wechat:{OPENID}"
     assert handoff.store.handoffs.latest(conversation).status == "waiting"
-    _, login = await app.asgi_client.post("/agent/login", json={
-        "username": "wang", "password": "wang-password"})
+    _, login = await app.asgi_client.post(
+        "/agent/login", json={"username": "wang", "password": "wang-password"}
+    )
     headers = {"Authorization": f"Bearer {login.json['token']}"}
-    _, accepted = await app.asgi_client.post(f"/agent/conversations/{conversation}/accept",
-                                             headers=headers)
+    _, accepted = await app.asgi_client.post(
+        f"/agent/conversations/{conversation}/accept", headers=headers
+    )
     assert accepted.status == 200
-    _, sent = await app.asgi_client.post(f"/agent/conversations/{conversation}/messages",
-                                         headers=headers, json={"text": "您好，我是客服小王"})
+    _, sent = await app.asgi_client.post(
+        f"/agent/conversations/{conversation}/messages",
+        headers=headers,
+        json={"text": "您好，我是客服小王"},
+    )
     assert sent.status == 200
     await handoff.drain()
     texts = [body["text"]["content"] for _token, body in fake_wechat.sent]
@@ -595,7 +692,8 @@ async def test_an_agents_reply_reaches_the_wechat_user(
 
 
 async def test_a_retry_on_another_worker_runs_no_second_turn(
-        trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Two workers (two apps over one tracker store) share MsgId claims through Redis."""
     import random
 
@@ -622,7 +720,8 @@ async def test_a_retry_on_another_worker_runs_no_second_turn(
 
 
 async def test_with_redis_a_retry_after_a_failed_turn_runs_it(
-        trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A first attempt that failed forgets its MsgId (WeChat's retry should try again): its
     Redis claim must go too, or the retry is answered "success" and the message is lost."""
     import random
@@ -659,8 +758,11 @@ def assert_parts_of(fake: FakeWeChat, answer: str) -> None:
 
 
 async def test_a_reply_over_2048_bytes_is_success_then_parts_in_order(
-        trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        fake_wechat: FakeWeChat) -> None:
+    trained_bot: TrainedBot,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fake_wechat: FakeWeChat,
+) -> None:
     assert len(LONG_ANSWER.encode()) > 5000
     app = make_app(trained_bot, tmp_path, monkeypatch, api_base=fake_wechat.base)
     channel = channel_of(app)
@@ -680,8 +782,11 @@ async def test_a_reply_over_2048_bytes_is_success_then_parts_in_order(
 
 
 async def test_a_long_reply_without_the_api_is_cut_to_its_first_part(
-        trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        caplog: pytest.LogCaptureFixture) -> None:
+    trained_bot: TrainedBot,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     app = make_app(trained_bot, tmp_path, monkeypatch, secret=None)
     channel = channel_of(app)
     assert channel.api is None
@@ -694,8 +799,12 @@ async def test_a_long_reply_without_the_api_is_cut_to_its_first_part(
 
 
 async def test_redis_down_still_deduplicates_and_sends(
-        trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        fake_wechat: FakeWeChat, caplog: pytest.LogCaptureFixture) -> None:
+    trained_bot: TrainedBot,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fake_wechat: FakeWeChat,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """With BOT_REDIS_URL pointing at nothing, the claim and the shared token fall back to the
     worker's own: the reply still goes out, the retry still runs no turn."""
     monkeypatch.setenv("BOT_REDIS_URL", f"redis://127.0.0.1:{closed_port()}/0")

@@ -72,8 +72,9 @@ def test_shipped_ranking_is_the_top_ten_of_a_distribution(shipped: Any) -> None:
 
 def test_ranking_length_truncates(tiny_model: Any) -> None:
     clf = classifier_of(tiny_model.model.nlu)
-    short = LogisticRegressionClassifier({**clf.config, "ranking_length": 2}, clf.model,
-                                         clf.temperature)
+    short = LogisticRegressionClassifier(
+        {**clf.config, "ranking_length": 2}, clf.model, clf.temperature
+    )
     message = features_of(tiny_model.model.nlu, "查余额")
     short.process(message)
     assert len(message.intent_ranking) == 2
@@ -128,8 +129,9 @@ def test_fast_scores_match_scikit_learn(tiny_model: Any) -> None:
         expected = clf.model.decision_function(to_matrix([features]))[0]
         np.testing.assert_allclose(clf.scores(features), expected, rtol=1e-9, atol=1e-9)
         probs = _softmax(clf.scores(features), 1.0)
-        np.testing.assert_allclose(probs, clf.model.predict_proba(to_matrix([features]))[0],
-                                   atol=1e-9)
+        np.testing.assert_allclose(
+            probs, clf.model.predict_proba(to_matrix([features]))[0], atol=1e-9
+        )
 
 
 def test_binary_problem_gives_logistic_probabilities(tiny_project: Path) -> None:

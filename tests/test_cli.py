@@ -72,12 +72,18 @@ def test_parse_prints_the_parse_json(tiny_model: Any, capsys: pytest.CaptureFixt
 
 
 def test_parse_with_explicit_model_and_env_project(
-    tiny_model: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path
+    tiny_model: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    assert main(["parse", "--model", str(tiny_model.archive), "--project",
-                 str(tiny_model.root), "你好"]) == 0
+    assert (
+        main(
+            ["parse", "--model", str(tiny_model.archive), "--project", str(tiny_model.root), "你好"]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["intent"]["name"] == "greet"
     monkeypatch.setenv("BOT_PROJECT", str(tiny_model.root))
     assert main(["parse", "你好"]) == 0
@@ -112,8 +118,9 @@ class _Terminal(io.StringIO):
         return True
 
 
-def test_shell_interactive(tiny_model: Any, capsys: pytest.CaptureFixture[str],
-                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_shell_interactive(
+    tiny_model: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(sys, "stdin", _Terminal("查下尾号5678的工资卡余额\n/exit\n不会读到\n"))
     assert main(["shell", "nlu", "--project", str(tiny_model.root)]) == 0
     out = capsys.readouterr().out
@@ -123,12 +130,23 @@ def test_shell_interactive(tiny_model: Any, capsys: pytest.CaptureFixture[str],
     assert "不会读到" not in out
 
 
-def test_test_nlu_writes_reports(tiny_model: Any, tmp_path: Path,
-                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_test_nlu_writes_reports(
+    tiny_model: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "results"
     test_file = tiny_model.root / "tests" / "data" / "nlu_test.yml"
-    code = main(["test", "nlu", "--project", str(tiny_model.root), "--nlu", str(test_file),
-                 "--out", str(out)])
+    code = main(
+        [
+            "test",
+            "nlu",
+            "--project",
+            str(tiny_model.root),
+            "--nlu",
+            str(test_file),
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     for name in REPORTS:
         assert (out / name).is_file() and (out / name).stat().st_size > 0
@@ -141,8 +159,9 @@ def test_test_nlu_writes_reports(tiny_model: Any, tmp_path: Path,
     assert "intent accuracy" in printed and "macro-F1" in printed and "entity F1" in printed
 
 
-def test_test_nlu_defaults_to_tests_data(tiny_model: Any, tmp_path: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_test_nlu_defaults_to_tests_data(
+    tiny_model: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "default"
     assert main(["test", "--project", str(tiny_model.root), "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
@@ -151,8 +170,19 @@ def test_test_nlu_defaults_to_tests_data(tiny_model: Any, tmp_path: Path,
 
 def test_test_nlu_cross_validation(tiny_project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tiny_project / "cv"
-    code = main(["test", "nlu", "--project", str(tiny_project), "--cross-validation",
-                 "--folds", "2", "--out", "cv"])
+    code = main(
+        [
+            "test",
+            "nlu",
+            "--project",
+            str(tiny_project),
+            "--cross-validation",
+            "--folds",
+            "2",
+            "--out",
+            "cv",
+        ]
+    )
     assert code == 0
     cv = json.loads((out / "cross_validation.json").read_text(encoding="utf-8"))
     assert cv["folds"] == 2
@@ -170,12 +200,25 @@ def test_test_nlu_bad_arguments(tiny_model: Any, tmp_path: Path) -> None:
         main(["test", "--project", str(tiny_model.root), "--nlu", str(tmp_path / "no.yml")])
 
 
-def test_test_nlu_with_a_broken_test_file(tiny_model: Any, tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_test_nlu_with_a_broken_test_file(
+    tiny_model: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "bad.yml"
     bad.write_text("nlu:\n- intent: greet\n  examples: |\n    - [x](bad name)\n", encoding="utf-8")
-    assert main(["test", "--project", str(tiny_model.root), "--nlu", str(bad),
-                 "--out", str(tmp_path / "o")]) == 1
+    assert (
+        main(
+            [
+                "test",
+                "--project",
+                str(tiny_model.root),
+                "--nlu",
+                str(bad),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 1
+    )
     assert "bad.yml:4" in capsys.readouterr().out
 
 
@@ -184,9 +227,12 @@ def test_test_nlu_with_a_broken_test_file(tiny_model: Any, tmp_path: Path,
     [["parse", "你好"], ["parse", "-"], ["shell", "nlu"], ["test", "nlu", "--out", "r"]],
     ids=["parse", "parse-stdin", "shell", "test"],
 )
-def test_no_model_is_a_clear_error(tiny_project: Path, argv: list[str],
-                                   capsys: pytest.CaptureFixture[str],
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_model_is_a_clear_error(
+    tiny_project: Path,
+    argv: list[str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(sys, "stdin", io.StringIO("你好\n"))
     assert main([*argv, "--project", str(tiny_project)]) == 1
     captured = capsys.readouterr()
@@ -195,8 +241,9 @@ def test_no_model_is_a_clear_error(tiny_project: Path, argv: list[str],
     assert "{" not in captured.out  # no parse result was printed
 
 
-def test_missing_project_is_a_clear_error(tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_project_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["parse", "--project", str(tmp_path), "你好"]) == 1
     assert "has no config.yml" in capsys.readouterr().err
 
@@ -211,11 +258,16 @@ def test_train_then_skip_then_force(tiny_project: Path, capsys: pytest.CaptureFi
     assert len(list((tiny_project / "models").glob("*.tar.gz"))) == 2
 
 
-def test_train_with_unknown_component(tiny_project: Path,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_with_unknown_component(
+    tiny_project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = tiny_project / "config.yml"
-    config.write_text(config.read_text(encoding="utf-8").replace(
-        "policies: []", "  - name: NoSuchComponent\npolicies: []"), encoding="utf-8")
+    config.write_text(
+        config.read_text(encoding="utf-8").replace(
+            "policies: []", "  - name: NoSuchComponent\npolicies: []"
+        ),
+        encoding="utf-8",
+    )
     assert main(["train", "--project", str(tiny_project)]) == 1
     err = capsys.readouterr().err
     assert "unknown pipeline component 'NoSuchComponent'" in err
@@ -224,13 +276,15 @@ def test_train_with_unknown_component(tiny_project: Path,
 
 def test_train_with_data_errors(tiny_project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tiny_project / "nlu_data" / "bad.yml").write_text(
-        "nlu:\n- intent: greet\n  examples: |\n    - [x](bad name)\n", encoding="utf-8")
+        "nlu:\n- intent: greet\n  examples: |\n    - [x](bad name)\n", encoding="utf-8"
+    )
     assert main(["train", "--project", str(tiny_project)]) == 1
     err = capsys.readouterr().err
     assert "bot data validate" in err and "nlu_data/bad.yml:4" in err
 
 
 # Real processes: the installed console script and ``python -m bot``.
+
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
@@ -242,12 +296,24 @@ def _env() -> dict[str, str]:
 def test_console_script_help_and_version() -> None:
     script = Path(sys.executable).with_name("bot")
     assert script.is_file(), "the 'bot' console script is not installed in this environment"
-    done = subprocess.run([str(script), "--help"], capture_output=True, text=True, env=_env(),
-                          timeout=120, check=False)
+    done = subprocess.run(
+        [str(script), "--help"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0
     assert "usage: bot" in done.stdout and "train" in done.stdout
-    version = subprocess.run([str(script), "--version"], capture_output=True, text=True,
-                             env=_env(), timeout=120, check=False)
+    version = subprocess.run(
+        [str(script), "--version"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=120,
+        check=False,
+    )
     assert version.returncode == 0 and version.stdout.startswith("bankbot ")
 
 
@@ -255,7 +321,11 @@ def test_python_m_bot_parse_stdin(tiny_model: Any) -> None:
     payload = "查下尾号5678的余额\n".encode() + "卡丢了\n".encode("gbk") + "你好\n".encode()
     done = subprocess.run(
         [sys.executable, "-m", "bot", "parse", "--project", str(tiny_model.root), "-"],
-        input=payload, capture_output=True, env=_env(), timeout=120, check=False,
+        input=payload,
+        capture_output=True,
+        env=_env(),
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr.decode(errors="replace")
     results = [json.loads(line) for line in done.stdout.decode("utf-8").splitlines()]
@@ -268,19 +338,26 @@ def test_python_m_bot_parse_stdin(tiny_model: Any) -> None:
 def test_python_m_bot_without_model_exits_1(tiny_project: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bot", "parse", "--project", str(tiny_project), "你好"],
-        capture_output=True, text=True, env=_env(), timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 1
     assert "no trained model" in done.stderr
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("argv", [
-    ["run", "--auth-token", "x", "--port", "1"],
-    ["run", "--port", "1", "--auth-token", "x"],
-    ["run", "--enable-api", "--auth-token", "x", "-p", "1"],
-    ["run", "--enable-api", "--jwt-secret", "actions", "--jwt-method", "HS256", "--port", "1"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--auth-token", "x", "--port", "1"],
+        ["run", "--port", "1", "--auth-token", "x"],
+        ["run", "--enable-api", "--auth-token", "x", "-p", "1"],
+        ["run", "--enable-api", "--jwt-secret", "actions", "--jwt-method", "HS256", "--port", "1"],
+    ],
+)
 def test_bot_run_takes_rasas_http_api_flags(argv: list[str]) -> None:
     """Option values never become the 'actions' target (even a value spelled 'actions')."""
     args = build_parser().parse_args(argv)
@@ -310,18 +387,34 @@ def test_bot_run_cors_and_the_actions_target() -> None:
     assert args.auth_token == "x"
 
 
-def test_bot_run_flags_reach_the_server_settings(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bot_run_flags_reach_the_server_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from bot.cli import run_cmd
 
     (tmp_path / "config.yml").write_text("language: zh\n", encoding="utf-8")
     seen: dict[str, Any] = {}
-    monkeypatch.setattr("bot.server.run.serve",
-                        lambda project, settings, model: seen.update(settings=settings))
+    monkeypatch.setattr(
+        "bot.server.run.serve", lambda project, settings, model: seen.update(settings=settings)
+    )
     args = build_parser().parse_args(
-        ["run", "--project", str(tmp_path), "--enable-api", "--auth-token", "t0ken",
-         "--jwt-secret", "k" * 32, "--jwt-method", "hs512", "--cors", "https://a.example",
-         "--port", "5099"])
+        [
+            "run",
+            "--project",
+            str(tmp_path),
+            "--enable-api",
+            "--auth-token",
+            "t0ken",
+            "--jwt-secret",
+            "k" * 32,
+            "--jwt-method",
+            "hs512",
+            "--cors",
+            "https://a.example",
+            "--port",
+            "5099",
+        ]
+    )
     assert run_cmd.run_server(args) == 0
     settings = seen["settings"].server  # the server part of the project's settings
     assert settings.port == 5099 and settings.auth_token == "t0ken"

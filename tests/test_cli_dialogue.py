@@ -117,8 +117,13 @@ def project(trained: Path, tmp_path: Path) -> Path:
     return root
 
 
-def shell(project: Path, stdin: str, monkeypatch: pytest.MonkeyPatch,
-          capsys: pytest.CaptureFixture[str], *options: str) -> tuple[int, list[str]]:
+def shell(
+    project: Path,
+    stdin: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    *options: str,
+) -> tuple[int, list[str]]:
     monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))  # not a terminal
     code = main(["shell", "--project", str(project), *options])
     return code, capsys.readouterr().out.splitlines()
@@ -127,8 +132,9 @@ def shell(project: Path, stdin: str, monkeypatch: pytest.MonkeyPatch,
 # --- bot shell ------------------------------------------------------------------------------
 
 
-def test_shell_reads_one_message_per_line(project: Path, monkeypatch: pytest.MonkeyPatch,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_shell_reads_one_message_per_line(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, lines = shell(project, "你好\n我的卡丢了 尾号4321\n余额多少\n", monkeypatch, capsys)
     assert code == 0
     assert lines == [
@@ -157,8 +163,10 @@ def test_shell_debug_shows_intent_and_actions(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _, lines = shell(project, "我的卡丢了 尾号4321\n", monkeypatch, capsys, "--debug")
-    assert any(line.strip().startswith("· intent report_loss") and "card_last4=4321" in line
-               for line in lines)
+    assert any(
+        line.strip().startswith("· intent report_loss") and "card_last4=4321" in line
+        for line in lines
+    )
     assert any("· actions utter_loss [RulePolicy 1.00]" in line for line in lines)
 
 
@@ -166,8 +174,9 @@ def test_shell_stops_at_exit_and_keeps_the_sender(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (project / "endpoints.yml").unlink()  # the default SQLite store, to look inside
-    code, lines = shell(project, "你好\n/exit\n余额多少\n", monkeypatch, capsys,
-                        "--sender", "trainer-7")
+    code, lines = shell(
+        project, "你好\n/exit\n余额多少\n", monkeypatch, capsys, "--sender", "trainer-7"
+    )
     assert code == 0
     assert lines[-1] == "   [查询余额] → /query_balance"  # nothing after /exit
 
@@ -189,7 +198,11 @@ def test_shell_as_a_real_pipe(project: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run(
         [sys.executable, "-m", "bot", "shell", "--project", str(project), "--customer", "C9"],
-        input="你好\n余额多少\n", capture_output=True, text=True, env=env, timeout=300,
+        input="你好\n余额多少\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
         check=False,
     )
     assert done.returncode == 0, done.stderr
@@ -206,8 +219,9 @@ def test_core_stories_all_passing(project: Path, tmp_path: Path) -> None:
     stories = tmp_path / "passing.yml"
     stories.write_text(PASSING, encoding="utf-8")
     out = tmp_path / "results"
-    code = main(["test", "core", "--project", str(project), "--stories", str(stories),
-                 "--out", str(out)])
+    code = main(
+        ["test", "core", "--project", str(project), "--stories", str(stories), "--out", str(out)]
+    )
     assert code == 0
     report = json.loads((out / "story_report.json").read_text(encoding="utf-8"))
     assert (report["total"], report["passed"], report["failed"]) == (2, 2, 0)
@@ -217,15 +231,17 @@ def test_core_stories_all_passing(project: Path, tmp_path: Path) -> None:
     assert failed == {"stories": []}
 
 
-def test_core_stories_with_a_failure(project: Path, tmp_path: Path,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_core_stories_with_a_failure(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     folder = tmp_path / "stories"
     folder.mkdir()
     (folder / "a_passing.yml").write_text(PASSING, encoding="utf-8")
     (folder / "b_failing.yml").write_text(FAILING, encoding="utf-8")
     out = tmp_path / "results"
-    code = main(["test", "core", "--project", str(project), "--stories", str(folder),
-                 "--out", str(out)])
+    code = main(
+        ["test", "core", "--project", str(project), "--stories", str(folder), "--out", str(out)]
+    )
     assert code == 1
     report = json.loads((out / "story_report.json").read_text(encoding="utf-8"))
     assert (report["total"], report["passed"], report["failed"]) == (3, 2, 1)
@@ -238,8 +254,9 @@ def test_core_stories_with_a_failure(project: Path, tmp_path: Path,
     assert "wrong expectation" in capsys.readouterr().out
 
 
-def test_core_stories_relative_paths_and_missing_file(project: Path,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_core_stories_relative_paths_and_missing_file(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (project / "tests" / "stories").mkdir(parents=True)
     (project / "tests" / "stories" / "s.yml").write_text(PASSING, encoding="utf-8")
     assert main(["test", "core", "--project", str(project)]) == 0
@@ -263,8 +280,21 @@ def test_visualize_writes_the_graph(project: Path, tmp_path: Path) -> None:
 
 def test_visualize_dot_only(project: Path, tmp_path: Path) -> None:
     dot, png = tmp_path / "only.dot", tmp_path / "only.png"
-    assert main(["visualize", "--project", str(project), "--dot", str(dot), "--out", str(png),
-                 "--no-png"]) == 0
+    assert (
+        main(
+            [
+                "visualize",
+                "--project",
+                str(project),
+                "--dot",
+                str(dot),
+                "--out",
+                str(png),
+                "--no-png",
+            ]
+        )
+        == 0
+    )
     assert dot.is_file() and not png.exists()
 
 
@@ -287,8 +317,9 @@ def test_core_story_without_text_takes_the_steps_entities(project: Path, tmp_pat
     stories = tmp_path / "intent_only.yml"
     stories.write_text(INTENT_ONLY, encoding="utf-8")
     out = tmp_path / "results"
-    code = main(["test", "core", "--project", str(project), "--stories", str(stories),
-                 "--out", str(out)])
+    code = main(
+        ["test", "core", "--project", str(project), "--stories", str(stories), "--out", str(out)]
+    )
     report = json.loads((out / "story_report.json").read_text(encoding="utf-8"))
     assert code == 0, report["stories"]
     assert report["stories"][0]["transcript"][0]["bot"] == ["请拨打热线挂失尾号4321的卡"]

@@ -11,17 +11,21 @@ from bot.evaluation.stories import _full_intent, _slot_holds, _use_expected_inte
 
 
 def selector_parse(intent: str, key: str) -> dict[str, Any]:
-    return {"intent": {"name": intent, "confidence": 0.9},
-            "response_selector": {"default": {"response": {
-                "intent_response_key": key, "utter_action": f"utter_{key}"}}}}
+    return {
+        "intent": {"name": intent, "confidence": 0.9},
+        "response_selector": {
+            "default": {"response": {"intent_response_key": key, "utter_action": f"utter_{key}"}}
+        },
+    }
 
 
 def test_a_retrieval_intent_is_compared_with_the_selected_key() -> None:
     parse = selector_parse("chitchat", "chitchat/ask_name")
     assert _full_intent(parse, "chitchat/ask_name") == "chitchat/ask_name"
     assert _full_intent(parse, "chitchat") == "chitchat"  # the story names the base intent
-    assert _full_intent(selector_parse("greet", "chitchat/ask_name"),
-                        "chitchat/ask_name") == "greet"
+    assert (
+        _full_intent(selector_parse("greet", "chitchat/ask_name"), "chitchat/ask_name") == "greet"
+    )
     assert _full_intent({"intent": {"name": "chitchat"}}, "chitchat/ask_name") == "chitchat"
 
 
@@ -34,7 +38,8 @@ def test_a_missed_retrieval_intent_goes_on_with_the_storys_key() -> None:
     _use_expected_intent(plain, "greet")
     assert plain["intent"]["name"] == "greet"
     assert plain["response_selector"]["default"]["response"]["intent_response_key"] == (
-        "chitchat/ask_age")
+        "chitchat/ask_age"
+    )
 
 
 def test_a_slot_step_holds_at_the_end_or_during_the_turn() -> None:

@@ -17,7 +17,7 @@ CRF = [{"name": "JiebaTokenizer", "dictionary_path": None}, {"name": "CRFEntityE
 def found(result: dict[str, object]) -> list[tuple[object, ...]]:
     text = str(result["text"])
     return [
-        (e["entity"], text[e["start"]:e["end"]], e.get("role"))  # type: ignore[index]
+        (e["entity"], text[e["start"] : e["end"]], e.get("role"))  # type: ignore[index]
         for e in result["entities"]  # type: ignore[attr-defined]
     ]
 
@@ -42,7 +42,9 @@ def test_roles_are_learned_and_reported(tmp_path: Path) -> None:
 
 
 def test_groups_are_learned(tmp_path: Path) -> None:
-    data = nlu_data(tmp_path, """\
+    data = nlu_data(
+        tmp_path,
+        """\
     - intent: order
       examples: |
         - 要一张[金卡]{"entity": "card", "group": "1"}和一张[银卡]{"entity": "card", "group": "2"}
@@ -53,10 +55,13 @@ def test_groups_are_learned(tmp_path: Path) -> None:
       examples: |
         - 你好
         - 在吗
-    """)
+    """,
+    )
     result = trained(CRF, data, tmp_path).parse("要一张银卡和一张金卡")
-    assert [(e["value"], e.get("group")) for e in result["entities"]] == [("银卡", "1"),
-                                                                         ("金卡", "2")]
+    assert [(e["value"], e.get("group")) for e in result["entities"]] == [
+        ("银卡", "1"),
+        ("金卡", "2"),
+    ]
 
 
 def test_spans_map_to_the_original_text_after_normalisation(tmp_path: Path) -> None:
@@ -64,24 +69,29 @@ def test_spans_map_to_the_original_text_after_normalisation(tmp_path: Path) -> N
     nlu = trained(pipeline, nlu_data(tmp_path, ZH_ENTITIES), tmp_path)
     text = "查下尾号　１２３４的余额"  # full-width digits and space
     result = nlu.parse(text)
-    assert [(e["entity"], text[e["start"]:e["end"]]) for e in result["entities"]] == [
+    assert [(e["entity"], text[e["start"] : e["end"]]) for e in result["entities"]] == [
         ("card_last4", "１２３４")
     ]
 
 
 def test_does_not_duplicate_a_rule_based_entity(tmp_path: Path) -> None:
     data = nlu_data(tmp_path, ZH_ENTITIES)
-    for order in (["RegexEntityExtractor", "CRFEntityExtractor"],
-                  ["CRFEntityExtractor", "RegexEntityExtractor"]):
-        pipeline = [{"name": "JiebaTokenizer", "dictionary_path": None},
-                    *({"name": n} for n in order)]
+    for order in (
+        ["RegexEntityExtractor", "CRFEntityExtractor"],
+        ["CRFEntityExtractor", "RegexEntityExtractor"],
+    ):
+        pipeline = [
+            {"name": "JiebaTokenizer", "dictionary_path": None},
+            *({"name": n} for n in order),
+        ]
         result = trained(pipeline, data, tmp_path).parse("查下尾号1234的余额")
         spans_found = [(e["start"], e["end"]) for e in result["entities"]]
         assert spans_found == [(4, 8)], order
         assert result["entities"][0]["extractor"] == "RegexEntityExtractor"
         message = trained(pipeline, data, tmp_path).process("查下尾号1234的余额")
         assert [(e["extractor"], e["start"]) for e in message.shadowed] == [
-            ("CRFEntityExtractor", 4)]  # kept aside for the per-extractor evaluation
+            ("CRFEntityExtractor", 4)
+        ]  # kept aside for the per-extractor evaluation
 
 
 def test_persist_and_load_give_the_same_entities(tmp_path: Path) -> None:
@@ -93,35 +103,51 @@ def test_persist_and_load_give_the_same_entities(tmp_path: Path) -> None:
 
 def test_tokens_granularity_and_english(tmp_path: Path) -> None:
     def trip(verb: str, a: str, b: str) -> str:
-        return (f'        - {verb} from [{a}]{{"entity": "city", "role": "from"}} '
-                f'to [{b}]{{"entity": "city", "role": "to"}}\n')
+        return (
+            f'        - {verb} from [{a}]{{"entity": "city", "role": "from"}} '
+            f'to [{b}]{{"entity": "city", "role": "to"}}\n'
+        )
 
-    trips = (trip("fly", "Berlin", "Paris") + trip("go", "Rome", "Oslo")
-             + trip("drive", "Paris", "Rome") + trip("travel", "Oslo", "Berlin"))
-    data = nlu_data(tmp_path, """\
+    trips = (
+        trip("fly", "Berlin", "Paris")
+        + trip("go", "Rome", "Oslo")
+        + trip("drive", "Paris", "Rome")
+        + trip("travel", "Oslo", "Berlin")
+    )
+    data = nlu_data(
+        tmp_path,
+        """\
     - intent: move
       examples: |
-""" + trips + """\
+"""
+        + trips
+        + """\
     - intent: greet
       examples: |
         - hello there
         - hi
-    """)
-    pipeline = [{"name": "WhitespaceTokenizer"},
-                {"name": "CRFEntityExtractor", "granularity": "tokens"}]
+    """,
+    )
+    pipeline = [
+        {"name": "WhitespaceTokenizer"},
+        {"name": "CRFEntityExtractor", "granularity": "tokens"},
+    ]
     result = trained(pipeline, data, tmp_path, "en").parse("fly from Rome to Berlin")
     assert found(result) == [("city", "Rome", "from"), ("city", "Berlin", "to")]
 
 
 def test_no_annotations_means_no_entities(tmp_path: Path) -> None:
-    data = nlu_data(tmp_path, """\
+    data = nlu_data(
+        tmp_path,
+        """\
     - intent: greet
       examples: |
         - 你好
     - intent: bye
       examples: |
         - 再见
-    """)
+    """,
+    )
     assert trained(CRF, data, tmp_path).parse("你好")["entities"] == []
 
 

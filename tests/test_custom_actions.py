@@ -81,7 +81,7 @@ rules:
   - action: action_cx_missing
 """
 
-PACKAGE = '''
+PACKAGE = """
 from rasa_sdk import Action
 from rasa_sdk.events import ConversationPaused, FollowupAction, SlotSet
 from rasa_sdk.interfaces import ActionExecutionRejection
@@ -131,7 +131,7 @@ class Follow(Action):
 
     def run(self, dispatcher, tracker, domain):
         return [FollowupAction("utter_after")]
-'''
+"""
 
 
 @pytest.fixture
@@ -163,9 +163,12 @@ async def test_in_process_action_reads_the_tracker_and_answers(built, package: s
     assert messages == [
         {"recipient_id": "c1", "text": "c1/query_balance"},
         {"recipient_id": "c1", "text": "尾号1234的余额是1,024.00元"},
-        {"recipient_id": "c1", "text": "明细",
-         "buttons": [{"title": "转人工", "payload": "/human"}],
-         "custom": {"kind": "statement", "card": "1234"}},
+        {
+            "recipient_id": "c1",
+            "text": "明细",
+            "buttons": [{"title": "转人工", "payload": "/human"}],
+            "custom": {"kind": "statement", "card": "1234"},
+        },
     ]
     tracker = await p.get_tracker("c1")
     assert tracker.get_slot("balance") == 1024.0
@@ -176,13 +179,18 @@ async def test_a_raising_action_gives_a_polite_message(built, package: str) -> N
     store = InMemoryTrackerStore()
     p = MessageProcessor(*built, tracker_store=store, executor=InProcessExecutor(package))
     messages = await p.handle_message(UserMessage("/break_it", "c2"))
-    assert messages == [{"recipient_id": "c2", "text": ACTION_FAILED_TEXT,
-                         "buttons": [HUMAN_BUTTON]}]
+    assert messages == [
+        {"recipient_id": "c2", "text": ACTION_FAILED_TEXT, "buttons": [HUMAN_BUTTON]}
+    ]
     assert HUMAN_BUTTON["title"] == "转人工"
     events = await store.events("c2")
     kinds = [(e["event"], e.get("name")) for e in events][-4:]
-    assert kinds == [("user", None), ("action", "action_cx_fail"), ("bot", None),
-                     ("action", LISTEN)]
+    assert kinds == [
+        ("user", None),
+        ("action", "action_cx_fail"),
+        ("bot", None),
+        ("action", LISTEN),
+    ]
     assert events[-2]["metadata"] == {"action_failed": "action_cx_fail"}
     assert texts(await p.handle_message(UserMessage("/greet", "c2"))) == ["您好"]
 
@@ -210,8 +218,9 @@ async def test_an_action_can_pause_the_conversation(built, package: str) -> None
 
 async def test_followup_action_from_an_action_runs_next(dialogue, package: str) -> None:  # type: ignore[no-untyped-def]
     # The rule says utter_greet comes next; the action's FollowupAction wins.
-    rules = RULES.replace("  - action: action_cx_follow\n",
-                          "  - action: action_cx_follow\n  - action: utter_greet\n")
+    rules = RULES.replace(
+        "  - action: action_cx_follow\n", "  - action: action_cx_follow\n  - action: utter_greet\n"
+    )
     built = dialogue(DOMAIN, rules, [("RulePolicy", {})])
     p = MessageProcessor(*built, executor=InProcessExecutor(package), max_predictions=2)
     result = await p.handle(UserMessage("/follow", "c5"))
@@ -223,10 +232,12 @@ async def test_followup_action_from_an_action_runs_next(dialogue, package: str) 
 async def test_no_executor_or_unknown_action_is_a_polite_failure(built, package: str) -> None:  # type: ignore[no-untyped-def]
     bare = MessageProcessor(*built)  # no executor configured at all
     assert texts(await bare.handle_message(UserMessage("/query_balance", "c6"))) == [
-        ACTION_FAILED_TEXT]
+        ACTION_FAILED_TEXT
+    ]
     p = MessageProcessor(*built, executor=InProcessExecutor(package))
     assert texts(await p.handle_message(UserMessage("/request_human", "c7"))) == [
-        ACTION_FAILED_TEXT]
+        ACTION_FAILED_TEXT
+    ]
 
 
 # --- action server ----------------------------------------------------------------------------
@@ -240,12 +251,18 @@ def closed_port() -> int:
 
 async def test_unreachable_action_server(built) -> None:  # type: ignore[no-untyped-def]
     store = InMemoryTrackerStore()
-    executor = RemoteExecutor(f"http://127.0.0.1:{closed_port()}", timeout=2.0,
-                              names={"action_cx_balance"})
+    executor = RemoteExecutor(
+        f"http://127.0.0.1:{closed_port()}", timeout=2.0, names={"action_cx_balance"}
+    )
     p = MessageProcessor(*built, tracker_store=store, executor=executor)
     result = await p.handle(UserMessage("/query_balance", "r1"))
-    assert result.messages == [{"recipient_id": "r1", "text": ACTION_FAILED_TEXT,
-                                "buttons": [{"title": "转人工", "payload": "/request_human"}]}]
+    assert result.messages == [
+        {
+            "recipient_id": "r1",
+            "text": ACTION_FAILED_TEXT,
+            "buttons": [{"title": "转人工", "payload": "/request_human"}],
+        }
+    ]
     stored = await store.events("r1")
     assert [e["event"] for e in stored].count("user") == 1
     assert stored == (await p.get_tracker("r1")).events
@@ -267,11 +284,23 @@ class ActionServer:
                 server.requests.append({"path": self.path, **body})
                 name = body["next_action"]
                 status, answer = {
-                    "action_cx_balance": (200, {
-                        "events": [{"event": "slot", "timestamp": None, "name": "balance",
-                                    "value": 88.5}],
-                        "responses": [{"response": "utter_balance_is", "amount": "88.50"},
-                                      {"text": "来自服务器"}]}),
+                    "action_cx_balance": (
+                        200,
+                        {
+                            "events": [
+                                {
+                                    "event": "slot",
+                                    "timestamp": None,
+                                    "name": "balance",
+                                    "value": 88.5,
+                                }
+                            ],
+                            "responses": [
+                                {"response": "utter_balance_is", "amount": "88.50"},
+                                {"text": "来自服务器"},
+                            ],
+                        },
+                    ),
                     "action_cx_refuse": (400, {"error": "not now", "action_name": name}),
                     "action_cx_fail": (500, {"error": "boom"}),
                 }.get(name, (404, {"error": f"No registered action found for name '{name}'."}))
@@ -303,11 +332,15 @@ def action_server() -> Iterator[ActionServer]:
 
 
 async def test_action_server_protocol(built, action_server: ActionServer) -> None:  # type: ignore[no-untyped-def]
-    executor = RemoteExecutor(action_server.url, timeout=5.0,
-                              names={"action_cx_balance", "action_cx_refuse", "action_cx_fail"})
+    executor = RemoteExecutor(
+        action_server.url,
+        timeout=5.0,
+        names={"action_cx_balance", "action_cx_refuse", "action_cx_fail"},
+    )
     p = MessageProcessor(*built, executor=executor)
     messages = await p.handle_message(
-        UserMessage('/query_balance{"card_last4": "4321"}', "r2", metadata={"channel": "app"}))
+        UserMessage('/query_balance{"card_last4": "4321"}', "r2", metadata={"channel": "app"})
+    )
     assert texts(messages) == ["尾号4321的余额是88.50元", "来自服务器"]
     assert (await p.get_tracker("r2")).get_slot("balance") == 88.5
     (request,) = action_server.requests
@@ -316,9 +349,19 @@ async def test_action_server_protocol(built, action_server: ActionServer) -> Non
     assert request["sender_id"] == "r2"
     assert request["version"].startswith("3.")
     tracker = request["tracker"]
-    assert {"sender_id", "slots", "latest_message", "latest_event_time", "followup_action",
-            "paused", "events", "latest_input_channel", "active_loop", "latest_action",
-            "latest_action_name"} <= set(tracker)
+    assert {
+        "sender_id",
+        "slots",
+        "latest_message",
+        "latest_event_time",
+        "followup_action",
+        "paused",
+        "events",
+        "latest_input_channel",
+        "active_loop",
+        "latest_action",
+        "latest_action_name",
+    } <= set(tracker)
     assert tracker["slots"]["card_last4"] == "4321"
     assert tracker["latest_message"]["intent"]["name"] == "query_balance"
     user = [e for e in tracker["events"] if e["event"] == "user"][-1]
@@ -331,8 +374,11 @@ async def test_action_server_protocol(built, action_server: ActionServer) -> Non
 
 
 async def test_action_server_errors(built, action_server: ActionServer) -> None:  # type: ignore[no-untyped-def]
-    executor = RemoteExecutor(action_server.url + "/webhook", timeout=5.0,
-                              names={"action_cx_refuse", "action_cx_fail", "action_cx_human"})
+    executor = RemoteExecutor(
+        action_server.url + "/webhook",
+        timeout=5.0,
+        names={"action_cx_refuse", "action_cx_fail", "action_cx_human"},
+    )
     p = MessageProcessor(*built, executor=executor)
     refused = await p.handle(UserMessage("/refuse", "r3"))  # 400: rejected, no failure text
     assert ACTION_FAILED_TEXT not in texts(refused.messages)

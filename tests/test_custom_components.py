@@ -13,7 +13,7 @@ import pytest
 from bot.errors import ConfigError
 from tests.nlu_helpers import build, nlu_data, round_trip, trained
 
-GOOD = '''
+GOOD = """
 from pathlib import Path
 from bot.nlu.interfaces import Component
 
@@ -38,9 +38,9 @@ class Shouter(Component):
         obj = cls(config)
         obj.count = int((directory / "count.txt").read_text())
         return obj
-'''
+"""
 
-RASA_GRAPH = '''
+RASA_GRAPH = """
 class GraphComponent:
     pass
 
@@ -52,7 +52,7 @@ class Sentiment(GraphComponent):
 
     def process(self, messages):
         return messages
-'''
+"""
 
 RASA_IMPORT = "from rasa.engine.graph import GraphComponent\n"
 
@@ -73,8 +73,9 @@ def project(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_custom_component_trains_persists_and_loads(project: Path) -> None:
-    data = nlu_data(project, "- intent: a\n  examples: |\n    - hi\n"
-                    "- intent: b\n  examples: |\n    - bye\n")
+    data = nlu_data(
+        project, "- intent: a\n  examples: |\n    - hi\n- intent: b\n  examples: |\n    - bye\n"
+    )
     nlu = trained([{"name": "my_addons.good.Shouter", "suffix": "?"}], data, project)
     assert nlu.parse("hey")["shout"] == "HEY?"
     assert nlu.resolved_config() == [{"name": "my_addons.good.Shouter", "suffix": "?"}]

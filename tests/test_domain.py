@@ -100,8 +100,13 @@ def test_reads_every_section() -> None:
     assert domain.intents == ("greet", "inform", "report_loss")
     assert domain.entities == ("card_last4", "account_type", "amount")
     assert {s: domain.slots[s].type for s in domain.slots} == {
-        "card_last4": "text", "account_type": "categorical", "amount": "float",
-        "loss_confirmed": "bool", "note": "text", "tags": "list", "anything": "any",
+        "card_last4": "text",
+        "account_type": "categorical",
+        "amount": "float",
+        "loss_confirmed": "bool",
+        "note": "text",
+        "tags": "list",
+        "anything": "any",
         REQUESTED_SLOT: "text",
     }
     assert domain.slots["account_type"].values == ("debit_card", "credit_card")
@@ -144,9 +149,15 @@ def test_requested_slot_is_added_only_with_forms() -> None:
 def test_action_names_start_with_rasa_defaults_without_duplicates() -> None:
     names = parse(DOMAIN).action_names
     assert names[: len(DEFAULT_ACTIONS)] == list(DEFAULT_ACTIONS)
-    for expected in ("action_listen", "action_restart", "action_session_start",
-                     "action_default_fallback", "action_deactivate_loop",
-                     "action_two_stage_fallback", "action_back"):
+    for expected in (
+        "action_listen",
+        "action_restart",
+        "action_session_start",
+        "action_default_fallback",
+        "action_deactivate_loop",
+        "action_two_stage_fallback",
+        "action_back",
+    ):
         assert expected in names
     assert len(names) == len(set(names))
     assert {"utter_greet", "utter_card", "utter_custom", "action_check", "loss_form"} <= set(names)
@@ -188,16 +199,28 @@ def test_slot_coercion(slot_type: str, value: Any, expected: Any) -> None:
 
 def test_as_rasa_dict_is_what_an_action_server_expects() -> None:
     data = parse(DOMAIN).as_rasa_dict()
-    assert {"intents", "entities", "slots", "responses", "actions", "forms",
-            "session_config"} <= set(data)
+    assert {
+        "intents",
+        "entities",
+        "slots",
+        "responses",
+        "actions",
+        "forms",
+        "session_config",
+    } <= set(data)
     assert data["forms"] == {"loss_form": {"required_slots": ["card_last4", "loss_confirmed"]}}
-    assert data["slots"]["loss_confirmed"]["mappings"] == [{
-        "type": "from_intent", "intent": ["affirm"], "value": True,
-        "conditions": [{"active_loop": "loss_form", "requested_slot": "loss_confirmed"}],
-    }]
+    assert data["slots"]["loss_confirmed"]["mappings"] == [
+        {
+            "type": "from_intent",
+            "intent": ["affirm"],
+            "value": True,
+            "conditions": [{"active_loop": "loss_form", "requested_slot": "loss_confirmed"}],
+        }
+    ]
     assert data["slots"]["account_type"]["values"] == ["debit_card", "credit_card"]
     assert data["session_config"] == {
-        "session_expiration_time": 30.0, "carry_over_slots_to_new_session": False,
+        "session_expiration_time": 30.0,
+        "carry_over_slots_to_new_session": False,
     }
     # rasa_sdk's FormValidationAction reads required slots from this shape
     from rasa_sdk.forms import FormValidationAction

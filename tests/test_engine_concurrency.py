@@ -53,8 +53,9 @@ class EchoExecutor:
     def names(self) -> set[str]:
         return {"action_echo"}
 
-    async def run(self, name: str, tracker: dict[str, Any], domain: dict[str, Any]
-                  ) -> dict[str, Any]:
+    async def run(
+        self, name: str, tracker: dict[str, Any], domain: dict[str, Any]
+    ) -> dict[str, Any]:
         sender = tracker["sender_id"]
         self.in_flight[sender] += 1
         self.overlap_in_one_conversation |= self.in_flight[sender] > 1
@@ -79,15 +80,21 @@ def check_conversation(sender: str, events: list[dict[str, Any]], turns: int) ->
     assert replies == [f"{sender}#{t}" for t in range(turns)]
     # the order inside every turn: user, action_echo, its reply, listen
     kinds = [(e["event"], e.get("name")) for e in events]
-    assert kinds[:3] == [("action", "action_session_start"), ("session_started", None),
-                         ("action", LISTEN)]
+    assert kinds[:3] == [
+        ("action", "action_session_start"),
+        ("session_started", None),
+        ("action", LISTEN),
+    ]
     body = kinds[3:]
-    assert body == [("user", None), ("action", "action_echo"), ("bot", None),
-                    ("action", LISTEN)] * turns
+    assert (
+        body
+        == [("user", None), ("action", "action_echo"), ("bot", None), ("action", LISTEN)] * turns
+    )
 
 
-async def run_load(processor: MessageProcessor, conversations: int, turns: int,
-                   at_a_time: int) -> tuple[dict[str, list[list[dict[str, Any]]]], int]:
+async def run_load(
+    processor: MessageProcessor, conversations: int, turns: int, at_a_time: int
+) -> tuple[dict[str, list[list[dict[str, Any]]]], int]:
     gate = asyncio.Semaphore(at_a_time)
     active = 0
     peak = 0
@@ -102,8 +109,9 @@ async def run_load(processor: MessageProcessor, conversations: int, turns: int,
             try:
                 answers[sender] = []
                 for t in range(turns):
-                    message = UserMessage(f'/inform{{"turn": {t}}}', sender,
-                                          message_id=f"{sender}-{t}")
+                    message = UserMessage(
+                        f'/inform{{"turn": {t}}}', sender, message_id=f"{sender}-{t}"
+                    )
                     answers[sender].append(await processor.handle_message(message))
             finally:
                 active -= 1
@@ -115,8 +123,9 @@ async def run_load(processor: MessageProcessor, conversations: int, turns: int,
 async def test_1000_conversations_of_10_turns_50_at_a_time(dialogue) -> None:  # type: ignore[no-untyped-def]
     store = InMemoryTrackerStore()
     executor = EchoExecutor()
-    processor = MessageProcessor(*dialogue(DOMAIN, RULES, [("RulePolicy", {})]),
-                                 tracker_store=store, executor=executor)
+    processor = MessageProcessor(
+        *dialogue(DOMAIN, RULES, [("RulePolicy", {})]), tracker_store=store, executor=executor
+    )
     answers, peak = await run_load(processor, 1000, 10, 50)
     assert peak == 50
     assert executor.peak_running > 1  # turns of different conversations did interleave
@@ -126,8 +135,9 @@ async def test_1000_conversations_of_10_turns_50_at_a_time(dialogue) -> None:  #
     total = 0
     for sender in senders:
         # each caller got its own answers
-        assert answers[sender] == [[{"recipient_id": sender, "text": f"{sender}#{t}"}]
-                                   for t in range(10)]
+        assert answers[sender] == [
+            [{"recipient_id": sender, "text": f"{sender}#{t}"}] for t in range(10)
+        ]
         events = await store.events(sender)
         check_conversation(sender, events, 10)
         total += len(events)
@@ -137,8 +147,11 @@ async def test_1000_conversations_of_10_turns_50_at_a_time(dialogue) -> None:  #
 async def test_concurrent_conversations_on_sqlite(dialogue, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     store = SQLTrackerStore(f"sqlite:///{tmp_path / 'bot.db'}")
     try:
-        processor = MessageProcessor(*dialogue(DOMAIN, RULES, [("RulePolicy", {})]),
-                                     tracker_store=store, executor=EchoExecutor(1))
+        processor = MessageProcessor(
+            *dialogue(DOMAIN, RULES, [("RulePolicy", {})]),
+            tracker_store=store,
+            executor=EchoExecutor(1),
+        )
         answers, _ = await run_load(processor, 120, 5, 20)
         for sender in answers:
             check_conversation(sender, await store.events(sender), 5)
@@ -161,9 +174,10 @@ class GatedExecutor:
     def names(self) -> set[str]:
         return {"action_echo"}
 
-    async def run(self, name: str, tracker: dict[str, Any], domain: dict[str, Any]
-                  ) -> dict[str, Any]:
-        key = f'{tracker["sender_id"]}#{tracker["latest_message"]["entities"][0]["value"]}'
+    async def run(
+        self, name: str, tracker: dict[str, Any], domain: dict[str, Any]
+    ) -> dict[str, Any]:
+        key = f"{tracker['sender_id']}#{tracker['latest_message']['entities'][0]['value']}"
         self.log.append(f"enter {key}")
         self.entered[key].set()
         gate = self.gates.get(key)
@@ -180,8 +194,7 @@ def inform(sender: str, turn: int) -> UserMessage:
 async def test_two_messages_of_one_conversation_run_one_at_a_time(dialogue) -> None:  # type: ignore[no-untyped-def]
     executor = GatedExecutor()
     executor.gates["a#0"] = asyncio.Event()
-    processor = MessageProcessor(*dialogue(DOMAIN, RULES, [("RulePolicy", {})]),
-                                 executor=executor)
+    processor = MessageProcessor(*dialogue(DOMAIN, RULES, [("RulePolicy", {})]), executor=executor)
     first = asyncio.create_task(processor.handle(inform("a", 0)))
     await executor.entered["a#0"].wait()
     second = asyncio.create_task(processor.handle(inform("a", 1)))
@@ -201,8 +214,7 @@ async def test_two_messages_of_one_conversation_run_one_at_a_time(dialogue) -> N
 async def test_other_conversations_do_not_wait(dialogue) -> None:  # type: ignore[no-untyped-def]
     executor = GatedExecutor()
     executor.gates["slow#0"] = asyncio.Event()
-    processor = MessageProcessor(*dialogue(DOMAIN, RULES, [("RulePolicy", {})]),
-                                 executor=executor)
+    processor = MessageProcessor(*dialogue(DOMAIN, RULES, [("RulePolicy", {})]), executor=executor)
     slow = asyncio.create_task(processor.handle(inform("slow", 0)))
     await executor.entered["slow#0"].wait()
     quick = await processor.handle(inform("quick", 0))  # completes while "slow" is held
@@ -215,8 +227,7 @@ async def test_other_conversations_do_not_wait(dialogue) -> None:  # type: ignor
 @pytest.mark.parametrize("burst", [10])
 async def test_a_burst_of_messages_keeps_arrival_order(dialogue, burst: int) -> None:  # type: ignore[no-untyped-def]
     executor = EchoExecutor(seed=3)
-    processor = MessageProcessor(*dialogue(DOMAIN, RULES, [("RulePolicy", {})]),
-                                 executor=executor)
+    processor = MessageProcessor(*dialogue(DOMAIN, RULES, [("RulePolicy", {})]), executor=executor)
     results = await asyncio.gather(
         *(processor.handle(inform(s, t)) for t in range(burst) for s in ("x", "y", "z"))
     )
@@ -237,8 +248,9 @@ async def test_a_failing_turn_does_not_corrupt_the_next(dialogue) -> None:  # ty
             await super().append(sender_id, events)
 
     store = Store()
-    processor = MessageProcessor(*dialogue(DOMAIN, RULES, [("RulePolicy", {})]),
-                                 tracker_store=store, executor=EchoExecutor())
+    processor = MessageProcessor(
+        *dialogue(DOMAIN, RULES, [("RulePolicy", {})]), tracker_store=store, executor=EchoExecutor()
+    )
     with pytest.raises(ConnectionError):
         await processor.handle(inform("f", 0))
     assert await store.count("f") == 0

@@ -46,8 +46,10 @@ def test_a_form_asks_for_a_slot_without_a_question() -> None:
 def test_wechat_says_its_built_in_sentences() -> None:
     channel = wechat(domain_with({}))
     assert channel.say("utter_busy") == "您的消息太频繁了，请稍后再试。"
-    assert channel.say("utter_text_only") == \
-        "目前只能处理文字消息，请用文字描述您的问题，或发送“转人工”。"
+    assert (
+        channel.say("utter_text_only")
+        == "目前只能处理文字消息，请用文字描述您的问题，或发送“转人工”。"
+    )
     content, _ = render_messages([{"text": "请选择", "buttons": [{"title": "转人工"}]}])
     assert content == "请选择\n1. 转人工\n\n回复数字即可选择。"
 
@@ -59,17 +61,29 @@ def test_wechat_words_come_from_the_domain() -> None:
     async def buttons(message: Any) -> list[dict[str, Any]]:
         return [{"text": "请选择", "buttons": [{"title": "转人工", "payload": "/request_human"}]}]
 
-    domain = domain_with({
-        "utter_busy": [{"text": "请慢一点"}, {"text": "微信里请慢一点", "channel": "wechat"}],
-        "utter_choose_by_number": [{"text": "请回复序号。"}],
-    })
+    domain = domain_with(
+        {
+            "utter_busy": [{"text": "请慢一点"}, {"text": "微信里请慢一点", "channel": "wechat"}],
+            "utter_choose_by_number": [{"text": "请回复序号。"}],
+        }
+    )
     assert asyncio.run(wechat(domain, busy).turn("o1", "hi", {})) == "微信里请慢一点"
-    assert asyncio.run(wechat(domain, buttons).turn("o1", "hi", {})) == \
-        "请选择\n1. 转人工\n\n请回复序号。"
+    assert (
+        asyncio.run(wechat(domain, buttons).turn("o1", "hi", {}))
+        == "请选择\n1. 转人工\n\n请回复序号。"
+    )
 
 
-@pytest.mark.parametrize("name", ["utter_busy", "utter_text_only", "utter_choose_by_number",
-                                  "utter_ask_missing_slot", "utter_ask_affirmation"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "utter_busy",
+        "utter_text_only",
+        "utter_choose_by_number",
+        "utter_ask_missing_slot",
+        "utter_ask_affirmation",
+    ],
+)
 def test_built_in_responses_have_a_text(name: str) -> None:
     variations = domain_with({}).variations(name) or []
     assert variations and all(v.get("text") for v in variations)

@@ -26,8 +26,9 @@ class Fixed(Policy):
 
     name: ClassVar[str] = "Fixed"
 
-    def __init__(self, action: str | None, confidence: float, priority: int,
-                 name: str = "Fixed") -> None:
+    def __init__(
+        self, action: str | None, confidence: float, priority: int, name: str = "Fixed"
+    ) -> None:
         super().__init__({"priority": priority})
         self.action, self.confidence, self.label = action, confidence, name
 
@@ -54,8 +55,11 @@ def test_highest_confidence_wins(reverse: bool) -> None:
 
 @pytest.mark.parametrize("reverse", [False, True])
 def test_ties_go_to_the_higher_priority(reverse: bool) -> None:
-    policies = [Fixed("utter_memo", 1.0, 3, "memo"), Fixed("utter_rule", 1.0, 6, "rule"),
-                Fixed("utter_ml", 1.0, 1, "ml")]
+    policies = [
+        Fixed("utter_memo", 1.0, 3, "memo"),
+        Fixed("utter_rule", 1.0, 6, "rule"),
+        Fixed("utter_ml", 1.0, 1, "ml"),
+    ]
     best = predict(*(reversed(policies) if reverse else policies))
     assert (best.action, best.policy, best.priority) == ("utter_rule", "rule", 6)
 
@@ -66,8 +70,9 @@ def test_default_priorities_follow_rasa() -> None:
 
 
 def test_below_the_threshold_the_core_fallback_runs() -> None:
-    rule = RulePolicy({"core_fallback_threshold": 0.5,
-                       "core_fallback_action_name": "action_two_stage_fallback"})
+    rule = RulePolicy(
+        {"core_fallback_threshold": 0.5, "core_fallback_action_name": "action_two_stage_fallback"}
+    )
     best = predict(rule, Fixed("utter_guess", 0.45, 1))
     assert best == PolicyPrediction("action_two_stage_fallback", 0.45, "core_fallback", 0)
     assert predict(rule, Fixed("utter_guess", 0.5, 1)).action == "utter_guess"
@@ -102,13 +107,18 @@ async def test_core_fallback_through_the_processor(dialogue) -> None:  # type: i
 
 
 def test_from_specs_builds_policies_by_name() -> None:
-    ensemble = PolicyEnsemble.from_specs((
-        ComponentSpec("RulePolicy", {"core_fallback_threshold": 0.4}),
-        ComponentSpec("AugmentedMemoizationPolicy", {"max_history": 3}),
-        ComponentSpec("TEDPolicy", {"epochs": 100, "max_history": 4}),
-    ))
+    ensemble = PolicyEnsemble.from_specs(
+        (
+            ComponentSpec("RulePolicy", {"core_fallback_threshold": 0.4}),
+            ComponentSpec("AugmentedMemoizationPolicy", {"max_history": 3}),
+            ComponentSpec("TEDPolicy", {"epochs": 100, "max_history": 4}),
+        )
+    )
     assert [p.name for p in ensemble.policies] == [
-        "RulePolicy", "AugmentedMemoizationPolicy", "SklearnPolicy"]
+        "RulePolicy",
+        "AugmentedMemoizationPolicy",
+        "SklearnPolicy",
+    ]
     assert ensemble.fallback == (0.4, "action_default_fallback")
     assert ensemble.policies[1].config["max_history"] == 3
     assert "epochs" not in ensemble.policies[2].config  # a neural-network option, ignored
@@ -128,7 +138,8 @@ def test_unknown_policy_is_a_clear_error() -> None:
 
 def test_policies_from_config_yml(tmp_path: Path) -> None:
     config = tmp_path / "config.yml"
-    config.write_text("""\
+    config.write_text(
+        """\
 language: zh
 pipeline:
   - name: JiebaTokenizer
@@ -139,7 +150,9 @@ policies:
   - name: MemoizationPolicy
     max_history: 2
     priority: 7
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     ensemble = PolicyEnsemble.from_specs(load_config(config).policies)
     assert ensemble.fallback == (0.35, "action_two_stage_fallback")
     assert ensemble.policies[1].priority == 7

@@ -214,8 +214,21 @@ class TestRegexEntityExtractor:
             doc = trained._nlp(text)
             return [(e.label_, e.ent_id_ or e.text, e.start_char, e.end_char) for e in doc.ents]
 
-        texts = ["你好", "开户要带什么材料", "我的储蓄卡", "X Y K额度", "xy k", "XYK", "信用 卡",
-                 "尾号 9876", "电话13912345678", "小金 库", "  ", "ΣΑΣ 信用卡", "\t储蓄卡\n"]
+        texts = [
+            "你好",
+            "开户要带什么材料",
+            "我的储蓄卡",
+            "X Y K额度",
+            "xy k",
+            "XYK",
+            "信用 卡",
+            "尾号 9876",
+            "电话13912345678",
+            "小金 库",
+            "  ",
+            "ΣΑΣ 信用卡",
+            "\t储蓄卡\n",
+        ]
         skipped = [t for t in texts if not trained._screen.may_match(t)]
         assert skipped == ["你好", "开户要带什么材料", "尾号 9876", "  "]
         for text in texts:

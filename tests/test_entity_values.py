@@ -99,14 +99,22 @@ def test_component_normalises_by_entity_name() -> None:
             {"entity": "amount", "value": "好多"},  # not a number: left as written
         ],
     )
-    assert values == [50000, "L20261101001", "1234", "13812345678", "11010119900307775X",
-                      "debit_card", "好多"]
+    assert values == [
+        50000,
+        "L20261101001",
+        "1234",
+        "13812345678",
+        "11010119900307775X",
+        "debit_card",
+        "好多",
+    ]
 
 
 def test_normalizers_are_configurable() -> None:
     component = EntityValueNormalizer({"normalizers": {"ticket": "upper"}})
-    assert _process(component, [{"entity": "ticket", "value": "ab1"},
-                                {"entity": "amount", "value": "五万"}]) == ["AB1", "五万"]
+    assert _process(
+        component, [{"entity": "ticket", "value": "ab1"}, {"entity": "amount", "value": "五万"}]
+    ) == ["AB1", "五万"]
 
 
 def test_unknown_normalizer_is_a_clear_error() -> None:

@@ -26,11 +26,18 @@ from bot.training.data import EntityAnnotation, Example, Source
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def pred(text: str, gold: str, got: str | None, conf: float = 0.9,
-         gold_ents: tuple[EntityAnnotation, ...] = (),
-         ents: list[dict[str, Any]] | None = None, top: str | None = None) -> Prediction:
-    return Prediction(Example(text, gold, gold_ents, Source("t.yml", 3)), got, conf,
-                      top or got, ents or [])
+def pred(
+    text: str,
+    gold: str,
+    got: str | None,
+    conf: float = 0.9,
+    gold_ents: tuple[EntityAnnotation, ...] = (),
+    ents: list[dict[str, Any]] | None = None,
+    top: str | None = None,
+) -> Prediction:
+    return Prediction(
+        Example(text, gold, gold_ents, Source("t.yml", 3)), got, conf, top or got, ents or []
+    )
 
 
 CARD = EntityAnnotation("card_last4", "1234", 2, 6, "1234")
@@ -38,16 +45,33 @@ CARD = EntityAnnotation("card_last4", "1234", 2, 6, "1234")
 
 @pytest.fixture
 def evaluation() -> NLUEvaluation:
-    return NLUEvaluation([
-        pred("尾号1234", "query_balance", "query_balance", gold_ents=(CARD,),
-             ents=[{"entity": "card_last4", "start": 2, "end": 6, "value": "1234"}]),
-        pred("尾号1234", "query_balance", "query_balance", gold_ents=(CARD,),
-             ents=[{"entity": "card_last4", "start": 1, "end": 6, "value": "号1234"}]),
-        pred("你好", "greet", "greet"),
-        pred("嗯", "greet", FALLBACK_INTENT, 0.4, top="greet"),
-        pred("丢了", "report_loss", "greet", 0.6,
-             ents=[{"entity": "amount", "start": 0, "end": 1, "value": 1}]),
-    ])
+    return NLUEvaluation(
+        [
+            pred(
+                "尾号1234",
+                "query_balance",
+                "query_balance",
+                gold_ents=(CARD,),
+                ents=[{"entity": "card_last4", "start": 2, "end": 6, "value": "1234"}],
+            ),
+            pred(
+                "尾号1234",
+                "query_balance",
+                "query_balance",
+                gold_ents=(CARD,),
+                ents=[{"entity": "card_last4", "start": 1, "end": 6, "value": "号1234"}],
+            ),
+            pred("你好", "greet", "greet"),
+            pred("嗯", "greet", FALLBACK_INTENT, 0.4, top="greet"),
+            pred(
+                "丢了",
+                "report_loss",
+                "greet",
+                0.6,
+                ents=[{"entity": "amount", "start": 0, "end": 1, "value": 1}],
+            ),
+        ]
+    )
 
 
 def test_intent_metrics(evaluation: NLUEvaluation) -> None:
@@ -135,8 +159,12 @@ def test_cross_validation_covers_every_example_once(tiny_project: Path) -> None:
     data = load_training_data(project)
     config = load_config(project.config_file)
     folds: list[tuple[int, int]] = []
-    cv = cross_validate(data, lambda: NLUPipeline.from_config(config, project.root), 2,
-                        lambda i, n: folds.append((i, n)))
+    cv = cross_validate(
+        data,
+        lambda: NLUPipeline.from_config(config, project.root),
+        2,
+        lambda i, n: folds.append((i, n)),
+    )
     assert folds == [(1, 2), (2, 2)]
     assert len(cv.accuracy) == len(cv.macro_f1) == len(cv.entity_f1) == 2
     texts = sorted(p.example.text for p in cv.pooled.predictions)
@@ -146,6 +174,4 @@ def test_cross_validation_covers_every_example_once(tiny_project: Path) -> None:
     assert set(summary["test"]) == {"intent_accuracy", "intent_macro_f1", "entity_f1"}
     for stat in summary["test"].values():
         assert 0.0 <= stat["mean"] <= 1.0 and stat["std"] >= 0.0
-    assert summary["train"]["intent_accuracy"]["mean"] >= summary["test"]["intent_accuracy"][
-        "mean"
-    ]
+    assert summary["train"]["intent_accuracy"]["mean"] >= summary["test"]["intent_accuracy"]["mean"]

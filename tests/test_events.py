@@ -13,8 +13,11 @@ from bot.core import events as ev
 
 # (our constructor call, the rasa_sdk event of the same kind)
 PAIRS: list[tuple[str, Callable[[], dict[str, Any]], Callable[[], dict[str, Any]]]] = [
-    ("user", lambda: ev.user("你好", {"intent": {"name": "greet"}}),
-     lambda: sdk.UserUttered("你好", {"intent": {"name": "greet"}})),
+    (
+        "user",
+        lambda: ev.user("你好", {"intent": {"name": "greet"}}),
+        lambda: sdk.UserUttered("你好", {"intent": {"name": "greet"}}),
+    ),
     ("bot", lambda: ev.bot("您好"), lambda: sdk.BotUttered("您好")),
     ("action", lambda: ev.action("utter_greet"), lambda: sdk.ActionExecuted("utter_greet")),
     ("slot", lambda: ev.slot("card_last4", "1234"), lambda: sdk.SlotSet("card_last4", "1234")),
@@ -27,8 +30,11 @@ PAIRS: list[tuple[str, Callable[[], dict[str, Any]], Callable[[], dict[str, Any]
     ("reset_slots", ev.reset_slots, sdk.AllSlotsReset),
     ("rewind", ev.rewind, sdk.UserUtteranceReverted),
     ("undo", ev.undo, sdk.ActionReverted),
-    ("action_execution_rejected", lambda: ev.action_execution_rejected("loss_form"),
-     lambda: sdk.ActionExecutionRejected("loss_form")),
+    (
+        "action_execution_rejected",
+        lambda: ev.action_execution_rejected("loss_form"),
+        lambda: sdk.ActionExecutionRejected("loss_form"),
+    ),
     ("loop_interrupted", lambda: ev.loop_interrupted(True), lambda: sdk.LoopInterrupted(True)),
 ]
 
@@ -41,8 +47,15 @@ def test_event_names_and_keys_match_rasa_sdk(
     assert mine["event"] == sdk_event["event"] == kind
     # Every key rasa_sdk writes is there (ours may carry more, e.g. message_id).
     assert set(sdk_event) <= set(mine)
-    for key in set(sdk_event) - {"timestamp", "data", "metadata", "parse_data", "policy",
-                                 "confidence", "input_channel"}:
+    for key in set(sdk_event) - {
+        "timestamp",
+        "data",
+        "metadata",
+        "parse_data",
+        "policy",
+        "confidence",
+        "input_channel",
+    }:
         assert mine[key] == sdk_event[key], key
 
 
@@ -62,13 +75,26 @@ def test_explicit_timestamp_is_kept() -> None:
 
 
 def test_user_event_fields() -> None:
-    parse = {"intent": {"name": "query_balance", "confidence": 0.9},
-             "entities": [{"entity": "card_last4", "value": "1234"}]}
-    event = ev.user("查尾号1234", parse, input_channel="rest", message_id="m1",
-                    metadata={"k": "v"}, timestamp=1.0)
+    parse = {
+        "intent": {"name": "query_balance", "confidence": 0.9},
+        "entities": [{"entity": "card_last4", "value": "1234"}],
+    }
+    event = ev.user(
+        "查尾号1234",
+        parse,
+        input_channel="rest",
+        message_id="m1",
+        metadata={"k": "v"},
+        timestamp=1.0,
+    )
     assert event == {
-        "event": "user", "timestamp": 1.0, "text": "查尾号1234", "parse_data": parse,
-        "input_channel": "rest", "message_id": "m1", "metadata": {"k": "v"},
+        "event": "user",
+        "timestamp": 1.0,
+        "text": "查尾号1234",
+        "parse_data": parse,
+        "input_channel": "rest",
+        "message_id": "m1",
+        "metadata": {"k": "v"},
     }
     assert ev.user("x", {})["metadata"] == {}
 
@@ -82,8 +108,13 @@ def test_bot_event_defaults_data_and_metadata_to_dicts() -> None:
 
 def test_action_event_records_policy_and_confidence() -> None:
     event = ev.action("utter_greet", "RulePolicy", 1.0, timestamp=2.0)
-    assert event == {"event": "action", "timestamp": 2.0, "name": "utter_greet",
-                     "policy": "RulePolicy", "confidence": 1.0}
+    assert event == {
+        "event": "action",
+        "timestamp": 2.0,
+        "name": "utter_greet",
+        "policy": "RulePolicy",
+        "confidence": 1.0,
+    }
 
 
 def test_events_are_independent_dicts() -> None:

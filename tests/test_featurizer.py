@@ -12,16 +12,22 @@ from bot.nlu.interfaces import Message, Token
 from bot.training.data import Example, TrainingData
 
 TRAIN = [
-    "查下尾号1234的余额", "我的卡丢了 快挂失", "你好 你好", "查余额 查余额 查余额", "app登不上",
+    "查下尾号1234的余额",
+    "我的卡丢了 快挂失",
+    "你好 你好",
+    "查余额 查余额 查余额",
+    "app登不上",
 ]
 PROBES = ["查下尾号5678的余额", "卡丢了", "完全没见过的话", "", "你好你好你好 app"]
 
 
 def message(text: str) -> Message:
     m = Message(text, norm=text.lower())
-    m.tokens = [Token(w, 0, 0) for w in m.norm.split()] if " " in m.norm else [
-        Token(ch, i, i + 1) for i, ch in enumerate(m.norm)
-    ]
+    m.tokens = (
+        [Token(w, 0, 0) for w in m.norm.split()]
+        if " " in m.norm
+        else [Token(ch, i, i + 1) for i, ch in enumerate(m.norm)]
+    )
     return m
 
 
@@ -72,8 +78,9 @@ def test_digits_are_masked() -> None:
     a = featurizer.vectorize(featurizer.grams(message("尾号1234")))
     b = featurizer.vectorize(featurizer.grams(message("尾号9876")))
     np.testing.assert_array_equal(dense(a), dense(b))
-    assert not any(ch.isdigit() and ch != "0" for g in featurizer.vectorizer.vocabulary_
-                   for ch in g)
+    assert not any(
+        ch.isdigit() and ch != "0" for g in featurizer.vectorizer.vocabulary_ for ch in g
+    )
 
 
 def test_unknown_text_gives_an_empty_row() -> None:
@@ -88,8 +95,10 @@ def test_persist_and_load(tmp_path: Path) -> None:
     loaded = TfidfVectorsFeaturizer.load(tmp_path, featurizer.config)
     for text in PROBES:
         m = message(text)
-        np.testing.assert_array_equal(dense(loaded.vectorize(loaded.grams(m))),
-                                      dense(featurizer.vectorize(featurizer.grams(m))))
+        np.testing.assert_array_equal(
+            dense(loaded.vectorize(loaded.grams(m))),
+            dense(featurizer.vectorize(featurizer.grams(m))),
+        )
 
 
 def test_bad_analyzer_and_untrained_use_are_errors() -> None:

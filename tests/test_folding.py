@@ -115,8 +115,11 @@ def test_to_simplified_per_char_when_a_phrase_changes_the_length(
 
     class Phrase:
         def convert(self, text: str) -> str:
-            return {"乾隆": "干", "乾": "干"}.get(text, text) if len(text) <= 1 else (
-                text.replace("乾隆", "干"))
+            return (
+                {"乾隆": "干", "乾": "干"}.get(text, text)
+                if len(text) <= 1
+                else (text.replace("乾隆", "干"))
+            )
 
     monkeypatch.setattr(folding, "_t2s", lambda: Phrase())
     assert to_simplified("乾隆") == "乾隆"  # the whole text would shrink: left as it is

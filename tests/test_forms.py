@@ -176,8 +176,7 @@ async def test_a_rule_with_the_form_as_condition_ends_it(built) -> None:  # type
     p = MessageProcessor(*built)
     await say(p, "/report_loss")
     result = await p.handle(UserMessage("/request_human", "s"))
-    assert [a for a, _, _ in result.actions] == [
-        "action_deactivate_loop", "utter_handoff", LISTEN]
+    assert [a for a, _, _ in result.actions] == ["action_deactivate_loop", "utter_handoff", LISTEN]
     tracker = await p.get_tracker("s")
     assert tracker.active_loop.name is None
     assert tracker.get_slot(REQUESTED_SLOT) is None
@@ -207,8 +206,9 @@ class FakeExecutor:
     def names(self) -> set[str]:
         return set(self.answers)
 
-    async def run(self, name: str, tracker: dict[str, Any], domain: dict[str, Any]
-                  ) -> dict[str, Any]:
+    async def run(
+        self, name: str, tracker: dict[str, Any], domain: dict[str, Any]
+    ) -> dict[str, Any]:
         self.calls.append((name, tracker))
         answer = self.answers[name]
         return answer(tracker) if callable(answer) else answer
@@ -218,9 +218,10 @@ def validate_card(tracker: dict[str, Any]) -> dict[str, Any]:
     value = tracker["slots"].get("card_last4")
     if value is None or (len(str(value)) == 4 and str(value).isdigit()):
         return {"events": [], "responses": []}
-    return {"events": [{"event": "slot", "name": "card_last4", "value": None,
-                        "timestamp": None}],
-            "responses": [{"text": "卡号后四位是4位数字"}]}
+    return {
+        "events": [{"event": "slot", "name": "card_last4", "value": None, "timestamp": None}],
+        "responses": [{"text": "卡号后四位是4位数字"}],
+    }
 
 
 async def test_validation_by_an_executor_object(built) -> None:  # type: ignore[no-untyped-def]
@@ -239,9 +240,21 @@ async def test_validation_by_an_executor_object(built) -> None:  # type: ignore[
 
 
 async def test_ask_by_a_custom_action(built) -> None:  # type: ignore[no-untyped-def]
-    executor = FakeExecutor({"action_ask_card_last4": {
-        "events": [], "responses": [{"text": "请输入卡号后四位", "buttons": [
-            {"title": "尾号1234", "payload": '/inform{"card_last4": "1234"}'}]}]}})
+    executor = FakeExecutor(
+        {
+            "action_ask_card_last4": {
+                "events": [],
+                "responses": [
+                    {
+                        "text": "请输入卡号后四位",
+                        "buttons": [
+                            {"title": "尾号1234", "payload": '/inform{"card_last4": "1234"}'}
+                        ],
+                    }
+                ],
+            }
+        }
+    )
     p = MessageProcessor(*built, executor=executor)
     (message,) = await p.handle_message(UserMessage("/report_loss", "s"))
     assert message["text"] == "请输入卡号后四位"
@@ -252,7 +265,7 @@ async def test_ask_by_a_custom_action(built) -> None:  # type: ignore[no-untyped
     assert sent["active_loop"]["name"] == "card_loss_form"
 
 
-VALIDATION_PACKAGE = '''
+VALIDATION_PACKAGE = """
 from rasa_sdk import FormValidationAction
 
 
@@ -266,15 +279,16 @@ class ValidateCardLossForm(FormValidationAction):
             return {"card_last4": value}
         dispatcher.utter_message(text=f"“{value}”不是4位数字，请重新输入")
         return {"card_last4": None}
-'''
+"""
 
 
 @pytest.fixture
 def validation_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     name = f"form_actions_{uuid.uuid4().hex[:8]}"
     (tmp_path / name).mkdir()
-    (tmp_path / name / "__init__.py").write_text(textwrap.dedent(VALIDATION_PACKAGE),
-                                                 encoding="utf-8")
+    (tmp_path / name / "__init__.py").write_text(
+        textwrap.dedent(VALIDATION_PACKAGE), encoding="utf-8"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     yield name
     for module in [m for m in sys.modules if m.startswith(name)]:
@@ -288,8 +302,10 @@ async def test_validation_by_a_rasa_sdk_form_validation_action(  # type: ignore[
     assert "validate_card_loss_form" in executor.names()
     p = MessageProcessor(*built, executor=executor)
     await say(p, "/report_loss")
-    assert await say(p, '/inform{"card_last4": "12a"}') == ["“12a”不是4位数字，请重新输入",
-                                                           "请问尾号？"]
+    assert await say(p, '/inform{"card_last4": "12a"}') == [
+        "“12a”不是4位数字，请重新输入",
+        "请问尾号？",
+    ]
     tracker = await p.get_tracker("s")
     assert tracker.get_slot("card_last4") is None
     assert tracker.active_loop.name == "card_loss_form"

@@ -19,21 +19,34 @@ from bot.server import create_app
 __all__ = ["trained_bot"]
 REST = "/webhooks/rest/webhook"
 CONFIG = {
-    "groups": [{"name": "账户"}, {"name": "信用卡"}, {"name": "投诉"},
-               {"name": "贷款", "hours": {"time": "09:00-10:00", "days": [7]}}],
-    "routing": {"default_group": "账户", "intents": {"complain": "投诉"},
-                "entities": {"account_type": {"credit_card": "信用卡"}}},
+    "groups": [
+        {"name": "账户"},
+        {"name": "信用卡"},
+        {"name": "投诉"},
+        {"name": "贷款", "hours": {"time": "09:00-10:00", "days": [7]}},
+    ],
+    "routing": {
+        "default_group": "账户",
+        "intents": {"complain": "投诉"},
+        "entities": {"account_type": {"credit_card": "信用卡"}},
+    },
     "queue": {"auto_assign": False},
     "triggers": {"rules": [{"name": "loan_advice", "keywords": ["贷款方案"], "group": "贷款"}]},
 }
 
 
-def make(bot: TrainedBot, config: dict[str, Any] | None = None
-         ) -> tuple[Any, Agent, HandoffService]:
+def make(
+    bot: TrainedBot, config: dict[str, Any] | None = None
+) -> tuple[Any, Agent, HandoffService]:
     agent = new_agent(bot)
     search, category = knowledge_search(bot.root)
-    service = HandoffService(parse(config or CONFIG, {}), HandoffStore.from_url("sqlite://"),
-                             agent.processor, search=search, categories=category)
+    service = HandoffService(
+        parse(config or CONFIG, {}),
+        HandoffStore.from_url("sqlite://"),
+        agent.processor,
+        search=search,
+        categories=category,
+    )
     service.store.agents.add("alice", "alice-password", ["账户", "投诉"])
     service.store.agents.add("bob", "bob-password", ["信用卡"])
     service.store.agents.add("sue", "sue-password", ["账户"], role="supervisor")
@@ -42,7 +55,8 @@ def make(bot: TrainedBot, config: dict[str, Any] | None = None
 
 async def login(app: Any, username: str) -> dict[str, str]:
     _, response = await app.asgi_client.post(
-        "/agent/login", json={"username": username, "password": f"{username}-password"})
+        "/agent/login", json={"username": username, "password": f"{username}-password"}
+    )
     assert response.status == 200, response.json
     return {"Authorization": f"Bearer {response.json['token']}"}
 
@@ -84,19 +98,24 @@ async def test_full_handoff_from_request_to_rating(trained_bot: TrainedBot) -> N
     assert packet["suggestions"]
 
     assert await say(app, "h1", "我的卡号是6222021234567890123") == []  # to the agent only
-    _, sent = await app.asgi_client.post("/agent/conversations/h1/messages", headers=alice,
-                                         json={"text": "您好，我是客服小王"})
+    _, sent = await app.asgi_client.post(
+        "/agent/conversations/h1/messages", headers=alice, json={"text": "您好，我是客服小王"}
+    )
     assert sent.status == 200
     tracker = await agent.processor.get_tracker("h1")
-    agent_messages = [e for e in tracker.events if e["event"] == "bot"
-                      and (e.get("metadata") or {}).get("agent") == "alice"]
+    agent_messages = [
+        e
+        for e in tracker.events
+        if e["event"] == "bot" and (e.get("metadata") or {}).get("agent") == "alice"
+    ]
     assert [e["text"] for e in agent_messages][-1] == "您好，我是客服小王"
     _, msgs = await app.asgi_client.get("/agent/conversations/h1/messages", headers=alice)
     masked = [m["text"] for m in msgs.json["messages"] if m["from"] == "customer"]
     assert "我的卡号是***************0123" in masked  # card numbers masked for agents
 
-    _, closed = await app.asgi_client.post("/agent/conversations/h1/close", headers=alice,
-                                           json={"resolution": "resolved"})
+    _, closed = await app.asgi_client.post(
+        "/agent/conversations/h1/close", headers=alice, json={"resolution": "resolved"}
+    )
     assert closed.status == 200 and closed.json["handoff"]["status"] == "closed"
     tracker = await agent.processor.get_tracker("h1")
     assert not tracker.paused
@@ -112,8 +131,7 @@ async def test_full_handoff_from_request_to_rating(trained_bot: TrainedBot) -> N
     assert actions == ["enqueue", "accept", "view_context", "message", "close", "rate"]
 
 
-async def test_agents_see_only_their_groups_and_conflicts_are_409(
-        trained_bot: TrainedBot) -> None:
+async def test_agents_see_only_their_groups_and_conflicts_are_409(trained_bot: TrainedBot) -> None:
     app, _agent, _service = make(trained_bot)
     await say(app, "h2", "转人工")
     bob = await login(app, "bob")  # 信用卡 only
@@ -124,16 +142,19 @@ async def test_agents_see_only_their_groups_and_conflicts_are_409(
     alice, sue = await login(app, "alice"), await login(app, "sue")
     _, ok = await app.asgi_client.post("/agent/conversations/h2/accept", headers=alice)
     assert ok.status == 200
-    _, taken = await app.asgi_client.post("/agent/conversations/h2/messages", headers=sue,
-                                          json={"text": "我来"})
+    _, taken = await app.asgi_client.post(
+        "/agent/conversations/h2/messages", headers=sue, json={"text": "我来"}
+    )
     assert taken.status == 409  # a supervisor sees it but does not chat in alice's place
-    _, transfer = await app.asgi_client.post("/agent/conversations/h2/transfer",
-                                             headers=alice, json={"group": "信用卡"})
+    _, transfer = await app.asgi_client.post(
+        "/agent/conversations/h2/transfer", headers=alice, json={"group": "信用卡"}
+    )
     assert transfer.status == 200 and transfer.json["handoff"]["status"] == "waiting"
     _, queue = await app.asgi_client.get("/agent/queue", headers=bob)
     assert [w["conversation_id"] for w in queue.json["waiting"]] == ["h2"]
-    _, unknown = await app.asgi_client.post("/agent/conversations/h2/transfer", headers=bob,
-                                            json={"group": "外星人"})
+    _, unknown = await app.asgi_client.post(
+        "/agent/conversations/h2/transfer", headers=bob, json={"group": "外星人"}
+    )
     assert unknown.status == 400 and "unknown group" in unknown.json["error"]
     _, overview = await app.asgi_client.get("/agent/supervisor", headers=sue)
     groups = {g["name"]: g for g in overview.json["groups"]}
@@ -142,10 +163,12 @@ async def test_agents_see_only_their_groups_and_conflicts_are_409(
     assert forbidden.status == 403
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nonsense"},
-                                     {"Authorization": "Basic abc"}])
-async def test_agent_endpoints_need_a_valid_token(trained_bot: TrainedBot,
-                                                  headers: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer nonsense"}, {"Authorization": "Basic abc"}]
+)
+async def test_agent_endpoints_need_a_valid_token(
+    trained_bot: TrainedBot, headers: dict[str, str]
+) -> None:
     app, _agent, _service = make(trained_bot)
     _, response = await app.asgi_client.get("/agent/queue", headers=headers)
     assert response.status == 401 and response.json["error"]
@@ -153,28 +176,29 @@ async def test_agent_endpoints_need_a_valid_token(trained_bot: TrainedBot,
 
 async def test_wrong_password_and_bad_bodies_are_4xx(trained_bot: TrainedBot) -> None:
     app, _agent, service = make(trained_bot)
-    _, response = await app.asgi_client.post("/agent/login",
-                                              json={"username": "alice", "password": "nope"})
+    _, response = await app.asgi_client.post(
+        "/agent/login", json={"username": "alice", "password": "nope"}
+    )
     assert response.status == 401 and "wrong username or password" in response.json["error"]
     _, response = await app.asgi_client.post("/agent/login", content=b"{not json")
     assert response.status == 400
     alice = await login(app, "alice")
     await say(app, "h3", "转人工")
     await app.asgi_client.post("/agent/conversations/h3/accept", headers=alice)
-    _, response = await app.asgi_client.post("/agent/conversations/h3/messages",
-                                              headers=alice, json={"text": ""})
+    _, response = await app.asgi_client.post(
+        "/agent/conversations/h3/messages", headers=alice, json={"text": ""}
+    )
     assert response.status == 400
-    _, response = await app.asgi_client.post("/agent/conversations/h3/close", headers=alice,
-                                              json={"resolution": "whatever"})
+    _, response = await app.asgi_client.post(
+        "/agent/conversations/h3/close", headers=alice, json={"resolution": "whatever"}
+    )
     assert response.status == 400 and "resolution must be one of" in response.json["error"]
-    _, response = await app.asgi_client.get("/agent/conversations/nobody/context",
-                                             headers=alice)
+    _, response = await app.asgi_client.get("/agent/conversations/nobody/context", headers=alice)
     assert response.status == 404
     assert [e["action"] for e in service.store.audit.log()][:1] == ["login_failed"]
 
 
-async def test_complaint_goes_to_the_complaint_group_with_priority(
-        trained_bot: TrainedBot) -> None:
+async def test_complaint_goes_to_the_complaint_group_with_priority(trained_bot: TrainedBot) -> None:
     app, _agent, service = make(trained_bot)
     await say(app, "calm", "转人工")
     await say(app, "angry", "我要投诉你们")
@@ -185,9 +209,18 @@ async def test_complaint_goes_to_the_complaint_group_with_priority(
 
 
 async def test_business_rule_outside_hours_becomes_a_ticket(trained_bot: TrainedBot) -> None:
-    app, agent, service = make(trained_bot, {**CONFIG, "groups": [
-        {"name": "账户"}, {"name": "信用卡"}, {"name": "投诉"},
-        {"name": "贷款", "hours": {"time": "00:00-00:01", "days": [1]}}]})
+    app, agent, service = make(
+        trained_bot,
+        {
+            **CONFIG,
+            "groups": [
+                {"name": "账户"},
+                {"name": "信用卡"},
+                {"name": "投诉"},
+                {"name": "贷款", "hours": {"time": "00:00-00:01", "days": [1]}},
+            ],
+        },
+    )
     replies = await say(app, "t1", "能给我一个贷款方案吗")
     text = " ".join(m.get("text", "") for m in replies)
     assert "不是「贷款」人工服务时间" in text and "留言" in text
@@ -235,8 +268,7 @@ async def test_customer_history_restores_the_page(trained_bot: TrainedBot) -> No
     assert response.status == 400
 
 
-async def test_negative_sentiment_across_recent_turns_hands_off(
-        trained_bot: TrainedBot) -> None:
+async def test_negative_sentiment_across_recent_turns_hands_off(trained_bot: TrainedBot) -> None:
     app, agent, service = make(trained_bot)
     await say(app, "s1", FAQ)  # calm: P(negative) small
     angry = "信用卡账单怎么又多扣钱了？？真是坑"  # an FAQ question, said angrily
@@ -253,7 +285,8 @@ async def test_negative_sentiment_across_recent_turns_hands_off(
     user = [e for e in tracker.events if e["event"] == "user"][-1]
     assert user["parse_data"]["sentiment"]["label"] == "negative"
     _, context = await app.asgi_client.get(
-        "/agent/conversations/s1/context", headers=await login(app, "bob"))
+        "/agent/conversations/s1/context", headers=await login(app, "bob")
+    )
     assert context.status == 200  # bob's group: 信用卡
     trend = context.json["sentiment"]["trend"]
     assert len(trend) == 4 and trend[0] < 0.5 < min(trend[1:])
@@ -283,8 +316,9 @@ async def test_the_packet_is_posted_to_the_webhook_signed(trained_bot: TrainedBo
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-        app, _agent, service = make(trained_bot, {**CONFIG, "webhook": {
-            "url": url, "secret": "desk-secret"}})
+        app, _agent, service = make(
+            trained_bot, {**CONFIG, "webhook": {"url": url, "secret": "desk-secret"}}
+        )
         await say(app, "w1", "我的手机号是13812345678")
         await say(app, "w1", "转人工")
         await service.drain()
@@ -301,7 +335,8 @@ async def test_the_packet_is_posted_to_the_webhook_signed(trained_bot: TrainedBo
 
 
 async def test_a_waiting_customer_types_liu_yan_and_leaves_a_ticket(
-        trained_bot: TrainedBot) -> None:
+    trained_bot: TrainedBot,
+) -> None:
     """WeChat shows no buttons: the word 留言 does what the page's 留言 button does."""
     app, agent, service = make(trained_bot)
     await say(app, "w1", "转人工")
@@ -315,7 +350,8 @@ async def test_a_waiting_customer_types_liu_yan_and_leaves_a_ticket(
 
 
 async def test_asking_for_a_person_while_giving_a_phone_number_hands_off_masked(
-        trained_bot: TrainedBot) -> None:
+    trained_bot: TrainedBot,
+) -> None:
     """Details and the request in one message: the request wins, the number is masked."""
     app, agent, service = make(trained_bot)
     replies = await say(app, "p1", "我的手机号13812345678，帮我转人工")
@@ -328,20 +364,23 @@ async def test_asking_for_a_person_while_giving_a_phone_number_hands_off_masked(
 
 
 @pytest.mark.parametrize("after", ["²", "9" * 5000, "-1", "1.5"])
-async def test_an_after_that_is_not_a_plain_number_is_400(trained_bot: TrainedBot,
-                                                           after: str) -> None:
+async def test_an_after_that_is_not_a_plain_number_is_400(
+    trained_bot: TrainedBot, after: str
+) -> None:
     """'²' passes str.isdigit() but not int(); 5,000 digits exceed int()'s limit: both were
     500s."""
     app, _agent, _service = make(trained_bot)
     await say(app, "n1", "转人工")
     alice = await login(app, "alice")
-    _, response = await app.asgi_client.get("/agent/conversations/n1/messages",
-                                             params={"after": after}, headers=alice)
+    _, response = await app.asgi_client.get(
+        "/agent/conversations/n1/messages", params={"after": after}, headers=alice
+    )
     assert response.status == 400 and "'after'" in response.json["error"]
 
 
 async def test_going_away_returns_reserved_conversations_to_the_queue(
-        trained_bot: TrainedBot) -> None:
+    trained_bot: TrainedBot,
+) -> None:
     """A reservation (assigned, not accepted) of an agent who goes away or logs out must not
     keep the customer waiting for nobody: it goes back to the queue for someone else."""
     app, _agent, service = make(trained_bot, {**CONFIG, "queue": {"auto_assign": True}})
@@ -360,22 +399,23 @@ async def test_going_away_returns_reserved_conversations_to_the_queue(
     assert "release" in [e["action"] for e in service.store.audit.log("r1")]
 
 
-async def test_a_supervisor_closing_tells_the_agent_who_handled_it(
-        trained_bot: TrainedBot) -> None:
+async def test_a_supervisor_closing_tells_the_agent_who_handled_it(trained_bot: TrainedBot) -> None:
     app, _agent, service = make(trained_bot)
     await say(app, "sc1", "转人工")
     alice, sue = await login(app, "alice"), await login(app, "sue")
     await app.asgi_client.post("/agent/conversations/sc1/accept", headers=alice)
     async with service.bus.subscribe(["agent:alice"]) as events:
-        _, closed = await app.asgi_client.post("/agent/conversations/sc1/close", headers=sue,
-                                               json={"resolution": "resolved"})
+        _, closed = await app.asgi_client.post(
+            "/agent/conversations/sc1/close", headers=sue, json={"resolution": "resolved"}
+        )
         assert closed.status == 200
         seen = [events.get_nowait() for _ in range(events.qsize())]
     assert ("closed", {"conversation_id": "sc1"}) in seen
 
 
 async def test_the_customer_page_hears_about_reservations_and_transfers(
-        trained_bot: TrainedBot) -> None:
+    trained_bot: TrainedBot,
+) -> None:
     """The page knows only waiting/active/closed: a reserved conversation is still waiting
     (it was 'assigned', which hid the status line), and a transfer puts it back in line."""
     app, _agent, service = make(trained_bot, {**CONFIG, "queue": {"auto_assign": True}})
@@ -388,8 +428,9 @@ async def test_the_customer_page_hears_about_reservations_and_transfers(
     await app.asgi_client.post("/agent/conversations/cp1/accept", headers=alice)
     assert (await service.customer_status("cp1") or {})["status"] == "active"
     async with service.bus.subscribe(["conversation:cp1"]) as events:
-        _, moved = await app.asgi_client.post("/agent/conversations/cp1/transfer",
-                                              headers=alice, json={"group": "信用卡"})
+        _, moved = await app.asgi_client.post(
+            "/agent/conversations/cp1/transfer", headers=alice, json={"group": "信用卡"}
+        )
         assert moved.status == 200
         seen = [events.get_nowait() for _ in range(events.qsize())]
     queue_updates = [data for kind, data in seen if kind == "queue"]
@@ -397,7 +438,8 @@ async def test_the_customer_page_hears_about_reservations_and_transfers(
 
 
 async def test_an_agent_cannot_transfer_a_conversation_someone_took_meanwhile(
-        trained_bot: TrainedBot) -> None:
+    trained_bot: TrainedBot,
+) -> None:
     """alice saw it waiting in her group; bob's colleague accepted it before her transfer
     arrived: the transfer must not pull it out of the other agent's hands."""
     app, _agent, service = make(trained_bot)
@@ -412,8 +454,9 @@ async def test_an_agent_cannot_transfer_a_conversation_someone_took_meanwhile(
         return stale
 
     service.ctx.store_latest = as_seen_before  # type: ignore[method-assign]
-    _, moved = await app.asgi_client.post("/agent/conversations/tr1/transfer", headers=alice,
-                                          json={"group": "信用卡"})
+    _, moved = await app.asgi_client.post(
+        "/agent/conversations/tr1/transfer", headers=alice, json={"group": "信用卡"}
+    )
     assert moved.status == 409
     handoff = service.store.handoffs.latest("tr1")
     assert handoff is not None and handoff.status == "active" and handoff.agent == "carol"

@@ -47,17 +47,24 @@ class Server:
 
 
 def bot_cli(root: Path, env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "bot", *args, "--project", str(root)],
-                          env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", *args, "--project", str(root)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, f"bot {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
 
-def http(url: str, body: dict[str, Any] | None = None,
-         headers: dict[str, str] | None = None) -> tuple[int, Any]:
+def http(
+    url: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={
-        "Content-Type": "application/json", **(headers or {})})
+    request = urllib.request.Request(
+        url, data=data, headers={"Content-Type": "application/json", **(headers or {})}
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
@@ -75,23 +82,51 @@ def server(trained_bot: TrainedBot, tmp_path_factory: pytest.TempPathFactory) ->
     config = yaml.safe_load((REPO / "handoff.yml").read_text(encoding="utf-8"))
     for group in config["groups"]:
         group["hours"] = {"time": "00:00-24:00"}
-    (root / "handoff.yml").write_text(yaml.safe_dump(config, allow_unicode=True),
-                                      encoding="utf-8")
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"BOT_ENV", "BOT_JWT_SECRET", "BOT_JWT_PUBLIC_KEY", "BOT_DB_URL",
-                        "BOT_REDIS_URL", "BOT_PROJECT", "BOT_HANDOFF_DB", "BOT_AGENT_SECRET",
-                        "BOT_AGENT_PASSWORD", "BOT_HANDOFF_WEBHOOK"}}
+    (root / "handoff.yml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in {
+            "BOT_ENV",
+            "BOT_JWT_SECRET",
+            "BOT_JWT_PUBLIC_KEY",
+            "BOT_DB_URL",
+            "BOT_REDIS_URL",
+            "BOT_PROJECT",
+            "BOT_HANDOFF_DB",
+            "BOT_AGENT_SECRET",
+            "BOT_AGENT_PASSWORD",
+            "BOT_HANDOFF_WEBHOOK",
+        }
+    }
     bot_cli(root, env, "sandbox", "reset")
-    added = bot_cli(root, env, "agents", "add", AGENT, "--password", AGENT_PASSWORD,
-                    "--groups", ALL_GROUPS)
+    added = bot_cli(
+        root, env, "agents", "add", AGENT, "--password", AGENT_PASSWORD, "--groups", ALL_GROUPS
+    )
     assert AGENT in added
-    bot_cli(root, env, "agents", "add", SUPERVISOR, "--password", SUPERVISOR_PASSWORD,
-            "--groups", "投诉", "--role", "supervisor")
+    bot_cli(
+        root,
+        env,
+        "agents",
+        "add",
+        SUPERVISOR,
+        "--password",
+        SUPERVISOR_PASSWORD,
+        "--groups",
+        "投诉",
+        "--role",
+        "supervisor",
+    )
     port = free_port()
     log = (root / "server.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "bot", "run", "--port", str(port), "--project", str(root)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -105,8 +140,10 @@ def server(trained_bot: TrainedBot, tmp_path_factory: pytest.TempPathFactory) ->
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail("the server did not answer /health within 90 s:\n"
-                            + (root / "server.log").read_text()[-3000:])
+                pytest.fail(
+                    "the server did not answer /health within 90 s:\n"
+                    + (root / "server.log").read_text()[-3000:]
+                )
             time.sleep(0.25)
         yield Server(url, root)
     finally:
@@ -152,21 +189,24 @@ def shot(page: Any, path: Path) -> Path:
     return path
 
 
-def test_customer_and_agent_through_a_handoff(browser: Any, server: Server,
-                                              tmp_path: Path) -> None:
+def test_customer_and_agent_through_a_handoff(browser: Any, server: Server, tmp_path: Path) -> None:
     from playwright.sync_api import expect
 
     errors: list[str] = []
     shots: list[Path] = []
-    customer_context = browser.new_context(viewport={"width": 390, "height": 844},
-                                           locale="zh-CN")
-    agent_context = browser.new_context(viewport={"width": 1440, "height": 960},
-                                        locale="zh-CN")
+    customer_context = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN")
+    agent_context = browser.new_context(viewport={"width": 1440, "height": 960}, locale="zh-CN")
     customer = watch(customer_context.new_page(), errors, "customer")
     agent = watch(agent_context.new_page(), errors, "agent")
     posted: list[dict[str, Any]] = []
-    customer.on("request", lambda r: posted.append(r.post_data_json)
-                if r.method == "POST" and r.url.endswith("/webhooks/app/webhook") else None)
+    customer.on(
+        "request",
+        lambda r: (
+            posted.append(r.post_data_json)
+            if r.method == "POST" and r.url.endswith("/webhooks/app/webhook")
+            else None
+        ),
+    )
     try:
         # the customer (C1001) greets the bot, then asks for a person
         customer_login(customer, server.url, "张伟（C1001）")
@@ -213,8 +253,9 @@ def test_customer_and_agent_through_a_handoff(browser: Any, server: Server,
         # the agent replies; the customer gets it live, marked as from 人工客服
         agent.get_by_test_id("reply-input").fill(REPLY)
         agent.get_by_test_id("reply-send").click()
-        expect(transcript.get_by_test_id("transcript-message").filter(has_text=REPLY)
-               ).to_have_count(1)
+        expect(
+            transcript.get_by_test_id("transcript-message").filter(has_text=REPLY)
+        ).to_have_count(1)
         reply = customer.locator(".msg-agent").filter(has_text=REPLY)
         expect(reply).to_have_count(1)
         expect(reply.locator(".msg-from")).to_have_text("人工客服")
@@ -222,13 +263,16 @@ def test_customer_and_agent_through_a_handoff(browser: Any, server: Server,
 
         # the customer writes; the agent sees it live and knowledge suggestions follow it
         say(customer, "信用卡年费怎么收")
-        expect(transcript.get_by_test_id("transcript-message").filter(has_text="信用卡年费怎么收")
-               ).to_have_count(1)
+        expect(
+            transcript.get_by_test_id("transcript-message").filter(has_text="信用卡年费怎么收")
+        ).to_have_count(1)
         suggestion = agent.get_by_test_id("suggestion").filter(has_text="年费").first
         expect(suggestion).to_be_visible()
         # a canned reply goes into the box with one click; a private note stays private
         agent.get_by_test_id("canned-reply").filter(has_text="稍等").click()
-        expect(agent.get_by_test_id("reply-input")).to_have_value("好的，正在为您查询，请稍等片刻。")
+        expect(agent.get_by_test_id("reply-input")).to_have_value(
+            "好的，正在为您查询，请稍等片刻。"
+        )
         agent.get_by_test_id("reply-send").click()
         expect(customer.locator(".msg-agent").filter(has_text="正在为您查询")).to_have_count(1)
         # the customer's stream breaks while the agent writes: the page catches up on reconnect
@@ -236,8 +280,9 @@ def test_customer_and_agent_through_a_handoff(browser: Any, server: Server,
         customer.evaluate("window.bankbotChat.state.stream.onerror()")
         agent.get_by_test_id("reply-input").fill("年费可以用刷卡次数减免")
         agent.get_by_test_id("reply-send").click()
-        expect(transcript.get_by_test_id("transcript-message").filter(has_text="刷卡次数减免")
-               ).to_have_count(1)
+        expect(
+            transcript.get_by_test_id("transcript-message").filter(has_text="刷卡次数减免")
+        ).to_have_count(1)
         customer.unroute("**/webhooks/app/events*")
         customer.evaluate("window.bankbotChat.connectStream()")
         expect(customer.locator(".msg-agent").filter(has_text="刷卡次数减免")).to_have_count(1)
@@ -289,8 +334,9 @@ def test_customer_and_agent_through_a_handoff(browser: Any, server: Server,
     assert errors == []
 
 
-def test_a_message_retried_after_a_lost_answer_is_processed_once(browser: Any,
-                                                                  server: Server) -> None:
+def test_a_message_retried_after_a_lost_answer_is_processed_once(
+    browser: Any, server: Server
+) -> None:
     """The first POST reaches the server but its answer is lost (the browser sees a network
     error); the page retries with the same message_id and the server does not run it again."""
     from playwright.sync_api import expect
@@ -319,8 +365,9 @@ def test_a_message_retried_after_a_lost_answer_is_processed_once(browser: Any,
         context.close()
     assert len(bodies) == 2
     assert bodies[0]["metadata"]["message_id"] == bodies[1]["metadata"]["message_id"]
-    status, history = http(server.url + "/webhooks/app/history",
-                           headers={"Authorization": f"Bearer {token}"})
+    status, history = http(
+        server.url + "/webhooks/app/history", headers={"Authorization": f"Bearer {token}"}
+    )
     assert status == 200
     said = [m["text"] for m in history["messages"] if m["from"] == "customer"]
     assert said.count("你好") == 1, said
@@ -379,8 +426,9 @@ def test_wrong_password_and_missing_token(browser: Any, server: Server, tmp_path
     assert errors == []
 
 
-def test_supervisor_sees_every_queue_and_the_agents_load(browser: Any, server: Server,
-                                                         tmp_path: Path) -> None:
+def test_supervisor_sees_every_queue_and_the_agents_load(
+    browser: Any, server: Server, tmp_path: Path
+) -> None:
     from playwright.sync_api import expect
 
     errors: list[str] = []

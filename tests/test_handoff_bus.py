@@ -28,10 +28,13 @@ def drain(queue: asyncio.Queue[Event]) -> list[Event]:
 
 # --- LocalBus -------------------------------------------------------------------------------
 
+
 async def test_publish_reaches_the_subscribers_of_the_topic_only() -> None:
     bus = LocalBus()
-    async with bus.subscribe(["conversation:a", "queue"]) as mine, \
-            bus.subscribe(["conversation:b"]) as other:
+    async with (
+        bus.subscribe(["conversation:a", "queue"]) as mine,
+        bus.subscribe(["conversation:b"]) as other,
+    ):
         await bus.publish("conversation:a", "message", {"text": "你好"})
         await bus.publish("queue", "queue", {"group": "账户"})
         await bus.publish("conversation:c", "message", {"text": "没人听"})
@@ -70,7 +73,8 @@ async def test_leaving_after_an_error_unsubscribes_too() -> None:
 
 
 async def test_a_full_queue_drops_the_oldest_instead_of_blocking(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(bus_module, "QUEUE_SIZE", 3)
     bus = LocalBus()
     async with bus.subscribe(["queue"]) as stalled:
@@ -90,6 +94,7 @@ async def test_close_forgets_every_subscriber() -> None:
 
 # --- RedisBus -------------------------------------------------------------------------------
 
+
 @contextlib.asynccontextmanager
 async def started(url: str) -> AsyncIterator[RedisBus]:
     bus = RedisBus(url)
@@ -100,8 +105,9 @@ async def started(url: str) -> AsyncIterator[RedisBus]:
         await bus.close()
 
 
-async def receive(publisher: RedisBus, topic: str, kind: str, data: dict[str, object],
-                  queue: asyncio.Queue[Event]) -> Event:
+async def receive(
+    publisher: RedisBus, topic: str, kind: str, data: dict[str, object], queue: asyncio.Queue[Event]
+) -> Event:
     """Publish until the subscriber's listener delivers it (its SUBSCRIBE may still be on the
     way to Redis when the first publish arrives); fail after 10 s."""
 
@@ -121,8 +127,12 @@ async def test_redis_bus_delivers_across_instances() -> None:
     if problem:
         pytest.skip(problem)
     topic = f"conversation:{uuid.uuid4().hex}"  # unique: other test runs share the server
-    async with started(REDIS_URL) as worker_a, started(REDIS_URL) as worker_b, \
-            worker_b.subscribe([topic]) as on_b, worker_a.subscribe([topic]) as on_a:
+    async with (
+        started(REDIS_URL) as worker_a,
+        started(REDIS_URL) as worker_b,
+        worker_b.subscribe([topic]) as on_b,
+        worker_a.subscribe([topic]) as on_a,
+    ):
         data = {"recipient_id": "c1", "text": "人工客服已接入，您好"}
         assert await receive(worker_a, topic, "message", data, on_b) == ("message", data)
         # the publisher's own subscribers get it through Redis as well
@@ -138,8 +148,11 @@ async def test_redis_bus_ignores_topics_nobody_here_listens_to() -> None:
     if problem:
         pytest.skip(problem)
     mine, other = (f"agent:{uuid.uuid4().hex}" for _ in range(2))
-    async with started(REDIS_URL) as worker_a, started(REDIS_URL) as worker_b, \
-            worker_b.subscribe([mine]) as on_b:
+    async with (
+        started(REDIS_URL) as worker_a,
+        started(REDIS_URL) as worker_b,
+        worker_b.subscribe([mine]) as on_b,
+    ):
         await receive(worker_a, mine, "queue", {"ready": True}, on_b)
         await worker_a.publish(other, "assigned", {"handoff": "x"})
         marker = {"after": True}
@@ -168,8 +181,11 @@ def private_redis(tmp_path: object) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    process = subprocess.Popen([binary, "--port", str(port), "--save", "", "--appendonly",
-                                "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 10
         while True:
@@ -185,7 +201,8 @@ def private_redis(tmp_path: object) -> Iterator[str]:
 
 
 async def test_redis_bus_listens_again_after_the_connection_drops(
-        private_redis: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    private_redis: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Redis restarted, failed over or a proxy cut an idle connection: the listener used to
     die with it, and the process delivered no live update again until restarted (not even its
     own: publishing still worked, so nothing fell back to local delivery)."""

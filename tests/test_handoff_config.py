@@ -55,7 +55,9 @@ FULL: dict[str, Any] = {
     },
     "queue": {"max_wait_seconds": 120, "average_handle_seconds": 90, "auto_assign": False},
     "agents": {
-        "default_capacity": 5, "token_minutes": 60, "secret": "from-the-file",
+        "default_capacity": 5,
+        "token_minutes": 60,
+        "secret": "from-the-file",
         "resolutions": ["done", "later"],
         "canned_replies": [{"title": "问候", "text": "您好"}],
     },
@@ -70,6 +72,7 @@ def config_error(raw: dict[str, Any]) -> str:
 
 
 # --- parse ----------------------------------------------------------------------------------
+
 
 def test_defaults_without_a_file() -> None:
     config = parse({}, {})
@@ -135,20 +138,28 @@ def test_the_default_group_is_the_first_one_unless_named() -> None:
 
 
 def test_capacity_is_at_least_one_and_the_window_at_least_one() -> None:
-    config = parse({"agents": {"default_capacity": 0},
-                    "triggers": {"sentiment": {"window": 0}}}, {})
+    config = parse(
+        {"agents": {"default_capacity": 0}, "triggers": {"sentiment": {"window": 0}}}, {}
+    )
     assert config.default_capacity == 1 and config.triggers.sentiment_window == 1
 
 
 # --- errors ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("routing", "where"), [
-    ({"default_group": "外星人"}, "routing.default_group"),
-    ({"elderly_group": "外星人"}, "routing.elderly_group"),
-    ({"intents": {"complain": "外星人"}}, "routing.intents"),
-    ({"entities": {"account_type": {"credit_card": "外星人"}}}, "routing.entities.account_type"),
-    ({"knowledge_categories": {"贷款": "外星人"}}, "routing.knowledge_categories"),
-])
+
+@pytest.mark.parametrize(
+    ("routing", "where"),
+    [
+        ({"default_group": "外星人"}, "routing.default_group"),
+        ({"elderly_group": "外星人"}, "routing.elderly_group"),
+        ({"intents": {"complain": "外星人"}}, "routing.intents"),
+        (
+            {"entities": {"account_type": {"credit_card": "外星人"}}},
+            "routing.entities.account_type",
+        ),
+        ({"knowledge_categories": {"贷款": "外星人"}}, "routing.knowledge_categories"),
+    ],
+)
 def test_routing_to_an_unknown_group(routing: dict[str, Any], where: str) -> None:
     message = config_error({"groups": ["账户", "信用卡"], "routing": routing})
     assert where in message and "'外星人'" in message
@@ -156,8 +167,9 @@ def test_routing_to_an_unknown_group(routing: dict[str, Any], where: str) -> Non
 
 
 def test_a_rule_naming_an_unknown_group() -> None:
-    message = config_error({"groups": ["账户"], "triggers": {"rules": [
-        {"keywords": ["贷款"], "group": "贷款"}]}})
+    message = config_error(
+        {"groups": ["账户"], "triggers": {"rules": [{"keywords": ["贷款"], "group": "贷款"}]}}
+    )
     assert "triggers.rules[0].group" in message and "'贷款'" in message
 
 
@@ -171,8 +183,19 @@ def test_rule_keywords_must_be_a_list() -> None:
     assert "triggers.rules[0].keywords must be a list" in message
 
 
-@pytest.mark.parametrize("spec", ["25:00-26:00", "08:60-09:00", "09:00-08:00", "10:00-10:00",
-                                  "00:00-24:01", "8-9", "nine to five", "24:00-24:00"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "25:00-26:00",
+        "08:60-09:00",
+        "09:00-08:00",
+        "10:00-10:00",
+        "00:00-24:01",
+        "8-9",
+        "nine to five",
+        "24:00-24:00",
+    ],
+)
 def test_bad_hours(spec: str) -> None:
     message = config_error({"groups": [{"name": "账户", "hours": {"time": spec}}]})
     assert "groups[0].hours.time" in message and spec.replace(" ", "") in message
@@ -200,8 +223,9 @@ def test_sentiment_threshold_out_of_range(threshold: float) -> None:
 
 
 def test_threshold_of_one_is_allowed() -> None:
-    assert parse({"triggers": {"sentiment": {"threshold": 1}}}, {}).triggers \
-        .sentiment_threshold == 1.0
+    assert (
+        parse({"triggers": {"sentiment": {"threshold": 1}}}, {}).triggers.sentiment_threshold == 1.0
+    )
 
 
 @pytest.mark.parametrize("zone", ["Mars/Olympus_Mons", "", "../etc/passwd"])
@@ -209,40 +233,50 @@ def test_unknown_timezone(zone: str) -> None:
     assert f"unknown timezone {zone!r}" in config_error({"timezone": zone})
 
 
-@pytest.mark.parametrize(("raw", "where"), [
-    ({"groups": {"name": "账户"}}, "'groups' must be a list"),
-    ({"groups": [["账户"]]}, "groups[0] must be a mapping"),
-    ({"groups": [{"name": "账户", "hours": ["08:00-09:00"]}]}, "groups[0].hours must be a mapping"),
-    ({"routing": ["账户"]}, "routing must be a mapping"),
-    ({"routing": {"intents": ["complain"]}}, "routing.intents must be a mapping"),
-    ({"routing": {"entities": ["account_type"]}}, "routing.entities must be a mapping"),
-    ({"routing": {"entities": {"account_type": "信用卡"}}},
-     "routing.entities.account_type must be a mapping"),
-    ({"routing": {"knowledge_categories": "贷款"}}, "routing.knowledge_categories must be a"),
-    ({"priorities": [1, 2]}, "priorities must be a mapping"),
-    ({"triggers": "request_human"}, "triggers must be a mapping"),
-    ({"triggers": {"sentiment": 0.8}}, "triggers.sentiment must be a mapping"),
-    ({"triggers": {"rules": [["贷款"]]}}, "triggers.rules[0] must be a mapping"),
-    ({"queue": 300}, "queue must be a mapping"),
-    ({"agents": "alice"}, "agents must be a mapping"),
-    ({"agents": {"canned_replies": ["您好"]}}, "agents.canned_replies[0] must be a mapping"),
-    ({"webhook": "https://desk.example"}, "webhook must be a mapping"),
-])
+@pytest.mark.parametrize(
+    ("raw", "where"),
+    [
+        ({"groups": {"name": "账户"}}, "'groups' must be a list"),
+        ({"groups": [["账户"]]}, "groups[0] must be a mapping"),
+        (
+            {"groups": [{"name": "账户", "hours": ["08:00-09:00"]}]},
+            "groups[0].hours must be a mapping",
+        ),
+        ({"routing": ["账户"]}, "routing must be a mapping"),
+        ({"routing": {"intents": ["complain"]}}, "routing.intents must be a mapping"),
+        ({"routing": {"entities": ["account_type"]}}, "routing.entities must be a mapping"),
+        (
+            {"routing": {"entities": {"account_type": "信用卡"}}},
+            "routing.entities.account_type must be a mapping",
+        ),
+        ({"routing": {"knowledge_categories": "贷款"}}, "routing.knowledge_categories must be a"),
+        ({"priorities": [1, 2]}, "priorities must be a mapping"),
+        ({"triggers": "request_human"}, "triggers must be a mapping"),
+        ({"triggers": {"sentiment": 0.8}}, "triggers.sentiment must be a mapping"),
+        ({"triggers": {"rules": [["贷款"]]}}, "triggers.rules[0] must be a mapping"),
+        ({"queue": 300}, "queue must be a mapping"),
+        ({"agents": "alice"}, "agents must be a mapping"),
+        ({"agents": {"canned_replies": ["您好"]}}, "agents.canned_replies[0] must be a mapping"),
+        ({"webhook": "https://desk.example"}, "webhook must be a mapping"),
+    ],
+)
 def test_sections_that_are_not_mappings(raw: dict[str, Any], where: str) -> None:
     assert where in config_error(raw)
 
 
-@pytest.mark.parametrize("raw", [
-    {"priorities": {"vip": "high"}},
-    {"triggers": {"sentiment": {"threshold": "very"}}},
-    {"triggers": {"fallbacks_in_a_row": "two"}},
-    {"queue": {"max_wait_seconds": "long"}},
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"priorities": {"vip": "high"}},
+        {"triggers": {"sentiment": {"threshold": "very"}}},
+        {"triggers": {"fallbacks_in_a_row": "two"}},
+        {"queue": {"max_wait_seconds": "long"}},
+    ],
+)
 def test_non_numbers_in_the_file_are_config_errors(tmp_path: Path, raw: dict[str, Any]) -> None:
     import yaml
 
-    (tmp_path / "handoff.yml").write_text(yaml.safe_dump(raw, allow_unicode=True),
-                                          encoding="utf-8")
+    (tmp_path / "handoff.yml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     with pytest.raises(ConfigError) as info:
         load(tmp_path, {})
     assert str(tmp_path / "handoff.yml") in str(info.value)
@@ -258,12 +292,16 @@ def test_invalid_yaml_and_a_non_mapping_file(tmp_path: Path) -> None:
         load(tmp_path, {})
 
 
-@pytest.mark.parametrize("raw", [
-    {"triggers": {"intents": "request_human"}},
-    {"triggers": {"rules": [{"intents": "request_human", "group": "人工客服"}]}},
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"triggers": {"intents": "request_human"}},
+        {"triggers": {"rules": [{"intents": "request_human", "group": "人工客服"}]}},
+    ],
+)
 def test_a_single_intent_given_as_a_string_is_not_split_into_characters(
-        raw: dict[str, Any]) -> None:
+    raw: dict[str, Any],
+) -> None:
     """``intents: request_human`` (a string, not a list) must either be refused with a
     ConfigError or mean that one intent; never the set of its letters."""
     try:
@@ -276,6 +314,7 @@ def test_a_single_intent_given_as_a_string_is_not_split_into_characters(
 
 
 # --- hours ----------------------------------------------------------------------------------
+
 
 def test_open_at_times_and_days() -> None:
     hours = Hours(datetime(2024, 1, 1, 9, 0).time(), 18 * 60, frozenset({1, 2, 3, 4, 5}))
@@ -301,9 +340,16 @@ def test_open_until_midnight() -> None:
 
 
 def test_is_open_in_the_configured_timezone() -> None:
-    config = parse({"timezone": "Asia/Shanghai", "groups": [
-        {"name": "贷款", "hours": {"time": "09:00-18:00", "days": [1, 2, 3, 4, 5]}},
-        {"name": "账户", "hours": "08:00-22:00"}]}, {})
+    config = parse(
+        {
+            "timezone": "Asia/Shanghai",
+            "groups": [
+                {"name": "贷款", "hours": {"time": "09:00-18:00", "days": [1, 2, 3, 4, 5]}},
+                {"name": "账户", "hours": "08:00-22:00"},
+            ],
+        },
+        {},
+    )
 
     def at(year: int, month: int, day: int, hour: int, minute: int = 0) -> float:
         return datetime(year, month, day, hour, minute, tzinfo=SHANGHAI).timestamp()
@@ -318,13 +364,19 @@ def test_is_open_in_the_configured_timezone() -> None:
     assert not config.is_open("账户", at(2024, 1, 6, 22, 30))
     assert config.is_open("不存在的组", at(2024, 1, 6, 3))  # unknown groups never close
     # the same instant elsewhere: 09:00 Shanghai is 02:00 in Berlin (closed)
-    berlin = parse({"timezone": "Europe/Berlin", "groups": [
-        {"name": "贷款", "hours": {"time": "09:00-18:00", "days": [1, 2, 3, 4, 5]}}]}, {})
+    berlin = parse(
+        {
+            "timezone": "Europe/Berlin",
+            "groups": [{"name": "贷款", "hours": {"time": "09:00-18:00", "days": [1, 2, 3, 4, 5]}}],
+        },
+        {},
+    )
     assert not berlin.is_open("贷款", at(2024, 1, 1, 9))
     assert berlin.is_open("贷款", at(2024, 1, 1, 17))  # 10:00 in Berlin
 
 
 # --- environment ----------------------------------------------------------------------------
+
 
 def test_environment_overrides_the_file() -> None:
     env = {AGENT_SECRET_ENV: "from-env", WEBHOOK_URL_ENV: "https://env.example/hook"}
@@ -347,14 +399,14 @@ def test_the_development_secret_counts_as_no_secret() -> None:
     assert parse({}, {AGENT_SECRET_ENV: DEV_AGENT_SECRET}).uses_dev_secret
 
 
-def test_load_reads_os_environ_by_default(tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_load_reads_os_environ_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(AGENT_SECRET_ENV, "os-env-secret")
     monkeypatch.delenv(WEBHOOK_URL_ENV, raising=False)
     assert load(tmp_path).agent_secret == "os-env-secret"
 
 
 # --- the shipped file -----------------------------------------------------------------------
+
 
 def test_the_shipped_handoff_yml_loads() -> None:
     config = load(REPO, {})

@@ -18,9 +18,14 @@ PHONE = "13812345678"
 ID_NUMBER = "110101199003077758"
 
 
-def said(text: str, intent: str | None = None, confidence: float = 0.9,
-         negative: float | None = None, at: float = 0.0, channel: str = "rest"
-         ) -> dict[str, Any]:
+def said(
+    text: str,
+    intent: str | None = None,
+    confidence: float = 0.9,
+    negative: float | None = None,
+    at: float = 0.0,
+    channel: str = "rest",
+) -> dict[str, Any]:
     parse: dict[str, Any] = {"text": text, "entities": []}
     if intent is not None:
         parse["intent"] = {"name": intent, "confidence": confidence}
@@ -29,15 +34,34 @@ def said(text: str, intent: str | None = None, confidence: float = 0.9,
     return ev.user(text, parse, input_channel=channel, timestamp=at)
 
 
-def answered(text: str, at: float = 0.0, agent: str | None = None,
-             buttons: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    return ev.bot(text, {"buttons": buttons} if buttons else {},
-                  {"agent": agent} if agent else {}, timestamp=at)
+def answered(
+    text: str,
+    at: float = 0.0,
+    agent: str | None = None,
+    buttons: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    return ev.bot(
+        text,
+        {"buttons": buttons} if buttons else {},
+        {"agent": agent} if agent else {},
+        timestamp=at,
+    )
 
 
 def handoff(reason: str = "customer_request", customer_id: str | None = "C1001") -> Handoff:
-    return Handoff("h-1", "conv-1", "rest", customer_id, "张*", "信用卡", 3, reason,
-                   "客户要求人工服务", "waiting", 1700000000.0)
+    return Handoff(
+        "h-1",
+        "conv-1",
+        "rest",
+        customer_id,
+        "张*",
+        "信用卡",
+        3,
+        reason,
+        "客户要求人工服务",
+        "waiting",
+        1700000000.0,
+    )
 
 
 class FakeSearch:
@@ -54,22 +78,30 @@ class FakeSearch:
 
 # --- mask_name ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("name", "masked"), [
-    ("张伟", "张*"), ("欧阳娜娜", "欧***"), ("李", "李"), ("", ""), (None, None)])
+
+@pytest.mark.parametrize(
+    ("name", "masked"),
+    [("张伟", "张*"), ("欧阳娜娜", "欧***"), ("李", "李"), ("", ""), (None, None)],
+)
 def test_mask_name(name: str | None, masked: str | None) -> None:
     assert mask_name(name) == masked
 
 
 # --- transcript -----------------------------------------------------------------------------
 
+
 def test_transcript_masks_card_phone_and_id_numbers() -> None:
-    events = [said(f"卡号{CARD}，手机{PHONE}", at=1.0),
-              said(f"身份证{ID_NUMBER}", at=2.0),
-              answered(f"已为您登记手机{PHONE}", at=3.0)]
+    events = [
+        said(f"卡号{CARD}，手机{PHONE}", at=1.0),
+        said(f"身份证{ID_NUMBER}", at=2.0),
+        answered(f"已为您登记手机{PHONE}", at=3.0),
+    ]
     texts = [m["text"] for m in transcript(events)]
-    assert texts == ["卡号***************0123，手机138****5678",
-                     "身份证110101********7758",
-                     "已为您登记手机138****5678"]
+    assert texts == [
+        "卡号***************0123，手机138****5678",
+        "身份证110101********7758",
+        "已为您登记手机138****5678",
+    ]
     for text in texts:
         assert CARD not in text and PHONE not in text and ID_NUMBER not in text
 
@@ -98,16 +130,21 @@ def test_transcript_roles_indexes_and_fields() -> None:
 
 
 def test_transcript_keeps_buttons_titles_and_payloads() -> None:
-    buttons = [{"title": "5分", "payload": '/rate_service{"rating": "5"}', "extra": 1},
-               {"title": "1分", "payload": '/rate_service{"rating": "1"}'}, "not a button"]
+    buttons = [
+        {"title": "5分", "payload": '/rate_service{"rating": "5"}', "extra": 1},
+        {"title": "1分", "payload": '/rate_service{"rating": "1"}'},
+        "not a button",
+    ]
     messages = transcript([answered("请打分", buttons=buttons)])
     assert messages[0]["buttons"] == [
         {"title": "5分", "payload": '/rate_service{"rating": "5"}'},
-        {"title": "1分", "payload": '/rate_service{"rating": "1"}'}]
+        {"title": "1分", "payload": '/rate_service{"rating": "1"}'},
+    ]
     assert "buttons" not in transcript([answered("没有按钮")])[0]
 
 
 # --- build_packet ---------------------------------------------------------------------------
+
 
 def conversation() -> list[dict[str, Any]]:
     return [
@@ -121,44 +158,77 @@ def conversation() -> list[dict[str, Any]]:
 
 
 SEARCH_HITS = {
-    "开户要带什么材料": [("open_docs", "开户需要什么", "身份证", "账户", 0.91234),
-                         ("open_fee", "开户收费吗", "免费", "账户", 0.5),
-                         ("kid_account", "儿童开户", "户口本", "账户", 0.4),
-                         ("fourth", "第四条", "不应出现", "账户", 0.3)],
-    "信用卡额度怎么提高": [("limit_up", "如何提额", "App申请", "信用卡", 0.8),
-                           ("open_docs", "开户需要什么", "身份证", "账户", 0.2)],
-    f"不行，我的卡{'*' * 15}0123被扣了钱": [("dispute", "扣款争议", "请拨打客服", "信用卡",
-                                              0.66666)],
+    "开户要带什么材料": [
+        ("open_docs", "开户需要什么", "身份证", "账户", 0.91234),
+        ("open_fee", "开户收费吗", "免费", "账户", 0.5),
+        ("kid_account", "儿童开户", "户口本", "账户", 0.4),
+        ("fourth", "第四条", "不应出现", "账户", 0.3),
+    ],
+    "信用卡额度怎么提高": [
+        ("limit_up", "如何提额", "App申请", "信用卡", 0.8),
+        ("open_docs", "开户需要什么", "身份证", "账户", 0.2),
+    ],
+    f"不行，我的卡{'*' * 15}0123被扣了钱": [
+        ("dispute", "扣款争议", "请拨打客服", "信用卡", 0.66666)
+    ],
 }
 
 
 def test_build_packet_fields() -> None:
     search = FakeSearch(SEARCH_HITS)
     profile = Profile("C1001", "欧阳娜娜", age=67, vip=True)
-    slots = {"account_type": "credit_card", "phone": PHONE, "note": f"卡号{CARD}",
-             "amount": 500, "loss_confirmed": False, "empty": None,
-             "requested_slot": "phone", "session_started_metadata": {"ip": "1.2.3.4"}}
+    slots = {
+        "account_type": "credit_card",
+        "phone": PHONE,
+        "note": f"卡号{CARD}",
+        "amount": 500,
+        "loss_confirmed": False,
+        "empty": None,
+        "requested_slot": "phone",
+        "session_started_metadata": {"ip": "1.2.3.4"},
+    }
     packet = build_packet(handoff("complaint"), conversation(), slots, profile, search)
 
     assert packet["version"] == VERSION
-    assert (packet["handoff_id"], packet["conversation_id"], packet["channel"]) \
-        == ("h-1", "conv-1", "rest")
-    assert packet["customer"] == {"id": "C1001", "verified": True, "name": "欧***",
-                                  "age": 67, "vip": True}
-    assert packet["reason"] == {"code": "complaint", "label": "客户投诉",
-                                "detail": "客户要求人工服务"}
-    assert (packet["group"], packet["priority"], packet["enqueued_at"]) \
-        == ("信用卡", 3, 1700000000.0)
+    assert (packet["handoff_id"], packet["conversation_id"], packet["channel"]) == (
+        "h-1",
+        "conv-1",
+        "rest",
+    )
+    assert packet["customer"] == {
+        "id": "C1001",
+        "verified": True,
+        "name": "欧***",
+        "age": 67,
+        "vip": True,
+    }
+    assert packet["reason"] == {
+        "code": "complaint",
+        "label": "客户投诉",
+        "detail": "客户要求人工服务",
+    }
+    assert (packet["group"], packet["priority"], packet["enqueued_at"]) == (
+        "信用卡",
+        3,
+        1700000000.0,
+    )
     assert len(packet["transcript"]) == 6
 
     assert [(i["intent"], i["confidence"], i["at"]) for i in packet["intents"]] == [
-        ("faq", 0.88, 10.0), ("faq", 0.81, 20.0), ("complain", 0.7, 30.0),
-        ("request_human", 1.0, 40.0)]
+        ("faq", 0.88, 10.0),
+        ("faq", 0.81, 20.0),
+        ("complain", 0.7, 30.0),
+        ("request_human", 1.0, 40.0),
+    ]
     assert CARD not in packet["intents"][2]["text"]  # masked there too
 
-    assert packet["slots"] == {"account_type": "credit_card", "phone": "138****5678",
-                               "note": "卡号***************0123", "amount": 500,
-                               "loss_confirmed": False}
+    assert packet["slots"] == {
+        "account_type": "credit_card",
+        "phone": "138****5678",
+        "note": "卡号***************0123",
+        "amount": 500,
+        "loss_confirmed": False,
+    }
     assert not INTERNAL_SLOTS & set(packet["slots"])
 
     assert packet["sentiment"] == {"trend": [0.1, 0.3, 0.9], "latest": 0.9, "average": 0.433}
@@ -168,10 +238,12 @@ def test_build_packet_fields() -> None:
         {"id": "open_docs", "question": "开户需要什么", "category": "账户", "score": 0.912},
         {"id": "open_fee", "question": "开户收费吗", "category": "账户", "score": 0.5},
         {"id": "kid_account", "question": "儿童开户", "category": "账户", "score": 0.4},
-        {"id": "limit_up", "question": "如何提额", "category": "信用卡", "score": 0.8}]
+        {"id": "limit_up", "question": "如何提额", "category": "信用卡", "score": 0.8},
+    ]
     # suggestions for the last customer message that is not a button payload (masked)
-    assert packet["suggestions"] == [{"id": "dispute", "question": "扣款争议",
-                                      "answer": "请拨打客服", "score": 0.667}]
+    assert packet["suggestions"] == [
+        {"id": "dispute", "question": "扣款争议", "answer": "请拨打客服", "score": 0.667}
+    ]
     assert search.queries[-1] == f"不行，我的卡{'*' * 15}0123被扣了钱"
     assert not any(q.startswith("/") for q in search.queries)
     assert not any(CARD in q for q in search.queries)  # the search never sees the number
@@ -179,8 +251,13 @@ def test_build_packet_fields() -> None:
 
 def test_build_packet_for_an_anonymous_customer_without_search() -> None:
     packet = build_packet(handoff(customer_id=None), conversation(), {}, None, None)
-    assert packet["customer"] == {"id": None, "verified": False, "name": None, "age": None,
-                                  "vip": False}
+    assert packet["customer"] == {
+        "id": None,
+        "verified": False,
+        "name": None,
+        "age": None,
+        "vip": False,
+    }
     assert packet["knowledge_tried"] == [] and packet["suggestions"] == []
     assert packet["slots"] == {}
 
@@ -200,6 +277,5 @@ def test_an_unknown_reason_is_its_own_label() -> None:
 
 def test_suggestions_need_a_customer_message_that_is_not_a_payload() -> None:
     search = FakeSearch({"/request_human": [("x", "q", "a", "c", 1.0)]})
-    packet = build_packet(handoff(), [said("/request_human", "request_human")], {}, None,
-                          search)
+    packet = build_packet(handoff(), [said("/request_human", "request_human")], {}, None, search)
     assert packet["suggestions"] == [] and search.queries == []

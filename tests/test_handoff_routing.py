@@ -22,18 +22,23 @@ from bot.handoff.routing import (
 from bot.handoff.service import HandoffService
 from bot.handoff.store import HandoffStore
 
-CONFIG = parse({
-    "groups": ["账户", "信用卡", "贷款", "投诉", "老年客户专线"],
-    "routing": {
-        "default_group": "账户",
-        "elderly_group": "老年客户专线",
-        "intents": {"complain": "投诉", "apply_loan": "贷款"},
-        "entities": {"account_type": {"credit_card": "信用卡", "debit_card": "账户"},
-                     "business_type": {"loan": "贷款"}},
-        "knowledge_categories": {"信用卡": "信用卡", "贷款": "贷款"},
+CONFIG = parse(
+    {
+        "groups": ["账户", "信用卡", "贷款", "投诉", "老年客户专线"],
+        "routing": {
+            "default_group": "账户",
+            "elderly_group": "老年客户专线",
+            "intents": {"complain": "投诉", "apply_loan": "贷款"},
+            "entities": {
+                "account_type": {"credit_card": "信用卡", "debit_card": "账户"},
+                "business_type": {"loan": "贷款"},
+            },
+            "knowledge_categories": {"信用卡": "信用卡", "贷款": "贷款"},
+        },
+        "priorities": {"complaint": 2, "elderly": 3, "vip": 1, "elderly_age": 60},
     },
-    "priorities": {"complaint": 2, "elderly": 3, "vip": 1, "elderly_age": 60},
-}, {})
+    {},
+)
 CARD = [{"entity": "account_type", "value": "credit_card"}]
 LOAN = [{"entity": "business_type", "value": "loan"}]
 YOUNG = Profile("C1", "张伟", age=30)
@@ -42,6 +47,7 @@ VIP = Profile("C3", "王芳", age=40, vip=True)
 
 
 # --- route: the group -------------------------------------------------------------------------
+
 
 def test_explicit_group_beats_everything() -> None:
     found = route(CONFIG, "complain", CARD, "信用卡", OLD, group="贷款")
@@ -59,8 +65,7 @@ def test_elderly_from_exactly_the_configured_age() -> None:
 
 
 def test_no_elderly_group_configured_falls_through() -> None:
-    config = parse({"groups": ["账户", "投诉"], "routing": {"intents": {"complain": "投诉"}}},
-                   {})
+    config = parse({"groups": ["账户", "投诉"], "routing": {"intents": {"complain": "投诉"}}}, {})
     assert route(config, "complain", [], None, OLD).group == "投诉"
 
 
@@ -74,8 +79,12 @@ def test_entity_beats_category() -> None:
 
 
 def test_first_matching_entity_wins() -> None:
-    entities = [{"entity": "city", "value": "上海"}, {"entity": "account_type", "value": "x"},
-                *LOAN, *CARD]
+    entities = [
+        {"entity": "city", "value": "上海"},
+        {"entity": "account_type", "value": "x"},
+        *LOAN,
+        *CARD,
+    ]
     assert route(CONFIG, None, entities, None, None).group == "贷款"
 
 
@@ -86,11 +95,13 @@ def test_category_of_the_knowledge_tried() -> None:
 
 def test_default_group_when_nothing_matches() -> None:
     assert route(CONFIG, None, [], None, None) == Route("账户", 0)
-    assert route(CONFIG, "greet", [{"entity": "amount", "value": 5}], None, YOUNG) \
-        == Route("账户", 0)
+    assert route(CONFIG, "greet", [{"entity": "amount", "value": 5}], None, YOUNG) == Route(
+        "账户", 0
+    )
 
 
 # --- route: the priority ----------------------------------------------------------------------
+
 
 def test_priority_complaint_by_flag_or_intent() -> None:
     assert route(CONFIG, None, [], None, None, complaint=True).priority == 2
@@ -102,8 +113,9 @@ def test_priority_elderly_vip_and_extra_add_up() -> None:
     assert route(CONFIG, None, [], None, OLD).priority == 3
     assert route(CONFIG, None, [], None, VIP).priority == 1
     old_vip = Profile("C4", "赵敏", age=80, vip=True)
-    assert route(CONFIG, "complain", [], None, old_vip, extra_priority=4) \
-        == Route("老年客户专线", 2 + 3 + 1 + 4)
+    assert route(CONFIG, "complain", [], None, old_vip, extra_priority=4) == Route(
+        "老年客户专线", 2 + 3 + 1 + 4
+    )
     # the elderly bonus applies even when a rule picked the group
     assert route(CONFIG, None, [], None, OLD, group="贷款", extra_priority=1) == Route("贷款", 4)
 
@@ -116,14 +128,19 @@ def test_priority_follows_the_configured_age() -> None:
 
 # --- pick_agent -------------------------------------------------------------------------------
 
-def agent(name: str, groups: list[str], capacity: int = 3, status: str = "available",
-          last: float = 0.0) -> AgentAccount:
+
+def agent(
+    name: str, groups: list[str], capacity: int = 3, status: str = "available", last: float = 0.0
+) -> AgentAccount:
     return AgentAccount(name, groups, "agent", capacity, status, 0.0, last)
 
 
 def test_only_available_agents_of_the_group() -> None:
-    agents = [agent("away", ["账户"], status="away"), agent("card", ["信用卡"]),
-              agent("ok", ["投诉", "账户"])]
+    agents = [
+        agent("away", ["账户"], status="away"),
+        agent("card", ["信用卡"]),
+        agent("ok", ["投诉", "账户"]),
+    ]
     assert pick_agent(agents, {}, "账户") is agents[2]
     assert pick_agent(agents, {}, "贷款") is None
     assert pick_agent([agents[0]], {}, "账户") is None
@@ -156,33 +173,61 @@ def test_tie_goes_to_the_longest_since_last_assignment() -> None:
 
 # --- pick_handoff / eta -------------------------------------------------------------------------
 
-def handoff(conversation: str, group: str, priority: int = 0, at: float = 0.0,
-            status: str = "waiting") -> Handoff:
-    return Handoff(new_id(), conversation, "rest", None, None, group, priority,
-                   "customer_request", None, status, at)
+
+def handoff(
+    conversation: str, group: str, priority: int = 0, at: float = 0.0, status: str = "waiting"
+) -> Handoff:
+    return Handoff(
+        new_id(),
+        conversation,
+        "rest",
+        None,
+        None,
+        group,
+        priority,
+        "customer_request",
+        None,
+        status,
+        at,
+    )
 
 
 def test_pick_handoff_takes_the_first_of_the_agents_groups() -> None:
-    waiting = [handoff("a", "贷款", 5), handoff("b", "信用卡", 2), handoff("c", "账户", 2),
-               handoff("d", "信用卡", 0)]
+    waiting = [
+        handoff("a", "贷款", 5),
+        handoff("b", "信用卡", 2),
+        handoff("c", "账户", 2),
+        handoff("d", "信用卡", 0),
+    ]
     assert pick_handoff(waiting, ["信用卡", "账户"]) is waiting[1]
     assert pick_handoff(waiting, ["账户"]) is waiting[2]
     assert pick_handoff(waiting, ["投诉"]) is None
     assert pick_handoff([], ["账户"]) is None
 
 
-@pytest.mark.parametrize(("position", "slots", "average", "expected"), [
-    (1, 1, 240, 240), (3, 1, 240, 720), (3, 2, 240, 360), (4, 0, 100, 400),
-    (0, 3, 240, 0), (5, 3, 100, 167), (1, 6, 240, 40)])
+@pytest.mark.parametrize(
+    ("position", "slots", "average", "expected"),
+    [
+        (1, 1, 240, 240),
+        (3, 1, 240, 720),
+        (3, 2, 240, 360),
+        (4, 0, 100, 400),
+        (0, 3, 240, 0),
+        (5, 3, 100, 167),
+        (1, 6, 240, 40),
+    ],
+)
 def test_eta_seconds(position: int, slots: int, average: float, expected: int) -> None:
     assert eta_seconds(position, slots, average) == expected
 
 
 def test_slots_add_up_the_available_agents_capacities_of_the_group() -> None:
-    agents = [AgentAccount("a", ["账户"], "agent", 3, "available", 0.0),
-              AgentAccount("b", ["账户", "信用卡"], "agent", 2, "available", 0.0),
-              AgentAccount("c", ["账户"], "agent", 5, "away", 0.0),
-              AgentAccount("d", ["信用卡"], "agent", 4, "available", 0.0)]
+    agents = [
+        AgentAccount("a", ["账户"], "agent", 3, "available", 0.0),
+        AgentAccount("b", ["账户", "信用卡"], "agent", 2, "available", 0.0),
+        AgentAccount("c", ["账户"], "agent", 5, "away", 0.0),
+        AgentAccount("d", ["信用卡"], "agent", 4, "available", 0.0),
+    ]
     assert slots(agents, "账户") == 5
     assert slots(agents, "信用卡") == 6
     assert slots(agents, "贷款") == 0
@@ -190,15 +235,18 @@ def test_slots_add_up_the_available_agents_capacities_of_the_group() -> None:
 
 # --- the router's assignment step on a real queue ---------------------------------------------
 
+
 def service(config: HandoffConfig, clock: list[float]) -> HandoffService:
     """A service for the router alone: the router uses the store, never the processor."""
     processor: Any = None
-    return HandoffService(config, HandoffStore.from_url("sqlite://"), processor,
-                          clock=lambda: clock[0])
+    return HandoffService(
+        config, HandoffStore.from_url("sqlite://"), processor, clock=lambda: clock[0]
+    )
 
 
-def enqueue(store: HandoffStore, conversation: str, group: str, priority: int = 0,
-            at: float = 0.0) -> Handoff:
+def enqueue(
+    store: HandoffStore, conversation: str, group: str, priority: int = 0, at: float = 0.0
+) -> Handoff:
     found, created = store.handoffs.enqueue(handoff(conversation, group, priority, at), {})
     assert created
     return found

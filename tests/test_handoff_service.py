@@ -11,8 +11,13 @@ from bot.handoff.records import Handoff, new_id
 from bot.handoff.service import HandoffService
 from bot.handoff.store import HandoffStore
 
-CONFIG = parse({"groups": ["账户"], "routing": {"default_group": "账户"},
-                "queue": {"max_wait_seconds": 300, "average_handle_seconds": 240}})
+CONFIG = parse(
+    {
+        "groups": ["账户"],
+        "routing": {"default_group": "账户"},
+        "queue": {"max_wait_seconds": 300, "average_handle_seconds": 240},
+    }
+)
 
 
 class Clock:
@@ -37,8 +42,21 @@ def worker(url: str, clock: Clock, pushed: list[tuple[str, str]]) -> HandoffServ
 
 def queue(store: HandoffStore, conversation: str, channel: str, at: float) -> Handoff:
     handoff, created = store.handoffs.enqueue(
-        Handoff(new_id(), conversation, channel, None, None, "账户", 0, "customer_request",
-                None, "waiting", at), {})
+        Handoff(
+            new_id(),
+            conversation,
+            channel,
+            None,
+            None,
+            "账户",
+            0,
+            "customer_request",
+            None,
+            "waiting",
+            at,
+        ),
+        {},
+    )
     assert created
     return handoff
 
@@ -65,12 +83,20 @@ async def test_wechat_customers_hear_milestones_once_across_workers(tmp_path: Pa
     for service in (first, second, first):
         await service.notify_positions()
     # o3 is next now; o4..o7 moved up 3 places; the web customer never gets a push
-    assert sorted(pushed) == sorted([
-        ("wechat:o3", "您是下一位，客服马上为您接入。"),
-        # position i - 2 of a group with 3 chat slots: (i - 2) × 240 s / 3
-        *[(f"wechat:o{i}", f"排队进展：您前面还有{i - 3}位客户，预计等待约"
-                           f"{max(1, round((i - 2) * 80 / 60))}分钟。") for i in range(4, 8)],
-    ])
+    assert sorted(pushed) == sorted(
+        [
+            ("wechat:o3", "您是下一位，客服马上为您接入。"),
+            # position i - 2 of a group with 3 chat slots: (i - 2) × 240 s / 3
+            *[
+                (
+                    f"wechat:o{i}",
+                    f"排队进展：您前面还有{i - 3}位客户，预计等待约"
+                    f"{max(1, round((i - 2) * 80 / 60))}分钟。",
+                )
+                for i in range(4, 8)
+            ],
+        ]
+    )
     pushed.clear()
 
     store.handoffs.close(store.handoffs.open_for_agent("alice")[0].id, "alice", "resolved", 1001.0)
@@ -90,7 +116,6 @@ async def test_wechat_customers_hear_milestones_once_across_workers(tmp_path: Pa
     for service in (first, second):
         await service.notify_positions()
     assert pushed == []  # each offer once
-
 
 
 async def test_pushed_waits_use_the_measured_handling_time(tmp_path: Path) -> None:
@@ -117,7 +142,8 @@ async def test_pushed_waits_use_the_measured_handling_time(tmp_path: Path) -> No
 
 
 async def test_a_reservation_nobody_accepts_goes_back_and_the_agent_is_set_away(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     """An agent's console died while they were 'available': after reservation_seconds the
     customers are served by someone else instead of waiting for nobody."""
     url = f"sqlite:///{tmp_path}/q.db"

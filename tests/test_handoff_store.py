@@ -28,6 +28,8 @@ from bot.handoff.tables import AGENTS
 from bot.server import create_app
 
 __all__ = ["trained_bot"]
+
+
 @pytest.fixture(params=["sqlite-memory", "sqlite-file", "postgresql"])
 def backend(request: pytest.FixtureRequest) -> Iterator[str]:
     yield request.param
@@ -55,8 +57,9 @@ def make_store(backend: str, tmp_path: Path) -> Iterator[Callable[[], HandoffSto
         if backend == "sqlite-file":
             store = HandoffStore.from_url(f"sqlite:///{tmp_path / 'data' / 'handoff.db'}")
         else:
-            store = HandoffStore(sa.create_engine(
-                pg_url(), connect_args={"options": f"-csearch_path={schema}"}))
+            store = HandoffStore(
+                sa.create_engine(pg_url(), connect_args={"options": f"-csearch_path={schema}"})
+            )
         engines.append(store.engine)
         return store
 
@@ -84,17 +87,39 @@ def staffed(store: HandoffStore) -> HandoffStore:
     return store
 
 
-def waiting(conversation: str, group: str = "账户", priority: int = 0, at: float = 100.0,
-            customer: str | None = None) -> Handoff:
-    return Handoff(new_id(), conversation, "rest", customer, None, group, priority,
-                   "customer_request", "客户要求人工服务", "waiting", at,
-                   preview=f"{conversation} 的最后一句")
+def waiting(
+    conversation: str,
+    group: str = "账户",
+    priority: int = 0,
+    at: float = 100.0,
+    customer: str | None = None,
+) -> Handoff:
+    return Handoff(
+        new_id(),
+        conversation,
+        "rest",
+        customer,
+        None,
+        group,
+        priority,
+        "customer_request",
+        "客户要求人工服务",
+        "waiting",
+        at,
+        preview=f"{conversation} 的最后一句",
+    )
 
 
-def queued(store: HandoffStore, conversation: str, group: str = "账户", priority: int = 0,
-           at: float = 100.0) -> Handoff:
-    handoff, created = store.handoffs.enqueue(waiting(conversation, group, priority, at),
-                                     {"conversation_id": conversation})
+def queued(
+    store: HandoffStore,
+    conversation: str,
+    group: str = "账户",
+    priority: int = 0,
+    at: float = 100.0,
+) -> Handoff:
+    handoff, created = store.handoffs.enqueue(
+        waiting(conversation, group, priority, at), {"conversation_id": conversation}
+    )
     assert created
     return handoff
 
@@ -105,11 +130,17 @@ def ids(handoffs: list[Handoff]) -> list[str]:
 
 # --- agents ---------------------------------------------------------------------------------
 
+
 def test_add_list_get_and_remove_agents(store: HandoffStore) -> None:
     assert store.agents.all() == []
     bob = store.agents.add(" bob ", "bob-password", ["信用卡", " 贷款 ", ""], capacity=5)
-    assert (bob.username, bob.groups, bob.role, bob.capacity, bob.status) \
-        == ("bob", ["信用卡", "贷款"], "agent", 5, "away")
+    assert (bob.username, bob.groups, bob.role, bob.capacity, bob.status) == (
+        "bob",
+        ["信用卡", "贷款"],
+        "agent",
+        5,
+        "away",
+    )
     store.agents.add("alice", "alice-password", ["账户"], role="supervisor")
     assert [a.username for a in store.agents.all()] == ["alice", "bob"]  # by name
     alice = store.agents.get("alice")
@@ -121,20 +152,28 @@ def test_add_list_get_and_remove_agents(store: HandoffStore) -> None:
     assert [a.username for a in store.agents.all()] == ["alice"]
 
 
-@pytest.mark.parametrize(("call", "message"), [
-    (lambda s: s.agents.add("alice", "short", ["账户"]), "at least 8 characters"),
-    (lambda s: s.agents.add("alice", "long-enough", ["账户"], role="admin"),
-     "role must be one of agent, supervisor"),
-    (lambda s: s.agents.add("alice", "long-enough", ["账户"], capacity=0),
-     "capacity must be at least 1"),
-    (lambda s: s.agents.add("alice", "long-enough", [" ", ""]), "at least one group"),
-    (lambda s: s.agents.add("a,b", "long-enough", ["账户"]), "username must be"),
-    (lambda s: s.agents.add("  ", "long-enough", ["账户"]), "username must be"),
-    (lambda s: s.agents.add("x" * 65, "long-enough", ["账户"]), "username must be"),
-    (lambda s: s.agents.add("alice", "long-enough", ["账户,信用卡"]), "group must be"),
-])
-def test_bad_agents_are_refused(store: HandoffStore, call: Callable[[HandoffStore], Any],
-                                message: str) -> None:
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda s: s.agents.add("alice", "short", ["账户"]), "at least 8 characters"),
+        (
+            lambda s: s.agents.add("alice", "long-enough", ["账户"], role="admin"),
+            "role must be one of agent, supervisor",
+        ),
+        (
+            lambda s: s.agents.add("alice", "long-enough", ["账户"], capacity=0),
+            "capacity must be at least 1",
+        ),
+        (lambda s: s.agents.add("alice", "long-enough", [" ", ""]), "at least one group"),
+        (lambda s: s.agents.add("a,b", "long-enough", ["账户"]), "username must be"),
+        (lambda s: s.agents.add("  ", "long-enough", ["账户"]), "username must be"),
+        (lambda s: s.agents.add("x" * 65, "long-enough", ["账户"]), "username must be"),
+        (lambda s: s.agents.add("alice", "long-enough", ["账户,信用卡"]), "group must be"),
+    ],
+)
+def test_bad_agents_are_refused(
+    store: HandoffStore, call: Callable[[HandoffStore], Any], message: str
+) -> None:
     with pytest.raises(BotError, match=message):
         call(store)
     assert store.agents.all() == []
@@ -166,8 +205,10 @@ def test_passwords_are_hashed_and_checked(store: HandoffStore) -> None:
     assert store.agents.authenticate("nobody", "same-password") is None
 
 
-@pytest.mark.parametrize("stored", ["", "plain-text", "bcrypt$1$2$3$ab$cd",
-                                    "scrypt$x$8$1$00$00", "scrypt$16384$8$1$zz$zz"])
+@pytest.mark.parametrize(
+    "stored",
+    ["", "plain-text", "bcrypt$1$2$3$ab$cd", "scrypt$x$8$1$00$00", "scrypt$16384$8$1$zz$zz"],
+)
 def test_check_password_rejects_malformed_hashes(stored: str) -> None:
     assert check_password("anything", stored) is False
 
@@ -187,6 +228,7 @@ def test_status(store: HandoffStore) -> None:
 
 
 # --- the queue ------------------------------------------------------------------------------
+
 
 def test_enqueue_once_per_open_conversation(store: HandoffStore) -> None:
     first = queued(store, "c1", at=100.0)
@@ -211,8 +253,13 @@ def test_waiting_order_priority_then_time(store: HandoffStore) -> None:
     queued(store, "mid", priority=1, at=300.0)
     queued(store, "high-early", priority=3, at=200.0, group="信用卡")
     queued(store, "low-late", priority=0, at=500.0)
-    assert ids(store.handoffs.waiting()) == ["high-early", "high-late", "mid", "low-early",
-                                             "low-late"]
+    assert ids(store.handoffs.waiting()) == [
+        "high-early",
+        "high-late",
+        "mid",
+        "low-early",
+        "low-late",
+    ]
     assert ids(store.handoffs.waiting(["账户"])) == ["high-late", "mid", "low-early", "low-late"]
     assert ids(store.handoffs.waiting(["信用卡", "贷款"])) == ["high-early"]
     assert ids(store.handoffs.waiting([])) == []
@@ -233,8 +280,7 @@ def test_position_within_the_group(staffed: HandoffStore) -> None:
     assert [store.handoffs.position(h) for h in (a, b)] == [1, 2]
 
 
-def test_position_agrees_with_the_serving_order_when_times_are_equal(
-        store: HandoffStore) -> None:
+def test_position_agrees_with_the_serving_order_when_times_are_equal(store: HandoffStore) -> None:
     """Two customers queued in the same clock tick with the same priority: the queue serves
     one first, so they must not both be told they are next."""
     first, second = (queued(store, name, at=100.0) for name in ("x", "y"))
@@ -261,8 +307,7 @@ def test_assign_accept_and_races(staffed: HandoffStore) -> None:
     assert store.handoffs.get(h.id).status == "active"  # type: ignore[union-attr]
 
 
-def test_two_agents_accepting_a_waiting_conversation_only_one_wins(
-        staffed: HandoffStore) -> None:
+def test_two_agents_accepting_a_waiting_conversation_only_one_wins(staffed: HandoffStore) -> None:
     store = staffed
     h = queued(store, "c1")
     first = store.handoffs.accept(h.id, "alice", 200.0)
@@ -273,8 +318,7 @@ def test_two_agents_accepting_a_waiting_conversation_only_one_wins(
     assert store.handoffs.get(h.id).agent == "alice"  # type: ignore[union-attr]
 
 
-def test_concurrent_accepts_from_threads_only_one_wins(backend: str,
-                                                       staffed: HandoffStore) -> None:
+def test_concurrent_accepts_from_threads_only_one_wins(backend: str, staffed: HandoffStore) -> None:
     store = staffed
     if backend == "sqlite-memory":
         pytest.skip("one shared connection: statements cannot really run side by side")
@@ -285,8 +329,9 @@ def test_concurrent_accepts_from_threads_only_one_wins(backend: str,
     for h in handoffs:
         gate = threading.Barrier(len(agents))
 
-        def take(agent: str, handoff_id: str = h.id, gate: threading.Barrier = gate
-                 ) -> Handoff | None:
+        def take(
+            agent: str, handoff_id: str = h.id, gate: threading.Barrier = gate
+        ) -> Handoff | None:
             gate.wait()
             return store.handoffs.accept(handoff_id, agent, 500.0)
 
@@ -298,8 +343,9 @@ def test_concurrent_accepts_from_threads_only_one_wins(backend: str,
     assert sum(store.handoffs.loads().values()) == len(handoffs)
 
 
-def test_concurrent_assignments_never_exceed_an_agents_capacity(backend: str,
-                                                               store: HandoffStore) -> None:
+def test_concurrent_assignments_never_exceed_an_agents_capacity(
+    backend: str, store: HandoffStore
+) -> None:
     """Several processes' routers reserve conversations for the same free agent at the same
     moment: the agent ends with exactly their capacity, never one more."""
     if backend == "sqlite-memory":
@@ -337,8 +383,9 @@ def test_an_unknown_or_full_agent_gets_nothing(staffed: HandoffStore) -> None:
     assert store.agents.get("erin") == before  # a refused assignment leaves the agent as it was
 
 
-def test_concurrent_enqueues_of_one_conversation_queue_it_once(backend: str,
-                                                               store: HandoffStore) -> None:
+def test_concurrent_enqueues_of_one_conversation_queue_it_once(
+    backend: str, store: HandoffStore
+) -> None:
     """Two turns of the same customer (a double-clicked 转人工, or two workers) enqueue at
     the same moment: one handoff is created, the other gets it back."""
     if backend == "sqlite-memory":
@@ -347,8 +394,9 @@ def test_concurrent_enqueues_of_one_conversation_queue_it_once(backend: str,
     for trial in range(10):
         gate = threading.Barrier(callers)
 
-        def enqueue(i: int, conversation: str = f"double-{trial}",
-                    gate: threading.Barrier = gate) -> bool:
+        def enqueue(
+            i: int, conversation: str = f"double-{trial}", gate: threading.Barrier = gate
+        ) -> bool:
             gate.wait()
             return store.handoffs.enqueue(waiting(conversation, at=100.0 + i), {})[1]
 
@@ -416,9 +464,14 @@ def test_leave_message_and_ticket(staffed: HandoffStore) -> None:
     assert store.handoffs.latest("c1", ["leaving"]) is not None
     ticket = store.tickets.to_ticket(h.id, "请回电 138****5678", 200.0)
     assert ticket is not None
-    assert (ticket.handoff_id, ticket.conversation_id, ticket.group, ticket.text,
-            ticket.created_at, ticket.status) \
-        == (h.id, "c1", "账户", "请回电 138****5678", 200.0, "open")
+    assert (
+        ticket.handoff_id,
+        ticket.conversation_id,
+        ticket.group,
+        ticket.text,
+        ticket.created_at,
+        ticket.status,
+    ) == (h.id, "c1", "账户", "请回电 138****5678", 200.0, "open")
     after = store.handoffs.get(h.id)
     assert after is not None
     assert (after.status, after.resolution, after.closed_at) == ("ticket", "ticket", 200.0)
@@ -427,8 +480,10 @@ def test_leave_message_and_ticket(staffed: HandoffStore) -> None:
     w = queued(store, "c2", group="贷款")
     second = store.tickets.to_ticket(w.id, "明天联系我", 300.0)
     assert second is not None and second.id > ticket.id
-    assert [(t.id, t.text) for t in store.tickets.all()] == [(ticket.id, "请回电 138****5678"),
-                                                       (second.id, "明天联系我")]
+    assert [(t.id, t.text) for t in store.tickets.all()] == [
+        (ticket.id, "请回电 138****5678"),
+        (second.id, "明天联系我"),
+    ]
     assert [t.id for t in store.tickets.all(None)] == [ticket.id, second.id]
     assert store.tickets.all("done") == []
     active = queued(store, "c3")
@@ -497,8 +552,9 @@ def test_groups_overview(staffed: HandoffStore) -> None:
 
 
 def test_audit_log(store: HandoffStore) -> None:
-    store.audit.record("bot", "enqueue", "c1", "h1", {"reason": "complaint", "group": "投诉"},
-                       now=10.0)
+    store.audit.record(
+        "bot", "enqueue", "c1", "h1", {"reason": "complaint", "group": "投诉"}, now=10.0
+    )
     store.audit.record("alice", "accept", "c1", "h1", now=11.0)
     store.audit.record("alice", "note", "c1", "h1", {"text": "客户很着急"}, now=12.0)
     store.audit.record("bob", "login", None)
@@ -506,15 +562,21 @@ def test_audit_log(store: HandoffStore) -> None:
     log = store.audit.log()
     assert [e["action"] for e in log] == ["enqueue", "accept", "note", "login", "note"]
     first = log[0]
-    assert (first["at"], first["actor"], first["conversation_id"], first["handoff_id"]) \
-        == (10.0, "bot", "c1", "h1")
+    assert (first["at"], first["actor"], first["conversation_id"], first["handoff_id"]) == (
+        10.0,
+        "bot",
+        "c1",
+        "h1",
+    )
     assert first["detail"] == {"reason": "complaint", "group": "投诉"}
     assert log[1]["detail"] == {}
     assert log[3]["conversation_id"] is None and log[3]["at"] > 0
     assert [e["action"] for e in store.audit.log("c1")] == ["enqueue", "accept", "note"]
     notes = store.audit.log(actions=["note"])
-    assert [(e["actor"], e["detail"]["text"]) for e in notes] == [("alice", "客户很着急"),
-                                                                  ("bob", "另一个")]
+    assert [(e["actor"], e["detail"]["text"]) for e in notes] == [
+        ("alice", "客户很着急"),
+        ("bob", "另一个"),
+    ]
     assert [e["actor"] for e in store.audit.log("c1", ["note", "accept"])] == ["alice", "alice"]
     assert len(store.audit.log(limit=2)) == 2
     assert store.audit.log("c3") == []
@@ -522,14 +584,15 @@ def test_audit_log(store: HandoffStore) -> None:
 
 # --- no waiting customer is lost across a restart -------------------------------------------
 
-def test_the_queue_survives_a_restart(backend: str,
-                                      make_store: Callable[[], HandoffStore]) -> None:
+
+def test_the_queue_survives_a_restart(backend: str, make_store: Callable[[], HandoffStore]) -> None:
     if backend == "sqlite-memory":
         pytest.skip("an in-memory database ends with its process")
     before = make_store()
     before.agents.add("alice", "alice-password", ["账户", "信用卡"])
-    for i, (group, priority) in enumerate([("账户", 0), ("信用卡", 2), ("账户", 1),
-                                           ("账户", 0), ("信用卡", 0)]):
+    for i, (group, priority) in enumerate(
+        [("账户", 0), ("信用卡", 2), ("账户", 1), ("账户", 0), ("信用卡", 0)]
+    ):
         queued(before, f"c{i}", group, priority, at=100.0 + i)
     served = before.handoffs.waiting()[0]
     before.handoffs.accept(served.id, "alice", 200.0)
@@ -546,8 +609,11 @@ def test_the_queue_survives_a_restart(backend: str,
 
 
 REST = "/webhooks/rest/webhook"
-CONFIG = {"groups": [{"name": "账户"}, {"name": "信用卡"}],
-          "routing": {"default_group": "账户"}, "queue": {"auto_assign": False}}
+CONFIG = {
+    "groups": [{"name": "账户"}, {"name": "信用卡"}],
+    "routing": {"default_group": "账户"},
+    "queue": {"auto_assign": False},
+}
 
 
 async def say(app: Any, sender: str, text: str) -> list[dict[str, Any]]:
@@ -562,14 +628,14 @@ def serve(bot: TrainedBot, url: str) -> tuple[Any, HandoffService, SQLTrackerSto
     database (as bot/handoff/factory.py does), its own app."""
     tracker_store = SQLTrackerStore(url)
     agent = new_agent(bot, tracker_store)
-    service = HandoffService(parse(CONFIG, {}), HandoffStore(tracker_store.engine),
-                             agent.processor)
+    service = HandoffService(parse(CONFIG, {}), HandoffStore(tracker_store.engine), agent.processor)
     return create_app(agent, handoff=service, close_stores=False), service, tracker_store
 
 
 @pytest.mark.slow  # trains the shipped project once per session
-async def test_a_waiting_customer_survives_a_server_restart(trained_bot: TrainedBot,
-                                                            tmp_path: Path) -> None:
+async def test_a_waiting_customer_survives_a_server_restart(
+    trained_bot: TrainedBot, tmp_path: Path
+) -> None:
     url = f"sqlite:///{tmp_path / 'bot.db'}"
     app, service, tracker_store = serve(trained_bot, url)
     service.store.agents.add("alice", "alice-password", ["账户"])
@@ -582,34 +648,36 @@ async def test_a_waiting_customer_survives_a_server_restart(trained_bot: Trained
     app, service, tracker_store = serve(trained_bot, url)  # a brand-new one
     try:
         _, login = await app.asgi_client.post(
-            "/agent/login", json={"username": "alice", "password": "alice-password"})
+            "/agent/login", json={"username": "alice", "password": "alice-password"}
+        )
         assert login.status == 200, login.json
         alice = {"Authorization": f"Bearer {login.json['token']}"}
         _, queue = await app.asgi_client.get("/agent/queue", headers=alice)
         assert queue.status == 200
-        assert [(w["conversation_id"], w["position"]) for w in queue.json["waiting"]] \
-            == [("first", 1), ("second", 2)]
+        assert [(w["conversation_id"], w["position"]) for w in queue.json["waiting"]] == [
+            ("first", 1),
+            ("second", 2),
+        ]
         assert queue.json["waiting"][0]["reason"] == "customer_request"
         # the conversation is still paused: the bot does not answer, the queue does
         replies = await say(app, "first", "还要等多久")
         assert "队列" in " ".join(m.get("text", "") for m in replies)
-        _, accepted = await app.asgi_client.post("/agent/conversations/first/accept",
-                                                 headers=alice)
+        _, accepted = await app.asgi_client.post("/agent/conversations/first/accept", headers=alice)
         assert accepted.status == 200, accepted.json
         assert accepted.json["handoff"]["status"] == "active"
         assert accepted.json["handoff"]["agent"] == "alice"
-        _, context = await app.asgi_client.get("/agent/conversations/first/context",
-                                               headers=alice)
-        assert [m["text"] for m in context.json["transcript"] if m["from"] == "customer"] \
-            == ["转人工", "还要等多久"]
+        _, context = await app.asgi_client.get("/agent/conversations/first/context", headers=alice)
+        assert [m["text"] for m in context.json["transcript"] if m["from"] == "customer"] == [
+            "转人工",
+            "还要等多久",
+        ]
         assert await say(app, "first", "你好") == []  # now it goes to alice
         await service.drain()
     finally:
         await tracker_store.close()
 
 
-def test_workers_starting_together_on_a_new_database_all_get_the_tables(
-        tmp_path: Path) -> None:
+def test_workers_starting_together_on_a_new_database_all_get_the_tables(tmp_path: Path) -> None:
     """`bot run --workers N` on a fresh SQLite file: every worker creates the schema at the
     same moment; the losers of that race must not fail to start."""
     url = f"sqlite:///{tmp_path}/fresh.db"

@@ -21,40 +21,78 @@ from bot.handoff.triggers import (
     rule_decision,
 )
 
-CONFIG = parse({
-    "groups": ["账户", "贷款", "老年客户专线", "贵宾"],
-    "triggers": {
-        "intents": ["request_human", "complain"],
-        "fallbacks_in_a_row": 2,
-        "sentiment": {"threshold": 0.75, "window": 3},
-        "action_failed": True,
-        "rules": [
-            {"name": "loan_advice", "keywords": ["贷款方案", "推荐贷款"], "group": "贷款"},
-            {"name": "elderly_asks", "intents": ["request_human"], "min_age": 60,
-             "group": "老年客户专线", "priority": 1},
-            {"name": "vip_transfer", "intents": ["transfer_money"], "keywords": ["大额"],
-             "vip": True, "group": "贵宾", "priority": 2},
-        ],
+CONFIG = parse(
+    {
+        "groups": ["账户", "贷款", "老年客户专线", "贵宾"],
+        "triggers": {
+            "intents": ["request_human", "complain"],
+            "fallbacks_in_a_row": 2,
+            "sentiment": {"threshold": 0.75, "window": 3},
+            "action_failed": True,
+            "rules": [
+                {"name": "loan_advice", "keywords": ["贷款方案", "推荐贷款"], "group": "贷款"},
+                {
+                    "name": "elderly_asks",
+                    "intents": ["request_human"],
+                    "min_age": 60,
+                    "group": "老年客户专线",
+                    "priority": 1,
+                },
+                {
+                    "name": "vip_transfer",
+                    "intents": ["transfer_money"],
+                    "keywords": ["大额"],
+                    "vip": True,
+                    "group": "贵宾",
+                    "priority": 2,
+                },
+            ],
+        },
     },
-}, {})
+    {},
+)
 YOUNG = Profile("C1", "张伟", age=30)
 OLD = Profile("C2", "李秀英", age=60)
 VIP = Profile("C3", "王芳", age=40, vip=True)
 
 
-def run(config: HandoffConfig = CONFIG, *, intent: str | None = "greet", text: str = "你好",
-        actions: Sequence[str] = ("utter_greet",), action_failed: bool = False,
-        paused_by_bot: bool = False, fallbacks: int = 0, negative: Sequence[float] = (),
-        profile: Profile | None = None) -> Decision | None:
-    return decide(config, intent=intent, text=text, actions=actions,
-                  action_failed=action_failed, paused_by_bot=paused_by_bot,
-                  fallbacks_in_a_row=fallbacks, negative_window=negative, profile=profile)
+def run(
+    config: HandoffConfig = CONFIG,
+    *,
+    intent: str | None = "greet",
+    text: str = "你好",
+    actions: Sequence[str] = ("utter_greet",),
+    action_failed: bool = False,
+    paused_by_bot: bool = False,
+    fallbacks: int = 0,
+    negative: Sequence[float] = (),
+    profile: Profile | None = None,
+) -> Decision | None:
+    return decide(
+        config,
+        intent=intent,
+        text=text,
+        actions=actions,
+        action_failed=action_failed,
+        paused_by_bot=paused_by_bot,
+        fallbacks_in_a_row=fallbacks,
+        negative_window=negative,
+        profile=profile,
+    )
 
 
 def test_a_normal_turn_hands_nothing_off() -> None:
     assert run() is None
-    assert run(intent="query_balance", text="查余额", negative=[0.1, 0.2, 0.3],
-               fallbacks=1, profile=YOUNG) is None
+    assert (
+        run(
+            intent="query_balance",
+            text="查余额",
+            negative=[0.1, 0.2, 0.3],
+            fallbacks=1,
+            profile=YOUNG,
+        )
+        is None
+    )
 
 
 def test_customer_request() -> None:
@@ -107,16 +145,26 @@ def test_rule_by_intent_keyword_and_vip_needs_all_of_them() -> None:
 
 
 def test_a_vip_false_rule_matches_only_non_vips() -> None:
-    config = parse({"triggers": {"rules": [{"name": "std", "keywords": ["经理"],
-                                            "vip": False}]}}, {})
+    config = parse(
+        {"triggers": {"rules": [{"name": "std", "keywords": ["经理"], "vip": False}]}}, {}
+    )
     assert rule_decision(config, None, "找经理", YOUNG) == Decision("rule", "std", None, 0)
     assert rule_decision(config, None, "找经理", VIP) is None
 
 
 def test_rules_come_first_and_in_order() -> None:
-    config = parse({"groups": ["a", "b"], "triggers": {"rules": [
-        {"name": "first", "keywords": ["贷款"], "group": "a"},
-        {"name": "second", "keywords": ["贷款方案"], "group": "b"}]}}, {})
+    config = parse(
+        {
+            "groups": ["a", "b"],
+            "triggers": {
+                "rules": [
+                    {"name": "first", "keywords": ["贷款"], "group": "a"},
+                    {"name": "second", "keywords": ["贷款方案"], "group": "b"},
+                ]
+            },
+        },
+        {},
+    )
     decision = run(config, intent="complain", text="贷款方案太差我要投诉", action_failed=True)
     assert decision == Decision("rule", "first", "a", 0)
 
@@ -136,8 +184,10 @@ def test_request_beats_action_failed_beats_fallback_beats_sentiment() -> None:
     assert decision is not None and decision.reason == "repeated_fallback"
 
 
-@pytest.mark.parametrize(("streak", "expected"), [(0, None), (1, None), (2, "repeated_fallback"),
-                                                  (3, "repeated_fallback")])
+@pytest.mark.parametrize(
+    ("streak", "expected"),
+    [(0, None), (1, None), (2, "repeated_fallback"), (3, "repeated_fallback")],
+)
 def test_repeated_fallback(streak: int, expected: str | None) -> None:
     decision = run(intent="nlu_fallback", actions=["action_default_fallback"], fallbacks=streak)
     assert (decision.reason if decision else None) == expected
@@ -150,16 +200,19 @@ def test_repeated_fallback_can_be_switched_off() -> None:
     assert run(off, intent="nlu_fallback", fallbacks=10) is None
 
 
-@pytest.mark.parametrize(("window", "expected"), [
-    ([0.8, 0.8, 0.8], True),
-    ([0.75, 0.75, 0.75], True),  # the mean reaches the threshold exactly
-    ([0.7, 0.8, 0.74], False),  # mean 0.7467
-    ([0.1, 0.95, 0.95, 0.95], True),  # only the last 3 count
-    ([0.95, 0.95, 0.95, 0.1], False),  # the latest message is not negative
-    ([0.99, 0.99, 0.49], False),  # mean 0.82 but the latest is below 0.5
-    ([0.9], True),  # fewer messages than the window: their mean
-    ([], False),
-])
+@pytest.mark.parametrize(
+    ("window", "expected"),
+    [
+        ([0.8, 0.8, 0.8], True),
+        ([0.75, 0.75, 0.75], True),  # the mean reaches the threshold exactly
+        ([0.7, 0.8, 0.74], False),  # mean 0.7467
+        ([0.1, 0.95, 0.95, 0.95], True),  # only the last 3 count
+        ([0.95, 0.95, 0.95, 0.1], False),  # the latest message is not negative
+        ([0.99, 0.99, 0.49], False),  # mean 0.82 but the latest is below 0.5
+        ([0.9], True),  # fewer messages than the window: their mean
+        ([], False),
+    ],
+)
 def test_negative_sentiment(window: list[float], expected: bool) -> None:
     decision = run(intent="query_balance", negative=window)
     assert (decision is not None and decision.reason == "negative_sentiment") is expected
@@ -176,14 +229,18 @@ def test_sentiment_threshold_and_window_from_the_config() -> None:
 
 # --- helpers ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("intent", "actions", "expected"), [
-    ("nlu_fallback", [], True),
-    ("greet", ["action_default_fallback"], True),
-    ("greet", ["action_two_stage_fallback", "action_listen"], True),
-    (None, ["action_listen"], False),
-    ("greet", ["utter_greet", "action_listen"], False),
-    ("faq", [], False),
-])
+
+@pytest.mark.parametrize(
+    ("intent", "actions", "expected"),
+    [
+        ("nlu_fallback", [], True),
+        ("greet", ["action_default_fallback"], True),
+        ("greet", ["action_two_stage_fallback", "action_listen"], True),
+        (None, ["action_listen"], False),
+        ("greet", ["utter_greet", "action_listen"], False),
+        ("faq", [], False),
+    ],
+)
 def test_is_fallback_turn(intent: str | None, actions: list[str], expected: bool) -> None:
     assert is_fallback_turn(intent, actions) is expected
 
@@ -200,8 +257,10 @@ def test_fallback_streak_counts_the_latest_turns_in_a_row() -> None:
 
 
 def test_intent_of_and_negative_score() -> None:
-    data: dict[str, Any] = {"intent": {"name": "greet", "confidence": 0.9},
-                            "sentiment": {"negative": 0.8}}
+    data: dict[str, Any] = {
+        "intent": {"name": "greet", "confidence": 0.9},
+        "sentiment": {"negative": 0.8},
+    }
     assert intent_of(data) == "greet" and negative_score(data) == 0.8
     assert intent_of(None) is None and negative_score(None) is None
     assert intent_of({"intent": "greet"}) is None  # not the parse-data shape

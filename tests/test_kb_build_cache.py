@@ -22,9 +22,7 @@ def test_one_changed_entry_rebuilds_incrementally(tmp_path: Path) -> None:
     assert "怎么借书？" in cache["items"]
 
     source = kb_dir / "sources" / "library.yml"
-    source.write_text(
-        LIBRARY_YML.replace("免费使用。", "免费使用，限速10M。"), encoding="utf-8"
-    )
+    source.write_text(LIBRARY_YML.replace("免费使用。", "免费使用，限速10M。"), encoding="utf-8")
     again = build_knowledge_base(kb_dir, {}, None, progress=False)
     meta = read_meta(again.build_dir)
     assert not again.skipped and meta["incremental"]["changed_entries"] == 1
@@ -69,9 +67,7 @@ def test_incremental_build_keeps_the_refined_classifier(
     first = build_knowledge_base(kb_dir, {}, None, progress=False)
     before = classifier.EntryClassifier.load(first.build_dir)
     source = kb_dir / "sources" / "library.yml"
-    source.write_text(
-        LIBRARY_YML.replace("免费使用。", "免费使用，限速10M。"), encoding="utf-8"
-    )
+    source.write_text(LIBRARY_YML.replace("免费使用。", "免费使用，限速10M。"), encoding="utf-8")
     again = build_knowledge_base(kb_dir, {}, None, progress=False)
     assert read_meta(again.build_dir)["incremental"]["changed_entries"] == 1
     after = classifier.EntryClassifier.load(again.build_dir)

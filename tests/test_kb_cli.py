@@ -46,9 +46,22 @@ def test_search_json_builds_first(kb_dir: Path, capsys: pytest.CaptureFixture[st
 def test_search_by_subprocess(kb_dir: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run(
-        [sys.executable, "-m", "bot", "kb", "search", "周一闭馆吗", "--json",
-         "--kb-dir", str(kb_dir)],
-        capture_output=True, text=True, env=env, cwd=kb_dir.parent, check=False,
+        [
+            sys.executable,
+            "-m",
+            "bot",
+            "kb",
+            "search",
+            "周一闭馆吗",
+            "--json",
+            "--kb-dir",
+            str(kb_dir),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=kb_dir.parent,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)[0]["id"] == "opening_hours"

@@ -67,8 +67,16 @@ def test_xlsx_as_a_bank_keeps_it(
     assert ws is not None
     ws.append(["某银行常见问题（2026版）"])  # a title row above the header
     ws.append(["序号", "分类", "标准问", "相似问法", "答案", "备注"])
-    ws.append([1, "转账汇款", "手机银行转账限额是多少？", "转账限额多少｜一天能转多少\n限额怎么调",
-               "单笔5万元。\n可在App调整。", "内部"])
+    ws.append(
+        [
+            1,
+            "转账汇款",
+            "手机银行转账限额是多少？",
+            "转账限额多少｜一天能转多少\n限额怎么调",
+            "单笔5万元。\n可在App调整。",
+            "内部",
+        ]
+    )
     ws.append([2, None, "跨行转账收手续费吗？", "跨行转账要钱吗；跨行手续费", "免费。", None])
     ws.append([None, None, None, None, None, None])  # blank row
     ws.append([3, "信用卡", "信用卡年费多少", "年费怎么收", 300, None])  # a number as answer
@@ -117,8 +125,10 @@ def test_sheet_choice_and_columns_by_flag(
         tmp_path / "faq.xlsx",
         [["说明"], ["这本簿子的第二页才是问题"]],
         title="说明",
-        题库=[["Q", "Variants", "Reply", "Topic", "Code"],
-              ["怎么开户", "开户要什么|开户流程", "带身份证到网点。", "开户", 1001]],
+        题库=[
+            ["Q", "Variants", "Reply", "Topic", "Code"],
+            ["怎么开户", "开户要什么|开户流程", "带身份证到网点。", "开户", 1001],
+        ],
     )
     code, _, err = run(["kb", "import", str(path), "--kb-dir", str(kb), "--sheet", "x"], capsys)
     assert code == 1 and "no sheet 'x' (the sheets are: 说明, 题库)" in err
@@ -127,9 +137,25 @@ def test_sheet_choice_and_columns_by_flag(
     assert "no question column (the header is: Q, Variants, Reply, Topic, Code)" in err
     assert "--question-col" in err
     code, _, err = run(
-        ["kb", "import", str(path), "--kb-dir", str(kb), "--sheet", "2", "--question-col", "Q",
-         "--answer-col", "3", "--similar-col", "variants", "--category-col", "Topic",
-         "--id-col", "5"],
+        [
+            "kb",
+            "import",
+            str(path),
+            "--kb-dir",
+            str(kb),
+            "--sheet",
+            "2",
+            "--question-col",
+            "Q",
+            "--answer-col",
+            "3",
+            "--similar-col",
+            "variants",
+            "--category-col",
+            "Topic",
+            "--id-col",
+            "5",
+        ],
         capsys,
     )
     assert code == 0, err
@@ -137,15 +163,29 @@ def test_sheet_choice_and_columns_by_flag(
     assert entry["id"] == "1001" and entry["category"] == "开户"
     assert entry["similar_questions"] == ["开户要什么", "开户流程"]
     code, _, err = run(
-        ["kb", "import", str(path), "--kb-dir", str(kb), "--sheet", "题库", "--question-col",
-         "9", "--answer-col", "Reply"], capsys,
+        [
+            "kb",
+            "import",
+            str(path),
+            "--kb-dir",
+            str(kb),
+            "--sheet",
+            "题库",
+            "--question-col",
+            "9",
+            "--answer-col",
+            "Reply",
+        ],
+        capsys,
     )
     assert code == 1 and "--question-col 9: the header has 5 column(s)" in err
 
 
 def test_formulas_are_read_as_their_saved_values(tmp_path: Path) -> None:
-    path = xlsx(tmp_path / "f.xlsx", [["问题", "答案"], ["怎么挂失", "=\"拨打\"&\"95555\""],
-                                      ["怎么销户", "=B5"]])
+    path = xlsx(
+        tmp_path / "f.xlsx",
+        [["问题", "答案"], ["怎么挂失", '="拨打"&"95555"'], ["怎么销户", "=B5"]],
+    )
     # openpyxl stores no value for a formula; give the first one the value Excel would save
     with zipfile.ZipFile(path) as zin:
         parts = {n: zin.read(n) for n in zin.namelist()}
@@ -201,13 +241,16 @@ def test_row_limit_is_said(kb: Path, tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- CSV / TSV
 
 
-CSV = "标准问,相似问,答案,类别\n怎么挂失,卡丢了|卡被偷了,\"拨打95555，\n或到网点。\",银行卡\n"
+CSV = '标准问,相似问,答案,类别\n怎么挂失,卡丢了|卡被偷了,"拨打95555，\n或到网点。",银行卡\n'
 
 
 @pytest.mark.parametrize(
     ("encoding", "note"),
     [
-        ("utf-8", None), ("utf-8-sig", None), ("gbk", "GBK"), ("gb18030", "GBK"),
+        ("utf-8", None),
+        ("utf-8-sig", None),
+        ("gbk", "GBK"),
+        ("gb18030", "GBK"),
         ("utf-16", "UTF-16"),
     ],
 )
@@ -264,8 +307,13 @@ def test_tsv_keeps_its_format_and_gains_header_names(kb: Path, tmp_path: Path) -
 def test_json_list_and_entries_object(kb: Path, tmp_path: Path) -> None:
     path = tmp_path / "faq.json"
     items = [
-        {"question": "怎么开户", "similar_questions": ["开户流程", "开户要带什么"],
-         "answer": "带身份证。", "category": "开户", "id": "open_account"},
+        {
+            "question": "怎么开户",
+            "similar_questions": ["开户流程", "开户要带什么"],
+            "answer": "带身份证。",
+            "category": "开户",
+            "id": "open_account",
+        },
         {"标准问": "营业时间", "答案": "9点到17点", "分类": "网点", "extra": 1},
         {"question": "缺答案", "answer": ""},
     ]
@@ -345,24 +393,25 @@ def test_reports_duplicates_collisions_long_answers_and_categories(
     kb: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     long_answer = "很长的说明。" * 100
-    path = xlsx(tmp_path / "faq.xlsx", [
-        ["分类", "问题", "相似问", "答案"],
-        ["信用卡", "信用卡怎么申请", "怎么办信用卡", "App申请。"],
-        ["信用卡", "信用卡怎么申请", "怎么办信用卡", "App申请。"],  # exact copy
-        ["信用卡", "信用卡怎么申请？", "", "网点申请。"],  # same question, other answer
-        ["信用卡", "信用卡如何申请额度", "我想申请信用卡的临时额度怎么办", long_answer],
-        # row 6 collides with row 5
-        ["储蓄卡", "储蓄卡额度", "我想申请信用卡的临时额度怎么办呢", "柜台。"],
-        [None, "无分类的问题", "", "答案"],
-    ])
+    path = xlsx(
+        tmp_path / "faq.xlsx",
+        [
+            ["分类", "问题", "相似问", "答案"],
+            ["信用卡", "信用卡怎么申请", "怎么办信用卡", "App申请。"],
+            ["信用卡", "信用卡怎么申请", "怎么办信用卡", "App申请。"],  # exact copy
+            ["信用卡", "信用卡怎么申请？", "", "网点申请。"],  # same question, other answer
+            ["信用卡", "信用卡如何申请额度", "我想申请信用卡的临时额度怎么办", long_answer],
+            # row 6 collides with row 5
+            ["储蓄卡", "储蓄卡额度", "我想申请信用卡的临时额度怎么办呢", "柜台。"],
+            [None, "无分类的问题", "", "答案"],
+        ],
+    )
     code, out, err = run(["kb", "import", str(path), "--kb-dir", str(kb)], capsys)
     assert code == 1 and "nothing imported" in err
     assert f"{path}:3: warning: an exact copy of row 2; skipped" in err
     assert f"{path}:4: error: the same question '信用卡怎么申请？' (and category) as row 2" in err
     assert not (kb / "sources" / "faq.yml").exists()
-    code, out, err = run(
-        ["kb", "import", str(path), "--kb-dir", str(kb), "--skip-invalid"], capsys
-    )
+    code, out, err = run(["kb", "import", str(path), "--kb-dir", str(kb), "--skip-invalid"], capsys)
     assert code == 0, err
     assert f"{path}:4: warning: row skipped: the same question" in err
     assert re.search(
@@ -387,9 +436,13 @@ def test_json_report_for_ci(kb: Path, tmp_path: Path, capsys: pytest.CaptureFixt
     assert code == 1 and data["written"] is False and data["errors"] == 1
     [problem] = [p for p in data["problems"] if p["level"] == "error"]
     assert problem == {
-        "check": "empty_answer", "level": "error", "file": str(path), "line": 2,
+        "check": "empty_answer",
+        "level": "error",
+        "file": str(path),
+        "line": 2,
         "message": "empty answer for '能刷卡吗'",
-        "hint": "write the answer (答案) the bot should give, or delete the row", "ids": [],
+        "hint": "write the answer (答案) the bot should give, or delete the row",
+        "ids": [],
     }
     assert data["summary"]["empty_answer"]["count"] == 1
 
@@ -401,7 +454,8 @@ def test_never_overwrites_a_trainers_file(kb: Path, tmp_path: Path) -> None:
     own = kb / "sources" / "faq.yml"
     own.write_text(
         'version: "1"\nentries:\n  - id: mine\n    category: 手写\n    question: 我写的\n'
-        "    answer: 我的答案\n", encoding="utf-8",
+        "    answer: 我的答案\n",
+        encoding="utf-8",
     )
     path = tmp_path / "faq.csv"
     path.write_text("问题,答案,分类\n新问题,新答案,新\n", encoding="utf-8")

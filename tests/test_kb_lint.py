@@ -36,14 +36,19 @@ def test_near_duplicates_equal_the_brute_force_pairs() -> None:
     actions = ["怎么申请", "如何办理", "挂失", "激活", "限额", "手续费", "利率"]
     ends = ["", "吗", "呢", "？", "啊"]
     texts = [
-        rng.choice(["", "请问", "我想问"]) + rng.choice(products) + rng.choice(actions)
+        rng.choice(["", "请问", "我想问"])
+        + rng.choice(products)
+        + rng.choice(actions)
         + rng.choice(ends)
         for _ in range(600)
     ]
     owners = [i // 4 for i in range(len(texts))]
     folded = [fold(t) for t in texts]
     x = TfidfVectorizer(
-        analyzer="char", ngram_range=(1, 3), sublinear_tf=True, lowercase=False,
+        analyzer="char",
+        ngram_range=(1, 3),
+        sublinear_tf=True,
+        lowercase=False,
         dtype=np.float32,
     ).fit_transform(folded)
     full = (x @ x.T).toarray()
@@ -80,13 +85,15 @@ def test_lint_reports_problems_with_file_line_and_exit_code(
     kb_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     add_source(
-        kb_dir, "zz_extra.yml",
+        kb_dir,
+        "zz_extra.yml",
         'version: "1"\nentries:\n'
         "  - id: borrow_books\n    category: 借阅\n    question: 借书流程\n    answer: 看上面\n"
         "  - id: how_borrow\n    category: 借阅\n    question: 怎么借书\n    answer: 同上\n",
     )
     add_source(
-        kb_dir, "more.tsv",
+        kb_dir,
+        "more.tsv",
         "id\tquestion\tsimilar_questions\tanswer\tcategory\n"
         f"long\t长答案\ta|b|c\t{'字' * 600}\t测试\n",
     )
@@ -94,8 +101,10 @@ def test_lint_reports_problems_with_file_line_and_exit_code(
     captured = capsys.readouterr()
     err = captured.err
     assert "sources/zz_extra.yml:3: error: duplicate id 'borrow_books' (first defined at" in err
-    assert "sources/zz_extra.yml:7: warning: duplicate question '怎么借书' in 'how_borrow' and " \
+    assert (
+        "sources/zz_extra.yml:7: warning: duplicate question '怎么借书' in 'how_borrow' and "
         "'borrow_books'" in err
+    )
     assert "sources/more.tsv:2: warning: the answer of 'long' has 600 characters" in err
     assert "duplicate_id" in captured.out and "long_answer" in captured.out
 
@@ -109,7 +118,8 @@ def test_lint_reports_problems_with_file_line_and_exit_code(
 
 def test_lint_strict_fails_on_warnings(kb_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     add_source(
-        kb_dir, "thin.yml",
+        kb_dir,
+        "thin.yml",
         'version: "1"\nentries:\n  - id: thin\n    category: 其他\n    question: 有停车场吗\n'
         "    answer: 有。\n",
     )

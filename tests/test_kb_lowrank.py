@@ -12,9 +12,14 @@ from bot.kb.lowrank import LowRankSoftmax
 from bot.kb.text import TextAnalyzer
 
 TEXTS = [
-    "信用卡怎么还款", "信用卡还款方式", "信用卡自动还款",  # entry 0
-    "信用卡额度怎么提高", "信用卡提额", "信用卡临时额度",  # entry 1
-    "借记卡挂失", "银行卡丢了怎么办",  # entry 2
+    "信用卡怎么还款",
+    "信用卡还款方式",
+    "信用卡自动还款",  # entry 0
+    "信用卡额度怎么提高",
+    "信用卡提额",
+    "信用卡临时额度",  # entry 1
+    "借记卡挂失",
+    "银行卡丢了怎么办",  # entry 2
 ]
 LABELS = np.asarray([0, 0, 0, 1, 1, 1, 2, 2])
 

@@ -164,9 +164,14 @@ def test_tsv_optional_columns(tmp_path: Path) -> None:
 
 def test_is_active_and_yaml_round_trip(tmp_path: Path) -> None:
     entry = KBEntry(
-        id="promo", category="活动", question="活动吗", answer="第一行\n第二行",
-        similar_questions=("有活动吗",), channels=("app",),
-        valid_from=date(2026, 1, 1), valid_to=date(2026, 1, 31),
+        id="promo",
+        category="活动",
+        question="活动吗",
+        answer="第一行\n第二行",
+        similar_questions=("有活动吗",),
+        channels=("app",),
+        valid_from=date(2026, 1, 1),
+        valid_to=date(2026, 1, 31),
     )
     assert entry.is_active("app", date(2026, 1, 15))
     assert not entry.is_active("wechat", date(2026, 1, 15))

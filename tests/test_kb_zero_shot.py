@@ -135,8 +135,10 @@ def test_centroid_classifier_scores_the_nearest_entry(tmp_path: Path) -> None:
     assert 0.0 < coverage <= 1.0 and scores.min() >= 0.0 and scores.max() <= 1.0 + 1e-6
     model.save(tmp_path)
     again = EntryClassifier.load(tmp_path)
-    assert np.allclose(again.predict(analyzer.analyse("信用卡还款"))[0],
-                       model.predict(analyzer.analyse("信用卡还款"))[0])
+    assert np.allclose(
+        again.predict(analyzer.analyse("信用卡还款"))[0],
+        model.predict(analyzer.analyse("信用卡还款"))[0],
+    )
 
 
 def test_cli_prints_calibration_and_baseline(
@@ -165,9 +167,14 @@ def test_refined_classifier_separates_close_entries_and_warm_starts() -> None:
 
     analyzer = TextAnalyzer()
     texts = [
-        "信用卡怎么还款", "信用卡还款方式", "信用卡自动还款",  # entry 0
-        "信用卡额度怎么提高", "信用卡提额", "信用卡临时额度",  # entry 1
-        "借记卡挂失", "银行卡丢了怎么办",  # entry 2
+        "信用卡怎么还款",
+        "信用卡还款方式",
+        "信用卡自动还款",  # entry 0
+        "信用卡额度怎么提高",
+        "信用卡提额",
+        "信用卡临时额度",  # entry 1
+        "借记卡挂失",
+        "银行卡丢了怎么办",  # entry 2
     ]
     labels = np.asarray([0, 0, 0, 1, 1, 1, 2, 2])
     docs = [analyzer.analyse(t) for t in texts]

@@ -22,8 +22,17 @@ REPO = Path(__file__).resolve().parents[1]
 # I/O) that NLU components, policies (stories' ``Source``) and the knowledge base train on,
 # so it sits with the foundations, below the readers of the rest of ``bot.training``.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("bot", "bot.errors", "bot.project", "bot.privacy", "bot.builtin_responses",
-     "bot.training.data", "bot.folding", "bot.redis", "bot.settings_file"),
+    (
+        "bot",
+        "bot.errors",
+        "bot.project",
+        "bot.privacy",
+        "bot.builtin_responses",
+        "bot.training.data",
+        "bot.folding",
+        "bot.redis",
+        "bot.settings_file",
+    ),
     ("bot.config", "bot.endpoints", "bot.domain"),
     ("bot.nlu", "bot.bank"),
     ("bot.core",),
@@ -60,8 +69,9 @@ def module_name(path: Path) -> str:
 
 
 def modules() -> dict[str, Path]:
-    return {module_name(p): p for top in ("bot", "actions")
-            for p in sorted((REPO / top).rglob("*.py"))}
+    return {
+        module_name(p): p for top in ("bot", "actions") for p in sorted((REPO / top).rglob("*.py"))
+    }
 
 
 def imports_of(name: str, path: Path, known: dict[str, Path]) -> Iterator[Import]:
@@ -77,8 +87,10 @@ def imports_of(name: str, path: Path, known: dict[str, Path]) -> Iterator[Import
             else:
                 origin = node.module or ""
             # ``from bot.core import events`` imports the module bot.core.events
-            targets = [f"{origin}.{a.name}" if f"{origin}.{a.name}" in known else origin
-                       for a in node.names]
+            targets = [
+                f"{origin}.{a.name}" if f"{origin}.{a.name}" in known else origin
+                for a in node.names
+            ]
         for target in targets:
             while target and target not in known:
                 target = target.rpartition(".")[0]
@@ -161,8 +173,9 @@ EDGES = package_edges(GRAPH)
 def test_the_graph_is_read() -> None:
     """The reader sees module-level, function-level and relative imports."""
     assert any(e.module == "bot.server.app" and e.target == "bot.agent" for e in GRAPH)
-    assert any(e.module == "bot.cli.dialogue" and e.target == "bot.evaluation.stories"
-               for e in GRAPH)  # inside a function
+    assert any(
+        e.module == "bot.cli.dialogue" and e.target == "bot.evaluation.stories" for e in GRAPH
+    )  # inside a function
     assert any(e.module == "actions.common" and e.target == "bot.endpoints" for e in GRAPH)
     assert ("bot.server", "bot.channels") in EDGES
     assert ("bot.core", "bot.training.data") in EDGES
@@ -172,8 +185,11 @@ def test_no_import_cycle_between_packages() -> None:
     problems = []
     for component in cycles(EDGES):
         members = set(component)
-        links = [str(edges[0]) for (a, b), edges in sorted(EDGES.items())
-                 if a in members and b in members]
+        links = [
+            str(edges[0])
+            for (a, b), edges in sorted(EDGES.items())
+            if a in members and b in members
+        ]
         problems.append(" <-> ".join(component) + ":\n    " + "\n    ".join(links))
     assert not problems, "import cycles:\n" + "\n".join(problems)
 
@@ -190,18 +206,27 @@ def test_no_upward_import() -> None:
         if a == "actions" or (a, b) in KNOWN_EXCEPTIONS:
             continue
         if layer_of(b) > layer_of(a):
-            upward.append(f"{a} (layer {layer_of(a)}) imports {b} (layer {layer_of(b)}): "
-                          + "; ".join(str(e) for e in edges))
+            upward.append(
+                f"{a} (layer {layer_of(a)}) imports {b} (layer {layer_of(b)}): "
+                + "; ".join(str(e) for e in edges)
+            )
     assert not upward, "upward imports:\n" + "\n".join(upward)
 
 
-@pytest.mark.parametrize(("importer", "forbidden"), [
-    ("bot.channels", "bot.server"),
-    ("bot.core", "bot.agent"), ("bot.core", "bot.server"), ("bot.core", "bot.channels"),
-    ("bot.core", "bot.handoff"), ("bot.core", "bot.training"), ("bot.core", "bot.evaluation"),
-    ("bot.core", "bot.cli"),
-    ("bot.nlu", "bot.core"),
-])
+@pytest.mark.parametrize(
+    ("importer", "forbidden"),
+    [
+        ("bot.channels", "bot.server"),
+        ("bot.core", "bot.agent"),
+        ("bot.core", "bot.server"),
+        ("bot.core", "bot.channels"),
+        ("bot.core", "bot.handoff"),
+        ("bot.core", "bot.training"),
+        ("bot.core", "bot.evaluation"),
+        ("bot.core", "bot.cli"),
+        ("bot.nlu", "bot.core"),
+    ],
+)
 def test_named_rules_hold(importer: str, forbidden: str) -> None:
     """The rules of docs/architecture.md, also implied by LAYERS (kept should it change)."""
     assert layer_of(forbidden) > layer_of(importer)
@@ -209,9 +234,12 @@ def test_named_rules_hold(importer: str, forbidden: str) -> None:
 
 
 def test_actions_do_not_load_the_engine() -> None:
-    loaded = [e for e in GRAPH if package_of(e.module) == "actions"
-              and any(e.target == f or e.target.startswith(f + ".")
-                      for f in ACTIONS_MUST_NOT_IMPORT)]
+    loaded = [
+        e
+        for e in GRAPH
+        if package_of(e.module) == "actions"
+        and any(e.target == f or e.target.startswith(f + ".") for f in ACTIONS_MUST_NOT_IMPORT)
+    ]
     assert not loaded, [str(e) for e in loaded]
 
 

@@ -31,6 +31,7 @@ from bot.redis import REDIS_URL_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 
+
 @pytest.fixture
 def key_prefix() -> str:
     return f"bankbot-test-{uuid.uuid4().hex[:10]}:"

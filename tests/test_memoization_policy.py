@@ -77,20 +77,25 @@ async def run(p: MessageProcessor, *texts: str, sender: str = "s") -> list[list[
 async def test_replays_a_story(dialogue) -> None:  # type: ignore[no-untyped-def]
     p = MessageProcessor(*dialogue(DOMAIN, STORIES, memo()))
     result = await p.handle(UserMessage("/greet", "s"))
-    assert result.actions == [("utter_greet", "MemoizationPolicy", 1.0),
-                              (LISTEN, "MemoizationPolicy", 1.0)]
+    assert result.actions == [
+        ("utter_greet", "MemoizationPolicy", 1.0),
+        (LISTEN, "MemoizationPolicy", 1.0),
+    ]
     assert await run(p, "/query_balance", "/thank") == [
-        ["utter_balance", LISTEN], ["utter_thank", LISTEN]
+        ["utter_balance", LISTEN],
+        ["utter_thank", LISTEN],
     ]
 
 
 async def test_slot_values_in_stories_choose_the_branch(dialogue) -> None:  # type: ignore[no-untyped-def]
     p = MessageProcessor(*dialogue(DOMAIN, STORIES, memo()))
     assert await run(p, "/report_loss", "/affirm", sender="yes") == [
-        ["utter_ask_verify", LISTEN], ["utter_verified", LISTEN]
+        ["utter_ask_verify", LISTEN],
+        ["utter_verified", LISTEN],
     ]
     assert await run(p, "/report_loss", "/deny", sender="no") == [
-        ["utter_ask_verify", LISTEN], ["utter_not_verified", LISTEN]
+        ["utter_ask_verify", LISTEN],
+        ["utter_not_verified", LISTEN],
     ]
 
 
@@ -100,8 +105,9 @@ def tracker_for(domain, *steps: tuple[str, str]) -> DialogueStateTracker:  # typ
     events: list[dict[str, Any]] = [ev.session_started(timestamp=0.0)]
     for intent, action in steps:
         events.append(ev.action(LISTEN, timestamp=0.0))
-        events.append(ev.user(f"/{intent}", {"intent": {"name": intent}, "entities": []},
-                              timestamp=0.0))
+        events.append(
+            ev.user(f"/{intent}", {"intent": {"name": intent}, "entities": []}, timestamp=0.0)
+        )
         if action:
             events.append(ev.action(action, timestamp=0.0))
             events.append(ev.action(LISTEN, timestamp=0.0))
@@ -159,22 +165,22 @@ def test_augmented_memoization_matches_in_the_middle(dialogue) -> None:  # type:
     assert isinstance(augmented.policies[0], AugmentedMemoizationPolicy)
     # A conversation that starts with loss reporting, then greets: only the augmented
     # policy recognises the greeting story's beginning mid-conversation.
-    tracker = tracker_for(domain, ("report_loss", "utter_ask_verify"), ("goodbye", "utter_goodbye"),
-                          ("greet", ""))
+    tracker = tracker_for(
+        domain, ("report_loss", "utter_ask_verify"), ("goodbye", "utter_goodbye"), ("greet", "")
+    )
     assert predict(plain.policies[0], tracker, domain) is None
     assert predict(augmented.policies[0], tracker, domain) == "utter_greet"
     # and keeps the longest match: after greet → query_balance the story goes on
-    tracker = tracker_for(domain, ("report_loss", "utter_ask_verify"), ("greet", "utter_greet"),
-                          ("query_balance", ""))
+    tracker = tracker_for(
+        domain, ("report_loss", "utter_ask_verify"), ("greet", "utter_greet"), ("query_balance", "")
+    )
     assert predict(augmented.policies[0], tracker, domain) == "utter_balance"
 
 
 async def test_augmented_memoization_through_the_processor(dialogue) -> None:  # type: ignore[no-untyped-def]
     p = MessageProcessor(*dialogue(DOMAIN, STORIES, memo(3, augmented=True)))
     actions = await run(p, "/report_loss", "/goodbye", "/greet", "/query_balance")
-    assert actions[2:] == [
-        ["utter_greet", LISTEN], ["utter_balance", LISTEN]
-    ]
+    assert actions[2:] == [["utter_greet", LISTEN], ["utter_balance", LISTEN]]
 
 
 CHECKPOINTS = """
@@ -203,7 +209,8 @@ stories:
 async def test_checkpoints_and_or_steps_are_expanded(dialogue) -> None:  # type: ignore[no-untyped-def]
     p = MessageProcessor(*dialogue(DOMAIN, CHECKPOINTS, memo()))
     assert await run(p, "/greet", "/query_balance", sender="a") == [
-        ["utter_greet", LISTEN], ["utter_balance", LISTEN]
+        ["utter_greet", LISTEN],
+        ["utter_balance", LISTEN],
     ]
     assert (await run(p, "/greet", "/report_loss", sender="b"))[1] == ["utter_balance", LISTEN]
     assert (await run(p, "/greet", "/thank", sender="c"))[1] == ["utter_thank", LISTEN]

@@ -103,8 +103,9 @@ def test_what_the_fingerprint_covers(tiny_project: Path, path: str, edit: Any) -
     project = Project(tiny_project)
     before = training_fingerprint(project, load_config(project.config_file))
     target = tiny_project / path
-    target.write_text(edit(target.read_text(encoding="utf-8") if target.exists() else ""),
-                      encoding="utf-8")
+    target.write_text(
+        edit(target.read_text(encoding="utf-8") if target.exists() else ""), encoding="utf-8"
+    )
     after = training_fingerprint(project, load_config(project.config_file))
     assert after != before
 
@@ -117,8 +118,9 @@ def test_fingerprint_ignores_unrelated_files(tiny_project: Path) -> None:
     assert training_fingerprint(project, load_config(project.config_file)) == before
 
 
-def test_loaded_archive_parses_like_the_trained_pipeline(tiny_project: Path,
-                                                          tmp_path: Path) -> None:
+def test_loaded_archive_parses_like_the_trained_pipeline(
+    tiny_project: Path, tmp_path: Path
+) -> None:
     project = Project(tiny_project)
     data = load_training_data(project)
     pipeline = train_nlu_pipeline(project, data)
@@ -137,8 +139,9 @@ def test_loaded_archive_parses_like_the_trained_pipeline(tiny_project: Path,
     assert load_model(copied).nlu.parse(PROBES[0]) == pipeline.parse(PROBES[0])
 
 
-def test_latest_model_follows_training_order_within_one_second(tiny_model: Any,
-                                                                tmp_path: Path) -> None:
+def test_latest_model_follows_training_order_within_one_second(
+    tiny_model: Any, tmp_path: Path
+) -> None:
     pipeline = tiny_model.model.nlu
     first = save_model(tmp_path, pipeline, "f" * 64, {}, {})
     second = save_model(tmp_path, pipeline, "0" * 64, {}, {})  # sorts before "f" by fingerprint
@@ -173,8 +176,12 @@ def test_other_format_version_is_refused(tiny_model: Any, tmp_path: Path) -> Non
 
 def test_unknown_component_in_config_stops_training(tiny_project: Path) -> None:
     config = tiny_project / "config.yml"
-    config.write_text(config.read_text(encoding="utf-8").replace(
-        "- name: EntitySynonymMapper", "- name: EntitySynonymMaper"), encoding="utf-8")
+    config.write_text(
+        config.read_text(encoding="utf-8").replace(
+            "- name: EntitySynonymMapper", "- name: EntitySynonymMaper"
+        ),
+        encoding="utf-8",
+    )
     with pytest.raises(ConfigError, match="unknown pipeline component 'EntitySynonymMaper'"):
         train(Project(tiny_project))
     assert not (tiny_project / "models").exists() or not list(

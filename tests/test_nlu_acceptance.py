@@ -17,8 +17,15 @@ from bot.train import load_training_data
 from bot.training import TrainingData, read_nlu_file
 
 REPO = Path(__file__).resolve().parents[1]
-BIG_INTENTS = ("query_balance", "query_progress", "faq", "request_human", "complain",
-               "report_loss", "out_of_scope")
+BIG_INTENTS = (
+    "query_balance",
+    "query_progress",
+    "faq",
+    "request_human",
+    "complain",
+    "report_loss",
+    "out_of_scope",
+)
 
 # Knowledge topics of bank-domain.md → phrases that show an faq example asks about it
 # ("a+b": both parts in one example). Every topic needs at least one faq example.
@@ -129,15 +136,25 @@ def test_every_entity_is_annotated_and_synonyms_exist(training: TrainingData) ->
         if entity not in payload_only:
             assert annotated[entity] >= 3, entity
     values = {s.value for s in training.synonyms}
-    assert {"debit_card", "credit_card", "loan", "credit_card_application",
-            "card_replacement", "credit_limit_increase"} <= values
+    assert {
+        "debit_card",
+        "credit_card",
+        "loan",
+        "credit_card_application",
+        "card_replacement",
+        "credit_limit_increase",
+    } <= values
 
 
 def test_examples_are_written_as_customers_type(training: TrainingData) -> None:
     texts = [e.text for e in training.examples]
     full_width = [t for t in texts if re.search("[\uff01-\uff5e]", t)]
-    traditional = [t for t in texts if normalise(t, lowercase=False)[0] != normalise(
-        t, lowercase=False, traditional_to_simplified=False)[0]]
+    traditional = [
+        t
+        for t in texts
+        if normalise(t, lowercase=False)[0]
+        != normalise(t, lowercase=False, traditional_to_simplified=False)[0]
+    ]
     mixed = [t for t in texts if re.search("[A-Za-z]", t) and re.search("[\u4e00-\u9fff]", t)]
     assert len(full_width) >= 5
     assert len(traditional) >= 5
@@ -147,8 +164,12 @@ def test_examples_are_written_as_customers_type(training: TrainingData) -> None:
 @pytest.mark.parametrize("topic", list(FAQ_TOPICS))
 def test_faq_examples_cover_every_knowledge_topic(training: TrainingData, topic: str) -> None:
     faq = [normalise(e.text)[0] for e in training.examples if e.intent == "faq"]
-    hits = [t for t in faq for phrase in FAQ_TOPICS[topic]
-            if all(part in t for part in phrase.split("+"))]
+    hits = [
+        t
+        for t in faq
+        for phrase in FAQ_TOPICS[topic]
+        if all(part in t for part in phrase.split("+"))
+    ]
     assert hits, topic
 
 

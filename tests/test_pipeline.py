@@ -32,19 +32,30 @@ def test_components_are_built_by_name_with_defaults_filled(tiny_project: Path) -
         "FallbackClassifier",
     ]
     resolved = pipeline.resolved_config()
-    assert resolved[3] == {"name": "TfidfVectorsFeaturizer", "analyzer": "char", "min_ngram": 1,
-                           "max_ngram": 3, "min_df": 1, "max_features": None,
-                           "sublinear_tf": True}
+    assert resolved[3] == {
+        "name": "TfidfVectorsFeaturizer",
+        "analyzer": "char",
+        "min_ngram": 1,
+        "max_ngram": 3,
+        "min_df": 1,
+        "max_features": None,
+        "sublinear_tf": True,
+    }
     assert resolved[4]["calibration_folds"] == 5  # a default, not written in config.yml
-    assert resolved[8] == {"name": "FallbackClassifier", "threshold": 0.3,
-                           "ambiguity_threshold": 0.05}
+    assert resolved[8] == {
+        "name": "FallbackClassifier",
+        "threshold": 0.3,
+        "ambiguity_threshold": 0.05,
+    }
     assert all("project_root" not in spec for spec in resolved)
 
 
 def test_unknown_component_is_a_clear_error() -> None:
     config = parse_config(
-        {"language": "zh", "pipeline": [{"name": "ChineseTextNormalizer"},
-                                        {"name": "NoSuchClassifier"}]},
+        {
+            "language": "zh",
+            "pipeline": [{"name": "ChineseTextNormalizer"}, {"name": "NoSuchClassifier"}],
+        },
         Path("config.yml"),
     )
     with pytest.raises(ConfigError, match="unknown pipeline component 'NoSuchClassifier'") as info:
@@ -123,7 +134,7 @@ ODD_INPUTS = {
     "rtl": "שלום עולם مرحبا بالعالم",
     "bidi controls": "\u202e查下尾号1234的余额\u202c\u200f",
     "combining": "e\u0301\u0301\u0301 查余额",
-    "markup lookalike": "[尾号1234](card_last4) {\"entity\": 1}",
+    "markup lookalike": '[尾号1234](card_last4) {"entity": 1}',
     "digits only": "1234",
     "long digits": "9" * 500,
     "private use": "\ue000\uf8ff查余额",

@@ -20,8 +20,7 @@ from bot.privacy import PERSONAL_ENTITIES, mask_entity_value, mask_text
         ("卡号6222021234567890123", "卡号***************0123"),
         ("卡号6222 0212 3456 7890", "卡号**** **** **** 7890"),
         ("6222-0212-3456-7890", "****-****-****-7890"),
-        ("电话13812345678，身份证110101199003077758",
-         "电话138****5678，身份证110101********7758"),
+        ("电话13812345678，身份证110101199003077758", "电话138****5678，身份证110101********7758"),
     ],
 )
 def test_personal_numbers_are_masked(text: str, masked: str) -> None:
@@ -61,12 +60,15 @@ def test_entity_values_are_masked_by_entity_name() -> None:
     assert mask_entity_value("phone", None) is None
 
 
-@pytest.mark.parametrize(("text", "masked"), [
-    ("我的手机１３８１２３４５６７８", "我的手机138****5678"),
-    ("＋８６ １３８ １２３４ ５６７８", "+86 138 **** 5678"),
-    ("身份证１１０１０１１９９００３０７７７５Ｘ", "身份证110101********775X"),
-    ("卡号６２２２０２１２３４５６７８９０１２３", "卡号***************0123"),
-    ("１２３元，共１２期", "１２３元，共１２期"),  # nothing personal: left as typed
-])
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("我的手机１３８１２３４５６７８", "我的手机138****5678"),
+        ("＋８６ １３８ １２３４ ５６７８", "+86 138 **** 5678"),
+        ("身份证１１０１０１１９９００３０７７７５Ｘ", "身份证110101********775X"),
+        ("卡号６２２２０２１２３４５６７８９０１２３", "卡号***************0123"),
+        ("１２３元，共１２期", "１２３元，共１２期"),  # nothing personal: left as typed
+    ],
+)
 def test_full_width_digits_are_masked_too(text: str, masked: str) -> None:
     assert mask_text(text) == masked

@@ -125,7 +125,10 @@ def test_parse_payload(built) -> None:  # type: ignore[no-untyped-def]
     assert parsed["intent"] == {"name": "inform", "confidence": 1.0}
     assert parsed["intent_ranking"] == [parsed["intent"]]
     assert [(e["entity"], e["value"]) for e in parsed["entities"]] == [
-        ("card_last4", "1234"), ("account_type", "a"), ("account_type", "b")]
+        ("card_last4", "1234"),
+        ("account_type", "a"),
+        ("account_type", "b"),
+    ]
     assert parse_payload("/greet", domain)["entities"] == []  # type: ignore[index]
     assert parse_payload(" /greet ", domain) is not None
     assert parse_payload("/greet{not json}", domain)["entities"] == []  # type: ignore[index]
@@ -145,8 +148,12 @@ async def test_text_without_nlu_has_no_intent(built) -> None:  # type: ignore[no
 async def test_nlu_is_used_for_text(built) -> None:  # type: ignore[no-untyped-def]
     class NLU:
         def parse(self, text: str) -> dict[str, Any]:
-            return {"text": text, "intent": {"name": "greet", "confidence": 0.9},
-                    "intent_ranking": [], "entities": []}
+            return {
+                "text": text,
+                "intent": {"name": "greet", "confidence": 0.9},
+                "intent_ranking": [],
+                "entities": [],
+            }
 
     p = MessageProcessor(*built, nlu=NLU())
     result = await p.handle(UserMessage("早上好", "s"))
@@ -163,13 +170,22 @@ async def test_first_message_starts_a_session(built) -> None:  # type: ignore[no
     result = await p.handle(UserMessage("/greet", "s", metadata={"app": "ios"}, message_id="m1"))
     kinds = [(e["event"], e.get("name")) for e in result.events]
     assert kinds == [
-        ("action", "action_session_start"), ("session_started", None), ("action", LISTEN),
-        ("user", None), ("action", "utter_greet"), ("bot", None), ("action", LISTEN),
+        ("action", "action_session_start"),
+        ("session_started", None),
+        ("action", LISTEN),
+        ("user", None),
+        ("action", "utter_greet"),
+        ("bot", None),
+        ("action", LISTEN),
     ]
     assert await store.events("s") == result.events
     user = result.events[3]
     assert (user["text"], user["message_id"], user["metadata"], user["input_channel"]) == (
-        "/greet", "m1", {"app": "ios"}, "rest")
+        "/greet",
+        "m1",
+        {"app": "ios"},
+        "rest",
+    )
     assert all(e["timestamp"] == 1_767_225_600.0 for e in result.events)
     # the next message does not start another session
     second = await p.handle(UserMessage("/thank", "s"))
@@ -263,7 +279,7 @@ async def test_expired_session_starts_a_new_one_carrying_slots(built) -> None:  
     result = await p.handle(UserMessage("/greet", "s", customer_id="C1001"))
     kinds = [(e["event"], e.get("name")) for e in result.events]
     assert kinds[:2] == [("action", "action_session_start"), ("session_started", None)]
-    assert ("slot", "account_type") in kinds[:kinds.index(("user", None))]
+    assert ("slot", "account_type") in kinds[: kinds.index(("user", None))]
     assert [m["text"] for m in result.messages] == ["您好"]  # a fresh session: no form
     tracker = await p.get_tracker("s")
     assert tracker.get_slot("account_type") == "credit_card"
@@ -274,8 +290,9 @@ async def test_expired_session_starts_a_new_one_carrying_slots(built) -> None:  
 
 
 async def test_slots_are_not_carried_over_when_configured_so(dialogue) -> None:  # type: ignore[no-untyped-def]
-    domain_yaml = DOMAIN.replace("carry_over_slots_to_new_session: true",
-                                 "carry_over_slots_to_new_session: false")
+    domain_yaml = DOMAIN.replace(
+        "carry_over_slots_to_new_session: true", "carry_over_slots_to_new_session: false"
+    )
     clock = Clock()
     p = MessageProcessor(*dialogue(domain_yaml, RULES, [("RulePolicy", {})]), clock=clock)
     await say(p, '/query_balance{"account_type": "credit_card"}')
@@ -327,7 +344,8 @@ async def test_back_undoes_the_last_turn(built) -> None:  # type: ignore[no-unty
 
 
 async def test_new_processor_on_the_same_sqlite_file_continues_the_form(
-    built, tmp_path: Path  # type: ignore[no-untyped-def]
+    built,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     domain, ensemble = built
     url = f"sqlite:///{tmp_path / 'bot.db'}"
@@ -343,8 +361,9 @@ async def test_new_processor_on_the_same_sqlite_file_continues_the_form(
 
     store = SQLTrackerStore(url)  # the "restarted server": new store, policies from disk
     try:
-        after = MessageProcessor(domain, PolicyEnsemble.load(tmp_path / "core"),
-                                 tracker_store=store)
+        after = MessageProcessor(
+            domain, PolicyEnsemble.load(tmp_path / "core"), tracker_store=store
+        )
         tracker = await after.get_tracker("s")
         assert tracker.events == events_before
         assert tracker.active_loop.name == "loss_form"
@@ -379,15 +398,25 @@ async def test_kept_featurisation_equals_a_replay_of_every_event(built) -> None:
 
     clock = Clock()
     p = Checking(*built, clock=clock)
-    script = ["/greet", "/report_loss", '/inform{"card_last4": "1234"}', "/back", "/thank",
-              '/inform{"card_last4": "5678"}', "/affirm", "/restart", "/greet",
-              '/query_balance{"account_type": "credit_card"}']
+    script = [
+        "/greet",
+        "/report_loss",
+        '/inform{"card_last4": "1234"}',
+        "/back",
+        "/thank",
+        '/inform{"card_last4": "5678"}',
+        "/affirm",
+        "/restart",
+        "/greet",
+        '/query_balance{"account_type": "credit_card"}',
+    ]
     for text in script:
         await say(p, text)
     clock.now += 3600  # the session expires: the next message starts another
     await say(p, "/greet")
     tracker = await p.get_tracker("s")
     tracker.events = tracker.events[:-3]  # a replaced list starts afresh
-    assert tracker.past_states() == states_from_events(applied_events(tracker.events),
-                                                       tracker.domain)
+    assert tracker.past_states() == states_from_events(
+        applied_events(tracker.events), tracker.domain
+    )
     assert checked >= 2 * len(script)

@@ -173,8 +173,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # --- the whole project ---------------------------------------------------------------------
 
 
-def test_train_prints_the_defaults_it_used(tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_prints_the_defaults_it_used(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     root = write(tmp_path / "p", RASA_PROJECT)
     assert main(["train", "--project", str(root)]) == 0
     out = capsys.readouterr().out
@@ -193,14 +194,15 @@ def test_merged_domain_and_stories_of_data_files_are_in_the_model(trained: Path)
     assert model.domain is not None and model.core is not None
     assert model.domain.responses["utter_chitchat/ask_name"] == [{"text": "我是小助手"}]
     assert {"utter_greet", "utter_goodbye", "utter_chitchat", "action_layout_time"} <= set(
-        model.domain.action_names)
+        model.domain.action_names
+    )
     assert model.domain.retrieval_intents == frozenset({"chitchat"})
     assert model.meta.training["stories"] == 1 and model.meta.training["rules"] == 3
 
 
-def test_rasa_test_stories_in_tests_folder_run(trained: Path, tmp_path: Path,
-                                               own_actions: None,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_rasa_test_stories_in_tests_folder_run(
+    trained: Path, tmp_path: Path, own_actions: None, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "results"
     assert main(["test", "core", "--project", str(trained), "--out", str(out)]) == 0
     report = json.loads((out / "story_report.json").read_text(encoding="utf-8"))
@@ -220,18 +222,22 @@ async def test_actions_py_at_the_root_runs_in_process(trained: Path, own_actions
     assert [m.get("text") for m in messages] == ["ten o'clock"]
 
 
-def test_action_endpoint_of_endpoints_flag_is_used(trained: Path, tmp_path: Path,
-                                                   own_actions: None) -> None:
+def test_action_endpoint_of_endpoints_flag_is_used(
+    trained: Path, tmp_path: Path, own_actions: None
+) -> None:
     endpoints = tmp_path / "elsewhere.yml"
-    endpoints.write_text("action_endpoint:\n  url: http://127.0.0.1:5055/webhook\n",
-                         encoding="utf-8")
+    endpoints.write_text(
+        "action_endpoint:\n  url: http://127.0.0.1:5055/webhook\n", encoding="utf-8"
+    )
     project = Project.find(trained, endpoints=endpoints)
     executor = create_executor(project, read_endpoints(project), set())
     assert isinstance(executor, RemoteExecutor)
     assert executor.url == "http://127.0.0.1:5055/webhook"
     # without the flag: the root's actions.py in-process
-    assert isinstance(create_executor(Project(trained), read_endpoints(Project(trained)), set()),
-                      InProcessExecutor)
+    assert isinstance(
+        create_executor(Project(trained), read_endpoints(Project(trained)), set()),
+        InProcessExecutor,
+    )
 
 
 def test_broken_actions_py_is_one_line(tmp_path: Path, own_actions: None) -> None:
@@ -248,10 +254,16 @@ def test_broken_actions_py_is_one_line(tmp_path: Path, own_actions: None) -> Non
 @pytest.mark.parametrize(
     ("text", "line", "fragment"),
     [
-        ("version: '3.1'\nstorys:\n- story: a\n", 2,
-         "unknown top-level key 'storys'. Fix: did you mean 'stories'?"),
-        ("nlu: []\nintents: [greet]\n", 2, "unknown top-level key 'intents'. Fix: move 'intents:' "
-         "to the domain"),
+        (
+            "version: '3.1'\nstorys:\n- story: a\n",
+            2,
+            "unknown top-level key 'storys'. Fix: did you mean 'stories'?",
+        ),
+        (
+            "nlu: []\nintents: [greet]\n",
+            2,
+            "unknown top-level key 'intents'. Fix: move 'intents:' to the domain",
+        ),
         ("version: '3.1'\n", 1, "the file has none of nlu, stories, rules, responses"),
         ("nlu:\n- intent: a\n  examples: |\n    - x\n bad: [\n", 5, "invalid YAML"),
         ("- a\n- b\n", 1, "not a mapping"),
@@ -283,7 +295,8 @@ def test_empty_data_folder_and_missing_domain_are_one_line(
     assert main(["train", "--project", str(root)]) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "error: no training data files in data/. Fix: put YAML files with 'nlu:', 'stories:' "
-        "or 'rules:' under data/, or pass --data PATH")
+        "or 'rules:' under data/, or pass --data PATH"
+    )
     (root / "domain.yml").unlink()
     write(root, {"data/nlu.yml": RASA_PROJECT["data/nlu.yml"]})
     assert main(["train", "--project", str(root)]) == 1
@@ -292,12 +305,18 @@ def test_empty_data_folder_and_missing_domain_are_one_line(
 
 
 def test_duplicate_response_in_data_and_domain_is_an_error(tmp_path: Path) -> None:
-    root = write(tmp_path / "p", {
-        **RASA_PROJECT,
-        "data/more.yml": "responses:\n  utter_greet:\n  - text: 嗨\n",
-    })
-    with pytest.raises(ConfigError, match=r"^data/more.yml:2: response 'utter_greet' is also "
-                       r"defined in domain/responses.yml:3\. Fix: keep one"):
+    root = write(
+        tmp_path / "p",
+        {
+            **RASA_PROJECT,
+            "data/more.yml": "responses:\n  utter_greet:\n  - text: 嗨\n",
+        },
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"^data/more.yml:2: response 'utter_greet' is also "
+        r"defined in domain/responses.yml:3\. Fix: keep one",
+    ):
         load_project_domain(Project(root))
     problems = validate_project(Project(root))
     (problem,) = [p for p in problems if p.level == "error"]
@@ -308,12 +327,15 @@ def test_duplicate_response_in_data_and_domain_is_an_error(tmp_path: Path) -> No
 
 
 def test_domain_folder_is_merged(tmp_path: Path) -> None:
-    folder = write(tmp_path / "domain", {
-        "a.yml": "intents: [greet, bye]\nentities: [card]\nslots:\n  card:\n    type: text\n"
-                 "session_config:\n  session_expiration_time: 5\n",
-        "sub/b.yaml": "intents: [bye, thank]\nresponses:\n  utter_bye:\n  - text: 再见\n"
-                      "forms:\n  f:\n    required_slots: [card]\n",
-    })
+    folder = write(
+        tmp_path / "domain",
+        {
+            "a.yml": "intents: [greet, bye]\nentities: [card]\nslots:\n  card:\n    type: text\n"
+            "session_config:\n  session_expiration_time: 5\n",
+            "sub/b.yaml": "intents: [bye, thank]\nresponses:\n  utter_bye:\n  - text: 再见\n"
+            "forms:\n  f:\n    required_slots: [card]\n",
+        },
+    )
     domain = load_domain(folder)
     assert domain.intents == ("greet", "bye", "thank")
     assert set(domain.slots) == {"card", "requested_slot"}
@@ -332,8 +354,10 @@ def test_domain_folder_is_merged(tmp_path: Path) -> None:
     ],
 )
 def test_domain_folder_errors_name_the_file(tmp_path: Path, second: str, message: str) -> None:
-    folder = write(tmp_path / "domain", {"a.yml": "slots:\n  card:\n    type: text\n"
-                                                   "session_config: {}\n", "b.yml": second})
+    folder = write(
+        tmp_path / "domain",
+        {"a.yml": "slots:\n  card:\n    type: text\nsession_config: {}\n", "b.yml": second},
+    )
     with pytest.raises(ConfigError, match=message):
         load_domain(folder, root=tmp_path)
 
@@ -349,8 +373,7 @@ def test_domain_folder_errors_name_the_file(tmp_path: Path, second: str, message
         ("intents:\n- {}\n", "cannot read intents entry"),
     ],
 )
-def test_malformed_domain_values_are_config_errors(tmp_path: Path, text: str,
-                                                   message: str) -> None:
+def test_malformed_domain_values_are_config_errors(tmp_path: Path, text: str, message: str) -> None:
     (tmp_path / "domain.yml").write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match=message):
         load_domain(tmp_path / "domain.yml")
@@ -363,7 +386,11 @@ def test_empty_domain_folder_is_an_error(tmp_path: Path) -> None:
 
 
 def test_retrieval_intents(tmp_path: Path) -> None:
-    path = write(tmp_path, {"domain.yml": """\
+    path = (
+        write(
+            tmp_path,
+            {
+                "domain.yml": """\
 intents:
   - greet:
       use_entities: []
@@ -377,7 +404,11 @@ responses:
   - text: 不知道
   utter_greet:
   - text: 您好
-"""}) / "domain.yml"
+"""
+            },
+        )
+        / "domain.yml"
+    )
     domain = load_domain(path)
     assert domain.retrieval_intents == frozenset({"faq", "chitchat"})
     assert domain.intent_properties == {"greet": {"use_entities": []}}
@@ -385,7 +416,9 @@ responses:
     assert {"utter_chitchat", "respond_chitchat", "utter_faq", "utter_greet"} <= set(names)
     assert "utter_chitchat/ask_name" not in names
     assert set(domain.retrieval_responses("chitchat")) == {
-        "utter_chitchat/ask_name", "utter_chitchat/ask_weather"}
+        "utter_chitchat/ask_name",
+        "utter_chitchat/ask_weather",
+    }
     assert domain.retrieval_intent_of("utter_chitchat") == "chitchat"
     assert domain.retrieval_intent_of("respond_faq") == "faq"
     assert domain.retrieval_intent_of("utter_greet") is None
@@ -395,16 +428,25 @@ def test_retrieval_intent_examples_validate_against_the_domain_intent(tmp_path: 
     root = write(tmp_path / "p", RASA_PROJECT)
     problems = validate_project(Project(root), min_examples=2)
     assert not [p for p in problems if "chitchat" in p.message and p.level == "error"]
-    write(root, {"data/more.yml": "nlu:\n- intent: chitchat/ask_age\n  examples: |\n"
-                                  "    - 你几岁\n    - 你多大\n"})
+    write(
+        root,
+        {
+            "data/more.yml": "nlu:\n- intent: chitchat/ask_age\n  examples: |\n"
+            "    - 你几岁\n    - 你多大\n"
+        },
+    )
     problems = validate_project(Project(root), min_examples=2)
-    assert [(p.level, str(p.source)) for p in problems if "utter_chitchat/ask_age" in p.message
-            ] == [("warning", "data/more.yml:4")]
+    assert [
+        (p.level, str(p.source)) for p in problems if "utter_chitchat/ask_age" in p.message
+    ] == [("warning", "data/more.yml:4")]
     # an undeclared retrieval intent is reported under its domain name, once
     write(root, {"domain/intents.yml": "intents: [greet, goodbye, ask_time]\n"})
     problems = validate_project(Project(root), min_examples=2)
-    assert [p.message for p in problems if "'chitchat'" in p.message and p.level == "error"
-            and "intent" in p.message][:1] == ["intent 'chitchat' is not declared in domain.yml"]
+    assert [
+        p.message
+        for p in problems
+        if "'chitchat'" in p.message and p.level == "error" and "intent" in p.message
+    ][:1] == ["intent 'chitchat' is not declared in domain.yml"]
 
 
 # --- config defaults -------------------------------------------------------------------------
@@ -420,8 +462,9 @@ def test_zh_default_pipeline_uses_project_files_only_when_present(tmp_path: Path
     write(tmp_path, {"nlu_data/userdict.txt": "挂失 100\n", "sentiment/train.yml": "x: 1\n"})
     config = parse_config({"language": "zh", "pipeline": []}, tmp_path / "config.yml")
     assert config.pipeline[1].options == {"dictionary_path": "nlu_data/userdict.txt"}
-    assert config.pipeline[-1] == ComponentSpec("SentimentAnalyzer",
-                                                {"data_path": "sentiment/train.yml"})
+    assert config.pipeline[-1] == ComponentSpec(
+        "SentimentAnalyzer", {"data_path": "sentiment/train.yml"}
+    )
 
 
 ZH_DEFAULT_PROJECT = {
@@ -481,7 +524,8 @@ rules:
 
 
 def test_zh_default_pipeline_learns_entities_and_retrieval_intents(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """An empty pipeline in a zh project still learns [上海](address) annotations (CRF) and
     answers retrieval intents (ResponseSelector), as Rasa's default would."""
     root = write(tmp_path, ZH_DEFAULT_PROJECT)
@@ -492,6 +536,7 @@ def test_zh_default_pipeline_learns_entities_and_retrieval_intents(
     parsed = agent.model.nlu.parse("厦门的天气")
     assert [(e["entity"], e["value"]) for e in parsed["entities"]] == [("address", "厦门")]
     assert parsed["response_selector"]["all_retrieval_intents"] == ["chitchat"]
+
     async def chat() -> list[list[dict[str, Any]]]:
         return [await agent.handle_text(text, "u1") for text in ("厦门的天气", "你是谁")]
 
@@ -509,8 +554,7 @@ def test_other_languages_get_rasas_default_pipeline(tmp_path: Path) -> None:
         {"name": "RegexFeaturizer"},
         {"name": "LexicalSyntacticFeaturizer"},
         {"name": "CountVectorsFeaturizer"},
-        {"name": "CountVectorsFeaturizer", "analyzer": "char_wb", "min_ngram": 1,
-         "max_ngram": 4},
+        {"name": "CountVectorsFeaturizer", "analyzer": "char_wb", "min_ngram": 1, "max_ngram": 4},
         {"name": "DIETClassifier", "epochs": 100},
         {"name": "EntitySynonymMapper"},
         {"name": "ResponseSelector", "epochs": 100},
@@ -518,12 +562,24 @@ def test_other_languages_get_rasas_default_pipeline(tmp_path: Path) -> None:
     ]
     assert parse_config({"language": "de"}, tmp_path / "c.yml").pipeline == RASA_DEFAULT_PIPELINE
     assert [s.name for s in config.policies] == [
-        "MemoizationPolicy", "RulePolicy", "UnexpecTEDIntentPolicy", "TEDPolicy"]
+        "MemoizationPolicy",
+        "RulePolicy",
+        "UnexpecTEDIntentPolicy",
+        "TEDPolicy",
+    ]
 
 
 def test_given_pipeline_and_policies_are_kept(tmp_path: Path) -> None:
-    path = write(tmp_path, {"config.yml": "language: zh\npipeline:\n- name: JiebaTokenizer\n"
-                                          "policies:\n- name: RulePolicy\n"}) / "config.yml"
+    path = (
+        write(
+            tmp_path,
+            {
+                "config.yml": "language: zh\npipeline:\n- name: JiebaTokenizer\n"
+                "policies:\n- name: RulePolicy\n"
+            },
+        )
+        / "config.yml"
+    )
     config = load_config(path)
     assert [s.name for s in config.pipeline] == ["JiebaTokenizer"]
     assert [s.name for s in config.policies] == ["RulePolicy"]
@@ -541,13 +597,15 @@ def test_config_yaml_error_is_one_line(tmp_path: Path) -> None:
 
 
 def test_rasa_policy_names() -> None:
-    ensemble = PolicyEnsemble.from_specs((
-        ComponentSpec("MemoizationPolicy"),
-        ComponentSpec("AugmentedMemoizationPolicy", {"max_history": 3}),
-        ComponentSpec("RulePolicy", {"restrict_rules": False}),
-        ComponentSpec("TEDPolicy", {"max_history": 8, "epochs": 100}),
-        ComponentSpec("UnexpecTEDIntentPolicy", {"epochs": 100}),
-    ))
+    ensemble = PolicyEnsemble.from_specs(
+        (
+            ComponentSpec("MemoizationPolicy"),
+            ComponentSpec("AugmentedMemoizationPolicy", {"max_history": 3}),
+            ComponentSpec("RulePolicy", {"restrict_rules": False}),
+            ComponentSpec("TEDPolicy", {"max_history": 8, "epochs": 100}),
+            ComponentSpec("UnexpecTEDIntentPolicy", {"epochs": 100}),
+        )
+    )
     ted = ensemble.policies[3]
     assert isinstance(ted, SklearnPolicy) and ted.config["max_history"] == 8
     assert "epochs" not in ted.config
@@ -574,39 +632,67 @@ def test_unexpected_intent_policy_abstains_and_persists(tmp_path: Path) -> None:
 
 
 def test_unknown_and_custom_policies_are_one_line() -> None:
-    with pytest.raises(ConfigError, match=r"^unknown policy 'TedPolicy'\. Known policies: "
-                       r"AugmentedMemoizationPolicy, .*UnexpecTEDIntentPolicy$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^unknown policy 'TedPolicy'\. Known policies: "
+        r"AugmentedMemoizationPolicy, .*UnexpecTEDIntentPolicy$",
+    ):
         policy_class("TedPolicy")
-    with pytest.raises(ConfigError, match=r"policy 'my_policies.Custom' is a Python path: "
-                       r"custom Rasa policies .* do not run here"):
+    with pytest.raises(
+        ConfigError,
+        match=r"policy 'my_policies.Custom' is a Python path: "
+        r"custom Rasa policies .* do not run here",
+    ):
         policy_class("my_policies.Custom")
 
 
 # --- flags --------------------------------------------------------------------------------------
 
 
-def test_rasa_flags_on_train(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_rasa_flags_on_train(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = write(tmp_path / "src", RASA_PROJECT)
     root = tmp_path / "empty"
     root.mkdir()
     monkeypatch.chdir(tmp_path)  # relative flags are taken from the working directory
-    args = ["train", "--project", str(root), "--config", "src/config.yml",
-            "--domain", "src/domain", "--data", "src/data/nlu.yml", "src/data/chitchat.yml",
-            "--data", "src/data/stories.yml", "--out", "built", "--fixed-model-name", "bank"]
+    args = [
+        "train",
+        "--project",
+        str(root),
+        "--config",
+        "src/config.yml",
+        "--domain",
+        "src/domain",
+        "--data",
+        "src/data/nlu.yml",
+        "src/data/chitchat.yml",
+        "--data",
+        "src/data/stories.yml",
+        "--out",
+        "built",
+        "--fixed-model-name",
+        "bank",
+    ]
     assert main(args) == 0
     archive = tmp_path / "built" / "bank.tar.gz"
     assert archive.is_file() and "built/bank.tar.gz" in capsys.readouterr().out
     assert main(args) == 0 and "Nothing changed" in capsys.readouterr().out
     # a new story: trained again under the same name, and loaded fresh
     stories = src / "data" / "stories.yml"
-    stories.write_text(stories.read_text(encoding="utf-8").replace("rules:\n", """\
+    stories.write_text(
+        stories.read_text(encoding="utf-8").replace(
+            "rules:\n",
+            """\
 - story: bye
   steps:
   - intent: goodbye
   - action: utter_goodbye
 rules:
-"""), encoding="utf-8")
+""",
+        ),
+        encoding="utf-8",
+    )
     before = load_model(archive).meta
     assert main(args) == 0
     after = load_model(archive).meta
@@ -626,11 +712,27 @@ def test_flags_build_the_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     for name in ("BOT_ENDPOINTS", "BOT_CREDENTIALS"):
         monkeypatch.setenv(name, "")  # 'bot run' sets them; removed again after the test
     monkeypatch.chdir(root)
-    assert main(["run", "--endpoints", "ep.yml", "--credentials", "cred.yml",
-                 "--model", "models/x.tar.gz", "--port", "5099"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--endpoints",
+                "ep.yml",
+                "--credentials",
+                "cred.yml",
+                "--model",
+                "models/x.tar.gz",
+                "--port",
+                "5099",
+            ]
+        )
+        == 0
+    )
     project = seen["project"]
-    assert (project.endpoints_file, project.credentials_file) == (root / "ep.yml",
-                                                                  root / "cred.yml")
+    assert (project.endpoints_file, project.credentials_file) == (
+        root / "ep.yml",
+        root / "cred.yml",
+    )
     assert seen["model"] == root / "models" / "x.tar.gz"
     # a server worker finds the project again from its folder: the same files
     again = Project.find(str(root))
@@ -651,9 +753,13 @@ def test_flags_build_the_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         (["test", "core", "--model", "config.yml"], "config.yml is not a model archive"),
     ],
 )
-def test_bad_flags_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                capsys: pytest.CaptureFixture[str], argv: list[str],
-                                message: str) -> None:
+def test_bad_flags_are_one_line(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    message: str,
+) -> None:
     root = write(tmp_path / "p", RASA_PROJECT)
     monkeypatch.chdir(root)
     assert main(argv) == 1
@@ -683,8 +789,11 @@ def test_fingerprints_cover_every_data_file_and_the_domain_folder(tmp_path: Path
     nlu, core = prints()
     # a rule added to a mixed file: the dialogue retrains, the NLU does not
     chit = root / "data" / "chitchat.yml"
-    chit.write_text(chit.read_text(encoding="utf-8") + "- rule: r2\n  steps:\n  - intent: greet\n"
-                    "  - action: utter_greet\n", encoding="utf-8")
+    chit.write_text(
+        chit.read_text(encoding="utf-8") + "- rule: r2\n  steps:\n  - intent: greet\n"
+        "  - action: utter_greet\n",
+        encoding="utf-8",
+    )
     assert prints()[0] == nlu and prints()[1] != core
     nlu, core = prints()
     # an example in a nested data file: the NLU retrains
@@ -703,9 +812,12 @@ def test_test_stories_default_to_ours_then_rasas(tmp_path: Path) -> None:
     assert Project(root).test_stories_path == root / "tests" / "stories"
 
 
-def test_shell_runs_the_rasa_project(trained: Path, monkeypatch: pytest.MonkeyPatch,
-                                     capsys: pytest.CaptureFixture[str],
-                                     own_actions: None) -> None:
+def test_shell_runs_the_rasa_project(
+    trained: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    own_actions: None,
+) -> None:
     import io
 
     monkeypatch.setattr(sys, "stdin", io.StringIO("你好\n"))
@@ -723,23 +835,38 @@ def test_examples_written_as_text_items(tmp_path: Path) -> None:
     from bot.training.nlu_yaml import read_nlu_file
 
     path = tmp_path / "nlu.yml"
-    path.write_text("nlu:\n- intent: greet\n  examples:\n  - text: 你好\n    metadata: {a: 1}\n"
-                    "  - text: |\n      您好\n  - metadata: {}\n", encoding="utf-8")
+    path.write_text(
+        "nlu:\n- intent: greet\n  examples:\n  - text: 你好\n    metadata: {a: 1}\n"
+        "  - text: |\n      您好\n  - metadata: {}\n",
+        encoding="utf-8",
+    )
     data = read_nlu_file(path, "nlu.yml")
-    assert [(e.text, str(e.source)) for e in data.examples] == [("你好", "nlu.yml:4"),
-                                                                ("您好", "nlu.yml:6")]
+    assert [(e.text, str(e.source)) for e in data.examples] == [
+        ("你好", "nlu.yml:4"),
+        ("您好", "nlu.yml:6"),
+    ]
     assert [str(p) for p in data.problems] == [
-        "nlu.yml:8: error: empty example. Fix: remove the bare '-' line"]
+        "nlu.yml:8: error: empty example. Fix: remove the bare '-' line"
+    ]
 
 
-def test_markdown_training_data_is_named_not_ignored(tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    root = write(tmp_path / "p", {"config.yml": "language: zh\n", "domain.yml": "intents: [a]\n",
-                                  "data/nlu.md": "## intent:a\n- hi\n"})
+def test_markdown_training_data_is_named_not_ignored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = write(
+        tmp_path / "p",
+        {
+            "config.yml": "language: zh\n",
+            "domain.yml": "intents: [a]\n",
+            "data/nlu.md": "## intent:a\n- hi\n",
+        },
+    )
     assert main(["train", "--project", str(root)]) == 1
     assert "error: data/nlu.md: Markdown/JSON training data (Rasa 1.x/2.x) is not read" in (
-        capsys.readouterr().err)
+        capsys.readouterr().err
+    )
     write(root, {"data/nlu.yml": "nlu:\n- intent: a\n  examples: |\n    - x\n    - y\n"})
     problems = validate_project(Project(root))
     assert [(str(p.source), p.level) for p in problems if "Markdown" in p.message] == [
-        ("data/nlu.md:1", "warning")]
+        ("data/nlu.md:1", "warning")
+    ]

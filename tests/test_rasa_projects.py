@@ -69,6 +69,7 @@ SERVER_START_TIMEOUT = 90.0
 @contextlib.contextmanager
 def own_actions() -> Iterator[None]:
     """Run with no ``actions`` module imported; afterwards put back what was there."""
+
     def ours(name: str) -> bool:
         return name == "actions" or name.startswith("actions.")
 
@@ -131,8 +132,7 @@ def cli(*args: str, cwd: Path | None = None, stdin: str | None = None) -> CliRun
             os.chdir(previous)
             sys.stdin = saved_stdin
             root_logger.removeHandler(records)
-    return CliRun(code, stream.getvalue(),
-                  records.messages + [str(w.message) for w in caught])
+    return CliRun(code, stream.getvalue(), records.messages + [str(w.message) for w in caught])
 
 
 def _env() -> dict[str, str]:
@@ -177,8 +177,11 @@ def texts(messages: list[dict[str, Any]]) -> list[str]:
 def domain_response(root: Path, name: str) -> str:
     """The first text of response ``name`` wherever the project keeps it (domain file,
     domain folder or data files)."""
-    places = [root / "domain.yml", *sorted((root / "domain").glob("*.yml")),
-              *sorted((root / "data").glob("*.yml"))]
+    places = [
+        root / "domain.yml",
+        *sorted((root / "domain").glob("*.yml")),
+        *sorted((root / "data").glob("*.yml")),
+    ]
     for path in places:
         if path.is_file():
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -206,13 +209,31 @@ def _train(name: str, factory: pytest.TempPathFactory) -> Trained:
     with own_actions():
         if name == "moodbot_en":
             # As a Rasa user runs it: `rasa train` inside the project folder, no flags.
-            done = subprocess.run([sys.executable, "-m", "bot", "train"], cwd=root, env=_env(),
-                                  capture_output=True, text=True, timeout=TRAIN_TIMEOUT)
+            done = subprocess.run(
+                [sys.executable, "-m", "bot", "train"],
+                cwd=root,
+                env=_env(),
+                capture_output=True,
+                text=True,
+                timeout=TRAIN_TIMEOUT,
+            )
             run = CliRun(done.returncode, done.stdout + done.stderr)
         elif name == "en_faq_retrieval":
             # Rasa's own flags, relative to the working directory as Rasa takes them.
-            run = cli("train", "--config", "config.yml", "--domain", "domain.yml", "--data",
-                      "data", "--out", "models", "--fixed-model-name", "faq_bot", cwd=root)
+            run = cli(
+                "train",
+                "--config",
+                "config.yml",
+                "--domain",
+                "domain.yml",
+                "--data",
+                "data",
+                "--out",
+                "models",
+                "--fixed-model-name",
+                "faq_bot",
+                cwd=root,
+            )
         else:
             run = cli("train", "--project", str(root))
     trained = Trained(name, root, run)
@@ -225,6 +246,7 @@ def _train(name: str, factory: pytest.TempPathFactory) -> Trained:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """``project(name)``: the project copied and trained once for this module."""
+
     def get(name: str) -> Trained:
         if name not in _cache:
             try:
@@ -244,8 +266,9 @@ def load_agent(root: Path, **project_overrides: Any) -> Any:
     from bot.core.tracker_store import InMemoryTrackerStore
     from bot.project import Project
 
-    return Agent.load(Project(root, **project_overrides), tracker_store=InMemoryTrackerStore(),
-                      seed=7)
+    return Agent.load(
+        Project(root, **project_overrides), tracker_store=InMemoryTrackerStore(), seed=7
+    )
 
 
 # --- every project: trains, passes its own test stories -------------------------------------
@@ -262,9 +285,16 @@ def test_project_passes_its_own_test_stories(project: Any, name: str) -> None:
     trained = project(name)
     results = trained.root / "results" / "own_stories"
     with own_actions():
-        run = cli("test", "core", "--project", str(trained.root),
-                  "--stories", str(trained.root / "tests" / "test_stories.yml"),
-                  "--out", str(results))
+        run = cli(
+            "test",
+            "core",
+            "--project",
+            str(trained.root),
+            "--stories",
+            str(trained.root / "tests" / "test_stories.yml"),
+            "--out",
+            str(results),
+        )
     assert_stories_pass(run, trained.root, results)
 
 
@@ -377,21 +407,26 @@ async def test_zh_book_rest_webhook_and_parse_route(project: Any) -> None:
     with own_actions():
         app = app_for_project(root, name="rasa_compat_zh_book")
         client = app.asgi_client
-        _, chat = await client.post("/webhooks/rest/webhook",
-                                    json={"sender": "rest-1", "message": "你是谁"})
-        _, weather = await client.post("/webhooks/rest/webhook",
-                                       json={"sender": "rest-2", "message": "上海明天的天气"})
+        _, chat = await client.post(
+            "/webhooks/rest/webhook", json={"sender": "rest-1", "message": "你是谁"}
+        )
+        _, weather = await client.post(
+            "/webhooks/rest/webhook", json={"sender": "rest-2", "message": "上海明天的天气"}
+        )
         _, parsed = await client.post("/model/parse", json={"text": "你叫什么名字"})
     assert chat.status == 200, chat.text
-    assert chat.json == [{"recipient_id": "rest-1",
-                          "text": domain_response(root, "utter_chitchat/whoyouare")}]
+    assert chat.json == [
+        {"recipient_id": "rest-1", "text": domain_response(root, "utter_chitchat/whoyouare")}
+    ]
     assert weather.status == 200, weather.text
     assert [m["text"] for m in weather.json] == ["上海明天的天气：小雨转阴，16~21℃"]
     assert parsed.status == 200, parsed.text
     body = parsed.json
     assert body["intent"]["name"] == "chitchat"
-    assert (body["response_selector"]["default"]["response"]["intent_response_key"]
-            == "chitchat/ask_name")
+    assert (
+        body["response_selector"]["default"]["response"]["intent_response_key"]
+        == "chitchat/ask_name"
+    )
 
 
 async def test_zh_book_socketio_with_rasas_protocol(project: Any) -> None:
@@ -417,8 +452,12 @@ async def test_zh_book_socketio_with_rasas_protocol(project: Any) -> None:
         async def on_bot(data: dict[str, Any]) -> None:
             await answers.put(data)
 
-        await client.connect(f"http://127.0.0.1:{port}", socketio_path="/socket.io",
-                             transports=["websocket"], wait_timeout=10)
+        await client.connect(
+            f"http://127.0.0.1:{port}",
+            socketio_path="/socket.io",
+            transports=["websocket"],
+            wait_timeout=10,
+        )
         try:
             await client.emit("session_request", {"session_id": "sock-1"})
             await asyncio.wait_for(confirmed, 10)
@@ -429,13 +468,21 @@ async def test_zh_book_socketio_with_rasas_protocol(project: Any) -> None:
     assert answer.get("text") == domain_response(root, "utter_chitchat/whoyouare"), answer
 
 
-def _http(method: str, url: str, body: Any = None,
-          headers: dict[str, str] | None = None) -> tuple[int, Any]:
+def _http(
+    method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
     """(status, JSON body or text) of one HTTP request."""
     data = None if body is None else json.dumps(body).encode("utf-8")
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json",
-                                              "Accept": "application/json", **(headers or {})})
+    request = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            **(headers or {}),
+        },
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as reply:
             status, raw = reply.status, reply.read()
@@ -453,8 +500,11 @@ def test_zh_book_http_api_with_token_auth(project: Any) -> None:
     root = project("zh_book_assistant").root
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    with serving(["run", "--enable-api", "--auth-token", "s3cret", "--port", str(port)], root,
-                 f"{base}/version"):
+    with serving(
+        ["run", "--enable-api", "--auth-token", "s3cret", "--port", str(port)],
+        root,
+        f"{base}/version",
+    ):
         q = "?token=s3cret"
         status, version = _http("GET", f"{base}/version")
         assert status == 200 and "version" in version, version
@@ -466,13 +516,16 @@ def test_zh_book_http_api_with_token_auth(project: Any) -> None:
         status, body = _http("POST", f"{base}/model/parse{q}", {"text": "你是谁"})
         assert status == 200 and body["intent"]["name"] == "chitchat", body
 
-        status, body = _http("POST", f"{base}/conversations/api-1/trigger_intent{q}",
-                             {"name": "greet"})
+        status, body = _http(
+            "POST", f"{base}/conversations/api-1/trigger_intent{q}", {"name": "greet"}
+        )
         assert status == 200, body
-        assert [m.get("text") for m in body["messages"]] == [
-            domain_response(root, "utter_greet")]
-        status, body = _http("POST", f"{base}/conversations/api-1/tracker/events{q}",
-                             {"event": "slot", "name": "address", "value": "北京"})
+        assert [m.get("text") for m in body["messages"]] == [domain_response(root, "utter_greet")]
+        status, body = _http(
+            "POST",
+            f"{base}/conversations/api-1/tracker/events{q}",
+            {"event": "slot", "name": "address", "value": "北京"},
+        )
         assert status == 200 and body["slots"]["address"] == "北京", body
         status, tracker = _http("GET", f"{base}/conversations/api-1/tracker{q}")
         assert status == 200 and tracker["sender_id"] == "api-1", tracker
@@ -481,10 +534,15 @@ def test_zh_book_http_api_with_token_auth(project: Any) -> None:
         status, body = _http("POST", f"{base}/conversations/api-1/predict{q}")
         assert status == 200 and body["scores"], body
         assert {"action", "score"} <= set(body["scores"][0])
-        status, body = _http("PUT", f"{base}/conversations/api-1/tracker/events{q}", [
-            {"event": "action", "name": "action_session_start"},
-            {"event": "session_started"},
-            {"event": "action", "name": "action_listen"}])
+        status, body = _http(
+            "PUT",
+            f"{base}/conversations/api-1/tracker/events{q}",
+            [
+                {"event": "action", "name": "action_session_start"},
+                {"event": "session_started"},
+                {"event": "action", "name": "action_listen"},
+            ],
+        )
         assert status == 200 and body["slots"].get("address") is None, body
         status, domain = _http("GET", f"{base}/domain{q}")
         assert status == 200, domain
@@ -503,24 +561,48 @@ def test_zh_book_http_api_with_jwt_auth(project: Any) -> None:
     base = f"http://127.0.0.1:{port}"
 
     def bearer(username: str, role: str) -> dict[str, str]:
-        token = jwt.encode({"user": {"username": username, "role": role}}, "jwt-key",
-                           algorithm="HS256")
+        token = jwt.encode(
+            {"user": {"username": username, "role": role}}, "jwt-key", algorithm="HS256"
+        )
         return {"Authorization": f"Bearer {token}"}
 
-    with serving(["run", "--enable-api", "--jwt-secret", "jwt-key", "--jwt-method", "HS256",
-                  "--port", str(port)], root, f"{base}/version"):
+    with serving(
+        [
+            "run",
+            "--enable-api",
+            "--jwt-secret",
+            "jwt-key",
+            "--jwt-method",
+            "HS256",
+            "--port",
+            str(port),
+        ],
+        root,
+        f"{base}/version",
+    ):
         assert _http("GET", f"{base}/conversations/jwt-1/tracker")[0] == 401
-        status, body = _http("GET", f"{base}/conversations/jwt-1/tracker",
-                             headers=bearer("jwt-1", "user"))
+        status, body = _http(
+            "GET", f"{base}/conversations/jwt-1/tracker", headers=bearer("jwt-1", "user")
+        )
         assert status == 200 and body["sender_id"] == "jwt-1", body
-        assert _http("GET", f"{base}/conversations/someone-else/tracker",
-                     headers=bearer("jwt-1", "user"))[0] == 403
-        assert _http("GET", f"{base}/conversations/someone-else/tracker",
-                     headers=bearer("ops", "admin"))[0] == 200
-        forged = jwt.encode({"user": {"username": "ops", "role": "admin"}}, "other-key",
-                            algorithm="HS256")
-        assert _http("GET", f"{base}/status",
-                     headers={"Authorization": f"Bearer {forged}"})[0] == 401
+        assert (
+            _http(
+                "GET", f"{base}/conversations/someone-else/tracker", headers=bearer("jwt-1", "user")
+            )[0]
+            == 403
+        )
+        assert (
+            _http(
+                "GET", f"{base}/conversations/someone-else/tracker", headers=bearer("ops", "admin")
+            )[0]
+            == 200
+        )
+        forged = jwt.encode(
+            {"user": {"username": "ops", "role": "admin"}}, "other-key", algorithm="HS256"
+        )
+        assert (
+            _http("GET", f"{base}/status", headers={"Authorization": f"Bearer {forged}"})[0] == 401
+        )
         assert _http("GET", f"{base}/status", headers=bearer("ops", "admin"))[0] == 200
 
 
@@ -535,15 +617,21 @@ def test_en_travel_parse_has_roles_and_groups(project: Any) -> None:
     cities = {(e["entity"], e.get("role"), e["value"]) for e in flight["entities"]}
     assert ("city", "departure", "Berlin") in cities, flight["entities"]
     assert ("city", "destination", "London") in cities, flight["entities"]
-    pizza = agent.processor.parse(
-        "I'd like a large pepperoni and a small margherita")
+    pizza = agent.processor.parse("I'd like a large pepperoni and a small margherita")
     grouped = {(e["entity"], e.get("group"), e["value"]) for e in pizza["entities"]}
-    assert {("size", "1", "large"), ("topping", "1", "pepperoni"),
-            ("size", "2", "small"), ("topping", "2", "margherita")} <= grouped, grouped
+    assert {
+        ("size", "1", "large"),
+        ("topping", "1", "pepperoni"),
+        ("size", "2", "small"),
+        ("topping", "2", "margherita"),
+    } <= grouped, grouped
     reference = agent.processor.parse("check booking QR4321")
-    assert any(e["entity"] == "booking_reference" and e["value"] == "QR4321"
-               and e.get("extractor") == "RegexEntityExtractor"
-               for e in reference["entities"]), reference["entities"]
+    assert any(
+        e["entity"] == "booking_reference"
+        and e["value"] == "QR4321"
+        and e.get("extractor") == "RegexEntityExtractor"
+        for e in reference["entities"]
+    ), reference["entities"]
 
 
 async def test_en_travel_roles_fill_the_form_slots(project: Any) -> None:
@@ -555,12 +643,13 @@ async def test_en_travel_roles_fill_the_form_slots(project: Any) -> None:
         booked = await agent.handle_text('/inform{"travel_class": "business"}', "trip-1")
         done = await agent.processor.get_tracker("trip-1")
         # travel_class maps only while the form asks for it (mapping conditions).
-        early = await agent.handle_text("I want to fly business class from Paris to Rome",
-                                        "trip-2")
+        early = await agent.handle_text("I want to fly business class from Paris to Rome", "trip-2")
         early_tracker = await agent.processor.get_tracker("trip-2")
     assert texts(asked) == ["Which class would you like?"]
     assert [b["payload"] for b in asked[0]["buttons"]] == [
-        '/inform{"travel_class": "economy"}', '/inform{"travel_class": "business"}']
+        '/inform{"travel_class": "economy"}',
+        '/inform{"travel_class": "business"}',
+    ]
     assert tracker.slots.get("departure_city") == "Berlin"
     assert tracker.slots.get("destination_city") == "London"
     assert tracker.active_loop.name == "flight_form"
@@ -584,11 +673,9 @@ async def test_en_travel_synonyms_groups_and_slot_that_influences_the_conversati
         given = await agent.handle_text("my reference is GH2020", "b-2")
         await agent.handle_text("I need a flight to NYC", "nyc")
         nyc = await agent.processor.get_tracker("nyc")
-    assert texts(pizza) == [
-        "One large veggie pizza and one medium pepperoni pizza, coming up."]
+    assert texts(pizza) == ["One large veggie pizza and one medium pepperoni pizza, coming up."]
     assert texts(direct) == ["Booking QR4321 is confirmed."]
-    assert texts(asked) == [
-        "Please tell me your booking reference (two letters and four digits)."]
+    assert texts(asked) == ["Please tell me your booking reference (two letters and four digits)."]
     assert texts(given) == ["Booking GH2020 is confirmed."]
     assert nyc.slots.get("destination_city") == "New York"  # synonym with a role
 
@@ -612,7 +699,8 @@ def test_zh_bank_synonyms_and_learned_entities(project: Any) -> None:
     parse = agent.processor.parse("查一下我工资卡的余额")
     assert parse["intent"]["name"] == "query_balance"
     assert {(e["entity"], e["value"]) for e in parse["entities"]} == {
-        ("account_type", "debit_card")}, parse["entities"]
+        ("account_type", "debit_card")
+    }, parse["entities"]
     assert parse["entities"][0]["extractor"] == "CRFEntityExtractor"
     tail = agent.processor.parse("尾号6543的卡丢了")
     assert tail["intent"]["name"] == "report_loss"
@@ -646,9 +734,19 @@ def test_en_faq_rasa_flags(project: Any) -> None:
     archive = trained.root / "models" / "faq_bot.tar.gz"
     assert archive.is_file(), trained.archives()
     with own_actions():
-        run = cli("test", "core", "--model", str(archive), "--stories",
-                  "tests/test_stories.yml", "--endpoints", "endpoints.yml", "--out",
-                  "results/flags", cwd=trained.root)
+        run = cli(
+            "test",
+            "core",
+            "--model",
+            str(archive),
+            "--stories",
+            "tests/test_stories.yml",
+            "--endpoints",
+            "endpoints.yml",
+            "--out",
+            "results/flags",
+            cwd=trained.root,
+        )
     assert_stories_pass(run, trained.root, trained.root / "results" / "flags")
 
 
@@ -656,8 +754,15 @@ def test_en_faq_shell_with_rasa_flags(project: Any) -> None:
     """``bot shell --model … --endpoints …`` in the project folder, one message a line."""
     trained = project("en_faq_retrieval")
     with own_actions():
-        run = cli("shell", "--model", "models/faq_bot.tar.gz", "--endpoints", "endpoints.yml",
-                  cwd=trained.root, stdin="hello\nI lost my card\n")
+        run = cli(
+            "shell",
+            "--model",
+            "models/faq_bot.tar.gz",
+            "--endpoints",
+            "endpoints.yml",
+            cwd=trained.root,
+            stdin="hello\nI lost my card\n",
+        )
     assert run.code == 0, run.out
     assert domain_response(trained.root, "utter_greet") in run.out
     assert domain_response(trained.root, "utter_faq/lost_card") in run.out
@@ -678,8 +783,7 @@ async def test_en_faq_answers_retrieval_fallback_and_custom_action(project: Any)
     assert texts(hours) == [domain_response(root, "utter_faq/opening_hours")]
     assert texts(lost) == [domain_response(root, "utter_faq/lost_card")]
     assert texts(gibberish) == [domain_response(root, "utter_please_rephrase")]
-    assert texts(human) == [
-        "Our advisers answer at 95500-0000 (8:00-20:00) or help@example.com."]
+    assert texts(human) == ["Our advisers answer at 95500-0000 (8:00-20:00) or help@example.com."]
     assert any(m.get("custom") == {"handover": True, "phone": "95500-0000"} for m in human)
 
 
@@ -697,21 +801,27 @@ def _endpoints_file(folder: Path, name: str, url: str | None) -> Path:
     ``--endpoints``; without ``url`` it has no action endpoint."""
     path = folder / name
     data: dict[str, Any] = {"action_endpoint": {"url": url, "timeout": 10}} if url else {}
-    path.write_text(yaml.safe_dump(data) if data else "# no action_endpoint\n",
-                    encoding="utf-8")
+    path.write_text(yaml.safe_dump(data) if data else "# no action_endpoint\n", encoding="utf-8")
     return path
 
 
-def test_zh_actions_pkg_stories_pass_with_in_process_actions(
-    project: Any, tmp_path: Path
-) -> None:
+def test_zh_actions_pkg_stories_pass_with_in_process_actions(project: Any, tmp_path: Path) -> None:
     trained = project("zh_actions_pkg")
     endpoints = _endpoints_file(tmp_path, "in_process.yml", None)
     results = trained.root / "results" / "in_process"
     with own_actions():
-        run = cli("test", "core", "--project", str(trained.root), "--endpoints",
-                  str(endpoints), "--stories", str(trained.root / "tests" / "test_stories.yml"),
-                  "--out", str(results))
+        run = cli(
+            "test",
+            "core",
+            "--project",
+            str(trained.root),
+            "--endpoints",
+            str(endpoints),
+            "--stories",
+            str(trained.root / "tests" / "test_stories.yml"),
+            "--out",
+            str(results),
+        )
     assert_stories_pass(run, trained.root, results)
 
 
@@ -740,14 +850,20 @@ def serving(args: list[str], cwd: Path, probe: str) -> Iterator[None]:
     """``python -m bot ARGS`` in ``cwd`` until ``probe`` answers (any HTTP status)."""
     log_path = cwd / f"server_{_free_port()}.log"
     with log_path.open("w", encoding="utf-8") as log:
-        server = subprocess.Popen([sys.executable, "-m", "bot", *args], cwd=cwd, env=_env(),
-                                  stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "bot", *args],
+            cwd=cwd,
+            env=_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             deadline = time.monotonic() + SERVER_START_TIMEOUT
             while True:
                 assert server.poll() is None, (
                     f"'bot {' '.join(args)}' exited with {server.returncode}: "
-                    + log_path.read_text(encoding="utf-8"))
+                    + log_path.read_text(encoding="utf-8")
+                )
                 try:
                     with urllib.request.urlopen(probe, timeout=2):
                         break
@@ -772,8 +888,7 @@ def action_server(project: Any) -> Iterator[str]:
     """``bot run actions`` for the project's ``actions/`` package on a free port."""
     root = project("zh_actions_pkg").root
     port = _free_port()
-    with serving(["run", "actions", "--port", str(port)], root,
-                 f"http://127.0.0.1:{port}/health"):
+    with serving(["run", "actions", "--port", str(port)], root, f"http://127.0.0.1:{port}/health"):
         yield f"http://127.0.0.1:{port}/webhook"
 
 
@@ -791,12 +906,22 @@ def test_zh_actions_pkg_stories_pass_with_the_action_server(
     endpoints = _endpoints_file(tmp_path, "remote.yml", action_server)
     results = trained.root / "results" / "action_server"
     with own_actions():
-        run = cli("test", "core", "--project", str(trained.root), "--endpoints",
-                  str(endpoints), "--stories", str(trained.root / "tests" / "test_stories.yml"),
-                  "--out", str(results))
+        run = cli(
+            "test",
+            "core",
+            "--project",
+            str(trained.root),
+            "--endpoints",
+            str(endpoints),
+            "--stories",
+            str(trained.root / "tests" / "test_stories.yml"),
+            "--out",
+            str(results),
+        )
     report = assert_stories_pass(run, trained.root, results)
-    answers = [text for story in report["stories"] for turn in story["transcript"]
-               for text in turn["bot"]]
+    answers = [
+        text for story in report["stories"] for turn in story["transcript"] for text in turn["bot"]
+    ]
     assert "您的信用卡（尾号5678）余额为 31,200.00 元。" in answers, answers
 
 

@@ -91,7 +91,8 @@ async def test_two_workers_share_one_bucket(make: Callable[..., RedisRateLimiter
 
 
 async def test_redis_gives_the_same_waits_as_the_in_process_bucket(
-        make: Callable[..., RedisRateLimiter]) -> None:
+    make: Callable[..., RedisRateLimiter],
+) -> None:
     limit = RateLimit(per_minute=90, burst=3)
     clock = Clock()
     local = RateLimiter(limit, clock=clock)
@@ -107,7 +108,8 @@ async def test_redis_gives_the_same_waits_as_the_in_process_bucket(
 
 
 async def test_the_bucket_expires_once_it_would_be_full_again(
-        make: Callable[..., RedisRateLimiter], redis: Any, prefix: str) -> None:
+    make: Callable[..., RedisRateLimiter], redis: Any, prefix: str
+) -> None:
     limiter = make(RateLimit(per_minute=60, burst=5), Clock())
     await limiter.acquire("idle")
     ttl = await redis.pttl(f"{prefix}rate:idle")
@@ -115,7 +117,8 @@ async def test_the_bucket_expires_once_it_would_be_full_again(
 
 
 async def test_disabled_limit_touches_no_redis(
-        make: Callable[..., RedisRateLimiter], redis: Any, prefix: str) -> None:
+    make: Callable[..., RedisRateLimiter], redis: Any, prefix: str
+) -> None:
     limiter = make(RateLimit(per_minute=0, burst=1), Clock())
     assert [await limiter.acquire("x") for _ in range(3)] == [0.0, 0.0, 0.0]
     assert [key async for key in redis.scan_iter(match=f"{prefix}*")] == []
@@ -133,13 +136,15 @@ async def test_redis_server_clock(make: Callable[..., RedisRateLimiter]) -> None
 
 
 async def test_redis_down_falls_back_to_the_worker_and_still_limits(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     clock = Clock()
     limit = RateLimit(per_minute=60, burst=2)
     client = redis_client(DOWN_URL)
     fallback = RedisFallback(pause=5.0, log_every=60.0, clock=clock)
-    limiter = RedisRateLimiter(limit, client, local=RateLimiter(limit, clock=clock),
-                               fallback=fallback, clock=clock)
+    limiter = RedisRateLimiter(
+        limit, client, local=RateLimiter(limit, clock=clock), fallback=fallback, clock=clock
+    )
     with caplog.at_level(logging.ERROR, logger="bot.server.ratelimit"):
         assert [await limiter.acquire("d") for _ in range(2)] == [0.0, 0.0]
         assert await limiter.acquire("d") == pytest.approx(1.0)
@@ -153,7 +158,8 @@ async def test_redis_down_falls_back_to_the_worker_and_still_limits(
 
 
 async def test_back_to_redis_after_the_pause(
-        make: Callable[..., RedisRateLimiter], redis: Any, prefix: str) -> None:
+    make: Callable[..., RedisRateLimiter], redis: Any, prefix: str
+) -> None:
     clock = Clock()
     limiter = make(RateLimit(per_minute=60, burst=1), clock)
     limiter.fallback = RedisFallback(pause=5.0, clock=clock)

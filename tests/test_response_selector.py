@@ -66,23 +66,34 @@ def test_parse_result_has_rasa_shape(tmp_path: Path) -> None:
     assert response["utter_action"] == "utter_chitchat/whoyouare"
     assert response["responses"] == []
     ranking = selector["default"]["ranking"]
-    assert ranking[0] == {"confidence": response["confidence"],
-                          "intent_response_key": "chitchat/whoyouare"}
+    assert ranking[0] == {
+        "confidence": response["confidence"],
+        "intent_response_key": "chitchat/whoyouare",
+    }
     assert [r["confidence"] for r in ranking] == sorted(
-        (r["confidence"] for r in ranking), reverse=True)
+        (r["confidence"] for r in ranking), reverse=True
+    )
     assert {r["intent_response_key"] for r in ranking} == {
-        "chitchat/whoyouare", "chitchat/weather", "faq/opening_hours"}
+        "chitchat/whoyouare",
+        "chitchat/weather",
+        "faq/opening_hours",
+    }
 
 
 def test_retrieval_intent_option_selects_one(tmp_path: Path) -> None:
-    pipeline = [*PIPELINE[:3], {"name": "ResponseSelector", "retrieval_intent": "chitchat"},
-                {"name": "ResponseSelector", "retrieval_intent": "faq"}]
+    pipeline = [
+        *PIPELINE[:3],
+        {"name": "ResponseSelector", "retrieval_intent": "chitchat"},
+        {"name": "ResponseSelector", "retrieval_intent": "faq"},
+    ]
     nlu = trained(pipeline, nlu_data(tmp_path, DATA), tmp_path)
     selector = nlu.parse("明天天气怎么样")["response_selector"]
     assert set(selector) == {"all_retrieval_intents", "chitchat", "faq"}
     assert selector["chitchat"]["response"]["intent_response_key"] == "chitchat/weather"
     assert {r["intent_response_key"] for r in selector["chitchat"]["ranking"]} == {
-        "chitchat/weather", "chitchat/whoyouare"}
+        "chitchat/weather",
+        "chitchat/whoyouare",
+    }
     # One key only: that key, with confidence 1.
     assert selector["faq"]["response"]["intent_response_key"] == "faq/opening_hours"
     assert selector["faq"]["response"]["confidence"] == 1.0
@@ -101,7 +112,10 @@ def test_evaluation_counts_the_base_intent(tmp_path: Path) -> None:
     assert result.accuracy == 1.0
     assert "chitchat" in result.intent_report()
     assert {p.response_key for p in result.predictions} == {
-        "chitchat/whoyouare", "chitchat/weather", "faq/opening_hours"}  # default: always one
+        "chitchat/whoyouare",
+        "chitchat/weather",
+        "faq/opening_hours",
+    }  # default: always one
 
 
 def test_persist_and_load(tmp_path: Path) -> None:
@@ -112,7 +126,9 @@ def test_persist_and_load(tmp_path: Path) -> None:
 
 
 def test_without_retrieval_intents_the_selector_says_none(tmp_path: Path) -> None:
-    data = nlu_data(tmp_path, """\
+    data = nlu_data(
+        tmp_path,
+        """\
     - intent: greet
       examples: |
         - 你好
@@ -121,7 +137,8 @@ def test_without_retrieval_intents_the_selector_says_none(tmp_path: Path) -> Non
       examples: |
         - 再见
         - 拜拜
-    """)
+    """,
+    )
     selector = trained(PIPELINE, data, tmp_path).parse("你好")["response_selector"]
     assert selector["all_retrieval_intents"] == []
     assert selector["default"]["response"]["intent_response_key"] is None

@@ -90,20 +90,25 @@ def tracker(**slots: str | None) -> DialogueStateTracker:
 
 def test_every_variation_is_used() -> None:
     rng = random.Random(1)
-    seen = {choose_variation(DOMAIN.responses["utter_greet"], None, rng)["text"]
-            for _ in range(200)}
+    seen = {
+        choose_variation(DOMAIN.responses["utter_greet"], None, rng)["text"] for _ in range(200)
+    }
     assert seen == {"您好", "你好", "欢迎"}
 
 
 def test_variation_choice_follows_the_seed() -> None:
-    picks = [[choose_variation(DOMAIN.responses["utter_greet"], None, random.Random(seed))["text"]
-              for _ in range(3)] for seed in (5, 5)]
+    picks = [
+        [
+            choose_variation(DOMAIN.responses["utter_greet"], None, random.Random(seed))["text"]
+            for _ in range(3)
+        ]
+        for seed in (5, 5)
+    ]
     assert picks[0] == picks[1]
 
 
 def test_slot_templates_fill_text_and_buttons() -> None:
-    (event,) = utter("utter_confirm", tracker(card_last4="1234", name=None),
-                     ActionContext(DOMAIN))
+    (event,) = utter("utter_confirm", tracker(card_last4="1234", name=None), ActionContext(DOMAIN))
     assert event["text"] == "确认挂失尾号1234的卡吗？"  # an empty slot gives ""
     assert event["data"]["buttons"] == [
         {"title": "确认挂失1234", "payload": '/affirm{"card_last4": "1234"}'},
@@ -119,8 +124,7 @@ def test_unknown_template_names_stay_visible() -> None:
 
 def test_braces_escape_as_in_rasa() -> None:
     values = {"card_last4": "9"}
-    assert render({"text": "{{card_last4}} = {card_last4}"}, values)["text"] == (
-        "{card_last4} = 9")
+    assert render({"text": "{{card_last4}} = {card_last4}"}, values)["text"] == ("{card_last4} = 9")
     # JSON written without escapes (no template in it) is left alone, as Rasa does
     raw = '/inform{"account": {"type": "credit_card"}}'
     assert render({"text": raw}, values)["text"] == raw
@@ -150,14 +154,17 @@ def test_conditional_variations_as_in_rasa() -> None:
     """Variations whose ``condition`` holds come first, then those without one; when every
     condition fails nothing is sent."""
     variations = [
-        {"text": "您好，张先生", "condition": [{"type": "slot", "name": "logged_in",
-                                             "value": True}]},
+        {
+            "text": "您好，张先生",
+            "condition": [{"type": "slot", "name": "logged_in", "value": True}],
+        },
         {"text": "您好"},
     ]
     rng = random.Random(0)
     for _ in range(10):
-        assert choose_variation(variations, None, rng, {"logged_in": True})["text"] == \
-            "您好，张先生"
+        assert (
+            choose_variation(variations, None, rng, {"logged_in": True})["text"] == "您好，张先生"
+        )
         assert choose_variation(variations, None, rng, {"logged_in": False})["text"] == "您好"
         assert choose_variation(variations, None, rng)["text"] == "您好"
     only_conditioned = variations[:1]
@@ -165,8 +172,16 @@ def test_conditional_variations_as_in_rasa() -> None:
     domain = parse_domain({"responses": {"utter_hi": variations}}, Path("domain.yml"))
     (event,) = utter("utter_hi", tracker(logged_in=True), ActionContext(domain))
     assert event["text"] == "您好，张先生"
-    assert utter("utter_hi", tracker(), ActionContext(
-        parse_domain({"responses": {"utter_hi": only_conditioned}}, Path("domain.yml")))) == []
+    assert (
+        utter(
+            "utter_hi",
+            tracker(),
+            ActionContext(
+                parse_domain({"responses": {"utter_hi": only_conditioned}}, Path("domain.yml"))
+            ),
+        )
+        == []
+    )
 
 
 def test_unknown_response_gives_nothing() -> None:
@@ -174,25 +189,40 @@ def test_unknown_response_gives_nothing() -> None:
 
 
 def test_rest_message_shape() -> None:
-    event = render({"text": "hi", "buttons": [{"title": "a", "payload": "/a"}],
-                    "image": "https://x/y.png", "custom": {"k": 1}}, {})
+    event = render(
+        {
+            "text": "hi",
+            "buttons": [{"title": "a", "payload": "/a"}],
+            "image": "https://x/y.png",
+            "custom": {"k": 1},
+        },
+        {},
+    )
     assert bot_message(event, "u1") == {
-        "recipient_id": "u1", "text": "hi", "buttons": [{"title": "a", "payload": "/a"}],
-        "image": "https://x/y.png", "custom": {"k": 1},
+        "recipient_id": "u1",
+        "text": "hi",
+        "buttons": [{"title": "a", "payload": "/a"}],
+        "image": "https://x/y.png",
+        "custom": {"k": 1},
     }
     assert bot_message(render({"image": "https://x/y.png"}, {}), "u1") == {
-        "recipient_id": "u1", "image": "https://x/y.png"}
+        "recipient_id": "u1",
+        "image": "https://x/y.png",
+    }
 
 
 async def test_responses_through_the_processor(dialogue) -> None:  # type: ignore[no-untyped-def]
     p = MessageProcessor(*dialogue(DOMAIN_YAML, RULES, [("RulePolicy", {})]), seed=3)
     (confirm,) = await p.handle_message(
-        UserMessage('/inform{"card_last4": "4321", "name": "王女士"}', "s"))
+        UserMessage('/inform{"card_last4": "4321", "name": "王女士"}', "s")
+    )
     assert confirm == {
         "recipient_id": "s",
         "text": "确认挂失尾号4321的卡吗？王女士",
-        "buttons": [{"title": "确认挂失4321", "payload": '/affirm{"card_last4": "4321"}'},
-                    {"title": "先不挂失", "payload": "/deny"}],
+        "buttons": [
+            {"title": "确认挂失4321", "payload": '/affirm{"card_last4": "4321"}'},
+            {"title": "先不挂失", "payload": "/deny"},
+        ],
     }
     # the button's payload is a valid intent payload again
     from bot.core.processor import parse_payload
@@ -200,18 +230,26 @@ async def test_responses_through_the_processor(dialogue) -> None:  # type: ignor
     clicked = parse_payload(confirm["buttons"][0]["payload"], p.domain)
     assert clicked is not None
     assert [(e["entity"], e["value"]) for e in clicked["entities"]] == [("card_last4", "4321")]
-    assert await p.handle_message(UserMessage("/card", "s")) == [{
-        "recipient_id": "s", "text": "这是您的卡面",
-        "image": "https://bank.example/cards/4321.png"}]
-    assert await p.handle_message(UserMessage("/offer", "s")) == [{
-        "recipient_id": "s", "custom": {"type": "offer_card", "card": "4321", "rate": 0.035}}]
+    assert await p.handle_message(UserMessage("/card", "s")) == [
+        {
+            "recipient_id": "s",
+            "text": "这是您的卡面",
+            "image": "https://bank.example/cards/4321.png",
+        }
+    ]
+    assert await p.handle_message(UserMessage("/offer", "s")) == [
+        {"recipient_id": "s", "custom": {"type": "offer_card", "card": "4321", "rate": 0.035}}
+    ]
     wechat = await p.handle_message(UserMessage("/hello", "w", input_channel="wechat"))
     rest = await p.handle_message(UserMessage("/hello", "r", input_channel="rest"))
     assert [m["text"] for m in wechat + rest] == ["微信您好", "网页端您好"]
     tracker = await p.get_tracker("s")
     bots = [e for e in tracker.events if e["event"] == "bot"]
     assert [b["metadata"]["utter_action"] for b in bots] == [
-        "utter_confirm", "utter_card", "utter_offer"]
+        "utter_confirm",
+        "utter_card",
+        "utter_offer",
+    ]
 
 
 async def test_seeded_processors_choose_the_same_variations(dialogue) -> None:  # type: ignore[no-untyped-def]
@@ -219,8 +257,9 @@ async def test_seeded_processors_choose_the_same_variations(dialogue) -> None:  
     runs = []
     for _ in range(2):
         p = MessageProcessor(domain, ensemble, seed=11)
-        runs.append([(await p.handle_message(UserMessage("/greet", "s")))[0]["text"]
-                     for _ in range(10)])
+        runs.append(
+            [(await p.handle_message(UserMessage("/greet", "s")))[0]["text"] for _ in range(10)]
+        )
     assert runs[0] == runs[1]
     assert len(set(runs[0])) > 1
 
@@ -243,9 +282,14 @@ async def test_domain_responses_replace_default_texts(dialogue) -> None:  # type
       - action: action_default_fallback
     """
     p = MessageProcessor(*dialogue(domain_yaml, rules, [("RulePolicy", {})]))
-    assert await p.handle_message(UserMessage("/nlu_fallback", "s")) == [{
-        "recipient_id": "s", "text": "抱歉没听懂",
-        "buttons": [{"title": "转人工", "payload": "/request_human"}]}]
+    assert await p.handle_message(UserMessage("/nlu_fallback", "s")) == [
+        {
+            "recipient_id": "s",
+            "text": "抱歉没听懂",
+            "buttons": [{"title": "转人工", "payload": "/request_human"}],
+        }
+    ]
     plain = MessageProcessor(*dialogue("intents: [nlu_fallback]", rules, [("RulePolicy", {})]))
-    assert await plain.handle_message(UserMessage("/nlu_fallback", "s")) == [{
-        "recipient_id": "s", "text": builtin_responses()["utter_default"][0]["text"]}]
+    assert await plain.handle_message(UserMessage("/nlu_fallback", "s")) == [
+        {"recipient_id": "s", "text": builtin_responses()["utter_default"][0]["text"]}
+    ]

@@ -94,8 +94,10 @@ CONVERSATION_START = """
 
 async def test_conversation_start_rule_applies_only_to_the_first_message(dialogue) -> None:  # type: ignore[no-untyped-def]
     # Listed after the general greet rule on purpose: the order of rules must not matter.
-    for data in (RULES + CONVERSATION_START,
-                 RULES.replace("rules:\n", "rules:\n" + CONVERSATION_START.lstrip("\n"), 1)):
+    for data in (
+        RULES + CONVERSATION_START,
+        RULES.replace("rules:\n", "rules:\n" + CONVERSATION_START.lstrip("\n"), 1),
+    ):
         p = MessageProcessor(*dialogue(DOMAIN, data, RULE_ONLY))
         assert (await say(p, "/greet", "first"))[0] == ["欢迎首次使用"]
         assert (await say(p, "/greet", "first"))[0] == ["您好"]
@@ -143,10 +145,15 @@ def test_wait_for_user_input_false_has_no_listen_snippet() -> None:
 def test_rule_snippets_carry_conditions() -> None:
     from bot.domain import Domain, Slot
 
-    domain = Domain(slots={"account_type": Slot("account_type", "categorical",
-                                                values=("credit_card",))})
-    rule = Story("r", (UserStep("query_balance"), ActionStep("utter_credit_balance")), "rule",
-                 condition=(SlotStep((("account_type", "credit_card"),)),))
+    domain = Domain(
+        slots={"account_type": Slot("account_type", "categorical", values=("credit_card",))}
+    )
+    rule = Story(
+        "r",
+        (UserStep("query_balance"), ActionStep("utter_credit_balance")),
+        "rule",
+        condition=(SlotStep((("account_type", "credit_card"),)),),
+    )
     first = rule_snippets(rule, domain)[0]
     assert first.states[-1].slots == {"account_type": "credit_card"}
     assert first.states[-1].intent == "query_balance"
@@ -174,10 +181,20 @@ async def test_no_rule_for_the_first_message_gives_one_fallback(dialogue) -> Non
 
 
 async def test_fallback_can_be_switched_off_and_renamed(dialogue) -> None:  # type: ignore[no-untyped-def]
-    domain, ensemble = dialogue(DOMAIN, RULES, [("RulePolicy", {
-        "enable_fallback_prediction": False, "core_fallback_action_name": "utter_menu",
-        "core_fallback_threshold": 0.4,
-    })])
+    domain, ensemble = dialogue(
+        DOMAIN,
+        RULES,
+        [
+            (
+                "RulePolicy",
+                {
+                    "enable_fallback_prediction": False,
+                    "core_fallback_action_name": "utter_menu",
+                    "core_fallback_threshold": 0.4,
+                },
+            )
+        ],
+    )
     policy = ensemble.policies[0]
     p = MessageProcessor(domain, ensemble, max_predictions=1)
     result = await p.handle(UserMessage("/nlu_fallback", "s"))
@@ -225,9 +242,15 @@ async def test_rule_policy_abstains_when_no_rule_matches(dialogue) -> None:  # t
     p = MessageProcessor(domain, ensemble)
     await say(p, "/greet")
     tracker = await p.get_tracker("s")
-    tracker.extend([
-        {"event": "action", "timestamp": 1.0, "name": LISTEN},
-        {"event": "user", "timestamp": 1.0, "text": "x",
-         "parse_data": {"intent": {"name": "goodbye"}, "entities": []}},
-    ])
+    tracker.extend(
+        [
+            {"event": "action", "timestamp": 1.0, "name": LISTEN},
+            {
+                "event": "user",
+                "timestamp": 1.0,
+                "text": "x",
+                "parse_data": {"intent": {"name": "goodbye"}, "entities": []},
+            },
+        ]
+    )
     assert ensemble.policies[0].predict(tracker, tracker.past_states(), domain) is None

@@ -30,8 +30,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_reset_reseeds_and_prints_counts(tmp_path: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_reset_reseeds_and_prints_counts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "bank.db"
     with SandboxBank(path) as bank:
         bank.freeze_card("C1001", "1234")
@@ -48,10 +49,10 @@ def test_reset_uses_the_project_default(project: Path) -> None:
     assert (project / "data" / "sandbox_bank.db").is_file()
 
 
-def test_reset_uses_bank_path_of_endpoints(project: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    (project / "endpoints.yml").write_text("bank:\n  type: sandbox\n  path: var/core.db\n",
-                                           encoding="utf-8")
+def test_reset_uses_bank_path_of_endpoints(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (project / "endpoints.yml").write_text(
+        "bank:\n  type: sandbox\n  path: var/core.db\n", encoding="utf-8"
+    )
     monkeypatch.chdir(project)
     assert run(["sandbox", "reset"]) == 0
     assert (project / "var" / "core.db").is_file()
@@ -69,17 +70,29 @@ def test_show_customer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     path = tmp_path / "bank.db"
     assert run(["sandbox", "show", "C1001", "--path", str(path)]) == 0
     out = capsys.readouterr().out
-    for expected in ("C1001", "张伟", "尾号1234", "52,380.50 元", "尾号5678", "50,000.00 元",
-                     "31,200.00 元", "18,800.00 元", "2026-12-05", "L20261101001",
-                     "200,000.00 元", "风控审批", "R20261115002", "顺丰 SF1234567890"):
+    for expected in (
+        "C1001",
+        "张伟",
+        "尾号1234",
+        "52,380.50 元",
+        "尾号5678",
+        "50,000.00 元",
+        "31,200.00 元",
+        "18,800.00 元",
+        "2026-12-05",
+        "L20261101001",
+        "200,000.00 元",
+        "风控审批",
+        "R20261115002",
+        "顺丰 SF1234567890",
+    ):
         assert expected in out
     for row in ACCOUNTS:
         assert row[3] not in out
     assert not re.search(r"\d{12,}", out)
 
 
-def test_show_frozen_card_and_new_limit(tmp_path: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_show_frozen_card_and_new_limit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "bank.db"
     with SandboxBank(path) as bank:
         bank.freeze_card("C1003", "3141")
@@ -93,8 +106,14 @@ def test_show_frozen_card_and_new_limit(tmp_path: Path,
 def test_show_lists_customers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["sandbox", "show", "--path", str(tmp_path / "bank.db")]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines] == \
-        ["C1001", "C1002", "C1003", "C1004", "C1005", "C1006"]
+    assert [line.split()[0] for line in lines] == [
+        "C1001",
+        "C1002",
+        "C1003",
+        "C1004",
+        "C1005",
+        "C1006",
+    ]
 
 
 def test_show_unknown_customer(tmp_path: Path) -> None:

@@ -33,20 +33,55 @@ REPO = Path(__file__).resolve().parents[1]
 # A small fixture written for these tests (not the shipped sentiment/ data).
 FIXTURE = {
     "negative": [
-        "你们这服务太烂了", "气死我了 钱又被扣了", "垃圾银行 我要投诉", "等了一个小时没人理",
-        "骗子 乱收费", "太坑了", "app老是闪退 烦死了", "客服态度恶劣", "转账慢得要命",
-        "真是受够了", "对你们很失望", "一点都不专业", "呵呵 真是好服务", "我要销户 再也不来了",
+        "你们这服务太烂了",
+        "气死我了 钱又被扣了",
+        "垃圾银行 我要投诉",
+        "等了一个小时没人理",
+        "骗子 乱收费",
+        "太坑了",
+        "app老是闪退 烦死了",
+        "客服态度恶劣",
+        "转账慢得要命",
+        "真是受够了",
+        "对你们很失望",
+        "一点都不专业",
+        "呵呵 真是好服务",
+        "我要销户 再也不来了",
         "破系统又崩了",
     ],
     "neutral": [
-        "查一下余额", "转账限额是多少", "信用卡账单日是哪天", "我的卡丢了怎么挂失",
-        "网点几点开门", "怎么开通手机银行", "我要转人工", "你好", "好的", "是的",
-        "贷款需要什么材料", "帮我查下昨天的交易", "换手机号怎么改", "在吗", "定期利率多少",
+        "查一下余额",
+        "转账限额是多少",
+        "信用卡账单日是哪天",
+        "我的卡丢了怎么挂失",
+        "网点几点开门",
+        "怎么开通手机银行",
+        "我要转人工",
+        "你好",
+        "好的",
+        "是的",
+        "贷款需要什么材料",
+        "帮我查下昨天的交易",
+        "换手机号怎么改",
+        "在吗",
+        "定期利率多少",
     ],
     "positive": [
-        "谢谢", "非常感谢", "服务很好", "很满意", "太好了 问题解决了", "客服很耐心",
-        "办得很快 点赞", "谢谢你的帮助", "好评", "这个app挺好用的", "辛苦了 谢谢",
-        "效率很高", "非常满意 五星", "你们真贴心", "感谢帮忙",
+        "谢谢",
+        "非常感谢",
+        "服务很好",
+        "很满意",
+        "太好了 问题解决了",
+        "客服很耐心",
+        "办得很快 点赞",
+        "谢谢你的帮助",
+        "好评",
+        "这个app挺好用的",
+        "辛苦了 谢谢",
+        "效率很高",
+        "非常满意 五星",
+        "你们真贴心",
+        "感谢帮忙",
     ],
 }
 
@@ -217,8 +252,9 @@ def test_persist_load_round_trip_is_identical(analyser: SentimentAnalyzer, tmp_p
         assert loaded.analyse(text) == analyser.analyse(text)
         assert loaded.probabilities(text) == analyser.probabilities(text)
     # the component folder alone is enough: options the scoring needs are saved with it
-    assert evaluate(tmp_path, [("气死了", "negative")]).predicted == [analyser.analyse("气死了")[
-        "label"]]
+    assert evaluate(tmp_path, [("气死了", "negative")]).predicted == [
+        analyser.analyse("气死了")["label"]
+    ]
 
 
 def test_untrained_component_refuses_to_score() -> None:
@@ -240,8 +276,9 @@ def test_train_reads_the_data_relative_to_the_project(tmp_path: Path) -> None:
     assert probe(component, "垃圾服务 气死了")["label"] == "negative"
 
 
-def test_without_data_the_lexicon_alone_scores(tmp_path: Path,
-                                               caplog: pytest.LogCaptureFixture) -> None:
+def test_without_data_the_lexicon_alone_scores(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     component = SentimentAnalyzer({"project_root": str(tmp_path)})
     with caplog.at_level(logging.WARNING):
         component.train(TrainingData(), [])
@@ -274,16 +311,21 @@ def test_bad_data_files_are_reported(tmp_path: Path, body: str, message: str) ->
 
 def test_one_text_under_two_labels_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "train.yml"
-    path.write_text(fixture_yaml() + "- label: positive\n  examples: |\n    - 太坑了\n",
-                    encoding="utf-8")
+    path.write_text(
+        fixture_yaml() + "- label: positive\n  examples: |\n    - 太坑了\n", encoding="utf-8"
+    )
     with pytest.raises(TrainingDataError, match=r"太坑了.*negative"):
         SentimentAnalyzer({}).fit(read_sentiment_file(path), source="train.yml")
 
 
 def test_fingerprint_covers_the_sentiment_files(tiny_project: Path) -> None:
     config_file = tiny_project / "config.yml"
-    config_file.write_text(config_file.read_text(encoding="utf-8").replace(
-        "policies: []", "  - name: SentimentAnalyzer\npolicies: []"), encoding="utf-8")
+    config_file.write_text(
+        config_file.read_text(encoding="utf-8").replace(
+            "policies: []", "  - name: SentimentAnalyzer\npolicies: []"
+        ),
+        encoding="utf-8",
+    )
     (tiny_project / "sentiment").mkdir()
     data = tiny_project / "sentiment" / "train.yml"
     data.write_text(fixture_yaml(), encoding="utf-8")
@@ -293,11 +335,11 @@ def test_fingerprint_covers_the_sentiment_files(tiny_project: Path) -> None:
         return training_fingerprint(project, load_config(config_file))
 
     before = fingerprint()
-    data.write_text(fixture_yaml() + "- label: negative\n  examples: |\n    - 真烦\n",
-                    encoding="utf-8")
+    data.write_text(
+        fixture_yaml() + "- label: negative\n  examples: |\n    - 真烦\n", encoding="utf-8"
+    )
     after_data = fingerprint()
-    (tiny_project / "sentiment" / "lexicon.yml").write_text("negative: [吞卡]\n",
-                                                            encoding="utf-8")
+    (tiny_project / "sentiment" / "lexicon.yml").write_text("negative: [吞卡]\n", encoding="utf-8")
     after_lexicon = fingerprint()
     (tiny_project / "sentiment" / "test.yml").write_text(fixture_yaml(), encoding="utf-8")
     assert len({before, after_data, after_lexicon}) == 3
@@ -389,12 +431,16 @@ def test_the_parse_result_carries_the_sentiment(shipped_sentiment: Any) -> None:
     assert parsed["sentiment"]["label"] == "negative"
     assert parsed["intent"]["name"]  # the rest of the parse is unchanged
     assert shipped_sentiment.nlu.parse("")["sentiment"] == {
-        "label": "neutral", "score": 0.0, "negative": 0.0}
+        "label": "neutral",
+        "score": 0.0,
+        "negative": 0.0,
+    }
 
 
 def test_data_format_in_the_docs_reads(tmp_path: Path) -> None:
     path = tmp_path / "train.yml"
-    path.write_text(textwrap.dedent("""\
+    path.write_text(
+        textwrap.dedent("""\
         version: "1"
         sentiment:
         - label: negative
@@ -406,7 +452,12 @@ def test_data_format_in_the_docs_reads(tmp_path: Path) -> None:
         - label: positive
           examples: |
             - 谢谢 很满意
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
     examples = read_sentiment_file(path)
     assert [(e.label, e.line) for e in examples] == [
-        ("negative", 5), ("neutral", 8), ("positive", 11)]
+        ("negative", 5),
+        ("neutral", 8),
+        ("positive", 11),
+    ]

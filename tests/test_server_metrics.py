@@ -21,8 +21,14 @@ print(m.render().decode())
 
 def run_worker(turns: int, folder: Path) -> str:
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(folder)}
-    done = subprocess.run([sys.executable, "-c", WORKER.format(turns=turns)], env=env,
-                          capture_output=True, text=True, check=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", WORKER.format(turns=turns)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     return done.stdout
 
 

@@ -21,15 +21,17 @@ def settings() -> ServerSettings:
     return ServerSettings(operator_token=TOKEN)
 
 
-async def test_tracker_needs_the_operator_token(trained_bot: TrainedBot,
-                                                settings: ServerSettings) -> None:
+async def test_tracker_needs_the_operator_token(
+    trained_bot: TrainedBot, settings: ServerSettings
+) -> None:
     app = create_app(new_agent(trained_bot), settings)
     client = app.asgi_client
     await client.post("/webhooks/rest/webhook", json={"sender": "o1", "message": "你好"})
     _, response = await client.get("/conversations/o1/tracker")
     assert response.status == 401 and "Bearer" in response.json["error"]
-    _, response = await client.get("/conversations/o1/tracker",
-                                   headers={"Authorization": "Bearer wrong"})
+    _, response = await client.get(
+        "/conversations/o1/tracker", headers={"Authorization": "Bearer wrong"}
+    )
     assert response.status == 401 and "wrong operator token" in response.json["error"]
     _, response = await client.get("/conversations/o1/tracker", headers=AUTH)
     assert response.status == 200
@@ -45,8 +47,7 @@ async def test_operator_api_is_disabled_without_a_token(trained_bot: TrainedBot)
     assert response.status == 401 and "BOT_OPERATOR_TOKEN" in response.json["error"]
 
 
-async def test_operator_adds_messages(trained_bot: TrainedBot,
-                                      settings: ServerSettings) -> None:
+async def test_operator_adds_messages(trained_bot: TrainedBot, settings: ServerSettings) -> None:
     agent = new_agent(trained_bot)
     app = create_app(agent, settings)
     client = app.asgi_client
@@ -54,31 +55,37 @@ async def test_operator_adds_messages(trained_bot: TrainedBot,
     _, response = await client.post(url, json={"text": "查下尾号1234的余额"}, headers=AUTH)
     assert response.status == 200
     assert response.json["latest_message"]["intent"]["name"] == "query_balance"
-    _, response = await client.post(url, json={"text": "您好，我是人工客服小王", "sender": "bot"},
-                                    headers=AUTH)
+    _, response = await client.post(
+        url, json={"text": "您好，我是人工客服小王", "sender": "bot"}, headers=AUTH
+    )
     assert response.status == 200
     assert response.json["events"][-1]["metadata"] == {"operator": True}
-    for body, problem in [({"text": "x", "sender": "agent"}, "must be one of"),
-                          ({"sender": "bot"}, "missing field 'text'"),
-                          ({"text": "x", "parse_data": {"intent": "greet"}}, "parse_data.intent"),
-                          ({"text": "x", "parse_data": []}, "must be an object")]:
+    for body, problem in [
+        ({"text": "x", "sender": "agent"}, "must be one of"),
+        ({"sender": "bot"}, "missing field 'text'"),
+        ({"text": "x", "parse_data": {"intent": "greet"}}, "parse_data.intent"),
+        ({"text": "x", "parse_data": []}, "must be an object"),
+    ]:
         _, response = await client.post(url, json=body, headers=AUTH)
         assert response.status == 400 and problem in response.json["error"]
     # the bot carries on in that conversation
-    _, response = await client.post("/webhooks/rest/webhook",
-                                    json={"sender": "o2", "message": "你好"})
+    _, response = await client.post(
+        "/webhooks/rest/webhook", json={"sender": "o2", "message": "你好"}
+    )
     assert response.status == 200 and response.json
     _, response = await client.post(url, json={"text": "x"})
     assert response.status == 401
 
 
 async def test_restart_on_the_same_sqlite_file_keeps_the_conversation(
-        trained_bot: TrainedBot, settings: ServerSettings, tmp_path: Path) -> None:
+    trained_bot: TrainedBot, settings: ServerSettings, tmp_path: Path
+) -> None:
     db = f"sqlite:///{tmp_path / 'bot.db'}"
     first = new_agent(trained_bot, SQLTrackerStore(db))
     app = create_app(first, settings, close_stores=False)
-    await app.asgi_client.post("/webhooks/rest/webhook",
-                               json={"sender": "p1", "message": "查下尾号1234的余额"})
+    await app.asgi_client.post(
+        "/webhooks/rest/webhook", json={"sender": "p1", "message": "查下尾号1234的余额"}
+    )
     await first.processor.tracker_store.close()
 
     second = new_agent(trained_bot, SQLTrackerStore(db))
@@ -92,7 +99,8 @@ async def test_restart_on_the_same_sqlite_file_keeps_the_conversation(
 
 
 async def test_percent_encoded_conversation_ids_reach_the_conversation(
-        trained_bot: TrainedBot, settings: ServerSettings) -> None:
+    trained_bot: TrainedBot, settings: ServerSettings
+) -> None:
     """Clients percent-encode the id in the path (encodeURIComponent turns ':' into %3A, and
     non-ASCII must be encoded): the operator still reads and writes that conversation."""
     app = create_app(new_agent(trained_bot), settings)
@@ -104,16 +112,21 @@ async def test_percent_encoded_conversation_ids_reach_the_conversation(
         assert response.status == 200
         assert response.json["sender_id"] == sender
         assert any(e["event"] == "user" for e in response.json["events"])
-        _, response = await client.post(f"/conversations/{encoded}/messages", headers=AUTH,
-                                        json={"text": "人工客服已接入", "sender": "bot"})
+        _, response = await client.post(
+            f"/conversations/{encoded}/messages",
+            headers=AUTH,
+            json={"text": "人工客服已接入", "sender": "bot"},
+        )
         assert response.status == 200 and response.json["sender_id"] == sender
 
 
-def test_an_operator_token_of_non_utf8_bytes_is_401_not_500(trained_bot: TrainedBot,
-                                                            settings: ServerSettings) -> None:
+def test_an_operator_token_of_non_utf8_bytes_is_401_not_500(
+    trained_bot: TrainedBot, settings: ServerSettings
+) -> None:
     app = create_app(new_agent(trained_bot), settings)
-    _, response = app.test_client.get("/conversations/o1/tracker",
-                                      headers={"Authorization": b"Bearer \xff"})
+    _, response = app.test_client.get(
+        "/conversations/o1/tracker", headers={"Authorization": b"Bearer \xff"}
+    )
     assert response.status == 401 and "wrong operator token" in response.json["error"]
     _, response = app.test_client.get("/conversations/o1/tracker", headers=AUTH)
     assert response.status == 200

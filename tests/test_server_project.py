@@ -47,8 +47,9 @@ def trained_bot(tmp_path_factory: pytest.TempPathFactory) -> TrainedBot:
         result = train(Project(root))
         model = load_model(result.archive)
         assert model.domain is not None
-        executor = create_executor(Project(root), read_endpoints(Project(root)),
-                                   set(model.domain.actions))
+        executor = create_executor(
+            Project(root), read_endpoints(Project(root)), set(model.domain.actions)
+        )
         _trained["bot"] = TrainedBot(root, model, executor)
     return _trained["bot"]
 
@@ -56,9 +57,15 @@ def trained_bot(tmp_path_factory: pytest.TempPathFactory) -> TrainedBot:
 def new_agent(bot: TrainedBot, tracker_store: TrackerStore | None = None) -> Agent:
     """A fresh assistant (its own stores) around the trained model."""
     assert bot.model.core is not None and bot.model.domain is not None
-    processor = MessageProcessor(bot.model.domain, bot.model.core, bot.model.nlu,
-                                 tracker_store or InMemoryTrackerStore(), InMemoryLockStore(),
-                                 bot.executor, seed=1)
+    processor = MessageProcessor(
+        bot.model.domain,
+        bot.model.core,
+        bot.model.nlu,
+        tracker_store or InMemoryTrackerStore(),
+        InMemoryLockStore(),
+        bot.executor,
+        seed=1,
+    )
     return Agent(bot.model, processor)
 
 
@@ -66,8 +73,10 @@ def test_health_names_the_model(trained_bot: TrainedBot) -> None:
     app = create_app(new_agent(trained_bot))
     _, response = app.test_client.get("/health")
     assert response.status == 200
-    assert response.json == {"status": "ok",
-                             "model": trained_bot.model.path.name.removesuffix(".tar.gz")}
+    assert response.json == {
+        "status": "ok",
+        "model": trained_bot.model.path.name.removesuffix(".tar.gz"),
+    }
 
 
 async def test_parse_has_rasa_shape(trained_bot: TrainedBot) -> None:
@@ -80,16 +89,20 @@ async def test_parse_has_rasa_shape(trained_bot: TrainedBot) -> None:
     assert body["intent_ranking"][0]["name"] == "query_balance"
     entity = body["entities"][0]
     assert entity["entity"] == "card_last4" and entity["value"] == "1234"
-    assert body["text"][entity["start"]:entity["end"]] == "1234"
+    assert body["text"][entity["start"] : entity["end"]] == "1234"
 
 
-@pytest.mark.parametrize(("body", "problem"), [
-    ({}, "missing field 'text'"),
-    ({"text": 5}, "field 'text' must be a string"),
-    ({"text": "   "}, "field 'text' is empty"),
-])
-async def test_parse_bad_input_is_400(trained_bot: TrainedBot, body: dict[str, Any],
-                                      problem: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ({}, "missing field 'text'"),
+        ({"text": 5}, "field 'text' must be a string"),
+        ({"text": "   "}, "field 'text' is empty"),
+    ],
+)
+async def test_parse_bad_input_is_400(
+    trained_bot: TrainedBot, body: dict[str, Any], problem: str
+) -> None:
     app = create_app(new_agent(trained_bot))
     _, response = await app.asgi_client.post("/model/parse", json=body)
     assert response.status == 400
@@ -107,8 +120,9 @@ async def test_metrics_count_turns_intents_fallbacks_handoffs(trained_bot: Train
     app = create_app(new_agent(trained_bot))
     client = app.asgi_client
     for text in (FAQ, "你好", "转人工"):
-        _, response = await client.post("/webhooks/rest/webhook",
-                                        json={"sender": "m1", "message": text})
+        _, response = await client.post(
+            "/webhooks/rest/webhook", json={"sender": "m1", "message": text}
+        )
         assert response.status == 200
     await client.post("/webhooks/rest/webhook", json={"sender": "m2"})  # a 400
     _, response = await client.get("/metrics")
@@ -129,7 +143,8 @@ async def test_metrics_are_per_app(trained_bot: TrainedBot) -> None:
     second = create_app(new_agent(trained_bot))
     _, response = await second.asgi_client.get("/metrics")
     assert "bot_turns_total" not in response.text.replace("# HELP bot_turns_total", "").replace(
-        "# TYPE bot_turns_total", "")
+        "# TYPE bot_turns_total", ""
+    )
 
 
 async def test_openapi_lists_every_endpoint(trained_bot: TrainedBot) -> None:
@@ -138,9 +153,16 @@ async def test_openapi_lists_every_endpoint(trained_bot: TrainedBot) -> None:
     assert response.status == 200
     doc = response.json
     assert doc["openapi"].startswith("3.")
-    routes = {(f"/{route.path}".replace("<conversation:str>", "{conversation_id}")
-               .replace("<__file_uri__:path>", "{path}").rstrip("/") or "/")
-              for route in app.router.routes if route.path not in ("webhooks/rest",)}
+    routes = {
+        (
+            f"/{route.path}".replace("<conversation:str>", "{conversation_id}")
+            .replace("<__file_uri__:path>", "{path}")
+            .rstrip("/")
+            or "/"
+        )
+        for route in app.router.routes
+        if route.path not in ("webhooks/rest",)
+    }
     assert routes <= set(doc["paths"]), routes - set(doc["paths"])
     assert set(doc["paths"]["/webhooks/app/webhook"]["post"]["responses"]) >= {"200", "401"}
 

@@ -43,16 +43,31 @@ def descendants(pid: int) -> list[int]:
 
 
 def test_two_workers_answer_and_the_manager_loads_no_model(
-        trained_bot: TrainedBot, tmp_path: Path) -> None:
+    trained_bot: TrainedBot, tmp_path: Path
+) -> None:
     port = free_port()
     env = {**os.environ, "BOT_DB_URL": f"sqlite:///{tmp_path}/t.db"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log = (tmp_path / "server.log").open("wb")
     server = subprocess.Popen(
-        [sys.executable, "-m", "bot", "run", "--port", str(port), "--workers", "2",
-         "--project", str(trained_bot.root)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=trained_bot.root,
-        start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--project",
+            str(trained_bot.root),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=trained_bot.root,
+        start_new_session=True,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 90
@@ -68,8 +83,10 @@ def test_two_workers_answer_and_the_manager_loads_no_model(
         assert health.json()["model"] == trained_bot.model.path.name.removesuffix(".tar.gz")
         for i in range(6):  # several connections: both workers get some
             with httpx.Client(timeout=30) as client:
-                reply = client.post(f"{base}/webhooks/rest/webhook",
-                                    json={"sender": f"w{i}", "message": "开户要带什么材料"})
+                reply = client.post(
+                    f"{base}/webhooks/rest/webhook",
+                    json={"sender": f"w{i}", "message": "开户要带什么材料"},
+                )
             assert reply.status_code == 200 and "身份证" in reply.json()[0]["text"]
         sizes = sorted(rss_kb(pid) for pid in descendants(server.pid))
         # two workers each hold a model; the manager (and Sanic's helpers) hold none
@@ -89,8 +106,22 @@ def test_no_model_is_a_clear_error(trained_bot: TrainedBot, tmp_path: Path) -> N
         shutil.copy(trained_bot.root / name, root / name)
     for workers in ("1", "2"):
         done = subprocess.run(
-            [sys.executable, "-m", "bot", "run", "--port", str(free_port()),
-             "--workers", workers, "--project", str(root)],
-            capture_output=True, text=True, timeout=60, cwd=root)
+            [
+                sys.executable,
+                "-m",
+                "bot",
+                "run",
+                "--port",
+                str(free_port()),
+                "--workers",
+                workers,
+                "--project",
+                str(root),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=root,
+        )
         assert done.returncode != 0
         assert "bot train" in done.stderr, done.stderr

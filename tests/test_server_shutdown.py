@@ -34,15 +34,17 @@ async def test_stopping_finishes_the_turn_in_flight(trained_bot: TrainedBot) -> 
     agent.handle = slow  # type: ignore[method-assign]
     app = create_app(agent, close_stores=False)
     port = free_port()
-    server: Any = await app.create_server(host="127.0.0.1", port=port,
-                                          return_asyncio_server=True)
+    server: Any = await app.create_server(host="127.0.0.1", port=port, return_asyncio_server=True)
     await server.startup()
     await server.before_start()
     await server.after_start()
     async with httpx.AsyncClient(timeout=10) as client:
-        request = asyncio.create_task(client.post(
-            f"http://127.0.0.1:{port}/webhooks/rest/webhook",
-            json={"sender": "g1", "message": "你好"}))
+        request = asyncio.create_task(
+            client.post(
+                f"http://127.0.0.1:{port}/webhooks/rest/webhook",
+                json={"sender": "g1", "message": "你好"},
+            )
+        )
         await started.wait()
         # what Sanic does on SIGTERM: stop listeners first, then close the server
         await server.before_stop()

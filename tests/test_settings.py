@@ -50,8 +50,10 @@ def test_the_parts_are_those_of_their_own_loaders() -> None:
 
 
 def test_every_file_is_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    root = project(tmp_path, {"handoff.yml": "groups: [账户]\n",
-                              "endpoints.yml": "lock_store: {type: memory}\n"})
+    root = project(
+        tmp_path,
+        {"handoff.yml": "groups: [账户]\n", "endpoints.yml": "lock_store: {type: memory}\n"},
+    )
     reads: list[str] = []
     read_text = Path.read_text
 
@@ -67,8 +69,11 @@ def test_every_file_is_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_environment_overrides(tmp_path: Path) -> None:
-    env = {REDIS_URL_ENV: "redis://cache:6379/1", OPERATOR_TOKEN_ENV: "o" * 20,
-           handoff_config.AGENT_SECRET_ENV: "a" * 20}
+    env = {
+        REDIS_URL_ENV: "redis://cache:6379/1",
+        OPERATOR_TOKEN_ENV: "o" * 20,
+        handoff_config.AGENT_SECRET_ENV: "a" * 20,
+    }
     settings = Settings.load(project(tmp_path, {}), env=env)
     assert settings.redis_url == settings.endpoints.redis_url == "redis://cache:6379/1"
     assert settings.server.operator_token == "o" * 20
@@ -83,23 +88,25 @@ def test_missing_files_are_defaults(tmp_path: Path) -> None:
 
 
 def test_a_bad_value_names_the_file_and_its_line(tmp_path: Path) -> None:
-    message = one_line_error(tmp_path, {
-        "config.yml": "language: zh\nserver:\n  host: 0.0.0.0\n  port: x\n"})
+    message = one_line_error(
+        tmp_path, {"config.yml": "language: zh\nserver:\n  host: 0.0.0.0\n  port: x\n"}
+    )
     assert message.startswith(f"{tmp_path / 'config.yml'}:4: server.port must be a number")
     assert "Fix: correct that value (docs/server.md)" in message
 
 
 def test_an_unknown_knowledge_base_option_names_its_line(tmp_path: Path) -> None:
-    message = one_line_error(tmp_path, {
-        "config.yml": "language: zh\nknowledge_base:\n  index: flat\n  indx: hnsw\n"})
-    assert message.startswith(f"{tmp_path / 'config.yml'}:4: unknown option "
-                              "'knowledge_base.indx'")
+    message = one_line_error(
+        tmp_path, {"config.yml": "language: zh\nknowledge_base:\n  index: flat\n  indx: hnsw\n"}
+    )
+    assert message.startswith(f"{tmp_path / 'config.yml'}:4: unknown option 'knowledge_base.indx'")
     assert "config.yml: " not in message.split(":4: ", 1)[1]  # the file is said once
 
 
 def test_a_handoff_error_names_handoff_yml_and_the_group(tmp_path: Path) -> None:
-    message = one_line_error(tmp_path, {
-        "handoff.yml": "groups:\n  - name: 账户\n  - description: 无名\n"})
+    message = one_line_error(
+        tmp_path, {"handoff.yml": "groups:\n  - name: 账户\n  - description: 无名\n"}
+    )
     assert message.startswith(f"{tmp_path / 'handoff.yml'}:3: groups[1] has no name")
     assert message.endswith("Fix: correct that value (docs/handoff.md)")
 
@@ -118,8 +125,10 @@ def test_invalid_yaml_is_one_line_with_its_line(tmp_path: Path) -> None:
 
 def test_a_file_that_is_no_mapping(tmp_path: Path) -> None:
     message = one_line_error(tmp_path, {"endpoints.yml": "- tracker_store\n"})
-    assert message.startswith(f"{tmp_path / 'endpoints.yml'}:1: expected a mapping "
-                              "(action_endpoint, tracker_store, lock_store, ...), got a list")
+    assert message.startswith(
+        f"{tmp_path / 'endpoints.yml'}:1: expected a mapping "
+        "(action_endpoint, tracker_store, lock_store, ...), got a list"
+    )
 
 
 def test_a_missing_config_says_how_to_fix_it(tmp_path: Path) -> None:
@@ -133,15 +142,23 @@ def test_key_lines(tmp_path: Path) -> None:
     path.write_text("a:\n  b:\n    - c: 1\n    - c: 2\n      d: 3\ne: {f: 4}\n", encoding="utf-8")
     file = read_settings_file(path)
     assert [file.line_of(k) for k in ("a", "a.b", "a.b[0].c", "a.b[1]", "a.b[1].d", "e.f")] == [
-        1, 2, 3, 4, 5, 6]
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+    ]
     assert file.line_of("a.b[7].zz") == 2  # the deepest part that is there
     assert file.line_of("nothing") == 1
     assert str(file.error("x.yml: e.f must be text", fix="quote it")) == (
-        f"{path}:6: e.f must be text. Fix: quote it")
+        f"{path}:6: e.f must be text. Fix: quote it"
+    )
 
 
-def test_bot_run_reads_each_settings_file_once(tiny_model: Any, tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bot_run_reads_each_settings_file_once(
+    tiny_model: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``bot run`` up to a built app (model, stores, handoff, channels): config.yml,
     endpoints.yml, handoff.yml and credentials.yml are each read once, by the settings."""
     from collections import Counter
@@ -154,7 +171,9 @@ def test_bot_run_reads_each_settings_file_once(tiny_model: Any, tmp_path: Path,
     root.mkdir()
     (root / "config.yml").write_text(
         (tiny_model.root / "config.yml").read_text(encoding="utf-8")
-        + "channels:\n  wechat:\n    reply_timeout: 3\n", encoding="utf-8")
+        + "channels:\n  wechat:\n    reply_timeout: 3\n",
+        encoding="utf-8",
+    )
     (root / "endpoints.yml").write_text("lock_store: {type: memory}\n", encoding="utf-8")
     (root / "handoff.yml").write_text("groups: [账户]\n", encoding="utf-8")
     (root / "credentials.yml").write_text("rest:\n", encoding="utf-8")
@@ -171,17 +190,19 @@ def test_bot_run_reads_each_settings_file_once(tiny_model: Any, tmp_path: Path,
     built: dict[str, Any] = {}
 
     def serve(project: Project, settings: Settings, model: Path | None = None) -> None:
-        built.update(app=app_for_project(project, model, settings, "reads_once"),
-                     settings=settings)
+        built.update(app=app_for_project(project, model, settings, "reads_once"), settings=settings)
 
     monkeypatch.setattr("bot.server.run.serve", serve)
     monkeypatch.setattr(Path, "open", counting_open)
     args = build_parser().parse_args(
-        ["run", "--project", str(root), "--model", str(tiny_model.archive), "--port", "5098"])
+        ["run", "--project", str(root), "--model", str(tiny_model.archive), "--port", "5098"]
+    )
     assert run_cmd.run_server(args) == 0
     monkeypatch.undo()
-    settings_files = {name: reads[name] for name in
-                      ("config.yml", "endpoints.yml", "handoff.yml", "credentials.yml")}
+    settings_files = {
+        name: reads[name]
+        for name in ("config.yml", "endpoints.yml", "handoff.yml", "credentials.yml")
+    }
     assert settings_files == dict.fromkeys(settings_files, 1)
     app, settings = built["app"], built["settings"]
     assert app.ctx.settings is settings.server and settings.server.port == 5098
@@ -192,16 +213,33 @@ def test_bot_run_reads_each_settings_file_once(tiny_model: Any, tmp_path: Path,
     assert settings.endpoints.lock_store == {"type": "memory"}
 
 
-@pytest.mark.parametrize(("name", "text", "line", "what"), [
-    ("handoff.yml", "groups:\n  - name: 账户\n    hours: 9-5\n", 3,
-     "groups[0].hours.time must look like 08:30-21:00, got '9-5'"),
-    ("endpoints.yml", "tracker_store:\n  type: sql\nlock_store: redis\n", 3,
-     "lock_store must be a mapping"),
-    ("endpoints.yml", "action_endpoint:\n  url: http: x\n", 2, "invalid YAML"),
-])
+@pytest.mark.parametrize(
+    ("name", "text", "line", "what"),
+    [
+        (
+            "handoff.yml",
+            "groups:\n  - name: 账户\n    hours: 9-5\n",
+            3,
+            "groups[0].hours.time must look like 08:30-21:00, got '9-5'",
+        ),
+        (
+            "endpoints.yml",
+            "tracker_store:\n  type: sql\nlock_store: redis\n",
+            3,
+            "lock_store must be a mapping",
+        ),
+        ("endpoints.yml", "action_endpoint:\n  url: http: x\n", 2, "invalid YAML"),
+    ],
+)
 def test_bot_run_with_a_broken_file_is_one_line(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-        name: str, text: str, line: int, what: str) -> None:
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    text: str,
+    line: int,
+    what: str,
+) -> None:
     from bot.cli.main import main
 
     root = project(tmp_path, {name: text})

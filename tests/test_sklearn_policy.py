@@ -86,9 +86,10 @@ def conversation(domain, *turns: tuple[str, str | None, str | None]) -> Dialogue
     events: list[dict[str, Any]] = [ev.session_started(timestamp=0.0)]
     for intent, account, action in turns:
         entities = [{"entity": "account_type", "value": account}] if account else []
-        events += [ev.action(LISTEN, timestamp=0.0),
-                   ev.user(None, {"intent": {"name": intent}, "entities": entities},
-                           timestamp=0.0)]
+        events += [
+            ev.action(LISTEN, timestamp=0.0),
+            ev.user(None, {"intent": {"name": intent}, "entities": entities}, timestamp=0.0),
+        ]
         if account:
             events.append(ev.slot("account_type", account, timestamp=0.0))
         if action:
@@ -100,8 +101,9 @@ def test_unseen_combination_gets_a_sensible_action(dialogue) -> None:  # type: i
     domain, ensemble = dialogue(DOMAIN, STORIES, [("MemoizationPolicy", {}), *SKLEARN])
     memo, sklearn = ensemble.policies
     # a balance question about a credit card, after a greeting: never in the stories
-    tracker = conversation(domain, ("greet", None, "utter_greet"),
-                           ("query_balance", "credit_card", None))
+    tracker = conversation(
+        domain, ("greet", None, "utter_greet"), ("query_balance", "credit_card", None)
+    )
     states = tracker.past_states()
     assert memo.predict(tracker, states, domain) is None
     prediction = sklearn.predict(tracker, states, domain)
@@ -112,8 +114,10 @@ def test_unseen_combination_gets_a_sensible_action(dialogue) -> None:  # type: i
     probs = sklearn.probabilities([s for s, _ in states])
     assert max(probs, key=lambda a: probs[a]) == "utter_balance"
     # and a loss report with a debit card gets the loss answer
-    for turns in ([("report_loss", "debit_card", None)],
-                  [("greet", None, "utter_greet"), ("report_loss", "debit_card", None)]):
+    for turns in (
+        [("report_loss", "debit_card", None)],
+        [("greet", None, "utter_greet"), ("report_loss", "debit_card", None)],
+    ):
         tracker = conversation(domain, *turns)
         assert sklearn.predict(tracker, tracker.past_states(), domain).action == "utter_loss"
 
@@ -135,8 +139,13 @@ async def test_the_processor_uses_it_for_uncovered_turns(dialogue) -> None:  # t
 def test_probabilities_cover_every_trained_action(dialogue) -> None:  # type: ignore[no-untyped-def]
     _domain, ensemble = dialogue(DOMAIN, STORIES, SKLEARN)
     policy = ensemble.policies[0]
-    assert set(policy.labels) == {LISTEN, "utter_greet", "utter_balance", "utter_loss",
-                                  "utter_thank"}
+    assert set(policy.labels) == {
+        LISTEN,
+        "utter_greet",
+        "utter_balance",
+        "utter_loss",
+        "utter_thank",
+    }
     probs = policy.probabilities([])
     assert sum(probs.values()) == pytest.approx(1.0)
     assert all(0.0 <= p <= 1.0 for p in probs.values())
@@ -144,8 +153,11 @@ def test_probabilities_cover_every_trained_action(dialogue) -> None:  # type: ig
 
 def test_history_features_are_relative_to_now() -> None:
     states = [(("intent", "greet"),), (("intent", "thank"), ("prev_action", LISTEN))]
-    assert history_features(states, 5) == ["0|intent=thank", f"0|prev_action={LISTEN}",
-                                           "1|intent=greet"]
+    assert history_features(states, 5) == [
+        "0|intent=thank",
+        f"0|prev_action={LISTEN}",
+        "1|intent=greet",
+    ]
     assert history_features(states, 1) == ["0|intent=thank", f"0|prev_action={LISTEN}"]
 
 
@@ -176,10 +188,10 @@ def test_fast_path_matches_scikit_learn(dialogue) -> None:  # type: ignore[no-un
     policy = ensemble.policies[0]
     tracker = conversation(domain, ("greet", None, "utter_greet"), ("thank", None, None))
     states = [s for s, _ in tracker.past_states()]
-    idx = sorted({policy.vocabulary[f] for f in history_features(states, 5)
-                  if f in policy.vocabulary})
-    x = csr_matrix(([1.0] * len(idx), ([0] * len(idx), idx)),
-                   shape=(1, len(policy.vocabulary)))
+    idx = sorted(
+        {policy.vocabulary[f] for f in history_features(states, 5) if f in policy.vocabulary}
+    )
+    x = csr_matrix(([1.0] * len(idx), ([0] * len(idx), idx)), shape=(1, len(policy.vocabulary)))
     expected = dict(zip(policy.model.classes_, policy.model.predict_proba(x)[0], strict=True))
     assert policy.probabilities(states) == pytest.approx(expected)
 

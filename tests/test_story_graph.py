@@ -131,7 +131,9 @@ def test_or_gives_one_story_per_alternative() -> None:
     )
     flat = flatten([s])
     assert [f.name for f in flat] == [
-        "thanks (or: affirm)", "thanks (or: thanks)", "thanks (or: happy=True)",
+        "thanks (or: affirm)",
+        "thanks (or: thanks)",
+        "thanks (or: happy=True)",
     ]
     assert [names(f.steps)[2] for f in flat] == ["affirm", "thanks", "slot:happy"]
 
@@ -145,7 +147,10 @@ def test_or_and_checkpoints_combine() -> None:
     assert len(flat) == 4
     assert flat[0].name == "a (or: greet) > b (or: yes)"
     assert {tuple(names(f.steps)[::2]) for f in flat} == {
-        ("greet", "yes"), ("greet", "ok"), ("hello", "yes"), ("hello", "ok"),
+        ("greet", "yes"),
+        ("greet", "ok"),
+        ("hello", "yes"),
+        ("hello", "ok"),
     }
 
 
@@ -193,8 +198,13 @@ def test_checkpoint_fan_out_is_capped() -> None:
     for layer in range(10):
         for branch in range(3):
             stories.append(
-                story(f"l{layer}b{branch}", cp(f"l{layer}"), u(f"i{branch}"), a(f"act{branch}"),
-                      cp(f"l{layer + 1}"))
+                story(
+                    f"l{layer}b{branch}",
+                    cp(f"l{layer}"),
+                    u(f"i{branch}"),
+                    a(f"act{branch}"),
+                    cp(f"l{layer + 1}"),
+                )
             )
     flat, truncated = expand(stories, max_stories=1000)
     assert truncated and len(flat) == 1000

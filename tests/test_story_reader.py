@@ -279,12 +279,17 @@ def test_wrong_shapes_are_problems_not_crashes(tmp_path: Path) -> None:
         ("stories: hello\n", "'stories:' is not a list"),
         ("stories:\n- plain string\n", "a story is not a mapping"),
         ("stories:\n- story: s\n  steps: 5\n", "are not a list"),
-        ("stories:\n- story: s\n  steps:\n  - or: [{intent: a}, {action: b}]\n",
-         "'action' is not allowed"),
+        (
+            "stories:\n- story: s\n  steps:\n  - or: [{intent: a}, {action: b}]\n",
+            "'action' is not allowed",
+        ),
         ("storys:\n- story: s\n", "unknown top-level key 'storys'"),
         ("stories:\n- story: s\n  steps:\n  - slot_was_set:\n    - [a, b]\n", "cannot read a slot"),
-        ("stories:\n- story: s\n  steps:\n  - intent: greet\n    entities:\n    - {a: 1, b: 2}\n",
-         "cannot read an entity"),
+        (
+            "stories:\n- story: s\n  steps:\n  - intent: greet\n"
+            "    entities:\n    - {a: 1, b: 2}\n",
+            "cannot read an entity",
+        ),
         ("stories:\n- story: s\n  metadata: [1]\n  steps:\n  - intent: a\n", "'metadata'"),
     ]:
         _, problems = read_story_file(write(tmp_path, text), "s.yml")
@@ -298,7 +303,7 @@ def test_other_keys_of_a_mixed_file_are_ignored(tmp_path: Path) -> None:
 
 
 def test_empty_file_and_single_alternative(tmp_path: Path) -> None:
-    assert read_story_file(write(tmp_path, "")) [1] == []
+    assert read_story_file(write(tmp_path, ""))[1] == []
     text = "stories:\n- story: s\n  steps:\n  - or:\n    - intent: a\n"
     result, problems = read_story_file(write(tmp_path, text))
     assert [p.level for p in problems] == ["warning"]

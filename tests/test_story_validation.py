@@ -451,8 +451,9 @@ def test_rule_conditions_and_conversation_start_keep_rules_apart(
         "  - action: utter_ask_help\nrules:\n",
     )
     (conflict,) = errors(check(tmp_path, domain, at_start))
-    assert conflict.message.startswith("story 'greet at start' runs 'utter_ask_help' here, but "
-                                       "rule 'greet first'")
+    assert conflict.message.startswith(
+        "story 'greet at start' runs 'utter_ask_help' here, but rule 'greet first'"
+    )
     assert "waits for the user" in conflict.message
 
 
@@ -493,8 +494,7 @@ def test_validate_project_checks_the_stories_folder(tiny_project: Path) -> None:
     stories = tiny_project / "stories" / "nested"
     stories.mkdir(parents=True)
     (stories / "bad.yml").write_text(
-        "stories:\n- story: s\n  steps:\n  - intent: greet\n  - action: utter_nope\n"
-        "  - intnt: x\n",
+        "stories:\n- story: s\n  steps:\n  - intent: greet\n  - action: utter_nope\n  - intnt: x\n",
         encoding="utf-8",
     )
     (tiny_project / "stories" / "ok.yaml").write_text(

@@ -26,7 +26,12 @@ def plain() -> JiebaTokenizer:
 @pytest.mark.parametrize(
     "text",
     [
-        "查下 余额", "我的  卡 丢了", " 你好 ", "hello world 查余额", "a\tb\nc", "查\u3000余额",
+        "查下 余额",
+        "我的  卡 丢了",
+        " 你好 ",
+        "hello world 查余额",
+        "a\tb\nc",
+        "查\u3000余额",
         "   ",
     ],
 )

@@ -21,11 +21,21 @@ from bot.domain import REQUESTED_SLOT, parse_domain
 COMPAT = Path(__file__).resolve().parents[1] / "docs" / "rasa-compat.md"
 # The tracker keys as docs/rasa-compat.md lists them.
 TRACKER_KEYS = {
-    "sender_id", "slots", "latest_message", "latest_event_time", "followup_action", "paused",
-    "events", "latest_input_channel", "active_loop", "latest_action", "latest_action_name",
+    "sender_id",
+    "slots",
+    "latest_message",
+    "latest_event_time",
+    "followup_action",
+    "paused",
+    "events",
+    "latest_input_channel",
+    "active_loop",
+    "latest_action",
+    "latest_action_name",
 }
 
-DOMAIN = parse_domain(yaml.safe_load("""
+DOMAIN = parse_domain(
+    yaml.safe_load("""
 intents: [greet, report_loss, inform, affirm]
 entities: [card_last4, account_type]
 slots:
@@ -52,7 +62,9 @@ responses:
     - text: 您好
       buttons: [{title: 挂失, payload: /report_loss}]
   utter_ask_card_last4: [{text: 尾号？}]
-"""), Path("domain.yml"))
+"""),
+    Path("domain.yml"),
+)
 
 
 def compat_tracker_keys() -> set[str]:
@@ -64,11 +76,17 @@ def compat_tracker_keys() -> set[str]:
     return keys
 
 
-def turn(intent: str, entities: list[dict[str, Any]] | None = None, t: float = 1.0,
-         text: str | None = None) -> list[dict[str, Any]]:
+def turn(
+    intent: str,
+    entities: list[dict[str, Any]] | None = None,
+    t: float = 1.0,
+    text: str | None = None,
+) -> list[dict[str, Any]]:
     parse = {"intent": {"name": intent, "confidence": 1.0}, "entities": entities or []}
-    return [ev.action(LISTEN, timestamp=t),
-            ev.user(text or f"/{intent}", parse, input_channel="rest", timestamp=t)]
+    return [
+        ev.action(LISTEN, timestamp=t),
+        ev.user(text or f"/{intent}", parse, input_channel="rest", timestamp=t),
+    ]
 
 
 def tracker(events: list[dict[str, Any]]) -> DialogueStateTracker:
@@ -84,8 +102,11 @@ async def real_conversation() -> DialogueStateTracker:
 
     rules = [
         Story("greet", (UserStep("greet"), ActionStep("utter_greet")), "rule"),
-        Story("form", (UserStep("report_loss"), ActionStep("loss_form"), LoopStep("loss_form")),
-              "rule"),
+        Story(
+            "form",
+            (UserStep("report_loss"), ActionStep("loss_form"), LoopStep("loss_form")),
+            "rule",
+        ),
     ]
     ensemble = PolicyEnsemble([RulePolicy(ComponentSpec("RulePolicy").options)])
     ensemble.train([], rules, DOMAIN)
@@ -157,12 +178,14 @@ def test_empty_tracker_state() -> None:
 
 
 def test_user_slot_and_action_events_update_the_state() -> None:
-    t = tracker([
-        ev.session_started(timestamp=0.0),
-        *turn("inform", [{"entity": "card_last4", "value": "1234"}], text="尾号1234"),
-        ev.slot("card_last4", 1234, timestamp=1.0),
-        ev.action("utter_greet", timestamp=2.0),
-    ])
+    t = tracker(
+        [
+            ev.session_started(timestamp=0.0),
+            *turn("inform", [{"entity": "card_last4", "value": "1234"}], text="尾号1234"),
+            ev.slot("card_last4", 1234, timestamp=1.0),
+            ev.action("utter_greet", timestamp=2.0),
+        ]
+    )
     assert t.latest_intent == "inform"
     assert t.latest_message["text"] == "尾号1234"
     assert t.latest_message["entities"] == [{"entity": "card_last4", "value": "1234"}]
@@ -172,8 +195,12 @@ def test_user_slot_and_action_events_update_the_state() -> None:
 
 
 def test_restart_forgets_everything_but_keeps_the_log() -> None:
-    events = [*turn("greet"), ev.slot("card_last4", "1234"), ev.active_loop("loss_form"),
-              ev.restart(timestamp=5.0)]
+    events = [
+        *turn("greet"),
+        ev.slot("card_last4", "1234"),
+        ev.active_loop("loss_form"),
+        ev.restart(timestamp=5.0),
+    ]
     t = tracker(events)
     assert t.get_slot("card_last4") is None
     assert t.get_slot("verified") is False
@@ -185,10 +212,16 @@ def test_restart_forgets_everything_but_keeps_the_log() -> None:
 
 
 def test_session_started_starts_afresh_then_applies_carried_slots() -> None:
-    t = tracker([
-        *turn("greet"), ev.slot("card_last4", "1234"), ev.slot("hidden", "x"),
-        ev.action("action_session_start"), ev.session_started(), ev.slot("card_last4", "1234"),
-    ])
+    t = tracker(
+        [
+            *turn("greet"),
+            ev.slot("card_last4", "1234"),
+            ev.slot("hidden", "x"),
+            ev.action("action_session_start"),
+            ev.session_started(),
+            ev.slot("card_last4", "1234"),
+        ]
+    )
     assert t.get_slot("card_last4") == "1234"
     assert t.get_slot("hidden") is None
     assert [e["event"] for e in applied_events(t.events)] == ["session_started", "slot"]
@@ -196,12 +229,16 @@ def test_session_started_starts_afresh_then_applies_carried_slots() -> None:
 
 def test_rewind_removes_the_last_user_message_and_what_followed() -> None:
     before = [ev.session_started(), *turn("greet"), ev.action("utter_greet"), ev.bot("您好")]
-    t = tracker([
-        *before,
-        *turn("inform", [{"entity": "card_last4", "value": "9999"}]),
-        ev.slot("card_last4", "9999"), ev.action("action_default_fallback"), ev.bot("没听懂"),
-        ev.rewind(),
-    ])
+    t = tracker(
+        [
+            *before,
+            *turn("inform", [{"entity": "card_last4", "value": "9999"}]),
+            ev.slot("card_last4", "9999"),
+            ev.action("action_default_fallback"),
+            ev.bot("没听懂"),
+            ev.rewind(),
+        ]
+    )
     assert t.latest_intent == "greet"
     assert t.get_slot("card_last4") is None
     # As Rasa's UserUtteranceReverted: the action_listen before the message goes too, so
@@ -212,14 +249,30 @@ def test_rewind_removes_the_last_user_message_and_what_followed() -> None:
 
 def test_two_rewinds_go_back_two_turns() -> None:
     first = [ev.session_started(), *turn("greet"), ev.action("utter_greet")]
-    t = tracker([*first, *turn("report_loss"), ev.action("loss_form"),
-                 *turn("inform"), ev.action("action_back"), ev.rewind(), ev.rewind()])
+    t = tracker(
+        [
+            *first,
+            *turn("report_loss"),
+            ev.action("loss_form"),
+            *turn("inform"),
+            ev.action("action_back"),
+            ev.rewind(),
+            ev.rewind(),
+        ]
+    )
     assert applied_events(t.events) == first
 
 
 def test_undo_removes_the_last_action_and_what_followed() -> None:
-    t = tracker([*turn("greet"), ev.action("utter_greet"), ev.bot("您好"),
-                 ev.slot("hidden", "x"), ev.undo()])
+    t = tracker(
+        [
+            *turn("greet"),
+            ev.action("utter_greet"),
+            ev.bot("您好"),
+            ev.slot("hidden", "x"),
+            ev.undo(),
+        ]
+    )
     assert t.latest_action_name == LISTEN
     assert t.get_slot("hidden") is None
     assert t.latest_intent == "greet"
@@ -251,8 +304,9 @@ def test_followup_action_is_cleared_when_it_runs() -> None:
 
 
 def test_loop_rejection_is_cleared_by_the_next_message() -> None:
-    t = tracker([ev.active_loop("loss_form"), *turn("greet"),
-                 ev.action_execution_rejected("loss_form")])
+    t = tracker(
+        [ev.active_loop("loss_form"), *turn("greet"), ev.action_execution_rejected("loss_form")]
+    )
     assert t.active_loop.rejected is True
     assert t.current_state()["active_loop"]["rejected"] is True
     t.extend(turn("inform"))
@@ -262,10 +316,20 @@ def test_loop_rejection_is_cleared_by_the_next_message() -> None:
 
 
 def test_update_equals_replay() -> None:
-    events = [ev.session_started(), *turn("greet"), ev.slot("verified", "true"),
-              ev.action("utter_greet"), ev.pause(), ev.rewind(), *turn("report_loss"),
-              ev.active_loop("loss_form"), ev.slot(REQUESTED_SLOT, "card_last4"), ev.undo(),
-              ev.followup("utter_greet"), ev.resume()]
+    events = [
+        ev.session_started(),
+        *turn("greet"),
+        ev.slot("verified", "true"),
+        ev.action("utter_greet"),
+        ev.pause(),
+        ev.rewind(),
+        *turn("report_loss"),
+        ev.active_loop("loss_form"),
+        ev.slot(REQUESTED_SLOT, "card_last4"),
+        ev.undo(),
+        ev.followup("utter_greet"),
+        ev.resume(),
+    ]
     built = DialogueStateTracker("s1", DOMAIN)
     built._reset_state()
     built.extend([dict(e) for e in events])
@@ -273,8 +337,15 @@ def test_update_equals_replay() -> None:
 
 
 def test_user_turns_since() -> None:
-    t = tracker([*turn("greet"), ev.action("utter_greet"), ev.active_loop("loss_form"),
-                 *turn("inform"), *turn("inform")])
+    t = tracker(
+        [
+            *turn("greet"),
+            ev.action("utter_greet"),
+            ev.active_loop("loss_form"),
+            *turn("inform"),
+            *turn("inform"),
+        ]
+    )
     assert t.user_turns_since("active_loop", "loss_form") == 2
     assert t.user_turns_since("action", "utter_greet") == 2
     assert t.user_turns_since("restart") == 3
@@ -284,13 +355,19 @@ def test_user_turns_since() -> None:
 
 
 def test_past_states_pair_each_action_with_the_state_before_it() -> None:
-    t = tracker([
-        ev.action("action_session_start"), ev.session_started(), ev.slot("hidden", "x"),
-        *turn("report_loss", [{"entity": "account_type", "value": "gold_card"}]),
-        ev.slot("account_type", "gold_card"), ev.slot("verified", True),
-        ev.action("loss_form"), ev.active_loop("loss_form"),
-        ev.slot(REQUESTED_SLOT, "card_last4"),
-    ])
+    t = tracker(
+        [
+            ev.action("action_session_start"),
+            ev.session_started(),
+            ev.slot("hidden", "x"),
+            *turn("report_loss", [{"entity": "account_type", "value": "gold_card"}]),
+            ev.slot("account_type", "gold_card"),
+            ev.slot("verified", True),
+            ev.action("loss_form"),
+            ev.active_loop("loss_form"),
+            ev.slot(REQUESTED_SLOT, "card_last4"),
+        ]
+    )
     states = t.past_states()
     assert [a for _, a in states] == [LISTEN, "loss_form", None]
     before_form = dict(states[1][0])

@@ -46,8 +46,9 @@ rules:
 - rule: broken
   steps: [{intent: break_it}, {action: action_break}]
 """
-CONFIG = parse({"groups": ["账户"], "routing": {"default_group": "账户"},
-                "queue": {"auto_assign": False}}, {})
+CONFIG = parse(
+    {"groups": ["账户"], "routing": {"default_group": "账户"}, "queue": {"auto_assign": False}}, {}
+)
 
 
 class Executor:
@@ -57,14 +58,19 @@ class Executor:
     def names(self) -> set[str]:
         return {"action_person", "action_refuse", "action_break"}
 
-    async def run(self, name: str, tracker: dict[str, Any], domain: dict[str, Any]
-                  ) -> dict[str, Any]:
+    async def run(
+        self, name: str, tracker: dict[str, Any], domain: dict[str, Any]
+    ) -> dict[str, Any]:
         if name == "action_person":
-            return {"events": [{"event": "pause"}],
-                    "responses": [{"response": "utter_handoff_request"}]}
+            return {
+                "events": [{"event": "pause"}],
+                "responses": [{"response": "utter_handoff_request"}],
+            }
         if name == "action_refuse":
-            return {"events": [{"event": "action_execution_rejected", "name": name}],
-                    "responses": []}
+            return {
+                "events": [{"event": "action_execution_rejected", "name": name}],
+                "responses": [],
+            }
         raise RuntimeError("core banking is down")
 
 
@@ -74,8 +80,7 @@ class CountingLocks(InMemoryLockStore):
         self.taken = 0
 
     @contextlib.asynccontextmanager
-    async def lock(self, conversation_id: str, wait_timeout: float = 60.0
-                   ) -> AsyncIterator[None]:
+    async def lock(self, conversation_id: str, wait_timeout: float = 60.0) -> AsyncIterator[None]:
         self.taken += 1
         async with super().lock(conversation_id, wait_timeout):
             yield
@@ -101,10 +106,10 @@ class Served:
         domain, policies = dialogue(DOMAIN, RULES, [("RulePolicy", {})])
         self.locks = CountingLocks()
         self.store = CountingStore()
-        self.processor = MessageProcessor(domain, policies, tracker_store=self.store,
-                                          lock_store=self.locks, executor=Executor())
-        self.handoff = HandoffService(CONFIG, HandoffStore.from_url("sqlite://"),
-                                      self.processor)
+        self.processor = MessageProcessor(
+            domain, policies, tracker_store=self.store, lock_store=self.locks, executor=Executor()
+        )
+        self.handoff = HandoffService(CONFIG, HandoffStore.from_url("sqlite://"), self.processor)
         agent = Agent(model=None, processor=self.processor)  # type: ignore[arg-type]
         settings = ServerSettings(max_message_chars=20)
         self.runner = TurnRunner(agent, settings, BotMetrics(), self.handoff, redis_url="")
@@ -155,10 +160,11 @@ async def test_a_handoff_turn_reads_the_tracker_store_once(served: Served) -> No
     assert (served.store.reads - reads, served.store.appends - appends) == (1, 1)
     # the notice and the pause are the turn's own events, stored with it
     stored = await served.store.events("h")
-    turn = stored[next(i for i, e in enumerate(stored)
-                       if e.get("text") == "/request_human"):]
+    turn = stored[next(i for i, e in enumerate(stored) if e.get("text") == "/request_human") :]
     assert [(e["event"], e.get("text")) for e in turn][-2:] == [
-        ("bot", "正在为您转接人工客服，请稍候。"), ("pause", None)]
+        ("bot", "正在为您转接人工客服，请稍候。"),
+        ("pause", None),
+    ]
     assert served.handoff.store.handoffs.latest("h") is not None
     reads = served.store.reads
     await served.say("h", "还在吗")  # a paused turn: the cached tracker, brought up to date
@@ -190,8 +196,9 @@ async def test_a_failing_stage_keeps_the_bots_answer(served: Served) -> None:
     served.processor.stages.insert(0, broken)
     texts, locks = await served.say("f", "/greet")
     assert (texts, locks) == (["您好"], 1)
-    assert [e.get("text") for e in await served.store.events("f") if e["event"] == "bot"] \
-        == ["您好"]
+    assert [e.get("text") for e in await served.store.events("f") if e["event"] == "bot"] == [
+        "您好"
+    ]
 
 
 async def test_nothing_gets_between_a_turn_and_its_handoff(served: Served) -> None:

@@ -77,8 +77,10 @@ def workers(dialogue: Any) -> Callable[[int], tuple[TrackerStore, list[Worker]]]
     def build(n: int) -> tuple[TrackerStore, list[Worker]]:
         domain, policies = dialogue(DOMAIN, RULES, [("RulePolicy", {})])
         store = InMemoryTrackerStore()
-        return store, [Worker(f"w{i}", MessageProcessor(domain, policies, tracker_store=store))
-                       for i in range(n)]
+        return store, [
+            Worker(f"w{i}", MessageProcessor(domain, policies, tracker_store=store))
+            for i in range(n)
+        ]
 
     return build
 
@@ -105,11 +107,17 @@ async def runners() -> AsyncIterator[list[TurnRunner]]:
         await runner.close()
 
 
-def runner_for(made: list[TurnRunner], worker: Worker, url: str, prefix: str = "",
-               limit: RateLimit | None = None) -> TurnRunner:
+def runner_for(
+    made: list[TurnRunner],
+    worker: Worker,
+    url: str,
+    prefix: str = "",
+    limit: RateLimit | None = None,
+) -> TurnRunner:
     settings = ServerSettings(rate_limit=limit or RateLimit())
-    runner = TurnRunner(worker.agent, settings, BotMetrics(), redis_url=url,
-                        redis_prefix=prefix or "unused:")
+    runner = TurnRunner(
+        worker.agent, settings, BotMetrics(), redis_url=url, redis_prefix=prefix or "unused:"
+    )
     made.append(runner)
     return runner
 
@@ -127,7 +135,8 @@ async def user_events(store: TrackerStore, sender: str = "c1") -> int:
 
 
 async def test_a_retry_in_one_worker_gets_the_same_replies(
-        workers: Any, runners: list[TurnRunner]) -> None:
+    workers: Any, runners: list[TurnRunner]
+) -> None:
     store, [w] = workers(1)
     runner = runner_for(runners, w, "")
     assert runner.redis is None and runner.shared_replies is None
@@ -141,7 +150,8 @@ async def test_a_retry_in_one_worker_gets_the_same_replies(
 
 
 async def test_in_one_worker_a_concurrent_retry_waits_and_a_failure_is_retried(
-        workers: Any, runners: list[TurnRunner]) -> None:
+    workers: Any, runners: list[TurnRunner]
+) -> None:
     store, [w] = workers(1)
     runner = runner_for(runners, w, "")
     w.gate = asyncio.Event()
@@ -164,7 +174,8 @@ async def test_in_one_worker_a_concurrent_retry_waits_and_a_failure_is_retried(
 
 
 async def test_the_same_message_id_on_two_workers_runs_one_turn(
-        workers: Any, runners: list[TurnRunner], prefix: str) -> None:
+    workers: Any, runners: list[TurnRunner], prefix: str
+) -> None:
     store, [a, b] = workers(2)
     first_worker = runner_for(runners, a, REDIS_URL, prefix)
     second_worker = runner_for(runners, b, REDIS_URL, prefix)
@@ -186,7 +197,8 @@ async def test_the_same_message_id_on_two_workers_runs_one_turn(
 
 
 async def test_a_retry_on_another_worker_waits_for_the_first_attempt(
-        workers: Any, runners: list[TurnRunner], prefix: str) -> None:
+    workers: Any, runners: list[TurnRunner], prefix: str
+) -> None:
     store, [a, b] = workers(2)
     first_worker = runner_for(runners, a, REDIS_URL, prefix)
     second_worker = runner_for(runners, b, REDIS_URL, prefix)
@@ -204,7 +216,8 @@ async def test_a_retry_on_another_worker_waits_for_the_first_attempt(
 
 
 async def test_a_failed_first_attempt_is_run_again_by_the_retry(
-        workers: Any, runners: list[TurnRunner], prefix: str) -> None:
+    workers: Any, runners: list[TurnRunner], prefix: str
+) -> None:
     store, [a, b] = workers(2)
     first_worker = runner_for(runners, a, REDIS_URL, prefix)
     second_worker = runner_for(runners, b, REDIS_URL, prefix)
@@ -221,7 +234,8 @@ async def test_a_failed_first_attempt_is_run_again_by_the_retry(
 
 
 async def test_a_retry_waiting_on_a_failing_first_attempt_takes_over(
-        workers: Any, runners: list[TurnRunner], prefix: str) -> None:
+    workers: Any, runners: list[TurnRunner], prefix: str
+) -> None:
     store, [a, b] = workers(2)
     first_worker = runner_for(runners, a, REDIS_URL, prefix)
     second_worker = runner_for(runners, b, REDIS_URL, prefix)
@@ -240,7 +254,8 @@ async def test_a_retry_waiting_on_a_failing_first_attempt_takes_over(
 
 
 async def test_a_claim_left_by_a_crashed_worker_expires(
-        workers: Any, runners: list[TurnRunner], prefix: str) -> None:
+    workers: Any, runners: list[TurnRunner], prefix: str
+) -> None:
     store, [b] = workers(1)
     runner = runner_for(runners, b, REDIS_URL, prefix)
     assert runner.redis is not None
@@ -251,7 +266,8 @@ async def test_a_claim_left_by_a_crashed_worker_expires(
 
 
 async def test_a_retry_gives_up_with_503_after_the_wait(
-        workers: Any, runners: list[TurnRunner], prefix: str) -> None:
+    workers: Any, runners: list[TurnRunner], prefix: str
+) -> None:
     _store, [a, b] = workers(2)
     first_worker = runner_for(runners, a, REDIS_URL, prefix)
     second_worker = runner_for(runners, b, REDIS_URL, prefix)
@@ -269,7 +285,8 @@ async def test_a_retry_gives_up_with_503_after_the_wait(
 
 
 async def test_the_rate_limit_is_shared_by_the_workers(
-        workers: Any, runners: list[TurnRunner], prefix: str) -> None:
+    workers: Any, runners: list[TurnRunner], prefix: str
+) -> None:
     store, [a, b] = workers(2)
     limit = RateLimit(per_minute=6, burst=3)  # a token every 10 s
     first_worker = runner_for(runners, a, REDIS_URL, prefix, limit)
@@ -286,7 +303,8 @@ async def test_the_rate_limit_is_shared_by_the_workers(
 
 
 async def test_redis_down_keeps_the_memory_and_limit_per_worker(
-        workers: Any, runners: list[TurnRunner]) -> None:
+    workers: Any, runners: list[TurnRunner]
+) -> None:
     store, [a, b] = workers(2)
     limit = RateLimit(per_minute=6, burst=3)
     first_worker = runner_for(runners, a, DOWN_URL, limit=limit)

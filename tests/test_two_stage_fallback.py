@@ -60,14 +60,23 @@ class NLU:
 
     def parse(self, text: str) -> dict[str, Any]:
         if text.startswith(UNCLEAR):
-            ranking = [{"name": "nlu_fallback", "confidence": 0.45},
-                       {"name": "query_balance", "confidence": 0.3},
-                       {"name": "report_loss", "confidence": 0.2},
-                       {"name": "out_of_scope", "confidence": 0.05}]
-            entities = ([{"entity": "card_last4", "value": "6789", "start": 0, "end": 1}]
-                        if "6789" in text else [])
-            return {"text": text, "intent": ranking[0], "intent_ranking": ranking,
-                    "entities": entities}
+            ranking = [
+                {"name": "nlu_fallback", "confidence": 0.45},
+                {"name": "query_balance", "confidence": 0.3},
+                {"name": "report_loss", "confidence": 0.2},
+                {"name": "out_of_scope", "confidence": 0.05},
+            ]
+            entities = (
+                [{"entity": "card_last4", "value": "6789", "start": 0, "end": 1}]
+                if "6789" in text
+                else []
+            )
+            return {
+                "text": text,
+                "intent": ranking[0],
+                "intent_ranking": ranking,
+                "entities": entities,
+            }
         intent = {"name": "nlu_fallback", "confidence": 0.2}
         return {"text": text, "intent": intent, "intent_ranking": [intent], "entities": []}
 
@@ -85,13 +94,17 @@ async def turn(p: MessageProcessor, text: str) -> tuple[list[dict[str, Any]], li
 async def test_asks_for_affirmation_with_the_top_intents(processor: MessageProcessor) -> None:
     messages, actions = await turn(processor, UNCLEAR)
     assert actions == ["action_two_stage_fallback", LISTEN]
-    assert messages == [{
-        "recipient_id": "s",
-        "text": "您是想问「查询余额」吗？",
-        "buttons": [{"title": "查询余额", "payload": "/query_balance"},
-                    {"title": "挂失卡片", "payload": "/report_loss"},
-                    {"title": "都不是", "payload": "/out_of_scope"}],
-    }]
+    assert messages == [
+        {
+            "recipient_id": "s",
+            "text": "您是想问「查询余额」吗？",
+            "buttons": [
+                {"title": "查询余额", "payload": "/query_balance"},
+                {"title": "挂失卡片", "payload": "/report_loss"},
+                {"title": "都不是", "payload": "/out_of_scope"},
+            ],
+        }
+    ]
     tracker = await processor.get_tracker("s")
     assert tracker.active_loop.name == "action_two_stage_fallback"
 
@@ -138,8 +151,7 @@ async def test_deny_asks_to_rephrase_then_the_new_message_stands(
     assert actions == ["action_two_stage_fallback", "utter_greet", LISTEN]
     tracker = await processor.get_tracker("s")
     assert tracker.active_loop.name is None
-    assert [e["text"] for e in applied_events(tracker.events) if e["event"] == "user"] == [
-        "/greet"]
+    assert [e["text"] for e in applied_events(tracker.events) if e["event"] == "user"] == ["/greet"]
 
 
 async def test_the_none_of_these_button_asks_to_rephrase(processor: MessageProcessor) -> None:
@@ -192,15 +204,20 @@ async def test_two_conversations_do_not_mix(processor: MessageProcessor) -> None
 async def test_a_domain_rewords_the_question(dialogue) -> None:  # type: ignore[no-untyped-def]
     """``utter_ask_affirmation`` is a built-in response: the domain's wins, and its buttons
     come after the top intents."""
-    domain = DOMAIN + """  utter_ask_affirmation:
+    domain = (
+        DOMAIN
+        + """  utter_ask_affirmation:
     - text: "请问您要办理「{intent_label}」吗？"
       buttons: [{title: 其他问题, payload: /out_of_scope}]
 """
+    )
     p = MessageProcessor(*dialogue(domain, RULES, [("RulePolicy", {})]), nlu=NLU())
     messages, _ = await turn(p, UNCLEAR)
     assert messages[0]["text"] == "请问您要办理「查询余额」吗？"
     assert [b["title"] for b in messages[0]["buttons"]] == ["查询余额", "挂失卡片", "其他问题"]
     tracker = await p.get_tracker("s")
     [asked] = [e for e in tracker.events if e["event"] == "bot"]
-    assert asked["metadata"] == {"utter_action": "action_default_ask_affirmation",
-                                 "suggested_intents": ["query_balance", "report_loss"]}
+    assert asked["metadata"] == {
+        "utter_action": "action_default_ask_affirmation",
+        "suggested_intents": ["query_balance", "report_loss"],
+    }

@@ -60,8 +60,12 @@ def line_of(text: str, marker: str, nth: int = 1) -> int:
 def broken(tiny_project: Path) -> Path:
     (tiny_project / "nlu_data" / "broken.yml").write_text(BROKEN, encoding="utf-8")
     domain = tiny_project / "domain.yml"
-    domain.write_text(domain.read_text(encoding="utf-8").replace(
-        "  - report_loss\n", "  - report_loss\n  - lonely\n  - goodbye\n"), encoding="utf-8")
+    domain.write_text(
+        domain.read_text(encoding="utf-8").replace(
+            "  - report_loss\n", "  - report_loss\n  - lonely\n  - goodbye\n"
+        ),
+        encoding="utf-8",
+    )
     return tiny_project
 
 
@@ -114,8 +118,9 @@ def test_domain_intent_without_examples_is_a_warning(problems: list[Problem]) ->
 
 def test_same_intent_duplicate_is_only_a_warning(tiny_project: Path) -> None:
     extra = tiny_project / "nlu_data" / "extra.yml"
-    extra.write_text("nlu:\n- intent: greet\n  examples: |\n    - ＨＩ\n    - hi\n",
-                     encoding="utf-8")
+    extra.write_text(
+        "nlu:\n- intent: greet\n  examples: |\n    - ＨＩ\n    - hi\n", encoding="utf-8"
+    )
     problems = validate_project(Project(tiny_project))
     problem = find(problems, "warning", "'hi' duplicates nlu_data/extra.yml:4")
     assert problem.source is not None and problem.source.line == 5
@@ -145,8 +150,9 @@ def test_cli_exit_code_and_output(broken: Path, capsys: pytest.CaptureFixture[st
     assert last.endswith("warning(s)") and not last.startswith("0 error")
 
 
-def test_cli_warnings_fail_only_when_asked(tiny_project: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_warnings_fail_only_when_asked(
+    tiny_project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["data", "validate", "--project", str(tiny_project)]) == 0  # 6 < 10: warnings
     out = capsys.readouterr().out
     assert "0 error(s), 3 warning(s)" in out
@@ -176,20 +182,28 @@ nlu:
 def _with_pipeline(project: Path, extractor: str) -> Path:
     (project / "nlu_data" / "weather.yml").write_text(SUB_WORD, encoding="utf-8")
     domain = project / "domain.yml"
-    domain.write_text(domain.read_text(encoding="utf-8").replace(
-        "  - report_loss\n", "  - report_loss\n  - request_weather\n").replace(
-        "  - amount\n", "  - amount\n  - date_time\n"), encoding="utf-8")
+    domain.write_text(
+        domain.read_text(encoding="utf-8")
+        .replace("  - report_loss\n", "  - report_loss\n  - request_weather\n")
+        .replace("  - amount\n", "  - amount\n  - date_time\n"),
+        encoding="utf-8",
+    )
     config = project / "config.yml"
-    config.write_text(config.read_text(encoding="utf-8").replace(
-        "  - name: RegexEntityExtractor\n", extractor), encoding="utf-8")
+    config.write_text(
+        config.read_text(encoding="utf-8").replace("  - name: RegexEntityExtractor\n", extractor),
+        encoding="utf-8",
+    )
     return project
 
 
-@pytest.mark.parametrize("extractor", [
-    "  - name: RegexEntityExtractor\n",
-    "  - name: DIETClassifier\n    epochs: 100\n",
-    "  - name: CRFEntityExtractor\n",
-])
+@pytest.mark.parametrize(
+    "extractor",
+    [
+        "  - name: RegexEntityExtractor\n",
+        "  - name: DIETClassifier\n    epochs: 100\n",
+        "  - name: CRFEntityExtractor\n",
+    ],
+)
 def test_sub_word_annotations_are_fine_for_character_extractors(
     tiny_project: Path, extractor: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -203,8 +217,9 @@ def test_sub_word_annotations_are_fine_for_character_extractors(
 
 
 def test_sub_word_annotations_warn_with_token_based_extractors(tiny_project: Path) -> None:
-    project = _with_pipeline(tiny_project,
-                             "  - name: CRFEntityExtractor\n    granularity: tokens\n")
+    project = _with_pipeline(
+        tiny_project, "  - name: CRFEntityExtractor\n    granularity: tokens\n"
+    )
     problems = [p for p in validate_project(Project(project)) if "line up" in p.message]
     assert problems and all(p.level == "warning" for p in problems)
     assert "[今天](date_time)" in problems[0].message

@@ -26,11 +26,25 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def stories() -> list[Story]:
     return [
-        Story("balance", (UserStep("greet"), ActionStep("utter_greet"),
-                          UserStep("query_balance", ({"entity": "card_last4", "value": "1"},)),
-                          ActionStep("action_balance"))),
-        Story("loss", (UserStep("greet"), ActionStep("utter_greet"), UserStep("report_loss"),
-                       ActionStep("loss_form"), LoopStep("loss_form"))),
+        Story(
+            "balance",
+            (
+                UserStep("greet"),
+                ActionStep("utter_greet"),
+                UserStep("query_balance", ({"entity": "card_last4", "value": "1"},)),
+                ActionStep("action_balance"),
+            ),
+        ),
+        Story(
+            "loss",
+            (
+                UserStep("greet"),
+                ActionStep("utter_greet"),
+                UserStep("report_loss"),
+                ActionStep("loss_form"),
+                LoopStep("loss_form"),
+            ),
+        ),
         Story("vip", (SlotStep((("vip", True),)), UserStep("greet"), ActionStep("utter_vip"))),
     ]
 
@@ -111,9 +125,7 @@ def test_empty_story_goes_from_start_to_end(tmp_path: Path) -> None:
     assert (tmp_path / "g.png").exists()
 
 
-def test_huge_graphs_get_only_the_dot_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_huge_graphs_get_only_the_dot_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("bot.training.visualize.MAX_PNG_NODES", 5)
     graph = write_visualization(stories(), tmp_path / "g.dot", tmp_path / "g.png")
     assert len(graph.nodes) > 5
@@ -158,8 +170,9 @@ rules:
 """
 
 
-def test_cli_writes_dot_and_png(tiny_project: Path, tmp_path: Path,
-                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_writes_dot_and_png(
+    tiny_project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tiny_project / "stories").mkdir()
     (tiny_project / "stories" / "s.yml").write_text(STORIES, encoding="utf-8")
     dot, png = tmp_path / "g.dot", tmp_path / "g.png"
@@ -172,8 +185,18 @@ def test_cli_writes_dot_and_png(tiny_project: Path, tmp_path: Path,
     assert "2 stories" in capsys.readouterr().out
 
     only_dot = tmp_path / "only.dot"
-    assert run_cli("--project", str(tiny_project), "--dot", str(only_dot), "--no-png",
-                   "--out", str(tmp_path / "none.png")) == 0
+    assert (
+        run_cli(
+            "--project",
+            str(tiny_project),
+            "--dot",
+            str(only_dot),
+            "--no-png",
+            "--out",
+            str(tmp_path / "none.png"),
+        )
+        == 0
+    )
     assert only_dot.exists() and not (tmp_path / "none.png").exists()
 
 

@@ -34,9 +34,16 @@ from bot.server import ServerSettings, create_app
 from bot.server.settings import JwtSettings
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 TIMEOUT_MS = 20_000
 
 
@@ -54,8 +61,7 @@ def free_port() -> int:
 
 def http_json(url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
@@ -73,8 +79,9 @@ def browser() -> Iterator[Any]:
         pytest.skip(f"the playwright package is not installed ({exc}); pip install -e '.[dev]'")
     manager = sync_playwright().start()
     try:
-        launched = manager.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                           args=CHROMIUM_ARGS)
+        launched = manager.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
     except Exception as exc:  # any launch failure means: cannot test here
         manager.stop()
         pytest.skip(f"Playwright cannot launch {CHROMIUM}: {str(exc).splitlines()[0]}")
@@ -86,21 +93,42 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def server(trained_bot: TrainedBot,  # noqa: F811
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(
+    trained_bot: TrainedBot,  # noqa: F811
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Server]:
     """``python -m bot run`` on a copy of the trained project, with a freshly seeded sandbox."""
     root = tmp_path_factory.mktemp("webchat") / "bot"
     shutil.copytree(trained_bot.root, root, ignore=shutil.ignore_patterns("data"))
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"BOT_ENV", "BOT_JWT_SECRET", "BOT_JWT_PUBLIC_KEY", "BOT_DB_URL",
-                        "BOT_REDIS_URL", "BOT_PROJECT"}}
-    subprocess.run([sys.executable, "-m", "bot", "sandbox", "reset", "--project", str(root)],
-                   check=True, env=env, capture_output=True, timeout=120)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in {
+            "BOT_ENV",
+            "BOT_JWT_SECRET",
+            "BOT_JWT_PUBLIC_KEY",
+            "BOT_DB_URL",
+            "BOT_REDIS_URL",
+            "BOT_PROJECT",
+        }
+    }
+    subprocess.run(
+        [sys.executable, "-m", "bot", "sandbox", "reset", "--project", str(root)],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
     port = free_port()
     log = (root / "server.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "bot", "run", "--port", str(port), "--project", str(root)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -114,8 +142,10 @@ def server(trained_bot: TrainedBot,  # noqa: F811
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail("the server did not answer /health within 90 s:\n"
-                            + (root / "server.log").read_text()[-3000:])
+                pytest.fail(
+                    "the server did not answer /health within 90 s:\n"
+                    + (root / "server.log").read_text()[-3000:]
+                )
             time.sleep(0.25)
         yield Server(url, root)
     finally:
@@ -186,8 +216,9 @@ def test_full_conversation_as_c1001(browser: Any, server: Server, tmp_path: Path
         page.screenshot(path=str(second), full_page=True)
         page.reload()
         expect(page.locator("html")).to_have_class("large-text")
-        expect(page.get_by_role("button", name="大字模式")).to_have_attribute("aria-pressed",
-                                                                          "true")
+        expect(page.get_by_role("button", name="大字模式")).to_have_attribute(
+            "aria-pressed", "true"
+        )
         expect(page.locator("#identity")).to_have_text("张伟（C1001）")
         expect(page.locator("#login")).to_be_hidden()
 

@@ -32,8 +32,11 @@ from bot.channels.wechat.api import (
 __all__ = ["fake_wechat"]
 
 
-def api_for(fake: FakeWeChat, clock: Callable[[], float] | None = None,
-            shared: RedisTokenStore | None = None) -> WeChatApi:
+def api_for(
+    fake: FakeWeChat,
+    clock: Callable[[], float] | None = None,
+    shared: RedisTokenStore | None = None,
+) -> WeChatApi:
     if clock is None:
         return WeChatApi(fake.base, APPID, SECRET, shared=shared)
     return WeChatApi(fake.base, APPID, SECRET, clock=clock, shared=shared)
@@ -45,20 +48,26 @@ def sent_tokens(fake: FakeWeChat) -> list[str]:
 
 # -- the per-process token cache -----------------------------------------------------------
 
+
 async def test_the_token_comes_from_stable_token_and_is_reused(fake_wechat: FakeWeChat) -> None:
     api = api_for(fake_wechat)
     await api.send_text(OPENID, "您好")
     await api.send_text(OPENID, "再见")
-    assert fake_wechat.requests == [{"grant_type": "client_credential", "appid": APPID,
-                                     "secret": SECRET, "force_refresh": False}]
+    assert fake_wechat.requests == [
+        {
+            "grant_type": "client_credential",
+            "appid": APPID,
+            "secret": SECRET,
+            "force_refresh": False,
+        }
+    ]
     assert fake_wechat.legacy_fetches == 0  # never GET /cgi-bin/token
     assert api.token_fetches == 1 and sent_tokens(fake_wechat) == ["TOKEN-1", "TOKEN-1"]
     assert [body["text"]["content"] for _t, body in fake_wechat.sent] == ["您好", "再见"]
     await api.close()
 
 
-async def test_the_token_is_fetched_again_300_s_before_it_expires(
-        fake_wechat: FakeWeChat) -> None:
+async def test_the_token_is_fetched_again_300_s_before_it_expires(fake_wechat: FakeWeChat) -> None:
     now = [1000.0]
     api = api_for(fake_wechat, lambda: now[0])
     assert await api.access_token() == "TOKEN-1"
@@ -134,6 +143,7 @@ async def test_other_errors_are_not_retried(fake_wechat: FakeWeChat) -> None:
 
 # -- one token for several workers (Redis) -------------------------------------------------
 
+
 @pytest.fixture
 async def token_prefix() -> AsyncIterator[str]:
     """A key prefix of this test's own in the real Redis; its keys are deleted after."""
@@ -153,13 +163,11 @@ async def token_prefix() -> AsyncIterator[str]:
 
 def worker(fake: FakeWeChat, prefix: str) -> WeChatApi:
     """One worker process's API: its own Redis connection, the shared key."""
-    shared = RedisTokenStore.from_url(REDIS_URL, APPID, prefix=prefix,
-                                      poll_seconds=0.01)
+    shared = RedisTokenStore.from_url(REDIS_URL, APPID, prefix=prefix, poll_seconds=0.01)
     return api_for(fake, shared=shared)
 
 
-async def test_two_workers_fetch_the_token_once(fake_wechat: FakeWeChat,
-                                               token_prefix: str) -> None:
+async def test_two_workers_fetch_the_token_once(fake_wechat: FakeWeChat, token_prefix: str) -> None:
     fake_wechat.delay = 0.2  # the first fetch is still running when the other worker asks
     first, second = worker(fake_wechat, token_prefix), worker(fake_wechat, token_prefix)
     await asyncio.gather(first.send_text(OPENID, "一"), second.send_text(OPENID, "二"))
@@ -181,7 +189,8 @@ async def test_two_workers_fetch_the_token_once(fake_wechat: FakeWeChat,
 
 
 async def test_a_refused_token_is_replaced_in_redis_for_every_worker(
-        fake_wechat: FakeWeChat, token_prefix: str) -> None:
+    fake_wechat: FakeWeChat, token_prefix: str
+) -> None:
     first, second = worker(fake_wechat, token_prefix), worker(fake_wechat, token_prefix)
     await first.send_text(OPENID, "一")
     await second.send_text(OPENID, "二")  # from Redis
@@ -213,7 +222,8 @@ async def test_a_stale_worker_does_not_overwrite_a_fresher_token(token_prefix: s
 
 
 async def test_redis_down_the_worker_fetches_and_sends(
-        fake_wechat: FakeWeChat, caplog: pytest.LogCaptureFixture) -> None:
+    fake_wechat: FakeWeChat, caplog: pytest.LogCaptureFixture
+) -> None:
     shared = RedisTokenStore.from_url(f"redis://127.0.0.1:{closed_port()}/0", APPID)
     api = api_for(fake_wechat, shared=shared)
     await api.send_text(OPENID, "一")
@@ -227,6 +237,7 @@ async def test_redis_down_the_worker_fetches_and_sends(
 
 
 # -- long texts ----------------------------------------------------------------------------
+
 
 def test_a_5000_byte_answer_splits_at_sentence_ends_in_order() -> None:
     assert len(LONG_ANSWER.encode()) > 5000

@@ -25,13 +25,13 @@ PENDING: tuple[str, ...] = ()
 # tables of the NLU and the knowledge base, knowledge-base import column names, and the CLI
 # (trainer- and operator-facing output, not customer wording).
 ALLOWED = (
-    "bot/bank/sandbox.py",        # the sandbox bank's customers, products, step names
+    "bot/bank/sandbox.py",  # the sandbox bank's customers, products, step names
     "bot/nlu/sentiment/lexicon.py",  # the sentiment lexicon
-    "bot/nlu/*lexicon*",          # NLU lexicons
-    "bot/nlu/entity_values.py",   # Chinese numerals, weekdays, relative dates
-    "bot/kb/import_formats.py",   # column names of knowledge-base imports
-    "bot/kb/text.py",             # number folding tables of the knowledge base
-    "bot/cli/*",                  # command-line output for trainers and operators
+    "bot/nlu/*lexicon*",  # NLU lexicons
+    "bot/nlu/entity_values.py",  # Chinese numerals, weekdays, relative dates
+    "bot/kb/import_formats.py",  # column names of knowledge-base imports
+    "bot/kb/text.py",  # number folding tables of the knowledge base
+    "bot/cli/*",  # command-line output for trainers and operators
 )
 
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
@@ -105,8 +105,11 @@ def sentences(tree: ast.Module) -> Iterator[tuple[int, str]]:
         text = _shown_value(node)
         if text is None or not CJK.search(text):
             continue
-        if (id(node) in for_people or SENTENCE_PUNCTUATION.search(text)
-                or len(CJK.findall(text)) >= LONG):
+        if (
+            id(node) in for_people
+            or SENTENCE_PUNCTUATION.search(text)
+            or len(CJK.findall(text)) >= LONG
+        ):
             yield node.lineno, text
 
 
@@ -151,8 +154,11 @@ def _response_names(trees: Iterator[tuple[str, ast.Module]]) -> Iterator[tuple[s
     """Every ``utter_…`` string constant of the code (response names): (path, line, name)."""
     for path, tree in trees:
         for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
-                    and RESPONSE_NAME.fullmatch(node.value):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and RESPONSE_NAME.fullmatch(node.value)
+            ):
                 yield path, node.lineno, node.value
 
 
@@ -162,7 +168,8 @@ def test_actions_send_responses_not_texts() -> None:
         for path, tree in python_files("actions")
         if not _listed(path, PENDING)
         for node in ast.walk(tree)
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
         and node.func.attr == "utter_message"
         and "response" not in {k.arg for k in node.keywords}
     ]
@@ -172,10 +179,14 @@ def test_actions_send_responses_not_texts() -> None:
 def test_every_response_the_actions_use_is_in_the_domain() -> None:
     domain = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
     used = list(_response_names(python_files("actions")))
-    missing = [f"{path}:{line}: {name}" for path, line, name in used
-               if name not in domain["responses"] and name not in builtin_responses()]
-    assert not missing, ("responses missing from domain.yml and the built-in responses:\n"
-                         + "\n".join(missing))
+    missing = [
+        f"{path}:{line}: {name}"
+        for path, line, name in used
+        if name not in domain["responses"] and name not in builtin_responses()
+    ]
+    assert not missing, (
+        "responses missing from domain.yml and the built-in responses:\n" + "\n".join(missing)
+    )
     assert len({name for _, _, name in used}) >= 30  # the scan sees the bank actions' names
 
 
@@ -183,8 +194,9 @@ def test_every_response_the_actions_use_is_in_the_domain() -> None:
 RESPONSE_FUNCTIONS = {"utter", "say", "response_event", "builtin_text"}
 
 
-def _engine_response_names(trees: Iterator[tuple[str, ast.Module]]
-                           ) -> Iterator[tuple[str, int, str]]:
+def _engine_response_names(
+    trees: Iterator[tuple[str, ast.Module]],
+) -> Iterator[tuple[str, int, str]]:
     for path, tree in trees:
         for node in ast.walk(tree):
             if not isinstance(node, ast.Call) or not node.args:
@@ -192,8 +204,12 @@ def _engine_response_names(trees: Iterator[tuple[str, ast.Module]]
             func = node.func
             called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
             first = node.args[0]
-            if called in RESPONSE_FUNCTIONS and isinstance(first, ast.Constant) \
-                    and isinstance(first.value, str) and RESPONSE_NAME.fullmatch(first.value):
+            if (
+                called in RESPONSE_FUNCTIONS
+                and isinstance(first, ast.Constant)
+                and isinstance(first.value, str)
+                and RESPONSE_NAME.fullmatch(first.value)
+            ):
                 yield path, node.lineno, first.value
 
 
@@ -203,5 +219,9 @@ def test_every_built_in_response_the_engine_uses_exists() -> None:
     missing = [f"{path}:{line}: {name}" for path, line, name in used if name not in builtin]
     assert not missing, "missing from bot/resources/responses/*.yml:\n" + "\n".join(missing)
     names = {name for _, _, name in used}
-    assert {"utter_ask_affirmation", "utter_ask_missing_slot", "utter_busy",
-            "utter_default"} <= names
+    assert {
+        "utter_ask_affirmation",
+        "utter_ask_missing_slot",
+        "utter_busy",
+        "utter_default",
+    } <= names

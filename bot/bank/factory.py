@@ -78,8 +78,7 @@ def create_backend(config: Mapping[str, Any] | None, project_root: Path) -> Core
             raise ConfigError(f"bank.type http needs bank.base_url (or {ENV_URL})")
         timeout = section.get("timeout", DEFAULT_TIMEOUT)
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-            raise ConfigError(f"bank.timeout must be a positive number of seconds, "
-                              f"got {timeout!r}")
+            raise ConfigError(f"bank.timeout must be a positive number of seconds, got {timeout!r}")
         token = section.get("token")
         if token is not None and not isinstance(token, str):
             raise ConfigError("bank.token must be text")
@@ -92,9 +91,7 @@ def create_backend(config: Mapping[str, Any] | None, project_root: Path) -> Core
     raise ConfigError(f"unknown bank.type {kind!r}: use sandbox or http")
 
 
-def bank_config(
-    project_root: Path, endpoints_file: Path | None = None
-) -> Mapping[str, Any] | None:
+def bank_config(project_root: Path, endpoints_file: Path | None = None) -> Mapping[str, Any] | None:
     """The ``bank:`` section of ``endpoints_file`` (default: the project's, see
     :attr:`bot.project.Project.endpoints_file`), if any."""
     return load_endpoints(Project(project_root, endpoints_path=endpoints_file)).bank

@@ -66,16 +66,22 @@ class HttpCoreBanking(CoreBanking):
     are not retried (a freeze must not be sent twice).
     """
 
-    def __init__(self, base_url: str, token: str | None = None,
-                 timeout: float = DEFAULT_TIMEOUT, *,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        *,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         import httpx
 
         from bot import __version__
 
         if not base_url or not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"the gateway base URL must start with http:// or https://, "
-                             f"got {base_url!r}")
+            raise ValueError(
+                f"the gateway base URL must start with http:// or https://, got {base_url!r}"
+            )
         if timeout <= 0:
             raise ValueError("timeout must be positive")
         self.base_url = base_url.rstrip("/")
@@ -84,9 +90,13 @@ class HttpCoreBanking(CoreBanking):
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self._httpx = httpx
-        self._client = httpx.Client(base_url=self.base_url + "/", headers=headers,
-                                    timeout=httpx.Timeout(self.timeout),
-                                    follow_redirects=False, transport=transport)
+        self._client = httpx.Client(
+            base_url=self.base_url + "/",
+            headers=headers,
+            timeout=httpx.Timeout(self.timeout),
+            follow_redirects=False,
+            transport=transport,
+        )
 
     def __repr__(self) -> str:  # never shows the token
         return f"HttpCoreBanking({self.base_url!r}, timeout={self.timeout})"
@@ -103,8 +113,9 @@ class HttpCoreBanking(CoreBanking):
 
     def applications(self, customer_id: str, open_only: bool = False) -> list[Application]:
         params = {"open": "true"} if open_only else None
-        data = self._call("GET", _customer_path(customer_id, "applications"), UnknownCustomer,
-                          params=params)
+        data = self._call(
+            "GET", _customer_path(customer_id, "applications"), UnknownCustomer, params=params
+        )
         apps = self._parse(_applications, data, customer_id)
         return [a for a in apps if a.is_open] if open_only else apps
 
@@ -113,8 +124,7 @@ class HttpCoreBanking(CoreBanking):
         if wanted in _NOT_IDS:
             return None
         try:
-            data = self._call(
-                "GET", _customer_path(customer_id, "applications", wanted), None)
+            data = self._call("GET", _customer_path(customer_id, "applications", wanted), None)
         except _NotFound as exc:
             if exc.code == "unknown_customer":
                 raise UnknownCustomer(f"no customer {customer_id!r}") from None
@@ -132,8 +142,9 @@ class HttpCoreBanking(CoreBanking):
         data = self._call("POST", path, UnknownCard, json={"mode": "temporary"})
         result = self._parse(_freeze_result, data, customer_id)
         if result.last4 != last4:
-            raise self._malformed(f"asked to freeze the card ending {last4}, "
-                                  f"the gateway answered for {result.last4}")
+            raise self._malformed(
+                f"asked to freeze the card ending {last4}, the gateway answered for {result.last4}"
+            )
         return result
 
     def close(self) -> None:
@@ -141,25 +152,31 @@ class HttpCoreBanking(CoreBanking):
 
     # -- internals --------------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, not_found: type[BankError] | None,
-              params: dict[str, str] | None = None, json: Any = None) -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        not_found: type[BankError] | None,
+        params: dict[str, str] | None = None,
+        json: Any = None,
+    ) -> Any:
         """The decoded JSON answer, or the right exception. ``not_found`` is raised on a 404
         whose error code does not say otherwise; with ``None``, :class:`_NotFound` is."""
         httpx = self._httpx
         where = f"{method} {self.base_url}/{path}"
         try:
             response = self._client.request(
-                method, path, params=params, json=json,
-                headers={"X-Request-ID": uuid.uuid4().hex})
+                method, path, params=params, json=json, headers={"X-Request-ID": uuid.uuid4().hex}
+            )
         except httpx.TimeoutException as exc:
             hint = " (the freeze may or may not have happened)" if method == "POST" else ""
             raise BackendUnavailable(
-                f"core-banking gateway did not answer {where} within {self.timeout:g} s"
-                f"{hint}") from exc
+                f"core-banking gateway did not answer {where} within {self.timeout:g} s{hint}"
+            ) from exc
         except httpx.TransportError as exc:
             raise BackendUnavailable(
-                f"cannot reach the core-banking gateway for {where}: "
-                f"{type(exc).__name__}: {exc}") from exc
+                f"cannot reach the core-banking gateway for {where}: {type(exc).__name__}: {exc}"
+            ) from exc
         status = response.status_code
         if status == 404:
             code = _error_code(response)
@@ -173,17 +190,20 @@ class HttpCoreBanking(CoreBanking):
         if status in (401, 403):
             raise BackendUnavailable(
                 f"the core-banking gateway refused the credentials (HTTP {status}) for "
-                f"{where}: check bank.token / BOT_BANK_TOKEN")
+                f"{where}: check bank.token / BOT_BANK_TOKEN"
+            )
         if status >= 500:
             raise BackendUnavailable(f"core-banking gateway error HTTP {status} for {where}")
         if not 200 <= status < 300:
-            raise BackendUnavailable(f"unexpected HTTP {status} from the core-banking gateway "
-                                     f"for {where}")
+            raise BackendUnavailable(
+                f"unexpected HTTP {status} from the core-banking gateway for {where}"
+            )
         try:
             return response.json()
         except ValueError as exc:
             raise BackendUnavailable(
-                f"the core-banking gateway answered {where} with malformed JSON") from exc
+                f"the core-banking gateway answered {where} with malformed JSON"
+            ) from exc
 
     def _parse(self, parser: Callable[[Any, str], T], data: Any, customer_id: str) -> T:
         try:
@@ -192,8 +212,9 @@ class HttpCoreBanking(CoreBanking):
             raise self._malformed(str(exc)) from exc
 
     def _malformed(self, why: str) -> BackendUnavailable:
-        return BackendUnavailable(f"the core-banking gateway at {self.base_url} answered "
-                                  f"with an unexpected shape: {why}")
+        return BackendUnavailable(
+            f"the core-banking gateway at {self.base_url} answered with an unexpected shape: {why}"
+        )
 
 
 _NOT_IDS = ("", ".", "..")
@@ -226,8 +247,13 @@ def _obj(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
-def _get(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str,
-         optional: bool = False) -> Any:
+def _get(
+    data: dict[str, Any],
+    key: str,
+    kind: type | tuple[type, ...],
+    where: str,
+    optional: bool = False,
+) -> Any:
     value = data.get(key, _MISSING)
     if value is _MISSING or value is None:
         if optional:
@@ -236,14 +262,18 @@ def _get(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: s
     if isinstance(value, bool) and kind is not bool:
         raise Malformed(f"{where}.{key} should be {_kind_name(kind)}, got a boolean")
     if not isinstance(value, kind):
-        raise Malformed(f"{where}.{key} should be {_kind_name(kind)}, "
-                        f"got {type(value).__name__}")
+        raise Malformed(f"{where}.{key} should be {_kind_name(kind)}, got {type(value).__name__}")
     return value
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
-    names = {str: "text", int: "an integer (fen)", bool: "true/false", list: "a list",
-             dict: "an object"}
+    names = {
+        str: "text",
+        int: "an integer (fen)",
+        bool: "true/false",
+        list: "a list",
+        dict: "an object",
+    }
     return names.get(kind, str(kind)) if isinstance(kind, type) else "a value"
 
 
@@ -254,8 +284,7 @@ def _day(data: dict[str, Any], key: str, where: str) -> date | None:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise Malformed(f"{where}.{key} should be a date like 2026-12-05, got {text!r}") \
-            from None
+        raise Malformed(f"{where}.{key} should be a date like 2026-12-05, got {text!r}") from None
 
 
 def _owner(data: dict[str, Any], customer_id: str, where: str) -> str:
@@ -269,9 +298,12 @@ def _customer(data: Any, customer_id: str) -> Customer:
     obj = _obj(data, "customer")
     if _get(obj, "id", str, "customer") != customer_id:
         raise Malformed("customer.id is not the customer asked for")
-    return Customer(id=customer_id, name=_get(obj, "name", str, "customer"),
-                    age=_get(obj, "age", int, "customer"),
-                    vip=bool(_get(obj, "vip", bool, "customer", optional=True)))
+    return Customer(
+        id=customer_id,
+        name=_get(obj, "name", str, "customer"),
+        age=_get(obj, "age", int, "customer"),
+        vip=bool(_get(obj, "vip", bool, "customer", optional=True)),
+    )
 
 
 def _account(data: Any, customer_id: str, where: str) -> Account:
@@ -306,16 +338,20 @@ def _step(data: Any, where: str) -> ApplicationStep:
     status = _get(obj, "status", str, where)
     if status not in STEP_STATUSES:
         raise Malformed(f"{where}.status {status!r} is not one of {sorted(STEP_STATUSES)}")
-    return ApplicationStep(name=_get(obj, "name", str, where),
-                           status=cast(StepStatus, status), date=_day(obj, "date", where))
+    return ApplicationStep(
+        name=_get(obj, "name", str, where),
+        status=cast(StepStatus, status),
+        date=_day(obj, "date", where),
+    )
 
 
 def _application(data: Any, customer_id: str, where: str = "application") -> Application:
     obj = _obj(data, where)
     business = _get(obj, "business_type", str, where)
     if business not in BUSINESS_TYPES:
-        raise Malformed(f"{where}.business_type {business!r} is not one of "
-                        f"{sorted(BUSINESS_TYPES)}")
+        raise Malformed(
+            f"{where}.business_type {business!r} is not one of {sorted(BUSINESS_TYPES)}"
+        )
     steps = _get(obj, "steps", list, where)
     details = _get(obj, "details", dict, where, optional=True) or {}
     return Application(
@@ -331,8 +367,7 @@ def _application(data: Any, customer_id: str, where: str = "application") -> App
 
 def _applications(data: Any, customer_id: str) -> list[Application]:
     items = _get(_obj(data, "answer"), "applications", list, "answer")
-    return [_application(item, customer_id, f"applications[{i}]")
-            for i, item in enumerate(items)]
+    return [_application(item, customer_id, f"applications[{i}]") for i, item in enumerate(items)]
 
 
 def _freeze_result(data: Any, customer_id: str) -> FreezeResult:
@@ -343,5 +378,6 @@ def _freeze_result(data: Any, customer_id: str) -> FreezeResult:
         frozen_at = datetime.fromisoformat(at) if at else None
     except ValueError:
         raise Malformed(f"freeze.frozen_at should be an ISO 8601 time, got {at!r}") from None
-    return FreezeResult(last4=last4, already_frozen=_get(obj, "already_frozen", bool, "freeze"),
-                        frozen_at=frozen_at)
+    return FreezeResult(
+        last4=last4, already_frozen=_get(obj, "already_frozen", bool, "freeze"), frozen_at=frozen_at
+    )

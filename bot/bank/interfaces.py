@@ -17,8 +17,9 @@ from bot.errors import BotError
 
 AccountType = Literal["debit_card", "credit_card"]
 StepStatus = Literal["done", "in_progress", "pending"]
-BusinessType = Literal["loan", "credit_card_application", "card_replacement",
-                       "credit_limit_increase"]
+BusinessType = Literal[
+    "loan", "credit_card_application", "card_replacement", "credit_limit_increase"
+]
 
 ACCOUNT_TYPES: frozenset[str] = frozenset(get_args(AccountType))
 STEP_STATUSES: frozenset[str] = frozenset(get_args(StepStatus))
@@ -79,8 +80,7 @@ class Account:
             raise ValueError(f"unknown account type {self.type!r}")
         if not isinstance(self.last4, str) or not LAST4.fullmatch(self.last4):
             raise ValueError("last4 must be exactly four digits")
-        for name in ("balance_fen", "credit_limit_fen", "available_fen",
-                     "statement_balance_fen"):
+        for name in ("balance_fen", "credit_limit_fen", "available_fen", "statement_balance_fen"):
             _check_fen(name, getattr(self, name))
 
     @property
@@ -182,6 +182,10 @@ class CoreBanking(ABC):
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()

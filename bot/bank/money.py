@@ -43,7 +43,7 @@ def parse_yuan(text: str) -> Decimal:
     cleaned = unicodedata.normalize("NFKC", text).strip()
     for prefix in _PREFIXES:
         if cleaned.upper().startswith(prefix):
-            cleaned = cleaned[len(prefix):].lstrip()
+            cleaned = cleaned[len(prefix) :].lstrip()
             break
     for suffix in _SUFFIXES:
         if cleaned.upper().endswith(suffix):

@@ -27,8 +27,9 @@ def bearer_token(request: Request) -> str | None:
         return None
     scheme, _, token = header.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ChannelError(401, "Authorization header must be 'Bearer <token>'",
-                       {"WWW-Authenticate": "Bearer"})
+        raise ChannelError(
+            401, "Authorization header must be 'Bearer <token>'", {"WWW-Authenticate": "Bearer"}
+        )
     return token.strip()
 
 
@@ -39,8 +40,9 @@ def authenticate(request: Request, settings: TokenKeys) -> Customer | None:
     try:
         return verify_token(token, settings)
     except InvalidToken as exc:
-        raise ChannelError(401, str(exc), {"WWW-Authenticate": 'Bearer error="invalid_token"'}
-                       ) from None
+        raise ChannelError(
+            401, str(exc), {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        ) from None
 
 
 def app_blueprint(on_new_message: OnNewMessage, settings: TokenKeys) -> Blueprint:
@@ -51,11 +53,15 @@ def app_blueprint(on_new_message: OnNewMessage, settings: TokenKeys) -> Blueprin
         customer = authenticate(request, settings)
         message = incoming_message(json_object(request), sender_required=customer is None)
         if customer is None:
-            user = UserMessage(message.text, anonymous_sender(message), CHANNEL,
-                               message.metadata)
+            user = UserMessage(message.text, anonymous_sender(message), CHANNEL, message.metadata)
         else:
-            user = UserMessage(message.text, customer.conversation_id, CHANNEL,
-                               message.metadata, customer.customer_id)
+            user = UserMessage(
+                message.text,
+                customer.conversation_id,
+                CHANNEL,
+                message.metadata,
+                customer.customer_id,
+            )
         return await reply(request, await on_new_message(user))
 
     return bp

@@ -35,8 +35,7 @@ class ChannelError(Exception):
     """A request the channel refuses: an HTTP ``status``, a ``message`` safe to show the
     client and the response's ``headers`` (e.g. ``WWW-Authenticate``)."""
 
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None
-                 ) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message

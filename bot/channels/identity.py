@@ -51,56 +51,73 @@ class Customer:
         return f"customer:{self.customer_id}"
 
 
-def decode_token(token: str, key: str, algorithm: str, *, require: tuple[str, ...] = ("exp",),
-                 leeway: float = 30.0) -> dict[str, Any]:
+def decode_token(
+    token: str,
+    key: str,
+    algorithm: str,
+    *,
+    require: tuple[str, ...] = ("exp",),
+    leeway: float = 30.0,
+) -> dict[str, Any]:
     """The claims of ``token`` signed with ``key`` by ``algorithm`` (only that one: no
     ``none``, no HS256 signed with a public key), with ``require`` claims and ``exp`` checked.
     :class:`InvalidToken` says what is wrong. Shared by the app channel and the HTTP API."""
     if not token.isascii():  # header bytes that are not UTF-8 arrive as lone surrogates
-        raise InvalidToken("malformed token: a JWT is base64url text, this has other "
-                           "characters")
+        raise InvalidToken("malformed token: a JWT is base64url text, this has other characters")
     try:
         header = jwt.get_unverified_header(token)
     except jwt.DecodeError as exc:
         raise InvalidToken(f"malformed token: {exc}") from None
     alg = header.get("alg")
     if alg != algorithm:
-        raise InvalidToken(f"token algorithm {alg!r} is not accepted; this server expects "
-                           f"{algorithm}")
+        raise InvalidToken(
+            f"token algorithm {alg!r} is not accepted; this server expects {algorithm}"
+        )
     try:
-        claims: dict[str, Any] = jwt.decode(token, key, algorithms=[algorithm],
-                                            options={"require": list(require)}, leeway=leeway)
+        claims: dict[str, Any] = jwt.decode(
+            token, key, algorithms=[algorithm], options={"require": list(require)}, leeway=leeway
+        )
     except jwt.ExpiredSignatureError:
         raise InvalidToken("token has expired; sign in again") from None
     except jwt.MissingRequiredClaimError as exc:
         raise InvalidToken(f"token has no '{exc.claim}' claim") from None
     except jwt.InvalidSignatureError:
-        raise InvalidToken("token signature is invalid (forged, or signed with another key)"
-                           ) from None
+        raise InvalidToken(
+            "token signature is invalid (forged, or signed with another key)"
+        ) from None
     except jwt.InvalidTokenError as exc:
         raise InvalidToken(f"token is invalid: {exc}") from None
     return claims
 
 
 def verify_token(token: str, settings: TokenKeys) -> Customer:
-    claims = decode_token(token, settings.key, settings.algorithm, require=("exp", "sub"),
-                          leeway=settings.leeway)
+    claims = decode_token(
+        token, settings.key, settings.algorithm, require=("exp", "sub"), leeway=settings.leeway
+    )
     if claims.get("typ") == "agent":  # an agent console token, should the secrets be shared
         raise InvalidToken("this is an agent console token, not a customer's")
     subject = claims.get("sub")
-    if (not isinstance(subject, str) or not subject.strip() or len(subject) > MAX_CUSTOMER_ID
-            or not subject.isprintable()):
-        raise InvalidToken(f"token 'sub' must be a customer id of 1-{MAX_CUSTOMER_ID} "
-                           "printable characters")
+    if (
+        not isinstance(subject, str)
+        or not subject.strip()
+        or len(subject) > MAX_CUSTOMER_ID
+        or not subject.isprintable()
+    ):
+        raise InvalidToken(
+            f"token 'sub' must be a customer id of 1-{MAX_CUSTOMER_ID} printable characters"
+        )
     return Customer(subject.strip())
 
 
-def issue_token(customer_id: str, settings: TokenKeys, minutes: float = 60,
-                production: bool = False) -> str:
+def issue_token(
+    customer_id: str, settings: TokenKeys, minutes: float = 60, production: bool = False
+) -> str:
     """An HS256 token for ``customer_id`` (development and tests)."""
     if settings.public_key:
-        raise BotError("the app channel verifies RS256 tokens; sign them with the private key "
-                       "of your identity provider (bot token only signs HS256)")
+        raise BotError(
+            "the app channel verifies RS256 tokens; sign them with the private key "
+            "of your identity provider (bot token only signs HS256)"
+        )
     if production and settings.uses_dev_secret:
         raise BotError("BOT_ENV=production: refusing to sign with the development secret")
     if not customer_id.strip() or len(customer_id) > MAX_CUSTOMER_ID:

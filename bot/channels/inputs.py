@@ -74,8 +74,9 @@ def json_body(request: Request) -> Any:
     return data
 
 
-def string_field(data: dict[str, Any], name: str, *, required: bool = True,
-                 max_chars: int | None = None) -> str | None:
+def string_field(
+    data: dict[str, Any], name: str, *, required: bool = True, max_chars: int | None = None
+) -> str | None:
     value = data.get(name)
     if value is None:
         if required:
@@ -92,8 +93,13 @@ def string_field(data: dict[str, Any], name: str, *, required: bool = True,
 
 
 def _kind(value: Any) -> str:
-    return {bool: "a boolean", int: "a number", float: "a number", list: "a list",
-            dict: "an object"}.get(type(value), type(value).__name__)
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        list: "a list",
+        dict: "an object",
+    }.get(type(value), type(value).__name__)
 
 
 @dataclass
@@ -135,6 +141,9 @@ def check_anonymous(sender: str) -> str:
     seen = nfkc(sender).translate(_INVISIBLE).casefold()
     for prefix in RESERVED_PREFIXES:
         if seen.startswith(prefix):
-            raise ApiError(400, f"sender ids starting with '{prefix}' are reserved (verified "
-                                "customers and WeChat users)")
+            raise ApiError(
+                400,
+                f"sender ids starting with '{prefix}' are reserved (verified "
+                "customers and WeChat users)",
+            )
     return sender

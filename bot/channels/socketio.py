@@ -81,13 +81,15 @@ class SocketIOSettings:
             raise ValueError(f"socketio.namespace must be a string, got {namespace!r}")
         persistence = raw.get("session_persistence", False)
         if not isinstance(persistence, bool):
-            raise ValueError(f"socketio.session_persistence must be true or false, got "
-                             f"{persistence!r}")
+            raise ValueError(
+                f"socketio.session_persistence must be true or false, got {persistence!r}"
+            )
         origins = raw.get("cors_allowed_origins")
         if isinstance(origins, str):
             origins = None if origins == "*" else [origins]
         if origins is not None and not (
-                isinstance(origins, list) and all(isinstance(o, str) for o in origins)):
+            isinstance(origins, list) and all(isinstance(o, str) for o in origins)
+        ):
             raise ValueError("socketio.cors_allowed_origins must be '*' or a list of origins")
         jwt_key = raw.get("jwt_key")
         if jwt_key is not None and (not isinstance(jwt_key, str) or not jwt_key):
@@ -120,24 +122,39 @@ def socket_messages(message: dict[str, Any]) -> list[dict[str, Any]]:
         if buttons:
             parts[-1]["quick_replies"] = [
                 {"content_type": "text", "title": b.get("title"), "payload": b.get("payload")}
-                for b in buttons if isinstance(b, dict)
+                for b in buttons
+                if isinstance(b, dict)
             ]
         out.extend(parts)
     elif buttons:
-        out.append({"text": "", "quick_replies": [
-            {"content_type": "text", "title": b.get("title"), "payload": b.get("payload")}
-            for b in buttons if isinstance(b, dict)]})
+        out.append(
+            {
+                "text": "",
+                "quick_replies": [
+                    {"content_type": "text", "title": b.get("title"), "payload": b.get("payload")}
+                    for b in buttons
+                    if isinstance(b, dict)
+                ],
+            }
+        )
     custom = message.get("custom")
     if custom:
-        out.append(custom["data"] if isinstance(custom, dict) and set(custom) == {"data"}
-                   else custom)
+        out.append(
+            custom["data"] if isinstance(custom, dict) and set(custom) == {"data"} else custom
+        )
     if message.get("image"):
         out.append({"attachment": {"type": "image", "payload": {"src": message["image"]}}})
     if message.get("attachment"):
         out.append({"attachment": message["attachment"]})
     for element in message.get("elements") or []:
-        out.append({"attachment": {"type": "template", "payload": {
-            "template_type": "generic", "elements": element}}})
+        out.append(
+            {
+                "attachment": {
+                    "type": "template",
+                    "payload": {"template_type": "generic", "elements": element},
+                }
+            }
+        )
     return out
 
 
@@ -146,18 +163,30 @@ class SocketIOChannel:
 
     name = CHANNEL
 
-    def __init__(self, settings: SocketIOSettings, on_new_message: OnNewMessage,
-                 refuse_session: Callable[[str], str | None], *,
-                 max_payload_bytes: int = 64 * 1024) -> None:
+    def __init__(
+        self,
+        settings: SocketIOSettings,
+        on_new_message: OnNewMessage,
+        refuse_session: Callable[[str], str | None],
+        *,
+        max_payload_bytes: int = 64 * 1024,
+    ) -> None:
         """``refuse_session(id)`` is why a session id may not be used (None: it may)."""
         self.settings = settings
         self.on_new_message = on_new_message
         self.refuse_session = refuse_session
-        origins: Any = list(settings.cors_allowed_origins) if (
-            settings.cors_allowed_origins is not None) else "*"
+        origins: Any = (
+            list(settings.cors_allowed_origins)
+            if (settings.cors_allowed_origins is not None)
+            else "*"
+        )
         self.sio = socketio.AsyncServer(
-            async_mode="sanic", cors_allowed_origins=origins,
-            max_http_buffer_size=max_payload_bytes, logger=False, engineio_logger=False)
+            async_mode="sanic",
+            cors_allowed_origins=origins,
+            max_http_buffer_size=max_payload_bytes,
+            logger=False,
+            engineio_logger=False,
+        )
         ns = settings.namespace
         self.sio.on("connect", self._connect, namespace=ns)
         self.sio.on("session_request", self._session_request, namespace=ns)
@@ -189,23 +218,29 @@ class SocketIOChannel:
         return True
 
     async def _error(self, sid: str, status: int, message: str) -> None:
-        await self.sio.emit(ERROR_EVENT, {"error": message, "status": status}, to=sid,
-                            namespace=self.settings.namespace)
+        await self.sio.emit(
+            ERROR_EVENT,
+            {"error": message, "status": status},
+            to=sid,
+            namespace=self.settings.namespace,
+        )
 
     async def _confirm(self, sid: str, requested: Any) -> str | None:
         """Confirm a session for the socket: the requested id when it may be used, else a
         fresh one (and an error event saying why)."""
         session_id: str | None = None
         if isinstance(requested, str) and requested.strip():
-            reason = (f"session_id must be at most {MAX_SESSION_CHARS} characters"
-                      if len(requested) > MAX_SESSION_CHARS else self.refuse_session(requested))
+            reason = (
+                f"session_id must be at most {MAX_SESSION_CHARS} characters"
+                if len(requested) > MAX_SESSION_CHARS
+                else self.refuse_session(requested)
+            )
             if reason is None:
                 session_id = requested
             else:
                 await self._error(sid, 400, f"{reason}; a new session was started")
         elif requested is not None and not isinstance(requested, str):
-            await self._error(sid, 400, "session_id must be a string; a new session was "
-                                        "started")
+            await self._error(sid, 400, "session_id must be a string; a new session was started")
         session_id = session_id or uuid.uuid4().hex
         ns = self.settings.namespace
         if self.settings.session_persistence:
@@ -234,8 +269,12 @@ class SocketIOChannel:
     async def _handle(self, sid: str, data: Any) -> None:
         settings = self.settings
         if not isinstance(data, dict):
-            await self._error(sid, 400, f"{settings.user_message_evt} needs an object "
-                                        "{\"message\", \"session_id\", \"metadata\"}")
+            await self._error(
+                sid,
+                400,
+                f"{settings.user_message_evt} needs an object "
+                '{"message", "session_id", "metadata"}',
+            )
             return
         text = data.get("message")
         if not isinstance(text, str) or not text.strip():
@@ -254,20 +293,28 @@ class SocketIOChannel:
             return
         room = sid
         if settings.session_persistence:
-            confirmed = (await self.sio.get_session(sid, namespace=settings.namespace)
-                         ).get("session_id")
+            confirmed = (await self.sio.get_session(sid, namespace=settings.namespace)).get(
+                "session_id"
+            )
             given = data.get("session_id")
             if confirmed is None:
                 if not isinstance(given, str) or not given.strip():
-                    await self._error(sid, 400, "no session: send session_request first (or "
-                                                "a 'session_id' with the message)")
+                    await self._error(
+                        sid,
+                        400,
+                        "no session: send session_request first (or "
+                        "a 'session_id' with the message)",
+                    )
                     return
                 confirmed = await self._confirm(sid, given)
                 if confirmed != given:
                     return  # refused: the client was told and has a fresh session now
             elif given is not None and given != confirmed:
-                await self._error(sid, 403, "this socket's session is another one; send "
-                                            "session_request to change sessions")
+                await self._error(
+                    sid,
+                    403,
+                    "this socket's session is another one; send session_request to change sessions",
+                )
                 return
             room = str(confirmed)
         message = UserMessage(text, room, CHANNEL, metadata)
@@ -283,11 +330,14 @@ class SocketIOChannel:
     async def send(self, room: str, replies: BotMessages) -> None:
         for reply in replies:
             for payload in socket_messages(reply):
-                await self.sio.emit(self.settings.bot_message_evt, payload, to=room,
-                                    namespace=self.settings.namespace)
+                await self.sio.emit(
+                    self.settings.bot_message_evt,
+                    payload,
+                    to=room,
+                    namespace=self.settings.namespace,
+                )
 
     async def push(self, conversation_id: str, replies: BotMessages) -> None:
         """Messages for a conversation from outside a turn (``output_channel=socketio``):
         every socket in its room (the session with persistence, else the socket) gets them."""
         await self.send(conversation_id, replies)
-

@@ -17,21 +17,31 @@ def register(sub: Any) -> None:
     from bot.cli.options import add_project_option
 
     agents = sub.add_parser(
-        "agents", help="manage human agents of the handoff console",
+        "agents",
+        help="manage human agents of the handoff console",
         description="Agents log in to the console at /agent (or the agent API) with these "
         "accounts; passwords are stored as scrypt hashes in the tracker store's database "
-        "(or $BOT_HANDOFF_DB).")
+        "(or $BOT_HANDOFF_DB).",
+    )
     commands = agents.add_subparsers(dest="agents_command", metavar="SUBCOMMAND")
     commands.required = True
     add = commands.add_parser("add", help="create an agent account")
     add.add_argument("username", metavar="USERNAME")
-    add.add_argument("--password", help=f"at least 8 characters (default: ${PASSWORD_ENV}, "
-                                        "else asked for)")
-    add.add_argument("--groups", required=True,
-                     help="comma-separated skill groups of handoff.yml, e.g. 信用卡,贷款")
+    add.add_argument(
+        "--password", help=f"at least 8 characters (default: ${PASSWORD_ENV}, else asked for)"
+    )
+    add.add_argument(
+        "--groups",
+        required=True,
+        help="comma-separated skill groups of handoff.yml, e.g. 信用卡,贷款",
+    )
     add.add_argument("--role", choices=["agent", "supervisor"], default="agent")
-    add.add_argument("--capacity", type=int, default=None,
-                     help="concurrent chats (default: agents.default_capacity of handoff.yml)")
+    add.add_argument(
+        "--capacity",
+        type=int,
+        default=None,
+        help="concurrent chats (default: agents.default_capacity of handoff.yml)",
+    )
     remove = commands.add_parser("remove", help="delete an agent account")
     remove.add_argument("username", metavar="USERNAME")
     listing = commands.add_parser("list", help="print every agent")
@@ -68,30 +78,38 @@ def run(args: argparse.Namespace) -> int:
         groups = [g.strip() for g in args.groups.split(",") if g.strip()]
         unknown = [g for g in groups if config.group(g) is None]
         if unknown:
-            raise BotError(f"unknown group(s) {', '.join(unknown)}; handoff.yml has "
-                           f"{', '.join(config.group_names)}")
+            raise BotError(
+                f"unknown group(s) {', '.join(unknown)}; handoff.yml has "
+                f"{', '.join(config.group_names)}"
+            )
         password = args.password or os.environ.get(PASSWORD_ENV) or ask_password()
         capacity = config.default_capacity if args.capacity is None else args.capacity
         account = store.agents.add(args.username, password, groups, args.role, capacity)
-        print(f"added {account.role} {account.username} (groups {', '.join(account.groups)}, "
-              f"capacity {account.capacity})")
+        print(
+            f"added {account.role} {account.username} (groups {', '.join(account.groups)}, "
+            f"capacity {account.capacity})"
+        )
     elif args.agents_command == "remove":
         if store.agents.get(args.username) is None:
             print(f"no agent {args.username}")
             return 1
         moved = store.handoffs.requeue_agent(args.username)  # nobody is left with a removed agent
         for handoff in moved:
-            store.audit.record("cli", "requeue", handoff.conversation_id, handoff.id,
-                        {"agent": args.username})
+            store.audit.record(
+                "cli", "requeue", handoff.conversation_id, handoff.id, {"agent": args.username}
+            )
         store.agents.remove(args.username)
         store.audit.record("cli", "remove_agent", None, None, {"agent": args.username})
-        print(f"removed {args.username}" + (
-            f"; {len(moved)} open conversation(s) went back to the queue" if moved else ""))
+        print(
+            f"removed {args.username}"
+            + (f"; {len(moved)} open conversation(s) went back to the queue" if moved else "")
+        )
     elif args.agents_command == "list":
         agents = store.agents.all()
         for a in agents:
-            print(f"{a.username}\t{a.role}\t{','.join(a.groups)}\tcapacity {a.capacity}\t"
-                  f"{a.status}")
+            print(
+                f"{a.username}\t{a.role}\t{','.join(a.groups)}\tcapacity {a.capacity}\t{a.status}"
+            )
         if not agents:
             print("no agents; add one with: bot agents add USERNAME --groups G1,G2")
     else:

@@ -22,7 +22,9 @@ def register(sub: Any) -> None:
     )
     add_project_options(validate, model=False)
     validate.add_argument(
-        "--min-examples", type=int, default=10,
+        "--min-examples",
+        type=int,
+        default=10,
         help="warn about intents with fewer examples than this (default 10)",
     )
     validate.add_argument(

@@ -32,14 +32,16 @@ def run_dialogue_shell(args: argparse.Namespace) -> int:
     interactive = sys.stdin.isatty()
 
     async def turn(text: str) -> None:
-        result = await agent.handle(
-            UserMessage(text, args.sender, "shell", {}, args.customer)
-        )
+        result = await agent.handle(UserMessage(text, args.sender, "shell", {}, args.customer))
         if args.debug:
             intent = result.parse_data.get("intent") or {}
-            print(f"   · intent {intent.get('name')} ({float(intent.get('confidence') or 0):.2f})"
-                  + "".join(f" · {e['entity']}={e['value']}"
-                            for e in result.parse_data.get("entities") or []))
+            print(
+                f"   · intent {intent.get('name')} ({float(intent.get('confidence') or 0):.2f})"
+                + "".join(
+                    f" · {e['entity']}={e['value']}"
+                    for e in result.parse_data.get("entities") or []
+                )
+            )
             print("   · actions " + ", ".join(f"{a} [{p} {c:.2f}]" for a, p, c in result.actions))
         for message in result.messages:
             print(_format(message), flush=True)
@@ -102,8 +104,11 @@ def run_story_tests(args: argparse.Namespace, optional: bool = False) -> int:
         if optional:
             console.print(f"No test stories in {source}; dialogue tests skipped.")
             return 0
-        console.print(f"error: no test stories in {source} (files with 'stories:' whose "
-                      "steps have 'user:' or 'intent:')", style="red")
+        console.print(
+            f"error: no test stories in {source} (files with 'stories:' whose "
+            "steps have 'user:' or 'intent:')",
+            style="red",
+        )
         return 1
     model = load_model(model_path(args) or project.models_dir)
     if (model.core is None or model.domain is None) and optional:
@@ -124,8 +129,9 @@ def run_story_tests(args: argparse.Namespace, optional: bool = False) -> int:
     report = write_reports(results, out)
     for result in results:
         if not result.passed:
-            console.print(f"✗ {result.story.name} ({result.story.source}): {result.failure}",
-                          style="red")
+            console.print(
+                f"✗ {result.story.name} ({result.story.source}): {result.failure}", style="red"
+            )
     console.print(
         f"{report['passed']}/{report['total']} test stories passed · action accuracy "
         f"{report['action_accuracy']:.4f} · reports in {out}"

@@ -42,7 +42,8 @@ def register(sub: Any) -> None:
     search.add_argument("question", help="the customer's question")
     search.add_argument("--top", type=int, default=5, help="how many entries (default 5)")
     search.add_argument(
-        "--json", action="store_true",
+        "--json",
+        action="store_true",
         help='print a JSON list of {"id", "question", "answer", "category", "score"}',
     )
     search.add_argument("--channel", default=None, help="only entries offered on this channel")
@@ -60,7 +61,9 @@ def register(sub: Any) -> None:
     _common(evaluate)
     evaluate.add_argument("file", type=Path, help="TSV file: query<TAB>topic_id")
     evaluate.add_argument(
-        "--out", type=Path, default=None,
+        "--out",
+        type=Path,
+        default=None,
         help="folder for kb_eval.json (default: results/ of the project)",
     )
     evaluate.set_defaults(handler=run_eval)
@@ -69,7 +72,7 @@ def register(sub: Any) -> None:
         "import",
         help="import a FAQ file (.xlsx, .csv, .tsv, .json, .md) into a YAML source",
         description="Read a FAQ file (.xlsx/.xlsm: first sheet or --sheet; .csv: UTF-8, "
-        "UTF-8 with BOM or GBK; .tsv; .json: a list of objects or {\"entries\": [...]}; .md: "
+        'UTF-8 with BOM or GBK; .tsv; .json: a list of objects or {"entries": [...]}; .md: '
         "question headings), map the columns by name (标准问/question, 相似问/"
         "similar_questions, 答案/answer, 分类/category, 编号/id, 渠道/channels, 生效日期/"
         "valid_from, 失效日期/valid_to) or by the --*-col flags, and merge the entries by id "
@@ -81,32 +84,43 @@ def register(sub: Any) -> None:
     _common(importer)
     importer.add_argument("file", type=Path, help="the FAQ file")
     importer.add_argument(
-        "--into", default=None, metavar="NAME.yml",
+        "--into",
+        default=None,
+        metavar="NAME.yml",
         help="YAML file under sources/ (default: <file name>.yml; imported.yml for .tsv)",
     )
     importer.add_argument("--sheet", default=None, help="Excel sheet name or 1-based number")
     for flag, what in (
-        ("question", "standard question"), ("answer", "answer"),
-        ("similar", "similar questions"), ("category", "category"), ("id", "id"),
+        ("question", "standard question"),
+        ("answer", "answer"),
+        ("similar", "similar questions"),
+        ("category", "category"),
+        ("id", "id"),
     ):
         importer.add_argument(
-            f"--{flag}-col", default=None, metavar="NAME|N",
+            f"--{flag}-col",
+            default=None,
+            metavar="NAME|N",
             help=f"the {what} column: a header name or a 1-based number",
         )
     importer.add_argument(
-        "--default-category", default=None,
+        "--default-category",
+        default=None,
         help="category of rows without one (default 未分类; reported)",
     )
     importer.add_argument(
-        "--force", action="store_true",
+        "--force",
+        action="store_true",
         help="also merge into a file that 'bot kb import' did not write",
     )
     importer.add_argument(
-        "--replace", action="store_true",
+        "--replace",
+        action="store_true",
         help="the target keeps only this file's entries (others are removed)",
     )
     importer.add_argument(
-        "--skip-invalid", action="store_true",
+        "--skip-invalid",
+        action="store_true",
         help="skip rows with errors (reported) instead of importing nothing",
     )
     importer.add_argument("--dry-run", action="store_true", help="check and report only")
@@ -145,7 +159,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
     add_project_option(parser)
     parser.add_argument(
-        "--kb-dir", metavar="DIR", default=None,
+        "--kb-dir",
+        metavar="DIR",
+        default=None,
         help=f"knowledge-base folder (default: {DEFAULT_KB_DIR}/ of the project)",
     )
 
@@ -232,8 +248,10 @@ def _print_calibration(build_dir: Path) -> None:
 
     meta = read_meta(build_dir)
     if meta.get("incremental"):
-        print(f"(incremental build: embedder and calibration kept from build "
-              f"{meta['incremental'].get('from_build')}; --force refits them)")
+        print(
+            f"(incremental build: embedder and calibration kept from build "
+            f"{meta['incremental'].get('from_build')}; --force refits them)"
+        )
     print(format_reliability(meta.get("calibration") or {}))
 
 
@@ -274,7 +292,9 @@ def run_eval(args: argparse.Namespace) -> int:
     )
     reliability["kind"] = f"the queries of {args.file.name}"
     data = {
-        "file": str(args.file), "kb_dir": str(ctx.kb_dir), **report.to_json(),
+        "file": str(args.file),
+        "kb_dir": str(ctx.kb_dir),
+        **report.to_json(),
         "baseline_bm25": {k: v for k, v in baseline.to_json().items() if k != "misses"},
         "reliability": reliability,
         "build_calibration": kb.meta.get("calibration"),
@@ -285,8 +305,10 @@ def run_eval(args: argparse.Namespace) -> int:
     out_file.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     for miss in report.misses:
         rank = miss["rank"] or f">{report.k}"
-        print(f"miss: {miss['query']}  expected {miss['expected']} (rank {rank}), "
-              f"got {', '.join(miss['got'])}")
+        print(
+            f"miss: {miss['query']}  expected {miss['expected']} (rank {rank}), "
+            f"got {', '.join(miss['got'])}"
+        )
     print(
         f"baseline BM25 (jieba words + character 1-2-grams over the questions): "
         f"top1={baseline.top1:.4f}  recall@{baseline.k}={baseline.recall_at_k:.4f}  "
@@ -302,20 +324,32 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def _lint_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--similarity", type=float, default=0.9, metavar="COS",
+        "--similarity",
+        type=float,
+        default=0.9,
+        metavar="COS",
         help="report questions of two entries at least this similar (character n-gram "
         "TF-IDF cosine; default 0.9)",
     )
     parser.add_argument(
-        "--max-answer-chars", type=int, default=500, metavar="N",
+        "--max-answer-chars",
+        type=int,
+        default=500,
+        metavar="N",
         help="report longer answers (default 500: one chat bubble)",
     )
     parser.add_argument(
-        "--min-similar", type=int, default=3, metavar="N",
+        "--min-similar",
+        type=int,
+        default=3,
+        metavar="N",
         help="report entries with fewer similar questions (default 3)",
     )
     parser.add_argument(
-        "--show", type=int, default=100, metavar="N",
+        "--show",
+        type=int,
+        default=100,
+        metavar="N",
         help="problem lines shown per check (default 100, 0: all)",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -337,17 +371,25 @@ def run_import(args: argparse.Namespace) -> int:
     columns = {
         name: value
         for name, value in (
-            ("question", args.question_col), ("answer", args.answer_col),
-            ("similar_questions", args.similar_col), ("category", args.category_col),
+            ("question", args.question_col),
+            ("answer", args.answer_col),
+            ("similar_questions", args.similar_col),
+            ("category", args.category_col),
             ("id", args.id_col),
         )
         if value
     }
     options = ImportOptions(
-        into=args.into, columns=columns, sheet=args.sheet,
-        default_category=args.default_category or DEFAULT_CATEGORY, force=args.force,
-        replace=args.replace, skip_invalid=args.skip_invalid, dry_run=args.dry_run,
-        max_rows=args.max_rows, lint=_lint_settings(args),
+        into=args.into,
+        columns=columns,
+        sheet=args.sheet,
+        default_category=args.default_category or DEFAULT_CATEGORY,
+        force=args.force,
+        replace=args.replace,
+        skip_invalid=args.skip_invalid,
+        dry_run=args.dry_run,
+        max_rows=args.max_rows,
+        lint=_lint_settings(args),
     )
     result = import_file(args.file, ctx.kb_dir, options)
     if args.json:
@@ -378,8 +420,10 @@ def run_lint(args: argparse.Namespace) -> int:
         print(dumps({**report.to_json(), "ok": not failed}))
         return 1 if failed else 0
     render(
-        report.findings, f"Lint of {ctx.kb_dir}",
-        [("files", str(len(report.files))), ("entries", str(report.entries))], args.show,
+        report.findings,
+        f"Lint of {ctx.kb_dir}",
+        [("files", str(len(report.files))), ("entries", str(report.entries))],
+        args.show,
     )
     print(
         f"{len(report.errors)} error(s), {len(report.warnings)} warning(s) in "

@@ -31,8 +31,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for module in (
-        train_cmd, nlu_cmds, data_cmd, kb_cmd, visualize_cmd, run_cmd, server_cmd, sandbox_cmd,
-        wechat_cmd, agents_cmd,
+        train_cmd,
+        nlu_cmds,
+        data_cmd,
+        kb_cmd,
+        visualize_cmd,
+        run_cmd,
+        server_cmd,
+        sandbox_cmd,
+        wechat_cmd,
+        agents_cmd,
     ):
         module.register(sub)
     return parser

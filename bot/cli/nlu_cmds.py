@@ -211,8 +211,10 @@ def run_nlu_test(args: argparse.Namespace, optional: bool = False) -> int:
     test_file = Path(args.nlu) if args.nlu else project.nlu_test_file
     if not test_file.is_file():
         if optional and not args.nlu:
-            console.print(f"No NLU test set at {test_file}; NLU evaluation skipped (--nlu FILE "
-                          "or --cross-validation).")
+            console.print(
+                f"No NLU test set at {test_file}; NLU evaluation skipped (--nlu FILE "
+                "or --cross-validation)."
+            )
             return 0
         raise SystemExit(f"error: test file {test_file} does not exist (use --nlu FILE)")
     test_data = read_nlu_file(test_file)

@@ -28,29 +28,59 @@ def add_project_options(
     ``--endpoints``, ``--credentials``; ``--model`` unless ``model`` is false; ``--out`` and
     ``--fixed-model-name`` with ``training``). Build the project with :func:`project_from_args`."""
     add_project_option(parser)
-    group = parser.add_argument_group("project files (as Rasa's flags; paths from the "
-                                      "current folder)")
-    group.add_argument("--data", metavar="PATH", nargs="+", action="extend", default=None,
-                       help="training data files or folders (default: data/, nlu_data/ and "
-                       "stories/ of the project)")
-    group.add_argument("--domain", metavar="PATH", default=None,
-                       help="domain file or folder (default: domain.yml or domain/)")
-    group.add_argument("--config", metavar="FILE", default=None,
-                       help="config file (default: config.yml)")
-    group.add_argument("--endpoints", metavar="FILE", default=None,
-                       help="endpoints file (default: endpoints.yml)")
-    group.add_argument("--credentials", metavar="FILE", default=None,
-                       help="channel credentials file (default: credentials.yml)")
+    group = parser.add_argument_group(
+        "project files (as Rasa's flags; paths from the current folder)"
+    )
+    group.add_argument(
+        "--data",
+        metavar="PATH",
+        nargs="+",
+        action="extend",
+        default=None,
+        help="training data files or folders (default: data/, nlu_data/ and "
+        "stories/ of the project)",
+    )
+    group.add_argument(
+        "--domain",
+        metavar="PATH",
+        default=None,
+        help="domain file or folder (default: domain.yml or domain/)",
+    )
+    group.add_argument(
+        "--config", metavar="FILE", default=None, help="config file (default: config.yml)"
+    )
+    group.add_argument(
+        "--endpoints", metavar="FILE", default=None, help="endpoints file (default: endpoints.yml)"
+    )
+    group.add_argument(
+        "--credentials",
+        metavar="FILE",
+        default=None,
+        help="channel credentials file (default: credentials.yml)",
+    )
     if model:
-        group.add_argument("--model", "-m", metavar="PATH", default=None,
-                           help="model archive, models folder or unpacked model to load "
-                           "(default: the newest in models/)")
+        group.add_argument(
+            "--model",
+            "-m",
+            metavar="PATH",
+            default=None,
+            help="model archive, models folder or unpacked model to load "
+            "(default: the newest in models/)",
+        )
     if training:
-        group.add_argument("--out", dest="models_out", metavar="DIR", default=None,
-                           help="folder the model archive is written to (default: models/)")
-        group.add_argument("--fixed-model-name", metavar="NAME", default=None,
-                           help="archive name: models/NAME.tar.gz (default: time and "
-                           "fingerprint)")
+        group.add_argument(
+            "--out",
+            dest="models_out",
+            metavar="DIR",
+            default=None,
+            help="folder the model archive is written to (default: models/)",
+        )
+        group.add_argument(
+            "--fixed-model-name",
+            metavar="NAME",
+            default=None,
+            help="archive name: models/NAME.tar.gz (default: time and fingerprint)",
+        )
 
 
 def project_from_args(args: argparse.Namespace) -> Project:

@@ -18,27 +18,34 @@ def register(sub: Any) -> None:
     from bot.cli.options import add_project_option
 
     sandbox = sub.add_parser(
-        "sandbox", help="the sandbox core-banking database",
+        "sandbox",
+        help="the sandbox core-banking database",
         description="The SQLite database that stands in for the bank's core system "
         "(default data/sandbox_bank.db in the project, or bank.path in endpoints.yml).",
     )
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", metavar="SUBCOMMAND")
     sandbox_sub.required = True
     reset = sandbox_sub.add_parser(
-        "reset", help="drop and reseed the sandbox",
+        "reset",
+        help="drop and reseed the sandbox",
         description="Drop every table of the sandbox database and seed it again with the "
         "records of docs/bank-backend.md (frozen cards are unfrozen, and so on).",
     )
     show = sandbox_sub.add_parser(
-        "show", help="a customer's accounts and applications (cards masked)",
+        "show",
+        help="a customer's accounts and applications (cards masked)",
         description="A customer's accounts and applications, cards shown only as 尾号NNNN; "
         "without a customer id, the list of customers.",
     )
     show.add_argument("customer", nargs="?", help="customer id, e.g. C1001")
     for parser in (reset, show):
         add_project_option(parser)
-        parser.add_argument("--path", metavar="FILE", default=None,
-                            help="the sandbox database file (default: from the project)")
+        parser.add_argument(
+            "--path",
+            metavar="FILE",
+            default=None,
+            help="the sandbox database file (default: from the project)",
+        )
     reset.set_defaults(handler=run_reset)
     show.set_defaults(handler=run_show)
 
@@ -66,8 +73,10 @@ def _open(args: argparse.Namespace) -> SandboxBank:
 def run_reset(args: argparse.Namespace) -> int:
     with _open(args) as bank:
         counts = bank.reset()
-        print(f"Reseeded the sandbox bank at {bank.path}: {counts['customers']} customers, "
-              f"{counts['accounts']} accounts, {counts['applications']} applications.")
+        print(
+            f"Reseeded the sandbox bank at {bank.path}: {counts['customers']} customers, "
+            f"{counts['accounts']} accounts, {counts['applications']} applications."
+        )
     return 0
 
 
@@ -78,13 +87,14 @@ def run_show(args: argparse.Namespace) -> int:
                 apps = bank.applications(customer.id)
                 open_apps = sum(a.is_open for a in apps)
                 vip = "  VIP" if customer.vip else ""
-                print(f"{customer.id}  {customer.name}  {customer.age}岁{vip}  "
-                      f"{len(bank.accounts(customer.id))} card(s), {len(apps)} application(s) "
-                      f"({open_apps} open)")
+                print(
+                    f"{customer.id}  {customer.name}  {customer.age}岁{vip}  "
+                    f"{len(bank.accounts(customer.id))} card(s), {len(apps)} application(s) "
+                    f"({open_apps} open)"
+                )
             return 0
         customer = bank.customer(args.customer)
-        print(f"{customer.id}  {customer.name}  {customer.age}岁"
-              f"{'  VIP' if customer.vip else ''}")
+        print(f"{customer.id}  {customer.name}  {customer.age}岁{'  VIP' if customer.vip else ''}")
         accounts = bank.accounts(customer.id)
         print("账户:" if accounts else "账户: 无")
         for account in accounts:
@@ -105,8 +115,10 @@ def describe_account(account: Account) -> str:
 
     text = f"{ACCOUNT_LABELS[account.type]} {account.masked}  "
     if account.type == "credit_card":
-        text += (f"额度 {yuan(account.credit_limit_fen)}  可用 {yuan(account.available_fen)}  "
-                 f"账单 {yuan(account.statement_balance_fen)}")
+        text += (
+            f"额度 {yuan(account.credit_limit_fen)}  可用 {yuan(account.available_fen)}  "
+            f"账单 {yuan(account.statement_balance_fen)}"
+        )
         if account.due_date is not None:
             text += f"  还款日 {account.due_date.isoformat()}"
     else:

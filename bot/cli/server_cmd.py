@@ -20,8 +20,9 @@ def register(sub: Any) -> None:
     )
     add_project_option(token)
     token.add_argument("customer_id", metavar="CUSTOMER_ID", help="e.g. C1001")
-    token.add_argument("--minutes", type=float, default=60.0,
-                       help="lifetime in minutes (default 60)")
+    token.add_argument(
+        "--minutes", type=float, default=60.0, help="lifetime in minutes (default 60)"
+    )
     token.set_defaults(handler=print_token)
 
 

@@ -19,10 +19,17 @@ def register(sub: Any) -> None:
         "events and active loops are drawn in different styles. Rules are not drawn.",
     )
     add_project_option(visualize)
-    visualize.add_argument("--data", metavar="PATH", nargs="+", action="extend", default=None,
-                           help="training data files or folders (default: data/, stories/)")
     visualize.add_argument(
-        "--stories", metavar="PATH",
+        "--data",
+        metavar="PATH",
+        nargs="+",
+        action="extend",
+        default=None,
+        help="training data files or folders (default: data/, stories/)",
+    )
+    visualize.add_argument(
+        "--stories",
+        metavar="PATH",
         help="a story file or folder (default: the project's training data: data/, "
         "stories/ or --data)",
     )
@@ -30,7 +37,9 @@ def register(sub: Any) -> None:
         "--out", metavar="FILE", default="stories.png", help="PNG image (default stories.png)"
     )
     visualize.add_argument(
-        "--dot", metavar="FILE", default="stories.dot",
+        "--dot",
+        metavar="FILE",
+        default="stories.dot",
         help="Graphviz file, always written (default stories.dot)",
     )
     visualize.add_argument("--no-png", action="store_true", help="write only the .dot file")
@@ -79,7 +88,6 @@ def run_visualize(args: argparse.Namespace) -> int:
         png = None
     written = f"{args.dot}" + ("" if png is None else f" and {png}")
     print(
-        f"wrote {written}: {len(flat)} stories, {len(graph.nodes)} nodes, "
-        f"{len(graph.edges)} edges"
+        f"wrote {written}: {len(flat)} stories, {len(graph.nodes)} nodes, {len(graph.edges)} edges"
     )
     return 0

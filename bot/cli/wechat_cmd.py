@@ -13,10 +13,12 @@ def register(sub: Any) -> None:
     from bot.cli.options import add_project_option
 
     wechat = sub.add_parser(
-        "wechat", help="bind WeChat OpenIDs to customers",
+        "wechat",
+        help="bind WeChat OpenIDs to customers",
         description="A bound OpenID's messages belong to the verified customer (conversation "
         "customer:<id>, shared with the app channel). Bindings live in the tracker store's "
-        "database unless channels.wechat.bindings_db is set.")
+        "database unless channels.wechat.bindings_db is set.",
+    )
     commands = wechat.add_subparsers(dest="wechat_command", metavar="SUBCOMMAND")
     commands.required = True
     bind = commands.add_parser("bind", help="bind OPENID to CUSTOMER_ID")
@@ -41,8 +43,7 @@ def open_store(project_dir: str | None) -> Any:
     settings = load_wechat_settings(project.root)
     if settings.bindings_db:
         return BindingStore.from_url(settings.bindings_db), None
-    tracker_store = create_tracker_store(read_endpoints(project).get("tracker_store"),
-                                         project.root)
+    tracker_store = create_tracker_store(read_endpoints(project).get("tracker_store"), project.root)
     return binding_store_for(settings, tracker_store), tracker_store
 
 

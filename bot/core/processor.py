@@ -86,8 +86,15 @@ def parse_payload(text: str, domain: Domain) -> dict[str, Any] | None:
         if isinstance(raw, dict):
             for name, value in raw.items():
                 for v in value if isinstance(value, list) else [value]:
-                    entities.append({"entity": str(name), "value": v, "start": 0,
-                                     "end": len(text), "extractor": "payload"})
+                    entities.append(
+                        {
+                            "entity": str(name),
+                            "value": v,
+                            "start": 0,
+                            "end": len(text),
+                            "extractor": "payload",
+                        }
+                    )
     intent = {"name": match.group("intent"), "confidence": 1.0}
     return {"intent": intent, "intent_ranking": [intent], "entities": entities, "text": text}
 
@@ -102,6 +109,7 @@ def _json_safe(event: Event) -> Event:
         _JSON_CHECK.encode(event)
         return event
     except (TypeError, ValueError):
+
         def plain(value: Any) -> Any:
             if hasattr(value, "__dataclass_fields__"):
                 return {k: plain(getattr(value, k)) for k in value.__dataclass_fields__}
@@ -167,9 +175,7 @@ class MessageProcessor:
     async def handle_message(self, message: UserMessage) -> list[dict[str, Any]]:
         return (await self.handle(message)).messages
 
-    async def handle(
-        self, message: UserMessage, parse: dict[str, Any] | None = None
-    ) -> TurnResult:
+    async def handle(self, message: UserMessage, parse: dict[str, Any] | None = None) -> TurnResult:
         """Process one message; ``parse`` replaces the NLU result (story tests use it)."""
         sender = message.sender_id
         async with self.lock_store.lock(sender):
@@ -210,15 +216,28 @@ class MessageProcessor:
             start = len(tracker.events)
             try:
                 now = self.clock()
-                metadata = {**message.metadata, "truncated": True,
-                            "original_length": len(message.text)}
-                tracker.update(ev.user(
-                    message.text[:limit], {"intent": {"name": None, "confidence": 0.0},
-                                           "entities": []},
-                    input_channel=message.input_channel, metadata=metadata, timestamp=now))
-                notice = self._engine_message(TOO_LONG, tracker, message.input_channel, now,
-                                              {"message_too_long": True},
-                                              {"length": len(message.text), "limit": limit})
+                metadata = {
+                    **message.metadata,
+                    "truncated": True,
+                    "original_length": len(message.text),
+                }
+                tracker.update(
+                    ev.user(
+                        message.text[:limit],
+                        {"intent": {"name": None, "confidence": 0.0}, "entities": []},
+                        input_channel=message.input_channel,
+                        metadata=metadata,
+                        timestamp=now,
+                    )
+                )
+                notice = self._engine_message(
+                    TOO_LONG,
+                    tracker,
+                    message.input_channel,
+                    now,
+                    {"message_too_long": True},
+                    {"length": len(message.text), "limit": limit},
+                )
                 tracker.update(notice)
                 tracker.update(ev.action(LISTEN, "message_too_long", 1.0, now))
                 new_events = tracker.events[start:]
@@ -226,16 +245,29 @@ class MessageProcessor:
             except BaseException:
                 self._cache.pop(sender, None)
                 raise
-            return TurnResult([bot_message(notice, sender)], new_events, {}, [],
-                              customer_id=message.customer_id, outcome="too_long")
+            return TurnResult(
+                [bot_message(notice, sender)],
+                new_events,
+                {},
+                [],
+                customer_id=message.customer_id,
+                outcome="too_long",
+            )
 
-    def _engine_message(self, name: str, tracker: DialogueStateTracker, channel: str | None,
-                        now: float, metadata: dict[str, Any],
-                        values: dict[str, Any] | None = None) -> Event:
+    def _engine_message(
+        self,
+        name: str,
+        tracker: DialogueStateTracker,
+        channel: str | None,
+        now: float,
+        metadata: dict[str, Any],
+        values: dict[str, Any] | None = None,
+    ) -> Event:
         """The engine's own message ``name`` (the domain's response, else the built-in)."""
         slots = dict(tracker.slots)
-        event = response_event(name, self.domain, channel=channel, rng=self.rng, slots=slots,
-                               values=values)
+        event = response_event(
+            name, self.domain, channel=channel, rng=self.rng, slots=slots, values=values
+        )
         if event is None:  # every variation's condition failed: the built-in one
             event = render(builtin_responses()[name][0], {**slots, **(values or {})}, name)
         event["metadata"] = metadata  # what the message is about, as the channels read it
@@ -272,8 +304,13 @@ class MessageProcessor:
         return True
 
     async def execute_action(
-        self, sender_id: str, name: str, *, policy: str | None = None,
-        confidence: float | None = None, input_channel: str | None = None,
+        self,
+        sender_id: str,
+        name: str,
+        *,
+        policy: str | None = None,
+        confidence: float | None = None,
+        input_channel: str | None = None,
     ) -> TurnResult:
         """Run one action in a conversation from outside (Rasa's ``POST .../execute``), under
         the conversation's lock, starting a session first when none is running. Nothing is
@@ -287,10 +324,12 @@ class MessageProcessor:
                 context = self._context(input_channel or tracker.latest_input_channel)
                 await self._start_session_if_due(tracker, context, now)
                 verified = tracker.slots.get("customer_id")  # as the channel set it
-                result = TurnResult([], [], {}, [],
-                                    customer_id=verified if isinstance(verified, str) else None)
-                prediction = PolicyPrediction(name, 1.0 if confidence is None else confidence,
-                                              policy or "http_api", 0)
+                result = TurnResult(
+                    [], [], {}, [], customer_id=verified if isinstance(verified, str) else None
+                )
+                prediction = PolicyPrediction(
+                    name, 1.0 if confidence is None else confidence, policy or "http_api", 0
+                )
                 await self._run_action(tracker, prediction, context, now, result)
                 new_events = tracker.events[start:]
                 await self.tracker_store.append(sender_id, new_events)
@@ -305,8 +344,12 @@ class MessageProcessor:
         if payload is not None:
             return payload
         if self.nlu is None:
-            return {"text": text, "intent": {"name": None, "confidence": 0.0},
-                    "intent_ranking": [], "entities": []}
+            return {
+                "text": text,
+                "intent": {"name": None, "confidence": 0.0},
+                "intent_ranking": [],
+                "entities": [],
+            }
         return self.nlu.parse(text)
 
     # -- the turn --------------------------------------------------------------------------
@@ -323,19 +366,26 @@ class MessageProcessor:
             event["timestamp"] = now
         return events
 
-    async def _start_session_if_due(self, tracker: DialogueStateTracker, context: ActionContext,
-                                    now: float) -> None:
+    async def _start_session_if_due(
+        self, tracker: DialogueStateTracker, context: ActionContext, now: float
+    ) -> None:
         if self._session_expired(tracker, now):
             tracker.update(ev.action("action_session_start", timestamp=now))
-            tracker.extend(self._stamp(await ActionSessionStart("action_session_start").run(
-                tracker, context), now))
+            tracker.extend(
+                self._stamp(
+                    await ActionSessionStart("action_session_start").run(tracker, context), now
+                )
+            )
             tracker.update(ev.action(LISTEN, timestamp=now))
 
     def _context(self, channel: str | None) -> ActionContext:
         return ActionContext(self.domain, channel, self.executor, self.rng, self.clock)
 
     async def _turn(
-        self, tracker: DialogueStateTracker, message: UserMessage, now: float,
+        self,
+        tracker: DialogueStateTracker,
+        message: UserMessage,
+        now: float,
         parse: dict[str, Any] | None = None,
     ) -> TurnResult:
         context = self._context(message.input_channel)
@@ -346,8 +396,14 @@ class MessageProcessor:
         ]
         parse_data = {k: v for k, v in parse.items() if k != "text"}
         tracker.update(
-            ev.user(message.text, parse_data, input_channel=message.input_channel,
-                    message_id=message.message_id, metadata=message.metadata, timestamp=now)
+            ev.user(
+                message.text,
+                parse_data,
+                input_channel=message.input_channel,
+                message_id=message.message_id,
+                metadata=message.metadata,
+                timestamp=now,
+            )
         )
         if "customer_id" in self.domain.slots and (
             tracker.slots.get("customer_id") != message.customer_id
@@ -373,8 +429,11 @@ class MessageProcessor:
             if stop:
                 break
         else:
-            logger.warning("%s: %d predictions without listening; listening now",
-                           tracker.sender_id, self.max_predictions)
+            logger.warning(
+                "%s: %d predictions without listening; listening now",
+                tracker.sender_id,
+                self.max_predictions,
+            )
             tracker.update(ev.action(LISTEN, "max_predictions", 1.0, now))
         if result.outcome == "answered" and result.rejected:
             result.outcome = "rejected"
@@ -434,11 +493,11 @@ class MessageProcessor:
             return False
         except Exception as exc:
             result.actions.append((name, prediction.policy, prediction.confidence))
-            logger.error("%s: action %s failed: %s", tracker.sender_id, name,
-                         mask_text(str(exc)))
+            logger.error("%s: action %s failed: %s", tracker.sender_id, name, mask_text(str(exc)))
             tracker.update(ev.action(name, prediction.policy, prediction.confidence, now))
-            failure = self._engine_message(ACTION_FAILED, tracker, context.channel, now,
-                                           {"action_failed": name})
+            failure = self._engine_message(
+                ACTION_FAILED, tracker, context.channel, now, {"action_failed": name}
+            )
             tracker.update(failure)
             result.messages.append(bot_message(failure, tracker.sender_id))
             tracker.update(ev.action(LISTEN, "action_failed", 1.0, now))

@@ -37,7 +37,7 @@ class Turn:
     @property
     def events(self) -> list[Event]:
         """The events of this turn so far."""
-        return self.tracker.events[self.start:]
+        return self.tracker.events[self.start :]
 
     def add(self, *events: Event) -> None:
         """Append events to the conversation; bot events are also replies of this turn."""

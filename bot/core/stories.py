@@ -72,9 +72,7 @@ class ResumeStep:
     source: Source | None = None
 
 
-Step = (
-    UserStep | ActionStep | SlotStep | LoopStep | CheckpointStep | OrStep | WaitStep | ResumeStep
-)
+Step = UserStep | ActionStep | SlotStep | LoopStep | CheckpointStep | OrStep | WaitStep | ResumeStep
 
 ANY_VALUE: Any = object()  # ``slot_was_set: [name]`` without a value
 

@@ -35,8 +35,10 @@ def applied_events(events: list[Event]) -> list[Event]:
         elif kind == "rewind":
             _undo_till(applied, "user")
             # The listen that led to the message goes too: the bot's last action is latest.
-            if applied and applied[-1].get("event") == "action" and (
-                applied[-1].get("name") == LISTEN
+            if (
+                applied
+                and applied[-1].get("event") == "action"
+                and (applied[-1].get("name") == LISTEN)
             ):
                 del applied[-1]
         elif kind == "undo":
@@ -201,8 +203,7 @@ class DialogueStateTracker:
         return {
             "sender_id": self.sender_id,
             "slots": dict(self.slots),
-            "latest_message": self.latest_message
-            or {"intent": {}, "entities": [], "text": None},
+            "latest_message": self.latest_message or {"intent": {}, "entities": [], "text": None},
             "latest_event_time": self.latest_event_time,
             "followup_action": self.followup_action,
             "paused": self.paused,
@@ -307,7 +308,11 @@ class _StateFolder:
             self.loop = event.get("name")
         elif kind in ("session_started", "restart"):
             self.intent, self.entities, self.prev_action, self.slots, self.loop = (
-                None, (), None, {}, None
+                None,
+                (),
+                None,
+                {},
+                None,
             )
         elif kind == "reset_slots":
             self.slots = {}

@@ -431,8 +431,9 @@ class SQLTrackerStore(TrackerStore):
             sa.bindparam("data", type_=t.c.data.type),
         ).where(t.c.sender_id == sa.bindparam("owner", type_=t.c.sender_id.type))
         self._insert_rows = _Statement(
-            sa.insert(t).from_select(["sender_id", "seq", "type_name", "timestamp", "data"],
-                                     next_row),
+            sa.insert(t).from_select(
+                ["sender_id", "seq", "type_name", "timestamp", "data"], next_row
+            ),
             dialect,
         )
         sender = sa.bindparam("sender", type_=t.c.sender_id.type)
@@ -443,8 +444,7 @@ class SQLTrackerStore(TrackerStore):
             dialect,
         )
         # seq is dense (1..n) because appends are all-or-none, so max(seq) is the count.
-        self._select_count = _Statement(sa.select(last_seq).where(t.c.sender_id == sender),
-                                        dialect)
+        self._select_count = _Statement(sa.select(last_seq).where(t.c.sender_id == sender), dialect)
         self._select_exists = _Statement(
             sa.select(t.c.seq).where(t.c.sender_id == sender).limit(1), dialect
         )
@@ -553,13 +553,18 @@ class SQLTrackerStore(TrackerStore):
         else:
             self._insert_pooled(sender_id, params)
 
-    def _params(
-        self, sender_id: str, rows: list[tuple[str, float | None, str]]
-    ) -> list[Any]:
+    def _params(self, sender_id: str, rows: list[tuple[str, float | None, str]]) -> list[Any]:
         insert = self._insert_rows
         return [
-            insert.params({"sender_id": sender_id, "type_name": name, "timestamp": stamp,
-                           "data": data, "owner": sender_id})
+            insert.params(
+                {
+                    "sender_id": sender_id,
+                    "type_name": name,
+                    "timestamp": stamp,
+                    "data": data,
+                    "owner": sender_id,
+                }
+            )
             for name, stamp, data in rows
         ]
 
@@ -606,8 +611,9 @@ class SQLTrackerStore(TrackerStore):
         _check_after(after)
         values = {"sender": sender_id, "after": after}
         loads = json.loads
-        return [loads(data) for data in await self._run(self._select_sync, self._select_after,
-                                                         values)]
+        return [
+            loads(data) for data in await self._run(self._select_sync, self._select_after, values)
+        ]
 
     async def count(self, sender_id: str) -> int:
         values = {"sender": sender_id}

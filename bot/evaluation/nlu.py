@@ -69,7 +69,10 @@ class NLUEvaluation:
         # Per-label rows for the labels of the test data; a prediction of another label
         # (nlu_fallback included) counts as a miss of the true label.
         report: dict[str, Any] = classification_report(
-            self.gold, self.predicted, labels=sorted(set(self.gold)), output_dict=True,
+            self.gold,
+            self.predicted,
+            labels=sorted(set(self.gold)),
+            output_dict=True,
             zero_division=0,
         )
         report.pop("micro avg", None)
@@ -175,8 +178,11 @@ class NLUEvaluation:
         intents (Rasa's ``response_selection_report.json``); None without any."""
         from sklearn.metrics import classification_report
 
-        pairs = [(p.example.intent, p.response_key or "None") for p in self.predictions
-                 if p.example.response_key]
+        pairs = [
+            (p.example.intent, p.response_key or "None")
+            for p in self.predictions
+            if p.example.response_key
+        ]
         if not pairs:
             return None
         gold = [g for g, _ in pairs]
@@ -205,12 +211,16 @@ def _found(p: Prediction, extractor: str | None) -> set[tuple[str, int, int]]:
     if extractor is None:
         # A learned entity with a role or group and a rule-based one without on the same
         # span are one finding (bot.nlu.entity_merge keeps both for the slot mappings).
-        labelled = {(e["entity"], e["start"], e["end"]) for e in p.entities
-                    if e.get("role") or e.get("group")}
+        labelled = {
+            (e["entity"], e["start"], e["end"])
+            for e in p.entities
+            if e.get("role") or e.get("group")
+        }
         return {
             (_label(e["entity"], e.get("role")), e["start"], e["end"])
             for e in p.entities
-            if e.get("role") or e.get("group")
+            if e.get("role")
+            or e.get("group")
             or (e["entity"], e["start"], e["end"]) not in labelled
         }
     return {
@@ -247,9 +257,7 @@ def evaluate(pipeline: NLUPipeline, examples: list[Example]) -> NLUEvaluation:
         message = pipeline.process(example.text)
         intent = message.intent or {}
         ranking = message.intent_ranking
-        classifier_top = next(
-            (r["name"] for r in ranking if r["name"] != FALLBACK_INTENT), None
-        )
+        classifier_top = next((r["name"] for r in ranking if r["name"] != FALLBACK_INTENT), None)
         result.predictions.append(
             Prediction(
                 example,
@@ -325,8 +333,13 @@ def plot_confusion_matrix(result: NLUEvaluation, path: Path) -> None:
     labels = sorted(set(result.gold) | set(result.predicted))
     fig, ax = plt.subplots(figsize=(max(6, len(labels) * 0.7), max(5, len(labels) * 0.6)))
     ConfusionMatrixDisplay.from_predictions(
-        result.gold, result.predicted, labels=labels, ax=ax, colorbar=False,
-        xticks_rotation=60, cmap="Blues",
+        result.gold,
+        result.predicted,
+        labels=labels,
+        ax=ax,
+        colorbar=False,
+        xticks_rotation=60,
+        cmap="Blues",
     )
     ax.set_title(f"Intent confusion matrix (accuracy {result.accuracy:.3f})")
     fig.tight_layout()
@@ -340,8 +353,13 @@ def plot_histogram(result: NLUEvaluation, path: Path) -> None:
     misses = [p.confidence for p in result.predictions if p.intent != p.example.base_intent]
     fig, ax = plt.subplots(figsize=(7, 4))
     bins = [i / 20 for i in range(21)]
-    ax.hist([hits, misses], bins=bins, stacked=True, color=["#2b8a3e", "#c92a2a"],
-            label=[f"correct ({len(hits)})", f"wrong ({len(misses)})"])
+    ax.hist(
+        [hits, misses],
+        bins=bins,
+        stacked=True,
+        color=["#2b8a3e", "#c92a2a"],
+        label=[f"correct ({len(hits)})", f"wrong ({len(misses)})"],
+    )
     ax.set_xlabel("confidence")
     ax.set_ylabel("utterances")
     ax.set_title("Intent prediction confidence")

@@ -36,8 +36,7 @@ class SentimentEvaluation:
             precision = tp / predicted if predicted else 0.0
             recall = tp / support if support else 0.0
             f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-            report[label] = {"precision": precision, "recall": recall, "f1": f1,
-                             "support": support}
+            report[label] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
         return report
 
     @property
@@ -55,8 +54,7 @@ class SentimentEvaluation:
     def errors(self) -> list[dict[str, Any]]:
         return [
             {"text": t, "gold": g, "predicted": p, "negative": n}
-            for t, g, p, n in zip(self.texts, self.gold, self.predicted, self.negative,
-                                  strict=True)
+            for t, g, p, n in zip(self.texts, self.gold, self.predicted, self.negative, strict=True)
             if g != p
         ]
 
@@ -81,9 +79,7 @@ def sentiment_function(model: Any) -> Callable[[str], dict[str, Any]]:
         return model.analyse
     pipeline = getattr(model, "nlu", model)  # a LoadedModel → its NLUPipeline
     components: list[Component] = list(getattr(pipeline, "components", None) or [])
-    index = next(
-        (i for i, c in enumerate(components) if isinstance(c, SentimentAnalyzer)), None
-    )
+    index = next((i for i, c in enumerate(components) if isinstance(c, SentimentAnalyzer)), None)
     if index is None:
         raise ValueError(f"no SentimentAnalyzer in {model!r}")
     analyser = components[index]

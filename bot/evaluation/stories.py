@@ -99,8 +99,12 @@ def _use_expected_intent(parse: dict[str, Any], expected: str) -> None:
     if key:
         selector = dict(parse.get("response_selector") or {})
         selector[base] = {
-            "response": {"intent_response_key": expected, "utter_action": f"utter_{expected}",
-                         "confidence": 1.0, "responses": []},
+            "response": {
+                "intent_response_key": expected,
+                "utter_action": f"utter_{expected}",
+                "confidence": 1.0,
+                "responses": [],
+            },
             "ranking": [{"intent_response_key": expected, "confidence": 1.0}],
         }
         parse["response_selector"] = selector
@@ -120,8 +124,14 @@ async def run_story(
     assert model.core is not None and model.domain is not None
     clock = _Clock()
     processor = MessageProcessor(
-        model.domain, model.core, model.nlu, InMemoryTrackerStore(), InMemoryLockStore(),
-        executor, clock=clock, seed=7,
+        model.domain,
+        model.core,
+        model.nlu,
+        InMemoryTrackerStore(),
+        InMemoryLockStore(),
+        executor,
+        clock=clock,
+        seed=7,
     )
     sender = f"test-{story.name}"
     customer = story.metadata.get("customer_id")
@@ -146,9 +156,7 @@ async def run_story(
         if opener.text is None and opener.entities:
             # "- intent: book_flight" with "entities:" (no text): the message has them, with
             # their roles and groups, as Rasa tests such a story
-            parse["entities"] = [
-                dict(e) for e in opener.entities if e.get("value") is not None
-            ]
+            parse["entities"] = [dict(e) for e in opener.entities if e.get("value") is not None]
         predicted_intent = _full_intent(parse, opener.intent)
         if opener.intent is not None and predicted_intent != opener.intent:
             result.intent_errors.append(
@@ -159,8 +167,12 @@ async def run_story(
         ran = [a for a, _, _ in turn.actions if a != LISTEN]
         expected = [s.action for s in checks if isinstance(s, ActionStep) and s.action != LISTEN]
         result.transcript.append(
-            {"user": text, "intent": predicted_intent, "actions": ran,
-             "bot": [m.get("text") for m in turn.messages]}
+            {
+                "user": text,
+                "intent": predicted_intent,
+                "actions": ran,
+                "bot": [m.get("text") for m in turn.messages],
+            }
         )
         result.actions_expected += len(expected)
         result.actions_correct += sum(
@@ -188,7 +200,8 @@ async def run_story(
                             f"after '{text}': slot {name} is {actual!r}, expected {value!r}"
                         )
             elif isinstance(check, LoopStep) and check.loop not in (
-                tracker.active_loop.name, *turn_loops
+                tracker.active_loop.name,
+                *turn_loops,
             ):
                 return fail(
                     f"after '{text}': active loop is {tracker.active_loop.name!r}, "
@@ -196,8 +209,10 @@ async def run_story(
                 )
     if result.intent_errors:
         first = result.intent_errors[0]
-        return fail(f"'{first['text']}' was understood as {first['predicted']}, "
-                    f"expected {first['expected']}")
+        return fail(
+            f"'{first['text']}' was understood as {first['predicted']}, "
+            f"expected {first['expected']}"
+        )
     return result
 
 

@@ -21,16 +21,25 @@ class Agents:
 
     def issue_token(self, agent: AgentAccount) -> str:
         if self.ctx.production and self.ctx.config.uses_dev_secret:
-            raise HandoffError(503, "BOT_ENV=production: set BOT_AGENT_SECRET to sign agent "
-                                    "tokens (the development secret is refused)")
+            raise HandoffError(
+                503,
+                "BOT_ENV=production: set BOT_AGENT_SECRET to sign agent "
+                "tokens (the development secret is refused)",
+            )
         now = int(self.ctx.clock())
-        claims = {"sub": agent.username, "role": agent.role, "typ": "agent", "iat": now,
-                  "exp": now + self.ctx.config.token_minutes * 60}
+        claims = {
+            "sub": agent.username,
+            "role": agent.role,
+            "typ": "agent",
+            "iat": now,
+            "exp": now + self.ctx.config.token_minutes * 60,
+        }
         return jwt.encode(claims, self.ctx.config.secret, algorithm="HS256")
 
     async def login(self, username: str, password: str) -> tuple[str, AgentAccount]:
-        account: AgentAccount | None = await self.ctx.run(self.db.agents.authenticate, username,
-                                                       password)
+        account: AgentAccount | None = await self.ctx.run(
+            self.db.agents.authenticate, username, password
+        )
         if account is None:
             await self.ctx.run(self.db.audit.record, username[:64] or "?", "login_failed", None)
             raise HandoffError(401, "wrong username or password")
@@ -42,8 +51,12 @@ class Agents:
 
     async def verify(self, token: str) -> AgentAccount:
         try:
-            claims = jwt.decode(token, self.ctx.config.secret, algorithms=["HS256"],
-                                options={"require": ["exp", "sub"]})
+            claims = jwt.decode(
+                token,
+                self.ctx.config.secret,
+                algorithms=["HS256"],
+                options={"require": ["exp", "sub"]},
+            )
         except jwt.ExpiredSignatureError:
             raise HandoffError(401, "agent token has expired; log in again") from None
         except jwt.InvalidTokenError:
@@ -76,8 +89,9 @@ class Agents:
         seconds = self.ctx.config.reservation_seconds
         if seconds <= 0:
             return []
-        stale: list[Handoff] = await self.ctx.run(self.db.handoffs.stale_reservations,
-                                               self.ctx.clock() - seconds)
+        stale: list[Handoff] = await self.ctx.run(
+            self.db.handoffs.stale_reservations, self.ctx.clock() - seconds
+        )
         released: list[Handoff] = []
         for handoff in stale:
             assert handoff.agent is not None
@@ -86,8 +100,14 @@ class Agents:
                 continue
             released.append(back)
             await self.ctx.run(self.db.agents.set_status, handoff.agent, "away")
-            await self.ctx.run(self.db.audit.record, "router", "reservation_expired",
-                            handoff.conversation_id, handoff.id, {"agent": handoff.agent})
+            await self.ctx.run(
+                self.db.audit.record,
+                "router",
+                "reservation_expired",
+                handoff.conversation_id,
+                handoff.id,
+                {"agent": handoff.agent},
+            )
             await self.ctx.bus.publish(f"agent:{handoff.agent}", "status", {"status": "away"})
         if released:
             await self.ctx.bus.publish("queue", "queue", {})
@@ -101,13 +121,23 @@ class Agents:
             if handoff.status != "assigned":
                 continue
             if await self.ctx.run(self.db.handoffs.release, handoff.id, agent.username) is not None:
-                await self.ctx.run(self.db.audit.record, agent.username, "release",
-                                handoff.conversation_id, handoff.id)
+                await self.ctx.run(
+                    self.db.audit.record,
+                    agent.username,
+                    "release",
+                    handoff.conversation_id,
+                    handoff.id,
+                )
                 released = True
         return released
 
     async def me(self, agent: AgentAccount) -> dict[str, Any]:
         loads = await self.ctx.run(self.db.handoffs.loads)
-        return {"username": agent.username, "role": agent.role, "groups": agent.groups,
-                "capacity": agent.capacity, "load": loads.get(agent.username, 0),
-                "status": agent.status}
+        return {
+            "username": agent.username,
+            "role": agent.role,
+            "groups": agent.groups,
+            "capacity": agent.capacity,
+            "load": loads.get(agent.username, 0),
+            "status": agent.status,
+        }

@@ -18,17 +18,33 @@ class AuditStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def record(self, actor: str, action: str, conversation_id: str | None,
-              handoff_id: str | None = None, detail: dict[str, Any] | None = None,
-              now: float | None = None) -> None:
+    def record(
+        self,
+        actor: str,
+        action: str,
+        conversation_id: str | None,
+        handoff_id: str | None = None,
+        detail: dict[str, Any] | None = None,
+        now: float | None = None,
+    ) -> None:
         with self.engine.begin() as conn:
-            conn.execute(insert(AUDIT).values(
-                at=time.time() if now is None else now, actor=actor, action=action,
-                conversation_id=conversation_id, handoff_id=handoff_id,
-                detail=json.dumps(detail or {}, ensure_ascii=False)))
+            conn.execute(
+                insert(AUDIT).values(
+                    at=time.time() if now is None else now,
+                    actor=actor,
+                    action=action,
+                    conversation_id=conversation_id,
+                    handoff_id=handoff_id,
+                    detail=json.dumps(detail or {}, ensure_ascii=False),
+                )
+            )
 
-    def log(self, conversation_id: str | None = None, actions: Iterable[str] | None = None,
-                  limit: int = 1000) -> list[dict[str, Any]]:
+    def log(
+        self,
+        conversation_id: str | None = None,
+        actions: Iterable[str] | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
         query = select(AUDIT).order_by(AUDIT.c.id)
         if conversation_id is not None:
             query = query.where(AUDIT.c.conversation_id == conversation_id)
@@ -36,6 +52,15 @@ class AuditStore:
             query = query.where(AUDIT.c.action.in_(list(actions)))
         with self.engine.connect() as conn:
             rows = conn.execute(query.limit(limit)).all()
-        return [{"id": r.id, "at": r.at, "actor": r.actor, "action": r.action,
-                 "conversation_id": r.conversation_id, "handoff_id": r.handoff_id,
-                 "detail": json.loads(r.detail or "{}")} for r in rows]
+        return [
+            {
+                "id": r.id,
+                "at": r.at,
+                "actor": r.actor,
+                "action": r.action,
+                "conversation_id": r.conversation_id,
+                "handoff_id": r.handoff_id,
+                "detail": json.loads(r.detail or "{}"),
+            }
+            for r in rows
+        ]

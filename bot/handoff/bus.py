@@ -99,8 +99,9 @@ class RedisBus(LocalBus):
 
     async def publish(self, topic: str, kind: str, data: dict[str, Any]) -> None:
         try:
-            await self._redis.publish(self.CHANNEL,
-                                      json.dumps([topic, kind, data], ensure_ascii=False))
+            await self._redis.publish(
+                self.CHANNEL, json.dumps([topic, kind, data], ensure_ascii=False)
+            )
         except Exception as exc:  # Redis down: this process's subscribers still get it
             logger.error("Redis publish failed (%s); delivering locally only", exc)
             self.deliver(topic, kind, data)

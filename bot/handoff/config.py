@@ -128,6 +128,7 @@ class HandoffConfig:
 
 # --- loading -----------------------------------------------------------------------------
 
+
 def _mapping(raw: Any, where: str) -> dict[str, Any]:
     if raw is None:
         return {}
@@ -181,38 +182,52 @@ def parse(raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Hando
         name = str(item.get("name") or "").strip()
         if not name:
             raise ConfigError(f"handoff.yml: groups[{i}] has no name")
-        groups.append(Group(name, _hours(item.get("hours"), f"groups[{i}].hours"),
-                            str(item.get("description", ""))))
+        groups.append(
+            Group(
+                name,
+                _hours(item.get("hours"), f"groups[{i}].hours"),
+                str(item.get("description", "")),
+            )
+        )
     names = {g.name for g in groups}
     if len(names) != len(groups):
         raise ConfigError("handoff.yml: group names must be unique")
 
     def known(group: str | None, where: str) -> str | None:
         if group is not None and group not in names:
-            raise ConfigError(f"handoff.yml: {where} names group {group!r}, which is not in "
-                              f"'groups' ({', '.join(sorted(names))})")
+            raise ConfigError(
+                f"handoff.yml: {where} names group {group!r}, which is not in "
+                f"'groups' ({', '.join(sorted(names))})"
+            )
         return group
 
     routing = _mapping(raw.get("routing"), "routing")
-    default_group = known(str(routing.get("default_group", groups[0].name)),
-                          "routing.default_group")
+    default_group = known(
+        str(routing.get("default_group", groups[0].name)), "routing.default_group"
+    )
     assert default_group is not None
     intent_groups = _str_map(routing.get("intents"), "routing.intents")
-    category_groups = _str_map(routing.get("knowledge_categories"),
-                               "routing.knowledge_categories")
-    entity_groups = {str(entity): _str_map(values, f"routing.entities.{entity}")
-                     for entity, values in _mapping(routing.get("entities"),
-                                                    "routing.entities").items()}
-    for where, mapping in [("routing.intents", intent_groups),
-                           ("routing.knowledge_categories", category_groups),
-                           *((f"routing.entities.{e}", m) for e, m in entity_groups.items())]:
+    category_groups = _str_map(routing.get("knowledge_categories"), "routing.knowledge_categories")
+    entity_groups = {
+        str(entity): _str_map(values, f"routing.entities.{entity}")
+        for entity, values in _mapping(routing.get("entities"), "routing.entities").items()
+    }
+    for where, mapping in [
+        ("routing.intents", intent_groups),
+        ("routing.knowledge_categories", category_groups),
+        *((f"routing.entities.{e}", m) for e, m in entity_groups.items()),
+    ]:
         for group in mapping.values():
             known(group, where)
     elderly_group = known(routing.get("elderly_group"), "routing.elderly_group")
 
     pr = _mapping(raw.get("priorities"), "priorities")
-    priorities = Priorities(int(pr.get("complaint", 2)), int(pr.get("elderly", 2)),
-                            int(pr.get("vip", 1)), int(pr.get("elderly_age", 60)))
+    priorities = Priorities(
+        int(pr.get("complaint", 2)),
+        int(pr.get("elderly", 2)),
+        int(pr.get("vip", 1)),
+        int(pr.get("elderly_age", 60)),
+    )
 
     tr = _mapping(raw.get("triggers"), "triggers")
     sentiment = _mapping(tr.get("sentiment"), "triggers.sentiment")
@@ -221,8 +236,10 @@ def parse(raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Hando
         raise ConfigError("handoff.yml: triggers.sentiment.threshold must be in (0, 1]")
     triggers = Triggers(
         _names(tr.get("intents"), "triggers.intents", ["request_human", "complain"]),
-        int(tr.get("fallbacks_in_a_row", 2)), threshold,
-        max(1, int(sentiment.get("window", 3))), bool(tr.get("action_failed", True)),
+        int(tr.get("fallbacks_in_a_row", 2)),
+        threshold,
+        max(1, int(sentiment.get("window", 3))),
+        bool(tr.get("action_failed", True)),
     )
     rules = []
     rules_raw = tr.get("rules") or []
@@ -233,13 +250,15 @@ def parse(raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Hando
         keywords = item.get("keywords") or []
         if not isinstance(keywords, list):
             raise ConfigError(f"handoff.yml: triggers.rules[{i}].keywords must be a list")
-        rule = Rule(str(item.get("name") or f"rule_{i + 1}"),
-                    _names(item.get("intents"), f"triggers.rules[{i}].intents", []),
-                    tuple(str(k) for k in keywords),
-                    int(item["min_age"]) if item.get("min_age") is not None else None,
-                    bool(item["vip"]) if item.get("vip") is not None else None,
-                    known(item.get("group"), f"triggers.rules[{i}].group"),
-                    int(item.get("priority", 0)))
+        rule = Rule(
+            str(item.get("name") or f"rule_{i + 1}"),
+            _names(item.get("intents"), f"triggers.rules[{i}].intents", []),
+            tuple(str(k) for k in keywords),
+            int(item["min_age"]) if item.get("min_age") is not None else None,
+            bool(item["vip"]) if item.get("vip") is not None else None,
+            known(item.get("group"), f"triggers.rules[{i}].group"),
+            int(item.get("priority", 0)),
+        )
         if not (rule.intents or rule.keywords):
             raise ConfigError(f"handoff.yml: triggers.rules[{i}] needs 'intents' or 'keywords'")
         rules.append(rule)
@@ -258,16 +277,23 @@ def parse(raw: Mapping[str, Any], env: Mapping[str, str] | None = None) -> Hando
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(f"handoff.yml: unknown timezone {timezone!r}") from None
     return HandoffConfig(
-        groups=tuple(groups), default_group=default_group, intent_groups=intent_groups,
-        entity_groups=entity_groups, category_groups=category_groups,
-        elderly_group=elderly_group, priorities=priorities, triggers=triggers,
-        rules=tuple(rules), timezone=timezone,
+        groups=tuple(groups),
+        default_group=default_group,
+        intent_groups=intent_groups,
+        entity_groups=entity_groups,
+        category_groups=category_groups,
+        elderly_group=elderly_group,
+        priorities=priorities,
+        triggers=triggers,
+        rules=tuple(rules),
+        timezone=timezone,
         max_wait_seconds=float(queue.get("max_wait_seconds", 300)),
         average_handle_seconds=float(queue.get("average_handle_seconds", 240)),
         auto_assign=bool(queue.get("auto_assign", True)),
         reservation_seconds=max(0.0, float(queue.get("reservation_seconds", 120))),
         default_capacity=max(1, int(agents.get("default_capacity", 3))),
-        resolutions=resolutions, canned_replies=tuple(canned),
+        resolutions=resolutions,
+        canned_replies=tuple(canned),
         webhook_url=env.get(WEBHOOK_URL_ENV) or webhook.get("url") or None,
         webhook_secret=webhook.get("secret") or None,
         agent_secret=env.get(AGENT_SECRET_ENV) or agents.get("secret") or None,

@@ -37,12 +37,19 @@ def minutes(seconds: float) -> int:
 
 
 class HandoffContext:
-    def __init__(self, config: HandoffConfig, store: HandoffStore, processor: MessageProcessor,
-                 *, bus: LocalBus | None = None,
-                 profiles: Callable[[str], Profile | None] | None = None,
-                 search: Search | None = None,
-                 categories: Callable[[str], str | None] | None = None,
-                 clock: Callable[[], float] = time.time, production: bool = False) -> None:
+    def __init__(
+        self,
+        config: HandoffConfig,
+        store: HandoffStore,
+        processor: MessageProcessor,
+        *,
+        bus: LocalBus | None = None,
+        profiles: Callable[[str], Profile | None] | None = None,
+        search: Search | None = None,
+        categories: Callable[[str], str | None] | None = None,
+        clock: Callable[[], float] = time.time,
+        production: bool = False,
+    ) -> None:
         self.config = config
         self.store = store
         self.processor = processor
@@ -85,11 +92,16 @@ class HandoffContext:
         """The project's domain (its responses override the built-in handoff words)."""
         return self.processor.domain if self.processor is not None else None
 
-    def words(self, name: str, *, channel: str | None = None,
-              slots: dict[str, Any] | None = None, **values: Any) -> Event:
+    def words(
+        self,
+        name: str,
+        *,
+        channel: str | None = None,
+        slots: dict[str, Any] | None = None,
+        **values: Any,
+    ) -> Event:
         """The bot event of the handoff response ``name`` (:mod:`bot.handoff.responses`)."""
-        event = responses.response(name, self.domain, channel=channel, slots=slots,
-                                   values=values)
+        event = responses.response(name, self.domain, channel=channel, slots=slots, values=values)
         event["metadata"] = {}  # the callers say what it is about ("handoff": ...)
         event["timestamp"] = self.clock()
         return event
@@ -131,8 +143,11 @@ class HandoffContext:
         position: int = await self.run(self.store.handoffs.position, handoff)
         agents: list[AgentAccount] = await self.run(self.store.agents.all)
         measured = await self.run(self.store.handoffs.average_handle_seconds, handoff.group)
-        eta = routing.eta_seconds(position, routing.slots(agents, handoff.group),
-                                  measured or self.config.average_handle_seconds)
+        eta = routing.eta_seconds(
+            position,
+            routing.slots(agents, handoff.group),
+            measured or self.config.average_handle_seconds,
+        )
         return position, eta
 
     async def resume(self, conversation_id: str) -> None:
@@ -141,12 +156,19 @@ class HandoffContext:
     async def item(self, handoff: Handoff, position: int | None = None) -> dict[str, Any]:
         if position is None and handoff.status == "waiting":
             position = await self.run(self.store.handoffs.position, handoff)
-        return {"id": handoff.id, "conversation_id": handoff.conversation_id,
-                "status": handoff.status, "group": handoff.group,
-                "priority": handoff.priority, "reason": handoff.reason,
-                "reason_label": triggers.REASONS.get(handoff.reason, handoff.reason),
-                "channel": handoff.channel,
-                "customer": {"id": handoff.customer_id, "name": handoff.customer_name},
-                "enqueued_at": handoff.enqueued_at,
-                "waited_s": round(self.clock() - handoff.enqueued_at, 1),
-                "agent": handoff.agent, "position": position, "preview": handoff.preview}
+        return {
+            "id": handoff.id,
+            "conversation_id": handoff.conversation_id,
+            "status": handoff.status,
+            "group": handoff.group,
+            "priority": handoff.priority,
+            "reason": handoff.reason,
+            "reason_label": triggers.REASONS.get(handoff.reason, handoff.reason),
+            "channel": handoff.channel,
+            "customer": {"id": handoff.customer_id, "name": handoff.customer_name},
+            "enqueued_at": handoff.enqueued_at,
+            "waited_s": round(self.clock() - handoff.enqueued_at, 1),
+            "agent": handoff.agent,
+            "position": position,
+            "preview": handoff.preview,
+        }

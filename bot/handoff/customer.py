@@ -36,8 +36,9 @@ class CustomerSide:
         self.db = ctx.store  # the handoff tables
         self.router = router
 
-    async def start(self, turn: Turn, decision: triggers.Decision,
-                    parse_data: dict[str, Any] | None = None) -> None:
+    async def start(
+        self, turn: Turn, decision: triggers.Decision, parse_data: dict[str, Any] | None = None
+    ) -> None:
         """Queue the (already paused) conversation of ``turn`` and tell the customer."""
         now = self.ctx.clock()
         conversation_id = turn.sender_id
@@ -49,26 +50,51 @@ class CustomerSide:
         category = None
         if self.ctx.categories is not None and intent == "faq":
             category = self.ctx.categories(str(tracker.latest_message.get("text") or ""))
-        route = routing.route(self.ctx.config, intent, parse_data.get("entities") or [],
-                              category, profile, complaint=decision.reason == "complaint",
-                              group=decision.group, extra_priority=decision.priority)
-        last_text = next((e.get("text") for e in reversed(tracker.events)
-                          if e.get("event") == "user"), "") or ""
+        route = routing.route(
+            self.ctx.config,
+            intent,
+            parse_data.get("entities") or [],
+            category,
+            profile,
+            complaint=decision.reason == "complaint",
+            group=decision.group,
+            extra_priority=decision.priority,
+        )
+        last_text = (
+            next((e.get("text") for e in reversed(tracker.events) if e.get("event") == "user"), "")
+            or ""
+        )
         status = "waiting" if self.ctx.config.is_open(route.group, now) else "leaving"
-        handoff = Handoff(new_id(), conversation_id, channel, customer_id,
-                          mask_name(profile.name) if profile else None, route.group,
-                          route.priority, decision.reason, decision.detail, status, now,
-                          preview=mask_text(last_text)[:200])
-        packet = build_packet(handoff, tracker.events, dict(tracker.slots), profile,
-                              self.ctx.search)
+        handoff = Handoff(
+            new_id(),
+            conversation_id,
+            channel,
+            customer_id,
+            mask_name(profile.name) if profile else None,
+            route.group,
+            route.priority,
+            decision.reason,
+            decision.detail,
+            status,
+            now,
+            preview=mask_text(last_text)[:200],
+        )
+        packet = build_packet(
+            handoff, tracker.events, dict(tracker.slots), profile, self.ctx.search
+        )
         handoff, created = await self.ctx.run(self.db.handoffs.enqueue, handoff, packet)
         turn.result.outcome = "queued"
         if created:
             if self.ctx.on_queued is not None:
                 self.ctx.on_queued(handoff)
-            await self.ctx.run(self.db.audit.record, "bot", "enqueue", conversation_id, handoff.id,
-                            {"reason": decision.reason, "group": handoff.group,
-                             "priority": handoff.priority})
+            await self.ctx.run(
+                self.db.audit.record,
+                "bot",
+                "enqueue",
+                conversation_id,
+                handoff.id,
+                {"reason": decision.reason, "group": handoff.group, "priority": handoff.priority},
+            )
             await self.ctx.bus.publish("queue", "queue", {"group": handoff.group})
             if self.ctx.config.webhook_url:
                 self.ctx.spawn(self._webhook(packet))
@@ -79,10 +105,12 @@ class CustomerSide:
             return
         position, eta = await self.ctx.queue_place(handoff)
         await self.ctx.run(self.db.handoffs.tell_position, handoff.id, position, True)
-        await self.ctx.bus.publish(f"conversation:{conversation_id}", "queue",
-                               {"status": "waiting", "position": position, "eta_seconds": eta})
-        turn.reply(bot_message(self.queue_event(turn, handoff, position, eta),
-                               conversation_id))
+        await self.ctx.bus.publish(
+            f"conversation:{conversation_id}",
+            "queue",
+            {"status": "waiting", "position": position, "eta_seconds": eta},
+        )
+        turn.reply(bot_message(self.queue_event(turn, handoff, position, eta), conversation_id))
         if self.ctx.config.auto_assign:
             self.ctx.spawn(self.router.dispatch())
 
@@ -106,8 +134,14 @@ class CustomerSide:
                 self.say(turn, responses.LEAVE_MESSAGE)
                 return
             ticket = await self.ctx.run(self.db.tickets.to_ticket, handoff.id, mask_text(text), now)
-            await self.ctx.run(self.db.audit.record, "customer", "ticket", conversation, handoff.id,
-                            {"ticket": ticket.id if ticket else None})
+            await self.ctx.run(
+                self.db.audit.record,
+                "customer",
+                "ticket",
+                conversation,
+                handoff.id,
+                {"ticket": ticket.id if ticket else None},
+            )
             turn.add(ev.resume(self.ctx.clock()))
             await self.ctx.bus.publish("queue", "queue", {"group": handoff.group})
             number = f"#{ticket.id}" if ticket else ""
@@ -115,10 +149,14 @@ class CustomerSide:
             return
         if handoff.status in BUSY:
             if handoff.agent:
-                await self.ctx.bus.publish(f"agent:{handoff.agent}", "message", {
-                    "conversation_id": conversation,
-                    "message": {"from": "customer", "text": mask_text(message.text),
-                                "at": now}})
+                await self.ctx.bus.publish(
+                    f"agent:{handoff.agent}",
+                    "message",
+                    {
+                        "conversation_id": conversation,
+                        "message": {"from": "customer", "text": mask_text(message.text), "at": now},
+                    },
+                )
             return
         # waiting
         if text in LEAVE_WORDS:
@@ -128,18 +166,30 @@ class CustomerSide:
             self.say(turn, responses.LEAVE_MESSAGE)
             return
         for_group = f"group:{handoff.group}"
-        await self.ctx.bus.publish(for_group, "message", {
-            "conversation_id": conversation,
-            "message": {"from": "customer", "text": mask_text(message.text), "at": now}})
+        await self.ctx.bus.publish(
+            for_group,
+            "message",
+            {
+                "conversation_id": conversation,
+                "message": {"from": "customer", "text": mask_text(message.text), "at": now},
+            },
+        )
         position, eta = await self.ctx.queue_place(handoff)
         await self.ctx.run(self.db.handoffs.tell_position, handoff.id, position, True)
         waited = now - handoff.enqueued_at
         can_leave = waited >= self.ctx.config.max_wait_seconds
         if can_leave:
             await self.ctx.run(self.db.handoffs.tell_leave, handoff.id)
-        await self.ctx.bus.publish(f"conversation:{conversation}", "queue",
-                               {"status": "waiting", "position": position, "eta_seconds": eta,
-                                "can_leave_message": can_leave})
+        await self.ctx.bus.publish(
+            f"conversation:{conversation}",
+            "queue",
+            {
+                "status": "waiting",
+                "position": position,
+                "eta_seconds": eta,
+                "can_leave_message": can_leave,
+            },
+        )
         reply = self.queue_event(turn, handoff, position, eta)
         if can_leave:  # one message: the place, then the offer and its button
             offer = self.turn_words(turn, responses.CAN_LEAVE_MESSAGE)
@@ -148,8 +198,14 @@ class CustomerSide:
         turn.reply(bot_message(reply, conversation))
 
     async def record_rating(self, conversation_id: str, parse_data: dict[str, Any]) -> None:
-        value = next((e.get("value") for e in parse_data.get("entities") or []
-                      if e.get("entity") == "rating"), None)
+        value = next(
+            (
+                e.get("value")
+                for e in parse_data.get("entities") or []
+                if e.get("entity") == "rating"
+            ),
+            None,
+        )
         try:
             rating = int(str(value))
         except (TypeError, ValueError):
@@ -157,8 +213,14 @@ class CustomerSide:
         if 1 <= rating <= 5:
             rated = await self.ctx.run(self.db.handoffs.rate, conversation_id, rating)
             if rated is not None:
-                await self.ctx.run(self.db.audit.record, "customer", "rate", conversation_id,
-                                   rated.id, {"rating": rating})
+                await self.ctx.run(
+                    self.db.audit.record,
+                    "customer",
+                    "rate",
+                    conversation_id,
+                    rated.id,
+                    {"rating": rating},
+                )
 
     async def _webhook(self, packet: dict[str, Any]) -> None:
         import httpx
@@ -171,8 +233,9 @@ class CustomerSide:
             headers["X-Bankbot-Signature"] = "sha256=" + digest.hexdigest()
         try:
             async with httpx.AsyncClient(timeout=5) as client:
-                response = await client.post(self.ctx.config.webhook_url, content=body,
-                                             headers=headers)
+                response = await client.post(
+                    self.ctx.config.webhook_url, content=body, headers=headers
+                )
             if response.status_code >= 300:
                 logger.error("handoff webhook answered %s", response.status_code)
         except httpx.HTTPError as exc:
@@ -180,8 +243,9 @@ class CustomerSide:
 
     def turn_words(self, turn: Turn, name: str, **values: Any) -> Event:
         """A handoff response for the customer of ``turn`` (their channel and slots)."""
-        return self.ctx.words(name, channel=turn.message.input_channel,
-                          slots=dict(turn.tracker.slots), **values)
+        return self.ctx.words(
+            name, channel=turn.message.input_channel, slots=dict(turn.tracker.slots), **values
+        )
 
     def say(self, turn: Turn, name: str, *, store: bool = True, **values: Any) -> None:
         """A handoff response as a reply of this turn; kept in the conversation unless
@@ -194,8 +258,9 @@ class CustomerSide:
 
     def queue_event(self, turn: Turn, handoff: Handoff, position: int, eta: int) -> Event:
         name = responses.QUEUED if position > 1 else responses.QUEUED_NEXT
-        return self.turn_words(turn, name, **responses.queue_values(
-            handoff.group, position, minutes(eta)))
+        return self.turn_words(
+            turn, name, **responses.queue_values(handoff.group, position, minutes(eta))
+        )
 
     async def history(self, conversation_id: str) -> list[dict[str, Any]]:
         tracker = await self.ctx.processor.get_tracker(conversation_id)

@@ -32,10 +32,17 @@ class Router:
                 if len(found) < DISPATCH_BATCH:
                     break
         for handoff in assigned:
-            await self.ctx.bus.publish(f"agent:{handoff.agent}", "assigned",
-                                   {"handoff": await self.ctx.item(handoff)})
-            await self.ctx.run(self.db.audit.record, "router", "assign", handoff.conversation_id,
-                            handoff.id, {"agent": handoff.agent})
+            await self.ctx.bus.publish(
+                f"agent:{handoff.agent}", "assigned", {"handoff": await self.ctx.item(handoff)}
+            )
+            await self.ctx.run(
+                self.db.audit.record,
+                "router",
+                "assign",
+                handoff.conversation_id,
+                handoff.id,
+                {"agent": handoff.agent},
+            )
         if assigned:
             await self.ctx.bus.publish("queue", "queue", {})
             await self.notify_positions()
@@ -96,30 +103,43 @@ class Router:
             by_group[handoff.group] = by_group.get(handoff.group, 0) + 1
             position = by_group[handoff.group]
             if handoff.group not in average:
-                measured = await self.ctx.run(self.db.handoffs.average_handle_seconds,
-                                              handoff.group)
+                measured = await self.ctx.run(
+                    self.db.handoffs.average_handle_seconds, handoff.group
+                )
                 average[handoff.group] = measured or self.ctx.config.average_handle_seconds
-            eta = routing.eta_seconds(position, routing.slots(agents, handoff.group),
-                                      average[handoff.group])
+            eta = routing.eta_seconds(
+                position, routing.slots(agents, handoff.group), average[handoff.group]
+            )
             can_leave = now - handoff.enqueued_at >= self.ctx.config.max_wait_seconds
             await self.ctx.bus.publish(
-                f"conversation:{handoff.conversation_id}", "queue",
-                {"status": "waiting", "position": position, "eta_seconds": eta,
-                 "can_leave_message": can_leave})
+                f"conversation:{handoff.conversation_id}",
+                "queue",
+                {
+                    "status": "waiting",
+                    "position": position,
+                    "eta_seconds": eta,
+                    "can_leave_message": can_leave,
+                },
+            )
             sender = self.ctx.senders.get(handoff.channel or "")
             if sender is not None:
                 await self._tell_by_push(sender, handoff, position, eta, can_leave)
 
-    async def _tell_by_push(self, sender: Sender, handoff: Handoff, position: int, eta: int,
-                            can_leave: bool) -> None:
+    async def _tell_by_push(
+        self, sender: Sender, handoff: Handoff, position: int, eta: int, can_leave: bool
+    ) -> None:
         told = handoff.told_position
         lines: list[str] = []
-        moved = told is None or (position < told and (position == 1
-                                                       or told - position >= TELL_STEP))
+        moved = told is None or (
+            position < told and (position == 1 or told - position >= TELL_STEP)
+        )
         if moved and await self.ctx.run(self.db.handoffs.tell_position, handoff.id, position):
             name = responses.PUSH_NEXT if position == 1 else responses.PUSH_POSITION
-            lines.append(self._push_text(name, handoff, **responses.queue_values(
-                handoff.group, position, minutes(eta))))
+            lines.append(
+                self._push_text(
+                    name, handoff, **responses.queue_values(handoff.group, position, minutes(eta))
+                )
+            )
         if can_leave and await self.ctx.run(self.db.handoffs.tell_leave, handoff.id):
             lines.append(self._push_text(responses.PUSH_CAN_LEAVE_MESSAGE, handoff))
         if lines:

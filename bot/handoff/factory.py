@@ -27,8 +27,9 @@ logger = logging.getLogger(__name__)
 DB_ENV = "BOT_HANDOFF_DB"
 
 
-def store_for(project_root: Path, tracker_store: Any = None,
-              endpoints: Endpoints | None = None) -> HandoffStore:
+def store_for(
+    project_root: Path, tracker_store: Any = None, endpoints: Endpoints | None = None
+) -> HandoffStore:
     """``$BOT_HANDOFF_DB``; else the SQL tracker store's database; else the project's
     default SQLite file (what ``bot agents`` uses too). ``endpoints``: default read from the
     project."""
@@ -49,8 +50,7 @@ def store_for(project_root: Path, tracker_store: Any = None,
     return HandoffStore(engine)
 
 
-def knowledge_search(project_root: Path,
-                     settings: KBSettings | None = None) -> tuple[Any, Any]:
+def knowledge_search(project_root: Path, settings: KBSettings | None = None) -> tuple[Any, Any]:
     """(search, category) functions over the project's knowledge base, or (None, None);
     ``settings``: default read from its ``config.yml``."""
     try:
@@ -63,8 +63,9 @@ def knowledge_search(project_root: Path,
 
     def search(query: str) -> Sequence[tuple[str, str, str, str, float]]:
         kb.reload_if_changed()
-        return [(h.id, h.question, h.answer, h.entry.category, h.score)
-                for h in kb.search(query, top=5)]
+        return [
+            (h.id, h.question, h.answer, h.entry.category, h.score) for h in kb.search(query, top=5)
+        ]
 
     def category(query: str) -> str | None:
         hits = kb.search(query, top=1)
@@ -83,16 +84,28 @@ def profiles() -> Any:
     return profile
 
 
-def create_handoff_service(project_root: Path, processor: MessageProcessor,
-                           config: HandoffConfig, *, endpoints: Endpoints,
-                           kb_settings: KBSettings | None = None,
-                           production: bool = False) -> HandoffService:
+def create_handoff_service(
+    project_root: Path,
+    processor: MessageProcessor,
+    config: HandoffConfig,
+    *,
+    endpoints: Endpoints,
+    kb_settings: KBSettings | None = None,
+    production: bool = False,
+) -> HandoffService:
     """The service of ``config`` (the ``handoff`` part of the project's settings,
     :mod:`bot.server.project_settings`); the bus on ``endpoints.redis_url``."""
     url = endpoints.redis_url
     bus = RedisBus(url) if url else LocalBus()
     search, category = knowledge_search(project_root, kb_settings)
     store = store_for(project_root, processor.tracker_store, endpoints)
-    return HandoffService(config, store, processor,
-                          bus=bus, profiles=profiles(), search=search, categories=category,
-                          production=production)
+    return HandoffService(
+        config,
+        store,
+        processor,
+        bus=bus,
+        profiles=profiles(),
+        search=search,
+        categories=category,
+        production=production,
+    )

@@ -33,23 +33,31 @@ def transcript(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         kind = event.get("event")
         if kind == "user":
             parse = event.get("parse_data") or {}
-            item: dict[str, Any] = {"from": "customer", "text": mask_text(event.get("text") or ""),
-                                    "intent": intent_of(parse),
-                                    "confidence": (parse.get("intent") or {}).get("confidence"),
-                                    "channel": event.get("input_channel")}
+            item: dict[str, Any] = {
+                "from": "customer",
+                "text": mask_text(event.get("text") or ""),
+                "intent": intent_of(parse),
+                "confidence": (parse.get("intent") or {}).get("confidence"),
+                "channel": event.get("input_channel"),
+            }
             score = negative_score(parse)
             if score is not None:
                 item["negative"] = round(score, 3)
         elif kind == "bot":
             meta = event.get("metadata") or {}
-            item = {"from": "agent" if meta.get("agent") else "bot",
-                    "text": mask_text(event.get("text") or "")}
+            item = {
+                "from": "agent" if meta.get("agent") else "bot",
+                "text": mask_text(event.get("text") or ""),
+            }
             if meta.get("agent"):
                 item["agent"] = meta["agent"]
             buttons = (event.get("data") or {}).get("buttons")
             if buttons:
-                item["buttons"] = [{"title": b.get("title"), "payload": b.get("payload")}
-                                   for b in buttons if isinstance(b, dict)]
+                item["buttons"] = [
+                    {"title": b.get("title"), "payload": b.get("payload")}
+                    for b in buttons
+                    if isinstance(b, dict)
+                ]
         else:
             continue
         item["at"] = event.get("timestamp")
@@ -58,12 +66,20 @@ def transcript(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def build_packet(handoff: Handoff, events: Sequence[dict[str, Any]], slots: dict[str, Any],
-                 profile: Profile | None, search: Search | None = None) -> dict[str, Any]:
+def build_packet(
+    handoff: Handoff,
+    events: Sequence[dict[str, Any]],
+    slots: dict[str, Any],
+    profile: Profile | None,
+    search: Search | None = None,
+) -> dict[str, Any]:
     messages = transcript(events)
     customer_turns = [m for m in messages if m["from"] == "customer"]
-    intents = [{"intent": m["intent"], "confidence": m["confidence"], "at": m["at"],
-                "text": m["text"]} for m in customer_turns if m.get("intent")]
+    intents = [
+        {"intent": m["intent"], "confidence": m["confidence"], "at": m["at"], "text": m["text"]}
+        for m in customer_turns
+        if m.get("intent")
+    ]
     trend = [m["negative"] for m in customer_turns if "negative" in m]
     knowledge: list[dict[str, Any]] = []
     suggestions: list[dict[str, Any]] = []
@@ -71,17 +87,27 @@ def build_packet(handoff: Handoff, events: Sequence[dict[str, Any]], slots: dict
         seen: set[str] = set()
         for event in events:  # what the bot looked up for the customer's questions
             if event.get("event") == "user" and intent_of(event.get("parse_data")) == "faq":
-                for entry_id, question, _answer, category, score in search(
-                        event.get("text") or "")[:3]:
+                for entry_id, question, _answer, category, score in search(event.get("text") or "")[
+                    :3
+                ]:
                     if entry_id not in seen:
                         seen.add(entry_id)
-                        knowledge.append({"id": entry_id, "question": question,
-                                          "category": category, "score": round(score, 3)})
-        last = next((m["text"] for m in reversed(customer_turns)
-                     if not m["text"].startswith("/")), None)
+                        knowledge.append(
+                            {
+                                "id": entry_id,
+                                "question": question,
+                                "category": category,
+                                "score": round(score, 3),
+                            }
+                        )
+        last = next(
+            (m["text"] for m in reversed(customer_turns) if not m["text"].startswith("/")), None
+        )
         if last:
-            suggestions = [{"id": i, "question": q, "answer": a, "score": round(s, 3)}
-                           for i, q, a, _c, s in search(last)[:3]]
+            suggestions = [
+                {"id": i, "question": q, "answer": a, "score": round(s, 3)}
+                for i, q, a, _c, s in search(last)[:3]
+            ]
     return {
         "version": VERSION,
         "handoff_id": handoff.id,
@@ -94,15 +120,21 @@ def build_packet(handoff: Handoff, events: Sequence[dict[str, Any]], slots: dict
             "age": profile.age if profile else None,
             "vip": profile.vip if profile else False,
         },
-        "reason": {"code": handoff.reason, "label": REASONS.get(handoff.reason, handoff.reason),
-                   "detail": handoff.reason_detail},
+        "reason": {
+            "code": handoff.reason,
+            "label": REASONS.get(handoff.reason, handoff.reason),
+            "detail": handoff.reason_detail,
+        },
         "group": handoff.group,
         "priority": handoff.priority,
         "enqueued_at": handoff.enqueued_at,
         "transcript": messages,
         "intents": intents,
-        "slots": {k: mask_entity_value(k, v) if not isinstance(v, str) else mask_text(v)
-                  for k, v in slots.items() if v is not None and k not in INTERNAL_SLOTS},
+        "slots": {
+            k: mask_entity_value(k, v) if not isinstance(v, str) else mask_text(v)
+            for k, v in slots.items()
+            if v is not None and k not in INTERNAL_SLOTS
+        },
         "sentiment": {
             "trend": trend,
             "latest": trend[-1] if trend else None,

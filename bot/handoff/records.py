@@ -48,8 +48,11 @@ class AgentAccount:
         return self.role == "supervisor"
 
     def may_see(self, handoff: Handoff) -> bool:
-        return self.supervisor or handoff.agent == self.username or (
-            handoff.status == "waiting" and handoff.group in self.groups)
+        return (
+            self.supervisor
+            or handoff.agent == self.username
+            or (handoff.status == "waiting" and handoff.group in self.groups)
+        )
 
 
 @dataclass
@@ -63,6 +66,7 @@ class Ticket:
     created_at: float
     status: str
 
+
 def new_id() -> str:
     return uuid.uuid4().hex
 
@@ -70,6 +74,7 @@ def new_id() -> str:
 def check_name(value: str, what: str) -> str:
     value = value.strip()
     if not value or len(value) > MAX_NAME or not value.isprintable() or "," in value:
-        raise BotError(f"{what} must be 1-{MAX_NAME} printable characters without commas, "
-                       f"got {value!r}")
+        raise BotError(
+            f"{what} must be 1-{MAX_NAME} printable characters without commas, got {value!r}"
+        )
     return value

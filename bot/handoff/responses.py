@@ -32,9 +32,15 @@ PUSH_CAN_LEAVE_MESSAGE = "utter_handoff_push_can_leave_message"
 _RNG = random.Random()
 
 
-def response(name: str, domain: Domain | None, *, channel: str | None = None,
-             slots: dict[str, Any] | None = None, values: dict[str, Any] | None = None,
-             rng: random.Random | None = None) -> Event:
+def response(
+    name: str,
+    domain: Domain | None,
+    *,
+    channel: str | None = None,
+    slots: dict[str, Any] | None = None,
+    values: dict[str, Any] | None = None,
+    rng: random.Random | None = None,
+) -> Event:
     """One bot event of ``name``: the domain's response (else the built-in one) for
     ``channel``, templates filled from ``slots`` and ``values``. When no variation's condition
     holds, the built-in one is used, so the customer is always told."""

@@ -28,9 +28,17 @@ class Route:
     priority: int
 
 
-def route(config: HandoffConfig, intent: str | None, entities: Iterable[Mapping[str, Any]],
-          category: str | None, profile: Profile | None, *, complaint: bool = False,
-          group: str | None = None, extra_priority: int = 0) -> Route:
+def route(
+    config: HandoffConfig,
+    intent: str | None,
+    entities: Iterable[Mapping[str, Any]],
+    category: str | None,
+    profile: Profile | None,
+    *,
+    complaint: bool = False,
+    group: str | None = None,
+    extra_priority: int = 0,
+) -> Route:
     """The group: an explicit ``group`` (a business rule), else the elderly line for older
     customers, else by intent, then entities, then the knowledge category of what the bot
     tried, else the default group. The priority adds up complaint, age and VIP."""
@@ -59,8 +67,9 @@ def route(config: HandoffConfig, intent: str | None, entities: Iterable[Mapping[
     return Route(chosen or config.default_group, priority)
 
 
-def pick_agent(agents: Sequence[AgentAccount], loads: Mapping[str, int], group: str
-               ) -> AgentAccount | None:
+def pick_agent(
+    agents: Sequence[AgentAccount], loads: Mapping[str, int], group: str
+) -> AgentAccount | None:
     """The available agent of ``group`` with spare capacity and the least load (ties: the one
     who got a conversation longest ago)."""
     best: AgentAccount | None = None

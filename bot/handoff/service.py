@@ -38,15 +38,30 @@ class HandoffService:
     """The parts, wired once; the methods the server, the agent API and the customer's page
     call are the parts' own."""
 
-    def __init__(self, config: HandoffConfig, store: HandoffStore, processor: MessageProcessor,
-                 *, bus: LocalBus | None = None,
-                 profiles: Callable[[str], Profile | None] | None = None,
-                 search: Search | None = None,
-                 categories: Callable[[str], str | None] | None = None,
-                 clock: Callable[[], float] = time.time, production: bool = False) -> None:
-        self.ctx = HandoffContext(config, store, processor, bus=bus, profiles=profiles,
-                                  search=search, categories=categories, clock=clock,
-                                  production=production)
+    def __init__(
+        self,
+        config: HandoffConfig,
+        store: HandoffStore,
+        processor: MessageProcessor,
+        *,
+        bus: LocalBus | None = None,
+        profiles: Callable[[str], Profile | None] | None = None,
+        search: Search | None = None,
+        categories: Callable[[str], str | None] | None = None,
+        clock: Callable[[], float] = time.time,
+        production: bool = False,
+    ) -> None:
+        self.ctx = HandoffContext(
+            config,
+            store,
+            processor,
+            bus=bus,
+            profiles=profiles,
+            search=search,
+            categories=categories,
+            clock=clock,
+            production=production,
+        )
         self.config, self.store, self.bus = self.ctx.config, self.ctx.store, self.ctx.bus
         self.senders = self.ctx.senders  # channel name -> push (WeChat's customer service)
         self.router = Router(self.ctx)

@@ -43,20 +43,33 @@ class HandoffStage:
             turn.add(notice, ev.pause(self.ctx.clock()))
         await self.customer.start(turn, decision, result.parse_data)
 
-    async def _decide(self, turn: Turn, intent: str | None, paused_now: bool
-                      ) -> triggers.Decision | None:
+    async def _decide(
+        self, turn: Turn, intent: str | None, paused_now: bool
+    ) -> triggers.Decision | None:
         t = self.ctx.config.triggers
         message, result = turn.message, turn.result
         actions = [name for name, _policy, _conf in result.actions]
-        action_failed = any((e.get("metadata") or {}).get("action_failed")
-                            for e in turn.events if e.get("event") == "bot")
+        action_failed = any(
+            (e.get("metadata") or {}).get("action_failed")
+            for e in turn.events
+            if e.get("event") == "bot"
+        )
         negative = triggers.negative_score(result.parse_data)
         fallback_now = triggers.is_fallback_turn(intent, actions)
-        rules = [r for r in self.ctx.config.rules
-                 if (not r.intents or intent in r.intents)
-                 and (not r.keywords or any(k in message.text for k in r.keywords))]
-        worth = (paused_now or intent in t.intents or action_failed or bool(rules)
-                 or fallback_now or (negative is not None and negative >= 0.5))
+        rules = [
+            r
+            for r in self.ctx.config.rules
+            if (not r.intents or intent in r.intents)
+            and (not r.keywords or any(k in message.text for k in r.keywords))
+        ]
+        worth = (
+            paused_now
+            or intent in t.intents
+            or action_failed
+            or bool(rules)
+            or fallback_now
+            or (negative is not None and negative >= 0.5)
+        )
         if not worth:  # the common turn: nothing to read
             return None
         window: list[float] = []
@@ -64,17 +77,29 @@ class HandoffStage:
         if fallback_now or (negative is not None and negative >= 0.5):
             events = turn.tracker.events
             streak = triggers.fallback_streak(_turns(events))
-            window = [s for s in (triggers.negative_score(e.get("parse_data"))
-                                  for e in events if e.get("event") == "user")
-                      if s is not None][-t.sentiment_window:]
+            window = [
+                s
+                for s in (
+                    triggers.negative_score(e.get("parse_data"))
+                    for e in events
+                    if e.get("event") == "user"
+                )
+                if s is not None
+            ][-t.sentiment_window :]
         profile = None
-        if message.customer_id and any(r.min_age is not None or r.vip is not None
-                                       for r in rules):
+        if message.customer_id and any(r.min_age is not None or r.vip is not None for r in rules):
             profile = await self.ctx.profile(message.customer_id)
-        return triggers.decide(self.ctx.config, intent=intent, text=message.text, actions=actions,
-                               action_failed=action_failed, paused_by_bot=paused_now,
-                               fallbacks_in_a_row=streak, negative_window=window,
-                               profile=profile)
+        return triggers.decide(
+            self.ctx.config,
+            intent=intent,
+            text=message.text,
+            actions=actions,
+            action_failed=action_failed,
+            paused_by_bot=paused_now,
+            fallbacks_in_a_row=streak,
+            negative_window=window,
+            profile=profile,
+        )
 
 
 def _turns(events: Sequence[dict[str, Any]]) -> list[tuple[str | None, list[str]]]:

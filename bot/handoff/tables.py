@@ -34,7 +34,8 @@ MAX_NAME = 64
 
 metadata = MetaData()
 HANDOFFS = Table(
-    "handoffs", metadata,
+    "handoffs",
+    metadata,
     Column("id", String(32), primary_key=True),
     Column("conversation_id", String(255), nullable=False, index=True),
     Column("channel", String(32)),
@@ -62,18 +63,24 @@ HANDOFFS = Table(
 )
 # At most one open handoff per conversation, even when two processes queue it at once.
 OPEN_UNIQUE = Index(
-    "ux_handoffs_open_conversation", HANDOFFS.c.conversation_id, unique=True,
+    "ux_handoffs_open_conversation",
+    HANDOFFS.c.conversation_id,
+    unique=True,
     sqlite_where=HANDOFFS.c.status.in_(["waiting", "assigned", "active", "leaving"]),
     postgresql_where=HANDOFFS.c.status.in_(["waiting", "assigned", "active", "leaving"]),
 )
 # The serving order within a status, so the head of the queue for any set of groups is found
 # by walking the index from the front, not by sorting every waiting conversation.
 SERVING_ORDER = Index(
-    "ix_handoffs_serving_order", HANDOFFS.c.status, HANDOFFS.c.priority.desc(),
-    HANDOFFS.c.enqueued_at, HANDOFFS.c.id,
+    "ix_handoffs_serving_order",
+    HANDOFFS.c.status,
+    HANDOFFS.c.priority.desc(),
+    HANDOFFS.c.enqueued_at,
+    HANDOFFS.c.id,
 )
 AGENTS = Table(
-    "handoff_agents", metadata,
+    "handoff_agents",
+    metadata,
     Column("username", String(MAX_NAME), primary_key=True),
     Column("password_hash", String(255), nullable=False),
     Column("groups", Text, nullable=False),  # JSON list
@@ -84,7 +91,8 @@ AGENTS = Table(
     Column("last_assigned_at", Float, nullable=False, default=0.0),
 )
 TICKETS = Table(
-    "handoff_tickets", metadata,
+    "handoff_tickets",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("handoff_id", String(32), index=True),
     Column("conversation_id", String(255), nullable=False),
@@ -95,7 +103,8 @@ TICKETS = Table(
     Column("status", String(16), nullable=False, default="open"),
 )
 AUDIT = Table(
-    "handoff_audit", metadata,
+    "handoff_audit",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("at", Float, nullable=False),
     Column("actor", String(MAX_NAME), nullable=False),
@@ -105,9 +114,11 @@ AUDIT = Table(
     Column("detail", Text),  # JSON
 )
 
+
 def create_schema(engine: Engine) -> None:
     """Tables, columns and indexes that are missing (workers starting together on a new
     database race to create them: :func:`~bot.core.schema.create_racing`)."""
+
     def create() -> None:
         metadata.create_all(engine)
         _add_missing_columns(engine)
@@ -134,8 +145,9 @@ def engine_for(url: str) -> Engine:
     if url in ("sqlite://", "sqlite:///:memory:"):
         from sqlalchemy.pool import StaticPool
 
-        return create_engine("sqlite://", poolclass=StaticPool,
-                             connect_args={"check_same_thread": False})
+        return create_engine(
+            "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+        )
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     return create_engine(url)

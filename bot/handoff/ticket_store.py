@@ -17,20 +17,37 @@ class TicketStore:
         self.handoffs = handoffs
 
     def to_ticket(self, handoff_id: str, text: str, now: float) -> Ticket | None:
-        handoff = self.handoffs.transition(handoff_id, ["leaving", "waiting"],
-                                   {"status": "ticket", "closed_at": now,
-                                    "resolution": "ticket"})
+        handoff = self.handoffs.transition(
+            handoff_id,
+            ["leaving", "waiting"],
+            {"status": "ticket", "closed_at": now, "resolution": "ticket"},
+        )
         if handoff is None:
             return None
         with self.engine.begin() as conn:
-            ticket_id = conn.execute(insert(TICKETS).values(
-                handoff_id=handoff.id, conversation_id=handoff.conversation_id,
-                customer_id=handoff.customer_id, group_name=handoff.group, text=text,
-                created_at=now, status="open")).inserted_primary_key
+            ticket_id = conn.execute(
+                insert(TICKETS).values(
+                    handoff_id=handoff.id,
+                    conversation_id=handoff.conversation_id,
+                    customer_id=handoff.customer_id,
+                    group_name=handoff.group,
+                    text=text,
+                    created_at=now,
+                    status="open",
+                )
+            ).inserted_primary_key
         assert ticket_id is not None
         ticket_id = ticket_id[0]
-        return Ticket(int(ticket_id), handoff.id, handoff.conversation_id, handoff.customer_id,
-                      handoff.group, text, now, "open")
+        return Ticket(
+            int(ticket_id),
+            handoff.id,
+            handoff.conversation_id,
+            handoff.customer_id,
+            handoff.group,
+            text,
+            now,
+            "open",
+        )
 
     def all(self, status: str | None = "open") -> list[Ticket]:
         query = select(TICKETS).order_by(TICKETS.c.id)
@@ -38,5 +55,16 @@ class TicketStore:
             query = query.where(TICKETS.c.status == status)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        return [Ticket(r.id, r.handoff_id, r.conversation_id, r.customer_id, r.group_name,
-                       r.text, r.created_at, r.status) for r in rows]
+        return [
+            Ticket(
+                r.id,
+                r.handoff_id,
+                r.conversation_id,
+                r.customer_id,
+                r.group_name,
+                r.text,
+                r.created_at,
+                r.status,
+            )
+            for r in rows
+        ]

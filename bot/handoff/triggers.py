@@ -14,8 +14,15 @@ from bot.handoff.routing import Profile
 FALLBACK_ACTIONS = frozenset({"action_default_fallback", "action_two_stage_fallback"})
 FALLBACK_INTENTS = frozenset({"nlu_fallback"})
 
-REASON_CODES = ("customer_request", "complaint", "repeated_fallback", "negative_sentiment",
-                "action_failed", "rule", "paused")
+REASON_CODES = (
+    "customer_request",
+    "complaint",
+    "repeated_fallback",
+    "negative_sentiment",
+    "action_failed",
+    "rule",
+    "paused",
+)
 # The label agents read for each reason: built-in responses utter_handoff_reason_<code>.
 REASONS = {code: builtin_text(f"utter_handoff_reason_{code}") for code in REASON_CODES}
 
@@ -60,15 +67,17 @@ def fallback_streak(turns: Sequence[tuple[str | None, Sequence[str]]]) -> int:
     return streak
 
 
-def rule_decision(config: HandoffConfig, intent: str | None, text: str,
-                  profile: Profile | None) -> Decision | None:
+def rule_decision(
+    config: HandoffConfig, intent: str | None, text: str, profile: Profile | None
+) -> Decision | None:
     for rule in config.rules:
         if rule.intents and intent not in rule.intents:
             continue
         if rule.keywords and not any(k in text for k in rule.keywords):
             continue
-        if rule.min_age is not None and (profile is None or profile.age is None
-                                         or profile.age < rule.min_age):
+        if rule.min_age is not None and (
+            profile is None or profile.age is None or profile.age < rule.min_age
+        ):
             continue
         if rule.vip is not None and (profile is None or profile.vip != rule.vip):
             continue
@@ -76,9 +85,18 @@ def rule_decision(config: HandoffConfig, intent: str | None, text: str,
     return None
 
 
-def decide(config: HandoffConfig, *, intent: str | None, text: str, actions: Sequence[str],
-           action_failed: bool, paused_by_bot: bool, fallbacks_in_a_row: int,
-           negative_window: Sequence[float], profile: Profile | None) -> Decision | None:
+def decide(
+    config: HandoffConfig,
+    *,
+    intent: str | None,
+    text: str,
+    actions: Sequence[str],
+    action_failed: bool,
+    paused_by_bot: bool,
+    fallbacks_in_a_row: int,
+    negative_window: Sequence[float],
+    profile: Profile | None,
+) -> Decision | None:
     """The reason to hand off after this turn, or None.
 
     ``paused_by_bot``: the turn's own actions handed off (``action_handoff``);
@@ -95,12 +113,13 @@ def decide(config: HandoffConfig, *, intent: str | None, text: str, actions: Seq
     if t.action_failed and action_failed:
         return Decision("action_failed", detail("action_failed"))
     if t.fallbacks_in_a_row > 0 and fallbacks_in_a_row >= t.fallbacks_in_a_row:
-        return Decision("repeated_fallback",
-                        detail("repeated_fallback", count=fallbacks_in_a_row))
-    window = list(negative_window)[-t.sentiment_window:]
+        return Decision("repeated_fallback", detail("repeated_fallback", count=fallbacks_in_a_row))
+    window = list(negative_window)[-t.sentiment_window :]
     if window and window[-1] >= 0.5:
         mean = sum(window) / len(window)
         if mean >= t.sentiment_threshold:
-            return Decision("negative_sentiment", detail("negative_sentiment",
-                                                         count=len(window), mean=f"{mean:.2f}"))
+            return Decision(
+                "negative_sentiment",
+                detail("negative_sentiment", count=len(window), mean=f"{mean:.2f}"),
+            )
     return None

@@ -306,13 +306,19 @@ def calibration_split(
             drop.append(tuple(sorted(rng.choice(words, k, replace=False).tolist())))
     held = np.asarray(rows, dtype=np.int64)
     out = CalibrationQueries(
-        held, np.asarray(expected, np.int64), np.asarray(exclude, bool), gap.astype(np.int64),
+        held,
+        np.asarray(expected, np.int64),
+        np.asarray(exclude, bool),
+        gap.astype(np.int64),
         drop,
     )
     if held.size > max_queries:
         keep = np.sort(rng.choice(held.size, max_queries, replace=False))
         out = CalibrationQueries(
-            out.rows[keep], out.expected[keep], out.exclude[keep], out.gap,
+            out.rows[keep],
+            out.expected[keep],
+            out.exclude[keep],
+            out.gap,
             [drop[i] for i in keep.tolist()],
         )
     return out
@@ -440,7 +446,9 @@ def build_components(
             progress("classifier", 0, 1)
         warm = None
         if (
-            incremental and previous is not None and previous.parts.classifier is not None
+            incremental
+            and previous is not None
+            and previous.parts.classifier is not None
             and len(previous.ordered_keys) == previous.parts.classifier.n_entries
         ):
             number = {k: i for i, k in enumerate(previous.ordered_keys)}
@@ -448,9 +456,7 @@ def build_components(
                 previous.parts.classifier,
                 np.asarray([number.get(k, -1) for k in keys], np.int64),
             )
-        parts.classifier = EntryClassifier.fit(
-            variant_docs, variant_entry, len(entries), warm=warm
-        )
+        parts.classifier = EntryClassifier.fit(variant_docs, variant_entry, len(entries), warm=warm)
     facts = {
         "entries": len(entries),
         "variants": len(variants),
@@ -485,8 +491,10 @@ def _calibrate(
     variant_entry = parts.variant_entry
     retriever = Retriever(parts)
     word_counts = np.asarray(
-        [len(parts.analyzer.plain_words(d.norm)) if n < 3 else 0
-         for d, n in zip(variant_docs, np.diff(offsets)[variant_entry], strict=True)],
+        [
+            len(parts.analyzer.plain_words(d.norm)) if n < 3 else 0
+            for d, n in zip(variant_docs, np.diff(offsets)[variant_entry], strict=True)
+        ],
         np.int64,
     )
     xs: list[np.ndarray] = []
@@ -725,8 +733,13 @@ def _build(
         cache = AnalysisCache(kb_dir / CACHE_DIR / "analysis.json", analyzer_key)
         previous = None if force else _previous(target, settings, basis)
         parts, facts = build_components(
-            sources.entries, settings, nlu_texts, report,
-            synonyms=synonyms, cache=cache, previous=previous,
+            sources.entries,
+            settings,
+            nlu_texts,
+            report,
+            synonyms=synonyms,
+            cache=cache,
+            previous=previous,
         )
         keys = facts.pop("entry_keys")
         tmp = Path(tempfile.mkdtemp(prefix=".build-tmp-", dir=kb_dir))

@@ -90,8 +90,10 @@ def feature_matrix(
     for raw in (dense, lexical, classifier, answer, lowrank):
         cols += [raw * share, (raw - raw.max()) * share]
     prior = (
-        PRIOR["lexical"] * lexical + PRIOR["classifier"] * classifier
-        + PRIOR["dense"] * dense + PRIOR["answer_lexical"] * answer
+        PRIOR["lexical"] * lexical
+        + PRIOR["classifier"] * classifier
+        + PRIOR["dense"] * dense
+        + PRIOR["answer_lexical"] * answer
     )
     few = 1.0 - share
     cols += [prior * few, _lead(prior) * few]
@@ -109,9 +111,7 @@ def _lead(raw: np.ndarray) -> np.ndarray:
     return out
 
 
-def reliability(
-    confidence: np.ndarray, correct: np.ndarray, bins: int = 10
-) -> dict[str, Any]:
+def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> dict[str, Any]:
     """Predicted vs actual accuracy per confidence bin and the expected calibration error
     (ECE: the bins' |predicted − actual| weighted by their share of the queries)."""
     edges = np.linspace(0.0, 1.0, bins + 1)
@@ -127,10 +127,14 @@ def reliability(
         predicted = float(confidence[inside].mean())
         actual = float(correct[inside].mean())
         ece += count / n * abs(predicted - actual)
-        rows.append({
-            "bin": f"{edges[b]:.1f}-{edges[b + 1]:.1f}", "n": count,
-            "predicted": round(predicted, 3), "actual": round(actual, 3),
-        })
+        rows.append(
+            {
+                "bin": f"{edges[b]:.1f}-{edges[b + 1]:.1f}",
+                "n": count,
+                "predicted": round(predicted, 3),
+                "actual": round(actual, 3),
+            }
+        )
     return {"queries": int(confidence.size), "ece": round(ece, 4), "bins": rows}
 
 
@@ -164,9 +168,7 @@ class Calibrator:
         self.report: dict[str, Any] = report or {"queries": 0}
 
     @classmethod
-    def fit_checked(
-        cls, xs: list[np.ndarray], ys: list[np.ndarray], kind: str = ""
-    ) -> Calibrator:
+    def fit_checked(cls, xs: list[np.ndarray], ys: list[np.ndarray], kind: str = "") -> Calibrator:
         """Fit on the candidates of held-out queries (one ``(x, y)`` pair per query) and
         measure its calibration honestly: a model fitted on three quarters of the queries
         scores the other quarter, whose top candidates' scores against whether they were
@@ -179,7 +181,8 @@ class Calibrator:
         test = np.arange(queries) % 4 == 0
         train = np.flatnonzero(~test)
         part = cls.fit(
-            np.vstack([xs[i] for i in train]), np.concatenate([ys[i] for i in train]),
+            np.vstack([xs[i] for i in train]),
+            np.concatenate([ys[i] for i in train]),
             int(train.size),
         )
         confidence, correct = [], []
@@ -249,6 +252,8 @@ class Calibrator:
         if tuple(data["features"]) != FEATURES:
             raise ValueError("calibrator features changed; rebuild the knowledge base")
         return cls(
-            np.asarray(data["weights"]), data["bias"], data.get("fitted_on_queries", 0),
+            np.asarray(data["weights"]),
+            data["bias"],
+            data.get("fitted_on_queries", 0),
             data.get("reliability"),
         )

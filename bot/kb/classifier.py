@@ -259,8 +259,11 @@ class EntryClassifier:
         w = self.weights
         np.savez(
             directory / WEIGHTS_FILE,
-            data=w.data, indices=w.indices, indptr=w.indptr,
-            shape=np.asarray(w.shape, np.int64), classes=self.classes,
+            data=w.data,
+            indices=w.indices,
+            indptr=w.indptr,
+            shape=np.asarray(w.shape, np.int64),
+            classes=self.classes,
             n_entries=np.asarray(self.n_entries),
         )
         if self.lowrank is not None:

@@ -64,7 +64,10 @@ def near_duplicates(
     if len(folded) < 2 or not any(folded):
         return []
     vectorizer = TfidfVectorizer(
-        analyzer="char", ngram_range=(1, 3), sublinear_tf=True, lowercase=False,
+        analyzer="char",
+        ngram_range=(1, 3),
+        sublinear_tf=True,
+        lowercase=False,
         dtype=np.float32,
     )
     x = vectorizer.fit_transform(folded).tocsr()

@@ -203,8 +203,11 @@ class SentenceTransformerEmbedder:
         for start in range(0, len(docs), step):
             texts = [d.norm for d in docs[start : start + step]]
             vectors = model.encode(
-                texts, batch_size=self.batch_size, normalize_embeddings=True,
-                convert_to_numpy=True, show_progress_bar=False,
+                texts,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
             )
             out.append(np.asarray(vectors, dtype=np.float32))
             if progress:

@@ -81,8 +81,9 @@ def evaluate(search: Search, pairs: Sequence[tuple[str, str]], k: int = 5) -> Ev
         hitsk += rank > 0
         rr += 1.0 / rank if rank else 0.0
         if rank != 1:
-            misses.append({"query": query, "expected": expected, "rank": rank or None,
-                           "got": ranked[:3]})
+            misses.append(
+                {"query": query, "expected": expected, "rank": rank or None, "got": ranked[:3]}
+            )
     n = len(pairs)
     if n == 0:
         return EvalReport(0, 0.0, 0.0, 0.0, k)
@@ -126,6 +127,4 @@ def decision_reliability(
 ) -> dict[str, Any]:
     """Reliability of the top score on labelled queries: per score bin, the mean score
     (predicted accuracy) against the share of queries whose top entry was right, and ECE."""
-    return reliability(
-        np.asarray(top_scores, np.float64), np.asarray(correct, np.float64), bins
-    )
+    return reliability(np.asarray(top_scores, np.float64), np.asarray(correct, np.float64), bins)

@@ -78,9 +78,10 @@ class TfidfBlock:
         terms count with the highest idf)."""
         all_counts = Counter(terms)
         counts = {t: c for t, c in all_counts.items() if t in self.index}
-        unknown = sum(
-            (1.0 + math.log(c)) ** 2 for t, c in all_counts.items() if t not in self.index
-        ) * self.unknown_idf**2
+        unknown = (
+            sum((1.0 + math.log(c)) ** 2 for t, c in all_counts.items() if t not in self.index)
+            * self.unknown_idf**2
+        )
         if not counts:
             return np.zeros(0, np.int64), np.zeros(0, np.float32), 0.0
         cols = np.fromiter((self.index[t] for t in counts), np.int64, len(counts))

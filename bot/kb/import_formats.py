@@ -41,8 +41,15 @@ FIELD_NAMES: dict[str, tuple[str, ...]] = {
     "id": ("id", "编号", "问题编号", "faq_id", "entry_id"),
     "question": ("question", "标准问", "标准问题", "标准问法", "问题", "主问题"),
     "similar_questions": (
-        "similar_questions", "similar", "similar_question", "相似问", "相似问法", "相似问题",
-        "扩展问", "扩展问法", "相似问句",
+        "similar_questions",
+        "similar",
+        "similar_question",
+        "相似问",
+        "相似问法",
+        "相似问题",
+        "扩展问",
+        "扩展问法",
+        "相似问句",
     ),
     "answer": ("answer", "答案", "回答", "标准答案", "答复", "回复"),
     "category": ("category", "分类", "类别", "类目", "问题分类", "业务分类"),
@@ -109,7 +116,8 @@ def read_faq_file(
     result = ReadResult(file, kind.lstrip("."))
     if kind not in FORMATS:
         result.error(
-            1, f"cannot import '{kind or path.name}' files",
+            1,
+            f"cannot import '{kind or path.name}' files",
             "save the FAQ as .xlsx, .csv, .tsv, .json or .md"
             + (" (Excel 'Save as' → .xlsx)" if kind == ".xls" else ""),
         )
@@ -121,7 +129,8 @@ def read_faq_file(
         return result
     if size > MAX_BYTES:
         result.error(
-            1, f"the file has {size / 2**20:.0f} MB; the limit is {MAX_BYTES // 2**20} MB",
+            1,
+            f"the file has {size / 2**20:.0f} MB; the limit is {MAX_BYTES // 2**20} MB",
             "split it into several files and import each",
         )
         return result
@@ -162,13 +171,14 @@ def _decode(data: bytes, result: ReadResult) -> str | None:
         result.error(1, "this is an Excel workbook (zip), not text", "rename it to .xlsx")
         return None
     if data.startswith(codecs.BOM_UTF8):
-        return data[len(codecs.BOM_UTF8):].decode("utf-8", errors="replace")
+        return data[len(codecs.BOM_UTF8) :].decode("utf-8", errors="replace")
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         result.notes.append("read as UTF-16")
         return data.decode("utf-16", errors="replace")
     if b"\x00" in data[:4096]:
         result.error(
-            1, "binary data (NUL bytes): not a text file",
+            1,
+            "binary data (NUL bytes): not a text file",
             "export the FAQ as CSV UTF-8, or import the workbook (.xlsx) itself",
         )
         return None
@@ -217,7 +227,10 @@ class _Mapping:
 
 
 def _map_header(
-    header: Sequence[str], line: int, result: ReadResult, columns: dict[str, str],
+    header: Sequence[str],
+    line: int,
+    result: ReadResult,
+    columns: dict[str, str],
 ) -> _Mapping | None:
     keys = [header_key(h) for h in header]
     fields: dict[str, int] = {}
@@ -228,8 +241,10 @@ def _map_header(
             index = int(wanted) - 1
             if not 0 <= index < max(len(header), 1) or int(wanted) == 0:
                 result.error(
-                    line, f"--{_flag(field_name)} {wanted}: the header has {len(header)} "
-                    "column(s)", "give a column number from 1 or a header name", "header",
+                    line,
+                    f"--{_flag(field_name)} {wanted}: the header has {len(header)} column(s)",
+                    "give a column number from 1 or a header name",
+                    "header",
                 )
                 ok = False
                 continue
@@ -238,9 +253,12 @@ def _map_header(
             matches = matches or [i for i, k in enumerate(keys) if k == header_key(wanted)]
             if not matches:
                 result.error(
-                    line, f"--{_flag(field_name)} '{wanted}': no such column (the header is: "
-                    + ", ".join(h for h in header if h) + ")",
-                    "give one of those names or a 1-based column number", "header",
+                    line,
+                    f"--{_flag(field_name)} '{wanted}': no such column (the header is: "
+                    + ", ".join(h for h in header if h)
+                    + ")",
+                    "give one of those names or a 1-based column number",
+                    "header",
                 )
                 ok = False
                 continue
@@ -254,8 +272,10 @@ def _map_header(
         if name is None:
             if key not in _IGNORED:
                 result.warn(
-                    line, f"column {_column(index)} '{header[index]}' is not read",
-                    "rename it to one of " + ", ".join(f"'{n[0]}'" for n in FIELD_NAMES.values())
+                    line,
+                    f"column {_column(index)} '{header[index]}' is not read",
+                    "rename it to one of "
+                    + ", ".join(f"'{n[0]}'" for n in FIELD_NAMES.values())
                     + " or pass --question-col/--answer-col/…",
                 )
             continue
@@ -263,9 +283,11 @@ def _map_header(
             if name in columns:
                 continue  # the flag chose another column for this field
             result.error(
-                line, f"columns {_column(fields[name])} '{header[fields[name]]}' and "
+                line,
+                f"columns {_column(fields[name])} '{header[fields[name]]}' and "
                 f"{_column(index)} '{header[index]}' both give the {name}",
-                f"rename one, or choose with --{_flag(name)}", "header",
+                f"rename one, or choose with --{_flag(name)}",
+                "header",
             )
             ok = False
             continue
@@ -275,9 +297,11 @@ def _map_header(
         names = ", ".join(h for h in header if h) or "(empty)"
         for name in missing:
             result.error(
-                line, f"no {name} column (the header is: {names})",
+                line,
+                f"no {name} column (the header is: {names})",
                 f"name the column '{FIELD_NAMES[name][1]}' or '{name}', or pass "
-                f"--{_flag(name)} NAME|NUMBER", "header",
+                f"--{_flag(name)} NAME|NUMBER",
+                "header",
             )
         ok = False
     return _Mapping(fields, len(header)) if ok else None
@@ -345,8 +369,10 @@ def _records_from_rows(
             continue
         if tsv and len(cells) != mapping.width:
             result.error(
-                line, f"{len(cells)} column(s), expected {mapping.width}",
-                "separate the columns with exactly one tab; no tabs inside a cell", "row",
+                line,
+                f"{len(cells)} column(s), expected {mapping.width}",
+                "separate the columns with exactly one tab; no tabs inside a cell",
+                "row",
             )
             continue
         for index, cell in enumerate(cells):
@@ -360,7 +386,8 @@ def _records_from_rows(
     for index, line in sorted(stray.items()):
         if index >= len(header) or not header[index]:
             result.warn(
-                line, f"column {_column(index)} has cells but no header; they are not read",
+                line,
+                f"column {_column(index)} has cells but no header; they are not read",
                 "give the column a header name (e.g. 相似问) or delete it",
             )
 
@@ -396,8 +423,10 @@ def _read_delimited(
                     break
         except csv.Error as exc:
             result.error(
-                start, f"cannot split the line into cells: {exc}",
-                "close the quote (\") opened in this cell", "row",
+                start,
+                f"cannot split the line into cells: {exc}",
+                'close the quote (") opened in this cell',
+                "row",
             )
             return
     if not _within(rows, result, max_rows):
@@ -408,7 +437,8 @@ def _read_delimited(
 def _within(rows: Sequence[Any], result: ReadResult, max_rows: int) -> bool:
     if len(rows) > max_rows + HEADER_SEARCH_ROWS:
         result.error(
-            1, f"more than {max_rows} rows: larger than the import limit",
+            1,
+            f"more than {max_rows} rows: larger than the import limit",
             f"split the file into parts of at most {max_rows} rows, or pass a higher --max-rows",
         )
         return False
@@ -433,7 +463,8 @@ def _read_xlsx(
             book = load_workbook(path, data_only=False)
     except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
         result.error(
-            1, f"cannot read the workbook: {exc}",
+            1,
+            f"cannot read the workbook: {exc}",
             "open it in Excel and save it again as .xlsx (Excel workbook)",
         )
         return
@@ -450,7 +481,8 @@ def _read_xlsx(
         ws = book.worksheets[int(sheet) - 1]
     else:
         result.error(
-            1, f"no sheet '{sheet}' (the sheets are: {', '.join(names)})",
+            1,
+            f"no sheet '{sheet}' (the sheets are: {', '.join(names)})",
             "pass --sheet with one of those names or a 1-based number",
         )
         return
@@ -459,7 +491,8 @@ def _read_xlsx(
         return
     if ws.max_row > max_rows + HEADER_SEARCH_ROWS:
         result.error(
-            1, f"sheet '{ws.title}' has {ws.max_row} rows; the limit is {max_rows}",
+            1,
+            f"sheet '{ws.title}' has {ws.max_row} rows; the limit is {max_rows}",
             f"split the sheet into parts of at most {max_rows} rows, or pass a higher --max-rows",
         )
         return
@@ -504,15 +537,20 @@ def _read_xlsx(
         _formula_values(path, ws.title, formulas, rows, result)
     for line, coordinate, value in errors:
         result.error(
-            line, f"cell {coordinate} holds the Excel error {value}",
-            "fix the formula or type the value", "row",
+            line,
+            f"cell {coordinate} holds the Excel error {value}",
+            "fix the formula or type the value",
+            "row",
         )
     _records_from_rows(rows, result, columns)
 
 
 def _formula_values(
-    path: Path, title: str, formulas: list[tuple[int, int]],
-    rows: list[tuple[int, list[str]]], result: ReadResult,
+    path: Path,
+    title: str,
+    formulas: list[tuple[int, int]],
+    rows: list[tuple[int, list[str]]],
+    result: ReadResult,
 ) -> None:
     """Replace formula text by the value Excel saved (the file's cache)."""
     import warnings
@@ -560,7 +598,8 @@ def _read_json(text: str, result: ReadResult, columns: dict[str, str], max_rows:
         start = text.index("[")
     else:
         result.error(
-            1, "expected a list of objects or {\"entries\": [...]}",
+            1,
+            'expected a list of objects or {"entries": [...]}',
             'write [{"question": "…", "answer": "…"}, …]',
         )
         return
@@ -574,8 +613,10 @@ def _read_json(text: str, result: ReadResult, columns: dict[str, str], max_rows:
     for field_name, key in columns.items():
         if key.strip().isdigit():
             result.error(
-                1, f"--{_flag(field_name)} {key}: JSON has no column numbers",
-                "give the key name instead", "header",
+                1,
+                f"--{_flag(field_name)} {key}: JSON has no column numbers",
+                "give the key name instead",
+                "header",
             )
             return
         wanted[key.strip()] = field_name
@@ -600,8 +641,10 @@ def _read_json(text: str, result: ReadResult, columns: dict[str, str], max_rows:
                 values[name] = [cell_text(v) for v in value if cell_text(v)]
             elif isinstance(value, dict | list):
                 result.error(
-                    line, f"'{key}' must be text, not {type(value).__name__}",
-                    f'write "{key}": "…"', "row",
+                    line,
+                    f"'{key}' must be text, not {type(value).__name__}",
+                    f'write "{key}": "…"',
+                    "row",
                 )
                 values[name] = ""
             else:
@@ -613,8 +656,10 @@ def _read_json(text: str, result: ReadResult, columns: dict[str, str], max_rows:
         result.records.append(Record(line, values, (raw,)))
     for key, line in unknown.items():
         result.warn(
-            line, f"key '{key}' is not read",
-            "use one of " + ", ".join(f"'{n[0]}'" for n in FIELD_NAMES.values())
+            line,
+            f"key '{key}' is not read",
+            "use one of "
+            + ", ".join(f"'{n[0]}'" for n in FIELD_NAMES.values())
             + " or map it with --question-col/--answer-col/…",
         )
 
@@ -679,7 +724,8 @@ def read_markdown(text: str, result: ReadResult) -> None:
     question_level = 3 if 3 in levels else 2 if 2 in levels else 0
     if not question_level:
         result.error(
-            1, "no question headings ('## 问题' or '### 问题')",
+            1,
+            "no question headings ('## 问题' or '### 问题')",
             "write each question as a '## ' heading with its answer below it",
         )
         return
@@ -708,9 +754,7 @@ def read_markdown(text: str, result: ReadResult) -> None:
         }
         if category:
             values["category"] = category
-        result.records.append(
-            Record(first + 1, values, (title, "\n".join(body).strip(), category))
-        )
+        result.records.append(Record(first + 1, values, (title, "\n".join(body).strip(), category)))
 
 
 def _similar_block(body: list[str]) -> tuple[list[str], list[str]]:

@@ -98,9 +98,12 @@ class ImportResult:
 
     def totals(self) -> list[tuple[str, str]]:
         rows = [
-            ("rows read", str(self.rows)), ("blank rows", str(self.blank)),
-            ("rows skipped or in error", str(self.skipped)), ("new entries", str(len(self.added))),
-            ("updated", str(len(self.updated))), ("unchanged", str(len(self.unchanged))),
+            ("rows read", str(self.rows)),
+            ("blank rows", str(self.blank)),
+            ("rows skipped or in error", str(self.skipped)),
+            ("new entries", str(len(self.added))),
+            ("updated", str(len(self.updated))),
+            ("unchanged", str(len(self.unchanged))),
         ]
         if self.kept:
             rows.append(("kept from target", str(len(self.kept))))
@@ -113,12 +116,21 @@ class ImportResult:
         from bot.kb.lint import summary
 
         return {
-            "source": str(self.source), "target": str(self.target), "written": self.written,
-            "rows": self.rows, "blank": self.blank, "skipped": self.skipped,
-            "added": self.added, "updated": self.updated, "unchanged": self.unchanged,
-            "kept": len(self.kept), "removed": self.removed,
-            "generated_ids": self.generated_ids, "notes": self.notes,
-            "errors": len(self.errors), "summary": summary(self.findings),
+            "source": str(self.source),
+            "target": str(self.target),
+            "written": self.written,
+            "rows": self.rows,
+            "blank": self.blank,
+            "skipped": self.skipped,
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "kept": len(self.kept),
+            "removed": self.removed,
+            "generated_ids": self.generated_ids,
+            "notes": self.notes,
+            "errors": len(self.errors),
+            "summary": summary(self.findings),
             "problems": [f.to_json() for f in self.findings],
         }
 
@@ -151,13 +163,24 @@ def import_file(path: Path, kb_dir: Path, options: ImportOptions | None = None) 
     into = options.into or target_name(path)
     target = kb_dir / SOURCES_DIR / into
     result = ImportResult(path, target)
-    if Path(into).is_absolute() or ".." in Path(into).parts or Path(into).suffix.lower() not in (
-        ".yml", ".yaml",
+    if (
+        Path(into).is_absolute()
+        or ".." in Path(into).parts
+        or Path(into).suffix.lower()
+        not in (
+            ".yml",
+            ".yaml",
+        )
     ):
-        result.findings.append(finding(
-            "target", "error", f"--into '{into}' must be a .yml file inside {SOURCES_DIR}/",
-            "give a name such as 'faq.yml'", Source(str(path), 1),
-        ))
+        result.findings.append(
+            finding(
+                "target",
+                "error",
+                f"--into '{into}' must be a .yml file inside {SOURCES_DIR}/",
+                "give a name such as 'faq.yml'",
+                Source(str(path), 1),
+            )
+        )
         return result
     read = read_faq_file(path, options.columns, options.sheet, options.max_rows)
     result.kind, result.rows, result.blank = read.kind, read.rows, read.blank
@@ -201,9 +224,7 @@ def import_file(path: Path, kb_dir: Path, options: ImportOptions | None = None) 
     new_ids = {e.id for e in incoming}
     result.kept = [i for i in before if i not in new_ids and i in merged]
     result.removed = [i for i in before if i not in merged]
-    result.findings.extend(
-        check_entries([*others, *merged.values()], options.lint, focus=new_ids)
-    )
+    result.findings.extend(check_entries([*others, *merged.values()], options.lint, focus=new_ids))
     if result.errors:
         _clear(result)
         return result
@@ -222,8 +243,9 @@ def _as_skipped(f: Finding) -> Finding:
     if f.level != "error" or f.check in ("source", "header", "target"):
         return f
     p = f.problem
-    return Finding("skipped_row", Problem("warning", f"row skipped: {p.message}", p.hint, p.source),
-                   f.ids)
+    return Finding(
+        "skipped_row", Problem("warning", f"row skipped: {p.message}", p.hint, p.source), f.ids
+    )
 
 
 def _read_target(target: Path, options: ImportOptions, result: ImportResult) -> list[KBEntry]:
@@ -233,30 +255,41 @@ def _read_target(target: Path, options: ImportOptions, result: ImportResult) -> 
     try:
         first = target.read_text(encoding="utf-8").lstrip("\ufeff")
     except (OSError, UnicodeDecodeError) as exc:
-        result.findings.append(finding(
-            "target", "error", f"cannot read {target}: {exc}", "fix or remove it", where
-        ))
+        result.findings.append(
+            finding("target", "error", f"cannot read {target}: {exc}", "fix or remove it", where)
+        )
         return []
     if not first.startswith(MARKER) and not options.force and first.strip():
-        result.findings.append(finding(
-            "target", "error",
-            f"{target} was not written by 'bot kb import' (a trainer's file)",
-            "import into another file with --into NAME.yml, or pass --force to merge into it",
-            where,
-        ))
+        result.findings.append(
+            finding(
+                "target",
+                "error",
+                f"{target} was not written by 'bot kb import' (a trainer's file)",
+                "import into another file with --into NAME.yml, or pass --force to merge into it",
+                where,
+            )
+        )
         return []
     current = read_yaml_source(target)
     if current.errors:
-        result.findings.append(finding(
-            "target", "error", f"{target} has errors", "fix it first ('bot kb lint' lists them)",
-            where,
-        ))
+        result.findings.append(
+            finding(
+                "target",
+                "error",
+                f"{target} has errors",
+                "fix it first ('bot kb lint' lists them)",
+                where,
+            )
+        )
     return current.entries
 
 
 def _entries(
-    records: list[Record], file: str, options: ImportOptions,
-    elsewhere: dict[str, KBEntry], result: ImportResult,
+    records: list[Record],
+    file: str,
+    options: ImportOptions,
+    elsewhere: dict[str, KBEntry],
+    result: ImportResult,
 ) -> list[KBEntry]:
     """Records → entries; problems of each row are findings at ``file:row``."""
     out: list[KBEntry] = []
@@ -266,11 +299,15 @@ def _entries(
         where = Source(file, record.line)
         if record.raw in first_raw:
             result.skipped += 1
-            result.findings.append(finding(
-                "duplicate_row", "warning",
-                f"an exact copy of row {first_raw[record.raw]}; skipped",
-                "delete the repeated row", where,
-            ))
+            result.findings.append(
+                finding(
+                    "duplicate_row",
+                    "warning",
+                    f"an exact copy of row {first_raw[record.raw]}; skipped",
+                    "delete the repeated row",
+                    where,
+                )
+            )
             continue
         first_raw[record.raw] = record.line
         errors: list[Finding] = []
@@ -281,23 +318,39 @@ def _entries(
             if seen is not None:
                 row, gen = seen
                 if generated and gen:
-                    errors.append(finding(
-                        "duplicate_question", "error",
-                        f"the same question '{entry.question}' (and category) as row {row}",
-                        "merge the two rows (their similar questions into one) or delete one",
-                        where, (entry.id,),
-                    ))
+                    errors.append(
+                        finding(
+                            "duplicate_question",
+                            "error",
+                            f"the same question '{entry.question}' (and category) as row {row}",
+                            "merge the two rows (their similar questions into one) or delete one",
+                            where,
+                            (entry.id,),
+                        )
+                    )
                 else:
-                    errors.append(finding(
-                        "duplicate_id", "error", f"duplicate id '{entry.id}' (first at row {row})",
-                        "give each row its own id", where, (entry.id,),
-                    ))
+                    errors.append(
+                        finding(
+                            "duplicate_id",
+                            "error",
+                            f"duplicate id '{entry.id}' (first at row {row})",
+                            "give each row its own id",
+                            where,
+                            (entry.id,),
+                        )
+                    )
             elif entry.id in elsewhere:
-                errors.append(finding(
-                    "duplicate_id", "error",
-                    f"duplicate id '{entry.id}': already defined at {elsewhere[entry.id].source}",
-                    "choose another id, or edit the entry in that file", where, (entry.id,),
-                ))
+                errors.append(
+                    finding(
+                        "duplicate_id",
+                        "error",
+                        f"duplicate id '{entry.id}': already defined at "
+                        f"{elsewhere[entry.id].source}",
+                        "choose another id, or edit the entry in that file",
+                        where,
+                        (entry.id,),
+                    )
+                )
             else:
                 first_id[entry.id] = (record.line, generated)
         result.findings.extend(errors)
@@ -324,7 +377,10 @@ def _items(value: Cell | None, separators: re.Pattern[str]) -> list[str]:
 
 
 def _entry(
-    record: Record, where: Source, options: ImportOptions, errors: list[Finding],
+    record: Record,
+    where: Source,
+    options: ImportOptions,
+    errors: list[Finding],
     result: ImportResult,
 ) -> KBEntry | None:
     values = record.values
@@ -340,12 +396,14 @@ def _entry(
         error("row", "empty question", "fill in the question (标准问) cell, or delete the row")
     if not answer:
         error(
-            "empty_answer", f"empty answer{f' for {question!r}' if question else ''}",
+            "empty_answer",
+            f"empty answer{f' for {question!r}' if question else ''}",
             "write the answer (答案) the bot should give, or delete the row",
         )
     if entry_id and not ID_PATTERN.match(entry_id):
         error(
-            "row", f"id '{entry_id}' has characters other than letters, digits, '_', '-', '.'",
+            "row",
+            f"id '{entry_id}' has characters other than letters, digits, '_', '-', '.'",
             "use an id such as 'transfer_limit', or leave it empty to generate one",
         )
     days: dict[str, date | None] = {}
@@ -360,20 +418,30 @@ def _entry(
         return None
     if not category:
         category = options.default_category
-        result.findings.append(finding(
-            "missing_category", "warning", f"no category; filed under '{category}'",
-            "fill in the category (分类) so trainers and reports can group it", where,
-        ))
+        result.findings.append(
+            finding(
+                "missing_category",
+                "warning",
+                f"no category; filed under '{category}'",
+                "fill in the category (分类) so trainers and reports can group it",
+                where,
+            )
+        )
     similar: list[str] = []
     seen = {fold(question)}
     for text in _items(values.get("similar_questions"), SIMILAR_SEPARATORS):
         key = fold(text)
         if key in seen:
-            result.findings.append(finding(
-                "repeated_question", "warning",
-                f"similar question '{text}' repeats the question or another similar one; "
-                "dropped", "remove the repeat", where,
-            ))
+            result.findings.append(
+                finding(
+                    "repeated_question",
+                    "warning",
+                    f"similar question '{text}' repeats the question or another similar one; "
+                    "dropped",
+                    "remove the repeat",
+                    where,
+                )
+            )
             continue
         seen.add(key)
         similar.append(text)

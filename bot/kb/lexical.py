@@ -25,7 +25,6 @@ from bot.kb.text import split_words
 MAX_POSTINGS = 50000  # a term's best postings considered as candidates
 
 
-
 @dataclass(frozen=True)
 class LexicalQuery:
     """A query's known terms (column ids), their idf, and the normaliser of its scores."""
@@ -108,9 +107,7 @@ class BM25:
             self._local.buffer = buffer
         return buffer
 
-    def candidates(
-        self, q: LexicalQuery, budget: int, limit: int
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def candidates(self, q: LexicalQuery, budget: int, limit: int) -> tuple[np.ndarray, np.ndarray]:
         """Up to ``limit`` rows holding the query's rarer terms, best first by their partial
         scores over those terms.
 

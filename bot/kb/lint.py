@@ -76,7 +76,11 @@ class Finding:
 
 
 def finding(
-    check: str, level: Level, message: str, hint: str, where: Source | None,
+    check: str,
+    level: Level,
+    message: str,
+    hint: str,
+    where: Source | None,
     ids: Iterable[str] = (),
 ) -> Finding:
     return Finding(check, Problem(level, message, hint, where), tuple(ids))
@@ -109,11 +113,16 @@ def check_entries(
     for entry in entries:
         first = by_id.get(entry.id)
         if first is not None:
-            out.append(finding(
-                "duplicate_id", "error",
-                f"duplicate id '{entry.id}' (first defined at {_at(first)})",
-                "rename one of the entries or merge them", entry.source, (entry.id,),
-            ))
+            out.append(
+                finding(
+                    "duplicate_id",
+                    "error",
+                    f"duplicate id '{entry.id}' (first defined at {_at(first)})",
+                    "rename one of the entries or merge them",
+                    entry.source,
+                    (entry.id,),
+                )
+            )
             continue
         by_id[entry.id] = entry
         unique.append(entry)
@@ -125,41 +134,58 @@ def check_entries(
             if not key:
                 continue
             if key in own:
-                out.append(finding(
-                    "repeated_question", "warning",
-                    f"'{text}' is listed twice in entry '{entry.id}'", "remove the repeat",
-                    entry.source, (entry.id,),
-                ))
+                out.append(
+                    finding(
+                        "repeated_question",
+                        "warning",
+                        f"'{text}' is listed twice in entry '{entry.id}'",
+                        "remove the repeat",
+                        entry.source,
+                        (entry.id,),
+                    )
+                )
                 continue
             own.add(key)
             other = by_key.get(key)
             if other is not None:
-                out.append(finding(
-                    "duplicate_question", "warning",
-                    f"duplicate question '{text}' in '{entry.id}' and '{other.id}' "
-                    f"({_at(other)})",
-                    "keep the question in the one entry it belongs to",
-                    entry.source, (entry.id, other.id),
-                ))
+                out.append(
+                    finding(
+                        "duplicate_question",
+                        "warning",
+                        f"duplicate question '{text}' in '{entry.id}' and '{other.id}' "
+                        f"({_at(other)})",
+                        "keep the question in the one entry it belongs to",
+                        entry.source,
+                        (entry.id, other.id),
+                    )
+                )
             else:
                 by_key[key] = entry
         length = len(entry.answer)
         if length > settings.max_answer_chars:
-            out.append(finding(
-                "long_answer", "warning",
-                f"the answer of '{entry.id}' has {length} characters (limit "
-                f"{settings.max_answer_chars}): too long for one chat bubble",
-                "keep the first paragraph as the answer and move the details to a page "
-                "(links:) or to follow-up entries offered as buttons",
-                entry.source, (entry.id,),
-            ))
+            out.append(
+                finding(
+                    "long_answer",
+                    "warning",
+                    f"the answer of '{entry.id}' has {length} characters (limit "
+                    f"{settings.max_answer_chars}): too long for one chat bubble",
+                    "keep the first paragraph as the answer and move the details to a page "
+                    "(links:) or to follow-up entries offered as buttons",
+                    entry.source,
+                    (entry.id,),
+                )
+            )
         if len(entry.similar_questions) < settings.min_similar:
-            out.append(finding(
-                "few_similar", "warning",
-                f"entry '{entry.id}' has {len(entry.similar_questions)} similar question(s)",
-                f"add at least {settings.min_similar} paraphrases customers really use",
-                entry.source, (entry.id,),
-            ))
+            out.append(
+                finding(
+                    "few_similar",
+                    "warning",
+                    f"entry '{entry.id}' has {len(entry.similar_questions)} similar question(s)",
+                    f"add at least {settings.min_similar} paraphrases customers really use",
+                    entry.source,
+                    (entry.id,),
+                )
+            )
     out.extend(check_collisions(unique, settings.similarity, folds))
     if focus is not None:
         out = [f for f in out if any(i in focus for i in f.ids)]
@@ -190,14 +216,18 @@ def check_collisions(
     out = []
     for (a, b), (score, i, j) in sorted(best.items()):
         first, second = entries[a], entries[b]
-        out.append(finding(
-            "collision", "warning",
-            f"'{texts[j]}' ({second.id}) is {score:.2f} similar to '{texts[i]}' "
-            f"({first.id}, {_at(first)})",
-            "a customer asking this may get either answer: reword one, move the question "
-            "to the entry it belongs to, or merge the two entries",
-            second.source, (second.id, first.id),
-        ))
+        out.append(
+            finding(
+                "collision",
+                "warning",
+                f"'{texts[j]}' ({second.id}) is {score:.2f} similar to '{texts[i]}' "
+                f"({first.id}, {_at(first)})",
+                "a customer asking this may get either answer: reword one, move the question "
+                "to the entry it belongs to, or merge the two entries",
+                second.source,
+                (second.id, first.id),
+            )
+        )
     return out
 
 
@@ -241,11 +271,15 @@ def lint_kb(kb_dir: Path, settings: LintSettings | None = None) -> LintReport:
         entries.extend(part.entries)
         report.findings.extend(Finding("source", p) for p in part.problems)
     if not report.files:
-        report.findings.append(finding(
-            "source", "error", f"no source files in {kb_dir / 'sources'}",
-            "add *.yml or *.tsv entries there, or import a FAQ with 'bot kb import'",
-            Source(str(kb_dir / "sources"), 1),
-        ))
+        report.findings.append(
+            finding(
+                "source",
+                "error",
+                f"no source files in {kb_dir / 'sources'}",
+                "add *.yml or *.tsv entries there, or import a FAQ with 'bot kb import'",
+                Source(str(kb_dir / "sources"), 1),
+            )
+        )
     report.findings.extend(check_entries(entries, settings))
     report.entries = len({e.id for e in entries})
     return report

@@ -61,9 +61,18 @@ class KBSettings:
     def build_options(self) -> dict[str, Any]:
         """What a build depends on (part of the build fingerprint)."""
         keys = (
-            "embedder", "dictionary_path", "index", "flat_max_vectors", "hnsw_m", "ef_construction",
-            "classifier_max_entries", "calibration_queries", "dense_candidates",
-            "lexical_candidates", "classifier_candidates", "lexical_budget",
+            "embedder",
+            "dictionary_path",
+            "index",
+            "flat_max_vectors",
+            "hnsw_m",
+            "ef_construction",
+            "classifier_max_entries",
+            "calibration_queries",
+            "dense_candidates",
+            "lexical_candidates",
+            "classifier_candidates",
+            "lexical_budget",
         )
         data = asdict(self)
         return {k: data[k] for k in keys}
@@ -108,9 +117,7 @@ class KBSettings:
                 values[key] = value
             else:
                 if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                    raise ConfigError(
-                        f"config.yml: '{SECTION}.{key}' must be a whole number ≥ 0"
-                    )
+                    raise ConfigError(f"config.yml: '{SECTION}.{key}' must be a whole number ≥ 0")
                 values[key] = value
         return cls(**values)
 

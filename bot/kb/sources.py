@@ -330,7 +330,7 @@ def read_yaml_source(path: Path, display_name: str | None = None) -> KBSources:
             Problem(
                 "error",
                 "expected a mapping with 'version' and 'entries'",
-                'start the file with \'version: "1"\' and \'entries:\'',
+                "start the file with 'version: \"1\"' and 'entries:'",
                 Source(file, _line(root)),
             )
         )
@@ -340,9 +340,12 @@ def read_yaml_source(path: Path, display_name: str | None = None) -> KBSources:
         out.problems.append(
             Problem(
                 "warning" if version is None else "error",
-                "missing version" if version is None else f"unknown version '{version.value}'"
-                if isinstance(version, ScalarNode) else "version must be text",
-                'write \'version: "1"\' at the top',
+                "missing version"
+                if version is None
+                else f"unknown version '{version.value}'"
+                if isinstance(version, ScalarNode)
+                else "version must be text",
+                "write 'version: \"1\"' at the top",
                 Source(file, _line(version if version is not None else root)),
             )
         )
@@ -352,7 +355,9 @@ def read_yaml_source(path: Path, display_name: str | None = None) -> KBSources:
     if not isinstance(entries, SequenceNode):
         out.problems.append(
             Problem(
-                "error", "'entries' must be a list", "write '- id: …' items",
+                "error",
+                "'entries' must be a list",
+                "write '- id: …' items",
                 Source(file, _line(entries)),
             )
         )
@@ -387,8 +392,10 @@ def read_tsv_source(path: Path, display_name: str | None = None) -> KBSources:
     if not rows:
         out.problems.append(
             Problem(
-                "error", "the file is empty",
-                "add the header line " + "<TAB>".join(TSV_COLUMNS), Source(file, 1),
+                "error",
+                "the file is empty",
+                "add the header line " + "<TAB>".join(TSV_COLUMNS),
+                Source(file, 1),
             )
         )
         return out
@@ -407,8 +414,11 @@ def read_tsv_source(path: Path, display_name: str | None = None) -> KBSources:
             Problem(
                 "error",
                 "bad header: " + "; ".join(what),
-                "the first line must be the tab-separated names " + ", ".join(TSV_COLUMNS)
-                + " (optional: " + ", ".join(TSV_OPTIONAL) + ")",
+                "the first line must be the tab-separated names "
+                + ", ".join(TSV_COLUMNS)
+                + " (optional: "
+                + ", ".join(TSV_OPTIONAL)
+                + ")",
                 Source(file, 1),
             )
         )

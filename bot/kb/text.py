@@ -112,9 +112,7 @@ class TextAnalyzer:
     word of a group is also a jieba word, and a text holding one gets the canonical word
     appended once (query and document expansion alike, so 贷记卡 meets 信用卡)."""
 
-    def __init__(
-        self, user_words: list[str] | None = None, synonyms: dict[str, str] | None = None
-    ):
+    def __init__(self, user_words: list[str] | None = None, synonyms: dict[str, str] | None = None):
         self.synonyms = {k: v for k, v in (synonyms or {}).items() if k != v}
         words = {w.strip().lower() for w in user_words or [] if w.strip()}
         self.user_words = sorted(words)

@@ -54,8 +54,13 @@ def training_fingerprint(project: Project, config: BotConfig) -> str:
     return digest.hexdigest()
 
 
-_CORE_CODE = ("core/tracker.py", "core/training_events.py", "core/stories.py",
-              "training/story_reader.py", "training/story_graph.py")
+_CORE_CODE = (
+    "core/tracker.py",
+    "core/training_events.py",
+    "core/stories.py",
+    "training/story_reader.py",
+    "training/story_graph.py",
+)
 
 
 def core_fingerprint(project: Project, config: BotConfig) -> str:
@@ -63,7 +68,8 @@ def core_fingerprint(project: Project, config: BotConfig) -> str:
     digest = hashlib.sha256()
     digest.update(f"bankbot {__version__}\n".encode())
     code = [PACKAGE / name for name in _CORE_CODE] + sorted(
-        (PACKAGE / "core" / "policies").glob("*.py"))
+        (PACKAGE / "core" / "policies").glob("*.py")
+    )
     for path in code:
         if path.is_file():
             digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")

@@ -49,8 +49,11 @@ def to_matrix(rows: list[list[SparseFeatures]]) -> Any:
         width = offset
         indptr.append(indptr[-1] + sum(len(b.indices) for b in blocks))
     return csr_matrix(
-        (np.concatenate(data) if data else np.zeros(0),
-         np.concatenate(cols) if cols else np.zeros(0, np.int64), np.array(indptr)),
+        (
+            np.concatenate(data) if data else np.zeros(0),
+            np.concatenate(cols) if cols else np.zeros(0, np.int64),
+            np.array(indptr),
+        ),
         shape=(len(rows), width),
     )
 
@@ -77,8 +80,9 @@ def fit_temperature(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def _shape(word: str) -> str:
-    return "".join("d" if c.isdigit() else "A" if c.isupper() else "a" if c.isalpha() else c
-                   for c in word)
+    return "".join(
+        "d" if c.isdigit() else "A" if c.isupper() else "a" if c.isalpha() else c for c in word
+    )
 
 
 def _bigrams(word: str) -> set[str]:
@@ -224,8 +228,7 @@ class LogisticRegressionClassifier(Component):
             from bot.errors import TrainingDataError
 
             raise TrainingDataError(
-                f"{self.name}: needs examples of at least two labels, found "
-                f"{sorted(set(targets))}"
+                f"{self.name}: needs examples of at least two labels, found {sorted(set(targets))}"
             )
         self.model = self._new_model().fit(x, y)
         self._prepare()
@@ -258,9 +261,7 @@ class LogisticRegressionClassifier(Component):
         message.intent = dict(ranking[0])
         message.intent_ranking = ranking
 
-    def rank(
-        self, features: list[SparseFeatures], evidence: float = 1.0
-    ) -> list[dict[str, Any]]:
+    def rank(self, features: list[SparseFeatures], evidence: float = 1.0) -> list[dict[str, Any]]:
         """``[{"name", "confidence"}, ...]`` best first, ``ranking_length`` long (0: all).
         ``evidence`` below 1 mixes the probabilities with the uniform distribution (weight
         ``1 - evidence``): the order stays, the confidence drops."""
@@ -279,8 +280,10 @@ class LogisticRegressionClassifier(Component):
             json.dumps({"temperature": self.temperature}), encoding="utf-8"
         )
         (directory / "words.json").write_text(
-            json.dumps({"words": sorted(self.vocabulary.words),
-                        "shapes": sorted(self.vocabulary.shapes)}, ensure_ascii=False),
+            json.dumps(
+                {"words": sorted(self.vocabulary.words), "shapes": sorted(self.vocabulary.shapes)},
+                ensure_ascii=False,
+            ),
             encoding="utf-8",
         )
 

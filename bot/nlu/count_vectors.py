@@ -64,11 +64,15 @@ class CountVectorsFeaturizer(Component):
                 "message text only, not response texts)"
             )
         if self.config["stop_words"] or self.config["strip_accents"]:
-            self.note("CountVectorsFeaturizer: stop_words and strip_accents are applied "
-                      "by scikit-learn's rules to the words")
+            self.note(
+                "CountVectorsFeaturizer: stop_words and strip_accents are applied "
+                "by scikit-learn's rules to the words"
+            )
         self.vocabulary = vocabulary or {}
-        self._oov_words = {str(w).lower() if self.config["lowercase"] else str(w)
-                           for w in self.config["OOV_words"] or []}
+        self._oov_words = {
+            str(w).lower() if self.config["lowercase"] else str(w)
+            for w in self.config["OOV_words"] or []
+        }
 
     def _words(self, message: Message) -> list[str]:
         text = ensure_norm(message)
@@ -104,8 +108,7 @@ class CountVectorsFeaturizer(Component):
             return grams
         if analyzer == "char":
             text = " ".join(words)
-            return [text[i : i + n] for n in range(low, high + 1)
-                    for i in range(len(text) - n + 1)]
+            return [text[i : i + n] for n in range(low, high + 1) for i in range(len(text) - n + 1)]
         out: list[str] = []
         for word in words:  # char_wb: n-grams inside " word ", as scikit-learn
             padded = f" {word} "

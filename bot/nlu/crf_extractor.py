@@ -37,8 +37,19 @@ _COMMAS = {",", "，", "、"}
 
 DEFAULT_FEATURES = [
     ["low", "title", "upper"],
-    ["bias", "low", "prefix5", "prefix2", "suffix5", "suffix3", "suffix2", "upper", "title",
-     "digit", "pattern"],
+    [
+        "bias",
+        "low",
+        "prefix5",
+        "prefix2",
+        "suffix5",
+        "suffix3",
+        "suffix2",
+        "upper",
+        "title",
+        "digit",
+        "pattern",
+    ],
     ["low", "title", "upper"],
 ]
 _CHAR_FEATURES = ("word", "word_pos", "shape")
@@ -82,19 +93,26 @@ class Unit:
 
 def units(message: Message, granularity: str) -> list[Unit]:
     text = ensure_norm(message)
-    tokens = message.tokens or [Token(m.group(), m.start(), m.end())
-                                for m in re.finditer(r"\S+", text)]
+    tokens = message.tokens or [
+        Token(m.group(), m.start(), m.end()) for m in re.finditer(r"\S+", text)
+    ]
     out: list[Unit] = []
     for token in tokens:
         low = token.text.lower()
         if granularity == "tokens" or not _CJK.search(token.text):
-            pieces = [(token.text, token.start, token.end)] if granularity == "tokens" else [
+            pieces = (
+                [(token.text, token.start, token.end)]
+                if granularity == "tokens"
+                else [
+                    (m.group(), token.start + m.start(), token.start + m.end())
+                    for m in _RUN.finditer(token.text)
+                ]
+            )
+        else:
+            pieces = [
                 (m.group(), token.start + m.start(), token.start + m.end())
                 for m in _RUN.finditer(token.text)
             ]
-        else:
-            pieces = [(m.group(), token.start + m.start(), token.start + m.end())
-                      for m in _RUN.finditer(token.text)]
         for i, (piece, start, end) in enumerate(pieces):
             if len(pieces) == 1:
                 pos = "S"
@@ -175,11 +193,15 @@ class CRFEntityExtractor(Component):
         if unknown:
             raise ValueError(f"unknown feature(s) {sorted(unknown)} in option 'features'")
         if names & _SKIPPED:
-            self.note(f"{self.name}: features {sorted(names & _SKIPPED)} are skipped (they need "
-                      "a trained spaCy tagger or dense features)")
+            self.note(
+                f"{self.name}: features {sorted(names & _SKIPPED)} are skipped (they need "
+                "a trained spaCy tagger or dense features)"
+            )
         if self.config["featurizers"]:
-            self.note(f"{self.name}: 'featurizers' (dense features from other components) is "
-                      "not used; the CRF uses its own lexical features")
+            self.note(
+                f"{self.name}: 'featurizers' (dense features from other components) is "
+                "not used; the CRF uses its own lexical features"
+            )
         self.patterns = patterns or []
         self._regexes = [(n, re.compile(p)) for n, p in self.patterns]
         self.models = models or {}
@@ -308,12 +330,14 @@ class CRFEntityExtractor(Component):
         trainer = pycrfsuite.Trainer(verbose=False)
         for rows, tags in sequences:
             trainer.append(rows, tags)
-        trainer.set_params({
-            "c1": float(self.config["L1_c"]),
-            "c2": float(self.config["L2_c"]),
-            "max_iterations": int(self.config["max_iterations"]),
-            "feature.possible_transitions": True,
-        })
+        trainer.set_params(
+            {
+                "c1": float(self.config["L1_c"]),
+                "c2": float(self.config["L2_c"]),
+                "max_iterations": int(self.config["max_iterations"]),
+                "feature.possible_transitions": True,
+            }
+        )
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "crf.model"
             trainer.train(str(path))
@@ -375,8 +399,7 @@ class CRFEntityExtractor(Component):
                 named = [x for x in labels if x != "O"]
                 if named:
                     best = max(set(named), key=named.count)
-                    probs = [sub.marginal(t, i) for i, t in
-                             enumerate(sub_tags[first:last], first)]
+                    probs = [sub.marginal(t, i) for i, t in enumerate(sub_tags[first:last], first)]
                     entity[attr] = best
                     entity[f"confidence_{attr}"] = round(sum(probs) / len(probs), 6)
         return [e for e, _, _ in found]

@@ -23,24 +23,63 @@ from bot.training.data import TrainingData
 
 # Options of Rasa 3.x's DIETClassifier (and ResponseSelector) that shape the neural network
 # or its training loop: accepted, not honoured.
-NEURAL_OPTIONS = frozenset({
-    "epochs", "batch_size", "batch_strategy", "learning_rate", "hidden_layers_sizes",
-    "transformer_layers", "transformer_size", "number_of_transformer_layers",
-    "number_of_attention_heads", "use_key_relative_attention", "use_value_relative_attention",
-    "max_relative_position", "unidirectional_encoder", "embedding_dimension",
-    "dense_dimension", "concat_dimension", "number_of_negative_examples",
-    "similarity_type", "loss_type", "maximum_positive_similarity",
-    "maximum_negative_similarity", "use_maximum_negative_similarity", "scale_loss",
-    "regularization_constant", "negative_margin_scale", "drop_rate", "drop_rate_attention",
-    "connection_density", "use_sparse_input_dropout", "use_dense_input_dropout",
-    "evaluate_every_number_of_epochs", "evaluate_on_number_of_examples",
-    "tensorboard_log_directory", "tensorboard_log_level", "checkpoint_model",
-    "use_masked_language_model", "share_hidden_layers", "weight_sparsity",
-    "constrain_similarities", "model_confidence", "renormalize_confidences",
-    "featurizers", "run_eagerly", "use_text_as_label", "use_gpu",
-})
-HONOURED = ("intent_classification", "entity_recognition", "ranking_length", "BILOU_flag",
-            "split_entities_by_comma", "random_seed")
+NEURAL_OPTIONS = frozenset(
+    {
+        "epochs",
+        "batch_size",
+        "batch_strategy",
+        "learning_rate",
+        "hidden_layers_sizes",
+        "transformer_layers",
+        "transformer_size",
+        "number_of_transformer_layers",
+        "number_of_attention_heads",
+        "use_key_relative_attention",
+        "use_value_relative_attention",
+        "max_relative_position",
+        "unidirectional_encoder",
+        "embedding_dimension",
+        "dense_dimension",
+        "concat_dimension",
+        "number_of_negative_examples",
+        "similarity_type",
+        "loss_type",
+        "maximum_positive_similarity",
+        "maximum_negative_similarity",
+        "use_maximum_negative_similarity",
+        "scale_loss",
+        "regularization_constant",
+        "negative_margin_scale",
+        "drop_rate",
+        "drop_rate_attention",
+        "connection_density",
+        "use_sparse_input_dropout",
+        "use_dense_input_dropout",
+        "evaluate_every_number_of_epochs",
+        "evaluate_on_number_of_examples",
+        "tensorboard_log_directory",
+        "tensorboard_log_level",
+        "checkpoint_model",
+        "use_masked_language_model",
+        "share_hidden_layers",
+        "weight_sparsity",
+        "constrain_similarities",
+        "model_confidence",
+        "renormalize_confidences",
+        "featurizers",
+        "run_eagerly",
+        "use_text_as_label",
+        "use_gpu",
+    }
+)
+HONOURED = (
+    "intent_classification",
+    "entity_recognition",
+    "ranking_length",
+    "BILOU_flag",
+    "split_entities_by_comma",
+    "random_seed",
+)
 
 
 def note_neural_options(component: Component, given: dict[str, Any]) -> None:
@@ -75,8 +114,10 @@ class DIETClassifier(Component):
         crf: CRFEntityExtractor | None = None,
     ) -> None:
         super().__init__(config)
-        self.note("DIETClassifier: substituted by bankbot's logistic regression (intents) "
-                  "and a CRF (entities); no TensorFlow")
+        self.note(
+            "DIETClassifier: substituted by bankbot's logistic regression (intents) "
+            "and a CRF (entities); no TensorFlow"
+        )
         note_neural_options(self, config)
         c = self.config
         self.classifier = classifier or LogisticRegressionClassifier(self._lr_config(c))
@@ -85,8 +126,17 @@ class DIETClassifier(Component):
 
     @staticmethod
     def _lr_config(c: dict[str, Any]) -> dict[str, Any]:
-        return {k: c[k] for k in ("C", "class_weight", "max_iter", "calibration_folds",
-                                  "ranking_length", "random_seed")}
+        return {
+            k: c[k]
+            for k in (
+                "C",
+                "class_weight",
+                "max_iter",
+                "calibration_folds",
+                "ranking_length",
+                "random_seed",
+            )
+        }
 
     @staticmethod
     def _crf_config(c: dict[str, Any]) -> dict[str, Any]:
@@ -94,8 +144,9 @@ class DIETClassifier(Component):
 
     def train(self, data: TrainingData, messages: list[Message]) -> None:
         if self.config["intent_classification"]:
-            self.classifier.fit([m.features for m in messages],
-                                [e.base_intent for e in data.examples])
+            self.classifier.fit(
+                [m.features for m in messages], [e.base_intent for e in data.examples]
+            )
         if self.config["entity_recognition"]:
             self.crf.train(data, messages)  # also tags the messages
         if self.config["intent_classification"]:

@@ -47,14 +47,19 @@ class DucklingEntityExtractor(Component):
         import httpx
 
         if self._client is None:
-            self._client = httpx.Client(timeout=float(self.config["timeout"]),
-                                        transport=self.transport)
+            self._client = httpx.Client(
+                timeout=float(self.config["timeout"]), transport=self.transport
+            )
         language = str(self.config["language"] or "zh")
-        locale = self.config["locale"] or ("zh_CN" if language.startswith("zh") else
-                                           f"{language}_{language.upper()}")
-        payload = {"text": text, "locale": locale,
-                   "tz": self.config["timezone"] or "Asia/Shanghai",
-                   "reftime": str(int(time.time() * 1000))}
+        locale = self.config["locale"] or (
+            "zh_CN" if language.startswith("zh") else f"{language}_{language.upper()}"
+        )
+        payload = {
+            "text": text,
+            "locale": locale,
+            "tz": self.config["timezone"] or "Asia/Shanghai",
+            "reftime": str(int(time.time() * 1000)),
+        }
         try:
             response = self._client.post(f"{self.url}/parse", data=payload)
             response.raise_for_status()
@@ -72,12 +77,15 @@ class DucklingEntityExtractor(Component):
             if dims and match.get("dim") not in dims:
                 continue
             value = match.get("value", {})
-            add_rule_based(message, {
-                "entity": match.get("dim"),
-                "start": match.get("start"),
-                "end": match.get("end"),
-                "value": value.get("value", value) if isinstance(value, dict) else value,
-                "confidence": 1.0,
-                "additional_info": value,
-                "extractor": self.name,
-            })
+            add_rule_based(
+                message,
+                {
+                    "entity": match.get("dim"),
+                    "start": match.get("start"),
+                    "end": match.get("end"),
+                    "value": value.get("value", value) if isinstance(value, dict) else value,
+                    "confidence": 1.0,
+                    "additional_info": value,
+                    "extractor": self.name,
+                },
+            )

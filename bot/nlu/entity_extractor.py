@@ -169,10 +169,14 @@ class RegexEntityExtractor(Component):
 
     def _build(self) -> None:
         case_sensitive = bool(self.config["case_sensitive"])
-        regexes = self.regexes if case_sensitive else [
-            (label, pattern if pattern.startswith("(?") else f"(?i){pattern}")
-            for label, pattern in self.regexes
-        ]
+        regexes = (
+            self.regexes
+            if case_sensitive
+            else [
+                (label, pattern if pattern.startswith("(?") else f"(?i){pattern}")
+                for label, pattern in self.regexes
+            ]
+        )
         self._nlp = build_pipeline(self.phrase_patterns, regexes, case_sensitive)
         self._pipes = [proc for _, proc in self._nlp.pipeline]
         self._screen = _Screen(self._nlp, self.phrase_patterns, self.regexes)

@@ -10,11 +10,33 @@ from typing import Any, ClassVar
 
 from bot.nlu.interfaces import Component, Message
 
-_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5,
-              "六": 6, "七": 7, "八": 8, "九": 9, "十": 10}
+_CN_DIGITS = {
+    "零": 0,
+    "〇": 0,
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+    "十": 10,
+}
 _WEEKDAYS = {"一": 0, "二": 1, "三": 2, "四": 3, "五": 4, "六": 5, "日": 6, "天": 6, "末": 5}
-_RELATIVE = {"大前天": -3, "前天": -2, "昨天": -1, "昨日": -1, "今天": 0, "今日": 0,
-             "明天": 1, "明日": 1, "后天": 2}
+_RELATIVE = {
+    "大前天": -3,
+    "前天": -2,
+    "昨天": -1,
+    "昨日": -1,
+    "今天": 0,
+    "今日": 0,
+    "明天": 1,
+    "明日": 1,
+    "后天": 2,
+}
 
 
 def amount_value(text: str) -> int | float | None:
@@ -65,8 +87,11 @@ def date_value(text: str, today: dt.date | None = None) -> str | None:
         month_day = re.fullmatch(r"(\w{1,3})月(\w{1,3})[日号]", t)
         day_only = re.fullmatch(r"(\w{1,3})[日号]", t)
         if month_day:
-            parts = (today.year, _small_number(month_day.group(1)),
-                     _small_number(month_day.group(2)))
+            parts = (
+                today.year,
+                _small_number(month_day.group(1)),
+                _small_number(month_day.group(2)),
+            )
         elif day_only:
             parts = (today.year, today.month, _small_number(day_only.group(1)))
     if parts is None or None in parts:

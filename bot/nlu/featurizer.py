@@ -79,9 +79,7 @@ class TfidfVectorsFeaturizer(Component):
         low, high = int(self.config["min_ngram"]), int(self.config["max_ngram"])
         if self.config["analyzer"] == "char":
             text = _DIGITS.sub("0", message.norm)
-            return [
-                text[i : i + n] for n in range(low, high + 1) for i in range(len(text) - n + 1)
-            ]
+            return [text[i : i + n] for n in range(low, high + 1) for i in range(len(text) - n + 1)]
         words = [_mask_token(t.text) for t in message.tokens]
         grams = [] if low > 1 else list(words)
         for n in range(max(low, 2), high + 1):

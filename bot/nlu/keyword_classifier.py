@@ -50,8 +50,10 @@ class KeywordIntentClassifier(Component):
         for text in ambiguous:
             del keywords[text]
         if ambiguous:
-            self.note(f"KeywordIntentClassifier: {len(ambiguous)} example text(s) belong to "
-                      "more than one intent and are not keywords")
+            self.note(
+                f"KeywordIntentClassifier: {len(ambiguous)} example text(s) belong to "
+                "more than one intent and are not keywords"
+            )
         self.keywords = keywords
         self._compile()
         for message in messages:

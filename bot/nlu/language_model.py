@@ -152,6 +152,10 @@ class ConveRTFeaturizer(LanguageModelFeaturizer):
     """ConveRT is an English TensorFlow-Hub model: the same substitute, or a local folder."""
 
     name = "ConveRTFeaturizer"
-    defaults: ClassVar[dict[str, Any]] = {"model_url": None, "model_weights": None,
-                                          "model_name": "convert", "cache_dir": None,
-                                          "alias": None}
+    defaults: ClassVar[dict[str, Any]] = {
+        "model_url": None,
+        "model_weights": None,
+        "model_name": "convert",
+        "cache_dir": None,
+        "alias": None,
+    }

@@ -77,15 +77,18 @@ class LexicalSyntacticFeaturizer(Component):
         if not isinstance(window, list) or not all(isinstance(w, list) for w in window):
             raise ValueError("option 'features' must be a list of lists of feature names")
         if len(window) % 2 == 0:
-            raise ValueError("option 'features' needs an odd number of lists (before, the "
-                             "token, after)")
+            raise ValueError(
+                "option 'features' needs an odd number of lists (before, the token, after)"
+            )
         names = {n for w in window for n in w}
         unknown = names - set(FUNCTIONS) - set(POSITIONAL) - set(NEEDS_SPACY)
         if unknown:
             raise ValueError(f"unknown feature(s) {sorted(unknown)} in option 'features'")
         if names & set(NEEDS_SPACY):
-            self.note("LexicalSyntacticFeaturizer: pos/pos2 need a trained spaCy model with a "
-                      "tagger; they are skipped")
+            self.note(
+                "LexicalSyntacticFeaturizer: pos/pos2 need a trained spaCy model with a "
+                "tagger; they are skipped"
+            )
         self.vocabulary = vocabulary or {}
 
     def _values(self, message: Message) -> list[str]:

@@ -26,8 +26,10 @@ class MitieNLP(Component):
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
-        self.note("MitieNLP: MITIE is not installed; nothing to load (the MITIE components "
-                  "that follow are served by bankbot's own)")
+        self.note(
+            "MitieNLP: MITIE is not installed; nothing to load (the MITIE components "
+            "that follow are served by bankbot's own)"
+        )
 
     def process(self, message: Message) -> None:
         return None

@@ -99,4 +99,3 @@ class NLUPipeline:
             component_type = component_class(spec["name"])
             components.append(component_type.load(directory / _folder(i, spec["name"]), options))
         return cls(components)
-

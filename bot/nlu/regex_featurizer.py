@@ -95,9 +95,7 @@ class RegexFeaturizer(Component):
         text = ensure_norm(message)
         hits = [i for i, regex in enumerate(self._regexes) if regex.search(text)]
         message.features.append(
-            SparseFeatures(
-                np.asarray(hits, dtype=np.int64), np.ones(len(hits)), len(self._regexes)
-            )
+            SparseFeatures(np.asarray(hits, dtype=np.int64), np.ones(len(hits)), len(self._regexes))
         )
 
     def persist(self, directory: Path) -> None:

@@ -56,8 +56,9 @@ class ResponseSelector(Component):
         super().__init__(config)
         note_neural_options(self, config)
         if config.get("use_text_as_label"):
-            self.note("ResponseSelector: use_text_as_label is not honoured; the response key "
-                      "is the label")
+            self.note(
+                "ResponseSelector: use_text_as_label is not honoured; the response key is the label"
+            )
         c = self.config
         self.classifier = classifier or LogisticRegressionClassifier(self._lr_config(c))
         state = state or {}
@@ -66,8 +67,17 @@ class ResponseSelector(Component):
 
     @staticmethod
     def _lr_config(c: dict[str, Any]) -> dict[str, Any]:
-        return {k: c[k] for k in ("C", "class_weight", "max_iter", "calibration_folds",
-                                  "ranking_length", "random_seed")}
+        return {
+            k: c[k]
+            for k in (
+                "C",
+                "class_weight",
+                "max_iter",
+                "calibration_folds",
+                "ranking_length",
+                "random_seed",
+            )
+        }
 
     @property
     def selector(self) -> str:
@@ -116,23 +126,27 @@ class ResponseSelector(Component):
                 "utter_action": f"utter_{top['name']}",
             }
         else:
-            response = {"responses": [], "confidence": 0.0, "intent_response_key": None,
-                        "utter_action": None}
+            response = {
+                "responses": [],
+                "confidence": 0.0,
+                "intent_response_key": None,
+                "utter_action": None,
+            }
         out = message.extras.setdefault(
             KEY, {"all_retrieval_intents": list(self.all_retrieval_intents)}
         )
         out[self.selector] = {
             "response": response,
             "ranking": [
-                {"confidence": r["confidence"], "intent_response_key": r["name"]}
-                for r in ranking
+                {"confidence": r["confidence"], "intent_response_key": r["name"]} for r in ranking
             ],
         }
 
     def persist(self, directory: Path) -> None:
         state = {"all_retrieval_intents": self.all_retrieval_intents, "single": self.single}
-        (directory / "state.json").write_text(json.dumps(state, ensure_ascii=False),
-                                              encoding="utf-8")
+        (directory / "state.json").write_text(
+            json.dumps(state, ensure_ascii=False), encoding="utf-8"
+        )
         if self.classifier.model is not None:
             self.classifier.persist(directory)
 

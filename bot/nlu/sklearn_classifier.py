@@ -53,18 +53,24 @@ class SklearnIntentClassifier(Component):
         y = np.array([e.base_intent for e in data.examples])
         counts = np.unique(y, return_counts=True)[1]
         folds = max(2, min(int(self.config["max_cross_validation_folds"]), int(counts.min())))
-        grid: list[dict[str, list[Any]]] = [{
-            "C": [float(c) for c in self.config["C"]],
-            "gamma": [float(g) for g in self.config["gamma"]],
-            "kernel": [str(k) for k in self.config["kernels"]],
-        }]
+        grid: list[dict[str, list[Any]]] = [
+            {
+                "C": [float(c) for c in self.config["C"]],
+                "gamma": [float(g) for g in self.config["gamma"]],
+                "kernel": [str(k) for k in self.config["kernels"]],
+            }
+        ]
         seed = int(self.config["random_seed"])
         if counts.min() >= 2:
             from sklearn.calibration import CalibratedClassifierCV
 
-            search = GridSearchCV(SVC(class_weight="balanced", random_state=seed), grid,
-                                  cv=folds, scoring=self.config["scoring_function"],
-                                  n_jobs=int(self.config["num_threads"]))
+            search = GridSearchCV(
+                SVC(class_weight="balanced", random_state=seed),
+                grid,
+                cv=folds,
+                scoring=self.config["scoring_function"],
+                n_jobs=int(self.config["num_threads"]),
+            )
             best = search.fit(x, y).best_params_
             # Probabilities by Platt scaling on held-out folds (SVC(probability=True) is
             # deprecated in scikit-learn 1.9).

@@ -34,8 +34,7 @@ def _load(model: str | None, language: str) -> tuple[Any, bool]:
 
 class SpacyNLP(Component):
     name = "SpacyNLP"
-    defaults: ClassVar[dict[str, Any]] = {"model": None, "case_sensitive": False,
-                                          "language": "zh"}
+    defaults: ClassVar[dict[str, Any]] = {"model": None, "case_sensitive": False, "language": "zh"}
 
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
@@ -43,8 +42,9 @@ class SpacyNLP(Component):
         try:
             self.nlp, trained = _load(model, str(self.config["language"]))
         except (ImportError, OSError) as exc:
-            raise ConfigError(f"SpacyNLP: cannot build spaCy for language "
-                              f"{self.config['language']!r}: {exc}") from None
+            raise ConfigError(
+                f"SpacyNLP: cannot build spaCy for language {self.config['language']!r}: {exc}"
+            ) from None
         if not trained:
             self.note(
                 f"SpacyNLP: no spaCy model {model or '(none given)'!r} is installed; using "
@@ -64,8 +64,10 @@ def _find_nlp(component: Component, pipeline: list[Component]) -> SpacyNLP:
     for other in pipeline:
         if isinstance(other, SpacyNLP):
             return other
-    raise ConfigError(f"{component.name}: needs SpacyNLP earlier in the pipeline; add "
-                      "'- name: SpacyNLP' before it")
+    raise ConfigError(
+        f"{component.name}: needs SpacyNLP earlier in the pipeline; add "
+        "'- name: SpacyNLP' before it"
+    )
 
 
 class SpacyTokenizer(Component):
@@ -84,17 +86,16 @@ class SpacyTokenizer(Component):
         assert self.spacy is not None
         text = ensure_norm(message)
         doc = self.spacy.nlp.make_doc(text)  # offsets must index norm: no lower-casing here
-        message.tokens = [
-            Token(t.text, t.idx, t.idx + len(t.text)) for t in doc if t.text.strip()
-        ]
+        message.tokens = [Token(t.text, t.idx, t.idx + len(t.text)) for t in doc if t.text.strip()]
 
 
 class SpacyFeaturizer(Component):
     name = "SpacyFeaturizer"
     defaults: ClassVar[dict[str, Any]] = {"pooling": "mean", "alias": None}
 
-    def __init__(self, config: dict[str, Any],
-                 fallback: TfidfVectorsFeaturizer | None = None) -> None:
+    def __init__(
+        self, config: dict[str, Any], fallback: TfidfVectorsFeaturizer | None = None
+    ) -> None:
         super().__init__(config)
         self.spacy: SpacyNLP | None = None
         self.fallback = fallback
@@ -104,9 +105,12 @@ class SpacyFeaturizer(Component):
         if len(self.spacy.nlp.vocab.vectors) == 0:
             if self.fallback is None:
                 self.fallback = TfidfVectorsFeaturizer(
-                    {"analyzer": "char", "min_ngram": 1, "max_ngram": 3})
-            self.note("SpacyFeaturizer: the spaCy pipeline has no word vectors (no trained "
-                      "model installed); substituted by character 1-3-gram TF-IDF features")
+                    {"analyzer": "char", "min_ngram": 1, "max_ngram": 3}
+                )
+            self.note(
+                "SpacyFeaturizer: the spaCy pipeline has no word vectors (no trained "
+                "model installed); substituted by character 1-3-gram TF-IDF features"
+            )
         else:
             self.fallback = None
 
@@ -136,7 +140,8 @@ class SpacyFeaturizer(Component):
         fallback = None
         if (directory / "vectorizer.joblib").is_file():
             fallback = TfidfVectorsFeaturizer.load(
-                directory, {"analyzer": "char", "min_ngram": 1, "max_ngram": 3})
+                directory, {"analyzer": "char", "min_ngram": 1, "max_ngram": 3}
+            )
         return cls(config, fallback)
 
 
@@ -162,6 +167,14 @@ class SpacyEntityExtractor(Component):
         for ent in doc.ents:
             if dims and ent.label_ not in dims:
                 continue
-            add_rule_based(message, {"entity": ent.label_, "start": ent.start_char,
-                                     "end": ent.end_char, "value": ent.text,
-                                     "confidence": None, "extractor": self.name})
+            add_rule_based(
+                message,
+                {
+                    "entity": ent.label_,
+                    "start": ent.start_char,
+                    "end": ent.end_char,
+                    "value": ent.text,
+                    "confidence": None,
+                    "extractor": self.name,
+                },
+            )

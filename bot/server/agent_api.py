@@ -47,20 +47,28 @@ def _token(request: Request, allow_query: bool = False) -> str:
         return token.strip()
     if allow_query and request.args.get("token"):
         return str(request.args.get("token"))
-    raise ApiError(401, "agent endpoints need 'Authorization: Bearer <token>' from "
-                        "POST /agent/login", {"WWW-Authenticate": "Bearer"})
+    raise ApiError(
+        401,
+        "agent endpoints need 'Authorization: Bearer <token>' from POST /agent/login",
+        {"WWW-Authenticate": "Bearer"},
+    )
 
 
-async def sse(request: Request, topics: list[str], stopping: asyncio.Event,
-              first: Callable[[], Awaitable[list[tuple[str, dict[str, Any]]]]] | None,
-              service: HandoffService) -> None:
+async def sse(
+    request: Request,
+    topics: list[str],
+    stopping: asyncio.Event,
+    first: Callable[[], Awaitable[list[tuple[str, dict[str, Any]]]]] | None,
+    service: HandoffService,
+) -> None:
     """Server-sent events of ``topics`` until the client leaves or the server stops."""
-    response = await request.respond(content_type="text/event-stream; charset=utf-8",
-                                     headers={"Cache-Control": "no-cache",
-                                              "X-Accel-Buffering": "no"})
+    response = await request.respond(
+        content_type="text/event-stream; charset=utf-8",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
     async with service.bus.subscribe(topics) as queue:
         await response.send(": connected\n\n")
-        for kind, data in (await first() if first else []):
+        for kind, data in await first() if first else []:
             await response.send(_event(kind, data))
         while not stopping.is_set():
             try:
@@ -76,31 +84,70 @@ def _event(kind: str, data: dict[str, Any]) -> str:
     return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def _op(summary: str, body: dict[str, Any] | None = None, *, secured: bool = True,
-        query: Sequence[str] = (), path: bool = False, content: str = "application/json"
-        ) -> dict[str, Any]:
-    op: dict[str, Any] = {"summary": summary, "responses": {
-        "200": {"description": "see docs/handoff.md", "content": {content: {
-            "schema": {"type": "object"} if content == "application/json"
-            else {"type": "string"}}}},
-        **{str(code): {"description": text, "content": {"application/json": {
-            "schema": {"$ref": "#/components/schemas/Error"}}}}
-           for code, text in ((400, "bad request"), (401, "no valid agent token"),
-                              (403, "not your conversation or group"),
-                              (404, "no such conversation"),
-                              (409, "someone else changed it first"))}}}
+def _op(
+    summary: str,
+    body: dict[str, Any] | None = None,
+    *,
+    secured: bool = True,
+    query: Sequence[str] = (),
+    path: bool = False,
+    content: str = "application/json",
+) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "responses": {
+            "200": {
+                "description": "see docs/handoff.md",
+                "content": {
+                    content: {
+                        "schema": {"type": "object"}
+                        if content == "application/json"
+                        else {"type": "string"}
+                    }
+                },
+            },
+            **{
+                str(code): {
+                    "description": text,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                    },
+                }
+                for code, text in (
+                    (400, "bad request"),
+                    (401, "no valid agent token"),
+                    (403, "not your conversation or group"),
+                    (404, "no such conversation"),
+                    (409, "someone else changed it first"),
+                )
+            },
+        },
+    }
     if secured:
         op["security"] = [{"agentToken": []}]
-    params = [{"name": q, "in": "query", "required": False, "schema": {"type": "string"}}
-              for q in query]
+    params = [
+        {"name": q, "in": "query", "required": False, "schema": {"type": "string"}} for q in query
+    ]
     if path:
-        params.append({"name": "conversation_id", "in": "path", "required": True,
-                       "schema": {"type": "string", "maxLength": 255}})
+        params.append(
+            {
+                "name": "conversation_id",
+                "in": "path",
+                "required": True,
+                "schema": {"type": "string", "maxLength": 255},
+            }
+        )
     if params:
         op["parameters"] = params
     if body is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {
-            "schema": {"type": "object", "properties": body, "required": list(body)}}}}
+        op["requestBody"] = {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"type": "object", "properties": body, "required": list(body)}
+                }
+            },
+        }
     return op
 
 
@@ -109,33 +156,56 @@ def openapi_paths() -> dict[str, Any]:
     s = {"type": "string"}
     conv = "/agent/conversations/{conversation_id}"
     return {
-        "/agent": {"get": {"summary": "the agent console (HTML)", "responses": {
-            "200": {"description": "the page", "content": {"text/html": {"schema": s}}}}}},
-        "/agent/login": {"post": _op("log in: a bearer token for the other endpoints",
-                                     {"username": s, "password": s}, secured=False)},
+        "/agent": {
+            "get": {
+                "summary": "the agent console (HTML)",
+                "responses": {
+                    "200": {"description": "the page", "content": {"text/html": {"schema": s}}}
+                },
+            }
+        },
+        "/agent/login": {
+            "post": _op(
+                "log in: a bearer token for the other endpoints",
+                {"username": s, "password": s},
+                secured=False,
+            )
+        },
         "/agent/me": {"get": _op("the agent's account, load and status")},
         "/agent/status": {"post": _op("available or away", {"status": s})},
         "/agent/config": {"get": _op("groups, resolution codes, canned replies")},
         "/agent/queue": {"get": _op("waiting conversations of the agent's groups, and theirs")},
         "/agent/supervisor": {"get": _op("supervisors: every queue and agent")},
-        "/agent/events": {"get": _op("live updates (server-sent events)", query=["token"],
-                                     content="text/event-stream")},
+        "/agent/events": {
+            "get": _op(
+                "live updates (server-sent events)", query=["token"], content="text/event-stream"
+            )
+        },
         f"{conv}/accept": {"post": _op("take the conversation", path=True)},
         f"{conv}/context": {"get": _op("the context packet", path=True)},
         f"{conv}/messages": {
             "get": _op("the transcript (masked)", path=True, query=["after"]),
-            "post": _op("reply to the customer", {"text": s}, path=True)},
+            "post": _op("reply to the customer", {"text": s}, path=True),
+        },
         f"{conv}/notes": {"post": _op("a private note", {"text": s}, path=True)},
         f"{conv}/suggestions": {"get": _op("knowledge suggestions", path=True, query=["q"])},
-        f"{conv}/transfer": {"post": _op("back to the queue of another group", {"group": s},
-                                         path=True)},
-        f"{conv}/close": {"post": _op("close with a resolution code", {"resolution": s},
-                                      path=True)},
-        "/webhooks/app/events": {"get": _op(
-            "the customer's live events (server-sent events)", secured=False,
-            query=["token", "sender"], content="text/event-stream")},
-        "/webhooks/app/history": {"get": _op("the customer's conversation so far",
-                                             secured=False, query=["sender"])},
+        f"{conv}/transfer": {
+            "post": _op("back to the queue of another group", {"group": s}, path=True)
+        },
+        f"{conv}/close": {
+            "post": _op("close with a resolution code", {"resolution": s}, path=True)
+        },
+        "/webhooks/app/events": {
+            "get": _op(
+                "the customer's live events (server-sent events)",
+                secured=False,
+                query=["token", "sender"],
+                content="text/event-stream",
+            )
+        },
+        "/webhooks/app/history": {
+            "get": _op("the customer's conversation so far", secured=False, query=["sender"])
+        },
     }
 
 
@@ -167,9 +237,15 @@ def agent_blueprint(service: HandoffService, stopping: asyncio.Event) -> Bluepri
         password = string_field(data, "password", max_chars=256)
         assert username is not None and password is not None
         token, account = await mapped(service.login(username, password))
-        return _json({"token": token, "username": account.username, "role": account.role,
-                      "groups": account.groups,
-                      "expires_in": service.config.token_minutes * 60})
+        return _json(
+            {
+                "token": token,
+                "username": account.username,
+                "role": account.role,
+                "groups": account.groups,
+                "expires_in": service.config.token_minutes * 60,
+            }
+        )
 
     @bp.get("/me")
     async def me(request: Request) -> HTTPResponse:
@@ -249,8 +325,7 @@ def agent_blueprint(service: HandoffService, stopping: asyncio.Event) -> Bluepri
     async def close(request: Request, conversation: str) -> HTTPResponse:
         account = await agent(request)
         resolution = text_field(request, "resolution")
-        found = await mapped(service.close(account, cid(conversation),
-                                           resolution))
+        found = await mapped(service.close(account, cid(conversation), resolution))
         return _json({"handoff": found})
 
     @bp.get("/events")

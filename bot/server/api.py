@@ -36,7 +36,8 @@ def api_blueprint(agent: Agent, metrics: BotMetrics, settings: ServerSettings) -
         if len(text) > limit:
             raise ApiError(413, f"field 'text' has {len(text):,} characters; at most {limit:,}")
         result = agent.processor.parse(text)
-        return json({"text": text, **{k: v for k, v in result.items() if k != "text"}},
-                    ensure_ascii=False)
+        return json(
+            {"text": text, **{k: v for k, v in result.items() if k != "text"}}, ensure_ascii=False
+        )
 
     return bp

@@ -59,11 +59,16 @@ _names = itertools.count()
 QUEUE_TICK_SECONDS = 30.0  # waiting customers hear their place (and may leave a message)
 
 
-def create_app(agent: Agent, settings: ServerSettings | None = None, *,
-               handoff: HandoffService | None = None,
-               close_stores: bool = True, name: str | None = None,
-               credentials: Credentials | None = None,
-               wechat: WeChatSettings | None = None) -> Sanic[Any, Any]:
+def create_app(
+    agent: Agent,
+    settings: ServerSettings | None = None,
+    *,
+    handoff: HandoffService | None = None,
+    close_stores: bool = True,
+    name: str | None = None,
+    credentials: Credentials | None = None,
+    wechat: WeChatSettings | None = None,
+) -> Sanic[Any, Any]:
     """The app around ``agent``; with ``close_stores`` the agent's tracker and lock stores are
     closed when the server stops (pass False to keep using them, as tests do). Without
     ``handoff`` a default one (one group, the tracker store's database) is used.
@@ -75,8 +80,9 @@ def create_app(agent: Agent, settings: ServerSettings | None = None, *,
     if handoff is None:
         engine = getattr(agent.processor.tracker_store, "engine", None)
         store = HandoffStore(engine) if engine is not None else HandoffStore.from_url("sqlite://")
-        handoff = HandoffService(default_handoff_config({}), store, agent.processor,
-                                 production=settings.production)
+        handoff = HandoffService(
+            default_handoff_config({}), store, agent.processor, production=settings.production
+        )
     stopping = asyncio.Event()
     app: Sanic[Any, Any] = Sanic(name or f"bankbot_{next(_names)}")
     app.config.REQUEST_MAX_SIZE = settings.max_body_bytes
@@ -95,7 +101,10 @@ def create_app(agent: Agent, settings: ServerSettings | None = None, *,
     document = openapi_document(settings.max_message_chars)
     document["paths"].update(agent_openapi_paths())
     document["components"]["securitySchemes"]["agentToken"] = {
-        "type": "http", "scheme": "bearer", "description": "from POST /agent/login"}
+        "type": "http",
+        "scheme": "bearer",
+        "description": "from POST /agent/login",
+    }
 
     pushers: dict[str, Pusher] = {}  # channels the HTTP API can send through
     app.blueprint(api_blueprint(agent, metrics, settings))
@@ -103,9 +112,12 @@ def create_app(agent: Agent, settings: ServerSettings | None = None, *,
     if credentials is None or credentials.rest:
         app.blueprint(rest_blueprint(on_new_message))
     app.blueprint(app_blueprint(on_new_message, settings.jwt))
-    wechat_bp = wechat_blueprint(on_new_message, wechat,
-                                 tracker_store=agent.processor.tracker_store,
-                                 domain=agent.processor.domain)
+    wechat_bp = wechat_blueprint(
+        on_new_message,
+        wechat,
+        tracker_store=agent.processor.tracker_store,
+        domain=agent.processor.domain,
+    )
     app.blueprint(wechat_bp)
     if wechat_bp.ctx.channel is not None and wechat_bp.ctx.channel.api is not None:
         push_text = wechat_bp.ctx.channel.push
@@ -172,6 +184,7 @@ def create_app(agent: Agent, settings: ServerSettings | None = None, *,
         await runner.close()  # its Redis client, with BOT_REDIS_URL
 
     if close_stores:
+
         @app.after_server_stop
         async def close(app: Sanic[Any, Any]) -> None:
             await agent.processor.tracker_store.close()
@@ -200,15 +213,18 @@ def _install_cors(app: Sanic[Any, Any], origins: tuple[str, ...]) -> None:
 
     async def preflight(request: Request) -> HTTPResponse | None:
         origin = allowed(request)
-        if (origin is None or request.method != "OPTIONS"
-                or "access-control-request-method" not in request.headers):
+        if (
+            origin is None
+            or request.method != "OPTIONS"
+            or "access-control-request-method" not in request.headers
+        ):
             return None
         response = HTTPResponse(status=204)
         add_headers(response, origin)
-        response.headers["Access-Control-Allow-Methods"] = (
-            "GET, POST, PUT, DELETE, OPTIONS")
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, DELETE, OPTIONS"
         response.headers["Access-Control-Allow-Headers"] = request.headers.get(
-            "access-control-request-headers", "Content-Type, Authorization")
+            "access-control-request-headers", "Content-Type, Authorization"
+        )
         response.headers["Access-Control-Max-Age"] = "600"
         return response
 
@@ -221,9 +237,13 @@ def _install_cors(app: Sanic[Any, Any], origins: tuple[str, ...]) -> None:
     app.register_middleware(cors_headers, "response")
 
 
-def _mount_credential_channels(app: Sanic[Any, Any], credentials: Credentials,
-                               runner: TurnRunner, settings: ServerSettings,
-                               pushers: dict[str, Pusher]) -> None:
+def _mount_credential_channels(
+    app: Sanic[Any, Any],
+    credentials: Credentials,
+    runner: TurnRunner,
+    settings: ServerSettings,
+    pushers: dict[str, Pusher],
+) -> None:
     """socket.io and custom channels of credentials.yml."""
     on_new_message = anonymous_handler(runner)
     if credentials.socketio is not None:
@@ -231,8 +251,9 @@ def _mount_credential_channels(app: Sanic[Any, Any], credentials: Credentials,
             sio_settings = SocketIOSettings.from_credentials(credentials.socketio)
         except ValueError as exc:
             raise ConfigError(f"{credentials.path}: {exc}") from exc
-        channel = SocketIOChannel(sio_settings, on_new_message, refuse_session,
-                                  max_payload_bytes=settings.max_body_bytes)
+        channel = SocketIOChannel(
+            sio_settings, on_new_message, refuse_session, max_payload_bytes=settings.max_body_bytes
+        )
         channel.attach(app)
         pushers["socketio"] = channel.push
         app.ctx.socketio = channel
@@ -250,9 +271,12 @@ def _mount_credential_channels(app: Sanic[Any, Any], credentials: Credentials,
         logger.info("custom channel %s mounted at /webhooks/%s/", dotted, channel_name)
 
 
-def app_for_project(project_dir: str | Path | Project, model: str | Path | None = None,
-                    settings: Settings | None = None,
-                    name: str | None = None) -> Sanic[Any, Any]:
+def app_for_project(
+    project_dir: str | Path | Project,
+    model: str | Path | None = None,
+    settings: Settings | None = None,
+    name: str | None = None,
+) -> Sanic[Any, Any]:
     """The app ``bot run`` serves. ``project_dir`` may be a :class:`Project` with overridden
     paths (``--credentials`` among them); ``settings`` default to
     :meth:`Settings.load` of it (each file read once, the parts passed down)."""
@@ -263,9 +287,19 @@ def app_for_project(project_dir: str | Path | Project, model: str | Path | None 
     if credentials is not None and credentials.custom and str(project.root) not in sys.path:
         sys.path.insert(0, str(project.root))  # custom channels live in the project, as actions
     agent = Agent.load(project, Path(model) if model else None, endpoints=settings.endpoints)
-    handoff = create_handoff_service(project.root, agent.processor, settings.handoff,
-                                     endpoints=settings.endpoints,
-                                     kb_settings=settings.knowledge_base,
-                                     production=settings.production)
-    return create_app(agent, settings.server, handoff=handoff, name=name,
-                      credentials=credentials, wechat=settings.wechat)
+    handoff = create_handoff_service(
+        project.root,
+        agent.processor,
+        settings.handoff,
+        endpoints=settings.endpoints,
+        kb_settings=settings.knowledge_base,
+        production=settings.production,
+    )
+    return create_app(
+        agent,
+        settings.server,
+        handoff=handoff,
+        name=name,
+        credentials=credentials,
+        wechat=settings.wechat,
+    )

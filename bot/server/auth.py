@@ -58,15 +58,22 @@ def _jwt_caller(token: str, settings: ServerSettings) -> Caller:
     conf = settings.api_jwt
     assert conf.secret is not None
     try:
-        claims = decode_token(token, conf.secret, conf.method, leeway=conf.leeway,
-                              require=("exp",) if conf.require_exp else ())
+        claims = decode_token(
+            token,
+            conf.secret,
+            conf.method,
+            leeway=conf.leeway,
+            require=("exp",) if conf.require_exp else (),
+        )
     except InvalidToken as exc:
-        raise ApiError(401, str(exc), {"WWW-Authenticate": 'Bearer error="invalid_token"'}
-                       ) from None
+        raise ApiError(
+            401, str(exc), {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        ) from None
     user = claims.get("user")
     if not isinstance(user, dict):
-        raise ApiError(403, "token has no 'user' claim ({\"username\", \"role\"}); the HTTP "
-                            "API needs one")
+        raise ApiError(
+            403, 'token has no \'user\' claim ({"username", "role"}); the HTTP API needs one'
+        )
     role, username = user.get("role"), user.get("username")
     if role == "admin":
         return Caller(True, username if isinstance(username, str) else None, "jwt")
@@ -80,23 +87,38 @@ def caller(request: Request, settings: ServerSettings) -> Caller:
     given = request.args.get("token")
     if given is not None:
         if settings.auth_token is None:
-            raise ApiError(401, f"'?token=' is not accepted: no auth token is configured (set "
-                                f"{AUTH_TOKEN_ENV} or server.auth_token)", _BEARER)
+            raise ApiError(
+                401,
+                f"'?token=' is not accepted: no auth token is configured (set "
+                f"{AUTH_TOKEN_ENV} or server.auth_token)",
+                _BEARER,
+            )
         if not _same(given, settings.auth_token):
             raise ApiError(401, "wrong auth token", _BEARER)
         return Caller(True, via="token")
     header = request.headers.get("authorization")
-    configured = (settings.operator_token is not None or settings.auth_token is not None
-                  or settings.api_jwt.enabled)
+    configured = (
+        settings.operator_token is not None
+        or settings.auth_token is not None
+        or settings.api_jwt.enabled
+    )
     if not configured:
-        raise ApiError(401, f"the operator API is disabled: set {OPERATOR_TOKEN_ENV} or "
-                            f"server.operator_token (or {AUTH_TOKEN_ENV}, {API_JWT_SECRET_ENV}"
-                            " for Rasa's token and JWT authentication)", _BEARER)
+        raise ApiError(
+            401,
+            f"the operator API is disabled: set {OPERATOR_TOKEN_ENV} or "
+            f"server.operator_token (or {AUTH_TOKEN_ENV}, {API_JWT_SECRET_ENV}"
+            " for Rasa's token and JWT authentication)",
+            _BEARER,
+        )
     scheme, _, value = (header or "").strip().partition(" ")
     value = value.strip()
     if scheme.lower() != "bearer" or not value:
-        raise ApiError(401, "these endpoints need 'Authorization: Bearer <operator token or "
-                            "JWT>' or '?token=<auth token>'", _BEARER)
+        raise ApiError(
+            401,
+            "these endpoints need 'Authorization: Bearer <operator token or "
+            "JWT>' or '?token=<auth token>'",
+            _BEARER,
+        )
     if settings.operator_token is not None and _same(value, settings.operator_token):
         return Caller(True, via="operator")
     if settings.api_jwt.enabled and value.count(".") == 2:
@@ -106,15 +128,21 @@ def caller(request: Request, settings: ServerSettings) -> Caller:
     raise ApiError(401, "wrong operator token", _BEARER)
 
 
-def authorize(request: Request, settings: ServerSettings,
-              conversation_id: str | None = None) -> Caller:
+def authorize(
+    request: Request, settings: ServerSettings, conversation_id: str | None = None
+) -> Caller:
     """:func:`caller`, then a 403 unless it may use ``conversation_id`` (None: a route about
     the whole server, which needs full access)."""
     who = caller(request, settings)
     if not who.may_use(conversation_id):
         if conversation_id is None:
-            raise ApiError(403, f"user {who.username!r} has insufficient permissions: this "
-                                "route needs an admin")
-        raise ApiError(403, f"user {who.username!r} has insufficient permissions for "
-                            f"conversation {conversation_id!r}")
+            raise ApiError(
+                403,
+                f"user {who.username!r} has insufficient permissions: this route needs an admin",
+            )
+        raise ApiError(
+            403,
+            f"user {who.username!r} has insufficient permissions for "
+            f"conversation {conversation_id!r}",
+        )
     return who

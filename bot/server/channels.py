@@ -37,10 +37,27 @@ logger = logging.getLogger(__name__)
 
 OURS = frozenset({"app", "wechat", "webchat"})  # configured in config.yml, not here
 RASA_X = "rasa"
-RASA_ONLY = frozenset({"facebook", "slack", "telegram", "mattermost", "rocketchat",
-                       "botframework", "callback", "twilio", "twilio_voice", "webexteams",
-                       "hangouts", "cisco_webex", "console", "audiocodes", "genesys",
-                       "vonage", "browser_audio"})
+RASA_ONLY = frozenset(
+    {
+        "facebook",
+        "slack",
+        "telegram",
+        "mattermost",
+        "rocketchat",
+        "botframework",
+        "callback",
+        "twilio",
+        "twilio_voice",
+        "webexteams",
+        "hangouts",
+        "cisco_webex",
+        "console",
+        "audiocodes",
+        "genesys",
+        "vonage",
+        "browser_audio",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -71,19 +88,28 @@ def read_credentials(path: Path) -> Credentials | None:
         elif name == "socketio":
             socketio = settings
         elif name in OURS:
-            logger.info("%s: '%s' is configured by channels.%s in config.yml (and its env "
-                        "vars), not by credentials.yml; left as it is", path, name, name)
+            logger.info(
+                "%s: '%s' is configured by channels.%s in config.yml (and its env "
+                "vars), not by credentials.yml; left as it is",
+                path,
+                name,
+                name,
+            )
         elif name == RASA_X:
-            logger.warning("%s: 'rasa' is the Rasa X / Rasa Enterprise channel, which bankbot "
-                           "does not have; ignored (the REST channel and the HTTP API serve "
-                           "the same integrations)", path)
+            logger.warning(
+                "%s: 'rasa' is the Rasa X / Rasa Enterprise channel, which bankbot "
+                "does not have; ignored (the REST channel and the HTTP API serve "
+                "the same integrations)",
+                path,
+            )
         elif "." in name:
             custom[name] = settings
         else:
             known = "rest, socketio, or a custom channel's module.Class"
             why = "a Rasa channel bankbot does not provide" if name in RASA_ONLY else "unknown"
-            logger.warning("%s: channel '%s' is %s; ignored (bankbot serves %s)", path, name,
-                           why, known)
+            logger.warning(
+                "%s: channel '%s' is %s; ignored (bankbot serves %s)", path, name, why, known
+            )
     return Credentials(path, rest, socketio, custom)
 
 
@@ -96,8 +122,7 @@ def turn_handler(runner: TurnRunner) -> OnNewMessage:
         try:
             return await runner.run(message)
         except ChannelError as exc:
-            raise MessageRefused(exc.status, exc.message,
-                                 exc.headers.get("Retry-After")) from None
+            raise MessageRefused(exc.status, exc.message, exc.headers.get("Retry-After")) from None
 
     return on_new_message
 
@@ -115,12 +140,12 @@ def anonymous_handler(runner: TurnRunner) -> OnNewMessage:
             if message.customer_id is None:
                 check_anonymous(message.sender_id)
             elif message.sender_id != f"{RESERVED_PREFIX}{message.customer_id}":
-                raise ApiError(400, "a verified customer's conversation is "
-                                    f"'{RESERVED_PREFIX}<customer id>'")
+                raise ApiError(
+                    400, f"a verified customer's conversation is '{RESERVED_PREFIX}<customer id>'"
+                )
             return await runner.run(message)
         except ChannelError as exc:
-            raise MessageRefused(exc.status, exc.message,
-                                 exc.headers.get("Retry-After")) from None
+            raise MessageRefused(exc.status, exc.message, exc.headers.get("Retry-After")) from None
 
     return on_new_message
 
@@ -140,18 +165,26 @@ def load_custom_channel(dotted: str, credentials: dict[str, Any]) -> Any | None:
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:
-        logger.warning("credentials.yml: custom channel '%s' cannot be loaded (%s); ignored. A "
-                       "bankbot channel is a class with name(), from_credentials() and "
-                       "blueprint(on_new_message) (docs/server.md)", dotted, exc)
+        logger.warning(
+            "credentials.yml: custom channel '%s' cannot be loaded (%s); ignored. A "
+            "bankbot channel is a class with name(), from_credentials() and "
+            "blueprint(on_new_message) (docs/server.md)",
+            dotted,
+            exc,
+        )
         return None
     if not all(callable(getattr(cls, a, None)) for a in ("name", "blueprint")):
-        logger.warning("credentials.yml: '%s' is not a channel (it needs name() and "
-                       "blueprint(on_new_message)); ignored", dotted)
+        logger.warning(
+            "credentials.yml: '%s' is not a channel (it needs name() and "
+            "blueprint(on_new_message)); ignored",
+            dotted,
+        )
         return None
     from_credentials = getattr(cls, "from_credentials", None)
     try:
         return from_credentials(credentials) if callable(from_credentials) else cls()
     except Exception as exc:
-        logger.warning("credentials.yml: custom channel '%s' refused its settings (%s); "
-                       "ignored", dotted, exc)
+        logger.warning(
+            "credentials.yml: custom channel '%s' refused its settings (%s); ignored", dotted, exc
+        )
         return None

@@ -37,15 +37,15 @@ def customer_conversation(request: Request, jwt: JwtSettings) -> str:
     return check_anonymous(sender)
 
 
-def customer_blueprint(service: HandoffService, jwt: JwtSettings,
-                       stopping: asyncio.Event) -> Blueprint:
+def customer_blueprint(
+    service: HandoffService, jwt: JwtSettings, stopping: asyncio.Event
+) -> Blueprint:
     bp = Blueprint("customer_events", url_prefix="/webhooks/app")
 
     @bp.get("/history")
     async def history(request: Request) -> HTTPResponse:
         conversation = customer_conversation(request, jwt)
-        return json_response({"messages": await service.history(conversation)},
-                             ensure_ascii=False)
+        return json_response({"messages": await service.history(conversation)}, ensure_ascii=False)
 
     @bp.get("/events")
     async def events(request: Request) -> None:

@@ -25,20 +25,34 @@ logger = logging.getLogger(__name__)
 class ApiError(ChannelError):
     """A refused request; ``extra`` fields are added to the JSON body."""
 
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None,
-                 **extra: Any) -> None:
+    def __init__(
+        self, status: int, message: str, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(status, message, headers)
         self.extra = extra
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None,
-                   **extra: Any) -> HTTPResponse:
-    return json({"error": message, "status": status, **extra}, status=status, headers=headers,
-                ensure_ascii=False)
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> HTTPResponse:
+    return json(
+        {"error": message, "status": status, **extra},
+        status=status,
+        headers=headers,
+        ensure_ascii=False,
+    )
 
 
-_KIND = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-         405: "bad_method", 413: "too_large", 429: "rate_limited", 503: "busy"}
+_KIND = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "bad_method",
+    413: "too_large",
+    429: "rate_limited",
+    503: "busy",
+}
 
 
 def install_error_handlers(app: Sanic[Any, Any], metrics: BotMetrics) -> None:
@@ -48,8 +62,7 @@ def install_error_handlers(app: Sanic[Any, Any], metrics: BotMetrics) -> None:
     async def on_api_error(request: Request, exc: Exception) -> HTTPResponse:
         assert isinstance(exc, ChannelError)
         count(exc.status)
-        return error_response(exc.status, exc.message, exc.headers,
-                              **getattr(exc, "extra", {}))
+        return error_response(exc.status, exc.message, exc.headers, **getattr(exc, "extra", {}))
 
     async def on_refused(request: Request, exc: Exception) -> HTTPResponse:
         assert isinstance(exc, MessageRefused)

@@ -24,20 +24,40 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 class BotMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.turns = Counter("bot_turns", "Customer messages processed", ["channel"],
-                             registry=self.registry)
-        self.latency = Histogram("bot_turn_latency_seconds", "Time to process one turn",
-                                 ["channel"], buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.intents = Counter("bot_intents", "Predicted intent of each message", ["intent"],
-                               registry=self.registry)
-        self.fallbacks = Counter("bot_fallbacks", "Turns that ended in a fallback",
-                                 registry=self.registry)
-        self.handoffs = Counter("bot_handoffs", "Conversations queued for a human agent",
-                                ["reason"], registry=self.registry)
-        self.errors = Counter("bot_errors", "Failed requests and failed custom actions",
-                              ["kind"], registry=self.registry)
-        self.outcomes = Counter("bot_turn_outcomes", "Customer turns by what happened "
-                                "(TurnResult.outcome)", ["outcome"], registry=self.registry)
+        self.turns = Counter(
+            "bot_turns", "Customer messages processed", ["channel"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "bot_turn_latency_seconds",
+            "Time to process one turn",
+            ["channel"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.intents = Counter(
+            "bot_intents", "Predicted intent of each message", ["intent"], registry=self.registry
+        )
+        self.fallbacks = Counter(
+            "bot_fallbacks", "Turns that ended in a fallback", registry=self.registry
+        )
+        self.handoffs = Counter(
+            "bot_handoffs",
+            "Conversations queued for a human agent",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "bot_errors",
+            "Failed requests and failed custom actions",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.outcomes = Counter(
+            "bot_turn_outcomes",
+            "Customer turns by what happened (TurnResult.outcome)",
+            ["outcome"],
+            registry=self.registry,
+        )
 
     def observe_turn(self, channel: str, seconds: float, result: TurnResult) -> None:
         self.turns.labels(channel).inc()

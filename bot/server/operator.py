@@ -47,8 +47,9 @@ def check_parse_data(value: Any) -> None:
     if not isinstance(entities, list) or not all(
         isinstance(e, dict) and isinstance(e.get("entity"), str) for e in entities
     ):
-        raise ApiError(400, "field 'parse_data.entities' must be a list of objects with an "
-                            "'entity' name")
+        raise ApiError(
+            400, "field 'parse_data.entities' must be a list of objects with an 'entity' name"
+        )
 
 
 def operator_blueprint(agent: Agent, settings: ServerSettings) -> Blueprint:
@@ -66,8 +67,9 @@ def operator_blueprint(agent: Agent, settings: ServerSettings) -> Blueprint:
         if who not in SENDERS:
             raise ApiError(400, f"field 'sender' must be one of {', '.join(SENDERS)}; got {who!r}")
         if who == "bot" and not caller.admin:  # a user must not speak as a human agent
-            raise ApiError(403, "only operators (or admins) may log the bot's or an agent's "
-                                "messages")
+            raise ApiError(
+                403, "only operators (or admins) may log the bot's or an agent's messages"
+            )
         now = time.time()
         event: dict[str, Any]
         if who == "user":
@@ -76,9 +78,14 @@ def operator_blueprint(agent: Agent, settings: ServerSettings) -> Blueprint:
                 parse_data = {k: v for k, v in processor.parse(text).items() if k != "text"}
             else:
                 check_parse_data(parse_data)
-            parse_data = {**parse_data, "entities": [
-                e for e in parse_data.get("entities") or [] if e.get("entity") not in
-                PROTECTED_SLOTS]}
+            parse_data = {
+                **parse_data,
+                "entities": [
+                    e
+                    for e in parse_data.get("entities") or []
+                    if e.get("entity") not in PROTECTED_SLOTS
+                ],
+            }
             event = ev.user(text, parse_data, input_channel="operator", timestamp=now)
         else:
             event = ev.bot(text, {}, {"operator": True}, timestamp=now)
@@ -87,8 +94,9 @@ def operator_blueprint(agent: Agent, settings: ServerSettings) -> Blueprint:
             tracker.update(event)
             events = [event]
             if who == "user":  # as Rasa: the slot mappings run on a logged user message
-                events += [{**e, "timestamp": now} for e in extract_slots(tracker,
-                                                                           processor.domain)]
+                events += [
+                    {**e, "timestamp": now} for e in extract_slots(tracker, processor.domain)
+                ]
                 tracker.extend(events[1:])
             await processor.tracker_store.append(sender_id, events)
         return json(tracker.current_state(), ensure_ascii=False)

@@ -80,22 +80,37 @@ class Settings:
 
         env = os.environ if env is None else env
         config_file = read_settings_file(
-            project.config_file, required=True, holds="language, pipeline, policies, ...",
-            missing_fix="create it or pass --config FILE")
+            project.config_file,
+            required=True,
+            holds="language, pipeline, policies, ...",
+            missing_fix="create it or pass --config FILE",
+        )
         endpoints_file = read_endpoints_file(project)
         handoff_file = handoff_config.read_file(project.root)
         raw = config_file.data
         return cls(
             project=project,
-            config=_part(config_file, "docs/nlu-pipeline.md",
-                         lambda: parse_config(raw, project.config_file, project.root)),
-            server=_part(config_file, "docs/server.md", lambda: settings_from_mapping(
-                raw, project.root, env, project.config_file)),
-            knowledge_base=_part(config_file, "docs/knowledge-base.md",
-                                 lambda: KBSettings.from_config(raw, project.root)),
+            config=_part(
+                config_file,
+                "docs/nlu-pipeline.md",
+                lambda: parse_config(raw, project.config_file, project.root),
+            ),
+            server=_part(
+                config_file,
+                "docs/server.md",
+                lambda: settings_from_mapping(raw, project.root, env, project.config_file),
+            ),
+            knowledge_base=_part(
+                config_file,
+                "docs/knowledge-base.md",
+                lambda: KBSettings.from_config(raw, project.root),
+            ),
             handoff=handoff_config.from_file(handoff_file, env),
-            wechat=_part(config_file, "docs/wechat.md", lambda: wechat_settings(
-                wechat_section(raw), env, project.root)),
+            wechat=_part(
+                config_file,
+                "docs/wechat.md",
+                lambda: wechat_settings(wechat_section(raw), env, project.root),
+            ),
             endpoints=Endpoints.from_file(endpoints_file, env),
             config_file=config_file,
             endpoints_file=endpoints_file,

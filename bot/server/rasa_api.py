@@ -55,34 +55,47 @@ _STR = (str,)
 _OPT_STR = (str, type(None))
 _NUMBER = (int, float, type(None))
 _FIELDS: dict[str, tuple[tuple[str, tuple[type, ...], bool], ...]] = {
-    "user": (("text", _OPT_STR, False), ("parse_data", (dict,), False),
-             ("input_channel", _OPT_STR, False), ("message_id", _OPT_STR, False)),
+    "user": (
+        ("text", _OPT_STR, False),
+        ("parse_data", (dict,), False),
+        ("input_channel", _OPT_STR, False),
+        ("message_id", _OPT_STR, False),
+    ),
     "bot": (("text", _OPT_STR, False), ("data", (dict,), False)),
-    "action": (("name", _STR, True), ("policy", _OPT_STR, False),
-               ("confidence", _NUMBER, False)),
+    "action": (("name", _STR, True), ("policy", _OPT_STR, False), ("confidence", _NUMBER, False)),
     "slot": (("name", _STR, True),),
     "active_loop": (("name", _OPT_STR, False),),
     "followup": (("name", _STR, True),),
-    "action_execution_rejected": (("name", _STR, True), ("policy", _OPT_STR, False),
-                                  ("confidence", _NUMBER, False)),
+    "action_execution_rejected": (
+        ("name", _STR, True),
+        ("policy", _OPT_STR, False),
+        ("confidence", _NUMBER, False),
+    ),
     "loop_interrupted": (("is_interrupted", (bool,), True),),
-    "reset_slots": (), "restart": (), "pause": (), "resume": (), "session_started": (),
-    "rewind": (), "undo": (), "user_featurization": (),
+    "reset_slots": (),
+    "restart": (),
+    "pause": (),
+    "resume": (),
+    "session_started": (),
+    "rewind": (),
+    "undo": (),
+    "user_featurization": (),
 }
 
 
 def verbosity(request: Request) -> str:
     value = (request.args.get("include_events") or "AFTER_RESTART").upper()
     if value not in VERBOSITIES:
-        raise ApiError(400, f"include_events must be one of {', '.join(VERBOSITIES)}; got "
-                            f"{value!r}")
+        raise ApiError(
+            400, f"include_events must be one of {', '.join(VERBOSITIES)}; got {value!r}"
+        )
     return value
 
 
 def after_latest_restart(events: list[Event]) -> list[Event]:
     for i in range(len(events) - 1, -1, -1):
         if events[i].get("event") == "restart":
-            return events[i + 1:]
+            return events[i + 1 :]
     return list(events)
 
 
@@ -124,23 +137,25 @@ def parse_events(data: Any, now: float) -> list[Event]:
     for i, item in enumerate(items):
         where = f"event {i}" if isinstance(data, list) else "the event"
         if not isinstance(item, dict):
-            raise ApiError(400, f"{where} must be an object with an 'event' key, got "
-                                f"{_kind(item)}")
+            raise ApiError(400, f"{where} must be an object with an 'event' key, got {_kind(item)}")
         kind = item.get("event")
         if kind not in _FIELDS:
             known = ", ".join(sorted(_FIELDS))
-            raise ApiError(400, f"{where}: unknown or unsupported event type {kind!r}; one of "
-                                f"{known}")
+            raise ApiError(
+                400, f"{where}: unknown or unsupported event type {kind!r}; one of {known}"
+            )
         event: Event = {"event": kind}
         for name, types, required in _FIELDS[kind]:
             if name not in item:
                 if required:
                     raise ApiError(400, f"{where} ({kind}) needs '{name}'")
                 continue
-            if not isinstance(item[name], types) or (isinstance(item[name], bool) and (
-                    bool not in types)):
-                raise ApiError(400, f"{where} ({kind}): '{name}' has the wrong type "
-                                    f"({_kind(item[name])})")
+            if not isinstance(item[name], types) or (
+                isinstance(item[name], bool) and (bool not in types)
+            ):
+                raise ApiError(
+                    400, f"{where} ({kind}): '{name}' has the wrong type ({_kind(item[name])})"
+                )
             event[name] = item[name]
         stamp = item.get("timestamp")
         if stamp is None:
@@ -155,15 +170,23 @@ def parse_events(data: Any, now: float) -> list[Event]:
             event["metadata"] = metadata
         if kind == "slot":
             if event["name"] in PROTECTED_SLOTS:
-                raise ApiError(400, f"{where}: slot '{event['name']}' is the verified customer "
-                                    "and is set only by the channel that verified them")
+                raise ApiError(
+                    400,
+                    f"{where}: slot '{event['name']}' is the verified customer "
+                    "and is set only by the channel that verified them",
+                )
             event["value"] = item.get("value")
         elif kind == "user":
-            parse_data = dict(event.get("parse_data") or {
-                "intent": {"name": None, "confidence": 0.0}, "entities": []})
+            parse_data = dict(
+                event.get("parse_data")
+                or {"intent": {"name": None, "confidence": 0.0}, "entities": []}
+            )
             check_parse_data(parse_data)
-            parse_data["entities"] = [e for e in parse_data.get("entities") or []
-                                      if e.get("entity") not in PROTECTED_SLOTS]
+            parse_data["entities"] = [
+                e
+                for e in parse_data.get("entities") or []
+                if e.get("entity") not in PROTECTED_SLOTS
+            ]
             event["parse_data"] = parse_data
             event.setdefault("text", None)
             event.setdefault("input_channel", None)
@@ -178,14 +201,20 @@ def parse_events(data: Any, now: float) -> list[Event]:
 
 
 def _begins_with_session_start(events: list[Event]) -> bool:
-    return (len(events) >= 2 and events[0].get("event") == "action"
-            and events[0].get("name") == "action_session_start"
-            and events[1].get("event") == "session_started")
+    return (
+        len(events) >= 2
+        and events[0].get("event") == "action"
+        and events[0].get("name") == "action_session_start"
+        and events[1].get("event") == "session_started"
+    )
 
 
 def _session_start(now: float) -> list[Event]:
-    return [ev.action("action_session_start", timestamp=now), ev.session_started(timestamp=now),
-            ev.action(LISTEN, timestamp=now)]
+    return [
+        ev.action("action_session_start", timestamp=now),
+        ev.session_started(timestamp=now),
+        ev.action(LISTEN, timestamp=now),
+    ]
 
 
 def _triggered_entities(value: Any) -> list[dict[str, Any]]:
@@ -196,16 +225,24 @@ def _triggered_entities(value: Any) -> list[dict[str, Any]]:
     elif isinstance(value, list):
         pairs = []
         for item in value:
-            if not (isinstance(item, dict) and isinstance(item.get("entity"), str)
-                    and "value" in item):
-                raise ApiError(400, "field 'entities' must be an object {entity: value} or a "
-                                    "list of {\"entity\", \"value\"}")
+            if not (
+                isinstance(item, dict) and isinstance(item.get("entity"), str) and "value" in item
+            ):
+                raise ApiError(
+                    400,
+                    "field 'entities' must be an object {entity: value} or a "
+                    'list of {"entity", "value"}',
+                )
             pairs.append((item["entity"], item["value"]))
     else:
-        raise ApiError(400, "field 'entities' must be an object {entity: value} or a list of "
-                            "{\"entity\", \"value\"}")
-    return [{"entity": str(name), "value": v, "start": 0, "end": 0, "extractor": "http_api"}
-            for name, v in pairs]
+        raise ApiError(
+            400,
+            'field \'entities\' must be an object {entity: value} or a list of {"entity", "value"}',
+        )
+    return [
+        {"entity": str(name), "value": v, "start": 0, "end": 0, "extractor": "http_api"}
+        for name, v in pairs
+    ]
 
 
 def _name_field(data: dict[str, Any], what: str) -> str:
@@ -225,8 +262,12 @@ def _number_field(data: dict[str, Any], name: str) -> float | None:
     return float(value)
 
 
-def rasa_api_blueprint(agent: Agent, settings: ServerSettings, runner: TurnRunner,
-                       pushers: dict[str, Pusher] | None = None) -> Blueprint:
+def rasa_api_blueprint(
+    agent: Agent,
+    settings: ServerSettings,
+    runner: TurnRunner,
+    pushers: dict[str, Pusher] | None = None,
+) -> Blueprint:
     bp = Blueprint("rasa_api")
     processor = agent.processor
     pushers = pushers if pushers is not None else {}
@@ -239,8 +280,7 @@ def rasa_api_blueprint(agent: Agent, settings: ServerSettings, runner: TurnRunne
             name = tracker.latest_input_channel
         return name if name in pushers else None
 
-    async def push(channel: str | None, conversation: str,
-                   messages: list[dict[str, Any]]) -> None:
+    async def push(channel: str | None, conversation: str, messages: list[dict[str, Any]]) -> None:
         if channel is not None and messages:
             await pushers[channel](conversation, messages)
 
@@ -251,15 +291,21 @@ def rasa_api_blueprint(agent: Agent, settings: ServerSettings, runner: TurnRunne
 
     @bp.get("/version")
     async def version(request: Request) -> HTTPResponse:
-        return json({"version": __version__,
-                     "minimum_compatible_version": MINIMUM_COMPATIBLE_VERSION})
+        return json(
+            {"version": __version__, "minimum_compatible_version": MINIMUM_COMPATIBLE_VERSION}
+        )
 
     @bp.get("/status")
     async def status(request: Request) -> HTTPResponse:
         authorize(request, settings)
-        return json({"model_file": agent.model.path.name, "model_id": model_id(agent),
-                     "fingerprint": agent.model.meta.fingerprint,
-                     "num_active_training_jobs": 0})
+        return json(
+            {
+                "model_file": agent.model.path.name,
+                "model_id": model_id(agent),
+                "fingerprint": agent.model.meta.fingerprint,
+                "num_active_training_jobs": 0,
+            }
+        )
 
     @bp.get("/domain")
     async def domain(request: Request) -> HTTPResponse:
@@ -267,12 +313,16 @@ def rasa_api_blueprint(agent: Agent, settings: ServerSettings, runner: TurnRunne
         accept = (request.headers.get("accept") or "").lower()
         data = processor.domain.as_rasa_dict()
         if ("yaml" in accept or "yml" in accept) and "json" not in accept:
-            return text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False),
-                        content_type=YAML_TYPE)
+            return text(
+                yaml.safe_dump(data, allow_unicode=True, sort_keys=False), content_type=YAML_TYPE
+            )
         if not accept or "json" in accept or "*/*" in accept or "application/*" in accept:
             return json(data, ensure_ascii=False)
-        raise ApiError(406, f"the domain is served as JSON ('Accept: application/json') or "
-                            f"YAML ('Accept: {YAML_TYPE}'), not {accept!r}")
+        raise ApiError(
+            406,
+            f"the domain is served as JSON ('Accept: application/json') or "
+            f"YAML ('Accept: {YAML_TYPE}'), not {accept!r}",
+        )
 
     @bp.get("/conversations/<conversation:str>/tracker")
     async def tracker(request: Request, conversation: str) -> HTTPResponse:
@@ -282,8 +332,10 @@ def rasa_api_blueprint(agent: Agent, settings: ServerSettings, runner: TurnRunne
         current = await processor.get_tracker(sender)
         if until is not None:
             current = DialogueStateTracker.from_events(
-                sender, [e for e in current.events if float(e.get("timestamp") or 0) <= until],
-                processor.domain)
+                sender,
+                [e for e in current.events if float(e.get("timestamp") or 0) <= until],
+                processor.domain,
+            )
         return json(state(current, include), ensure_ascii=False)
 
     @bp.post("/conversations/<conversation:str>/tracker/events")
@@ -295,13 +347,17 @@ def rasa_api_blueprint(agent: Agent, settings: ServerSettings, runner: TurnRunne
         events = parse_events(json_body(request), now)
         async with runner.in_flight_scope(), processor.lock_store.lock(sender):
             if not _begins_with_session_start(events) and not (
-                    await processor.tracker_store.count(sender)):
+                await processor.tracker_store.count(sender)
+            ):
                 events = [*_session_start(now), *events]
             await processor.tracker_store.append(sender, events)
             current = await processor.get_tracker(sender)
         if request.args.get("execute_side_effects", "").lower() in {"1", "true", "yes"}:
-            await push(output_channel(request, current), sender,
-                       [bot_message(e, sender) for e in events if e["event"] == "bot"])
+            await push(
+                output_channel(request, current),
+                sender,
+                [bot_message(e, sender) for e in events if e["event"] == "bot"],
+            )
         return json(state(current, include), ensure_ascii=False)
 
     @bp.put("/conversations/<conversation:str>/tracker/events")
@@ -334,17 +390,24 @@ def rasa_api_blueprint(agent: Agent, settings: ServerSettings, runner: TurnRunne
         channel = output_channel(request, before)
         intent = {"name": name, "confidence": 1.0}
         message_text = f"{EXTERNAL_PREFIX}{name}"
-        parse = {"text": message_text, "intent": intent, "intent_ranking": [intent],
-                 "entities": entities}
+        parse = {
+            "text": message_text,
+            "intent": intent,
+            "intent_ranking": [intent],
+            "entities": entities,
+        }
         verified = before.slots.get("customer_id")  # as the conversation's channel set it
-        message = UserMessage(message_text, sender, channel or "http_api",
-                              {"triggered_by": "http_api"},
-                              verified if isinstance(verified, str) else None)
+        message = UserMessage(
+            message_text,
+            sender,
+            channel or "http_api",
+            {"triggered_by": "http_api"},
+            verified if isinstance(verified, str) else None,
+        )
         messages = await runner.run(message, parse)
         await push(channel, sender, messages)
         current = await processor.get_tracker(sender)
-        return json({"tracker": state(current, include), "messages": messages},
-                    ensure_ascii=False)
+        return json({"tracker": state(current, include), "messages": messages}, ensure_ascii=False)
 
     @bp.post("/conversations/<conversation:str>/predict")
     async def predict(request: Request, conversation: str) -> HTTPResponse:
@@ -360,10 +423,19 @@ def rasa_api_blueprint(agent: Agent, settings: ServerSettings, runner: TurnRunne
             if guess is not None:
                 scores[guess.action] = max(scores.get(guess.action, 0.0), guess.confidence)
         scores[best.action] = max(scores.get(best.action, 0.0), best.confidence)
-        ranked = [{"action": a, "score": s}
-                  for a, s in sorted(scores.items(), key=lambda item: (-item[1], item[0]))]
-        return json({"scores": ranked, "policy": best.policy, "confidence": best.confidence,
-                     "tracker": state(current, "AFTER_RESTART")}, ensure_ascii=False)
+        ranked = [
+            {"action": a, "score": s}
+            for a, s in sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+        ]
+        return json(
+            {
+                "scores": ranked,
+                "policy": best.policy,
+                "confidence": best.confidence,
+                "tracker": state(current, "AFTER_RESTART"),
+            },
+            ensure_ascii=False,
+        )
 
     @bp.post("/conversations/<conversation:str>/execute")
     async def execute(request: Request, conversation: str) -> HTTPResponse:
@@ -377,18 +449,19 @@ def rasa_api_blueprint(agent: Agent, settings: ServerSettings, runner: TurnRunne
             raise ApiError(400, "field 'policy' must be a string")
         confidence = _number_field(data, "confidence")
         if not processor.knows_action(name):
-            raise ApiError(404, f"unknown action {name!r}: not a response, form, default or "
-                                "custom action")
+            raise ApiError(
+                404, f"unknown action {name!r}: not a response, form, default or custom action"
+            )
         before = await existing(sender)
         channel = output_channel(request, before)
         async with runner.in_flight_scope():
-            result = await processor.execute_action(sender, name, policy=policy,
-                                                    confidence=confidence,
-                                                    input_channel=channel)
+            result = await processor.execute_action(
+                sender, name, policy=policy, confidence=confidence, input_channel=channel
+            )
         await push(channel, sender, result.messages)
         current = await processor.get_tracker(sender)
-        return json({"tracker": state(current, include), "messages": result.messages},
-                    ensure_ascii=False)
+        return json(
+            {"tracker": state(current, include), "messages": result.messages}, ensure_ascii=False
+        )
 
     return bp
-

@@ -25,8 +25,9 @@ logger = logging.getLogger(__name__)
 
 
 class RateLimiter:
-    def __init__(self, limit: RateLimit, clock: Callable[[], float] = time.monotonic,
-                 max_keys: int = 100_000) -> None:
+    def __init__(
+        self, limit: RateLimit, clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000
+    ) -> None:
         self.limit = limit
         self.clock = clock
         self.max_keys = max_keys
@@ -55,8 +56,12 @@ class RedisFallback:
     """Remembers a Redis failure: for ``pause`` seconds callers skip Redis and use their
     per-worker state; the outage is logged at most once per ``log_every`` seconds."""
 
-    def __init__(self, pause: float = 5.0, log_every: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        pause: float = 5.0,
+        log_every: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.pause = pause
         self.log_every = log_every
         self.clock = clock
@@ -74,9 +79,13 @@ class RedisFallback:
         self._down_until = now + self.pause
         if now - self._logged >= self.log_every:
             self._logged = now
-            logger.error("Redis unavailable (%s: %s); rate limits and message_id retries are "
-                         "per worker until it answers again (%d failure(s) so far)",
-                         type(exc).__name__, exc, self.failures)
+            logger.error(
+                "Redis unavailable (%s: %s); rate limits and message_id retries are "
+                "per worker until it answers again (%d failure(s) so far)",
+                type(exc).__name__,
+                exc,
+                self.failures,
+            )
 
 
 # KEYS[1]: the bucket, a hash {t: tokens, s: stamp in seconds}.
@@ -117,9 +126,16 @@ class RedisRateLimiter:
     uses the Redis server's clock, the same for every worker and host. When Redis fails the
     ``local`` limiter decides (per worker) and ``fallback`` logs it."""
 
-    def __init__(self, limit: RateLimit, client: Redis, *, prefix: str = REDIS_PREFIX,
-                 local: RateLimiter | None = None, fallback: RedisFallback | None = None,
-                 clock: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self,
+        limit: RateLimit,
+        client: Redis,
+        *,
+        prefix: str = REDIS_PREFIX,
+        local: RateLimiter | None = None,
+        fallback: RedisFallback | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self.limit = limit
         self.client = client
         self.prefix = f"{prefix}rate:"
@@ -139,8 +155,9 @@ class RedisRateLimiter:
         if self.fallback.usable:
             now = "" if self.clock is None else repr(float(self.clock()))
             try:
-                wait = await self._take(keys=[self.prefix + key],
-                                        args=[*self._args, now, self._ttl_ms])
+                wait = await self._take(
+                    keys=[self.prefix + key], args=[*self._args, now, self._ttl_ms]
+                )
                 return float(wait)
             except Exception as exc:  # never a 500 or a blocked customer because of Redis
                 self.fallback.failed(exc)

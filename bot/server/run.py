@@ -31,7 +31,8 @@ def _manager_app(project: Project, model: Path | None) -> Sanic[Any, Any]:
     archive = model if model is not None else latest_model(project.models_dir)
     if archive is None or not Path(archive).is_file():
         raise ModelNotFoundError(
-            f"no trained model at {model or project.models_dir}. Train one with 'bot train'.")
+            f"no trained model at {model or project.models_dir}. Train one with 'bot train'."
+        )
     read_meta(Path(archive))  # a model archive, before N workers find out it is not
     return Sanic(APP_NAME)
 
@@ -45,13 +46,21 @@ def serve(project: Project, project_settings: Settings, model: Path | None = Non
         # before any worker imports prometheus_client: /metrics sums over the workers
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bankbot-metrics-")
     # the Project itself, so that overridden paths (--credentials, ...) reach every worker
-    loader = AppLoader(factory=partial(app_for_project, project,
-                                       str(model) if model else None, project_settings,
-                                       APP_NAME))
+    loader = AppLoader(
+        factory=partial(
+            app_for_project, project, str(model) if model else None, project_settings, APP_NAME
+        )
+    )
     single = settings.workers == 1
     app = loader.load() if single else _manager_app(project, model)
-    app.prepare(host=settings.host, port=settings.port, workers=settings.workers,
-                single_process=single, motd=False, access_log=False)
+    app.prepare(
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        single_process=single,
+        motd=False,
+        access_log=False,
+    )
     if single:
         Sanic.serve_single(primary=app)
     else:

@@ -30,8 +30,22 @@ JWT_PUBLIC_KEY_ENV = "BOT_JWT_PUBLIC_KEY"
 AUTH_TOKEN_ENV = "BOT_AUTH_TOKEN"  # Rasa's --auth-token (``?token=``)
 API_JWT_SECRET_ENV = "BOT_API_JWT_SECRET"  # Rasa's --jwt-secret
 API_JWT_METHOD_ENV = "BOT_API_JWT_METHOD"  # Rasa's --jwt-method
-API_JWT_METHODS = frozenset({"HS256", "HS384", "HS512", "RS256", "RS384", "RS512",
-                             "ES256", "ES384", "ES512", "PS256", "PS384", "PS512"})
+API_JWT_METHODS = frozenset(
+    {
+        "HS256",
+        "HS384",
+        "HS512",
+        "RS256",
+        "RS384",
+        "RS512",
+        "ES256",
+        "ES384",
+        "ES512",
+        "PS256",
+        "PS384",
+        "PS512",
+    }
+)
 
 # Signs and verifies app-channel tokens when no secret is configured, so that development
 # works out of the box (``bot token C1001``). It is public, hence refused in production.
@@ -40,7 +54,8 @@ DEV_JWT_SECRET = "bankbot-development-secret-do-not-use-in-production"
 
 def is_production(env: Mapping[str, str] | None = None) -> bool:
     return (env if env is not None else os.environ).get(ENV_NAME, "").lower() in {
-        "production", "prod"
+        "production",
+        "prod",
     }
 
 
@@ -124,18 +139,24 @@ class ServerSettings:
         if self.production and self.operator_token is not None and len(self.operator_token) < 16:
             raise ConfigError("the operator token must be at least 16 characters in production")
         if self.production and self.auth_token is not None and len(self.auth_token) < 16:
-            raise ConfigError(f"the auth token ({AUTH_TOKEN_ENV}) must be at least 16 "
-                              "characters in production")
+            raise ConfigError(
+                f"the auth token ({AUTH_TOKEN_ENV}) must be at least 16 characters in production"
+            )
         if self.api_jwt.method not in API_JWT_METHODS:
-            raise ConfigError(f"JWT method {self.api_jwt.method!r} is not supported; use one of "
-                              f"{', '.join(sorted(API_JWT_METHODS))}")
+            raise ConfigError(
+                f"JWT method {self.api_jwt.method!r} is not supported; use one of "
+                f"{', '.join(sorted(API_JWT_METHODS))}"
+            )
         if self.api_jwt.enabled and self.api_jwt.secret == DEV_JWT_SECRET:
-            raise ConfigError("the HTTP API's JWT secret must not be the public development "
-                              "secret")
-        if (self.api_jwt.enabled and not self.api_jwt.method.startswith("HS")
-                and "-----BEGIN" not in (self.api_jwt.secret or "")):
-            raise ConfigError(f"JWT method {self.api_jwt.method} needs the public key (PEM) as "
-                              "the JWT secret")
+            raise ConfigError("the HTTP API's JWT secret must not be the public development secret")
+        if (
+            self.api_jwt.enabled
+            and not self.api_jwt.method.startswith("HS")
+            and "-----BEGIN" not in (self.api_jwt.secret or "")
+        ):
+            raise ConfigError(
+                f"JWT method {self.api_jwt.method} needs the public key (PEM) as the JWT secret"
+            )
 
 
 def _section(raw: Mapping[str, Any], key: str, path: Path) -> dict[str, Any]:
@@ -145,8 +166,9 @@ def _section(raw: Mapping[str, Any], key: str, path: Path) -> dict[str, Any]:
     return value
 
 
-def _number(section: Mapping[str, Any], key: str, default: float, where: str,
-            minimum: float = 0) -> float:
+def _number(
+    section: Mapping[str, Any], key: str, default: float, where: str, minimum: float = 0
+) -> float:
     value = section.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
         raise ConfigError(f"{where}.{key} must be a number >= {minimum:g}, got {value!r}")
@@ -163,12 +185,15 @@ def _public_key(value: str | None, root: Path) -> str | None:
     try:
         return path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"JWT public key {value!r} is neither PEM text nor a readable file: "
-                          f"{exc}") from exc
+        raise ConfigError(
+            f"JWT public key {value!r} is neither PEM text nor a readable file: {exc}"
+        ) from exc
 
 
 def settings_from_mapping(
-    raw: Mapping[str, Any], root: Path, env: Mapping[str, str] | None = None,
+    raw: Mapping[str, Any],
+    root: Path,
+    env: Mapping[str, str] | None = None,
     path: Path = Path("config.yml"),
 ) -> ServerSettings:
     env = env if env is not None else os.environ
@@ -226,19 +251,34 @@ def _api_jwt_key(value: str | None, method: str, root: Path) -> str | None:
     return _public_key(value, root)
 
 
-def with_overrides(settings: ServerSettings, *, auth_token: str | None = None,
-                   jwt_secret: str | None = None, jwt_method: str | None = None,
-                   root: Path | None = None) -> ServerSettings:
+def with_overrides(
+    settings: ServerSettings,
+    *,
+    auth_token: str | None = None,
+    jwt_secret: str | None = None,
+    jwt_method: str | None = None,
+    root: Path | None = None,
+) -> ServerSettings:
     """``settings`` with Rasa's ``--auth-token``, ``--jwt-secret`` and ``--jwt-method`` given
     on the command line (None: keep the configured value)."""
     method = (jwt_method or settings.api_jwt.method).upper()
-    secret = (_api_jwt_key(jwt_secret, method, root or Path.cwd()) if jwt_secret
-              else settings.api_jwt.secret)
-    return replace(settings, auth_token=auth_token or settings.auth_token,
-                   api_jwt=replace(settings.api_jwt, secret=secret, method=method))
+    secret = (
+        _api_jwt_key(jwt_secret, method, root or Path.cwd())
+        if jwt_secret
+        else settings.api_jwt.secret
+    )
+    return replace(
+        settings,
+        auth_token=auth_token or settings.auth_token,
+        api_jwt=replace(settings.api_jwt, secret=secret, method=method),
+    )
 
 
 def load_settings(project: Project, env: Mapping[str, str] | None = None) -> ServerSettings:
-    raw = read_mapping(project.config_file, required=True, holds="server, channels, ...",
-                       missing_fix="create it or pass --config FILE")
+    raw = read_mapping(
+        project.config_file,
+        required=True,
+        holds="server, channels, ...",
+        missing_fix="create it or pass --config FILE",
+    )
     return settings_from_mapping(raw, project.root, env, project.config_file)

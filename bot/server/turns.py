@@ -62,9 +62,16 @@ class SharedReplies:
     frees itself) and stores its replies (JSON, ``keep`` seconds); a retry on any worker waits
     for them. A failed attempt drops its claim, so the next attempt runs the turn."""
 
-    def __init__(self, client: Redis, *, prefix: str = REDIS_PREFIX,
-                 fallback: RedisFallback | None = None, keep: float = REPLIES_SECONDS,
-                 claim: float = CLAIM_SECONDS, wait: float | None = None) -> None:
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        prefix: str = REDIS_PREFIX,
+        fallback: RedisFallback | None = None,
+        keep: float = REPLIES_SECONDS,
+        claim: float = CLAIM_SECONDS,
+        wait: float | None = None,
+    ) -> None:
         self.client = client
         self.prefix = f"{prefix}message:"
         self.fallback = fallback or RedisFallback()
@@ -77,8 +84,9 @@ class SharedReplies:
     def key(self, conversation_id: str, message_id: str) -> str:
         return f"{self.prefix}{len(conversation_id)}:{conversation_id}:{message_id}"
 
-    async def run_once(self, conversation_id: str, message_id: str,
-                       turn: Callable[[], Awaitable[Replies]]) -> Replies:
+    async def run_once(
+        self, conversation_id: str, message_id: str, turn: Callable[[], Awaitable[Replies]]
+    ) -> Replies:
         """``turn()``'s replies, or those of whichever worker ran this message first. Without
         Redis the turn simply runs (the caller's per-worker memory still applies)."""
         if not self.fallback.usable:
@@ -108,8 +116,9 @@ class SharedReplies:
             self.fallback.failed(exc)
         return replies
 
-    async def _claim_or_wait(self, key: str, token: str, conversation_id: str,
-                             message_id: str) -> Replies | None:
+    async def _claim_or_wait(
+        self, key: str, token: str, conversation_id: str, message_id: str
+    ) -> Replies | None:
         """None once this worker holds the claim; the stored replies when the first attempt
         (on any worker) finished; a 503 when it still runs after ``wait`` seconds."""
         loop = asyncio.get_running_loop()
@@ -125,9 +134,13 @@ class SharedReplies:
                 replies: Replies = json.loads(value)
                 return replies
             if loop.time() >= deadline:
-                raise ApiError(503, f"message {message_id!r} of conversation "
-                                    f"{conversation_id!r} is still being processed; "
-                                    "try again shortly", {"Retry-After": "1"})
+                raise ApiError(
+                    503,
+                    f"message {message_id!r} of conversation "
+                    f"{conversation_id!r} is still being processed; "
+                    "try again shortly",
+                    {"Retry-After": "1"},
+                )
             await asyncio.sleep(pause)
             pause = min(pause * 1.5, 0.1)
 
@@ -136,9 +149,16 @@ class TurnRunner:
     """Runs the channels' turns. ``redis_url`` (default ``$BOT_REDIS_URL``; ``""`` for none)
     shares the rate limiter and the retry memory between workers."""
 
-    def __init__(self, agent: Agent, settings: ServerSettings, metrics: BotMetrics,
-                 handoff: HandoffService | None = None, *, redis_url: str | None = None,
-                 redis_prefix: str = REDIS_PREFIX) -> None:
+    def __init__(
+        self,
+        agent: Agent,
+        settings: ServerSettings,
+        metrics: BotMetrics,
+        handoff: HandoffService | None = None,
+        *,
+        redis_url: str | None = None,
+        redis_prefix: str = REDIS_PREFIX,
+    ) -> None:
         self.agent = agent
         self.settings = settings
         self.metrics = metrics
@@ -147,8 +167,9 @@ class TurnRunner:
             agent.processor.add_stage(handoff.stage)
         # (conversation, metadata.message_id) -> its replies (None: it failed): a retried
         # message, even one arriving while the first attempt runs, is processed once.
-        self._seen: OrderedDict[tuple[str, str],
-                                asyncio.Future[list[dict[str, Any]] | None]] = OrderedDict()
+        self._seen: OrderedDict[tuple[str, str], asyncio.Future[list[dict[str, Any]] | None]] = (
+            OrderedDict()
+        )
         self.limiter = RateLimiter(settings.rate_limit)
         url = (redis_url_of_env() or "") if redis_url is None else redis_url
         self.redis: Redis | None = redis_client(url) if url else None
@@ -156,11 +177,14 @@ class TurnRunner:
         self.shared_replies: SharedReplies | None = None
         if self.redis is not None:
             fallback = RedisFallback()  # one outage, logged once, for both
-            self.shared_limiter = RedisRateLimiter(settings.rate_limit, self.redis,
-                                                   prefix=redis_prefix, local=self.limiter,
-                                                   fallback=fallback)
-            self.shared_replies = SharedReplies(self.redis, prefix=redis_prefix,
-                                                fallback=fallback)
+            self.shared_limiter = RedisRateLimiter(
+                settings.rate_limit,
+                self.redis,
+                prefix=redis_prefix,
+                local=self.limiter,
+                fallback=fallback,
+            )
+            self.shared_replies = SharedReplies(self.redis, prefix=redis_prefix, fallback=fallback)
         self.in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -171,11 +195,15 @@ class TurnRunner:
         else:
             wait = self.limiter.acquire(conversation_id)
         if wait > 0:
-            raise ApiError(429, f"too many messages in conversation {conversation_id!r}; "
-                                f"wait {wait:.1f} s", {"Retry-After": str(max(1, math.ceil(wait)))})
+            raise ApiError(
+                429,
+                f"too many messages in conversation {conversation_id!r}; wait {wait:.1f} s",
+                {"Retry-After": str(max(1, math.ceil(wait)))},
+            )
 
-    async def run(self, message: UserMessage, parse: dict[str, Any] | None = None
-                  ) -> list[dict[str, Any]]:
+    async def run(
+        self, message: UserMessage, parse: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         """One turn; the bot messages in REST shape. A message over the length limit is not
         processed: the customer is told, and the tracker keeps a truncated copy. A message
         whose ``metadata.message_id`` was seen already gets the same replies again (by any
@@ -190,7 +218,8 @@ class TurnRunner:
                 return replies
             # the first attempt failed and forgot the key: this one runs the turn
         done: asyncio.Future[list[dict[str, Any]] | None] = (
-            asyncio.get_running_loop().create_future())
+            asyncio.get_running_loop().create_future()
+        )
         self._seen[key] = done
         while len(self._seen) > SEEN_MESSAGE_IDS:
             self._seen.popitem(last=False)
@@ -199,7 +228,8 @@ class TurnRunner:
                 replies = await self._run(message, parse)
             else:
                 replies = await self.shared_replies.run_once(
-                    message.sender_id, message_id, lambda: self._run(message, parse))
+                    message.sender_id, message_id, lambda: self._run(message, parse)
+                )
         except BaseException:
             self._seen.pop(key, None)
             done.set_result(None)
@@ -219,8 +249,9 @@ class TurnRunner:
             if self.in_flight == 0:
                 self._idle.set()
 
-    async def _run(self, message: UserMessage, parse: dict[str, Any] | None = None
-                   ) -> list[dict[str, Any]]:
+    async def _run(
+        self, message: UserMessage, parse: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         await self.check_rate(message.sender_id)
         async with self.in_flight_scope():
             if len(message.text) > self.settings.max_message_chars:
@@ -230,13 +261,13 @@ class TurnRunner:
                 result = await self.agent.handle(message)
             else:  # an intent triggered through the HTTP API
                 result = await self.agent.processor.handle(message, parse)
-            self.metrics.observe_turn(message.input_channel, time.perf_counter() - started,
-                                      result)
+            self.metrics.observe_turn(message.input_channel, time.perf_counter() - started, result)
             return result.messages
 
     async def _too_long(self, message: UserMessage) -> list[dict[str, Any]]:
         result = await self.agent.processor.refuse_too_long(
-            message, self.settings.max_message_chars)
+            message, self.settings.max_message_chars
+        )
         self.metrics.errors.labels("message_too_long").inc()
         return result.messages
 

@@ -37,51 +37,102 @@ _NO_CACHE = {"Cache-Control": "no-cache"}
 
 
 def _error(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/Error"}}}}
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
 
 
 def openapi_paths() -> dict[str, Any]:
     """The page's entries in the server's OpenAPI document."""
     html = {"text/html": {"schema": {"type": "string"}}}
-    customer = {"type": "object", "properties": {"id": {"type": "string"},
-                                                 "name": {"type": "string"}}}
+    customer = {
+        "type": "object",
+        "properties": {"id": {"type": "string"}, "name": {"type": "string"}},
+    }
     disabled = _error("BOT_ENV=production: there is no development login")
     return {
-        "/": {"get": {"summary": "the web chat page (H5)", "responses": {
-            "200": {"description": "the page", "content": html}}}},
-        "/static/{path}": {"get": {
-            "summary": "the web chat page's script and style sheet",
-            "parameters": [{"name": "path", "in": "path", "required": True,
-                            "schema": {"type": "string"}}],
-            "responses": {"200": {"description": "the file"},
-                          "404": _error("no such file")}}},
+        "/": {
+            "get": {
+                "summary": "the web chat page (H5)",
+                "responses": {"200": {"description": "the page", "content": html}},
+            }
+        },
+        "/static/{path}": {
+            "get": {
+                "summary": "the web chat page's script and style sheet",
+                "parameters": [
+                    {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {"200": {"description": "the file"}, "404": _error("no such file")},
+            }
+        },
         "/dev/login": {
-            "get": {"summary": "sandbox customers offered by the development login",
-                    "responses": {"200": {"description": "the customers", "content": {
-                        "application/json": {"schema": {"type": "object", "properties": {
-                            "customers": {"type": "array", "items": customer}}}}}},
-                        "404": disabled}},
+            "get": {
+                "summary": "sandbox customers offered by the development login",
+                "responses": {
+                    "200": {
+                        "description": "the customers",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "customers": {"type": "array", "items": customer}
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "404": disabled,
+                },
+            },
             "post": {
                 "summary": "a development token for a sandbox customer (as `bot token`)",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["customer_id"],
-                    "properties": {"customer_id": {"type": "string",
-                                                   "enum": [c for c, _ in DEV_CUSTOMERS]}}}}}},
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["customer_id"],
+                                "properties": {
+                                    "customer_id": {
+                                        "type": "string",
+                                        "enum": [c for c, _ in DEV_CUSTOMERS],
+                                    }
+                                },
+                            }
+                        }
+                    },
+                },
                 "responses": {
-                    "200": {"description": "the token", "content": {"application/json": {
-                        "schema": {"type": "object", "properties": {
-                            "token": {"type": "string"}, "customer_id": {"type": "string"},
-                            "name": {"type": "string"},
-                            "expires_in": {"type": "integer"}}}}}},
+                    "200": {
+                        "description": "the token",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "token": {"type": "string"},
+                                        "customer_id": {"type": "string"},
+                                        "name": {"type": "string"},
+                                        "expires_in": {"type": "integer"},
+                                    },
+                                }
+                            }
+                        },
+                    },
                     "400": _error("not a sandbox customer"),
                     "404": disabled,
-                    "409": _error("RS256 is configured: the server cannot sign tokens")}}},
+                    "409": _error("RS256 is configured: the server cannot sign tokens"),
+                },
+            },
+        },
     }
 
 
-def webchat_blueprint(settings: ServerSettings,
-                      openapi: dict[str, Any] | None = None) -> Blueprint:
+def webchat_blueprint(settings: ServerSettings, openapi: dict[str, Any] | None = None) -> Blueprint:
     """The page, its files and the development login; with ``openapi`` (the server's OpenAPI
     document) their paths are added to it."""
     if openapi is not None:
@@ -91,8 +142,9 @@ def webchat_blueprint(settings: ServerSettings,
 
     @bp.get("/")
     async def index(request: Request) -> HTTPResponse:
-        return await file(STATIC / "index.html", mime_type="text/html; charset=utf-8",
-                          headers=_NO_CACHE)
+        return await file(
+            STATIC / "index.html", mime_type="text/html; charset=utf-8", headers=_NO_CACHE
+        )
 
     def check_enabled() -> None:
         if settings.production:
@@ -101,8 +153,10 @@ def webchat_blueprint(settings: ServerSettings,
     @bp.get("/dev/login")
     async def dev_customers(request: Request) -> HTTPResponse:
         check_enabled()
-        return json({"customers": [{"id": cid, "name": name} for cid, name in DEV_CUSTOMERS]},
-                    ensure_ascii=False)
+        return json(
+            {"customers": [{"id": cid, "name": name} for cid, name in DEV_CUSTOMERS]},
+            ensure_ascii=False,
+        )
 
     @bp.post("/dev/login")
     async def dev_login(request: Request) -> HTTPResponse:
@@ -111,13 +165,21 @@ def webchat_blueprint(settings: ServerSettings,
         customer_id = body.get("customer_id")
         names = dict(DEV_CUSTOMERS)
         if not isinstance(customer_id, str) or customer_id not in names:
-            raise ApiError(400, "'customer_id' must be one of the sandbox customers: "
-                           + ", ".join(names))
+            raise ApiError(
+                400, "'customer_id' must be one of the sandbox customers: " + ", ".join(names)
+            )
         try:
             token = issue_token(customer_id, settings.jwt, TOKEN_MINUTES, settings.production)
         except BotError as exc:  # RS256 configured: the server cannot sign
             raise ApiError(409, str(exc)) from None
-        return json({"token": token, "customer_id": customer_id, "name": names[customer_id],
-                     "expires_in": TOKEN_MINUTES * 60}, ensure_ascii=False)
+        return json(
+            {
+                "token": token,
+                "customer_id": customer_id,
+                "name": names[customer_id],
+                "expires_in": TOKEN_MINUTES * 60,
+            },
+            ensure_ascii=False,
+        )
 
     return bp

@@ -24,7 +24,7 @@ def _label(spec: dict[str, object], key: str) -> str | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise MarkupError(f"entity {key} {value!r} must be a name such as \"from\"")
+        raise MarkupError(f'entity {key} {value!r} must be a name such as "from"')
     return str(value)
 
 
@@ -51,7 +51,7 @@ def parse_markup(line: str) -> tuple[str, tuple[EntityAnnotation, ...]]:
                     f"entity JSON {match.group('json')!r} is not valid JSON ({exc.msg})"
                 ) from exc
             if not isinstance(spec, dict) or not isinstance(spec.get("entity"), str):
-                raise MarkupError(f"entity JSON {match.group('json')!r} needs an \"entity\" key")
+                raise MarkupError(f'entity JSON {match.group("json")!r} needs an "entity" key')
             name = spec["entity"]
             value = str(spec.get("value", surface))
             role = _label(spec, "role")

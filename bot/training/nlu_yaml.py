@@ -41,20 +41,41 @@ def check_data_file(path: Path, display_name: str | None = None) -> list[Problem
     try:
         root = yaml.compose(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
-        return [Problem("error", f"not UTF-8 text ({exc.reason})", "save the file as UTF-8",
-                        Source(file, 1))]
+        return [
+            Problem(
+                "error", f"not UTF-8 text ({exc.reason})", "save the file as UTF-8", Source(file, 1)
+            )
+        ]
     except yaml.YAMLError as exc:
         line, message = yaml_error_line(exc)
-        return [Problem("error", f"invalid YAML: {message}",
-                        "correct the YAML syntax on that line (indentation, a missing ':', "
-                        "an unclosed bracket or quote)", Source(file, line))]
+        return [
+            Problem(
+                "error",
+                f"invalid YAML: {message}",
+                "correct the YAML syntax on that line (indentation, a missing ':', "
+                "an unclosed bracket or quote)",
+                Source(file, line),
+            )
+        ]
     known = ", ".join(DATA_KEYS)
     if root is None or (isinstance(root, ScalarNode) and not root.value.strip()):
-        return [Problem("warning", "the file is empty", "add 'nlu:', 'stories:' or 'rules:', "
-                        "or delete the file", Source(file, 1))]
+        return [
+            Problem(
+                "warning",
+                "the file is empty",
+                "add 'nlu:', 'stories:' or 'rules:', or delete the file",
+                Source(file, 1),
+            )
+        ]
     if not isinstance(root, MappingNode):
-        return [Problem("error", "the file is not a mapping of top-level keys",
-                        f"start it with one of {known}", Source(file, root.start_mark.line + 1))]
+        return [
+            Problem(
+                "error",
+                "the file is not a mapping of top-level keys",
+                f"start it with one of {known}",
+                Source(file, root.start_mark.line + 1),
+            )
+        ]
     problems: list[Problem] = []
     keys = [(k.value, k.start_mark.line + 1) for k, _ in root.value if isinstance(k, ScalarNode)]
     for key, line in keys:
@@ -65,12 +86,18 @@ def check_data_file(path: Path, display_name: str | None = None) -> list[Problem
         else:
             close = difflib.get_close_matches(key, DATA_KEYS, n=1)
             hint = f"did you mean '{close[0]}'?" if close else f"a data file holds {known}"
-        problems.append(Problem("error", f"unknown top-level key '{key}'", hint,
-                                Source(file, line)))
+        problems.append(
+            Problem("error", f"unknown top-level key '{key}'", hint, Source(file, line))
+        )
     if not problems and not {k for k, _ in keys} - {"version"}:
-        problems.append(Problem("error", "the file has none of nlu, stories, rules, responses",
-                                "add the data under one of those keys, or delete the file",
-                                Source(file, 1)))
+        problems.append(
+            Problem(
+                "error",
+                "the file has none of nlu, stories, rules, responses",
+                "add the data under one of those keys, or delete the file",
+                Source(file, 1),
+            )
+        )
     return problems
 
 

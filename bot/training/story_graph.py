@@ -83,9 +83,7 @@ def _segments(story: Story, limit: int) -> list[_Segment]:
             start, body, pending = list(pending), [], []
         body.append(step)
     runs.append((tuple(start), body, tuple(pending)))
-    return [
-        _Segment(story, s, e, tuple(_variants(tuple(b), limit))) for s, b, e in runs
-    ]
+    return [_Segment(story, s, e, tuple(_variants(tuple(b), limit))) for s, b, e in runs]
 
 
 def _name(parts: list[tuple[str, str]]) -> str:

@@ -34,7 +34,14 @@ from bot.training.data import Problem, Source
 from bot.training.markup import MarkupError, parse_markup
 
 STEP_KEYS = (
-    "intent", "user", "action", "slot_was_set", "active_loop", "checkpoint", "or", "wait",
+    "intent",
+    "user",
+    "action",
+    "slot_was_set",
+    "active_loop",
+    "checkpoint",
+    "or",
+    "wait",
     "resume",
 )
 _USER_KEYS = {"intent", "user", "entities"}
@@ -43,8 +50,18 @@ _RULE_KEYS = {"rule", "steps", "metadata", "condition", "conversation_start", "w
 _CONDITION_KEYS = ("slot_was_set", "active_loop")
 # Top-level keys of Rasa 3.x files that other readers own (a file may mix NLU and stories).
 _KNOWN_TOP = {
-    "version", "nlu", "stories", "rules", "intents", "entities", "slots", "responses",
-    "actions", "forms", "session_config", "e2e_actions",
+    "version",
+    "nlu",
+    "stories",
+    "rules",
+    "intents",
+    "entities",
+    "slots",
+    "responses",
+    "actions",
+    "forms",
+    "session_config",
+    "e2e_actions",
 }
 _NULL = "tag:yaml.org,2002:null"
 _STR = "tag:yaml.org,2002:str"
@@ -127,8 +144,9 @@ class _Reader:
             if items is None or (isinstance(items, ScalarNode) and items.tag == _NULL):
                 continue
             if not isinstance(items, SequenceNode):
-                self.error(f"'{key}:' is not a list", f"write '{key}:' then '- {kind}: name' items",
-                           items)
+                self.error(
+                    f"'{key}:' is not a list", f"write '{key}:' then '- {kind}: name' items", items
+                )
                 continue
             target = result.stories if kind == "story" else result.rules
             for item in items.value:
@@ -152,8 +170,9 @@ class _Reader:
                     item,
                 )
             else:
-                self.error(f"{kind} item without '{kind}:' name", f"start it with '- {kind}: name'",
-                           item)
+                self.error(
+                    f"{kind} item without '{kind}:' name", f"start it with '- {kind}: name'", item
+                )
             return None
         name = self.name(fields[kind], kind)
         if name is None:
@@ -168,8 +187,9 @@ class _Reader:
                 )
         steps_node = fields.get("steps")
         if steps_node is None:
-            self.error(f"{kind} '{name}' has no 'steps:'", "add 'steps:' with at least one step",
-                       item)
+            self.error(
+                f"{kind} '{name}' has no 'steps:'", "add 'steps:' with at least one step", item
+            )
             return None
         steps = self.steps(steps_node, f"{kind} '{name}'")
         if _empty(steps_node):
@@ -180,8 +200,11 @@ class _Reader:
             if isinstance(raw, dict):
                 metadata = {str(k): v for k, v in raw.items()}
             elif raw is not None:
-                self.error(f"'metadata' of {kind} '{name}' is not a mapping",
-                           "write 'metadata:' with 'key: value' lines", _key(item, "metadata"))
+                self.error(
+                    f"'metadata' of {kind} '{name}' is not a mapping",
+                    "write 'metadata:' with 'key: value' lines",
+                    _key(item, "metadata"),
+                )
         story_kind: Kind = kind
         if kind == "story" and _has_user_text(steps):
             story_kind = "test"
@@ -197,8 +220,9 @@ class _Reader:
     def rule_options(self, rule: Story, fields: dict[str, Node]) -> Story:
         condition: list[Step] = []
         if "condition" in fields:
-            condition = self.steps(fields["condition"], f"rule '{rule.name}' condition",
-                                   allowed=_CONDITION_KEYS)
+            condition = self.steps(
+                fields["condition"], f"rule '{rule.name}' condition", allowed=_CONDITION_KEYS
+            )
         flags: dict[str, bool] = {}
         for key, default in (("conversation_start", False), ("wait_for_user_input", True)):
             if key not in fields:
@@ -208,8 +232,11 @@ class _Reader:
             if isinstance(raw, bool):
                 flags[key] = raw
             else:
-                self.error(f"'{key}' of rule '{rule.name}' is {raw!r}, not true or false",
-                           f"write '{key}: {str(not default).lower()}' or remove it", fields[key])
+                self.error(
+                    f"'{key}' of rule '{rule.name}' is {raw!r}, not true or false",
+                    f"write '{key}: {str(not default).lower()}' or remove it",
+                    fields[key],
+                )
                 flags[key] = default
         return replace(
             rule,
@@ -224,8 +251,9 @@ class _Reader:
         if isinstance(node, ScalarNode) and node.tag == _NULL:
             return []
         if not isinstance(node, SequenceNode):
-            self.error(f"the steps of {where} are not a list", "write each step as '- intent: x'",
-                       node)
+            self.error(
+                f"the steps of {where} are not a list", "write each step as '- intent: x'", node
+            )
             return []
         out: list[Step] = []
         for item in node.value:
@@ -243,8 +271,7 @@ class _Reader:
         kinds = [k for k in STEP_KEYS if k in fields]
         unknown = [k for k in fields if k not in STEP_KEYS and k != "entities"]
         for key in unknown:
-            self.error(f"unknown step key '{key}' in {where}{_suggest(key, STEP_KEYS)}", hint,
-                       node)
+            self.error(f"unknown step key '{key}' in {where}{_suggest(key, STEP_KEYS)}", hint, node)
         if unknown:
             return None
         if not kinds:
@@ -253,8 +280,11 @@ class _Reader:
         if set(kinds) <= {"intent", "user"}:
             kind = "intent" if "intent" in kinds else "user"
         elif len(kinds) > 1:
-            self.error(f"a step of {where} has several step keys ({', '.join(kinds)})",
-                       "write one step per '- ' item", node)
+            self.error(
+                f"a step of {where} has several step keys ({', '.join(kinds)})",
+                "write one step per '- ' item",
+                node,
+            )
             return None
         else:
             kind = kinds[0]
@@ -262,8 +292,11 @@ class _Reader:
             self.error(f"'{kind}' is not allowed in {where}", hint, node)
             return None
         if "entities" in fields and kind not in ("intent", "user"):
-            self.error(f"'entities' belongs to an intent step, not to '{kind}'",
-                       "move 'entities:' under the '- intent:' step", _key(node, "entities"))
+            self.error(
+                f"'entities' belongs to an intent step, not to '{kind}'",
+                "move 'entities:' under the '- intent:' step",
+                _key(node, "entities"),
+            )
             return None
         src = self.src(node)
         value = fields[kind]
@@ -299,8 +332,9 @@ class _Reader:
         if "user" in fields:
             node = fields["user"]
             if not isinstance(node, ScalarNode) or node.tag == _NULL or not node.value.strip():
-                self.error("'user' has no text", "write 'user: |' and the message on the next line",
-                           node)
+                self.error(
+                    "'user' has no text", "write 'user: |' and the message on the next line", node
+                )
                 return None
             try:
                 text, annotations = parse_markup(node.value.strip())
@@ -308,8 +342,13 @@ class _Reader:
                 # A block scalar's text starts on the line after the ``|`` indicator.
                 line = node.start_mark.line + (2 if node.style in ("|", ">") else 1)
                 self.problems.append(
-                    Problem("error", str(exc), 'annotate as [text](entity) or [text]{"entity": '
-                            '"name", "value": "canonical"}', Source(self.file, line))
+                    Problem(
+                        "error",
+                        str(exc),
+                        'annotate as [text](entity) or [text]{"entity": '
+                        '"name", "value": "canonical"}',
+                        Source(self.file, line),
+                    )
                 )
                 return None
             markup_entities = tuple(
@@ -348,13 +387,17 @@ class _Reader:
                 if extra or not isinstance(raw["entity"], str) or not raw["entity"]:
                     self.error(f"cannot read entity {raw!r}", hint, item)
                     return None
-                out.append({"entity": raw["entity"], "value": raw.get("value")}
-                           | {k: raw[k] for k in ("role", "group") if raw.get(k) is not None})
+                out.append(
+                    {"entity": raw["entity"], "value": raw.get("value")}
+                    | {k: raw[k] for k in ("role", "group") if raw.get(k) is not None}
+                )
             elif isinstance(raw, dict) and len(set(raw) - {"role", "group"}) == 1:
                 # Rasa 3: ``- city: Madrid`` with ``role:`` / ``group:`` beside it
-                (entity, value), = ((k, v) for k, v in raw.items() if k not in ("role", "group"))
-                out.append({"entity": str(entity), "value": value}
-                           | {k: raw[k] for k in ("role", "group") if raw.get(k) is not None})
+                ((entity, value),) = ((k, v) for k, v in raw.items() if k not in ("role", "group"))
+                out.append(
+                    {"entity": str(entity), "value": value}
+                    | {k: raw[k] for k in ("role", "group") if raw.get(k) is not None}
+                )
             else:
                 self.error("cannot read an entity of 'entities'", hint, item)
                 return None
@@ -398,8 +441,11 @@ class _Reader:
     def wait_step(self, node: Node, src: Source) -> WaitStep | None:
         raw = self.value(node)
         if isinstance(raw, bool) or not isinstance(raw, int | float) or raw < 0:
-            self.error(f"'wait' is {raw!r}, not a number of seconds",
-                       "write '- wait: 3600' (seconds the clock moves on)", node)
+            self.error(
+                f"'wait' is {raw!r}, not a number of seconds",
+                "write '- wait: 3600' (seconds the clock moves on)",
+                node,
+            )
             return None
         return WaitStep(float(raw), src)
 
@@ -431,13 +477,15 @@ def read_story_file(
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         return StoryFile(), [
-            Problem("error", f"not UTF-8 text ({exc.reason})", "save the file as UTF-8",
-                    Source(file, 1))
+            Problem(
+                "error", f"not UTF-8 text ({exc.reason})", "save the file as UTF-8", Source(file, 1)
+            )
         ]
     except OSError as exc:
         return StoryFile(), [
-            Problem("error", f"cannot read the file ({exc.strerror})", "check the path",
-                    Source(file, 1))
+            Problem(
+                "error", f"cannot read the file ({exc.strerror})", "check the path", Source(file, 1)
+            )
         ]
     try:
         root = yaml.compose(text)
@@ -446,8 +494,9 @@ def read_story_file(
         line = mark.line + 1 if mark is not None else 1
         message = str(getattr(exc, "problem", None) or exc).split("\n")[0]
         return StoryFile(), [
-            Problem("error", f"invalid YAML: {message}", "correct the YAML syntax",
-                    Source(file, line))
+            Problem(
+                "error", f"invalid YAML: {message}", "correct the YAML syntax", Source(file, line)
+            )
         ]
     reader = _Reader(file, check_top)
     result = reader.read(root)
@@ -486,8 +535,12 @@ def load_test_stories(
         problems.extend(found)
         stories.extend(replace(s, kind="test") for s in result.stories)
         problems.extend(
-            Problem("warning", f"rule '{r.name}' in a test file is not run as a test",
-                    "move it to the stories/ folder, or write it as a test story", r.source)
+            Problem(
+                "warning",
+                f"rule '{r.name}' in a test file is not run as a test",
+                "move it to the stories/ folder, or write it as a test story",
+                r.source,
+            )
             for r in result.rules
         )
     return stories, problems

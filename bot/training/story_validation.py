@@ -124,8 +124,7 @@ def check_names(
         for step in _all_steps(story):
             src = step.source or story.source
             if isinstance(step, UserStep):
-                problems.extend(_user_problems(step, what, domain, known_intents, nlu_intents,
-                                               src))
+                problems.extend(_user_problems(step, what, domain, known_intents, nlu_intents, src))
                 if step.intent:
                     used_intents.add(step.intent)
             elif isinstance(step, ActionStep):
@@ -133,8 +132,10 @@ def check_names(
             elif isinstance(step, SlotStep):
                 problems.extend(_slot_problems(step, domain, src))
             elif isinstance(step, LoopStep) and step.loop is not None:
-                if step.loop not in domain.forms and step.loop not in domain.actions and (
-                    step.loop != "action_two_stage_fallback"
+                if (
+                    step.loop not in domain.forms
+                    and step.loop not in domain.actions
+                    and (step.loop != "action_two_stage_fallback")
                 ):
                     problems.append(
                         Problem(
@@ -518,8 +519,11 @@ def _rule_predictions(turn: _Turn) -> list[_RulePrediction]:
     says something (a previous action or an intent) on."""
     out = []
     anchored = turn.story.conversation_start
-    telling = [k for k, state in enumerate(turn.states)
-               if any(key in ("prev_action", "intent") for key, _ in state)]
+    telling = [
+        k
+        for k, state in enumerate(turn.states)
+        if any(key in ("prev_action", "intent") for key, _ in state)
+    ]
     first = telling[0] if telling else None
     for i, origin in enumerate(turn.origins):
         if not origin.in_steps or origin.implied:
@@ -562,7 +566,9 @@ def find_conflicts(
             first = seen.setdefault(key, (origin, turn.story))
             if first[0].action != origin.action:
                 report(
-                    origin, turn.story, first[0],
+                    origin,
+                    turn.story,
+                    first[0],
                     f"{_label(turn.story)} {_does(origin.action)} here, but "
                     f"{_label(first[1])}{_at(first[0].source)} {_does(first[0].action)} after "
                     f"the same last {max_history} turns",
@@ -577,7 +583,9 @@ def find_conflicts(
         first_pred = by_window.setdefault((pred.anchored, pred.window), pred)
         if first_pred.origin.action != pred.origin.action:
             report(
-                pred.origin, pred.rule, first_pred.origin,
+                pred.origin,
+                pred.rule,
+                first_pred.origin,
                 f"{_label(pred.rule)} {_does(pred.origin.action)} here, but "
                 f"{_label(first_pred.rule)}{_at(first_pred.origin.source)} "
                 f"{_does(first_pred.origin.action)} in the same situation",
@@ -604,7 +612,9 @@ def find_conflicts(
                 if pred.origin.action == origin.action or not _applies(pred, sets, i):
                     continue
                 report(
-                    origin, turn.story, pred.origin,
+                    origin,
+                    turn.story,
+                    pred.origin,
                     f"{_label(turn.story)} {_does(origin.action)} here, but "
                     f"{_label(pred.rule)}{_at(pred.origin.source)} applies and "
                     f"{_does(pred.origin.action)}",

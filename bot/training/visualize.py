@@ -36,8 +36,12 @@ _PNG_STYLE: dict[str, tuple[str, str, str, str]] = {
     "slot": ("round4,pad=0.4", "#fff4cc", "#b38f00", "black"),
     "loop": ("round,pad=0.4", "#e2f5e1", "#2e7d32", "black"),
 }
-_LEGEND = {"intent": "user intent", "action": "bot action", "slot": "slot set",
-           "loop": "active loop"}
+_LEGEND = {
+    "intent": "user intent",
+    "action": "bot action",
+    "slot": "slot set",
+    "loop": "active loop",
+}
 
 
 @dataclass(frozen=True)
@@ -167,17 +171,33 @@ def render_png(graph: StoryGraph, path: Path, title: str | None = None) -> None:
         box, face, edge, colour = _PNG_STYLE[node.kind]
         x, y = pos[node.id]
         artists[node.id] = ax.text(
-            x, y, node.label, ha="center", va="center", fontsize=8, color=colour, zorder=3,
+            x,
+            y,
+            node.label,
+            ha="center",
+            va="center",
+            fontsize=8,
+            color=colour,
+            zorder=3,
             bbox={"boxstyle": box, "facecolor": face, "edgecolor": edge, "linewidth": 1.0},
         )
     for src, dst in graph.edges:
         to_end = dst == END  # many lines: lighter and dashed so the stories stay readable
         ax.annotate(
-            "", xy=(0.5, 1.0), xycoords=artists[dst], xytext=(0.5, 0.0),
-            textcoords=artists[src], zorder=0 if to_end else 1,
-            arrowprops={"arrowstyle": "-|>", "color": "#bbbbbb" if to_end else "#666666",
-                        "lw": 0.6 if to_end else 0.8, "linestyle": "--" if to_end else "-",
-                        "shrinkA": 4, "shrinkB": 4},
+            "",
+            xy=(0.5, 1.0),
+            xycoords=artists[dst],
+            xytext=(0.5, 0.0),
+            textcoords=artists[src],
+            zorder=0 if to_end else 1,
+            arrowprops={
+                "arrowstyle": "-|>",
+                "color": "#bbbbbb" if to_end else "#666666",
+                "lw": 0.6 if to_end else 0.8,
+                "linestyle": "--" if to_end else "-",
+                "shrinkA": 4,
+                "shrinkB": 4,
+            },
         )
     handles = [
         Patch(facecolor=_PNG_STYLE[kind][1], edgecolor=_PNG_STYLE[kind][2], label=text)

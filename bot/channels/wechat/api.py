@@ -87,9 +87,17 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
-    def __init__(self, client: Any, appid: str, *, prefix: str = PREFIX,
-                 lock_seconds: float = 15.0, wait_seconds: float = 15.0,
-                 poll_seconds: float = 0.05, owns_client: bool = False) -> None:
+    def __init__(
+        self,
+        client: Any,
+        appid: str,
+        *,
+        prefix: str = PREFIX,
+        lock_seconds: float = 15.0,
+        wait_seconds: float = 15.0,
+        poll_seconds: float = 0.05,
+        owns_client: bool = False,
+    ) -> None:
         self.redis = client
         self.key = f"{prefix}{appid}"
         self.lock_key = f"{self.key}:lock"
@@ -137,9 +145,16 @@ return 0
 
 
 class WeChatApi:
-    def __init__(self, api_base: str, appid: str, secret: str, *, timeout: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic,
-                 shared: RedisTokenStore | None = None) -> None:
+    def __init__(
+        self,
+        api_base: str,
+        appid: str,
+        secret: str,
+        *,
+        timeout: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        shared: RedisTokenStore | None = None,
+    ) -> None:
         self.api_base = api_base.rstrip("/")
         self.appid = appid
         self.secret = secret
@@ -182,8 +197,13 @@ class WeChatApi:
         """``POST /cgi-bin/stable_token``: the token and the seconds it may be used for."""
         response = await self.client.post(
             f"{self.api_base}/cgi-bin/stable_token",
-            json={"grant_type": "client_credential", "appid": self.appid,
-                  "secret": self.secret, "force_refresh": force})
+            json={
+                "grant_type": "client_credential",
+                "appid": self.appid,
+                "secret": self.secret,
+                "force_refresh": force,
+            },
+        )
         self.token_fetches += 1
         self.forced_fetches += force
         data = self._checked(response)
@@ -201,8 +221,7 @@ class WeChatApi:
             token, lifetime = await self._fetch(True)
         return token, lifetime
 
-    async def _shared_token(self, shared: RedisTokenStore, stale: str | None
-                            ) -> tuple[str, float]:
+    async def _shared_token(self, shared: RedisTokenStore, stale: str | None) -> tuple[str, float]:
         """The workers' token from Redis; fetched (and stored) under the Redis lock when
         missing or equal to ``stale``; fetched here when Redis is down."""
         lock_id: str | None = None
@@ -221,11 +240,16 @@ class WeChatApi:
                     break
                 await asyncio.sleep(shared.poll_seconds)
             else:
-                logger.warning("no WeChat access token from another worker in time; "
-                               "fetching it in this process")
+                logger.warning(
+                    "no WeChat access token from another worker in time; "
+                    "fetching it in this process"
+                )
         except Exception as exc:  # Redis down: never fail the send for it
-            logger.error("Redis unavailable for the shared WeChat access token (%s); "
-                         "fetching it in this process", exc)
+            logger.error(
+                "Redis unavailable for the shared WeChat access token (%s); "
+                "fetching it in this process",
+                exc,
+            )
             return await self._fetch_fresh(stale)
         try:
             token, lifetime = await self._fetch_fresh(stale)
@@ -242,8 +266,7 @@ class WeChatApi:
                 try:
                     await shared.release(lock_id)
                 except Exception as exc:  # expires by itself
-                    logger.error("Redis lock for the WeChat access token not released: %s",
-                                 exc)
+                    logger.error("Redis lock for the WeChat access token not released: %s", exc)
 
     async def access_token(self, *, stale: str | None = None) -> str:
         """The cached token, fetched when missing, expiring, or equal to ``stale`` (a token the
@@ -271,14 +294,16 @@ class WeChatApi:
         body = {"touser": openid, "msgtype": "text", "text": {"content": content}}
         token = await self.access_token()
         for attempt in (1, 2):
-            response = await self.client.post(f"{self.api_base}/cgi-bin/message/custom/send",
-                                              params={"access_token": token}, json=body)
+            response = await self.client.post(
+                f"{self.api_base}/cgi-bin/message/custom/send",
+                params={"access_token": token},
+                json=body,
+            )
             try:
                 self._checked(response)
                 return
             except WeChatApiError as exc:
                 if exc.errcode not in TOKEN_ERRORS or attempt == 2:
                     raise
-                logger.info("WeChat refused the access token (%s); fetching a new one",
-                            exc.errcode)
+                logger.info("WeChat refused the access token (%s); fetching a new one", exc.errcode)
                 token = await self.access_token(stale=token)

@@ -58,9 +58,14 @@ CHANNEL = "wechat"
 SUCCESS = "success"
 XML_TYPE = "application/xml; charset=utf-8"
 UNSUPPORTED = "\x00unsupported"  # incoming_text's marker of a message that is not text
-ENV = {"token": "BOT_WECHAT_TOKEN", "aes_key": "BOT_WECHAT_AES_KEY",
-       "appid": "BOT_WECHAT_APPID", "secret": "BOT_WECHAT_SECRET",
-       "api_base": "BOT_WECHAT_API_BASE", "bindings_db": "BOT_WECHAT_BINDINGS_DB"}
+ENV = {
+    "token": "BOT_WECHAT_TOKEN",
+    "aes_key": "BOT_WECHAT_AES_KEY",
+    "appid": "BOT_WECHAT_APPID",
+    "secret": "BOT_WECHAT_SECRET",
+    "api_base": "BOT_WECHAT_API_BASE",
+    "bindings_db": "BOT_WECHAT_BINDINGS_DB",
+}
 
 
 @dataclass(frozen=True)
@@ -91,13 +96,13 @@ class WeChatSettings:
 def _float(section: Mapping[str, Any], key: str, default: float, minimum: float = 0) -> float:
     value = section.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-        raise ConfigError(f"channels.wechat.{key} must be a number >= {minimum:g}, "
-                          f"got {value!r}")
+        raise ConfigError(f"channels.wechat.{key} must be a number >= {minimum:g}, got {value!r}")
     return float(value)
 
 
-def settings_from_mapping(section: Mapping[str, Any], env: Mapping[str, str] | None = None,
-                          root: Path | None = None) -> WeChatSettings:
+def settings_from_mapping(
+    section: Mapping[str, Any], env: Mapping[str, str] | None = None, root: Path | None = None
+) -> WeChatSettings:
     """``channels.wechat`` of ``config.yml``; ``BOT_WECHAT_*`` env vars win."""
     env = env if env is not None else os.environ
     if not isinstance(section, Mapping):
@@ -109,7 +114,9 @@ def settings_from_mapping(section: Mapping[str, Any], env: Mapping[str, str] | N
         return str(value).strip() or None if value is not None else None
 
     settings = WeChatSettings(
-        token=string("token"), aes_key=string("aes_key"), appid=string("appid"),
+        token=string("token"),
+        aes_key=string("aes_key"),
+        appid=string("appid"),
         secret=string("secret"),
         api_base=string("api_base") or WeChatSettings.api_base,
         reply_timeout=_float(section, "reply_timeout", 4.0, 0.01),
@@ -118,7 +125,8 @@ def settings_from_mapping(section: Mapping[str, Any], env: Mapping[str, str] | N
         subscribe_payload=str(section.get("subscribe_payload") or "/greet"),
         max_body_bytes=int(_float(section, "max_body_bytes", 16 * 1024, 1024)),
         http_timeout=_float(section, "http_timeout", 5.0, 0.1),
-        bindings_db=string("bindings_db"), project_root=root,
+        bindings_db=string("bindings_db"),
+        project_root=root,
     )
     if settings.aes_key:
         WeChatCrypto(settings.token or "", settings.aes_key, settings.appid or "")  # validates
@@ -131,8 +139,9 @@ def wechat_section(config: Mapping[str, Any]) -> Mapping[str, Any]:
     return (channels or {}).get("wechat") or {} if isinstance(channels, dict) else {}
 
 
-def load_wechat_settings(project_dir: str | Path | None = None,
-                         env: Mapping[str, str] | None = None) -> WeChatSettings:
+def load_wechat_settings(
+    project_dir: str | Path | None = None, env: Mapping[str, str] | None = None
+) -> WeChatSettings:
     """From the project (``$BOT_PROJECT`` or the working directory, as ``bot run`` sets it);
     outside a project only the environment counts. The server takes the ``wechat`` part of
     :class:`bot.server.project_settings.Settings` instead."""
@@ -144,8 +153,11 @@ def load_wechat_settings(project_dir: str | Path | None = None,
         project = None
     section: Any = {}
     if project is not None:
-        section = wechat_section(read_mapping(project.config_file, required=True,
-                                              holds="language, pipeline, channels, ..."))
+        section = wechat_section(
+            read_mapping(
+                project.config_file, required=True, holds="language, pipeline, channels, ..."
+            )
+        )
     return settings_from_mapping(section, env, project.root if project else None)
 
 
@@ -199,14 +211,17 @@ def _cdata(value: str) -> str:
 
 
 def text_reply_xml(to_user: str, from_user: str, content: str, now: int | None = None) -> str:
-    return (f"<xml><ToUserName>{_cdata(to_user)}</ToUserName>"
-            f"<FromUserName>{_cdata(from_user)}</FromUserName>"
-            f"<CreateTime>{now if now is not None else int(time.time())}</CreateTime>"
-            f"<MsgType><![CDATA[text]]></MsgType><Content>{_cdata(content)}</Content></xml>")
+    return (
+        f"<xml><ToUserName>{_cdata(to_user)}</ToUserName>"
+        f"<FromUserName>{_cdata(from_user)}</FromUserName>"
+        f"<CreateTime>{now if now is not None else int(time.time())}</CreateTime>"
+        f"<MsgType><![CDATA[text]]></MsgType><Content>{_cdata(content)}</Content></xml>"
+    )
 
 
-def render_messages(messages: list[dict[str, Any]], choose_hint: str | None = None
-                    ) -> tuple[str, list[str]]:
+def render_messages(
+    messages: list[dict[str, Any]], choose_hint: str | None = None
+) -> tuple[str, list[str]]:
     """The bot messages as one text (buttons as numbered lines, then ``choose_hint``, by
     default the built-in ``utter_choose_by_number``) and the button payloads in order, so
     that a reply of just the number presses the button."""
@@ -222,12 +237,12 @@ def render_messages(messages: list[dict[str, Any]], choose_hint: str | None = No
         if lines:
             parts.append("\n".join(lines))
     if payloads:
-        parts.append(builtin_text("utter_choose_by_number") if choose_hint is None
-                     else choose_hint)
+        parts.append(builtin_text("utter_choose_by_number") if choose_hint is None else choose_hint)
     return "\n\n".join(parts), payloads
 
 
 # -- the channel ----------------------------------------------------------------------------
+
 
 @dataclass
 class _Seen:
@@ -270,26 +285,33 @@ class WeChatChannel:
     def verify(self, request: Request) -> None:
         args = request.args
         timestamp, nonce = args.get("timestamp", ""), args.get("nonce", "")
-        if not check_signature(args.get("signature"), self.settings.token or "", timestamp,
-                               nonce):
-            logger.warning("WeChat %s with a bad signature from %s refused", request.method,
-                           request.ip)
-            raise ChannelError(403, "signature mismatch: the request was not signed with this "
-                                "channel's token")
+        if not check_signature(args.get("signature"), self.settings.token or "", timestamp, nonce):
+            logger.warning(
+                "WeChat %s with a bad signature from %s refused", request.method, request.ip
+            )
+            raise ChannelError(
+                403, "signature mismatch: the request was not signed with this channel's token"
+            )
 
     def decrypt(self, request: Request, fields: dict[str, str]) -> dict[str, str]:
         if request.args.get("encrypt_type", "raw").lower() != "aes":
             return fields
         if self.crypto is None:
-            raise ChannelError(400, "safe-mode message, but channels.wechat aes_key and appid are "
-                                "not configured")
+            raise ChannelError(
+                400, "safe-mode message, but channels.wechat aes_key and appid are not configured"
+            )
         encrypted = fields.get("Encrypt", "")
         args = request.args
-        if not encrypted or not check_signature(args.get("msg_signature"), self.crypto.token,
-                                                args.get("timestamp", ""),
-                                                args.get("nonce", ""), encrypted):
-            logger.warning("WeChat safe-mode message with a bad msg_signature from %s refused",
-                           request.ip)
+        if not encrypted or not check_signature(
+            args.get("msg_signature"),
+            self.crypto.token,
+            args.get("timestamp", ""),
+            args.get("nonce", ""),
+            encrypted,
+        ):
+            logger.warning(
+                "WeChat safe-mode message with a bad msg_signature from %s refused", request.ip
+            )
             raise ChannelError(403, "msg_signature mismatch")
         try:
             return parse_xml(self.crypto.decrypt(encrypted).encode("utf-8"))
@@ -297,21 +319,25 @@ class WeChatChannel:
             logger.warning("WeChat safe-mode message not decrypted: %s", exc)
             raise ChannelError(400, f"cannot decrypt the message: {exc}") from None
 
-    def respond(self, request: Request, content: str | None, fields: dict[str, str]
-                ) -> HTTPResponse:
+    def respond(
+        self, request: Request, content: str | None, fields: dict[str, str]
+    ) -> HTTPResponse:
         if content is None:
             return text(SUCCESS)
-        reply = text_reply_xml(fields.get("FromUserName", ""), fields.get("ToUserName", ""),
-                               content)
+        reply = text_reply_xml(
+            fields.get("FromUserName", ""), fields.get("ToUserName", ""), content
+        )
         if self.crypto is None or request.args.get("encrypt_type", "").lower() != "aes":
             return text(reply, content_type=XML_TYPE)
         encrypted = self.crypto.encrypt(reply)
         timestamp, nonce = str(int(time.time())), str(secrets.randbelow(10**9))
         signed = self.crypto.msg_signature(timestamp, nonce, encrypted)
-        return text(f"<xml><Encrypt>{_cdata(encrypted)}</Encrypt>"
-                    f"<MsgSignature>{_cdata(signed)}</MsgSignature>"
-                    f"<TimeStamp>{timestamp}</TimeStamp><Nonce>{_cdata(nonce)}</Nonce></xml>",
-                    content_type=XML_TYPE)
+        return text(
+            f"<xml><Encrypt>{_cdata(encrypted)}</Encrypt>"
+            f"<MsgSignature>{_cdata(signed)}</MsgSignature>"
+            f"<TimeStamp>{timestamp}</TimeStamp><Nonce>{_cdata(nonce)}</Nonce></xml>",
+            content_type=XML_TYPE,
+        )
 
     # the message
     def incoming_text(self, fields: dict[str, str]) -> str | None:
@@ -334,15 +360,19 @@ class WeChatChannel:
     def dedupe_key(self, fields: dict[str, str]) -> str:
         if fields.get("MsgId"):
             return f"msg:{fields['MsgId']}"
-        return (f"event:{fields.get('FromUserName', '')}:{fields.get('CreateTime', '')}:"
-                f"{fields.get('Event', '')}")
+        return (
+            f"event:{fields.get('FromUserName', '')}:{fields.get('CreateTime', '')}:"
+            f"{fields.get('Event', '')}"
+        )
 
     def _remember(self, key: str) -> _Seen | None:
         now = self.clock()
         while self.seen:
             oldest = next(iter(self.seen.values()))
-            if now - oldest.at <= self.settings.dedupe_seconds and \
-                    len(self.seen) < self.settings.dedupe_size:
+            if (
+                now - oldest.at <= self.settings.dedupe_seconds
+                and len(self.seen) < self.settings.dedupe_size
+            ):
                 break
             self.seen.popitem(last=False)
         previous = self.seen.get(key)
@@ -350,18 +380,24 @@ class WeChatChannel:
             self.seen[key] = _Seen(now)
         return previous
 
-    async def user_message(self, openid: str, text_: str, fields: dict[str, str]
-                           ) -> UserMessage:
+    async def user_message(self, openid: str, text_: str, fields: dict[str, str]) -> UserMessage:
         customer_id = await self.bindings.lookup(openid) if self.bindings else None
         pressed = self.buttons.get(openid)
         if pressed and text_.isdecimal() and 1 <= int(text_) <= len(pressed):  # not '²'
             text_ = pressed[int(text_) - 1]
         metadata = {"wechat_msg_id": fields["MsgId"]} if fields.get("MsgId") else {}
         if customer_id:
-            return UserMessage(text_, Customer(customer_id).conversation_id, CHANNEL,
-                               metadata, customer_id, fields.get("MsgId") or None)
-        return UserMessage(text_, f"wechat:{openid}", CHANNEL, metadata,
-                           message_id=fields.get("MsgId") or None)
+            return UserMessage(
+                text_,
+                Customer(customer_id).conversation_id,
+                CHANNEL,
+                metadata,
+                customer_id,
+                fields.get("MsgId") or None,
+            )
+        return UserMessage(
+            text_, f"wechat:{openid}", CHANNEL, metadata, message_id=fields.get("MsgId") or None
+        )
 
     async def turn(self, openid: str, text_: str, fields: dict[str, str]) -> str | None:
         try:
@@ -384,8 +420,9 @@ class WeChatChannel:
     async def handle(self, request: Request) -> HTTPResponse:
         self.verify(request)
         if len(request.body) > self.settings.max_body_bytes:
-            raise ChannelError(413, f"request body is larger than {self.settings.max_body_bytes:,} "
-                                "bytes")
+            raise ChannelError(
+                413, f"request body is larger than {self.settings.max_body_bytes:,} bytes"
+            )
         fields = self.decrypt(request, parse_xml(request.body))
         openid = fields.get("FromUserName", "").strip()
         if not openid or len(openid) > 64 or not openid.isprintable():
@@ -422,9 +459,12 @@ class WeChatChannel:
                 entry.decided = True
                 self._send_later(openid, task)
                 return text(SUCCESS)
-            logger.warning("WeChat reply to %s is longer than %d bytes and channels.wechat "
-                           "appid/secret are not set: only its first part is sent", openid,
-                           TEXT_LIMIT)
+            logger.warning(
+                "WeChat reply to %s is longer than %d bytes and channels.wechat "
+                "appid/secret are not set: only its first part is sent",
+                openid,
+                TEXT_LIMIT,
+            )
             content = split_text(content)[0]
         entry.reply, entry.decided = content, True
         return self.respond(request, content, fields)
@@ -439,9 +479,11 @@ class WeChatChannel:
             if not content:
                 return
             if self.api is None:
-                logger.error("WeChat turn for %s was too slow for a passive reply and "
-                             "channels.wechat appid/secret are not set: the reply is lost",
-                             openid)
+                logger.error(
+                    "WeChat turn for %s was too slow for a passive reply and "
+                    "channels.wechat appid/secret are not set: the reply is lost",
+                    openid,
+                )
                 return
             try:
                 await self.api.send_text(openid, content)  # split over TEXT_LIMIT, in order
@@ -461,8 +503,9 @@ class WeChatChannel:
         if conversation_id.startswith(f"{CHANNEL}:"):
             openid = conversation_id.removeprefix(f"{CHANNEL}:")
         elif conversation_id.startswith("customer:") and self.bindings is not None:
-            openid = await asyncio.to_thread(self.bindings.openid_of,
-                                             conversation_id.removeprefix("customer:"))
+            openid = await asyncio.to_thread(
+                self.bindings.openid_of, conversation_id.removeprefix("customer:")
+            )
         if not openid:
             raise RuntimeError(f"no WeChat OpenID for {conversation_id}")
         await self.api.send_text(openid, content)
@@ -507,9 +550,14 @@ class RedisClaims:
         await self.redis.aclose()
 
 
-def wechat_blueprint(on_new_message: OnNewMessage, settings: WeChatSettings | None = None,
-                     bindings: BindingStore | None = None, *,
-                     tracker_store: Any = None, domain: Domain | None = None) -> Blueprint:
+def wechat_blueprint(
+    on_new_message: OnNewMessage,
+    settings: WeChatSettings | None = None,
+    bindings: BindingStore | None = None,
+    *,
+    tracker_store: Any = None,
+    domain: Domain | None = None,
+) -> Blueprint:
     """The channel; its routes exist only when a token is configured (otherwise the path is a
     plain 404 and a warning-free info line is logged). The :class:`WeChatChannel` is
     ``bp.ctx.channel`` (``None`` when disabled). Without ``bindings`` they are kept in
@@ -518,8 +566,10 @@ def wechat_blueprint(on_new_message: OnNewMessage, settings: WeChatSettings | No
     bp = Blueprint("channel_wechat", url_prefix=f"/webhooks/{CHANNEL}")
     bp.ctx.channel = None
     if not settings.enabled:
-        logger.info("WeChat channel disabled: set channels.wechat.token in config.yml or "
-                    "BOT_WECHAT_TOKEN to enable /webhooks/wechat/webhook")
+        logger.info(
+            "WeChat channel disabled: set channels.wechat.token in config.yml or "
+            "BOT_WECHAT_TOKEN to enable /webhooks/wechat/webhook"
+        )
         return bp
     if bindings is None:
         bindings = binding_store_for(settings, tracker_store)
@@ -529,8 +579,9 @@ def wechat_blueprint(on_new_message: OnNewMessage, settings: WeChatSettings | No
         channel.claims = RedisClaims(url, settings.dedupe_seconds)
         if channel.api is not None and settings.appid:  # one access token for all workers
             wait = 2 * settings.http_timeout + 5  # a fetch may take two calls
-            channel.api.shared = RedisTokenStore(channel.claims.redis, settings.appid,
-                                                 lock_seconds=wait, wait_seconds=wait)
+            channel.api.shared = RedisTokenStore(
+                channel.claims.redis, settings.appid, lock_seconds=wait, wait_seconds=wait
+            )
     bp.ctx.channel = channel
 
     @bp.get("/webhook")

@@ -80,7 +80,7 @@ class WeChatCrypto:
         if len(plain) < 20:
             raise WeChatCryptoError("decrypted message is too short")
         (length,) = struct.unpack(">I", plain[16:20])
-        body, appid = plain[20:20 + length], plain[20 + length:]
+        body, appid = plain[20 : 20 + length], plain[20 + length :]
         if len(body) != length or appid.decode("utf-8", "replace") != self.appid:
             raise WeChatCryptoError("message is for another app id")
         try:

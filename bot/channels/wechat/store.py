@@ -23,7 +23,8 @@ from bot.errors import BotError
 MAX_ID = 64
 _metadata = MetaData()
 BINDINGS = Table(
-    "wechat_bindings", _metadata,
+    "wechat_bindings",
+    _metadata,
     Column("openid", String(MAX_ID), primary_key=True),
     Column("customer_id", String(MAX_ID), nullable=False, index=True),
     Column("bound_at", Float, nullable=False),
@@ -56,8 +57,11 @@ class BindingStore:
         openid, customer_id = check_id(openid, "OpenID"), check_id(customer_id, "customer id")
         with self.engine.begin() as conn:
             conn.execute(delete(BINDINGS).where(BINDINGS.c.openid == openid))
-            conn.execute(BINDINGS.insert().values(openid=openid, customer_id=customer_id,
-                                                  bound_at=time.time()))
+            conn.execute(
+                BINDINGS.insert().values(
+                    openid=openid, customer_id=customer_id, bound_at=time.time()
+                )
+            )
 
     def unbind(self, openid: str) -> bool:
         with self.engine.begin() as conn:
@@ -66,22 +70,29 @@ class BindingStore:
 
     def customer(self, openid: str) -> str | None:
         with self.engine.connect() as conn:
-            value = conn.execute(select(BINDINGS.c.customer_id)
-                                 .where(BINDINGS.c.openid == openid)).scalar()
+            value = conn.execute(
+                select(BINDINGS.c.customer_id).where(BINDINGS.c.openid == openid)
+            ).scalar()
         return str(value) if value is not None else None
 
     def openid_of(self, customer_id: str) -> str | None:
         """The OpenID most recently bound to ``customer_id``."""
         with self.engine.connect() as conn:
-            value = conn.execute(select(BINDINGS.c.openid)
-                                 .where(BINDINGS.c.customer_id == customer_id)
-                                 .order_by(BINDINGS.c.bound_at.desc()).limit(1)).scalar()
+            value = conn.execute(
+                select(BINDINGS.c.openid)
+                .where(BINDINGS.c.customer_id == customer_id)
+                .order_by(BINDINGS.c.bound_at.desc())
+                .limit(1)
+            ).scalar()
         return str(value) if value is not None else None
 
     def all(self) -> list[tuple[str, str, float]]:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(BINDINGS.c.openid, BINDINGS.c.customer_id,
-                                       BINDINGS.c.bound_at).order_by(BINDINGS.c.openid))
+            rows = conn.execute(
+                select(BINDINGS.c.openid, BINDINGS.c.customer_id, BINDINGS.c.bound_at).order_by(
+                    BINDINGS.c.openid
+                )
+            )
             return [(str(r[0]), str(r[1]), float(r[2])) for r in rows]
 
     async def lookup(self, openid: str) -> str | None:

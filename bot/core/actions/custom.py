@@ -59,8 +59,13 @@ class InProcessExecutor:
 
         if name not in self._names:
             raise ActionExecutionError(f"custom action {name} is not in this action package")
-        call = {"next_action": name, "sender_id": tracker["sender_id"], "tracker": tracker,
-                "domain": domain, "version": "3.21"}
+        call = {
+            "next_action": name,
+            "sender_id": tracker["sender_id"],
+            "tracker": tracker,
+            "domain": domain,
+            "version": "3.21",
+        }
         try:
             result = await self._executor.run(call)
         except ActionExecutionRejection as exc:
@@ -102,8 +107,13 @@ class RemoteExecutor:
     ) -> dict[str, Any]:
         import httpx
 
-        call = {"next_action": name, "sender_id": tracker["sender_id"], "tracker": tracker,
-                "domain": domain, "version": "3.21"}
+        call = {
+            "next_action": name,
+            "sender_id": tracker["sender_id"],
+            "tracker": tracker,
+            "domain": domain,
+            "version": "3.21",
+        }
         try:
             response = await self._http().post(self.url, json=call)
         except httpx.HTTPError as exc:
@@ -120,8 +130,9 @@ class RemoteExecutor:
         return data
 
 
-def _response_events(responses: list[dict[str, Any]], context: ActionContext,
-                     slots: dict[str, Any]) -> list[Event]:
+def _response_events(
+    responses: list[dict[str, Any]], context: ActionContext, slots: dict[str, Any]
+) -> list[Event]:
     """The bot events of an action's messages: ``response=`` renders the domain's response
     (the message's other keys fill its templates, its ``buttons`` come after the response's
     own, as in Rasa); otherwise the message's text and data as they are."""
@@ -140,8 +151,11 @@ def _response_events(responses: list[dict[str, Any]], context: ActionContext,
                 data["buttons"] = [*(data.get("buttons") or []), *message["buttons"]]
             out.append(event)
             continue
-        data = {k: message[k] for k in ("buttons", "image", "custom", "attachment", "elements")
-                if message.get(k)}
+        data = {
+            k: message[k]
+            for k in ("buttons", "image", "custom", "attachment", "elements")
+            if message.get(k)
+        }
         if message.get("json_message"):
             data["custom"] = message["json_message"]
         if message.get("text") or data:
@@ -150,7 +164,9 @@ def _response_events(responses: list[dict[str, Any]], context: ActionContext,
 
 
 async def run_custom_action(
-    name: str, tracker: DialogueStateTracker, context: ActionContext,
+    name: str,
+    tracker: DialogueStateTracker,
+    context: ActionContext,
     pending: list[Event] | None = None,
 ) -> list[Event]:
     """Run ``name``; ``pending`` events are appended to the tracker it receives."""

@@ -64,7 +64,10 @@ class FormAction(Action):
         return [*events, *await self._ask(next_slot, tracker, context, events)]
 
     async def _ask(
-        self, slot: str, tracker: DialogueStateTracker, context: ActionContext,
+        self,
+        slot: str,
+        tracker: DialogueStateTracker,
+        context: ActionContext,
         pending: list[Event],
     ) -> list[Event]:
         for name in (f"action_ask_{self.name}_{slot}", f"action_ask_{slot}"):
@@ -116,8 +119,10 @@ class TwoStageFallbackAction(Action):
         original = self._original_message(tracker)
         latest = tracker.latest_message
         suggested = self._suggested(loop_events)
-        replay = not asked_rephrase and original is not None and (
-            intent == "affirm" or intent in suggested
+        replay = (
+            not asked_rephrase
+            and original is not None
+            and (intent == "affirm" or intent in suggested)
         )
         if not replay or original is None:
             # The rephrased message stands for itself.
@@ -130,9 +135,7 @@ class TwoStageFallbackAction(Action):
             parse = dict(original.get("parse_data") or {})
             parse["intent"] = {"name": chosen, "confidence": 1.0}
             parse["intent_ranking"] = [parse["intent"]]
-            parse["entities"] = [
-                *(parse.get("entities") or []), *(latest.get("entities") or [])
-            ]
+            parse["entities"] = [*(parse.get("entities") or []), *(latest.get("entities") or [])]
             text = original.get("text")
         rewinds = [ev.rewind() for _ in range(len(users) + 1)]
         return [
@@ -174,21 +177,26 @@ class TwoStageFallbackAction(Action):
     ) -> list[Event]:
         ranking = tracker.latest_message.get("intent_ranking") or []
         top = [
-            r["name"] for r in ranking
+            r["name"]
+            for r in ranking
             if r.get("name") not in (FALLBACK_INTENT, None, "out_of_scope")
         ][:2]
         if not top:
             return [*say("utter_ask_rephrase", tracker, context)]
         raw = context.domain.raw
-        asked = utter("utter_ask_affirmation", tracker, context,
-                      {"intent_label": _intent_label(raw, top[0])})
+        asked = utter(
+            "utter_ask_affirmation", tracker, context, {"intent_label": _intent_label(raw, top[0])}
+        )
         if not asked:  # the project's variations all have a failing condition
             return [*say("utter_ask_rephrase", tracker, context)]
         event = asked[0]
         data = event.setdefault("data", {})
         # the top intents as buttons, then the response's own ("都不是" in the built-in one)
-        data["buttons"] = [{"title": _intent_label(raw, i), "payload": f"/{i}"} for i in top] + \
-            list(data.get("buttons") or [])
-        event["metadata"] = {"utter_action": "action_default_ask_affirmation",
-                             "suggested_intents": top}
+        data["buttons"] = [
+            {"title": _intent_label(raw, i), "payload": f"/{i}"} for i in top
+        ] + list(data.get("buttons") or [])
+        event["metadata"] = {
+            "utter_action": "action_default_ask_affirmation",
+            "suggested_intents": top,
+        }
         return [event]

@@ -55,14 +55,17 @@ def _condition_holds(variation: dict[str, Any], slots: dict[str, Any]) -> bool:
     if not isinstance(conditions, list):
         return False
     return all(
-        isinstance(c, dict) and c.get("type", "slot") == "slot"
+        isinstance(c, dict)
+        and c.get("type", "slot") == "slot"
         and slots.get(str(c.get("name"))) == c.get("value")
         for c in conditions
     )
 
 
 def choose_variation(
-    variations: list[dict[str, Any]], channel: str | None, rng: random.Random,
+    variations: list[dict[str, Any]],
+    channel: str | None,
+    rng: random.Random,
     slots: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """A variation for ``channel``: those whose ``condition`` holds come first (as in Rasa),
@@ -77,9 +80,7 @@ def choose_variation(
     return candidates[0] if len(candidates) == 1 else rng.choice(candidates)
 
 
-def render(
-    variation: dict[str, Any], values: dict[str, Any], response: str | None = None
-) -> Event:
+def render(variation: dict[str, Any], values: dict[str, Any], response: str | None = None) -> Event:
     """One bot event from a response variation; ``values`` fill ``{name}`` templates."""
     text = variation.get("text")
     data = {k: _fill_any(variation[k], values) for k in MESSAGE_KEYS if k in variation}
@@ -100,17 +101,29 @@ def bot_message(event: Event, recipient_id: str) -> dict[str, Any]:
 
 
 def utter(
-    name: str, tracker: DialogueStateTracker, context: ActionContext,
+    name: str,
+    tracker: DialogueStateTracker,
+    context: ActionContext,
     extra: dict[str, Any] | None = None,
 ) -> list[Event]:
-    event = response_event(name, context.domain, channel=context.channel, rng=context.rng,
-                           slots=tracker.slots, values=extra)
+    event = response_event(
+        name,
+        context.domain,
+        channel=context.channel,
+        rng=context.rng,
+        slots=tracker.slots,
+        values=extra,
+    )
     return [] if event is None else [event]
 
 
 def response_event(
-    name: str, domain: Domain, *, channel: str | None = None,
-    rng: random.Random | None = None, slots: dict[str, Any] | None = None,
+    name: str,
+    domain: Domain,
+    *,
+    channel: str | None = None,
+    rng: random.Random | None = None,
+    slots: dict[str, Any] | None = None,
     values: dict[str, Any] | None = None,
 ) -> Event | None:
     """One bot event of the response ``name`` (the domain's, else the built-in one) with its

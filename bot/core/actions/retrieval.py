@@ -59,14 +59,24 @@ class RetrievalAction(Action):
         if chosen is not None and chosen in context.domain.responses:
             events = utter(chosen, tracker, context)
             for event in events:
-                event["metadata"] = {**(event.get("metadata") or {}),
-                                     "retrieval_intent": self.intent}
+                event["metadata"] = {
+                    **(event.get("metadata") or {}),
+                    "retrieval_intent": self.intent,
+                }
             if events:
                 return events
         if chosen is None:
-            logger.info("%s: %s found no response selector result for '%s'; falling back",
-                        tracker.sender_id, self.name, self.intent)
+            logger.info(
+                "%s: %s found no response selector result for '%s'; falling back",
+                tracker.sender_id,
+                self.name,
+                self.intent,
+            )
         else:
-            logger.warning("%s: %s: the selector chose %s, which the domain has no response "
-                           "for; falling back", tracker.sender_id, self.name, chosen)
+            logger.warning(
+                "%s: %s: the selector chose %s, which the domain has no response for; falling back",
+                tracker.sender_id,
+                self.name,
+                chosen,
+            )
         return say("utter_default", tracker, context)

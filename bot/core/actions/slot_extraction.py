@@ -42,8 +42,9 @@ def _conditions_hold(mapping: SlotMapping, loop: str | None, requested: Any) -> 
     )
 
 
-def _ignored_intents(mapping: SlotMapping, domain: Domain | None, loop: str | None
-                     ) -> tuple[str, ...]:
+def _ignored_intents(
+    mapping: SlotMapping, domain: Domain | None, loop: str | None
+) -> tuple[str, ...]:
     """The active form's ``ignored_intents``, when the mapping applies to that form."""
     if domain is None or loop is None or loop not in domain.forms:
         return ()
@@ -53,16 +54,28 @@ def _ignored_intents(mapping: SlotMapping, domain: Domain | None, loop: str | No
 
 
 def _entity_key(mapping: SlotMapping) -> tuple[Any, ...]:
-    return (mapping.entity, mapping.role, mapping.group, mapping.intent, mapping.not_intent,
-            mapping.conditions)
+    return (
+        mapping.entity,
+        mapping.role,
+        mapping.group,
+        mapping.intent,
+        mapping.not_intent,
+        mapping.conditions,
+    )
 
 
-def _shared_in_form(mapping: SlotMapping, slot_name: str, domain: Domain | None,
-                    loop: str | None, requested: Any) -> bool:
+def _shared_in_form(
+    mapping: SlotMapping, slot_name: str, domain: Domain | None, loop: str | None, requested: Any
+) -> bool:
     """A ``from_entity`` mapping that another required slot of the active form has too, for
     a slot the form is not asking for (Rasa's unique entity mapping check)."""
-    if (mapping.type != "from_entity" or domain is None or loop is None
-            or loop not in domain.forms or requested == slot_name):
+    if (
+        mapping.type != "from_entity"
+        or domain is None
+        or loop is None
+        or loop not in domain.forms
+        or requested == slot_name
+    ):
         return False
     required = domain.forms[loop].required_slots
     if slot_name not in required:
@@ -78,7 +91,10 @@ def _shared_in_form(mapping: SlotMapping, slot_name: str, domain: Domain | None,
 
 
 def mapped_value(
-    mapping: SlotMapping, slot_name: str, slot_type: str, tracker: DialogueStateTracker,
+    mapping: SlotMapping,
+    slot_name: str,
+    slot_type: str,
+    tracker: DialogueStateTracker,
     domain: Domain | None = None,
 ) -> Any:
     message = tracker.latest_message

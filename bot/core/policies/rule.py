@@ -46,7 +46,10 @@ class PartialState:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PartialState:
         return cls(
-            data["intent"], tuple(data["entities"]), data["prev_action"], dict(data["slots"]),
+            data["intent"],
+            tuple(data["entities"]),
+            data["prev_action"],
+            dict(data["slots"]),
             data["active_loop"],
         )
 
@@ -135,9 +138,7 @@ def rule_snippets(rule: Story, domain: Domain) -> list[Snippet]:
     def emit(action: str) -> None:
         states.append(PartialState(**{**current.__dict__, "slots": dict(current.slots)}))
         actions.append(action)
-        snippets.append(
-            Snippet(rule.name, list(states), list(actions), rule.conversation_start)
-        )
+        snippets.append(Snippet(rule.name, list(states), list(actions), rule.conversation_start))
 
     def set_slots(step: SlotStep) -> None:
         for name, value in step.slots:

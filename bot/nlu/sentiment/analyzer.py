@@ -162,9 +162,15 @@ class SentimentAnalyzer(Component):
     def lexicon_only_state(words: dict[str, list[str]]) -> dict[str, Any]:
         """Model state scoring the lexicon features with :data:`LEXICON_ONLY_WEIGHTS`."""
         coef = [[LEXICON_ONLY_WEIGHTS[f][c] for f in FEATURES] for c in range(len(LABELS))]
-        return {"labels": list(LABELS), "vocabulary": [], "idf": [], "coef": coef,
-                "intercept": list(LEXICON_ONLY_INTERCEPT), "lexicon": words,
-                "facts": {"mode": "lexicon-only"}}
+        return {
+            "labels": list(LABELS),
+            "vocabulary": [],
+            "idf": [],
+            "coef": coef,
+            "intercept": list(LEXICON_ONLY_INTERCEPT),
+            "lexicon": words,
+            "facts": {"mode": "lexicon-only"},
+        }
 
     def fit(
         self,
@@ -184,7 +190,10 @@ class SentimentAnalyzer(Component):
         texts, labels = self._dataset(examples, source)
         low, high = int(self.config["min_ngram"]), int(self.config["max_ngram"])
         self.vectorizer = TfidfVectorizer(
-            analyzer=_identity, binary=True, lowercase=False, dtype=np.float64,
+            analyzer=_identity,
+            binary=True,
+            lowercase=False,
+            dtype=np.float64,
             min_df=int(self.config["min_df"]),
         )
         tfidf = self.vectorizer.fit_transform([char_grams(t, low, high) for t in texts])
@@ -206,15 +215,17 @@ class SentimentAnalyzer(Component):
         coef = np.array(self.model.coef_, dtype=np.float64)
         coef[:, len(vocabulary) :] *= scale  # saved for unscaled lexicon features
         counts = {label: labels.count(label) for label in LABELS}
-        self._prepare({
-            "labels": list(LABELS),
-            "vocabulary": vocabulary,
-            "idf": [float(v) for v in self.vectorizer.idf_],
-            "coef": coef.tolist(),
-            "intercept": np.asarray(self.model.intercept_, dtype=np.float64).tolist(),
-            "lexicon": words,
-            "facts": {"mode": "trained", "source": source, "examples": counts},
-        })
+        self._prepare(
+            {
+                "labels": list(LABELS),
+                "vocabulary": vocabulary,
+                "idf": [float(v) for v in self.vectorizer.idf_],
+                "coef": coef.tolist(),
+                "intercept": np.asarray(self.model.intercept_, dtype=np.float64).tolist(),
+                "lexicon": words,
+                "facts": {"mode": "trained", "source": source, "examples": counts},
+            }
+        )
 
     @staticmethod
     def _dataset(
