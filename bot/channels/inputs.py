@@ -12,7 +12,7 @@ from typing import Any
 
 from sanic import Request
 
-from bot.channels.base import ChannelError as ApiError
+from bot.channels.base import ChannelError
 from bot.core import strict_json
 from bot.folding import FORMAT_MARKS, IDEOGRAPHIC_SPACE, nfkc
 
@@ -50,7 +50,7 @@ def _clean_any(value: Any) -> Any:
 def json_object(request: Request) -> dict[str, Any]:
     data = json_body(request)
     if not isinstance(data, dict):
-        raise ApiError(400, f"request body must be a JSON object, got {type(data).__name__}")
+        raise ChannelError(400, f"request body must be a JSON object, got {type(data).__name__}")
     return data
 
 
@@ -58,19 +58,19 @@ def json_body(request: Request) -> Any:
     """The body as strict JSON (any value), or a 400 naming the problem."""
     body = request.body
     if not body:
-        raise ApiError(400, "request body is empty; send a JSON object")
+        raise ChannelError(400, "request body is empty; send a JSON object")
     try:  # NaN, Infinity and 1e999 parse in Python but cannot be stored or sent as JSON
         data = strict_json.loads(body)
     except UnicodeDecodeError:
-        raise ApiError(400, "request body is not valid UTF-8") from None
+        raise ChannelError(400, "request body is not valid UTF-8") from None
     except json.JSONDecodeError as exc:
-        raise ApiError(400, f"request body is not valid JSON: {exc}") from None
+        raise ChannelError(400, f"request body is not valid JSON: {exc}") from None
     except strict_json.TooManyDigits as exc:
-        raise ApiError(400, f"request body has {exc}") from None
+        raise ChannelError(400, f"request body has {exc}") from None
     except strict_json.NotJSON as exc:
-        raise ApiError(400, f"request body is not valid JSON: {exc}") from None
+        raise ChannelError(400, f"request body is not valid JSON: {exc}") from None
     except RecursionError:
-        raise ApiError(400, "request body is nested too deeply") from None
+        raise ChannelError(400, "request body is nested too deeply") from None
     return data
 
 
@@ -80,15 +80,15 @@ def string_field(
     value = data.get(name)
     if value is None:
         if required:
-            raise ApiError(400, f"missing field '{name}'")
+            raise ChannelError(400, f"missing field '{name}'")
         return None
     if not isinstance(value, str):
-        raise ApiError(400, f"field '{name}' must be a string, got {_kind(value)}")
+        raise ChannelError(400, f"field '{name}' must be a string, got {_kind(value)}")
     value = clean(value)
     if not value.strip():
-        raise ApiError(400, f"field '{name}' is empty")
+        raise ChannelError(400, f"field '{name}' is empty")
     if max_chars is not None and len(value) > max_chars:
-        raise ApiError(400, f"field '{name}' is longer than {max_chars} characters")
+        raise ChannelError(400, f"field '{name}' is longer than {max_chars} characters")
     return value
 
 
@@ -120,7 +120,7 @@ def incoming_message(data: dict[str, Any], *, sender_required: bool = True) -> I
     if metadata is None:
         metadata = {}
     elif not isinstance(metadata, dict):
-        raise ApiError(400, f"field 'metadata' must be an object, got {_kind(metadata)}")
+        raise ChannelError(400, f"field 'metadata' must be an object, got {_kind(metadata)}")
     return IncomingMessage(sender, text, _clean_any(metadata))
 
 
@@ -128,7 +128,7 @@ def anonymous_sender(message: IncomingMessage) -> str:
     """The conversation id of an anonymous message: its ``sender``, which must not pose as a
     verified customer's conversation."""
     if message.sender is None:
-        raise ApiError(400, "missing field 'sender'")
+        raise ChannelError(400, "missing field 'sender'")
     return check_anonymous(message.sender)
 
 
@@ -141,7 +141,7 @@ def check_anonymous(sender: str) -> str:
     seen = nfkc(sender).translate(_INVISIBLE).casefold()
     for prefix in RESERVED_PREFIXES:
         if seen.startswith(prefix):
-            raise ApiError(
+            raise ChannelError(
                 400,
                 f"sender ids starting with '{prefix}' are reserved (verified "
                 "customers and WeChat users)",
