@@ -1,0 +1,2 @@
+class LoginThrottle:
+    def __init__(self, **kw): pass
