@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import os
+import random
 import socket
 import struct
 import threading
@@ -172,7 +173,13 @@ def sha1(*parts: str) -> str:
     return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
 
 
-def signed(timestamp: str = "1714036504", nonce: str = "1514711492", **extra: str) -> str:
+# The channel's wall clock in these tests: the documented vectors' timestamps are in its window.
+VECTOR_TIME = 1714036800.0
+
+
+def signed(timestamp: str = "1714036504", nonce: str | None = None, **extra: str) -> str:
+    """A signed query; a fresh nonce unless given (each nonce signs one request)."""
+    nonce = nonce or str(random.randrange(10**9))
     query = {
         "timestamp": timestamp,
         "nonce": nonce,
@@ -257,9 +264,13 @@ def make_app(
         "BOT_WECHAT_BINDINGS_DB",
     ):
         monkeypatch.delenv(name, raising=False)
-    return create_app(
+    app = create_app(
         agent or new_agent(bot), ServerSettings(jwt=JwtSettings(JWT_SECRET)), close_stores=False
     )
+    channel = app.blueprints["channel_wechat"].ctx.channel
+    if channel is not None:
+        channel.wall_clock = lambda: VECTOR_TIME  # the fixed vectors' time
+    return app
 
 
 def closed_port() -> int:

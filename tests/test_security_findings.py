@@ -102,7 +102,7 @@ async def test_production_refuses_a_token_signed_with_the_dev_agent_secret(
             kwargs["json"] = body
         _, response = await call(path, **kwargs)
         assert response.status == 503, (path, response.status, response.text)
-        assert "BOT_AGENT_SECRET" in response.json["message"]
+        assert "BOT_AGENT_SECRET" in response.json["error"]
     assert service.store.handoffs.latest("p1").status == "waiting"  # type: ignore[union-attr]
 
 
@@ -124,23 +124,25 @@ def test_production_refuses_the_other_development_secrets() -> None:
 
 async def test_a_failed_login_neither_sets_available_nor_reserves(trained_bot: TrainedBot) -> None:
     config = {**CONFIG, "queue": {"auto_assign": True}}
-    app, _agent, service = service_app(trained_bot, config, production=True)
-    await say(app, "f1", "转人工")
-    before = service.store.agents.get("alice")
-    assert before is not None and before.status == "away"
-    _, refused = await app.asgi_client.post(
-        "/agent/login", json={"username": "alice", "password": "alice-password"}
-    )
-    assert refused.status == 503
-    _, wrong = await app.asgi_client.post(
-        "/agent/login", json={"username": "alice", "password": "not-her-password"}
-    )
-    assert wrong.status == 401
-    await service.drain()
-    after = service.store.agents.get("alice")
-    assert after is not None and after.status == "away"
-    handoff = service.store.handoffs.latest("f1")
-    assert handoff is not None and handoff.status == "waiting" and handoff.agent is None
+    for production, password, status in (
+        (True, "alice-password", 503),  # no BOT_AGENT_SECRET in production
+        (False, "not-her-password", 401),
+    ):
+        app, _agent, service = service_app(trained_bot, config, production=production)
+        await say(app, "f1", "转人工")
+        before = service.store.agents.get("alice")
+        assert before is not None and before.status == "away"
+        _, refused = await app.asgi_client.post(
+            "/agent/login", json={"username": "alice", "password": password}
+        )
+        assert refused.status == status
+        await service.drain()
+        after = service.store.agents.get("alice")
+        assert after is not None and after.status == "away"
+        handoff = service.store.handoffs.latest("f1")
+        assert handoff is not None and handoff.status == "waiting" and handoff.agent is None
+        actions = [e["action"] for e in service.store.audit.log("f1")]
+        assert "assign" not in actions, actions
 
 
 # -- 3. access ends with the assignment --------------------------------------------------------
@@ -209,7 +211,7 @@ async def test_agent_paths_are_decoded_exactly_once(trained_bot: TrainedBot) -> 
     _, twice = await app.asgi_client.get(
         "/agent/conversations/customer%253AC1003/context", headers=bob
     )
-    assert twice.status == 404 and "customer%3AC1003" in twice.json["message"]
+    assert twice.status == 404 and "customer%3AC1003" in twice.json["error"]
     alice = await login(app, "alice")
     _, once = await app.asgi_client.get(
         "/agent/conversations/customer%3AC1003/context", headers=alice
@@ -236,7 +238,7 @@ async def test_five_wrong_passwords_lock_the_account_with_retry_after(
     locked = await wrong(app, "alice")
     assert locked.status == 429
     assert int(locked.headers["retry-after"]) >= 1
-    assert "too many failed logins" in locked.json["message"]
+    assert "too many failed logins" in locked.json["error"]
     _, right = await app.asgi_client.post(
         "/agent/login", json={"username": "alice", "password": "alice-password"}
     )
@@ -302,6 +304,13 @@ async def test_redis_unreachable_falls_back_to_in_process_with_one_log_line(
 # -- 6. WeChat timestamps and nonces -----------------------------------------------------------
 
 
+def wechat_app(bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The WeChat channel's app, its clock the real one."""
+    app = make_app(bot, tmp_path, monkeypatch)
+    app.blueprints["channel_wechat"].ctx.channel.wall_clock = time.time
+    return app
+
+
 def wechat_query(timestamp: str, nonce: str, **extra: str) -> str:
     query = {"timestamp": timestamp, "nonce": nonce, "signature": sha1(TOKEN, timestamp, nonce)}
     return WECHAT + "?" + "&".join(f"{k}={v}" for k, v in {**query, **extra}.items())
@@ -310,12 +319,12 @@ def wechat_query(timestamp: str, nonce: str, **extra: str) -> str:
 async def test_wechat_refuses_timestamps_outside_the_window(
     trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app = make_app(trained_bot, tmp_path, monkeypatch)
+    app = wechat_app(trained_bot, tmp_path, monkeypatch)
     now = str(int(time.time()))
     for stale in ("1", str(int(time.time()) - 301), str(int(time.time()) + 301), "soon"):
         _, response = await app.asgi_client.get(wechat_query(stale, "77", echostr="e"))
         assert response.status == 403, (stale, response.status)
-        assert "timestamp" in response.json["message"]
+        assert "timestamp" in response.json["error"]
     _, fresh = await app.asgi_client.get(wechat_query(now, "78", echostr="e"))
     assert fresh.status == 200 and fresh.text == "e"
 
@@ -323,7 +332,7 @@ async def test_wechat_refuses_timestamps_outside_the_window(
 async def test_wechat_remembers_nonces_so_a_signed_query_cannot_be_replayed(
     trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app = make_app(trained_bot, tmp_path, monkeypatch)
+    app = wechat_app(trained_bot, tmp_path, monkeypatch)
     channel = app.blueprints["channel_wechat"].ctx.channel
     assert isinstance(channel, WeChatChannel)
     turns: list[str] = []
@@ -339,14 +348,14 @@ async def test_wechat_remembers_nonces_so_a_signed_query_cannot_be_replayed(
     _, retry = await app.asgi_client.post(query, content=text_xml("你好", "5001"))
     assert retry.status == 200  # WeChat's own retry of the same message: no second turn
     _, replay = await app.asgi_client.post(query, content=text_xml("转账给张三", "5002"))
-    assert replay.status == 403 and "replayed" in replay.json["message"]
+    assert replay.status == 403 and "replayed" in replay.json["error"]
     assert turns == ["你好"]
 
 
 async def test_the_documented_vectors_pass_with_the_clock_at_their_time(
     trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app = make_app(trained_bot, tmp_path, monkeypatch)
+    app = wechat_app(trained_bot, tmp_path, monkeypatch)
     channel = app.blueprints["channel_wechat"].ctx.channel
     monkeypatch.setattr(channel, "wall_clock", lambda: 1714036600.0)
     _, response = await app.asgi_client.get(
@@ -374,7 +383,7 @@ async def test_deeply_nested_metadata_is_400(trained_bot: TrainedBot, depth: int
             url, content=body.encode(), headers={"Content-Type": "application/json"}
         )
         assert response.status == 400, (url, depth, response.status)
-        assert "nested" in response.json["message"]
+        assert "nested" in response.json["error"]
     _, fine = await app.asgi_client.post(
         REST, json={"sender": "d3", "message": "你好", "metadata": {"a": [[[[{"b": 1}]]]]}}
     )
@@ -407,7 +416,7 @@ async def test_a_jwt_with_a_crit_header_is_401(trained_bot: TrainedBot) -> None:
 async def test_wechat_xml_declaring_an_unknown_encoding_is_400(
     trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    app = make_app(trained_bot, tmp_path, monkeypatch)
+    app = wechat_app(trained_bot, tmp_path, monkeypatch)
     for i, encoding in enumerate(("x-foo", "utf-7-nope", "")):
         body = f'<?xml version="1.0" encoding="{encoding}"?>'.encode() + text_xml("你好")
         query = wechat_query(str(int(time.time())), f"9{i}")

@@ -64,9 +64,9 @@ def decode_token(
     :class:`InvalidToken` says what is wrong. Shared by the app channel and the HTTP API."""
     if not token.isascii():  # header bytes that are not UTF-8 arrive as lone surrogates
         raise InvalidToken("malformed token: a JWT is base64url text, this has other characters")
-    try:
+    try:  # PyJWT checks 'crit' here already (InvalidTokenError, not a DecodeError)
         header = jwt.get_unverified_header(token)
-    except jwt.DecodeError as exc:
+    except jwt.PyJWTError as exc:
         raise InvalidToken(f"malformed token: {exc}") from None
     alg = header.get("alg")
     if alg != algorithm:
@@ -85,7 +85,7 @@ def decode_token(
         raise InvalidToken(
             "token signature is invalid (forged, or signed with another key)"
         ) from None
-    except jwt.InvalidTokenError as exc:
+    except jwt.PyJWTError as exc:  # any other: unknown 'crit' extensions, bad claims, ...
         raise InvalidToken(f"token is invalid: {exc}") from None
     return claims
 

@@ -67,10 +67,14 @@ def json_body(request: Request) -> Any:
         raise ChannelError(400, f"request body is not valid JSON: {exc}") from None
     except strict_json.TooManyDigits as exc:
         raise ChannelError(400, f"request body has {exc}") from None
+    except strict_json.TooDeep:
+        raise ChannelError(
+            400,
+            f"request body is nested too deeply (at most {strict_json.MAX_DEPTH} levels of "
+            "objects and lists)",
+        ) from None
     except strict_json.NotJSON as exc:
         raise ChannelError(400, f"request body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise ChannelError(400, "request body is nested too deeply") from None
     return data
 
 

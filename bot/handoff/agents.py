@@ -3,6 +3,7 @@ made for them (given back when they go away or do not accept in time)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import jwt
@@ -12,20 +13,35 @@ from bot.handoff.dispatch import Router
 from bot.handoff.errors import HandoffError
 from bot.handoff.records import AgentAccount, Handoff
 
+logger = logging.getLogger(__name__)
+
+DEV_SECRET_REFUSED = (
+    "BOT_ENV=production: set BOT_AGENT_SECRET to sign agent tokens (the development "
+    "secret is refused, and so is every token signed with it)"
+)
+
 
 class Agents:
     def __init__(self, ctx: HandoffContext, router: Router) -> None:
         self.ctx = ctx
         self.db = ctx.store  # the handoff tables
         self.router = router
+        if self.refuses_dev_secret:
+            logger.error(
+                "agent console closed (every agent endpoint answers 503): %s", DEV_SECRET_REFUSED
+            )
+
+    @property
+    def refuses_dev_secret(self) -> bool:
+        """Production without ``BOT_AGENT_SECRET``: no agent token is issued or accepted."""
+        return self.ctx.production and self.ctx.config.uses_dev_secret
+
+    def _check_secret(self) -> None:
+        if self.refuses_dev_secret:
+            raise HandoffError(503, DEV_SECRET_REFUSED)
 
     def issue_token(self, agent: AgentAccount) -> str:
-        if self.ctx.production and self.ctx.config.uses_dev_secret:
-            raise HandoffError(
-                503,
-                "BOT_ENV=production: set BOT_AGENT_SECRET to sign agent "
-                "tokens (the development secret is refused)",
-            )
+        self._check_secret()
         now = int(self.ctx.clock())
         claims = {
             "sub": agent.username,
@@ -37,19 +53,26 @@ class Agents:
         return jwt.encode(claims, self.ctx.config.secret, algorithm="HS256")
 
     async def login(self, username: str, password: str) -> tuple[str, AgentAccount]:
+        """A token and the account, now available; a failed login (503 without a secret in
+        production, 401 for a wrong password) changes nothing but the audit log."""
+        self._check_secret()  # before anything is changed
         account: AgentAccount | None = await self.ctx.run(
             self.db.agents.authenticate, username, password
         )
         if account is None:
             await self.ctx.run(self.db.audit.record, username[:64] or "?", "login_failed", None)
             raise HandoffError(401, "wrong username or password")
+        token = self.issue_token(account)  # before the agent is made available
         await self.ctx.run(self.db.agents.set_status, account.username, "available")
         account.status = "available"
         await self.ctx.run(self.db.audit.record, account.username, "login", None)
         self.ctx.spawn(self.router.dispatch())
-        return self.issue_token(account), account
+        return token, account
 
     async def verify(self, token: str) -> AgentAccount:
+        self._check_secret()  # a token signed with the public secret proves nothing
+        if not token.isascii():
+            raise HandoffError(401, "agent token is invalid; log in again")
         try:
             claims = jwt.decode(
                 token,
@@ -59,7 +82,7 @@ class Agents:
             )
         except jwt.ExpiredSignatureError:
             raise HandoffError(401, "agent token has expired; log in again") from None
-        except jwt.InvalidTokenError:
+        except jwt.PyJWTError:  # any other: malformed, bad signature, unknown 'crit', ...
             raise HandoffError(401, "agent token is invalid; log in again") from None
         if claims.get("typ") != "agent":
             raise HandoffError(401, "not an agent token")

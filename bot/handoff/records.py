@@ -48,9 +48,12 @@ class AgentAccount:
         return self.role == "supervisor"
 
     def may_see(self, handoff: Handoff) -> bool:
+        """Supervisors see every conversation; an agent only while it is assigned to them
+        (access ends with the assignment: after a close or a transfer, what the customer
+        writes next is not theirs to read) or while it waits in one of their groups."""
         return (
             self.supervisor
-            or handoff.agent == self.username
+            or (handoff.agent == self.username and handoff.status in ("assigned", "active"))
             or (handoff.status == "waiting" and handoff.group in self.groups)
         )
 

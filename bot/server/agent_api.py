@@ -9,7 +9,6 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
-from urllib.parse import unquote
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, file
@@ -20,6 +19,7 @@ from bot.handoff.errors import HandoffError
 from bot.handoff.records import AgentAccount
 from bot.handoff.service import HandoffService
 from bot.server.errors import ApiError
+from bot.server.login_throttle import LoginThrottle
 from bot.server.operator import conversation_id
 from bot.server.webchat import STATIC
 
@@ -44,14 +44,32 @@ def _token(request: Request, allow_query: bool = False) -> str:
     header = request.headers.get("authorization") or ""
     scheme, _, token = header.strip().partition(" ")
     if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
+        return _ascii_token(token.strip())
     if allow_query and request.args.get("token"):
-        return str(request.args.get("token"))
+        return _ascii_token(str(request.args.get("token")))
     raise ApiError(
         401,
         "agent endpoints need 'Authorization: Bearer <token>' from POST /agent/login",
         {"WWW-Authenticate": "Bearer"},
     )
+
+
+def _ascii_token(token: str) -> str:
+    """A JWT is base64url text: header bytes that are not UTF-8 (lone surrogates here) or
+    Latin-1 letters cannot be one."""
+    if not token.isascii() or not token.isprintable():
+        raise ApiError(
+            401,
+            "agent token is malformed (not base64url text); log in again",
+            {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    return token
+
+
+def _address(request: Request) -> str:
+    """The client's address: the proxy's forwarded one when Sanic is configured to trust it
+    (``PROXIES_COUNT``, ``REAL_IP_HEADER``, ``FORWARDED_SECRET``), else the peer's."""
+    return str(request.remote_addr or request.ip or "?")
 
 
 async def sse(
@@ -210,12 +228,19 @@ def openapi_paths() -> dict[str, Any]:
 
 
 def cid(raw: str) -> str:
-    """The conversation id of a path segment (``customer%3AC1001`` → ``customer:C1001``)."""
-    return conversation_id(unquote(raw))
+    """The conversation id of a path segment (``customer%3AC1001`` → ``customer:C1001``),
+    percent-decoded exactly once (by :func:`~bot.server.operator.conversation_id`): a second
+    decoding would turn ``customer%253AC1003`` into another customer's id."""
+    return conversation_id(raw)
 
 
-def agent_blueprint(service: HandoffService, stopping: asyncio.Event) -> Blueprint:
+def agent_blueprint(
+    service: HandoffService, stopping: asyncio.Event, throttle: LoginThrottle | None = None
+) -> Blueprint:
+    """The agent API; ``throttle``: failed logins per account and address (default
+    :meth:`LoginThrottle.from_env`, in Redis with ``$BOT_REDIS_URL``)."""
     bp = Blueprint("agent_api", url_prefix="/agent")
+    limiter = throttle or LoginThrottle.from_env()
 
     async def agent(request: Request, allow_query: bool = False) -> AgentAccount:
         account: AgentAccount = await mapped(service.verify(_token(request, allow_query)))
@@ -236,7 +261,23 @@ def agent_blueprint(service: HandoffService, stopping: asyncio.Event) -> Bluepri
         username = string_field(data, "username", max_chars=64)
         password = string_field(data, "password", max_chars=256)
         assert username is not None and password is not None
-        token, account = await mapped(service.login(username, password))
+        address = _address(request)
+        wait = await limiter.retry_after(username, address)
+        if wait > 0:
+            seconds = max(1, int(wait + 0.999))
+            raise ApiError(
+                429,
+                f"too many failed logins for this account or address; try again in "
+                f"{seconds} s (or ask a supervisor to reset the password)",
+                {"Retry-After": str(seconds)},
+            )
+        try:
+            token, account = await mapped(service.login(username, password))
+        except ApiError as exc:
+            if exc.status == 401:  # a wrong password, not a server refusing (503)
+                await limiter.failed(username, address)
+            raise
+        await limiter.succeeded(username)
         return _json(
             {
                 "token": token,

@@ -29,27 +29,65 @@ SENDERS = ("user", "bot")
 
 
 def conversation_id(raw: str) -> str:
-    """The path segment, percent-decoded (Sanic leaves path parameters encoded)."""
+    """The path segment, percent-decoded once (Sanic leaves path parameters encoded; decoding
+    twice would let ``%253A`` become ``:``)."""
     value = clean(unquote(raw))
     if not value.strip() or len(value) > MAX_SENDER_CHARS:
         raise ApiError(400, f"conversation id must be 1-{MAX_SENDER_CHARS} characters")
     return value
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _check_intent(value: Any, where: str) -> None:
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str | None):
+        raise ApiError(400, f"field '{where}' must be an object with a 'name' (a string)")
+    if "confidence" in value and not _number(value["confidence"]):
+        raise ApiError(400, f"field '{where}.confidence' must be a number")
+
+
+def _check_entity(entity: Any, where: str) -> None:
+    if not isinstance(entity, dict) or not isinstance(entity.get("entity"), str):
+        raise ApiError(400, f"field '{where}' must be an object with an 'entity' name")
+    value = entity.get("value")
+    if not (_scalar(value) or (isinstance(value, list) and all(_scalar(v) for v in value))):
+        raise ApiError(400, f"field '{where}.value' must be a string, number or list of them")
+    for key in ("start", "end"):
+        if key in entity and not (_number(entity[key]) and float(entity[key]).is_integer()):
+            raise ApiError(400, f"field '{where}.{key}' must be an integer")
+    if "confidence" in entity and not _number(entity["confidence"]):
+        raise ApiError(400, f"field '{where}.confidence' must be a number")
+    for key in ("role", "group", "extractor"):
+        if entity.get(key) is not None and not isinstance(entity[key], str):
+            raise ApiError(400, f"field '{where}.{key}' must be a string")
+
+
 def check_parse_data(value: Any) -> None:
-    """Operator-given parse data is replayed with the tracker: it must have the right shape."""
+    """Operator-given parse data is replayed with the tracker: it must have the right shape
+    (a 400 naming the field otherwise, never a 500 later)."""
     if not isinstance(value, dict):
         raise ApiError(400, "field 'parse_data' must be an object")
-    intent = value.get("intent")
-    if not isinstance(intent, dict) or not isinstance(intent.get("name"), str | None):
-        raise ApiError(400, "field 'parse_data.intent' must be an object with a 'name'")
+    _check_intent(value.get("intent"), "parse_data.intent")
     entities = value.get("entities", [])
-    if not isinstance(entities, list) or not all(
-        isinstance(e, dict) and isinstance(e.get("entity"), str) for e in entities
-    ):
+    if not isinstance(entities, list):
         raise ApiError(
             400, "field 'parse_data.entities' must be a list of objects with an 'entity' name"
         )
+    for i, entity in enumerate(entities):
+        _check_entity(entity, f"parse_data.entities[{i}]")
+    ranking = value.get("intent_ranking", [])
+    if not isinstance(ranking, list):
+        raise ApiError(400, "field 'parse_data.intent_ranking' must be a list of intents")
+    for i, intent in enumerate(ranking):
+        _check_intent(intent, f"parse_data.intent_ranking[{i}]")
+    if "text" in value and not isinstance(value["text"], str):
+        raise ApiError(400, "field 'parse_data.text' must be a string")
 
 
 def operator_blueprint(agent: Agent, settings: ServerSettings) -> Blueprint:

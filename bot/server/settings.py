@@ -127,6 +127,10 @@ class ServerSettings:
     api_jwt: ApiJwtSettings = field(default_factory=ApiJwtSettings)
     # Rasa's --cors: origins whose browser pages may call the server ("*": any)
     cors_origins: tuple[str, ...] = ()
+    # Seconds a client may take to send a request's head (garbage or a bare-LF request line
+    # never completes one: answered 408 and closed), and an idle connection stays open.
+    request_timeout: float = 10.0
+    keep_alive_timeout: float = 15.0
 
     def check(self) -> None:
         """Refuse settings that must not run (the public dev secret in production)."""
@@ -241,6 +245,8 @@ def settings_from_mapping(
             require_exp=bool(server.get("jwt_require_exp", False)),
         ),
         cors_origins=tuple(cors),
+        request_timeout=_number(server, "request_timeout", 10, "server", 0.5),
+        keep_alive_timeout=_number(server, "keep_alive_timeout", 15, "server", 0.5),
     )
 
 

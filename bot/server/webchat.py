@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, file, json
@@ -139,6 +140,13 @@ def webchat_blueprint(settings: ServerSettings, openapi: dict[str, Any] | None =
         openapi.setdefault("paths", {}).update(openapi_paths())
     bp = Blueprint("webchat")
     bp.static("/static", str(STATIC), name="webchat_static", use_content_range=False)
+
+    @bp.on_request
+    async def refuse_control_characters(request: Request) -> None:
+        # A NUL (or another control character) cannot be in a file name: the static handler
+        # would fail on it with a 500, so such paths are a plain 404 here.
+        if request.path.startswith("/static/") and not unquote(request.path).isprintable():
+            raise ApiError(404, "no such file")
 
     @bp.get("/")
     async def index(request: Request) -> HTTPResponse:

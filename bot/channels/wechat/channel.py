@@ -2,7 +2,9 @@
 
 - ``GET``: URL verification (``signature`` over token/timestamp/nonce → ``echostr``).
 - ``POST``: the signature is checked on every request (a mismatch is a 403, logged, nothing
-  processed); plain and safe mode (``encrypt_type=aes``, ``msg_signature``, AES-256-CBC).
+  processed), and so are its ``timestamp`` (within ``timestamp_window`` seconds) and ``nonce``
+  (used once: :mod:`bot.channels.wechat.replay`); plain and safe mode (``encrypt_type=aes``,
+  ``msg_signature``, AES-256-CBC).
 - Text messages, ``subscribe`` (the greeting, ``subscribe_payload``) and ``CLICK`` events
   (``EventKey`` is the message, e.g. an intent payload).
 - ``MsgId`` deduplication (events: ``FromUserName`` + ``CreateTime`` + ``Event``): a retry is
@@ -42,6 +44,7 @@ from bot.channels.identity import Customer
 from bot.channels.inputs import clean
 from bot.channels.wechat.api import TEXT_LIMIT, RedisTokenStore, WeChatApi, split_text
 from bot.channels.wechat.crypto import WeChatCrypto, WeChatCryptoError, check_signature
+from bot.channels.wechat.replay import ReplayGuard, digest
 from bot.channels.wechat.store import BindingStore
 from bot.core.actions.responses import response_event
 from bot.core.lock_store import LockTimeoutError
@@ -83,6 +86,7 @@ class WeChatSettings:
     http_timeout: float = 5.0
     bindings_db: str | None = None  # SQLAlchemy URL; default: the tracker store's database
     project_root: Path | None = None
+    timestamp_window: float = 300.0  # seconds a signed request's timestamp may be off
 
     @property
     def enabled(self) -> bool:
@@ -127,6 +131,7 @@ def settings_from_mapping(
         http_timeout=_float(section, "http_timeout", 5.0, 0.1),
         bindings_db=string("bindings_db"),
         project_root=root,
+        timestamp_window=_float(section, "timestamp_window", 300.0, 1),
     )
     if settings.aes_key:
         WeChatCrypto(settings.token or "", settings.aes_key, settings.appid or "")  # validates
@@ -199,6 +204,8 @@ def parse_xml(body: bytes) -> dict[str, str]:
         root = parser.close()
     except ET.ParseError as exc:
         raise ChannelError(400, f"request body is not valid XML: {exc}") from None
+    except LookupError as exc:  # <?xml encoding="x-foo"?>: Python has no such codec
+        raise ChannelError(400, f"request body declares an unknown encoding: {exc}") from None
     except (RecursionError, ValueError):
         raise ChannelError(400, "request body is not valid XML") from None
     if root.tag != "xml":
@@ -267,9 +274,14 @@ class WeChatChannel:
     # Several workers: a MsgId is claimed in Redis ($BOT_REDIS_URL) so that WeChat's retry,
     # landing on another worker, runs no second turn.
     claims: RedisClaims | None = None
+    # Signed requests are fresh and used once; wall time (tests freeze it for fixed vectors).
+    wall_clock: Any = time.time
+    replay: ReplayGuard | None = None
 
     def __post_init__(self) -> None:
         s = self.settings
+        if self.replay is None:
+            self.replay = ReplayGuard(s.timestamp_window, clock=lambda: self.wall_clock())
         if s.safe_mode_ready and self.crypto is None:
             assert s.token and s.aes_key and s.appid
             self.crypto = WeChatCrypto(s.token, s.aes_key, s.appid)
@@ -292,6 +304,26 @@ class WeChatChannel:
             raise ChannelError(
                 403, "signature mismatch: the request was not signed with this channel's token"
             )
+
+    async def check_fresh(self, request: Request) -> None:
+        """After :meth:`verify`: a 403 for a stale timestamp or a nonce that signed another
+        request (a replay); the same request again is WeChat's retry and passes."""
+        assert self.replay is not None
+        args = request.args
+        timestamp, nonce = str(args.get("timestamp", "")), str(args.get("nonce", ""))
+        try:
+            await self.replay.check(
+                timestamp,
+                nonce,
+                digest(request.method, request.body, str(args.get("echostr", ""))),
+            )
+        except ChannelError:
+            logger.warning(
+                "WeChat %s from %s refused: stale timestamp or replayed nonce",
+                request.method,
+                request.ip,
+            )
+            raise
 
     def decrypt(self, request: Request, fields: dict[str, str]) -> dict[str, str]:
         if request.args.get("encrypt_type", "raw").lower() != "aes":
@@ -423,6 +455,7 @@ class WeChatChannel:
             raise ChannelError(
                 413, f"request body is larger than {self.settings.max_body_bytes:,} bytes"
             )
+        await self.check_fresh(request)
         fields = self.decrypt(request, parse_xml(request.body))
         openid = fields.get("FromUserName", "").strip()
         if not openid or len(openid) > 64 or not openid.isprintable():
@@ -577,6 +610,8 @@ def wechat_blueprint(
     url = redis_url()
     if url:
         channel.claims = RedisClaims(url, settings.dedupe_seconds)
+        assert channel.replay is not None
+        channel.replay.redis = channel.claims.redis  # nonces shared by every worker
         if channel.api is not None and settings.appid:  # one access token for all workers
             wait = 2 * settings.http_timeout + 5  # a fetch may take two calls
             channel.api.shared = RedisTokenStore(
@@ -587,6 +622,7 @@ def wechat_blueprint(
     @bp.get("/webhook")
     async def verify(request: Request) -> HTTPResponse:
         channel.verify(request)
+        await channel.check_fresh(request)
         return text(request.args.get("echostr", ""))
 
     @bp.post("/webhook")
