@@ -49,22 +49,25 @@ def _int(text: str) -> int:
         raise TooManyDigits(f"a number of {len(text):,} digits") from None
 
 
-def depth(value: Any) -> int:
-    """Levels of objects and lists in ``value`` (0 for a scalar), without recursion."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 0)]
+def too_deep(value: Any, max_depth: int = MAX_DEPTH) -> bool:
+    """Whether ``value`` has more than ``max_depth`` levels of objects and lists (without
+    recursion; stops at the first one too deep)."""
+    stack: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, dict | list) else []
     while stack:
         item, level = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        level += 1
-        deepest = max(deepest, level)
-        stack.extend((child, level) for child in children)
-    return deepest
+        if level > max_depth:
+            return True
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, dict | list):
+                stack.append((child, level + 1))
+    return False
+
+
+def _brackets(text: str | bytes) -> int:
+    """An upper bound of the nesting: every level opens with ``[`` or ``{``."""
+    if isinstance(text, str):
+        return text.count("[") + text.count("{")
+    return text.count(b"[") + text.count(b"{")
 
 
 def loads(text: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
@@ -74,6 +77,6 @@ def loads(text: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
         value = json.loads(text, parse_constant=_constant, parse_float=_float, parse_int=_int)
     except RecursionError:
         raise TooDeep(f"nested more than {max_depth} levels") from None
-    if depth(value) > max_depth:
+    if _brackets(text) > max_depth and too_deep(value, max_depth):
         raise TooDeep(f"nested more than {max_depth} levels")
     return value

@@ -137,6 +137,8 @@ def _op(
                     (403, "not your conversation or group"),
                     (404, "no such conversation"),
                     (409, "someone else changed it first"),
+                    (429, "too many failed logins (Retry-After)"),
+                    (503, "BOT_ENV=production without BOT_AGENT_SECRET"),
                 )
             },
         },
