@@ -149,7 +149,7 @@ async def test_a_failed_login_neither_sets_available_nor_reserves(trained_bot: T
 
 
 async def test_after_closing_the_agent_can_no_longer_read_or_write(trained_bot: TrainedBot) -> None:
-    app, _agent, _service = service_app(trained_bot)
+    app, _agent, service = service_app(trained_bot)
     await say(app, "a1", "转人工")
     alice = await login(app, "alice")
     base = "/agent/conversations/a1"
@@ -159,7 +159,12 @@ async def test_after_closing_the_agent_can_no_longer_read_or_write(trained_bot: 
         f"{base}/close", headers=alice, json={"resolution": "resolved"}
     )
     assert closed.status == 200
-    await say(app, "a1", "我的手机号是13812345678，还有一个问题")  # after the close
+    topics = ["queue", "agent:alice", "group:账户", "group:投诉"]  # what her console hears
+    async with service.bus.subscribe(topics) as heard:
+        await say(app, "a1", "我的手机号是13812345678，还有一个问题")  # after the close
+        await service.drain()
+        kinds = [heard.get_nowait()[0] for _ in range(heard.qsize())]
+    assert "message" not in kinds, kinds
     for method, path, body in (
         ("get", f"{base}/context", None),
         ("get", f"{base}/messages", None),
