@@ -45,9 +45,12 @@ _I = char_class(DIGIT_INVISIBLES)
 _X = "[XxＸｘ]"
 _PLUS = "[+＋]"
 _DIGIT_LIKE = re.compile(_D)
-# A run of digits that may hold a number: digits, at most 3 separators between two of them,
-# any invisible characters, a final X (the check character of an ID number).
-_RUN = re.compile(rf"{_PLUS}?{_D}(?:{_I}*(?:{_S}{_I}*){{0,3}}{_D})*(?:{_I}*{_X})?")
+# A run of digits that may hold a number: digits, separators, invisible characters, and X
+# (the check character of an ID number); split further where more than
+# :data:`_MAX_SEPARATORS` separators follow each other (:func:`_mask_run`).
+_RUN_CHARS = _D[:-1] + _S[1:-1] + _I[1:-1] + "XxＸｘ]"
+_RUN = re.compile(rf"{_PLUS}?{_D}(?:{_RUN_CHARS}*[{_D[1:-1]}XxＸｘ])?")
+_MAX_SEPARATORS = 3
 _MIN_DIGITS = 11  # the shortest number masked (a mobile phone number)
 _MAX_DIGITS = 19  # the longest (a card number)
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -123,12 +126,21 @@ def mask_text(text: str) -> str:
     return "".join(parts)
 
 
+@lru_cache(maxsize=4096)  # a conversation repeats its numbers (text, parse_data, slots)
 def _mask_run(run: str) -> str | None:
     """The run with the numbers in it masked; None when it holds none."""
+    if run.isascii() and run.isdigit():  # the common case: digits typed in one piece
+        kept = _kept(run, [len(run)]) if _MIN_DIGITS <= len(run) <= _MAX_DIGITS + 4 else None
+        if kept is None:
+            return None
+        head, tail = kept
+        return run[:head] + "*" * (len(run) - head - tail) + run[len(run) - tail :]
     values: list[str] = []  # the digits (and X) of the run, ASCII
     where: list[int] = []  # their offsets in the run
     groups: list[list[int]] = []  # indexes into values, split where the writer split them
+    segment: list[int] = []  # per group: groups of different segments are never joined
     broken = True
+    separators = 0
     script = ""
     for k, ch in enumerate(run):
         value = digit_value(ch)
@@ -138,12 +150,15 @@ def _mask_run(run: str) -> str | None:
             kind = "x" if value == "X" else "zh" if ch in CHINESE_DIGITS else "d"
             if broken or kind != script:
                 groups.append([])
+                hard = separators > _MAX_SEPARATORS
+                segment.append(segment[-1] + hard if segment else 0)
             groups[-1].append(len(values))
             values.append(value)
             where.append(k)
-            broken, script = False, kind
+            broken, script, separators = False, kind, 0
         elif ch in DIGIT_SEPARATORS:
             broken = True
+            separators += 1
     if len(values) < _MIN_DIGITS:
         return None
     keep: list[tuple[int, int, int, int]] = []  # (first, last, kept at start, kept at end)
@@ -153,7 +168,7 @@ def _mask_run(run: str) -> str | None:
         first = groups[i][0]
         for j in range(i, len(groups)):
             size = groups[j][-1] - first + 1
-            if size > _MAX_DIGITS + 4:
+            if size > _MAX_DIGITS + 4 or segment[j] != segment[i]:
                 break
             if size >= _MIN_DIGITS:
                 lengths = [len(g) for g in groups[i : j + 1]]
