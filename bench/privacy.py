@@ -28,6 +28,7 @@ def _cold(text: str) -> str:
     _mask_run.cache_clear()
     return mask_text(text)
 
+
 # Typical customer messages: most hold no number, some a short one, a few a personal one.
 MESSAGES = [
     "你好",

@@ -89,9 +89,12 @@ def _kept(s: str, groups: list[int]) -> tuple[int, int] | None:
     one_piece = len(groups) == 1 or (len(groups) == 2 and groups[1] == 1 and s[-1] == "X")
     if "X" in s[:-1]:
         return None
-    if n == 18:
-        if (one_piece or id_check_char(s[:17]) == s[17] or _plausible_id(s)) and s[:17].isdigit():
-            return (6, 4)
+    if (
+        n == 18
+        and s[:17].isdigit()
+        and (one_piece or id_check_char(s[:17]) == s[17] or _plausible_id(s))
+    ):
+        return (6, 4)
     if s[-1] == "X":
         return None
     if 16 <= n <= _MAX_DIGITS and (
@@ -197,7 +200,7 @@ def _mask_run(run: str) -> str | None:
             if n is not None:
                 shown = n < head or n >= size - tail
                 value = values[first + n]
-                out.append(("*" if not shown else fold_width_char(ch) if value == "X" else value))
+                out.append("*" if not shown else fold_width_char(ch) if value == "X" else value)
             elif ch not in DIGIT_INVISIBLES:
                 out.append(fold_width_char(ch))
         done = end
@@ -262,6 +265,11 @@ class PrivacyPolicy:
         cls, section: Mapping[str, Any] | None, env: Mapping[str, str]
     ) -> PrivacyPolicy:
         """The policy of ``endpoints.yml``'s ``privacy:`` section (None: the defaults)."""
+        if section is not None and not isinstance(section, Mapping):
+            raise ConfigError(
+                f"endpoints.yml: privacy must be a mapping, got {type(section).__name__}. "
+                "Fix: write 'privacy:' with 'stored_text: mask' indented below it"
+            )
         section = dict(section or {})
         unknown = set(section) - {"stored_text"}
         if unknown:
@@ -330,7 +338,7 @@ class PrivacyPolicy:
             return event
         try:
             original = json.loads(self._fernet.decrypt(str(token).encode("ascii")))
-        except Exception as exc:  # noqa: BLE001 - a wrong key: the masked event serves
+        except Exception as exc:  # a wrong key, a damaged token: the masked event serves
             logger.warning("an encrypted event could not be decrypted (%s)", type(exc).__name__)
             return event
         return original if isinstance(original, dict) else event
@@ -351,7 +359,7 @@ def _fernet(keys: tuple[str, ...]) -> MultiFernet:
     try:
         from cryptography.fernet import Fernet, MultiFernet
     except ImportError as exc:  # pragma: no cover - a dependency of the package
-        raise ImportError("the encrypt policy needs cryptography: pip install cryptography") from exc
+        raise ImportError("encrypt needs cryptography: pip install cryptography") from exc
     try:
         return MultiFernet([Fernet(k.encode("ascii")) for k in keys])
     except (ValueError, UnicodeEncodeError) as exc:

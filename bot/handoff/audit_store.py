@@ -4,6 +4,7 @@ step of a handoff). Blocking calls."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -12,11 +13,13 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 
 from bot.handoff.tables import AUDIT
+from bot.privacy import PrivacyPolicy, StoredText, mask_value
 
 
 class AuditStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, privacy: PrivacyPolicy | None = None) -> None:
         self.engine = engine
+        self.privacy = privacy or PrivacyPolicy.from_env(os.environ)
 
     def record(
         self,
@@ -27,6 +30,10 @@ class AuditStore:
         detail: dict[str, Any] | None = None,
         now: float | None = None,
     ) -> None:
+        if conversation_id is not None:
+            conversation_id = self.privacy.sender_key(conversation_id)
+        if detail and self.privacy.stored_text is not StoredText.KEEP:
+            detail = mask_value(detail)
         with self.engine.begin() as conn:
             conn.execute(
                 insert(AUDIT).values(
@@ -47,7 +54,8 @@ class AuditStore:
     ) -> list[dict[str, Any]]:
         query = select(AUDIT).order_by(AUDIT.c.id)
         if conversation_id is not None:
-            query = query.where(AUDIT.c.conversation_id == conversation_id)
+            key = self.privacy.sender_key(conversation_id)
+            query = query.where(AUDIT.c.conversation_id == key)
         if actions is not None:
             query = query.where(AUDIT.c.action.in_(list(actions)))
         with self.engine.connect() as conn:

@@ -24,6 +24,7 @@ class TicketStore:
         )
         if handoff is None:
             return None
+        text = self.handoffs.privacy.store_text(text)
         with self.engine.begin() as conn:
             ticket_id = conn.execute(
                 insert(TICKETS).values(
