@@ -722,6 +722,31 @@ class SQLTrackerStore(TrackerStore):
                 found[str(sender)] = None
         return list(found)
 
+    async def rotate_keys(self, dry_run: bool = False) -> int:
+        """Re-encrypt every stored original under the first key of the policy (policy
+        encrypt, ``bot privacy rotate-key``); how many events."""
+        return await self._run(self._rotate_sync, dry_run)
+
+    def _rotate_sync(self, dry_run: bool) -> int:
+        sa = _sqlalchemy()
+        t = self._table
+        with self._write_lock:
+            self._drop_connections(writer=True)
+            with self._engine.connect() as conn:
+                conn.execution_options(sqlite_begin="IMMEDIATE")
+                with conn.begin():
+                    query = sa.select(t.c.id, t.c.data).where(t.c.data.contains(_ENCRYPTED_MARK))
+                    rows = conn.execute(query).all()
+                    for row_id, data in rows:
+                        event = json.loads(data)
+                        token = event.get(ENCRYPTED)
+                        if not isinstance(token, str) or dry_run:
+                            continue
+                        event[ENCRYPTED] = self.privacy.rotate(token)
+                        update = sa.update(t).where(t.c.id == row_id)
+                        conn.execute(update.values(data=_EVENT_JSON.encode(event)))
+        return len(rows)
+
     def _query_sync(self, query: Any, scalars: bool = True) -> list[Any]:
         with self._read_lock, self._engine.connect() as conn:
             result = conn.execute(query)

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Engine
 
 from bot.handoff.tables import AUDIT
@@ -45,6 +45,25 @@ class AuditStore:
                     detail=json.dumps(detail or {}, ensure_ascii=False),
                 )
             )
+
+    def forget(self, conversation_ids: Iterable[str], keep: Iterable[str] = ()) -> int:
+        """Delete the audit rows of these conversations, but of the ``keep`` actions."""
+        keys = sorted({self.privacy.sender_key(c) for c in conversation_ids})
+        a = AUDIT.c
+        kept = list(keep)
+        deleted = 0
+        with self.engine.begin() as conn:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                query = delete(AUDIT).where(a.conversation_id.in_(chunk), a.action.not_in(kept))
+                deleted += int(conn.execute(query).rowcount or 0)
+        return deleted
+
+    def purge_before(self, cutoff: float, keep: Iterable[str] = ()) -> int:
+        """Delete the audit rows older than ``cutoff``, but of the ``keep`` actions."""
+        query = delete(AUDIT).where(AUDIT.c.at < cutoff, AUDIT.c.action.not_in(list(keep)))
+        with self.engine.begin() as conn:
+            return int(conn.execute(query).rowcount or 0)
 
     def log(
         self,

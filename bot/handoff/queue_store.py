@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, replace
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, text, update
+from sqlalchemy import and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -343,6 +343,34 @@ class QueueStore:
             {"status": "closed", "resolution": resolution, "closed_at": now},
             agent,
         )
+
+    # --- retention and erasure (bot privacy) ------------------------------------------------
+
+    def conversations_of(self, customer_id: str) -> list[str]:
+        """The conversations (stored keys) with a handoff of ``customer_id``."""
+        key = self.privacy.sender_key(customer_id)
+        query = select(HANDOFFS.c.conversation_id).where(HANDOFFS.c.customer_id == key)
+        with self.engine.connect() as conn:
+            return sorted({str(c) for c in conn.execute(query.distinct()).scalars()})
+
+    def forget(self, conversation_ids: Iterable[str]) -> int:
+        """Delete every handoff of these conversations; how many."""
+        keys = sorted({self.privacy.sender_key(c) for c in conversation_ids})
+        deleted = 0
+        with self.engine.begin() as conn:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                result = conn.execute(delete(HANDOFFS).where(HANDOFFS.c.conversation_id.in_(chunk)))
+                deleted += int(result.rowcount or 0)
+        return deleted
+
+    def purge_before(self, cutoff: float) -> int:
+        """Delete the finished handoffs (not open) that ended, or began, before ``cutoff``."""
+        h = HANDOFFS.c
+        ended = func.coalesce(h.closed_at, h.enqueued_at)
+        with self.engine.begin() as conn:
+            result = conn.execute(delete(HANDOFFS).where(h.status.not_in(OPEN), ended < cutoff))
+        return int(result.rowcount or 0)
 
     def rate(self, conversation_id: str, rating: int) -> Handoff | None:
         """The rating of the conversation's latest closed, not yet rated handoff."""
