@@ -82,23 +82,26 @@ def _kept(s: str, groups: list[int]) -> tuple[int, int] | None:
     """For the digits ``s`` (made of ``groups``, their lengths), how many digits to keep at
     the start and at the end when ``s`` is an ID, phone or card number; None when it is none.
     A number written in one piece is recognised by its length and prefix; one whose pieces
-    were separated must also be valid (ID check character or birth date, Luhn or card
-    layout), so dates, amounts and codes that happen to sit side by side are left alone."""
+    were separated must also look like one (an ID's area and birth date; a card's first
+    digit and its Luhn digit or layout in fours), so dates, amounts and codes that happen to
+    sit side by side are left alone. A check character that does not match still masks (a
+    typo does not make the number less personal)."""
     n = len(s)
     # one piece: the X of an ID number is a group of its own
     one_piece = len(groups) == 1 or (len(groups) == 2 and groups[1] == 1 and s[-1] == "X")
     if "X" in s[:-1]:
         return None
-    if (
-        n == 18
-        and s[:17].isdigit()
-        and (one_piece or id_check_char(s[:17]) == s[17] or _plausible_id(s))
-    ):
+    if n == 18 and s[:17].isdigit() and (one_piece or (s[0] in "12345678" and _plausible_id(s))):
         return (6, 4)
     if s[-1] == "X":
         return None
+    # a card number in pieces: a card's first digit (3 Amex/JCB, 4 Visa, 5 Mastercard,
+    # 6 UnionPay, 9 domestic; never 1 or 2, as dates and years start) and its Luhn digit or
+    # the printed layout in fours
     if 16 <= n <= _MAX_DIGITS and (
-        one_piece or luhn_valid(s) or (all(g == 4 for g in groups[:-1]) and groups[-1] <= 4)
+        one_piece
+        or s[0] in "345689"
+        and (luhn_valid(s) or (all(g == 4 for g in groups[:-1]) and groups[-1] <= 4))
     ):
         return (0, 4)
     for prefix in ("", "86", "0086"):
