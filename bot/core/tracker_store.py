@@ -750,7 +750,7 @@ class SQLTrackerStore(TrackerStore):
     def _query_sync(self, query: Any, scalars: bool = True) -> list[Any]:
         with self._read_lock, self._engine.connect() as conn:
             result = conn.execute(query)
-            return list(result.scalars() if scalars else result.tuples())
+            return list(result.scalars() if scalars else result.all())
 
     def _delete_sync(self, keys: list[str]) -> int:
         sa = _sqlalchemy()
