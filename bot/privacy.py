@@ -100,8 +100,10 @@ def _kept(s: str, groups: list[int]) -> tuple[int, int] | None:
     # the printed layout in fours
     if 16 <= n <= _MAX_DIGITS and (
         one_piece
-        or s[0] in "345689"
-        and (luhn_valid(s) or (all(g == 4 for g in groups[:-1]) and groups[-1] <= 4))
+        or (
+            s[0] in "345689"
+            and (luhn_valid(s) or (all(g == 4 for g in groups[:-1]) and groups[-1] <= 4))
+        )
     ):
         return (0, 4)
     for prefix in ("", "86", "0086"):

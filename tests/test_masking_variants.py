@@ -182,9 +182,7 @@ def test_amounts_dates_times_and_short_numbers_are_left_alone(
 
 @settings(max_examples=200, deadline=None)
 @given(number=phones(), prefix=st.sampled_from(["", "rest-", "tel:", "+86"]))
-def test_sender_pseudonyms_are_stable_distinct_and_hold_no_number(
-    number: str, prefix: str
-) -> None:
+def test_sender_pseudonyms_are_stable_distinct_and_hold_no_number(number: str, prefix: str) -> None:
     policy = PrivacyPolicy(pseudonym_key=b"k")
     sender = prefix + number
     key = policy.sender_key(sender)

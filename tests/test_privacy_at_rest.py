@@ -303,7 +303,9 @@ async def test_export_and_key_rotation_with_the_encrypt_policy(
     exported = json.loads(out)
     assert code == 0 and len(exported["conversations"]) == 2
     assert_no_secret(out)  # as stored: masked
-    code, out = await run_cli(["privacy", "export", "--customer", "C1001", "--originals", *p], capsys)
+    code, out = await run_cli(
+        ["privacy", "export", "--customer", "C1001", "--originals", *p], capsys
+    )
     assert code == 0 and ID_NUMBER in out  # the authorised reader, with the key
 
     new = Fernet.generate_key().decode()
@@ -311,9 +313,7 @@ async def test_export_and_key_rotation_with_the_encrypt_policy(
     code, out = await run_cli(["privacy", "rotate-key", *p], capsys)
     assert code == 0 and "re-encrypted 2 events" in out
     monkeypatch.setenv("BOT_DATA_KEY", new)  # the old key retired
-    reader = create_tracker_store(
-        {"url": "sqlite:///data/bot.db"}, root, policy("encrypt", new)
-    )
+    reader = create_tracker_store({"url": "sqlite:///data/bot.db"}, root, policy("encrypt", new))
     assert (await reader.events("web-42"))[0]["text"] == TEXT
     await reader.close()
     code, out = await run_cli(["privacy", "new-key"], capsys)
