@@ -96,7 +96,7 @@ def _kept(s: str, groups: list[int]) -> tuple[int, int] | None:
     if s[-1] == "X":
         return None
     # a card number in pieces: a card's first digit (3 Amex/JCB, 4 Visa, 5 Mastercard,
-    # 6 UnionPay, 9 domestic; never 1 or 2, as dates and years start) and its Luhn digit or
+    # 6 UnionPay, 8 and 9 domestic; never 1 or 2, as years start) and its Luhn digit or
     # the printed layout in fours
     if 16 <= n <= _MAX_DIGITS and (
         one_piece
