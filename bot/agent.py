@@ -9,6 +9,7 @@ this process through rasa_sdk.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -25,6 +26,7 @@ from bot.domain import load_project_domain
 from bot.endpoints import Endpoints, load_endpoints
 from bot.errors import ConfigError, ModelNotFoundError
 from bot.model import LoadedModel, load_model
+from bot.privacy import PrivacyPolicy
 from bot.project import Project
 
 ACTIONS = "actions"
@@ -115,7 +117,12 @@ class Agent:
             domain,
             model.core,
             model.nlu,
-            tracker_store or create_tracker_store(endpoints.tracker_store, project.root),
+            tracker_store
+            or create_tracker_store(
+                endpoints.tracker_store,
+                project.root,
+                PrivacyPolicy.from_section(endpoints.sections.get("privacy"), os.environ),
+            ),
             lock_store or create_lock_store(endpoints.lock_store),
             executor,
             clock=clock,

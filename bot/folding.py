@@ -117,3 +117,57 @@ def to_simplified(text: str, *, per_char: bool = False) -> str:
 def nfkc(text: str) -> str:
     """Unicode compatibility composition (full width, ligatures, circled digits …)."""
     return unicodedata.normalize("NFKC", text)
+
+
+# --- digits as people type them -------------------------------------------------------------
+
+# Chinese numerals read out digit by digit (一三八…, 〇/零 for 0, 幺 for 1 as on the phone).
+CHINESE_DIGITS: dict[str, str] = {
+    "〇": "0",
+    "零": "0",
+    "一": "1",
+    "幺": "1",
+    "二": "2",
+    "三": "3",
+    "四": "4",
+    "五": "5",
+    "六": "6",
+    "七": "7",
+    "八": "8",
+    "九": "9",
+}
+# What people put between the groups of a long number: spaces of every width, dots, dashes
+# (hyphen, minus, en and em dash, …), slashes, underscores, middle dots; their full-width forms.
+DIGIT_SEPARATORS: frozenset[str] = frozenset(
+    " \t\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u202f\u205f\u3000"
+    ".-/_·\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u30fb"
+    "．－／＿・\uff65"
+)
+# Invisible inside a number: FORMAT_MARKS, the soft hyphen and the Mongolian vowel separator.
+DIGIT_INVISIBLES: frozenset[str] = frozenset(
+    [*map(chr, FORMAT_MARKS), "\u00ad", "\u180e", "\u034f"]
+)
+
+
+def digit_value(ch: str) -> str | None:
+    """The ASCII digit ``ch`` stands for: any Unicode decimal digit (``１``, ``𝟏``, ``١``,
+    ``१`` …, :func:`unicodedata.decimal`) or a Chinese numeral read digit by digit
+    (:data:`CHINESE_DIGITS`); None for anything else."""
+    if "0" <= ch <= "9":
+        return ch
+    if ch in CHINESE_DIGITS:
+        return CHINESE_DIGITS[ch]
+    value = unicodedata.decimal(ch, None) if len(ch) == 1 else None
+    return None if value is None else chr(0x30 + value)
+
+
+def digits_class() -> str:
+    """A regular-expression class of every character :func:`digit_value` knows (``\\d`` is
+    every Unicode decimal digit in a ``str`` pattern)."""
+    return r"[\d" + "".join(CHINESE_DIGITS) + "]"
+
+
+def char_class(chars: Iterable[str]) -> str:
+    """A regular-expression class matching exactly ``chars``."""
+    return _char_class(map(ord, chars))

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from bot.core.schema import create_racing
 from bot.errors import ConfigError
+from bot.privacy import ENCRYPTED, PrivacyPolicy
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine, Table
@@ -49,7 +50,14 @@ CHECKPOINT_INTERVAL = 5.0
 
 
 class TrackerStore(ABC):
-    """The event log of every conversation, keyed by ``sender_id``."""
+    """The event log of every conversation, keyed by ``sender_id``.
+
+    What is written follows :attr:`privacy` (``privacy:`` of ``endpoints.yml``): personal
+    numbers in the events masked (the default) or masked with the original encrypted, and a
+    sender id holding one stored under a pseudonym (:meth:`PrivacyPolicy.sender_key`; the
+    methods take either form)."""
+
+    privacy: PrivacyPolicy = PrivacyPolicy()
 
     @abstractmethod
     async def append(self, sender_id: str, events: list[Event]) -> None:
@@ -69,6 +77,29 @@ class TrackerStore(ABC):
 
     async def exists(self, sender_id: str) -> bool:
         return await self.count(sender_id) > 0
+
+    # --- retention and erasure (``bot privacy purge`` / ``erase``) ----------------------
+
+    async def forget(self, sender_ids: list[str]) -> int:
+        """Delete these conversations (every event); the number of events deleted."""
+        raise NotImplementedError(f"{type(self).__name__} cannot delete conversations")
+
+    async def idle_since(self, cutoff: float) -> list[str]:
+        """The conversations whose newest event is older than ``cutoff`` (a Unix time)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list idle conversations")
+
+    async def with_slot(self, name: str, value: str) -> list[str]:
+        """The conversations that ever set slot ``name`` to ``value`` (as typed or as stored,
+        masked)."""
+        wanted = {value, self.privacy.store_text(value)}
+        found = []
+        for sender in await self.senders():
+            for event in await self.events(sender):
+                slot = event.get("event") == "slot" and event.get("name") == name
+                if slot and event.get("value") in wanted:
+                    found.append(sender)
+                    break
+        return found
 
     async def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release connections and threads."""
@@ -102,8 +133,11 @@ def _check_after(after: int) -> None:
 _EVENT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def encode_events(events: list[Event]) -> list[tuple[str, float | None, str]]:
-    """``(type_name, timestamp, json)`` per event; a bad event raises ``ValueError`` up front."""
+def encode_events(
+    events: list[Event], privacy: PrivacyPolicy | None = None
+) -> list[tuple[str, float | None, str]]:
+    """``(type_name, timestamp, json)`` per event, as ``privacy`` stores it (None: as it is);
+    a bad event raises ``ValueError`` up front."""
     if not isinstance(events, list):
         raise ValueError(f"events must be a list of event dicts, got {type(events).__name__}")
     rows = []
@@ -115,31 +149,61 @@ def encode_events(events: list[Event]) -> list[tuple[str, float | None, str]]:
         if stamp is not None and (isinstance(stamp, bool) or not isinstance(stamp, int | float)):
             raise ValueError(f"event {i} ({name}): 'timestamp' must be a number, got {stamp!r}")
         try:
-            data = _EVENT_JSON.encode(event)
+            data = _EVENT_JSON.encode(event if privacy is None else privacy.store_event(event))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"event {i} ({name}) is not JSON-serialisable: {exc}") from exc
         rows.append((name, None if stamp is None else float(stamp), data))
     return rows
 
 
+_ENCRYPTED_MARK = f'"{ENCRYPTED}":'
+
+
+def decode_events(rows: list[str], privacy: PrivacyPolicy) -> list[Event]:
+    """The stored JSON rows as events; those with an encrypted original decrypted when
+    ``privacy`` has the key (otherwise they read as stored, masked)."""
+    loads = json.loads
+    return [
+        privacy.load_event(loads(data)) if _ENCRYPTED_MARK in data else loads(data) for data in rows
+    ]
+
+
 class InMemoryTrackerStore(TrackerStore):
     """Keeps events in a dict, as JSON so callers never share mutable state with the store."""
 
-    def __init__(self) -> None:
+    def __init__(self, privacy: PrivacyPolicy | None = None) -> None:
         self._logs: dict[str, list[str]] = {}
+        self.privacy = privacy or PrivacyPolicy.from_env(os.environ)
 
     async def append(self, sender_id: str, events: list[Event]) -> None:
         _check_sender(sender_id)
-        rows = encode_events(events)
+        rows = encode_events(events, self.privacy)
         if rows:
-            self._logs.setdefault(sender_id, []).extend(data for _, _, data in rows)
+            key = self.privacy.sender_key(sender_id)
+            self._logs.setdefault(key, []).extend(data for _, _, data in rows)
 
     async def events(self, sender_id: str, after: int = 0) -> list[Event]:
         _check_after(after)
-        return [json.loads(data) for data in self._logs.get(sender_id, [])[after:]]
+        rows = self._logs.get(self.privacy.sender_key(sender_id), [])[after:]
+        return decode_events(rows, self.privacy)
 
     async def count(self, sender_id: str) -> int:
-        return len(self._logs.get(sender_id, ()))
+        return len(self._logs.get(self.privacy.sender_key(sender_id), ()))
+
+    async def forget(self, sender_ids: list[str]) -> int:
+        gone = 0
+        for sender_id in sender_ids:
+            gone += len(self._logs.pop(self.privacy.sender_key(sender_id), ()))
+        return gone
+
+    async def idle_since(self, cutoff: float) -> list[str]:
+        idle = []
+        for sender, rows in sorted(self._logs.items()):
+            stamps = [e.get("timestamp") for e in decode_events(rows, self.privacy)]
+            newest = max((float(t) for t in stamps if isinstance(t, int | float)), default=None)
+            if newest is not None and newest < cutoff:
+                idle.append(sender)
+        return idle
 
     async def senders(self) -> list[str]:
         return sorted(self._logs)
@@ -325,8 +389,10 @@ class SQLTrackerStore(TrackerStore):
         max_overflow: int = 10,
         max_retries: int = 30,
         echo: bool = False,
+        privacy: PrivacyPolicy | None = None,
     ) -> None:
         sa = _sqlalchemy()
+        self.privacy = privacy or PrivacyPolicy.from_env(os.environ)
         self.url = sa.make_url(url)
         self.dialect: str = self.url.get_backend_name()
         self._run_inline = self.dialect == "sqlite" if run_inline is None else run_inline
@@ -601,30 +667,105 @@ class SQLTrackerStore(TrackerStore):
 
     async def append(self, sender_id: str, events: list[Event]) -> None:
         _check_sender(sender_id)
-        rows = encode_events(events)
+        rows = encode_events(events, self.privacy)
         if not rows:
             return
-        params = self._params(sender_id, rows)
-        await self._run(self._append_sync, sender_id, params)
+        key = self.privacy.sender_key(sender_id)
+        params = self._params(key, rows)
+        await self._run(self._append_sync, key, params)
 
     async def events(self, sender_id: str, after: int = 0) -> list[Event]:
         _check_after(after)
-        values = {"sender": sender_id, "after": after}
-        loads = json.loads
-        return [
-            loads(data) for data in await self._run(self._select_sync, self._select_after, values)
-        ]
+        values = {"sender": self.privacy.sender_key(sender_id), "after": after}
+        rows = await self._run(self._select_sync, self._select_after, values)
+        return decode_events(rows, self.privacy)
 
     async def count(self, sender_id: str) -> int:
-        values = {"sender": sender_id}
+        values = {"sender": self.privacy.sender_key(sender_id)}
         return int((await self._run(self._select_sync, self._select_count, values))[0])
 
     async def exists(self, sender_id: str) -> bool:
-        values = {"sender": sender_id}
+        values = {"sender": self.privacy.sender_key(sender_id)}
         return bool(await self._run(self._select_sync, self._select_exists, values))
 
     async def senders(self) -> list[str]:
         return [str(s) for s in await self._run(self._select_sync, self._select_senders, {})]
+
+    async def forget(self, sender_ids: list[str]) -> int:
+        keys = sorted({self.privacy.sender_key(s) for s in sender_ids})
+        return await self._run(self._delete_sync, keys) if keys else 0
+
+    async def idle_since(self, cutoff: float) -> list[str]:
+        sa = _sqlalchemy()
+        t = self._table
+        query = (
+            sa.select(t.c.sender_id)
+            .group_by(t.c.sender_id)
+            .having(sa.func.max(t.c.timestamp) < cutoff)
+            .order_by(t.c.sender_id)
+        )
+        return [str(s) for s in await self._run(self._query_sync, query)]
+
+    async def with_slot(self, name: str, value: str) -> list[str]:
+        sa = _sqlalchemy()
+        t = self._table
+        query = (
+            sa.select(t.c.sender_id, t.c.data)
+            .where(t.c.type_name == "slot", t.c.data.contains(json.dumps(name)))
+            .order_by(t.c.id)
+        )
+        wanted = {value, self.privacy.store_text(value)}
+        found: dict[str, None] = {}
+        for sender, data in await self._run(self._query_sync, query, False):
+            event = json.loads(data)
+            if event.get("name") == name and event.get("value") in wanted:
+                found[str(sender)] = None
+        return list(found)
+
+    async def rotate_keys(self, dry_run: bool = False) -> int:
+        """Re-encrypt every stored original under the first key of the policy (policy
+        encrypt, ``bot privacy rotate-key``); how many events."""
+        return await self._run(self._rotate_sync, dry_run)
+
+    def _rotate_sync(self, dry_run: bool) -> int:
+        sa = _sqlalchemy()
+        t = self._table
+        with self._write_lock:
+            self._drop_connections(writer=True)
+            with self._engine.connect() as conn:
+                conn.execution_options(sqlite_begin="IMMEDIATE")
+                with conn.begin():
+                    query = sa.select(t.c.id, t.c.data).where(t.c.data.contains(_ENCRYPTED_MARK))
+                    rows = conn.execute(query).all()
+                    for row_id, data in rows:
+                        event = json.loads(data)
+                        token = event.get(ENCRYPTED)
+                        if not isinstance(token, str) or dry_run:
+                            continue
+                        event[ENCRYPTED] = self.privacy.rotate(token)
+                        update = sa.update(t).where(t.c.id == row_id)
+                        conn.execute(update.values(data=_EVENT_JSON.encode(event)))
+        return len(rows)
+
+    def _query_sync(self, query: Any, scalars: bool = True) -> list[Any]:
+        with self._read_lock, self._engine.connect() as conn:
+            result = conn.execute(query)
+            return list(result.scalars() if scalars else result.all())
+
+    def _delete_sync(self, keys: list[str]) -> int:
+        sa = _sqlalchemy()
+        t = self._table
+        deleted = 0
+        with self._write_lock:
+            self._drop_connections(writer=True)  # the kept writer reopens on next append
+            with self._engine.connect() as conn:
+                conn.execution_options(sqlite_begin="IMMEDIATE")
+                with conn.begin():
+                    for start in range(0, len(keys), 500):
+                        chunk = keys[start : start + 500]
+                        result = conn.execute(sa.delete(t).where(t.c.sender_id.in_(chunk)))
+                        deleted += int(result.rowcount or 0)
+        return deleted
 
     async def close(self) -> None:
         if self._checkpointer is not None:
@@ -698,16 +839,21 @@ def _url_from_config(cfg: Mapping[str, Any], project_root: Path) -> str:
     return f"sqlite:///{path}"
 
 
-def create_tracker_store(config: Mapping[str, Any] | None, project_root: Path) -> TrackerStore:
+def create_tracker_store(
+    config: Mapping[str, Any] | None,
+    project_root: Path,
+    privacy: PrivacyPolicy | None = None,
+) -> TrackerStore:
     """The store of ``endpoints.yml``'s ``tracker_store:`` section (``None``: SQLite default).
 
     ``{"type": "sql", "url": "postgresql+psycopg://..."}`` or ``{"type": "memory"}``; for SQL,
     ``$BOT_DB_URL`` overrides the URL. Without a URL the store is ``<project>/data/bankbot.db``.
+    ``privacy``: the policy of ``endpoints.yml``'s ``privacy:`` (None: the default, mask).
     """
     cfg = dict(config or {})
     kind = str(cfg.pop("type", "sql")).lower().replace("_", "")
     if kind in {"memory", "inmemory", "inmemorytrackerstore"}:
-        return InMemoryTrackerStore()
+        return InMemoryTrackerStore(privacy)
     if kind not in {"sql", "sqltrackerstore"}:
         raise ConfigError(f"tracker_store type {kind!r} is unknown; use 'sql' or 'memory'")
     unknown = set(cfg) - set(_SQL_OPTIONS) - _URL_KEYS
@@ -727,4 +873,4 @@ def create_tracker_store(config: Mapping[str, Any] | None, project_root: Path) -
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"tracker_store.{key}: {exc}") from exc
     url = os.environ.get(DB_URL_ENV) or _url_from_config(cfg, project_root)
-    return SQLTrackerStore(normalise_db_url(url, project_root), **options)
+    return SQLTrackerStore(normalise_db_url(url, project_root), **options, privacy=privacy)

@@ -10,17 +10,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
+import os
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
+from bot.privacy import PSEUDONYM_KEY_ENV, PrivacyPolicy
 from bot.redis import REDIS_PREFIX, redis_client
 
 logger = logging.getLogger(__name__)
 Event = tuple[str, dict[str, Any]]  # (kind, data)
 QUEUE_SIZE = 256
 RECONNECT_SECONDS = 1.0  # between attempts to subscribe again after Redis dropped us
+
+
+@functools.lru_cache(maxsize=4)
+def _pseudonyms(pepper: str) -> PrivacyPolicy:
+    return PrivacyPolicy(pseudonym_key=pepper.encode("utf-8"))
+
+
+def _topic(topic: str) -> str:
+    """``conversation:<id>`` under the stored key of the id (the handoff tables hold it so),
+    whichever form the publisher or subscriber has."""
+    if not topic.startswith("conversation:"):
+        return topic
+    policy = _pseudonyms(os.environ.get(PSEUDONYM_KEY_ENV, ""))
+    return "conversation:" + policy.sender_key(topic.removeprefix("conversation:"))
 
 
 class LocalBus:
@@ -31,7 +48,7 @@ class LocalBus:
         self.deliver(topic, kind, data)
 
     def deliver(self, topic: str, kind: str, data: dict[str, Any]) -> None:
-        for queue in list(self._subscribers.get(topic, ())):
+        for queue in list(self._subscribers.get(_topic(topic), ())):
             if queue.full():  # a stalled client loses old updates, never blocks the server
                 with contextlib.suppress(asyncio.QueueEmpty):
                     queue.get_nowait()
@@ -40,7 +57,7 @@ class LocalBus:
     @contextlib.asynccontextmanager
     async def subscribe(self, topics: Iterable[str]) -> AsyncIterator[asyncio.Queue[Event]]:
         queue: asyncio.Queue[Event] = asyncio.Queue(QUEUE_SIZE)
-        names = list(topics)
+        names = [_topic(t) for t in topics]
         for topic in names:
             self._subscribers.setdefault(topic, set()).add(queue)
         try:

@@ -18,6 +18,7 @@ from bot.handoff.config import HandoffConfig
 from bot.handoff.routing import Profile
 from bot.handoff.service import HandoffService
 from bot.handoff.store import HandoffStore
+from bot.privacy import PrivacyPolicy
 from bot.project import Project
 
 if TYPE_CHECKING:
@@ -34,20 +35,22 @@ def store_for(
     default SQLite file (what ``bot agents`` uses too). ``endpoints``: default read from the
     project."""
     url = os.environ.get(DB_ENV)
+    privacy = getattr(tracker_store, "privacy", None)
     if url:
-        return HandoffStore.from_url(url)
+        return HandoffStore.from_url(url, privacy)
     engine = getattr(tracker_store, "engine", None)
     if engine is not None:
-        return HandoffStore(engine)
+        return HandoffStore(engine, privacy)
     from bot.core.tracker_store import create_tracker_store
 
     if endpoints is None:
         endpoints = load_endpoints(Project(project_root))
-    store = create_tracker_store(endpoints.tracker_store, project_root)
+    privacy = PrivacyPolicy.from_section(endpoints.sections.get("privacy"), os.environ)
+    store = create_tracker_store(endpoints.tracker_store, project_root, privacy)
     engine = getattr(store, "engine", None)
     if engine is None:  # an in-memory tracker store: keep handoffs in memory too
-        return HandoffStore.from_url("sqlite://")
-    return HandoffStore(engine)
+        return HandoffStore.from_url("sqlite://", privacy)
+    return HandoffStore(engine, privacy)
 
 
 def knowledge_search(project_root: Path, settings: KBSettings | None = None) -> tuple[Any, Any]:

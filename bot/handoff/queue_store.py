@@ -4,16 +4,18 @@ from enqueueing to closing. Blocking calls (the handoff runs them off the event 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, text, update
+from sqlalchemy import and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from bot.handoff.records import Handoff
 from bot.handoff.tables import AGENTS, BUSY, HANDOFFS, OPEN
+from bot.privacy import PrivacyPolicy, StoredText, mask_value
 
 QUEUE_COLUMNS = [c for c in HANDOFFS.c if c.name not in ("packet", "told_leave")]
 
@@ -44,8 +46,25 @@ def handoff_of(row: Any) -> Handoff:
 
 
 class QueueStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, privacy: PrivacyPolicy | None = None) -> None:
         self.engine = engine
+        self.privacy = privacy or PrivacyPolicy.from_env(os.environ)
+
+    def _stored(self, handoff: Handoff) -> Handoff:
+        """``handoff`` as written: ids under their key, text masked (see HandoffStore)."""
+        p = self.privacy
+        return replace(
+            handoff,
+            conversation_id=p.sender_key(handoff.conversation_id),
+            customer_id=None if handoff.customer_id is None else p.sender_key(handoff.customer_id),
+            customer_name=None
+            if handoff.customer_name is None
+            else p.store_text(handoff.customer_name),
+            reason_detail=None
+            if handoff.reason_detail is None
+            else p.store_text(handoff.reason_detail),
+            preview=None if handoff.preview is None else p.store_text(handoff.preview),
+        )
 
     def requeue_agent(self, username: str) -> list[Handoff]:
         """The agent's open (assigned or active) conversations go back to their group's queue,
@@ -72,7 +91,11 @@ class QueueStore:
 
     def enqueue(self, handoff: Handoff, packet: dict[str, Any]) -> tuple[Handoff, bool]:
         """Queue ``handoff``; when the conversation already has an open one, that one is
-        returned instead (``False``: nothing new was queued)."""
+        returned instead (``False``: nothing new was queued). The handoff returned is as
+        stored (its ids under their key, :meth:`_stored`)."""
+        handoff = self._stored(handoff)
+        if self.privacy.stored_text is not StoredText.KEEP:
+            packet = mask_value(packet)
         values = asdict(handoff)
         values["group_name"] = values.pop("group")
         query = select(*QUEUE_COLUMNS).where(
@@ -108,7 +131,8 @@ class QueueStore:
 
     def latest(self, conversation_id: str, statuses: Iterable[str] | None = None) -> Handoff | None:
         """The conversation's most recent handoff (of ``statuses``)."""
-        query = select(*QUEUE_COLUMNS).where(HANDOFFS.c.conversation_id == conversation_id)
+        key = self.privacy.sender_key(conversation_id)
+        query = select(*QUEUE_COLUMNS).where(HANDOFFS.c.conversation_id == key)
         if statuses is not None:
             query = query.where(HANDOFFS.c.status.in_(list(statuses)))
         with self.engine.connect() as conn:
@@ -319,6 +343,34 @@ class QueueStore:
             {"status": "closed", "resolution": resolution, "closed_at": now},
             agent,
         )
+
+    # --- retention and erasure (bot privacy) ------------------------------------------------
+
+    def conversations_of(self, customer_id: str) -> list[str]:
+        """The conversations (stored keys) with a handoff of ``customer_id``."""
+        key = self.privacy.sender_key(customer_id)
+        query = select(HANDOFFS.c.conversation_id).where(HANDOFFS.c.customer_id == key)
+        with self.engine.connect() as conn:
+            return sorted({str(c) for c in conn.execute(query.distinct()).scalars()})
+
+    def forget(self, conversation_ids: Iterable[str]) -> int:
+        """Delete every handoff of these conversations; how many."""
+        keys = sorted({self.privacy.sender_key(c) for c in conversation_ids})
+        deleted = 0
+        with self.engine.begin() as conn:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                result = conn.execute(delete(HANDOFFS).where(HANDOFFS.c.conversation_id.in_(chunk)))
+                deleted += int(result.rowcount or 0)
+        return deleted
+
+    def purge_before(self, cutoff: float) -> int:
+        """Delete the finished handoffs (not open) that ended, or began, before ``cutoff``."""
+        h = HANDOFFS.c
+        ended = func.coalesce(h.closed_at, h.enqueued_at)
+        with self.engine.begin() as conn:
+            result = conn.execute(delete(HANDOFFS).where(h.status.not_in(OPEN), ended < cutoff))
+        return int(result.rowcount or 0)
 
     def rate(self, conversation_id: str, rating: int) -> Handoff | None:
         """The rating of the conversation's latest closed, not yet rated handoff."""

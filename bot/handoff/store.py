@@ -6,6 +6,8 @@ on first use (:mod:`~bot.handoff.tables`). Blocking calls;
 
 from __future__ import annotations
 
+import os
+
 from sqlalchemy.engine import Engine
 
 from bot.handoff.agent_store import AgentStore
@@ -13,18 +15,24 @@ from bot.handoff.audit_store import AuditStore
 from bot.handoff.queue_store import QueueStore
 from bot.handoff.tables import create_schema, engine_for, runs_inline
 from bot.handoff.ticket_store import TicketStore
+from bot.privacy import PrivacyPolicy
 
 
 class HandoffStore:
-    """``handoffs`` (the queue), ``agents``, ``tickets`` and ``audit`` on one engine."""
+    """``handoffs`` (the queue), ``agents``, ``tickets`` and ``audit`` on one engine.
 
-    def __init__(self, engine: Engine) -> None:
+    ``privacy`` (default: the default policy, mask) is the tracker store's: conversation and
+    customer ids are stored under its :meth:`~bot.privacy.PrivacyPolicy.sender_key`, and text
+    columns (previews, tickets, the context packet, audit details) masked unless it is keep."""
+
+    def __init__(self, engine: Engine, privacy: PrivacyPolicy | None = None) -> None:
         self.engine = engine
+        self.privacy = privacy or PrivacyPolicy.from_env(os.environ)
         create_schema(engine)
-        self.handoffs = QueueStore(engine)
+        self.handoffs = QueueStore(engine, self.privacy)
         self.agents = AgentStore(engine)
         self.tickets = TicketStore(engine, self.handoffs)
-        self.audit = AuditStore(engine)
+        self.audit = AuditStore(engine, self.privacy)
 
     @property
     def inline(self) -> bool:
@@ -32,5 +40,5 @@ class HandoffStore:
         return runs_inline(self.engine)
 
     @classmethod
-    def from_url(cls, url: str) -> HandoffStore:
-        return cls(engine_for(url))
+    def from_url(cls, url: str, privacy: PrivacyPolicy | None = None) -> HandoffStore:
+        return cls(engine_for(url), privacy)

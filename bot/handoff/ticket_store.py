@@ -3,7 +3,9 @@ Blocking calls."""
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select
+from collections.abc import Iterable
+
+from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Engine
 
 from bot.handoff.queue_store import QueueStore
@@ -24,6 +26,7 @@ class TicketStore:
         )
         if handoff is None:
             return None
+        text = self.handoffs.privacy.store_text(text)
         with self.engine.begin() as conn:
             ticket_id = conn.execute(
                 insert(TICKETS).values(
@@ -48,6 +51,28 @@ class TicketStore:
             now,
             "open",
         )
+
+    def forget(self, conversation_ids: Iterable[str], customer_id: str | None = None) -> int:
+        """Delete the tickets of these conversations (and of ``customer_id``); how many."""
+        key = self.handoffs.privacy.sender_key
+        keys = sorted({key(c) for c in conversation_ids})
+        t = TICKETS.c
+        deleted = 0
+        with self.engine.begin() as conn:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                result = conn.execute(delete(TICKETS).where(t.conversation_id.in_(chunk)))
+                deleted += int(result.rowcount or 0)
+            if customer_id is not None:
+                result = conn.execute(delete(TICKETS).where(t.customer_id == key(customer_id)))
+                deleted += int(result.rowcount or 0)
+        return deleted
+
+    def purge_before(self, cutoff: float) -> int:
+        """Delete the tickets left before ``cutoff``; how many."""
+        with self.engine.begin() as conn:
+            result = conn.execute(delete(TICKETS).where(TICKETS.c.created_at < cutoff))
+        return int(result.rowcount or 0)
 
     def all(self, status: str | None = "open") -> list[Ticket]:
         query = select(TICKETS).order_by(TICKETS.c.id)

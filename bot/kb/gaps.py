@@ -47,6 +47,33 @@ class GapLog:
                 out.write(line)
         return item
 
+    def purge_before(self, cutoff: datetime) -> int:
+        """Drop the gaps logged before ``cutoff`` (and unreadable lines), rewriting the file
+        in place atomically; how many lines were dropped."""
+        if not self.path.is_file():
+            return 0
+        with _LOCK:
+            kept: list[str] = []
+            dropped = 0
+            with self.path.open(encoding="utf-8") as lines:
+                for line in lines:
+                    try:
+                        when = datetime.fromisoformat(json.loads(line)["timestamp"])
+                    except (ValueError, KeyError, TypeError):
+                        dropped += 1
+                        continue
+                    if when.tzinfo is None:
+                        when = when.replace(tzinfo=UTC)
+                    if when < cutoff:
+                        dropped += 1
+                    else:
+                        kept.append(line)
+            if dropped:
+                temporary = self.path.with_suffix(".jsonl.tmp")
+                temporary.write_text("".join(kept), encoding="utf-8")
+                temporary.replace(self.path)
+        return dropped
+
     def read(self) -> Iterator[dict[str, Any]]:
         """Logged gaps, oldest first (unreadable lines are skipped)."""
         if not self.path.is_file():

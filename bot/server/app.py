@@ -78,8 +78,14 @@ def create_app(
     settings = settings or ServerSettings()
     settings.check()
     if handoff is None:
-        engine = getattr(agent.processor.tracker_store, "engine", None)
-        store = HandoffStore(engine) if engine is not None else HandoffStore.from_url("sqlite://")
+        tracker_store = agent.processor.tracker_store
+        engine = getattr(tracker_store, "engine", None)
+        privacy = tracker_store.privacy
+        store = (
+            HandoffStore(engine, privacy)
+            if engine is not None
+            else HandoffStore.from_url("sqlite://", privacy)
+        )
         handoff = HandoffService(
             default_handoff_config({}), store, agent.processor, production=settings.production
         )
