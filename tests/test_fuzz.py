@@ -34,7 +34,6 @@ from fuzz_support import (
     check_known,
     known_events,
     login_agent,
-    nested,
     problem_of,
     seed_known,
 )
@@ -42,7 +41,7 @@ from hypothesis import HealthCheck, given, note, settings
 from test_server_project import TrainedBot, new_agent, trained_bot
 
 __all__ = ["trained_bot"]
-MAX_EXAMPLES = 120  # per endpoint: about 2,600 cases in all
+MAX_EXAMPLES = 100  # per endpoint: about 2,100 cases in all
 FUZZ = settings(
     max_examples=MAX_EXAMPLES,
     deadline=None,
@@ -152,20 +151,41 @@ def _status(session: Session, req: Req) -> int:
     return outcome.status
 
 
-@pytest.mark.parametrize("depth", [200, 500, 970, 5000])
+DEEP = "finding[deep-json]: JSON nested 500+ deep is a 500 (bot/core/strict_json.py, sec)"
+
+
+def _deep_body(depth: int, prefix: bytes, suffix: bytes = b"}") -> bytes:
+    return prefix + b'{"a":' * depth + b"1" + b"}" * depth + suffix
+
+
+@pytest.mark.parametrize(
+    "depth",
+    [
+        50,
+        200,
+        pytest.param(500, marks=pytest.mark.xfail(strict=True, reason=DEEP)),
+        pytest.param(970, marks=pytest.mark.xfail(strict=True, reason=DEEP)),
+        5000,
+    ],
+)
 @pytest.mark.parametrize("route", ["/webhooks/rest/webhook", "/webhooks/app/webhook"])
 def test_deep_json_nesting_is_a_400(session: Session, route: str, depth: int) -> None:
-    body = {"sender": "deep1", "message": "你好", "metadata": {"x": nested(depth, "dict")}}
-    status = _status(session, _json_req(route, body))
-    assert status in (200, 400, 413), status
+    body = _deep_body(depth, b'{"sender": "deep1", "message": "\u4f60\u597d", "metadata": ')
+    req = Req("case", "POST", route, (("content-type", b"application/json"),), body)
+    assert _status(session, req) in (200, 400, 413)
+    check_known(session.served, session.before)
 
 
+@pytest.mark.xfail(strict=True, reason=DEEP)
 def test_deep_json_nesting_in_tracker_events_is_a_400(session: Session) -> None:
-    event = {"event": "slot", "name": "x", "value": nested(900)}
-    req = _json_req(
+    body = _deep_body(900, b'{"event": "slot", "name": "x", "value": ')
+    auth = ("authorization", f"Bearer {OPERATOR_TOKEN}".encode())
+    req = Req(
+        "case",
+        "POST",
         "/conversations/deep2/tracker/events",
-        event,
-        ("authorization", f"Bearer {OPERATOR_TOKEN}".encode()),
+        (("content-type", b"application/json"), auth),
+        body,
     )
     assert _status(session, req) in (200, 400, 413)
 
