@@ -437,15 +437,20 @@ class WeComKfChannel:
         return await self.refresh_state(session.open_kfid, session.external_userid)
 
     async def refresh_state(self, open_kfid: str, user: str) -> int:
+        """The session's state at WeCom; a new one taken by the bot (0 → 1); an ended one
+        (4) ends the conversation's handoff."""
         try:
             state, servicer = await self.kf.service_state(open_kfid, user)
-            if state in (NEW, ENDED):
+            if state == NEW:
                 await self.kf.trans(open_kfid, user, BOT)
                 state, servicer = BOT, None
         except Exception as exc:  # try sending anyway; a 95018 comes back here
             logger.error("WeCom kf service_state of %s failed: %s", user, exc)
             return BOT
+        before: Session | None = await self._db(self.store.session, open_kfid, user)
         await self._db(self.store.set_state, open_kfid, user, state, servicer)
+        if state == ENDED and before is not None and before.state != ENDED:
+            await self.session_ended(before.conversation_id)
         return state
 
     async def transfer(self, conversation_id: str, mode: HandoffMode) -> int:
