@@ -102,7 +102,7 @@ def kf_of(app: Sanic[Any, Any]) -> WeComKfChannel:
 
 
 def test_settings_need_the_four_secrets_and_env_wins() -> None:
-    with pytest.raises(ConfigError, match="wecom_kf.secret is missing"):
+    with pytest.raises(ConfigError, match=r"wecom_kf\.secret is missing"):
         settings_from_mapping({"corpid": CORPID, "token": TOKEN, "encoding_aes_key": AES_KEY}, {})
     settings = settings_from_mapping(
         {"corpid": CORPID, "token": TOKEN, "encoding_aes_key": AES_KEY, "secret": "file"},
