@@ -492,7 +492,71 @@ async def test_a_turn_that_fails_leaves_the_conversation_going(
 def test_the_store_round_trips_json(tmp_path: Path) -> None:
     store = KfStore.from_url(f"sqlite:///{tmp_path / 'kf.db'}")
     item = {"msgid": "m1", "send_time": 0, "origin": 3, "text": {"content": "中文"}}
-    assert store.store(KFID, [item, item], max_age=1e12) == 1
-    assert store.store(KFID, [item], max_age=1e12) == 0
+    assert store.store(KFID, [item, item], max_age=1e12) == ["m1"]
+    assert store.store(KFID, [item], max_age=1e12) == []
     (claimed,) = store.claim(KFID)
     assert claimed.item == json.loads(json.dumps(item)) and store.claim(KFID) == []
+
+
+async def test_two_workers_on_postgresql_handle_each_msgid_once(fake: FakeWeCom) -> None:
+    import uuid
+
+    from backends import pg_problem, pg_url
+    from sqlalchemy import delete
+
+    from bot.channels.wecom_kf import store as tables
+
+    problem = pg_problem()
+    if problem:
+        pytest.skip(problem)
+    kfid, user = f"wk{uuid.uuid4().hex}", f"wm{uuid.uuid4().hex}"
+    bots = [Bot(), Bot()]
+    workers = [WeComKfChannel(bot, kf_settings(fake), KfStore.from_url(pg_url())) for bot in bots]
+    try:
+        for n in range(8):
+            fake.customer_says(kfid, user, f"问题{n}")
+        await asyncio.gather(*(w.sync(kfid, None) for w in workers))
+        assert sorted(bots[0].texts + bots[1].texts) == [f"问题{n}" for n in range(8)]
+        assert workers[0].store.cursor(kfid) == "c8"
+        sent = fake.texts_to(user)
+        assert len(sent) == 5  # the budget is one conditional update: never more than five
+        assert len(workers[0].store.held(kfid, user)) == 3
+    finally:
+        with workers[0].store.engine.begin() as conn:
+            for table, column in (
+                (tables.CURSORS, tables.CURSORS.c.open_kfid),
+                (tables.INBOX, tables.INBOX.c.open_kfid),
+                (tables.SESSIONS, tables.SESSIONS.c.open_kfid),
+                (tables.OUTBOX, tables.OUTBOX.c.open_kfid),
+            ):
+                conn.execute(delete(table).where(column == kfid))
+        for worker in workers:
+            await worker.close()
+
+
+async def test_workers_share_one_access_token_through_redis(
+    fake: FakeWeCom, tmp_path: Path
+) -> None:
+    import uuid
+
+    from backends import REDIS_URL, redis_problem
+
+    from bot.channels.wechat.api import RedisTokenStore
+
+    problem = redis_problem()
+    if problem:
+        pytest.skip(problem)
+    prefix = f"bankbot:test:wecom_kf:{uuid.uuid4().hex}:"
+    workers = [channel_for(fake, tmp_path) for _ in range(2)]
+    for worker in workers:
+        worker.kf.shared = RedisTokenStore.from_url(REDIS_URL, CORPID, prefix=prefix)
+    fake.customer_says(KFID, USER, "你好")
+    await workers[0].sync(KFID, None)
+    fake.customer_says(KFID, USER, "还在吗")
+    await workers[1].sync(KFID, None)
+    assert fake.fetches == 1  # the second worker took the first one's token from Redis
+    assert fake.texts_to(USER) == ["答：你好", "答：还在吗"]
+    for worker in workers:
+        assert worker.kf.shared is not None
+        await worker.kf.shared.redis.delete(worker.kf.shared.key)
+        await worker.close()

@@ -275,10 +275,12 @@ class WeComKfChannel:
                 logger.error("WeCom kf sync_msg for %s failed: %s", open_kfid, exc)
                 return stored
             items = [i for i in data.get("msg_list") or [] if isinstance(i, dict)]
-            added: int = await self._db(
+            added: list[str] = await self._db(
                 self.store.store, open_kfid, items, self.settings.max_age_seconds
             )
-            stored += added
+            stored += len(added)
+            fresh = set(added)
+            await self.customers_wrote(open_kfid, [i for i in items if i.get("msgid") in fresh])
             after = str(data.get("next_cursor") or "") or None
             if after and after != cursor:
                 if not await self._db(self.store.advance, open_kfid, cursor, after):
@@ -288,6 +290,19 @@ class WeComKfChannel:
             if not data.get("has_more"):
                 break
         return stored
+
+    async def customers_wrote(self, open_kfid: str, items: list[dict[str, Any]]) -> None:
+        """Each customer's latest newly stored message restarts their five-message window
+        (WeChat counts from when the customer wrote, not from when we handle it)."""
+        latest: dict[str, float] = {}
+        for item in items:
+            user = _user(item.get("external_userid"))
+            if user is not None and int(item.get("origin") or 0) == CUSTOMER:
+                at = float(item.get("send_time") or 0)
+                latest[user] = max(at, latest.get(user, at))
+        for user, at in latest.items():
+            conversation, _ = await self.identity(user)
+            await self._db(self.store.customer_wrote, open_kfid, user, conversation, at)
 
     async def process(self, open_kfid: str) -> int:
         """Handle the stored messages this worker claims, oldest first."""
@@ -318,7 +333,9 @@ class WeComKfChannel:
             return
         conversation, customer_id = await self.identity(user)
         at = float(item.get("send_time") or self.clock())
-        session = await self._db(self.store.customer_wrote, open_kfid, user, conversation, at)
+        session = await self._db(
+            self.store.customer_wrote, open_kfid, user, conversation, at, False
+        )
         state = await self.take_session(session)
         if state in (QUEUED, SERVICER):
             logger.info(
@@ -517,11 +534,16 @@ class WeComKfChannel:
 
     async def flush_held(self, open_kfid: str, user: str) -> None:
         """The messages held for this customer, merged into one (after a header)."""
+        s = self.settings
+        if not await self._db(self.store.has_budget, open_kfid, user, s.window_seconds, s.budget):
+            return
         held = await self._db(self.store.take_held, open_kfid, user)
-        texts = [t for t in (body_text(b) for b in held) if t]
+        header = self.say("utter_wecom_kf_held")
+        # a merged message held again (WeChat refused it) gets one header, not two
+        texts = [t.removeprefix(f"{header}\n\n") for t in map(body_text, held) if t]
         if not texts:
             return
-        merged = "\n\n".join(p for p in (self.say("utter_wecom_kf_held"), *texts) if p)
+        merged = "\n\n".join(p for p in (header, *texts) if p)
         for part in split_text(merged):
             await self.deliver(open_kfid, user, text_body(part))
 

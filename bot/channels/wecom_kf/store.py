@@ -167,9 +167,9 @@ class KfStore:
             return bool(result.rowcount)
 
     # the inbox
-    def store(self, open_kfid: str, items: list[dict[str, Any]], max_age: float) -> int:
+    def store(self, open_kfid: str, items: list[dict[str, Any]], max_age: float) -> list[str]:
         """Store the page's messages (duplicates ignored; older than ``max_age`` seconds as
-        ``skipped``); how many were new."""
+        ``skipped``); the msgids that were new."""
         now = self.clock()
         rows: dict[str, dict[str, Any]] = {}
         for item in items:
@@ -189,25 +189,25 @@ class KfStore:
                 "stored_at": now,
             }
         if not rows:
-            return 0
+            return []
         with self.engine.connect() as conn:
             known = set(
                 conn.execute(select(INBOX.c.msgid).where(INBOX.c.msgid.in_(list(rows)))).scalars()
             )
         fresh = [row for msgid, row in rows.items() if msgid not in known]
         if not fresh:
-            return 0
+            return []
         try:
             with self.engine.begin() as conn:
                 conn.execute(INBOX.insert(), fresh)
-            return len(fresh)
+            return [row["msgid"] for row in fresh]
         except IntegrityError:  # another worker stored some of them meanwhile: one by one
-            added = 0
+            added: list[str] = []
             for row in fresh:
                 try:
                     with self.engine.begin() as conn:
                         conn.execute(INBOX.insert().values(**row))
-                    added += 1
+                    added.append(row["msgid"])
                 except IntegrityError:
                     pass
             return added
@@ -271,20 +271,17 @@ class KfStore:
             ).first()
         return _session(row) if row is not None else None
 
-    def customer_wrote(self, open_kfid: str, user: str, conversation_id: str, at: float) -> Session:
-        """A customer message at ``at``: the window starts again with five messages."""
+    def customer_wrote(
+        self, open_kfid: str, user: str, conversation_id: str, at: float, reset: bool = True
+    ) -> Session:
+        """The customer's session (made when new, its conversation id kept current); with
+        ``reset`` (a newly stored message written at ``at``, not before the last one) the
+        window starts again with the full budget. WeChat counts from when the customer
+        wrote, so the channel resets when it stores a page, not when it handles it."""
         s = SESSIONS.c
         now = self.clock()
         where = (s.open_kfid == open_kfid, s.external_userid == user)
-        with self.engine.begin() as conn:
-            result: Any = conn.execute(
-                update(SESSIONS)
-                .where(*where, s.last_customer_at <= at)
-                .values(
-                    conversation_id=conversation_id, last_customer_at=at, sent=0, updated_at=now
-                )
-            )
-        if not result.rowcount and self.session(open_kfid, user) is None:
+        if self.session(open_kfid, user) is None:
             try:
                 with self.engine.begin() as conn:
                     conn.execute(
@@ -298,11 +295,31 @@ class KfStore:
                             updated_at=now,
                         )
                     )
-            except IntegrityError:  # another worker's message of the same customer
-                return self.customer_wrote(open_kfid, user, conversation_id, at)
+            except IntegrityError:
+                pass  # another worker's message of the same customer
+        with self.engine.begin() as conn:
+            if reset:
+                conn.execute(
+                    update(SESSIONS)
+                    .where(*where, s.last_customer_at <= at)
+                    .values(last_customer_at=at, sent=0)
+                )
+            conn.execute(
+                update(SESSIONS)
+                .where(*where, s.conversation_id != conversation_id)
+                .values(conversation_id=conversation_id, updated_at=now)
+            )
         found = self.session(open_kfid, user)
         assert found is not None
         return found
+
+    def has_budget(self, open_kfid: str, user: str, window: float, budget: int) -> bool:
+        found = self.session(open_kfid, user)
+        return (
+            found is not None
+            and found.sent < budget
+            and found.last_customer_at >= self.clock() - window
+        )
 
     def set_state(
         self, open_kfid: str, user: str, state: int | None, servicer: str | None = None
