@@ -19,7 +19,7 @@ from bot.folding import FORMAT_MARKS, IDEOGRAPHIC_SPACE, nfkc
 MAX_SENDER_CHARS = 255
 RESERVED_PREFIX = "customer:"  # conversation ids of verified customers
 # Conversation ids a channel makes itself: an anonymous sender must not pose as one.
-RESERVED_PREFIXES = (RESERVED_PREFIX, "wechat:")
+RESERVED_PREFIXES = (RESERVED_PREFIX, "wechat:", "wecom_kf:")
 
 
 def clean(text: str) -> str:

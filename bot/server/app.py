@@ -24,6 +24,7 @@ from bot.channels.app import app_blueprint
 from bot.channels.rest import rest_blueprint
 from bot.channels.socketio import SocketIOChannel, SocketIOSettings
 from bot.channels.wechat.channel import WeChatSettings, wechat_blueprint
+from bot.channels.wecom_kf.channel import wecom_kf_blueprint
 from bot.errors import ConfigError
 from bot.handoff.config import parse as default_handoff_config
 from bot.handoff.factory import create_handoff_service
@@ -40,6 +41,7 @@ from bot.server.channels import (
     read_credentials,
     refuse_session,
     turn_handler,
+    wecom_kf_hooks,
 )
 from bot.server.customer_events import customer_blueprint
 from bot.server.errors import install_error_handlers
@@ -135,6 +137,15 @@ def create_app(
                     await push_text(conversation, str(message["text"]))
 
         pushers["wechat"] = push_wechat
+    if credentials is not None and credentials.wecom_kf is not None:
+        kf_bp = wecom_kf_blueprint(
+            on_new_message,
+            credentials.wecom_kf,
+            tracker_store=agent.processor.tracker_store,
+            domain=agent.processor.domain,
+        )
+        app.blueprint(kf_bp)
+        wecom_kf_hooks(kf_bp.ctx.channel, handoff)
     app.ctx.socketio = None
     if credentials is not None:
         _mount_credential_channels(app, credentials, runner, settings, pushers)

@@ -8,6 +8,8 @@ no socket.io. With one, its top-level keys choose the Rasa channels:
 - ``my_package.MyChannel: {...}`` → a custom channel: a class with ``name()``,
   ``from_credentials(credentials)`` and ``blueprint(on_new_message)``, mounted at
   ``/webhooks/<name>/``;
+- ``wecom_kf: {corpid, secret, token, encoding_aes_key, handoff}`` → the WeChat customer
+  service channel at ``/webhooks/wecom_kf/webhook`` (docs/wecom-kf.md);
 - ``rasa:`` (Rasa X / Enterprise), other Rasa channels (``telegram``, ``slack``, ...) and
   classes that cannot be imported: one clear log line each, then ignored.
 
@@ -19,6 +21,7 @@ as they are (``app:``, ``wechat:``, ``webchat:`` keys there are noted and ignore
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 from dataclasses import dataclass, field
@@ -27,11 +30,18 @@ from typing import Any
 
 from bot.channels.base import ChannelError, MessageRefused, OnNewMessage
 from bot.channels.inputs import MAX_SENDER_CHARS, RESERVED_PREFIX, check_anonymous
+from bot.channels.wecom_kf.channel import CHANNEL as WECOM_KF
+from bot.channels.wecom_kf.channel import WeComKfChannel
+from bot.channels.wecom_kf.config import KfSettings
+from bot.channels.wecom_kf.config import settings_from_mapping as wecom_kf_settings
 from bot.core.messages import UserMessage
 from bot.errors import ConfigError
+from bot.handoff.records import Handoff
+from bot.handoff.service import HandoffService
+from bot.handoff.tables import OPEN
 from bot.server.errors import ApiError
 from bot.server.turns import TurnRunner
-from bot.settings_file import read_mapping
+from bot.settings_file import read_settings_file
 
 logger = logging.getLogger(__name__)
 
@@ -68,13 +78,16 @@ class Credentials:
     rest: bool = False
     socketio: dict[str, Any] | None = None
     custom: dict[str, dict[str, Any]] = field(default_factory=dict)
+    wecom_kf: KfSettings | None = None
 
 
 def read_credentials(path: Path) -> Credentials | None:
     """The channels ``path`` asks for; None when there is no such file (today's channels)."""
     if not path.is_file():
         return None
-    raw = read_mapping(path, holds="channel names and their settings")
+    file = read_settings_file(path, holds="channel names and their settings")
+    raw = file.data
+    wecom_kf: KfSettings | None = None
     rest = False
     socketio: dict[str, Any] | None = None
     custom: dict[str, dict[str, Any]] = {}
@@ -87,6 +100,11 @@ def read_credentials(path: Path) -> Credentials | None:
             rest = True
         elif name == "socketio":
             socketio = settings
+        elif name == WECOM_KF:
+            try:
+                wecom_kf = wecom_kf_settings(settings, root=path.parent)
+            except ConfigError as exc:
+                raise file.error(str(exc), fix="correct that value (docs/wecom-kf.md)") from None
         elif name in OURS:
             logger.info(
                 "%s: '%s' is configured by channels.%s in config.yml (and its env "
@@ -110,7 +128,7 @@ def read_credentials(path: Path) -> Credentials | None:
             logger.warning(
                 "%s: channel '%s' is %s; ignored (bankbot serves %s)", path, name, why, known
             )
-    return Credentials(path, rest, socketio, custom)
+    return Credentials(path, rest, socketio, custom, wecom_kf)
 
 
 def turn_handler(runner: TurnRunner) -> OnNewMessage:
@@ -188,3 +206,74 @@ def load_custom_channel(dotted: str, credentials: dict[str, Any]) -> Any | None:
             "credentials.yml: custom channel '%s' refused its settings (%s); ignored", dotted, exc
         )
         return None
+
+
+def wecom_kf_hooks(channel: WeComKfChannel, handoff: HandoffService) -> None:
+    """Plug the WeChat customer service channel into the handoff: agents' console replies
+    go out through ``kf/send_msg``; a handoff of a group in ``servicer`` mode moves the WeCom
+    session to a servicer (1 → 3) or WeCom's queue (1 → 2) and our queue records it as
+    active with agent ``wecom:<servicer>`` (``wecom:queue``); a session ended at WeCom (state
+    4) closes the open handoff."""
+    handoff.senders[WECOM_KF] = channel.push
+    metrics = handoff.on_queued
+    store = handoff.store
+    ctx = handoff.ctx
+
+    async def to_servicer(queued: Handoff) -> None:
+        mode = channel.settings.mode_for(queued.group)
+        if mode.mode != "servicer":
+            return
+        try:
+            state = await channel.transfer(queued.conversation_id, mode)
+        except Exception as exc:  # the console keeps it
+            logger.error("WeCom kf transfer of %s failed: %s", queued.conversation_id, exc)
+            return
+        agent = f"wecom:{mode.servicer_userid or 'queue'}"
+        values = {"status": "active", "agent": agent, "accepted_at": ctx.clock()}
+        moved = await asyncio.to_thread(store.handoffs.transition, queued.id, ["waiting"], values)
+        if moved is None:
+            logger.warning("handoff %s changed before its WeCom transfer was recorded", queued.id)
+            return
+        await asyncio.to_thread(
+            store.audit.record,
+            agent,
+            "accept",
+            queued.conversation_id,
+            queued.id,
+            {"wecom_kf_state": state},
+        )
+        await handoff.bus.publish("queue", "queue", {"group": queued.group})
+
+    def on_queued(queued: Handoff) -> None:
+        if metrics is not None:
+            metrics(queued)
+        if queued.channel == WECOM_KF:
+            ctx.spawn(to_servicer(queued))
+
+    async def session_ended(conversation_id: str) -> None:
+        found = await asyncio.to_thread(store.handoffs.latest, conversation_id, OPEN)
+        if found is None:
+            return
+        resolution = handoff.config.resolutions[0]
+        closed = await asyncio.to_thread(
+            store.handoffs.close, found.id, None, resolution, ctx.clock()
+        )
+        if closed is None:
+            return
+        await asyncio.to_thread(
+            store.audit.record, WECOM_KF, "close", conversation_id, found.id, {"state": 4}
+        )
+        await ctx.resume(conversation_id)
+        await handoff.bus.publish(
+            f"conversation:{conversation_id}",
+            "queue",
+            {"status": "closed", "position": 0, "eta_seconds": 0},
+        )
+        if closed.agent:
+            await handoff.bus.publish(
+                f"agent:{closed.agent}", "closed", {"conversation_id": conversation_id}
+            )
+        await handoff.bus.publish("queue", "queue", {})
+
+    handoff.on_queued = on_queued
+    channel.on_session_end = session_ended
