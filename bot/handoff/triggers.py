@@ -10,6 +10,7 @@ from typing import Any
 from bot.builtin_responses import builtin_text
 from bot.handoff.config import HandoffConfig
 from bot.handoff.routing import Profile
+from bot.privacy import mask_text
 
 FALLBACK_ACTIONS = frozenset({"action_default_fallback", "action_two_stage_fallback"})
 FALLBACK_INTENTS = frozenset({"nlu_fallback"})
@@ -17,6 +18,7 @@ FALLBACK_INTENTS = frozenset({"nlu_fallback"})
 # (the project's nlu_data/human_ask.yml). The same test as actions/handoff.py.
 HUMAN_ASK_ENTITY = "human_ask"
 COMPLAINT_CONFIDENCE = 0.8
+MAX_DETAIL_TEXT = 60  # characters of the customer's words in a decision's detail
 
 REASON_CODES = (
     "customer_request",
@@ -130,9 +132,13 @@ def decide(
     if rule is not None:
         return rule
     if paused_by_bot or intent in t.intents:
-        if intent == "complain":
-            return Decision("complaint", detail("complaint"))
-        return Decision("customer_request", detail("customer_request"))
+        # the detail is what the customer said (the label already says why): no
+        # 客户要求转人工：客户要求人工服务
+        if text.strip().startswith("/"):
+            said = detail("pressed_button")
+        else:
+            said = detail("said", text=mask_text(text.strip())[:MAX_DETAIL_TEXT])
+        return Decision("complaint" if intent == "complain" else "customer_request", said)
     if t.action_failed and action_failed:
         return Decision("action_failed", detail("action_failed"))
     if t.fallbacks_in_a_row > 0 and fallbacks_in_a_row >= t.fallbacks_in_a_row:
