@@ -89,7 +89,14 @@ class ActionQueryBalance(Action):
                 )
                 return forget(tracker, "card_last4", "account_type")
         elif kind:
-            chosen = [a for a in accounts if a.type == kind] or accounts
+            chosen = [a for a in accounts if a.type == kind]
+            if not chosen:  # no such card: say so, offer the cards the customer has
+                dispatcher.utter_message(
+                    response="utter_balance_no_account_of_type",
+                    account_label=label(domain, ACCOUNT_LABELS, kind),
+                    buttons=account_buttons(accounts, "query_balance", domain),
+                )
+                return forget(tracker, "card_last4", "account_type")
         if len(chosen) > 1:
             dispatcher.utter_message(
                 response="utter_choose_account",

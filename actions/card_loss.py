@@ -14,7 +14,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import account_buttons, backend, customer_id, logger
-from actions.wording import listing, phrase
+from actions.wording import ACCOUNT_LABELS, label, listing, phrase
 
 
 def _accounts(tracker: Tracker) -> list[Any]:
@@ -78,9 +78,20 @@ class ActionAskCardLast4(Action):
             accounts = _accounts(tracker)
         except Exception:
             accounts = []
+        kind = tracker.get_slot("account_type")
+        fitting = [a for a in accounts if a.type == kind] if kind else accounts
+        if kind and accounts and not fitting:
+            # 信用卡丢了 without a credit card here: say so; another bank's card is theirs to
+            # block; the customer's own cards stay offered (and a person)
+            dispatcher.utter_message(
+                response="utter_loss_no_card_of_type",
+                account_label=label(domain, ACCOUNT_LABELS, kind),
+                buttons=account_buttons(accounts, "inform", domain),
+            )
+            return [SlotSet("account_type", None)]
         dispatcher.utter_message(
             response="utter_ask_card_to_report",
-            buttons=account_buttons(accounts, "inform", domain),
+            buttons=account_buttons(fitting, "inform", domain),
         )
         return []
 
@@ -94,7 +105,11 @@ class ActionFreezeCard(Action):
     ) -> list[dict[str, Any]]:
         from bot.bank.interfaces import BankError, UnknownCard
 
-        clear = [SlotSet("card_last4", None), SlotSet("loss_confirmed", None)]
+        clear = [
+            SlotSet("card_last4", None),
+            SlotSet("loss_confirmed", None),
+            SlotSet("account_type", None),
+        ]
         last4 = tracker.get_slot("card_last4")
         customer = customer_id(tracker)
         if tracker.get_slot("loss_confirmed") is not True or not last4 or customer is None:

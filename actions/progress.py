@@ -75,6 +75,20 @@ def describe(app: Any, domain: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return response, variables
 
 
+def summary(app: Any, domain: dict[str, Any]) -> str:
+    """One application in a list: product, number and its current (or last) step."""
+    current = next((s for s in app.steps if s.status == "in_progress"), None)
+    done = [s for s in app.steps if s.status == "done"]
+    step = current or (done[-1] if done else None)
+    return phrase(
+        domain,
+        "utter_part_application_summary",
+        product=_product(app, domain),
+        application_id=app.id,
+        step=step.name if step else phrase(domain, "utter_part_step_waiting"),
+    )
+
+
 def application_buttons(apps: list[Any], domain: dict[str, Any]) -> list[dict[str, str]]:
     """One button per application, its payload ``/query_progress{"application_id": …}``."""
     return [
@@ -130,14 +144,23 @@ class ActionQueryProgress(Action):
             logger.error("progress for %s failed: %s", customer, exc)
             backend_unavailable(dispatcher)
             return forget(tracker, "application_id", "business_type")
+        others: list[Any] = []
         if business:
+            others = [a for a in apps if a.business_type != business]
             apps = [a for a in apps if a.business_type == business]
         elif not apps:
             try:  # nothing open: the finished ones are what the customer wants to hear
                 apps = list(backend().applications(customer))
             except BankError:
                 apps = []
-        if not apps and business:
+        if not apps and business and others:  # say what is in progress instead
+            dispatcher.utter_message(
+                response="utter_no_applications_of_type_others",
+                business=label(domain, BUSINESS_LABELS, business),
+                others=listing(domain, [summary(a, domain) for a in others]),
+                buttons=application_buttons(others, domain),
+            )
+        elif not apps and business:
             dispatcher.utter_message(
                 response="utter_no_applications_of_type",
                 business=label(domain, BUSINESS_LABELS, business),

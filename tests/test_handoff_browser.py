@@ -236,7 +236,7 @@ def test_customer_and_agent_through_a_handoff(browser: Any, server: Server, tmp_
         expect(agent.get_by_test_id("context-reason")).to_contain_text("客户要求转人工")
         expect(agent.get_by_test_id("context-customer")).to_contain_text("张*（C1001）")
         expect(agent.get_by_test_id("context-channel")).to_contain_text("App")
-        expect(agent.get_by_test_id("context-intents")).to_contain_text("request_human")
+        expect(agent.get_by_test_id("context-intents")).to_contain_text("转人工客服")  # the label
         transcript = agent.get_by_test_id("transcript")
         expect(transcript).to_contain_text("你好")
         expect(transcript).to_contain_text("〔按钮〕转人工")

@@ -137,8 +137,8 @@ async def test_every_kind_of_turn_takes_the_lock_once(served: Served) -> None:
     texts, locks = await served.say("a", "/request_human")  # the engine's trigger
     assert locks == 1
     assert texts[-2] == "正在为您转接人工客服，请稍候。" and "队列" in texts[-1]
-    texts, locks = await served.say("a", "还在吗")  # paused: the queue answers
-    assert locks == 1 and "您是下一位" in texts[0]
+    texts, locks = await served.say("a", "还在吗")  # paused: acknowledged (once)
+    assert locks == 1 and "已收到" in texts[0]
     texts, locks = await served.say("a", "很长" * 20)  # over the length limit
     assert locks == 1 and "超过了20字的上限" in texts[0]
     texts, locks = await served.say("b", "/ask_person")  # a custom action pauses

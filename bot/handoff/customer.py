@@ -12,15 +12,16 @@ import logging
 from typing import Any
 
 from bot.core import events as ev
+from bot.core.actions.interfaces import ActionContext
 from bot.core.actions.responses import bot_message
 from bot.core.events import Event
 from bot.core.stages import Turn
+from bot.core.tracker import LISTEN
 from bot.handoff import responses, routing, triggers
 from bot.handoff.context import HandoffContext, minutes
 from bot.handoff.dispatch import Router
 from bot.handoff.packet import build_packet, mask_name, transcript
 from bot.handoff.records import Handoff, new_id
-from bot.handoff.tables import BUSY
 from bot.privacy import mask_text
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,15 @@ logger = logging.getLogger(__name__)
 LEAVE_MESSAGE = "/leave_message"
 CANCEL_WORDS = frozenset({"取消", "不留言了", "算了"})
 LEAVE_WORDS = frozenset({LEAVE_MESSAGE, "留言", "我要留言"})  # typed where there are no buttons
+# What the bot still answers while the customer waits for a person (queued, or reserved for an
+# agent who has not accepted): read-only self-service, intent -> action.
+WHILE_WAITING = {
+    "faq": "action_answer_faq",
+    "query_balance": "action_query_balance",
+    "query_progress": "action_query_progress",
+}
+# Flows that change data stay off while a human has the conversation (utter_handoff_flow_off).
+DATA_CHANGING = frozenset({"report_loss"})
 
 
 class CustomerSide:
@@ -147,39 +157,55 @@ class CustomerSide:
             number = f"#{ticket.id}" if ticket else ""
             self.say(turn, responses.TICKET, ticket=number)
             return
-        if handoff.status in BUSY:
-            if handoff.agent:
-                await self.ctx.bus.publish(
-                    f"agent:{handoff.agent}",
-                    "message",
-                    {
-                        "conversation_id": conversation,
-                        "message": {"from": "customer", "text": mask_text(message.text), "at": now},
-                    },
-                )
+        intent = triggers.intent_of(turn.result.parse_data)
+        if handoff.status == "active":  # the agent answers; data-changing flows stay off
+            await self._to_agent(handoff, conversation, message.text, now)
+            if intent in DATA_CHANGING:
+                self.say(turn, responses.FLOW_OFF)
             return
-        # waiting
-        if text in LEAVE_WORDS:
+        # waiting, or reserved for an agent who has not accepted yet: the bot keeps helping
+        if handoff.status == "assigned":
+            await self._to_agent(handoff, conversation, message.text, now)
+        else:
+            await self.ctx.bus.publish(
+                f"group:{handoff.group}",
+                "message",
+                {
+                    "conversation_id": conversation,
+                    "message": {"from": "customer", "text": mask_text(message.text), "at": now},
+                },
+            )
+        if handoff.status == "waiting" and text in LEAVE_WORDS:
             updated = await self.ctx.run(self.db.handoffs.leave_message, handoff.id)
             if updated is not None:
                 await self.ctx.bus.publish("queue", "queue", {"group": handoff.group})
             self.say(turn, responses.LEAVE_MESSAGE)
             return
-        for_group = f"group:{handoff.group}"
-        await self.ctx.bus.publish(
-            for_group,
-            "message",
-            {
-                "conversation_id": conversation,
-                "message": {"from": "customer", "text": mask_text(message.text), "at": now},
-            },
-        )
+        answered = False
+        if intent in DATA_CHANGING:
+            self.say(turn, responses.FLOW_OFF)
+            answered = True
+        elif intent in WHILE_WAITING and not text.startswith(LEAVE_MESSAGE):
+            answered = await self._bot_answers(turn, handoff, WHILE_WAITING[intent])
+        if handoff.status == "assigned":
+            if not answered and not self._acknowledged(turn, handoff):
+                self.say(turn, responses.RECEIVED, received=True)
+            return
+        await self._queue_update(turn, handoff, answered, now)
+
+    async def _queue_update(self, turn: Turn, handoff: Handoff, answered: bool, now: float) -> None:
+        """A waiting customer's place: told when it changed (or they asked for a person
+        again), else the message is acknowledged once; the 留言 offer once after
+        ``queue.max_wait_seconds``."""
+        conversation = turn.sender_id
         position, eta = await self.ctx.queue_place(handoff)
-        await self.ctx.run(self.db.handoffs.tell_position, handoff.id, position, True)
+        asked_again = triggers.intent_of(turn.result.parse_data) in self.ctx.config.triggers.intents
+        moved = await self.ctx.run(
+            self.db.handoffs.tell_position, handoff.id, position, asked_again
+        )
         waited = now - handoff.enqueued_at
         can_leave = waited >= self.ctx.config.max_wait_seconds
-        if can_leave:
-            await self.ctx.run(self.db.handoffs.tell_leave, handoff.id)
+        offer_now = can_leave and await self.ctx.run(self.db.handoffs.tell_leave, handoff.id)
         await self.ctx.bus.publish(
             f"conversation:{conversation}",
             "queue",
@@ -190,12 +216,81 @@ class CustomerSide:
                 "can_leave_message": can_leave,
             },
         )
-        reply = self.queue_event(turn, handoff, position, eta)
-        if can_leave:  # one message: the place, then the offer and its button
-            offer = self.turn_words(turn, responses.CAN_LEAVE_MESSAGE)
-            reply["text"] = f"{reply.get('text') or ''}{offer.get('text') or ''}"
-            reply["data"] = {**(reply.get("data") or {}), **(offer.get("data") or {})}
-        turn.reply(bot_message(reply, conversation))
+        if moved or offer_now:
+            reply = self.queue_event(turn, handoff, position, eta)
+            if offer_now:  # one message: the place, then the offer and its button
+                offer = self.turn_words(turn, responses.CAN_LEAVE_MESSAGE)
+                reply["text"] = f"{reply.get('text') or ''}{offer.get('text') or ''}"
+                reply["data"] = {**(reply.get("data") or {}), **(offer.get("data") or {})}
+            turn.reply(bot_message(reply, conversation))
+        elif not answered and not self._acknowledged(turn, handoff):
+            self.say(turn, responses.RECEIVED, received=True)
+
+    async def _to_agent(self, handoff: Handoff, conversation: str, text: str, now: float) -> None:
+        if handoff.agent:
+            await self.ctx.bus.publish(
+                f"agent:{handoff.agent}",
+                "message",
+                {
+                    "conversation_id": conversation,
+                    "message": {"from": "customer", "text": mask_text(text), "at": now},
+                },
+            )
+
+    def _acknowledged(self, turn: Turn, handoff: Handoff) -> bool:
+        """Whether the customer was told 已收到 since this handoff was queued."""
+        return any(
+            e.get("event") == "bot"
+            and (e.get("metadata") or {}).get("handoff") == "received"
+            and float(e.get("timestamp") or 0) >= handoff.enqueued_at
+            for e in turn.tracker.events
+        )
+
+    async def _bot_answers(self, turn: Turn, handoff: Handoff, name: str) -> bool:
+        """Run the read-only action ``name`` for a customer who waits (an FAQ, a balance);
+        its messages are marked as the bot's (``metadata.while_waiting``), the first of the
+        wait introduced by ``utter_handoff_bot_answers``. False when it could not run."""
+        processor = self.ctx.processor
+        if processor is None or not processor.knows_action(name):
+            return False
+        tracker = turn.tracker
+        context = ActionContext(
+            processor.domain,
+            turn.message.input_channel,
+            processor.executor,
+            processor.rng,
+            processor.clock,
+        )
+        try:
+            events = await processor.action(name).run(tracker, context)
+        except Exception as exc:  # the customer still waits for a person: acknowledge
+            logger.warning("%s: %s while waiting failed: %s", turn.sender_id, name, exc)
+            return False
+        messages = [e for e in events if e.get("event") == "bot"]
+        if not messages:
+            return False
+        first = not any(
+            (e.get("metadata") or {}).get("while_waiting")
+            and float(e.get("timestamp") or 0) >= handoff.enqueued_at
+            for e in tracker.events
+            if e.get("event") == "bot"
+        )
+        now = self.ctx.clock()
+        if first:
+            intro = self.turn_words(turn, responses.BOT_ANSWERS)
+            intro["metadata"] = {"while_waiting": True}
+            turn.add(intro)
+        turn.add(ev.action(name, "while_waiting", 1.0, now))
+        for event in events:
+            if event.get("event") in ("pause", "resume", "restart", "rewind", "user"):
+                continue  # a read-only answer never changes who has the conversation
+            event = json.loads(json.dumps(event, default=str))
+            event["timestamp"] = now
+            if event.get("event") == "bot":
+                event["metadata"] = {**(event.get("metadata") or {}), "while_waiting": True}
+            turn.add(event)
+        turn.add(ev.action(LISTEN, "while_waiting", 1.0, now))
+        return True
 
     async def record_rating(self, conversation_id: str, parse_data: dict[str, Any]) -> None:
         value = next(
@@ -247,10 +342,14 @@ class CustomerSide:
             name, channel=turn.message.input_channel, slots=dict(turn.tracker.slots), **values
         )
 
-    def say(self, turn: Turn, name: str, *, store: bool = True, **values: Any) -> None:
+    def say(
+        self, turn: Turn, name: str, *, store: bool = True, received: bool = False, **values: Any
+    ) -> None:
         """A handoff response as a reply of this turn; kept in the conversation unless
-        ``store`` is False."""
+        ``store`` is False; ``received``: it is the once-only 已收到 (``metadata.handoff``)."""
         event = self.turn_words(turn, name, **values)
+        if received:
+            event["metadata"] = {**(event.get("metadata") or {}), "handoff": "received"}
         if store:
             turn.add(event)
         else:

@@ -18,6 +18,17 @@ INTERNAL_SLOTS = frozenset({"requested_slot", "session_started_metadata"})
 # (query) -> [(entry id, question, answer, category, score)]
 Search = Callable[[str], Sequence[tuple[str, str, str, str, float]]]
 
+# Knowledge suggestions for the agent come from the conversation's topic: the latest customer
+# messages that carry one (not button payloads such as /request_human, not small talk), the
+# latest weighing most; entries below MIN_SUGGESTION are hidden, and the knowledge the bot
+# tried is listed from MIN_TRIED (a 0.00 match is noise, not something the bot tried).
+SMALL_TALK = frozenset({"greet", "goodbye", "thank", "affirm", "deny", "rate_service"})
+TOPIC_MESSAGES = 3
+RECENCY = (1.0, 0.85, 0.7)
+MIN_SUGGESTION = 0.3
+MIN_TRIED = 0.1
+MAX_SUGGESTIONS = 3
+
 
 def mask_name(name: str | None) -> str | None:
     """张伟 → 张*; 欧阳娜娜 → 欧***."""
@@ -66,6 +77,54 @@ def transcript(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def topic_texts(messages: Sequence[dict[str, Any]]) -> list[str]:
+    """The customer's latest messages with a topic (transcript items), latest first."""
+    texts = [
+        str(m["text"])
+        for m in messages
+        if m.get("from") == "customer"
+        and m.get("text")
+        and not str(m["text"]).startswith("/")
+        and m.get("intent") not in SMALL_TALK
+    ]
+    return list(reversed(texts))[:TOPIC_MESSAGES]
+
+
+def topic_suggestions(
+    messages: Sequence[dict[str, Any]],
+    search: Search | None,
+    limit: int = MAX_SUGGESTIONS,
+    min_score: float = MIN_SUGGESTION,
+) -> list[dict[str, Any]]:
+    """Knowledge entries for the conversation's topic: every entry's best score over the
+    latest topic messages (weighted by recency), at least ``min_score``, best first."""
+    if search is None:
+        return []
+    best: dict[str, dict[str, Any]] = {}
+    for weight, text in zip(RECENCY, topic_texts(messages), strict=False):
+        for entry_id, question, answer, category, score in search(text)[:5]:
+            weighted = round(score * weight, 3)
+            if weighted >= min_score and weighted > best.get(entry_id, {}).get("score", -1.0):
+                best[entry_id] = {
+                    "id": entry_id,
+                    "question": question,
+                    "answer": answer,
+                    "category": category,
+                    "score": weighted,
+                }
+    return sorted(best.values(), key=lambda s: -float(s["score"]))[:limit]
+
+
+def labels(domain_raw: dict[str, Any]) -> dict[str, Any]:
+    """What the agent console shows for intents, slots and reasons: the domain's
+    ``intent_labels`` and ``slot_labels`` (a trainer edits them), the handoff's reason labels."""
+    return {
+        "intents": {str(k): str(v) for k, v in (domain_raw.get("intent_labels") or {}).items()},
+        "slots": {str(k): str(v) for k, v in (domain_raw.get("slot_labels") or {}).items()},
+        "reasons": dict(REASONS),
+    }
+
+
 def build_packet(
     handoff: Handoff,
     events: Sequence[dict[str, Any]],
@@ -90,7 +149,7 @@ def build_packet(
                 for entry_id, question, _answer, category, score in search(event.get("text") or "")[
                     :3
                 ]:
-                    if entry_id not in seen:
+                    if entry_id not in seen and score >= MIN_TRIED:
                         seen.add(entry_id)
                         knowledge.append(
                             {
@@ -100,14 +159,10 @@ def build_packet(
                                 "score": round(score, 3),
                             }
                         )
-        last = next(
-            (m["text"] for m in reversed(customer_turns) if not m["text"].startswith("/")), None
-        )
-        if last:
-            suggestions = [
-                {"id": i, "question": q, "answer": a, "score": round(s, 3)}
-                for i, q, a, _c, s in search(last)[:3]
-            ]
+        suggestions = [
+            {k: v for k, v in item.items() if k != "category"}
+            for item in topic_suggestions(messages, search)
+        ]
     return {
         "version": VERSION,
         "handoff_id": handoff.id,

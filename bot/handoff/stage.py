@@ -34,6 +34,12 @@ class HandoffStage:
             await self.customer.while_paused(turn)
             return
         paused_now = any(e.get("event") == "pause" for e in turn.events)
+        if (
+            intent in self.ctx.config.triggers.intents
+            and not paused_now
+            and not triggers.explicit_ask(result.parse_data, turn.message.text)
+        ):
+            intent = None  # a vague message read as request_human: no trigger, no rule
         decision = await self._decide(turn, intent, paused_now)
         if decision is None:
             return

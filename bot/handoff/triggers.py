@@ -10,9 +10,15 @@ from typing import Any
 from bot.builtin_responses import builtin_text
 from bot.handoff.config import HandoffConfig
 from bot.handoff.routing import Profile
+from bot.privacy import mask_text
 
 FALLBACK_ACTIONS = frozenset({"action_default_fallback", "action_two_stage_fallback"})
 FALLBACK_INTENTS = frozenset({"nlu_fallback"})
+# An explicit ask for a person: the entity the NLU finds in "转人工", "找真人", "我要投诉"
+# (the project's nlu_data/human_ask.yml). The same test as actions/handoff.py.
+HUMAN_ASK_ENTITY = "human_ask"
+COMPLAINT_CONFIDENCE = 0.8
+MAX_DETAIL_TEXT = 60  # characters of the customer's words in a decision's detail
 
 REASON_CODES = (
     "customer_request",
@@ -51,6 +57,25 @@ def negative_score(parse_data: dict[str, Any] | None) -> float | None:
     if isinstance(sentiment, dict) and isinstance(sentiment.get("negative"), int | float):
         return float(sentiment["negative"])
     return None
+
+
+def explicit_ask(parse_data: dict[str, Any] | None, text: str) -> bool:
+    """Whether the message asks for a person in so many words: a button (``/request_human``),
+    the ``human_ask`` entity, or a confident or negative complaint. An intent trigger
+    (``triggers.intents``) needs one; a vague 我想问问手续费 read as ``request_human`` does
+    not hand off (the bot asks what it is about)."""
+    if text.strip().startswith("/"):
+        return True
+    data = parse_data or {}
+    if any(e.get("entity") == HUMAN_ASK_ENTITY for e in data.get("entities") or []):
+        return True
+    intent = data.get("intent") or {}
+    if not isinstance(intent, dict) or intent.get("name") != "complain":
+        return False
+    negative = negative_score(data)
+    return float(intent.get("confidence") or 0.0) >= COMPLAINT_CONFIDENCE or (
+        negative is not None and negative >= 0.5
+    )
 
 
 def is_fallback_turn(intent: str | None, actions: Sequence[str]) -> bool:
@@ -107,9 +132,13 @@ def decide(
     if rule is not None:
         return rule
     if paused_by_bot or intent in t.intents:
-        if intent == "complain":
-            return Decision("complaint", detail("complaint"))
-        return Decision("customer_request", detail("customer_request"))
+        # the detail is what the customer said (the label already says why): no
+        # 客户要求转人工：客户要求人工服务
+        if text.strip().startswith("/"):
+            said = detail("pressed_button")
+        else:
+            said = detail("said", text=mask_text(text.strip())[:MAX_DETAIL_TEXT])
+        return Decision("complaint" if intent == "complain" else "customer_request", said)
     if t.action_failed and action_failed:
         return Decision("action_failed", detail("action_failed"))
     if t.fallbacks_in_a_row > 0 and fallbacks_in_a_row >= t.fallbacks_in_a_row:

@@ -33,6 +33,8 @@ from bot.handoff.store import HandoffStore
 from bot.project import Project
 from bot.server.agent_api import agent_blueprint
 from bot.server.agent_api import openapi_paths as agent_openapi_paths
+from bot.server.agent_workspace import openapi_paths as workspace_openapi_paths
+from bot.server.agent_workspace import workspace_blueprint
 from bot.server.api import api_blueprint
 from bot.server.channels import (
     Credentials,
@@ -108,6 +110,7 @@ def create_app(
     app.ctx.runner = runner
     document = openapi_document(settings.max_message_chars)
     document["paths"].update(agent_openapi_paths())
+    document["paths"].update(workspace_openapi_paths())
     document["components"]["securitySchemes"]["agentToken"] = {
         "type": "http",
         "scheme": "bearer",
@@ -153,6 +156,7 @@ def create_app(
     app.blueprint(operator_blueprint(agent, settings))
     app.blueprint(webchat_blueprint(settings, document))
     app.blueprint(agent_blueprint(handoff, stopping))
+    app.blueprint(workspace_blueprint(handoff))
     app.blueprint(customer_blueprint(handoff, settings.jwt, stopping))
 
     @app.get("/openapi.json")

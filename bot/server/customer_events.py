@@ -1,12 +1,24 @@
 """What the customer's page gets besides turn replies: ``GET /webhooks/app/events`` (server-sent
 events: an agent's messages, the queue position) and ``GET /webhooks/app/history`` (the
-conversation so far, for a reloaded page). A logged-in customer authenticates with the app
-token (``Authorization: Bearer`` or ``?token=`` for EventSource); an anonymous one names their
+conversation so far, for a reloaded page).
+
+A logged-in customer's token never travels in a URL (URLs land in access logs and browser
+history): ``history`` takes it in ``Authorization: Bearer``; an ``EventSource`` cannot send
+headers, so the page first asks ``POST /webhooks/app/events/ticket`` (with the header) for a
+**ticket**: random, valid :data:`TICKET_SECONDS`, single use, bound to that customer's
+conversation, and opens ``/events?ticket=…``. The old ``?token=`` is refused (401, saying
+what to do). Tickets are kept in Redis when ``$BOT_REDIS_URL`` is set (several workers: the
+ticket may be redeemed by another one), else in the process. An anonymous visitor names their
 sender id (``?sender=``), which the page keeps to itself."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
+import secrets
+import time
+from collections.abc import Callable
 from typing import Any
 
 from sanic import Blueprint, Request
@@ -14,21 +26,91 @@ from sanic.response import HTTPResponse
 from sanic.response import json as json_response
 
 from bot.channels.app import authenticate
-from bot.channels.identity import InvalidToken, verify_token
 from bot.channels.inputs import MAX_SENDER_CHARS, check_anonymous, clean
 from bot.handoff.service import HandoffService
+from bot.redis import REDIS_PREFIX, redis_url, shared_client
 from bot.server.agent_api import sse
 from bot.server.errors import ApiError
 from bot.server.settings import JwtSettings
 
+logger = logging.getLogger(__name__)
+TICKET_SECONDS = 30
+TOKEN_IN_URL = (
+    "the token is not accepted in the URL: send it as 'Authorization: Bearer <token>', or get a "
+    "one-time ticket from POST /webhooks/app/events/ticket and open /webhooks/app/events?ticket=…"
+)
+
+
+class Tickets:
+    """One-time tickets for the event stream: ticket -> conversation id, for ``ttl`` seconds."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        ttl: int = TICKET_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.url, self.ttl, self.clock = url, ttl, clock
+        self._local: dict[str, tuple[str, float]] = {}
+
+    def _key(self, ticket: str) -> str:
+        return f"{REDIS_PREFIX}sse-ticket:{ticket}"
+
+    async def issue(self, conversation_id: str) -> str:
+        ticket = secrets.token_urlsafe(24)
+        if self.url:
+            await shared_client(self.url).set(self._key(ticket), conversation_id, ex=self.ttl)
+            return ticket
+        now = self.clock()
+        for old in [t for t, (_, until) in self._local.items() if until <= now]:
+            del self._local[old]
+        self._local[ticket] = (conversation_id, now + self.ttl)
+        return ticket
+
+    async def redeem(self, ticket: str) -> str | None:
+        """The conversation of a valid ticket, which is used up; None when unknown, used or
+        expired."""
+        if not ticket or len(ticket) > 100:
+            return None
+        if self.url:
+            value: Any = await shared_client(self.url).getdel(self._key(ticket))
+            return str(value) if value else None
+        found = self._local.pop(ticket, None)
+        if found is None or found[1] <= self.clock():
+            return None
+        return found[0]
+
+
+class RedactTokens(logging.Filter):
+    """Blanks ``token=…`` in the request line of access-log records (Sanic's ``sanic.access``,
+    should it be switched on): a token a stale client still puts in a URL is not logged."""
+
+    PATTERN = re.compile(r"([?&]token=)[^&\s\"]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = getattr(record, "request", None)
+        if isinstance(request, str):
+            record.request = self.PATTERN.sub(r"\1[redacted]", request)
+        if isinstance(record.msg, str):
+            record.msg = self.PATTERN.sub(r"\1[redacted]", record.msg)
+        return True
+
+
+def redact_access_log() -> None:
+    access = logging.getLogger("sanic.access")
+    if not any(isinstance(f, RedactTokens) for f in access.filters):
+        access.addFilter(RedactTokens())
+
+
+def _refuse_token_in_url(request: Request) -> None:
+    if "token" in request.args:
+        logger.warning("refused a customer token in the URL of %s", request.path)
+        raise ApiError(401, TOKEN_IN_URL)
+
 
 def customer_conversation(request: Request, jwt: JwtSettings) -> str:
+    _refuse_token_in_url(request)
     customer = authenticate(request, jwt)
-    if customer is None and request.args.get("token"):
-        try:
-            customer = verify_token(str(request.args.get("token")), jwt)
-        except InvalidToken as exc:
-            raise ApiError(401, str(exc)) from None
     if customer is not None:
         return customer.conversation_id
     sender = clean(str(request.args.get("sender") or "")).strip()
@@ -38,18 +120,40 @@ def customer_conversation(request: Request, jwt: JwtSettings) -> str:
 
 
 def customer_blueprint(
-    service: HandoffService, jwt: JwtSettings, stopping: asyncio.Event
+    service: HandoffService,
+    jwt: JwtSettings,
+    stopping: asyncio.Event,
+    tickets: Tickets | None = None,
 ) -> Blueprint:
     bp = Blueprint("customer_events", url_prefix="/webhooks/app")
+    redact_access_log()
+    store = tickets if tickets is not None else Tickets(redis_url())
 
     @bp.get("/history")
     async def history(request: Request) -> HTTPResponse:
         conversation = customer_conversation(request, jwt)
         return json_response({"messages": await service.history(conversation)}, ensure_ascii=False)
 
+    @bp.post("/events/ticket")
+    async def ticket(request: Request) -> HTTPResponse:
+        _refuse_token_in_url(request)
+        customer = authenticate(request, jwt)
+        if customer is None:
+            raise ApiError(401, "send the customer token as 'Authorization: Bearer <token>'")
+        issued = await store.issue(customer.conversation_id)
+        return json_response(
+            {"ticket": issued, "expires_in": store.ttl}, headers={"Cache-Control": "no-store"}
+        )
+
     @bp.get("/events")
     async def events(request: Request) -> None:
-        conversation = customer_conversation(request, jwt)
+        given = request.args.get("ticket")
+        if given is not None:
+            conversation = await store.redeem(str(given))
+            if conversation is None:
+                raise ApiError(401, "the ticket is unknown, used or expired: get a new one")
+        else:
+            conversation = customer_conversation(request, jwt)
 
         async def first() -> list[tuple[str, dict[str, Any]]]:
             status = await service.customer_status(conversation)

@@ -80,6 +80,7 @@
     auth: null,          // {token, username, role, groups, expires_at}
     me: null,            // GET /agent/me
     config: { groups: [], resolutions: [], canned_replies: [] },
+    labels: { intents: {}, slots: {}, reasons: {} },  // from GET /agent/labels (the domain)
     queue: { waiting: [], mine: [] },
     queueAt: 0,          // Date.now() when the queue was read (waited times tick from it)
     current: null,       // the open conversation id
@@ -125,7 +126,8 @@
   }
 
   function reasonLabel(item) {
-    return item.reason_label || REASONS[item.reason] || item.reason || "";
+    return item.reason_label || state.labels.reasons[item.reason] || REASONS[item.reason]
+      || item.reason || "";
   }
 
   function payloadLabel(text) {
@@ -313,7 +315,19 @@
     });
   });
 
+  function loadLabels() {
+    return api("GET", "/agent/labels").then(function (labels) {
+      state.labels = {
+        intents: labels.intents || {}, slots: labels.slots || {}, reasons: labels.reasons || {}
+      };
+    }).catch(function () { /* the codes are shown instead */ });
+  }
+
+  function intentLabel(code) { return state.labels.intents[code] || code || "—"; }
+  function slotLabel(code) { return state.labels.slots[code] || code; }
+
   function loadConfig() {
+    loadLabels();
     return api("GET", "/agent/config").then(function (config) {
       state.config = {
         groups: config.groups || [], resolutions: config.resolutions || [],
@@ -337,8 +351,7 @@
       });
       els.closeResolution.textContent = "";
       state.config.resolutions.forEach(function (code) {
-        var option = el("option", "", RESOLUTIONS[code] ? RESOLUTIONS[code] + "（" + code + "）"
-          : code);
+        var option = el("option", "", RESOLUTIONS[code] || code);
         option.value = code;
         els.closeResolution.appendChild(option);
       });
@@ -619,7 +632,10 @@
     els.ctxIntents.textContent = "";
     (packet.intents || []).forEach(function (i) {
       var li = el("li");
-      li.appendChild(document.createTextNode(i.intent + " "));
+      var name = el("span", "intent", intentLabel(i.intent));
+      name.title = i.intent;  // the code, for trainers
+      li.appendChild(name);
+      li.appendChild(document.createTextNode(" "));
       if (typeof i.confidence === "number") {
         li.appendChild(el("span", "conf", "（置信度 " + i.confidence.toFixed(2) + "）"));
       }
@@ -632,7 +648,9 @@
     var slots = packet.slots || {};
     var names = Object.keys(slots);
     names.forEach(function (name) {
-      els.ctxSlots.appendChild(el("dt", "", name));
+      var dt = el("dt", "", slotLabel(name));
+      dt.title = name;
+      els.ctxSlots.appendChild(dt);
       var value = slots[name];
       els.ctxSlots.appendChild(el("dd", "", typeof value === "string" ? value
         : JSON.stringify(value)));
@@ -679,7 +697,12 @@
   }
 
   // ---- knowledge suggestions -----------------------------------------------------------------
+  var MIN_SUGGESTION_SCORE = 0.3;  // as bot/handoff/packet.py: weaker matches are noise
+
   function renderSuggestions(list) {
+    list = list.filter(function (s) {
+      return typeof s.score !== "number" || s.score >= MIN_SUGGESTION_SCORE;
+    });
     els.suggestions.textContent = "";
     if (!list.length) {
       els.suggestions.appendChild(el("li", "empty", "没有相关的知识条目。"));
@@ -706,10 +729,12 @@
   function refreshSuggestions(query) {
     var id = state.current;
     if (!id) return Promise.resolve();
-    var q = query ? "?q=" + encodeURIComponent(query) : "";
+    // a search typed by the agent; else the topic of the conversation (its latest customer
+    // messages with a topic, button payloads ignored), weak matches hidden by the server
+    var path = query ? "/suggestions?q=" + encodeURIComponent(query) : "/topic-suggestions";
     var ticket = (refreshSuggestions.ticket || 0) + 1;
     refreshSuggestions.ticket = ticket;
-    return api("GET", conv(id, "/suggestions" + q)).then(function (body) {
+    return api("GET", conv(id, path)).then(function (body) {
       if (state.current === id && refreshSuggestions.ticket === ticket) {
         renderSuggestions(body.suggestions || []);
       }
@@ -913,7 +938,7 @@
       if (id === state.current) {
         refreshTranscript(id);
         if (message.from === "customer" && message.text && message.text.charAt(0) !== "/") {
-          refreshSuggestions(message.text);
+          refreshSuggestions("");  // from the conversation's topic, not this one message
         }
       } else if (message.from === "customer") {
         state.unread[id] = (state.unread[id] || 0) + 1;

@@ -10,7 +10,9 @@
  * has already processed.
  * Messages that do not answer a request (a human agent's replies, the rating request) and the
  * customer's place in the human-agent queue arrive on a server-sent event stream
- * (/webhooks/app/events); after a reload the transcript comes back from /webhooks/app/history.
+ * (/webhooks/app/events; a logged-in customer opens it with a one-time ticket from
+ * POST /webhooks/app/events/ticket, never with the token in the URL); after a reload the
+ * transcript comes back from /webhooks/app/history.
  */
 (function () {
   "use strict";
@@ -82,6 +84,7 @@
     retryTimer: null,
     stream: null,       // the EventSource of the live stream
     streamKey: "",      // whom it was opened for
+    streamPending: false,  // a ticket for it is being fetched
     streamAttempt: 0,
     streamTimer: null,
     held: [],           // stream messages that arrived while a request was under way
@@ -537,9 +540,25 @@
   }
 
   // ---- the live stream (server-sent events) -----------------------------------------------------
+  // Who the stream is for; a logged-in customer's token never goes into a URL: the page trades
+  // it (Authorization header) for a one-time ticket valid 30 s, and opens the stream with that.
+  function streamKey() {
+    return state.login ? "customer:" + state.login.customer_id : "sender:" + anonymousSender();
+  }
+
   function streamUrl() {
-    return EVENTS_URL + (state.login ? "?token=" + encodeURIComponent(state.login.token)
-                                     : "?sender=" + encodeURIComponent(anonymousSender()));
+    if (!state.login) {
+      return Promise.resolve(EVENTS_URL + "?sender=" + encodeURIComponent(anonymousSender()));
+    }
+    return fetch(EVENTS_URL + "/ticket", {
+      method: "POST",
+      headers: { Authorization: "Bearer " + state.login.token, Accept: "application/json" }
+    }).then(function (r) {
+      if (!r.ok) throw new Error("ticket " + r.status);
+      return r.json();
+    }).then(function (body) {
+      return EVENTS_URL + "?ticket=" + encodeURIComponent(body.ticket);
+    });
   }
 
   function closeStream() {
@@ -559,10 +578,36 @@
 
   function connectStream() {
     if (!state.chosen || typeof window.EventSource !== "function") return;
-    var url = streamUrl();
-    if (state.stream && state.streamKey === url) return;  // already listening for this identity
+    var key = streamKey();
+    // already listening (or getting a ticket) for this identity
+    if (state.streamKey === key && (state.stream || state.streamPending)) return;
     closeStream();
-    state.streamKey = url;
+    state.streamKey = key;
+    state.streamPending = true;
+    streamUrl().then(function (url) {
+      state.streamPending = false;
+      if (state.streamKey !== key || state.stream) return;  // the identity changed meanwhile
+      openStream(url);
+    }, function () {
+      state.streamPending = false;
+      if (state.streamKey !== key) return;
+      retryStream();
+    });
+  }
+
+  function retryStream() {
+    if (state.login && state.login.expires_at <= Date.now()) return;  // a send will say so
+    state.streamAttempt += 1;
+    var backoff = Math.min(BACKOFF_MAX, BACKOFF_MIN * Math.pow(2, state.streamAttempt - 1));
+    clearTimeout(state.streamTimer);
+    state.streamTimer = setTimeout(function () {
+      state.streamTimer = null;
+      state.streamKey = "";
+      connectStream();
+    }, backoff * (0.8 + Math.random() * 0.4));
+  }
+
+  function openStream(url) {
     var source = new EventSource(url);
     state.stream = source;
     source.addEventListener("open", function () {
@@ -586,15 +631,7 @@
       // Reconnect ourselves, with the same backoff as sending (1 s, 2 s … 30 s, ±20 %).
       source.close();
       state.stream = null;
-      if (state.login && state.login.expires_at <= Date.now()) return;  // a send will say so
-      state.streamAttempt += 1;
-      var backoff = Math.min(BACKOFF_MAX, BACKOFF_MIN * Math.pow(2, state.streamAttempt - 1));
-      clearTimeout(state.streamTimer);
-      state.streamTimer = setTimeout(function () {
-        state.streamTimer = null;
-        state.streamKey = "";
-        connectStream();
-      }, backoff * (0.8 + Math.random() * 0.4));
+      retryStream();  // a new ticket each time
     };
   }
 
