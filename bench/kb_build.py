@@ -15,21 +15,27 @@ Prints each case's wall and CPU seconds, in total and per stage (``stage_seconds
 ``stage_cpu_seconds`` of ``build/meta.json``), and writes ``results/bench_kb_build.json``.
 CPU seconds are ``time.process_time()`` (every thread of the process) plus the finished
 child processes' time: on a machine shared with other jobs wall time measures the load, so
-compare two versions of the code by CPU time (wall time is what the targets name). A build
-whose meta.json has no CPU stages (older code) shows the total only.
+compare two versions of the code by CPU time (wall time is what the targets name). BLAS runs
+one thread unless ``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` say otherwise (idle BLAS
+threads spin, which counts as CPU time on a busy machine). A build whose meta.json has no CPU
+stages (older code) shows the total only.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import shutil
-import sys
-import tempfile
-import time
-from pathlib import Path
-from typing import Any
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # one BLAS thread: no spinning threads inflate CPU time
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))

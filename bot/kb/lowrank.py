@@ -43,10 +43,11 @@ def _normalise_rows(x: sparse.csr_matrix) -> sparse.csr_matrix:
 
 
 def _softmax_rows(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=-1, keepdims=True)
-    p: np.ndarray = np.exp(z)
-    p /= p.sum(axis=-1, keepdims=True)
-    return p
+    """Row-wise softmax, computed in place in ``z`` (which is returned)."""
+    z -= z.max(axis=-1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=-1, keepdims=True)
+    return z
 
 
 class LowRankSoftmax:
@@ -108,24 +109,32 @@ class LowRankSoftmax:
             e, w, b = start.embeddings.copy(), start.out.copy(), start.bias.copy()
         steps = max(1, epochs * -(-n // BATCH))
         step = 0
+        seen = np.zeros(n_features, bool)  # scratch: the batch's features
+        local_of = np.zeros(n_features, np.int32)  # scratch: their numbers in the batch
         for _ in range(epochs):
             order = rng.permutation(n)
+            shuffled = x[order]  # one gather per epoch; batches are then contiguous slices
+            labels = column[order]
             for begin in range(0, n, BATCH):
-                rows = order[begin : begin + BATCH]
+                stop = min(n, begin + BATCH)
                 rate = np.float32(base_rate * (1.0 - step / steps))
                 step += 1
-                xb = x[rows]
-                # the batch's features only: a compact copy with renumbered columns
-                used, local = np.unique(xb.indices, return_inverse=True)
+                xb = shuffled[begin:stop]
+                # the batch's features only: a compact copy with renumbered columns (a mark
+                # per feature instead of sorting the batch's column indices)
+                seen[xb.indices] = True
+                used = np.flatnonzero(seen)
+                seen[used] = False
+                local_of[used] = np.arange(used.size, dtype=np.int32)
                 xs = sparse.csr_matrix(
-                    (xb.data, local.reshape(-1), xb.indptr), shape=(rows.size, used.size)
+                    (xb.data, local_of[xb.indices], xb.indptr), shape=(stop - begin, used.size)
                 )
                 with np.errstate(over="ignore", invalid="ignore"):
                     h = xs @ e[used]
                     g = _softmax_rows(h @ w + b)
                     if not np.isfinite(g).all():
                         return None
-                    g[np.arange(rows.size), column[rows]] -= 1.0
+                    g[np.arange(stop - begin), labels[begin:stop]] -= 1.0
                     gh = g @ w.T
                     w -= rate * (h.T @ g)
                     b -= rate * g.sum(axis=0)
