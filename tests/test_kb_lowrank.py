@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -118,3 +119,38 @@ def test_predict_parts_gives_both_models_scores() -> None:
     assert abs(float(probs.sum()) - 1.0) < 1e-5 and int(np.argmax(probs)) == 2
     mean, _ = model.predict(analyzer.analyse("借记卡挂失"))
     assert np.allclose(mean, (scores + probs) / 2)
+
+
+def test_a_rate_that_overflows_restarts_at_half_the_rate(monkeypatch: Any) -> None:
+    """A step that overflows stops the run, and training starts again at half the rate: the
+    model stays finite and still learns; a rate that never settles leaves a uniform model,
+    never NaN."""
+    from bot.kb import lowrank
+
+    x, y = _clusters()
+    noisy = np.random.default_rng(1).permutation(y)  # never separable: the steps go on
+    xn = lowrank._normalise_rows(x)
+    assert LowRankSoftmax._sgd(xn, noisy, 3, 8, None, 0, 1e30) is None  # overflow detected
+    assert LowRankSoftmax._sgd(xn, noisy, 3, 8, None, 0, 0.3) is not None
+
+    rates: list[float] = []
+    sgd = LowRankSoftmax._sgd.__func__  # type: ignore[attr-defined]
+
+    def spy(cls: Any, *args: Any) -> LowRankSoftmax | None:
+        rates.append(float(args[-1]))
+        if len(rates) == 1:  # the first run overflows
+            return None
+        return sgd(cls, *args)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(LowRankSoftmax, "_sgd", classmethod(spy))
+    model = LowRankSoftmax.fit(x, y, 3, epochs=8)
+    assert rates == [lowrank.RATE, lowrank.RATE / 2]
+    cols = np.asarray([0, 4])
+    probs = model.probabilities(cols, np.full(2, 1 / np.sqrt(2), np.float32))
+    assert np.isfinite(probs).all() and int(np.argmax(probs)) == 0
+
+    monkeypatch.undo()
+    monkeypatch.setattr(lowrank, "RATE", 1e30)
+    stuck = LowRankSoftmax.fit(x, noisy, 3, epochs=8)
+    probs = stuck.probabilities(cols, np.full(2, 1 / np.sqrt(2), np.float32))
+    assert np.allclose(probs, 1 / 3)
