@@ -160,6 +160,8 @@ def render_nginx(template: str, listen: int, upstreams: list[int], prefix: Path)
         indent = line[: len(line) - len(line.lstrip())]
         if stripped.startswith("worker_processes "):
             line = "worker_processes 1;"
+            if os.geteuid() == 0:  # workers as root: the temporary folder is root's alone
+                line += "\nuser root;"
         elif stripped.startswith("pid "):
             line = f"pid {prefix}/nginx.pid;"
         elif stripped.startswith("error_log "):

@@ -33,6 +33,9 @@ from bot.server.project_settings import Settings
 APP_NAME = "bankbot"
 SUPERVISE_SECONDS = 0.5  # how often the managing process looks at its workers
 RESTART_PAUSE = 2.0  # at least this long between two restarts of one worker
+# Sanic gives up (and stops every worker) when a worker is not serving after 30 s; loading
+# the model on a busy machine may take longer.
+WORKER_START_SECONDS = 180
 
 logger = logging.getLogger(__name__)
 
@@ -77,8 +80,13 @@ def _watch(manager: Any, stop: threading.Event, interval: float) -> None:
 
 
 def supervise(app: Sanic[Any, Any], interval: float = SUPERVISE_SECONDS) -> threading.Event:
-    """Replace dead workers of ``app``'s manager once it runs; set the returned event to
-    stop watching."""
+    """Replace dead workers of ``app``'s manager once it runs (and give a starting worker
+    ``WORKER_START_SECONDS``); set the returned event to stop watching."""
+    from sanic.worker.manager import WorkerManager
+    from sanic.worker.process import WorkerProcess
+
+    threshold = WORKER_START_SECONDS * 10  # Sanic counts tenths of a second
+    WorkerManager.THRESHOLD = WorkerProcess.THRESHOLD = max(WorkerProcess.THRESHOLD, threshold)
     stop = threading.Event()
 
     @app.main_process_ready
