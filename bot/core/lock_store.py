@@ -3,8 +3,12 @@
 Different conversations never wait for each other. :class:`InMemoryLockStore` serves one
 process; :class:`RedisLockStore` serves several processes with a ticket lock in the style of
 Rasa's ``TicketLock``: each caller takes a numbered ticket (``INCR``) and waits until no live
-ticket is ahead of it. Tickets carry a lifetime that their holder keeps renewing, so a process
-that crashes stops blocking the conversation once its tickets expire.
+ticket is ahead of it. Tickets carry a lifetime (10 s) that their holder keeps renewing, so a
+process that crashes stops blocking the conversation once its tickets expire.
+
+When Redis does not answer, :class:`RedisLockStore` degrades to in-process locks (one log
+line per outage, :class:`~bot.redis.RedisOutage`): turns of one conversation stay in order
+within each process, and the tracker store keeps appends of several processes dense.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from bot.errors import BotError, ConfigError
-from bot.redis import DEFAULT_REDIS_URL, redis_client, redis_url
+from bot.redis import DEFAULT_REDIS_URL, RedisOutage, is_outage, redis_client, redis_url
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -28,6 +32,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEFAULT_KEY_PREFIX = "bankbot:lock:"
+LOCK_LIFETIME = 10.0  # seconds a dead process's ticket keeps blocking its conversation
+REDIS_TIMEOUT = 2.0  # seconds to connect and per reply: a cut connection fails, never hangs
 
 
 class LockTimeoutError(BotError):
@@ -200,7 +206,7 @@ class RedisLockStore(LockStore):
 
     ``lock_lifetime``: seconds after which a ticket that nobody renews (its process died) stops
     blocking; a live holder renews every third of it. ``poll_interval``: how often a waiter asks
-    whether it is its turn.
+    whether it is its turn. While Redis fails (``outage``), locks are in-process.
     """
 
     def __init__(
@@ -208,9 +214,10 @@ class RedisLockStore(LockStore):
         url: str = DEFAULT_REDIS_URL,
         *,
         key_prefix: str = DEFAULT_KEY_PREFIX,
-        lock_lifetime: float = 30.0,
+        lock_lifetime: float = LOCK_LIFETIME,
         poll_interval: float = 0.02,
         client: Redis | None = None,
+        outage: RedisOutage | None = None,
     ) -> None:
         if lock_lifetime <= 0 or poll_interval <= 0:
             raise ConfigError("lock_lifetime and poll_interval must be positive")
@@ -220,8 +227,12 @@ class RedisLockStore(LockStore):
         self.key_prefix = key_prefix
         self.lock_lifetime = lock_lifetime
         self.poll_interval = poll_interval
-        # redis-py's own timeouts and retries: a waiter polls, a holder renews in the background
-        self._client: Redis = client or redis_client(url, timeout=None, retries=None)
+        # a waiter polls, a holder renews in the background: each call may fail fast
+        self._client: Redis = client or redis_client(url, timeout=REDIS_TIMEOUT, retries=1)
+        self.local = InMemoryLockStore()  # while Redis is down
+        self.outage = outage or RedisOutage(
+            "conversation locks are per process", log=logger, pause=2.0
+        )
         self._take = self._client.register_script(_TAKE)
         self._poll = self._client.register_script(_POLL)
         self._renew = self._client.register_script(_RENEW)
@@ -241,7 +252,17 @@ class RedisLockStore(LockStore):
         return max(1, int(self.lock_lifetime * 1000))
 
     async def queue_length(self, conversation_id: str) -> int:
-        return int(await self._client.zcard(self.keys(conversation_id)[1]))
+        local = await self.local.queue_length(conversation_id)
+        if not self.outage.usable:
+            return local
+        try:
+            shared = int(await self._client.zcard(self.keys(conversation_id)[1]))
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            self.outage.failed(exc)
+            return local
+        return shared + local
 
     def lock(
         self, conversation_id: str, wait_timeout: float = 60.0
@@ -251,7 +272,19 @@ class RedisLockStore(LockStore):
     @asynccontextmanager
     async def _lock(self, conversation_id: str, wait_timeout: float) -> AsyncIterator[None]:
         keys = self.keys(conversation_id)
-        member = await self._acquire(conversation_id, keys, wait_timeout)
+        member: str | None = None
+        if self.outage.usable:
+            try:
+                member = await self._acquire(conversation_id, keys, wait_timeout)
+                self.outage.answered()
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                self.outage.failed(exc)
+        if member is None:  # Redis down: this process's own lock
+            async with self.local.lock(conversation_id, wait_timeout):
+                yield
+            return
         renewal = asyncio.create_task(self._keep_alive(conversation_id, keys, member))
         try:
             yield
@@ -260,7 +293,9 @@ class RedisLockStore(LockStore):
             try:
                 released = await asyncio.shield(self._release(keys=keys, args=[member]))
             except Exception as exc:  # the work is done; the ticket expires by itself
-                logger.warning(
+                if is_outage(exc):
+                    self.outage.failed(exc)
+                logger.debug(
                     "could not release lock on %r (%s); it frees itself within %g s",
                     conversation_id,
                     exc,
@@ -305,7 +340,9 @@ class RedisLockStore(LockStore):
                     logger.error("lock on conversation %r expired while held", conversation_id)
                     return
             except Exception as exc:  # Redis unreachable for a moment: try again next round
-                logger.warning("could not renew lock on %r: %s", conversation_id, exc)
+                if is_outage(exc):
+                    self.outage.failed(exc)
+                logger.debug("could not renew lock on %r: %s", conversation_id, exc)
 
     async def close(self) -> None:
         await self._client.aclose()

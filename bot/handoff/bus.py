@@ -4,6 +4,9 @@
 :class:`LocalBus` serves one process. Several server processes share a :class:`RedisBus`
 (Redis pub/sub, ``handoff.redis_url`` or ``$BOT_REDIS_URL``), so an agent connected to one
 worker sees a customer who writes to another.
+
+Redis down does not stop the server: the bus starts without its subscription and keeps
+trying; meanwhile updates reach this process's subscribers only (one log line per outage).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from bot.privacy import PSEUDONYM_KEY_ENV, PrivacyPolicy
-from bot.redis import REDIS_PREFIX, redis_client
+from bot.redis import REDIS_PREFIX, RedisOutage, redis_client
 
 logger = logging.getLogger(__name__)
 Event = tuple[str, dict[str, Any]]  # (kind, data)
@@ -83,15 +86,45 @@ class RedisBus(LocalBus):
         super().__init__()
         # no reply timeout: the pub/sub listener waits on its connection
         self._redis = redis_client(url, timeout=None, retries=None, decode_responses=False)
+        # publishing fails fast: a cut connection costs a turn milliseconds
+        self._publisher = redis_client(url, timeout=2.0, retries=1, decode_responses=False)
         self._task: asyncio.Task[None] | None = None
+        self.outage = RedisOutage(
+            "live updates reach this process's pages only", log=logger, pause=2.0
+        )
+        self.subscribed = asyncio.Event()
+
+    async def _subscribe(self) -> Any:
+        pubsub = self._redis.pubsub()
+        try:
+            async with asyncio.timeout(2.0):
+                await pubsub.subscribe(self.CHANNEL)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+            raise
+        self.subscribed.set()
+        return pubsub
 
     async def start(self) -> None:
-        pubsub = self._redis.pubsub()
-        await pubsub.subscribe(self.CHANNEL)
+        """Subscribe, or (Redis down) start without and keep trying in the background."""
+        pubsub: Any = None
+        try:
+            pubsub = await self._subscribe()
+        except Exception as exc:
+            self.outage.failed(exc)
 
         async def listen() -> None:
             nonlocal pubsub
             while True:  # a dropped connection (restart, failover, proxy) is subscribed anew
+                if pubsub is None:
+                    await asyncio.sleep(RECONNECT_SECONDS)
+                    try:
+                        pubsub = await self._subscribe()
+                        self.outage.answered()
+                    except Exception as exc:
+                        self.outage.failed(exc)
+                        continue
                 try:
                     async for message in pubsub.listen():
                         if message.get("type") != "message":
@@ -102,26 +135,27 @@ class RedisBus(LocalBus):
                             continue
                         self.deliver(topic, kind, data)
                 except Exception as exc:
-                    logger.error("Redis subscription lost (%s); subscribing again", exc)
+                    self.outage.failed(exc)
+                self.subscribed.clear()
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-                await asyncio.sleep(RECONNECT_SECONDS)
-                try:
-                    pubsub = self._redis.pubsub()
-                    await pubsub.subscribe(self.CHANNEL)
-                except Exception as exc:
-                    logger.error("Redis subscription failed (%s); trying again", exc)
+                    await pubsub.aclose()
+                pubsub = None
 
         self._task = asyncio.create_task(listen())
 
     async def publish(self, topic: str, kind: str, data: dict[str, Any]) -> None:
-        try:
-            await self._redis.publish(
-                self.CHANNEL, json.dumps([topic, kind, data], ensure_ascii=False)
-            )
-        except Exception as exc:  # Redis down: this process's subscribers still get it
-            logger.error("Redis publish failed (%s); delivering locally only", exc)
-            self.deliver(topic, kind, data)
+        subscribed = self.subscribed.is_set()  # else Redis would not echo it back to us
+        if self.outage.usable:
+            try:
+                await self._publisher.publish(
+                    self.CHANNEL, json.dumps([topic, kind, data], ensure_ascii=False)
+                )
+                self.outage.answered()
+                if subscribed:
+                    return
+            except Exception as exc:  # Redis down: this process's subscribers still get it
+                self.outage.failed(exc)
+        self.deliver(topic, kind, data)
 
     async def close(self) -> None:
         if self._task is not None:
@@ -129,4 +163,5 @@ class RedisBus(LocalBus):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
         await self._redis.aclose()
+        await self._publisher.aclose()
         await super().close()

@@ -2,13 +2,17 @@
 
 Handlers raise :class:`ApiError`; channels raise :class:`~bot.channels.base.ChannelError`
 (which ApiError extends) and :class:`~bot.channels.base.MessageRefused`, answered alike;
-Sanic's own errors (404, 405, 413 from the body limit) get the same shape; anything else is a
-bug, logged with its traceback and answered with a 500 that names no internals.
+Sanic's own errors (404, 405, 413 from the body limit) get the same shape; a database or
+Redis that does not answer is a 503 with ``Retry-After`` (one log line per outage, not per
+request; the pool reconnects by itself); anything else is a bug, logged with its traceback
+and answered with a 500 that names no internals.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 from sanic import Request, Sanic
@@ -17,9 +21,11 @@ from sanic.response import HTTPResponse, json
 
 from bot.channels.base import ChannelError, MessageRefused
 from bot.core.lock_store import LockTimeoutError
+from bot.redis import is_outage
 from bot.server.metrics import BotMetrics
 
 logger = logging.getLogger(__name__)
+RETRY_AFTER = "2"  # seconds a client waits before retrying during an outage
 
 
 class ApiError(ChannelError):
@@ -43,6 +49,53 @@ def error_response(
     )
 
 
+class OutageLog:
+    """Logs a backing service's outage once: the first failure after ``quiet`` seconds
+    without one starts a new outage (one ERROR line); the failures in between are counted."""
+
+    def __init__(
+        self, what: str, quiet: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.what = what
+        self.quiet = quiet
+        self.clock = clock
+        self._last = -float("inf")
+        self.outages = 0
+        self.failures = 0
+
+    def failed(self, exc: BaseException) -> None:
+        now = self.clock()
+        self.failures += 1
+        if now - self._last >= self.quiet:
+            self.outages += 1
+            first = (str(exc) or repr(exc)).strip().splitlines()
+            logger.error(
+                "%s unavailable (%s: %s); answering 503 until it is back",
+                self.what,
+                type(exc).__name__,
+                first[0] if first else "",
+            )
+        self._last = now
+
+
+def database_outage(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database not answering (connection refused or cut, pool
+    exhausted, SQLite busy) rather than a bug in a statement."""
+    try:
+        from sqlalchemy import exc as sa_exc
+    except ImportError:  # pragma: no cover - SQLAlchemy is a dependency
+        return False
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(
+        exc,
+        sa_exc.OperationalError
+        | sa_exc.InterfaceError
+        | sa_exc.DisconnectionError
+        | sa_exc.TimeoutError,
+    )
+
+
 _KIND = {
     400: "bad_request",
     401: "unauthorized",
@@ -53,6 +106,8 @@ _KIND = {
     429: "rate_limited",
     503: "busy",
 }
+DATABASE_DOWN = "the conversation store is unavailable; try again shortly"
+REDIS_DOWN = "shared state (Redis) is unavailable; try again shortly"
 
 
 def install_error_handlers(app: Sanic[Any, Any], metrics: BotMetrics) -> None:
@@ -91,7 +146,18 @@ def install_error_handlers(app: Sanic[Any, Any], metrics: BotMetrics) -> None:
         count(503)
         return error_response(503, f"{exc}; try again shortly", {"Retry-After": "1"})
 
+    database = OutageLog("database")
+    redis = OutageLog("Redis")
+
     async def on_bug(request: Request, exc: Exception) -> HTTPResponse:
+        if database_outage(exc):
+            database.failed(exc)
+            metrics.errors.labels("database_down").inc()
+            return error_response(503, DATABASE_DOWN, {"Retry-After": RETRY_AFTER})
+        if is_outage(exc) and type(exc).__module__.startswith("redis"):
+            redis.failed(exc)
+            metrics.errors.labels("redis_down").inc()
+            return error_response(503, REDIS_DOWN, {"Retry-After": RETRY_AFTER})
         logger.exception("unhandled error on %s %s", request.method, request.path)
         count(500)
         return error_response(500, "internal server error")

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from bot.redis import REDIS_PREFIX
+from bot.redis import REDIS_PREFIX, RedisOutage
 from bot.server.settings import RateLimit
 
 if TYPE_CHECKING:
@@ -52,9 +52,10 @@ class RateLimiter:
         return wait
 
 
-class RedisFallback:
-    """Remembers a Redis failure: for ``pause`` seconds callers skip Redis and use their
-    per-worker state; the outage is logged at most once per ``log_every`` seconds."""
+class RedisFallback(RedisOutage):
+    """The outage of the rate limiter and the ``message_id`` memory (one per server
+    process): for ``pause`` seconds after a failure callers skip Redis and use their
+    per-worker state; logged once per outage (and at most every ``log_every`` seconds)."""
 
     def __init__(
         self,
@@ -62,30 +63,13 @@ class RedisFallback:
         log_every: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.pause = pause
-        self.log_every = log_every
-        self.clock = clock
-        self._down_until = -math.inf
-        self._logged = -math.inf
-        self.failures = 0
-
-    @property
-    def usable(self) -> bool:
-        return self.clock() >= self._down_until
-
-    def failed(self, exc: BaseException) -> None:
-        now = self.clock()
-        self.failures += 1
-        self._down_until = now + self.pause
-        if now - self._logged >= self.log_every:
-            self._logged = now
-            logger.error(
-                "Redis unavailable (%s: %s); rate limits and message_id retries are "
-                "per worker until it answers again (%d failure(s) so far)",
-                type(exc).__name__,
-                exc,
-                self.failures,
-            )
+        super().__init__(
+            "rate limits and message_id retries are per worker",
+            pause=pause,
+            log_every=log_every,
+            clock=clock,
+            log=logger,
+        )
 
 
 # KEYS[1]: the bucket, a hash {t: tokens, s: stamp in seconds}.
@@ -158,6 +142,7 @@ class RedisRateLimiter:
                 wait = await self._take(
                     keys=[self.prefix + key], args=[*self._args, now, self._ttl_ms]
                 )
+                self.fallback.answered()
                 return float(wait)
             except Exception as exc:  # never a 500 or a blocked customer because of Redis
                 self.fallback.failed(exc)

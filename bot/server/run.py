@@ -4,12 +4,19 @@ loading the latest model itself.
 With several workers the managing process loads no model: it holds a bare app of the same
 name that only carries the server settings, checks that a model exists, and starts the
 workers; each worker loads the model once (so N workers cost N models, not N + 1, and start
-side by side instead of after the manager's load)."""
+side by side instead of after the manager's load).
+
+Sanic's manager notices a worker that died but does not replace it; :func:`supervise` does:
+a thread of the managing process logs the dead worker (name, pid, exit code) and asks the
+manager to start it again (its monitor restarts it), at most once per ``RESTART_PAUSE``."""
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
+import threading
+import time
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -24,6 +31,77 @@ from bot.server.app import app_for_project
 from bot.server.project_settings import Settings
 
 APP_NAME = "bankbot"
+SUPERVISE_SECONDS = 0.5  # how often the managing process looks at its workers
+RESTART_PAUSE = 2.0  # at least this long between two restarts of one worker
+# Sanic gives up (and stops every worker) when a worker is not serving after 30 s; loading
+# the model on a busy machine may take longer.
+WORKER_START_SECONDS = 180
+
+logger = logging.getLogger(__name__)
+
+
+def dead_workers(manager: Any) -> list[Any]:
+    """The server worker processes of Sanic's ``manager`` that have exited with an error
+    (killed, crashed), as opposed to stopping when asked."""
+    if getattr(manager, "_shutting_down", False):
+        return []
+    dead = []
+    for process in manager.transient_processes:
+        try:
+            alive = process.is_alive()
+            code = process.exitcode
+        except (AssertionError, AttributeError, ValueError):  # not started yet
+            continue
+        if not alive and code not in (None, 0):
+            dead.append(process)
+    return dead
+
+
+def _watch(manager: Any, stop: threading.Event, interval: float) -> None:
+    suspects: set[str] = set()
+    restarted: dict[str, float] = {}
+    while not stop.wait(interval):
+        dead = {p.name: p for p in dead_workers(manager)}
+        for name, process in dead.items():
+            # seen dead twice in a row (not a worker stopping during a shutdown) and not
+            # restarted just now
+            if name not in suspects or time.monotonic() - restarted.get(name, -1e9) < (
+                RESTART_PAUSE
+            ):
+                continue
+            if getattr(manager, "_shutting_down", False):
+                return
+            code = process.exitcode
+            how = f"signal {-code}" if code < 0 else f"exit code {code}"
+            logger.error("worker %s (pid %s) died (%s); starting a new one", name, process.pid, how)
+            restarted[name] = time.monotonic()
+            manager.monitor_publisher.send(f"{name}:")  # the monitor restarts it
+        suspects = set(dead)
+
+
+def supervise(app: Sanic[Any, Any], interval: float = SUPERVISE_SECONDS) -> threading.Event:
+    """Replace dead workers of ``app``'s manager once it runs (and give a starting worker
+    ``WORKER_START_SECONDS``); set the returned event to stop watching."""
+    from sanic.worker.manager import WorkerManager
+    from sanic.worker.process import WorkerProcess
+
+    threshold = WORKER_START_SECONDS * 10  # Sanic counts tenths of a second
+    WorkerManager.THRESHOLD = WorkerProcess.THRESHOLD = max(WorkerProcess.THRESHOLD, threshold)
+    stop = threading.Event()
+
+    @app.main_process_ready
+    async def start_watching(app: Sanic[Any, Any]) -> None:
+        thread = threading.Thread(
+            target=_watch, args=(app.manager, stop, interval), name="bankbot-supervisor"
+        )
+        thread.daemon = True
+        thread.start()
+
+    @app.main_process_stop
+    async def stop_watching(app: Sanic[Any, Any]) -> None:
+        stop.set()
+
+    return stop
 
 
 def _manager_app(project: Project, model: Path | None) -> Sanic[Any, Any]:
@@ -69,4 +147,5 @@ def serve(project: Project, project_settings: Settings, model: Path | None = Non
     if single:
         Sanic.serve_single(primary=app)
     else:
+        supervise(app)
         Sanic.serve(primary=app, app_loader=loader)

@@ -2,7 +2,13 @@
 bookkeeping so that a stopping server lets the turns it has started finish (graceful shutdown).
 
 With ``$BOT_REDIS_URL`` the rate limiter and the memory of ``metadata.message_id`` are shared
-by every worker through Redis; without it (or while Redis fails) they are per worker."""
+by every worker through Redis; without it (or while Redis fails) they are per worker.
+
+Exactly once: a message's claim lives a few seconds (``CLAIM_SECONDS``) and is renewed by a
+heartbeat while its turn runs, so the claim of a worker that died expires quickly; the
+retry that takes it over (and every retry while Redis is down) first looks in the tracker
+store, under the conversation's lock, for the message: a turn that was stored is answered
+with its stored replies, never run twice."""
 
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from bot.agent import Agent
+from bot.core.actions.responses import bot_message
 from bot.core.messages import UserMessage
 from bot.redis import REDIS_PREFIX, redis_client
 from bot.redis import redis_url as redis_url_of_env
@@ -34,17 +41,32 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 SEEN_MESSAGE_IDS = 10_000  # replies kept for retried messages (per process)
 REPLIES_SECONDS = 600.0  # how long Redis keeps a message's replies for retries
-CLAIM_SECONDS = 120.0  # a running turn's claim: longer than the lock wait (60 s) and a turn
+CLAIM_SECONDS = 6.0  # a running turn's claim, renewed every third of it while the turn runs
+WAIT_SECONDS = 30.0  # a retry waits this long for a live first attempt, then gets a 503
 Replies = list[dict[str, Any]]
+Replay = Callable[[], Awaitable[Replies | None]]
 
 
-# KEYS[1]: a message's key. ARGV: claim token, claim lifetime in ms -> nil when this caller
-# has just claimed the message, else the key's value (another claim, or the stored replies).
+# KEYS[1]: a message's key, KEYS[2]: its "tried" marker. ARGV: claim token, claim lifetime in
+# ms, marker lifetime in ms -> nil when this caller has just claimed a new message, "!" when
+# it has claimed a message that an earlier attempt had claimed (it failed or its worker
+# died), else the key's value (another claim, or the stored replies).
 _CLAIM = """
 local value = redis.call('GET', KEYS[1])
 if value then return value end
+local tried = redis.call('EXISTS', KEYS[2])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
+if tried == 1 then return '!' end
 return false
+"""
+
+# KEYS[1]: a message's key. ARGV: claim token, claim lifetime in ms -> 1 renewed, 0 not ours.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
 """
 
 # KEYS[1]: a message's key. ARGV: claim token -> 1 when the claim was still ours and is gone.
@@ -58,9 +80,11 @@ CLAIMED = "~"  # claims start with it; stored replies are a JSON list ("[...")
 
 class SharedReplies:
     """The memory of ``metadata.message_id`` across workers: the first worker to see a
-    (conversation, message_id) claims it in Redis (with a TTL, so a crashed worker's claim
-    frees itself) and stores its replies (JSON, ``keep`` seconds); a retry on any worker waits
-    for them. A failed attempt drops its claim, so the next attempt runs the turn."""
+    (conversation, message_id) claims it in Redis (``claim`` seconds, renewed while the turn
+    runs, so a crashed worker's claim frees itself within seconds) and stores its replies
+    (JSON, ``keep`` seconds); a retry on any worker waits for them (at most ``wait``
+    seconds, then a 503). A failed attempt drops its claim, so the next attempt runs the turn;
+    an attempt that takes over a claim asks ``replay`` first (the stored turn's replies)."""
 
     def __init__(
         self,
@@ -70,69 +94,99 @@ class SharedReplies:
         fallback: RedisFallback | None = None,
         keep: float = REPLIES_SECONDS,
         claim: float = CLAIM_SECONDS,
-        wait: float | None = None,
+        wait: float = WAIT_SECONDS,
     ) -> None:
         self.client = client
         self.prefix = f"{prefix}message:"
         self.fallback = fallback or RedisFallback()
         self.keep_ms = max(1, round(keep * 1000))
         self.claim_ms = max(1, round(claim * 1000))
-        self.wait = claim if wait is None else wait
+        self.wait = wait
         self._claim: Any = client.register_script(_CLAIM)
+        self._renew: Any = client.register_script(_RENEW)
         self._forget: Any = client.register_script(_FORGET)
+        self.takeovers = 0  # claims taken over from an earlier attempt
 
     def key(self, conversation_id: str, message_id: str) -> str:
         return f"{self.prefix}{len(conversation_id)}:{conversation_id}:{message_id}"
 
     async def run_once(
-        self, conversation_id: str, message_id: str, turn: Callable[[], Awaitable[Replies]]
+        self,
+        conversation_id: str,
+        message_id: str,
+        turn: Callable[[], Awaitable[Replies]],
+        replay: Replay | None = None,
     ) -> Replies:
         """``turn()``'s replies, or those of whichever worker ran this message first. Without
-        Redis the turn simply runs (the caller's per-worker memory still applies)."""
+        Redis, ``replay()`` (when given) and then the turn (the caller's per-worker memory
+        still applies)."""
         if not self.fallback.usable:
-            return await turn()
+            return await _replayed_or_run(replay, turn)
         key = self.key(conversation_id, message_id)
         token = CLAIMED + uuid.uuid4().hex
         try:
-            stored = await self._claim_or_wait(key, token, conversation_id, message_id)
+            stored, taken_over = await self._claim_or_wait(key, token, conversation_id, message_id)
         except ApiError:
             raise
         except Exception as exc:  # Redis down: run it here, remembered per worker
             self.fallback.failed(exc)
-            return await turn()
+            return await _replayed_or_run(replay, turn)
+        self.fallback.answered()
         if stored is not None:
             return stored
+        heartbeat = asyncio.create_task(self._keep_claim(key, token))
         try:
-            replies = await turn()
+            if taken_over:
+                self.takeovers += 1
+                replies = await _replayed_or_run(replay, turn)
+            else:
+                replies = await turn()
         except BaseException:
+            heartbeat.cancel()
             try:  # the retry runs the turn again (else it waits until the claim expires)
                 await asyncio.shield(self._forget(keys=[key], args=[token]))
             except Exception as exc:
                 self.fallback.failed(exc)
             raise
+        heartbeat.cancel()
         try:
             await self.client.set(key, json.dumps(replies, ensure_ascii=False), px=self.keep_ms)
-        except Exception as exc:  # the customer has the replies; a retry elsewhere waits
+        except Exception as exc:  # the customer has the replies; a retry replays the store
             self.fallback.failed(exc)
         return replies
 
+    async def _keep_claim(self, key: str, token: str) -> None:
+        """The heartbeat of a running turn's claim."""
+        while True:
+            await asyncio.sleep(self.claim_ms / 3000)
+            try:
+                if not await self._renew(keys=[key], args=[token, self.claim_ms]):
+                    logger.warning("claim %s expired while its turn ran", key)
+                    return
+            except Exception as exc:  # a blip: the next beat tries again
+                self.fallback.failed(exc)
+
     async def _claim_or_wait(
         self, key: str, token: str, conversation_id: str, message_id: str
-    ) -> Replies | None:
-        """None once this worker holds the claim; the stored replies when the first attempt
-        (on any worker) finished; a 503 when it still runs after ``wait`` seconds."""
+    ) -> tuple[Replies | None, bool]:
+        """(None, taken_over) once this worker holds the claim (``taken_over``: an earlier
+        attempt had it); (replies, False) when the first attempt (on any worker) finished; a
+        503 when it still runs after ``wait`` seconds."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.wait
         pause = 0.01
+        tried = f"{key}:tried"
         while True:
-            value = await self._claim(keys=[key], args=[token, self.claim_ms])
+            value = await self._claim(keys=[key, tried], args=[token, self.claim_ms, self.keep_ms])
             if value is None:
-                return None
+                return None, False
             if isinstance(value, bytes):
                 value = value.decode("utf-8")
+            if value == "!":
+                return None, True
             if not value.startswith(CLAIMED):
                 replies: Replies = json.loads(value)
-                return replies
+                return replies, False
             if loop.time() >= deadline:
                 raise ApiError(
                     503,
@@ -143,6 +197,33 @@ class SharedReplies:
                 )
             await asyncio.sleep(pause)
             pause = min(pause * 1.5, 0.1)
+
+
+async def _replayed_or_run(
+    replay: Replay | None, turn: Callable[[], Awaitable[Replies]]
+) -> Replies:
+    if replay is not None:
+        replies = await replay()
+        if replies is not None:
+            return replies
+    return await turn()
+
+
+def stored_replies(events: list[dict[str, Any]], sender_id: str, message_id: str) -> Replies | None:
+    """The replies of the stored turn of ``message_id`` (the bot messages after its user
+    event, up to the next user event), None when the message is not stored."""
+    found: Replies | None = None
+    for event in events:
+        kind = event.get("event")
+        if kind == "user":
+            if found is not None:
+                break
+            metadata = event.get("metadata") or {}
+            if message_id in (event.get("message_id"), metadata.get("message_id")):
+                found = []
+        elif kind == "bot" and found is not None:
+            found.append(bot_message(event, sender_id))
+    return found
 
 
 class TurnRunner:
@@ -185,6 +266,7 @@ class TurnRunner:
                 fallback=fallback,
             )
             self.shared_replies = SharedReplies(self.redis, prefix=redis_prefix, fallback=fallback)
+        self.replays = 0  # retries answered from the tracker store
         self.in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -228,13 +310,29 @@ class TurnRunner:
                 replies = await self._run(message, parse)
             else:
                 replies = await self.shared_replies.run_once(
-                    message.sender_id, message_id, lambda: self._run(message, parse)
+                    message.sender_id,
+                    message_id,
+                    lambda: self._run(message, parse),
+                    lambda: self._replay(message.sender_id, message_id),
                 )
         except BaseException:
             self._seen.pop(key, None)
             done.set_result(None)
             raise
         done.set_result(replies)
+        return replies
+
+    async def _replay(self, sender_id: str, message_id: str) -> Replies | None:
+        """The stored turn's replies of a message an earlier attempt may have run (its worker
+        died before it could answer, or Redis was down): read under the conversation's lock,
+        so an attempt still running finishes first."""
+        processor = self.agent.processor
+        async with processor.lock_store.lock(sender_id):
+            events = await processor.tracker_store.events(sender_id)
+        replies = stored_replies(events, sender_id, message_id)
+        if replies is not None:
+            self.replays += 1
+            logger.info("message %r was stored already: its replies replayed", message_id)
         return replies
 
     @contextlib.asynccontextmanager
