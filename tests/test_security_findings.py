@@ -284,6 +284,12 @@ async def test_with_redis_the_lockout_is_shared_by_every_process(
     if problem:
         pytest.skip(problem)
     monkeypatch.setenv("BOT_REDIS_URL", REDIS_URL)
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter("bankbot:login:address:*"):  # earlier runs, same address
+        client.delete(key)
+    client.close()
     name = f"shared{time.time_ns()}"
     one, _a, _s = service_app(trained_bot)
     two, _b, service_two = service_app(trained_bot)
