@@ -284,6 +284,12 @@ async def test_with_redis_the_lockout_is_shared_by_every_process(
     if problem:
         pytest.skip(problem)
     monkeypatch.setenv("BOT_REDIS_URL", REDIS_URL)
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter("bankbot:login:address:*"):  # earlier runs, same address
+        client.delete(key)
+    client.close()
     name = f"shared{time.time_ns()}"
     one, _a, _s = service_app(trained_bot)
     two, _b, service_two = service_app(trained_bot)
@@ -355,6 +361,30 @@ async def test_wechat_remembers_nonces_so_a_signed_query_cannot_be_replayed(
     _, replay = await app.asgi_client.post(query, content=text_xml("转账给张三", "5002"))
     assert replay.status == 403 and "replayed" in replay.json["error"]
     assert turns == ["你好"]
+
+
+async def test_with_redis_a_nonce_replayed_to_another_worker_is_refused(
+    trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    problem = redis_problem()
+    if problem:
+        pytest.skip(problem)
+    monkeypatch.setenv("BOT_REDIS_URL", REDIS_URL)
+    one = wechat_app(trained_bot, tmp_path, monkeypatch)
+    two = wechat_app(trained_bot, tmp_path, monkeypatch)
+    for app in (one, two):
+
+        async def run(message: Any) -> list[dict[str, Any]]:
+            return [{"recipient_id": message.sender_id, "text": "好的"}]
+
+        monkeypatch.setattr(app.blueprints["channel_wechat"].ctx.channel, "on_new_message", run)
+    query = wechat_query(str(int(time.time())), str(time.time_ns()))
+    msg_id = str(time.time_ns())
+    _, first = await one.asgi_client.post(query, content=text_xml("你好", msg_id))
+    _, replay = await two.asgi_client.post(query, content=text_xml("转账", msg_id + "1"))
+    assert first.status == 200 and replay.status == 403, (first.status, replay.status)
+    for app in (one, two):
+        await app.blueprints["channel_wechat"].ctx.channel.close()
 
 
 async def test_the_documented_vectors_pass_with_the_clock_at_their_time(
