@@ -318,19 +318,28 @@ async def test_the_cursor_moves_only_after_the_messages_are_stored(
 async def test_two_workers_on_one_database_handle_each_msgid_once(
     fake: FakeWeCom, tmp_path: Path
 ) -> None:
-    first_bot, second_bot = Bot(), Bot()
+    handled: list[str] = []  # by both workers, in the order the turns ran
+
+    def answer(text: str) -> list[dict[str, Any]]:
+        handled.append(text)
+        return [{"text": f"答：{text}"}]
+
+    first_bot, second_bot = Bot(answer), Bot(answer)
     first = channel_for(fake, tmp_path, first_bot)
     second = channel_for(fake, tmp_path, second_bot)  # the same database file
     for n in range(6):
         fake.customer_says(KFID, USER, f"问题{n}")
+        fake.customer_says(KFID, "wmOTHER", f"另一位{n}")
     await asyncio.gather(first.sync(KFID, None), second.sync(KFID, None))
-    texts = first_bot.texts + second_bot.texts
-    assert sorted(texts) == [f"问题{n}" for n in range(6)]  # each once, by one worker
+    assert [t for t in handled if t.startswith("问题")] == [f"问题{n}" for n in range(6)]
+    assert [t for t in handled if t.startswith("另一位")] == [f"另一位{n}" for n in range(6)]
+    texts = [t for t in first_bot.texts + second_bot.texts if t.startswith("问题")]
+    assert sorted(texts) == [f"问题{n}" for n in range(6)]  # each once, in order per customer
     # a worker that read the old cursor (or a replayed page) pulls the same msgids again
     with first.store.engine.begin() as conn:
         conn.exec_driver_sql("UPDATE wecom_kf_cursors SET cursor = NULL")
     assert await second.sync(KFID, None) == 0
-    assert len(first_bot.texts + second_bot.texts) == 6
+    assert len(first_bot.texts + second_bot.texts) == 12
     assert len(fake.texts_to(USER)) == 5  # and the five-message rule held across them
     await first.close()
     await second.close()

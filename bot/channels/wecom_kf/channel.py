@@ -72,6 +72,7 @@ MENU_ITEMS = 10  # items of one msgmenu
 MENU_ID_BYTES = 128
 HEAD_BYTES = 1024  # msgmenu head_content
 MAX_PAGES = 100  # sync_msg pages per callback (the next callback goes on)
+CONCURRENCY = 16  # customers handled at once by one worker (each customer's messages in order)
 ENDED_CHANGE = 3  # session_status_change change_type: the servicer ended the session
 
 SessionEnded = Callable[[str], Awaitable[None]]
@@ -305,21 +306,35 @@ class WeComKfChannel:
             await self._db(self.store.customer_wrote, open_kfid, user, conversation, at)
 
     async def process(self, open_kfid: str) -> int:
-        """Handle the stored messages this worker claims, oldest first."""
+        """Handle the stored messages this worker claims: each customer's in order, several
+        customers at a time (at most :data:`CONCURRENCY`)."""
         handled = 0
+        gate = asyncio.Semaphore(CONCURRENCY)
+
+        async def one_customer(items: list[Stored]) -> None:
+            async with gate:
+                for stored in items:
+                    status = "done"
+                    try:
+                        await self.handle_item(open_kfid, stored.item)
+                    except Exception:
+                        logger.exception("WeCom kf message %s not handled", stored.msgid)
+                        status = "failed"
+                    await self._db(self.store.finish, stored.msgid, status)
+
         while True:
             batch: list[Stored] = await self._db(self.store.claim, open_kfid)
             if not batch:
                 return handled
+            by_customer: dict[str, list[Stored]] = {}
             for stored in batch:
-                status = "done"
-                try:
-                    await self.handle_item(open_kfid, stored.item)
-                except Exception:
-                    logger.exception("WeCom kf message %s not handled", stored.msgid)
-                    status = "failed"
-                await self._db(self.store.finish, stored.msgid, status)
-                handled += 1
+                item = stored.item
+                user = item.get("external_userid") or (item.get("event") or {}).get(
+                    "external_userid"
+                )
+                by_customer.setdefault(str(user), []).append(stored)
+            await asyncio.gather(*(one_customer(items) for items in by_customer.values()))
+            handled += len(batch)
 
     async def handle_item(self, open_kfid: str, item: dict[str, Any]) -> None:
         if item.get("msgtype") == "event":
@@ -333,9 +348,11 @@ class WeComKfChannel:
             return
         conversation, customer_id = await self.identity(user)
         at = float(item.get("send_time") or self.clock())
-        session = await self._db(
-            self.store.customer_wrote, open_kfid, user, conversation, at, False
-        )
+        session: Session | None = await self._db(self.store.session, open_kfid, user)
+        if session is None or session.conversation_id != conversation:
+            session = await self._db(
+                self.store.customer_wrote, open_kfid, user, conversation, at, False
+            )
         state = await self.take_session(session)
         if state in (QUEUED, SERVICER):
             logger.info(
@@ -459,8 +476,11 @@ class WeComKfChannel:
         try:
             state, servicer = await self.kf.service_state(open_kfid, user)
             if state == NEW:
-                await self.kf.trans(open_kfid, user, BOT)
-                state, servicer = BOT, None
+                try:
+                    await self.kf.trans(open_kfid, user, BOT)
+                    state, servicer = BOT, None
+                except KfApiError:  # taken meanwhile (another worker, a servicer)
+                    state, servicer = await self.kf.service_state(open_kfid, user)
         except Exception as exc:  # try sending anyway; a 95018 comes back here
             logger.error("WeCom kf service_state of %s failed: %s", user, exc)
             return BOT
