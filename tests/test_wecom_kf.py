@@ -569,3 +569,13 @@ async def test_workers_share_one_access_token_through_redis(
         assert worker.kf.shared is not None
         await worker.kf.shared.redis.delete(worker.kf.shared.key)
         await worker.close()
+
+
+async def test_an_expired_callback_token_pulls_without_it(fake: FakeWeCom, tmp_path: Path) -> None:
+    bot = Bot()
+    channel = channel_for(fake, tmp_path, bot)
+    fake.customer_says(KFID, USER, "你好")
+    assert await channel.sync(KFID, "ENC-expired-long-ago") == 1  # 95007, then without it
+    assert [call.get("token") for call in fake.sync_calls] == ["ENC-expired-long-ago", None]
+    assert bot.texts == ["你好"]
+    await channel.close()

@@ -51,6 +51,7 @@ from bot.channels.wecom_kf.api import (
     QUEUED,
     SERVICER,
     STATE_NOT_ALLOWED,
+    SYNC_TOKEN_INVALID,
     KfApiError,
     WeComKfApi,
 )
@@ -272,6 +273,13 @@ class WeComKfChannel:
         for _ in range(MAX_PAGES):
             try:
                 data = await self.kf.sync_msg(open_kfid, token, cursor, self.settings.sync_limit)
+            except KfApiError as exc:
+                if exc.errcode != SYNC_TOKEN_INVALID or token is None:
+                    logger.error("WeCom kf sync_msg for %s failed: %s", open_kfid, exc)
+                    return stored
+                logger.info("WeCom kf callback token expired; pulling without it")
+                token = None  # valid 10 minutes; without it sync_msg is limited harder
+                continue
             except Exception as exc:  # the next callback (or a retry of this one) goes on
                 logger.error("WeCom kf sync_msg for %s failed: %s", open_kfid, exc)
                 return stored
@@ -569,11 +577,15 @@ class WeComKfChannel:
 
     async def push(self, conversation_id: str, content: str) -> None:
         """A message outside a turn (a human agent's reply) to the conversation's session."""
+        await self.push_messages(conversation_id, [{"text": content}])
+
+    async def push_messages(self, conversation_id: str, messages: list[dict[str, Any]]) -> None:
+        """Bot messages in REST shape (buttons as a msgmenu) outside a turn: the HTTP API's
+        ``output_channel=wecom_kf``."""
         session: Session | None = await self._db(self.store.session_of, conversation_id)
         if session is None:
             raise RuntimeError(f"no WeCom kf session for {conversation_id}")
-        for part in split_text(content):
-            await self.deliver(session.open_kfid, session.external_userid, text_body(part))
+        await self.reply(session.open_kfid, session.external_userid, messages)
 
     async def drain(self) -> None:
         while self.background:
