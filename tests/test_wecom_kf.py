@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 from fake_wecom import FakeWeCom, encrypt, sha1_signature
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sanic import Sanic
 
 from bot.channels.wecom_kf.channel import (
@@ -176,6 +178,36 @@ def test_texts_merge_and_buttons_become_a_msgmenu() -> None:
     assert bodies[1]["text"]["content"] == "还有别的吗"
 
 
+_texts = st.text(alphabet=st.sampled_from("转账到账。！？\n余额abc 1"), min_size=1, max_size=1500)
+_buttons = st.lists(
+    st.fixed_dictionaries({"title": st.sampled_from(["转人工", "查余额"]), "payload": _texts}),
+    max_size=12,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.fixed_dictionaries({"text": _texts, "buttons": _buttons}), max_size=5))
+def test_rendered_bodies_keep_wechats_limits_and_every_word(messages: list[Any]) -> None:
+    bodies = render(messages)
+    for body in bodies:
+        if body["msgtype"] == "text":
+            assert 0 < len(body["text"]["content"].encode()) <= 2048
+        else:
+            menu = body["msgmenu"]
+            assert len(menu.get("head_content", "").encode()) <= 1024
+            assert 1 <= len(menu["list"]) <= 10
+            for item in menu["list"]:
+                click = item.get("click") or {}
+                assert "id" not in click or len(click["id"].encode()) <= 128
+    sent = "".join(
+        b["text"]["content"] if b["msgtype"] == "text" else b["msgmenu"].get("head_content", "")
+        for b in bodies
+    )
+    for message in messages:  # every text reaches the customer (line breaks aside)
+        assert message["text"].replace("\n", "") in sent.replace("\n", "")
+    assert len(bodies) <= 2 * len(messages) + sum(len(m["text"]) // 600 for m in messages)
+
+
 def test_a_long_answer_is_split_under_2048_bytes() -> None:
     answer = "跨行转账一般当日到账。" * 300
     bodies = render([{"text": answer}])
@@ -213,6 +245,8 @@ async def test_url_verification_returns_the_decrypted_echostr(
         URL, params={**signed_query(other_corp), "echostr": other_corp}
     )
     assert response.status == 400 and "another app id" in response.json["error"]
+    _, response = await app.asgi_client.get(URL, params=signed_query(""))
+    assert response.status == 400 and "echostr" in response.json["error"]
 
 
 async def test_a_callback_pulls_and_answers(fake: FakeWeCom, tmp_path: Path) -> None:

@@ -213,6 +213,8 @@ class WeComKfChannel:
 
     def verify_url(self, request: Request) -> str:
         echostr = request.args.get("echostr", "")
+        if not echostr:
+            raise ChannelError(400, "echostr is missing: WeCom verifies the URL with one")
         self._check(request, echostr)
         return self._decrypt(echostr)
 
