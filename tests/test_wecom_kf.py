@@ -613,3 +613,25 @@ async def test_an_expired_callback_token_pulls_without_it(fake: FakeWeCom, tmp_p
     assert [call.get("token") for call in fake.sync_calls] == ["ENC-expired-long-ago", None]
     assert bot.texts == ["你好"]
     await channel.close()
+
+
+def test_bot_wecom_kf_bind_binds_in_the_channels_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli.main import build_parser
+
+    (tmp_path / "config.yml").write_text("language: zh\n", encoding="utf-8")
+    (tmp_path / "domain.yml").write_text("version: '3.1'\n", encoding="utf-8")
+    db = tmp_path / "kf.db"
+    (tmp_path / "credentials.yml").write_text(
+        "wecom_kf:\n"
+        f"  corpid: {CORPID}\n  secret: s\n  token: {TOKEN}\n"
+        f"  encoding_aes_key: {AES_KEY}\n  db: sqlite:///{db}\n",
+        encoding="utf-8",
+    )
+    parser = build_parser()
+    for argv in (["bind", USER, "C1001"], ["list"], ["unbind", "wmNOBODY"]):
+        args = parser.parse_args(["wecom-kf", *argv, "--project", str(tmp_path)])
+        assert args.handler(args) == (1 if argv[0] == "unbind" else 0)
+    assert f"{USER}\tC1001" in capsys.readouterr().out
+    assert KfStore.from_url(f"sqlite:///{db}").customer(USER) == "C1001"

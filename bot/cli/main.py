@@ -18,6 +18,7 @@ from bot.cli import (
     train_cmd,
     visualize_cmd,
     wechat_cmd,
+    wecom_kf_cmd,
 )
 from bot.errors import BotError
 
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         server_cmd,
         sandbox_cmd,
         wechat_cmd,
+        wecom_kf_cmd,
         agents_cmd,
     ):
         module.register(sub)

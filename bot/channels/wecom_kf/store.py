@@ -469,6 +469,14 @@ class KfStore:
             )
             return bool(result.rowcount)
 
+    def bindings(self) -> list[tuple[str, str, float]]:
+        b = BINDINGS.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(b.external_userid, b.customer_id, b.bound_at).order_by(b.external_userid)
+            )
+            return [(str(r[0]), str(r[1]), float(r[2])) for r in rows]
+
     def customer(self, external_userid: str) -> str | None:
         with self.engine.connect() as conn:
             value = conn.execute(
