@@ -635,3 +635,21 @@ def test_bot_wecom_kf_bind_binds_in_the_channels_database(
         assert args.handler(args) == (1 if argv[0] == "unbind" else 0)
     assert f"{USER}\tC1001" in capsys.readouterr().out
     assert KfStore.from_url(f"sqlite:///{db}").customer(USER) == "C1001"
+
+
+async def test_odd_items_in_a_page_do_not_stop_the_pull(fake: FakeWeCom, tmp_path: Path) -> None:
+    bot = Bot()
+    channel = channel_for(fake, tmp_path, bot)
+    odd: list[Any] = [
+        "not an object",
+        {"origin": 3, "msgtype": "text", "text": {"content": "没有 msgid"}},
+        {"msgid": True, "origin": 3},
+        {"msgid": "odd-1", "origin": "x", "send_time": "yesterday", "msgtype": "text"},
+        {"msgid": "odd-2", "origin": 3, "send_time": 1e400, "text": "不是对象", "event": []},
+        {"msgid": "odd-3", "origin": 4, "msgtype": "event", "event": {"change_type": "x"}},
+    ]
+    fake.messages.setdefault(KFID, []).extend(odd)
+    fake.customer_says(KFID, USER, "你好")
+    await channel.sync(KFID, None)
+    assert bot.texts == ["你好"] and channel.store.cursor(KFID) == f"c{len(odd) + 1}"
+    await channel.close()

@@ -140,6 +140,35 @@ def _user(value: Any) -> str | None:
     return value if value and len(value) <= MAX_ID and value.isprintable() else None
 
 
+def _number(value: Any, default: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        return default
+    return number if number == number and abs(number) < 1e12 else default  # no NaN, no inf
+
+
+def normal_item(item: Any, now: float) -> dict[str, Any] | None:
+    """A sync_msg item with the fields the channel reads in their types (``msgid`` text,
+    ``origin`` and ``send_time`` numbers, ``text`` and ``event`` mappings), or None when it has
+    no usable msgid: one odd item never stops the pull."""
+    if not isinstance(item, dict):
+        return None
+    msgid = item.get("msgid")
+    if not isinstance(msgid, str | int) or isinstance(msgid, bool) or not str(msgid).strip():
+        return None
+    normal = dict(item)
+    normal["msgid"] = str(msgid).strip()
+    normal["origin"] = int(_number(item.get("origin"), 0))
+    normal["send_time"] = _number(item.get("send_time"), now)
+    for key in ("text", "event"):
+        if not isinstance(normal.get(key), dict):
+            normal.pop(key, None)
+    return normal
+
+
 def store_for(settings: KfSettings, tracker_store: Any = None) -> KfStore:
     """``db`` when set; else the SQL tracker store's database; else ``data/wecom_kf.db``."""
     engine = getattr(tracker_store, "engine", None)
@@ -285,7 +314,11 @@ class WeComKfChannel:
             except Exception as exc:  # the next callback (or a retry of this one) goes on
                 logger.error("WeCom kf sync_msg for %s failed: %s", open_kfid, exc)
                 return stored
-            items = [i for i in data.get("msg_list") or [] if isinstance(i, dict)]
+            raw = data.get("msg_list")
+            now = self.clock()
+            items = [
+                n for i in (raw if isinstance(raw, list) else []) if (n := normal_item(i, now))
+            ]
             added: list[str] = await self._db(
                 self.store.store, open_kfid, items, self.settings.max_age_seconds
             )
@@ -457,7 +490,7 @@ class WeComKfChannel:
                 except Exception as exc:  # the code lives 20 s; nothing else to do
                     logger.error("WeCom kf welcome to %s failed: %s", conversation, exc)
             return
-        change = int(event.get("change_type") or 0)
+        change = int(_number(event.get("change_type"), 0))
         session: Session | None = await self._db(self.store.session, open_kfid, user)
         if session is None:
             await self._db(self.store.customer_wrote, open_kfid, user, conversation, 0.0)
