@@ -155,6 +155,11 @@ class KfStore:
     def from_url(cls, url: str) -> KfStore:
         return cls(engine_for(url))
 
+    @property
+    def inline(self) -> bool:
+        """SQLite statements take microseconds: the channel runs them on its own thread."""
+        return self.engine.dialect.name == "sqlite"
+
     # the cursor
     def cursor(self, open_kfid: str) -> str | None:
         with self.engine.connect() as conn:
