@@ -624,7 +624,13 @@ class WeComKfChannel:
         session: Session | None = await self._db(self.store.session_of, conversation_id)
         if session is None:
             raise RuntimeError(f"no WeCom kf session for {conversation_id}")
-        await self.reply(session.open_kfid, session.external_userid, messages)
+        # one of the channel's tasks, so that close() waits for it before closing the client
+        task = asyncio.ensure_future(
+            self.reply(session.open_kfid, session.external_userid, messages)
+        )
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+        await asyncio.shield(task)
 
     async def drain(self) -> None:
         while self.background:
