@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 from fake_wecom import FakeWeCom, encrypt, sha1_signature
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sanic import Sanic
 
 from bot.channels.wecom_kf.channel import (
@@ -176,6 +178,36 @@ def test_texts_merge_and_buttons_become_a_msgmenu() -> None:
     assert bodies[1]["text"]["content"] == "还有别的吗"
 
 
+_texts = st.text(alphabet=st.sampled_from("转账到账。！？\n余额abc 1"), min_size=1, max_size=1500)
+_buttons = st.lists(
+    st.fixed_dictionaries({"title": st.sampled_from(["转人工", "查余额"]), "payload": _texts}),
+    max_size=12,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.fixed_dictionaries({"text": _texts, "buttons": _buttons}), max_size=5))
+def test_rendered_bodies_keep_wechats_limits_and_every_word(messages: list[Any]) -> None:
+    bodies = render(messages)
+    for body in bodies:
+        if body["msgtype"] == "text":
+            assert 0 < len(body["text"]["content"].encode()) <= 2048
+        else:
+            menu = body["msgmenu"]
+            assert len(menu.get("head_content", "").encode()) <= 1024
+            assert 1 <= len(menu["list"]) <= 10
+            for item in menu["list"]:
+                click = item.get("click") or {}
+                assert "id" not in click or len(click["id"].encode()) <= 128
+    sent = "".join(
+        b["text"]["content"] if b["msgtype"] == "text" else b["msgmenu"].get("head_content", "")
+        for b in bodies
+    )
+    for message in messages:  # every text reaches the customer (line breaks aside)
+        assert message["text"].replace("\n", "") in sent.replace("\n", "")
+    assert len(bodies) <= 2 * len(messages) + sum(len(m["text"]) // 600 for m in messages)
+
+
 def test_a_long_answer_is_split_under_2048_bytes() -> None:
     answer = "跨行转账一般当日到账。" * 300
     bodies = render([{"text": answer}])
@@ -213,6 +245,8 @@ async def test_url_verification_returns_the_decrypted_echostr(
         URL, params={**signed_query(other_corp), "echostr": other_corp}
     )
     assert response.status == 400 and "another app id" in response.json["error"]
+    _, response = await app.asgi_client.get(URL, params=signed_query(""))
+    assert response.status == 400 and "echostr" in response.json["error"]
 
 
 async def test_a_callback_pulls_and_answers(fake: FakeWeCom, tmp_path: Path) -> None:
@@ -318,19 +352,28 @@ async def test_the_cursor_moves_only_after_the_messages_are_stored(
 async def test_two_workers_on_one_database_handle_each_msgid_once(
     fake: FakeWeCom, tmp_path: Path
 ) -> None:
-    first_bot, second_bot = Bot(), Bot()
+    handled: list[str] = []  # by both workers, in the order the turns ran
+
+    def answer(text: str) -> list[dict[str, Any]]:
+        handled.append(text)
+        return [{"text": f"答：{text}"}]
+
+    first_bot, second_bot = Bot(answer), Bot(answer)
     first = channel_for(fake, tmp_path, first_bot)
     second = channel_for(fake, tmp_path, second_bot)  # the same database file
     for n in range(6):
         fake.customer_says(KFID, USER, f"问题{n}")
+        fake.customer_says(KFID, "wmOTHER", f"另一位{n}")
     await asyncio.gather(first.sync(KFID, None), second.sync(KFID, None))
-    texts = first_bot.texts + second_bot.texts
-    assert sorted(texts) == [f"问题{n}" for n in range(6)]  # each once, by one worker
+    assert [t for t in handled if t.startswith("问题")] == [f"问题{n}" for n in range(6)]
+    assert [t for t in handled if t.startswith("另一位")] == [f"另一位{n}" for n in range(6)]
+    texts = [t for t in first_bot.texts + second_bot.texts if t.startswith("问题")]
+    assert sorted(texts) == [f"问题{n}" for n in range(6)]  # each once, in order per customer
     # a worker that read the old cursor (or a replayed page) pulls the same msgids again
     with first.store.engine.begin() as conn:
         conn.exec_driver_sql("UPDATE wecom_kf_cursors SET cursor = NULL")
     assert await second.sync(KFID, None) == 0
-    assert len(first_bot.texts + second_bot.texts) == 6
+    assert len(first_bot.texts + second_bot.texts) == 12
     assert len(fake.texts_to(USER)) == 5  # and the five-message rule held across them
     await first.close()
     await second.close()
@@ -560,3 +603,53 @@ async def test_workers_share_one_access_token_through_redis(
         assert worker.kf.shared is not None
         await worker.kf.shared.redis.delete(worker.kf.shared.key)
         await worker.close()
+
+
+async def test_an_expired_callback_token_pulls_without_it(fake: FakeWeCom, tmp_path: Path) -> None:
+    bot = Bot()
+    channel = channel_for(fake, tmp_path, bot)
+    fake.customer_says(KFID, USER, "你好")
+    assert await channel.sync(KFID, "ENC-expired-long-ago") == 1  # 95007, then without it
+    assert [call.get("token") for call in fake.sync_calls] == ["ENC-expired-long-ago", None]
+    assert bot.texts == ["你好"]
+    await channel.close()
+
+
+def test_bot_wecom_kf_bind_binds_in_the_channels_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli.main import build_parser
+
+    (tmp_path / "config.yml").write_text("language: zh\n", encoding="utf-8")
+    (tmp_path / "domain.yml").write_text("version: '3.1'\n", encoding="utf-8")
+    db = tmp_path / "kf.db"
+    (tmp_path / "credentials.yml").write_text(
+        "wecom_kf:\n"
+        f"  corpid: {CORPID}\n  secret: s\n  token: {TOKEN}\n"
+        f"  encoding_aes_key: {AES_KEY}\n  db: sqlite:///{db}\n",
+        encoding="utf-8",
+    )
+    parser = build_parser()
+    for argv in (["bind", USER, "C1001"], ["list"], ["unbind", "wmNOBODY"]):
+        args = parser.parse_args(["wecom-kf", *argv, "--project", str(tmp_path)])
+        assert args.handler(args) == (1 if argv[0] == "unbind" else 0)
+    assert f"{USER}\tC1001" in capsys.readouterr().out
+    assert KfStore.from_url(f"sqlite:///{db}").customer(USER) == "C1001"
+
+
+async def test_odd_items_in_a_page_do_not_stop_the_pull(fake: FakeWeCom, tmp_path: Path) -> None:
+    bot = Bot()
+    channel = channel_for(fake, tmp_path, bot)
+    odd: list[Any] = [
+        "not an object",
+        {"origin": 3, "msgtype": "text", "text": {"content": "没有 msgid"}},
+        {"msgid": True, "origin": 3},
+        {"msgid": "odd-1", "origin": "x", "send_time": "yesterday", "msgtype": "text"},
+        {"msgid": "odd-2", "origin": 3, "send_time": 1e400, "text": "不是对象", "event": []},
+        {"msgid": "odd-3", "origin": 4, "msgtype": "event", "event": {"change_type": "x"}},
+    ]
+    fake.messages.setdefault(KFID, []).extend(odd)
+    fake.customer_says(KFID, USER, "你好")
+    await channel.sync(KFID, None)
+    assert bot.texts == ["你好"] and channel.store.cursor(KFID) == f"c{len(odd) + 1}"
+    await channel.close()

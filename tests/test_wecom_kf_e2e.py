@@ -6,6 +6,7 @@ handoff is closed. And a group in ``servicer`` mode: the session goes to a WeCom
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from bot.server.settings import JwtSettings
 
 __all__ = ["trained_bot"]
 JWT_SECRET = "test-secret-0123456789abcdef-0123456789abcdef"
+API_TOKEN = "api-token-0123456789abcdef-0123456789"
 CONVERSATION = f"wecom_kf:{USER}"
 
 
@@ -50,7 +52,7 @@ def kf_app(bot: TrainedBot, fake: FakeWeCom, tmp_path: Path, **section: Any) -> 
     credentials = Credentials(tmp_path / "credentials.yml", rest=True, wecom_kf=settings)
     return create_app(
         new_agent(bot),
-        ServerSettings(jwt=JwtSettings(JWT_SECRET)),
+        ServerSettings(jwt=JwtSettings(JWT_SECRET), auth_token=API_TOKEN),
         close_stores=False,
         credentials=credentials,
     )
@@ -86,6 +88,12 @@ async def test_customer_bot_agent_and_the_session_ends(
     await deliver(app, fake)
     assert len(fake.texts_to(USER)) == 1 and fake.texts_to(USER)[0]  # the bot answered
     assert fake.transitions == [(USER, 1, None)]
+    _, pushed = await app.asgi_client.post(  # Rasa's HTTP API can send through the channel
+        f"/conversations/{CONVERSATION}/tracker/events",
+        params={"token": API_TOKEN, "output_channel": "wecom_kf", "execute_side_effects": "true"},
+        json={"event": "bot", "text": "您的转账已到账", "timestamp": time.time()},
+    )
+    assert pushed.status == 200 and fake.texts_to(USER)[-1] == "您的转账已到账"
 
     fake.customer_says(KFID, USER, "转人工")
     await deliver(app, fake)

@@ -19,6 +19,7 @@ from bot.cli import (
     train_cmd,
     visualize_cmd,
     wechat_cmd,
+    wecom_kf_cmd,
 )
 from bot.errors import BotError
 
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         server_cmd,
         sandbox_cmd,
         wechat_cmd,
+        wecom_kf_cmd,
         agents_cmd,
         privacy_cmd,
     ):

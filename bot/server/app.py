@@ -149,6 +149,7 @@ def create_app(
         )
         app.blueprint(kf_bp)
         wecom_kf_hooks(kf_bp.ctx.channel, handoff)
+        pushers["wecom_kf"] = kf_bp.ctx.channel.push_messages
     app.ctx.socketio = None
     if credentials is not None:
         _mount_credential_channels(app, credentials, runner, settings, pushers)

@@ -226,7 +226,7 @@ def wecom_kf_hooks(channel: WeComKfChannel, handoff: HandoffService) -> None:
         try:
             state = await channel.transfer(queued.conversation_id, mode)
         except Exception as exc:  # the console keeps it
-            logger.error("WeCom kf transfer of %s failed: %s", queued.conversation_id, exc)
+            logger.error("WeCom kf transfer of %s failed: %r", queued.conversation_id, exc)
             return
         agent = f"wecom:{mode.servicer_userid or 'queue'}"
         values = {"status": "active", "agent": agent, "accepted_at": ctx.clock()}
@@ -247,8 +247,8 @@ def wecom_kf_hooks(channel: WeComKfChannel, handoff: HandoffService) -> None:
     def on_queued(queued: Handoff) -> None:
         if metrics is not None:
             metrics(queued)
-        if queued.channel == WECOM_KF:
-            ctx.spawn(to_servicer(queued))
+        if queued.channel == WECOM_KF:  # the channel's task: drained before its client closes
+            channel.spawn(to_servicer(queued))
 
     async def session_ended(conversation_id: str) -> None:
         found = await asyncio.to_thread(store.handoffs.latest, conversation_id, OPEN)

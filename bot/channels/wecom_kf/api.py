@@ -17,6 +17,7 @@ logger = logging.getLogger(__name__)
 
 STATE_NOT_ALLOWED = 95018  # send_msg: the session's state does not allow the API to send
 COUNT_LIMIT = 95001  # send_msg: the five messages after the customer's last are used up
+SYNC_TOKEN_INVALID = 95007  # sync_msg: the callback's token is invalid or expired
 # Session states (kf/service_state): the bot ("智能助手") answers in 0 and 1.
 NEW, BOT, QUEUED, SERVICER, ENDED = 0, 1, 2, 3, 4
 STATES = {

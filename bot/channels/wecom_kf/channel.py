@@ -51,6 +51,7 @@ from bot.channels.wecom_kf.api import (
     QUEUED,
     SERVICER,
     STATE_NOT_ALLOWED,
+    SYNC_TOKEN_INVALID,
     KfApiError,
     WeComKfApi,
 )
@@ -72,6 +73,7 @@ MENU_ITEMS = 10  # items of one msgmenu
 MENU_ID_BYTES = 128
 HEAD_BYTES = 1024  # msgmenu head_content
 MAX_PAGES = 100  # sync_msg pages per callback (the next callback goes on)
+CONCURRENCY = 16  # customers handled at once by one worker (each customer's messages in order)
 ENDED_CHANGE = 3  # session_status_change change_type: the servicer ended the session
 
 SessionEnded = Callable[[str], Awaitable[None]]
@@ -138,6 +140,35 @@ def _user(value: Any) -> str | None:
     return value if value and len(value) <= MAX_ID and value.isprintable() else None
 
 
+def _number(value: Any, default: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        return default
+    return number if number == number and abs(number) < 1e12 else default  # no NaN, no inf
+
+
+def normal_item(item: Any, now: float) -> dict[str, Any] | None:
+    """A sync_msg item with the fields the channel reads in their types (``msgid`` text,
+    ``origin`` and ``send_time`` numbers, ``text`` and ``event`` mappings), or None when it has
+    no usable msgid: one odd item never stops the pull."""
+    if not isinstance(item, dict):
+        return None
+    msgid = item.get("msgid")
+    if not isinstance(msgid, str | int) or isinstance(msgid, bool) or not str(msgid).strip():
+        return None
+    normal = dict(item)
+    normal["msgid"] = str(msgid).strip()
+    normal["origin"] = int(_number(item.get("origin"), 0))
+    normal["send_time"] = _number(item.get("send_time"), now)
+    for key in ("text", "event"):
+        if not isinstance(normal.get(key), dict):
+            normal.pop(key, None)
+    return normal
+
+
 def store_for(settings: KfSettings, tracker_store: Any = None) -> KfStore:
     """``db`` when set; else the SQL tracker store's database; else ``data/wecom_kf.db``."""
     engine = getattr(tracker_store, "engine", None)
@@ -181,6 +212,10 @@ class WeComKfChannel:
         return str(event.get("text") or "") if event else ""
 
     async def _db(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """A store call: inline on SQLite (WAL: microseconds; a thread hop costs more), on a
+        thread otherwise (a network database)."""
+        if self.store.inline:
+            return fn(*args)
         return await asyncio.to_thread(fn, *args)
 
     # the callback
@@ -211,6 +246,8 @@ class WeComKfChannel:
 
     def verify_url(self, request: Request) -> str:
         echostr = request.args.get("echostr", "")
+        if not echostr:
+            raise ChannelError(400, "echostr is missing: WeCom verifies the URL with one")
         self._check(request, echostr)
         return self._decrypt(echostr)
 
@@ -271,10 +308,21 @@ class WeComKfChannel:
         for _ in range(MAX_PAGES):
             try:
                 data = await self.kf.sync_msg(open_kfid, token, cursor, self.settings.sync_limit)
+            except KfApiError as exc:
+                if exc.errcode != SYNC_TOKEN_INVALID or token is None:
+                    logger.error("WeCom kf sync_msg for %s failed: %s", open_kfid, exc)
+                    return stored
+                logger.info("WeCom kf callback token expired; pulling without it")
+                token = None  # valid 10 minutes; without it sync_msg is limited harder
+                continue
             except Exception as exc:  # the next callback (or a retry of this one) goes on
                 logger.error("WeCom kf sync_msg for %s failed: %s", open_kfid, exc)
                 return stored
-            items = [i for i in data.get("msg_list") or [] if isinstance(i, dict)]
+            raw = data.get("msg_list")
+            now = self.clock()
+            items = [
+                n for i in (raw if isinstance(raw, list) else []) if (n := normal_item(i, now))
+            ]
             added: list[str] = await self._db(
                 self.store.store, open_kfid, items, self.settings.max_age_seconds
             )
@@ -305,21 +353,35 @@ class WeComKfChannel:
             await self._db(self.store.customer_wrote, open_kfid, user, conversation, at)
 
     async def process(self, open_kfid: str) -> int:
-        """Handle the stored messages this worker claims, oldest first."""
+        """Handle the stored messages this worker claims: each customer's in order, several
+        customers at a time (at most :data:`CONCURRENCY`)."""
         handled = 0
+        gate = asyncio.Semaphore(CONCURRENCY)
+
+        async def one_customer(items: list[Stored]) -> None:
+            async with gate:
+                for stored in items:
+                    status = "done"
+                    try:
+                        await self.handle_item(open_kfid, stored.item)
+                    except Exception:
+                        logger.exception("WeCom kf message %s not handled", stored.msgid)
+                        status = "failed"
+                    await self._db(self.store.finish, stored.msgid, status)
+
         while True:
             batch: list[Stored] = await self._db(self.store.claim, open_kfid)
             if not batch:
                 return handled
+            by_customer: dict[str, list[Stored]] = {}
             for stored in batch:
-                status = "done"
-                try:
-                    await self.handle_item(open_kfid, stored.item)
-                except Exception:
-                    logger.exception("WeCom kf message %s not handled", stored.msgid)
-                    status = "failed"
-                await self._db(self.store.finish, stored.msgid, status)
-                handled += 1
+                item = stored.item
+                user = item.get("external_userid") or (item.get("event") or {}).get(
+                    "external_userid"
+                )
+                by_customer.setdefault(str(user), []).append(stored)
+            await asyncio.gather(*(one_customer(items) for items in by_customer.values()))
+            handled += len(batch)
 
     async def handle_item(self, open_kfid: str, item: dict[str, Any]) -> None:
         if item.get("msgtype") == "event":
@@ -333,9 +395,11 @@ class WeComKfChannel:
             return
         conversation, customer_id = await self.identity(user)
         at = float(item.get("send_time") or self.clock())
-        session = await self._db(
-            self.store.customer_wrote, open_kfid, user, conversation, at, False
-        )
+        session: Session | None = await self._db(self.store.session, open_kfid, user)
+        if session is None or session.conversation_id != conversation:
+            session = await self._db(
+                self.store.customer_wrote, open_kfid, user, conversation, at, False
+            )
         state = await self.take_session(session)
         if state in (QUEUED, SERVICER):
             logger.info(
@@ -430,7 +494,7 @@ class WeComKfChannel:
                 except Exception as exc:  # the code lives 20 s; nothing else to do
                     logger.error("WeCom kf welcome to %s failed: %s", conversation, exc)
             return
-        change = int(event.get("change_type") or 0)
+        change = int(_number(event.get("change_type"), 0))
         session: Session | None = await self._db(self.store.session, open_kfid, user)
         if session is None:
             await self._db(self.store.customer_wrote, open_kfid, user, conversation, 0.0)
@@ -459,8 +523,11 @@ class WeComKfChannel:
         try:
             state, servicer = await self.kf.service_state(open_kfid, user)
             if state == NEW:
-                await self.kf.trans(open_kfid, user, BOT)
-                state, servicer = BOT, None
+                try:
+                    await self.kf.trans(open_kfid, user, BOT)
+                    state, servicer = BOT, None
+                except KfApiError:  # taken meanwhile (another worker, a servicer)
+                    state, servicer = await self.kf.service_state(open_kfid, user)
         except Exception as exc:  # try sending anyway; a 95018 comes back here
             logger.error("WeCom kf service_state of %s failed: %s", user, exc)
             return BOT
@@ -549,11 +616,21 @@ class WeComKfChannel:
 
     async def push(self, conversation_id: str, content: str) -> None:
         """A message outside a turn (a human agent's reply) to the conversation's session."""
+        await self.push_messages(conversation_id, [{"text": content}])
+
+    async def push_messages(self, conversation_id: str, messages: list[dict[str, Any]]) -> None:
+        """Bot messages in REST shape (buttons as a msgmenu) outside a turn: the HTTP API's
+        ``output_channel=wecom_kf``."""
         session: Session | None = await self._db(self.store.session_of, conversation_id)
         if session is None:
             raise RuntimeError(f"no WeCom kf session for {conversation_id}")
-        for part in split_text(content):
-            await self.deliver(session.open_kfid, session.external_userid, text_body(part))
+        # one of the channel's tasks, so that close() waits for it before closing the client
+        task = asyncio.ensure_future(
+            self.reply(session.open_kfid, session.external_userid, messages)
+        )
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+        await asyncio.shield(task)
 
     async def drain(self) -> None:
         while self.background:

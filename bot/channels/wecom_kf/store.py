@@ -18,8 +18,10 @@ every worker and host shares it):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     delete,
+    event,
     select,
     update,
 )
@@ -65,7 +68,9 @@ INBOX = Table(
     Column("payload", Text, nullable=False),
     Column("status", String(16), nullable=False, index=True),
     Column("stored_at", Float, nullable=False),
+    Column("page_index", Integer, nullable=False, default=0),  # order within the sync page
     Column("claimed_at", Float),
+    Column("claimed_by", String(32), index=True),
 )
 SESSIONS = Table(
     "wecom_kf_sessions",
@@ -115,9 +120,22 @@ class Stored:
 
 
 def engine_for(url: str) -> Engine:
-    if url.startswith("sqlite:///") and not url.endswith(":memory:"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return create_engine(url)
+    """An engine for ``url``; a SQLite file in WAL mode with ``synchronous=NORMAL`` (as the
+    tracker store's): a commit does not wait for the disk, a crash loses none."""
+    if not (url.startswith("sqlite:///") and not url.endswith(":memory:")):
+        return create_engine(url)
+    Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 15.0})
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        with contextlib.suppress(Exception):  # another process is switching it right now
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    event.listen(engine, "connect", on_connect)
+    return engine
 
 
 def _check_id(value: str, what: str, limit: int = MAX_ID) -> str:
@@ -136,6 +154,11 @@ class KfStore:
     @classmethod
     def from_url(cls, url: str) -> KfStore:
         return cls(engine_for(url))
+
+    @property
+    def inline(self) -> bool:
+        """SQLite statements take microseconds: the channel runs them on its own thread."""
+        return self.engine.dialect.name == "sqlite"
 
     # the cursor
     def cursor(self, open_kfid: str) -> str | None:
@@ -172,7 +195,7 @@ class KfStore:
         ``skipped``); the msgids that were new."""
         now = self.clock()
         rows: dict[str, dict[str, Any]] = {}
-        for item in items:
+        for index, item in enumerate(items):
             msgid = str(item.get("msgid") or "").strip()
             if not msgid or len(msgid) > MAX_ID:
                 continue
@@ -187,6 +210,7 @@ class KfStore:
                 "payload": json.dumps(item, ensure_ascii=False),
                 "status": "skipped" if now - send_time > max_age else "pending",
                 "stored_at": now,
+                "page_index": index,
             }
         if not rows:
             return []
@@ -214,32 +238,54 @@ class KfStore:
 
     def claim(self, open_kfid: str, limit: int = 100) -> list[Stored]:
         """The pending messages of ``open_kfid`` this worker won, oldest first (and those a
-        dead worker claimed more than :data:`STALE_CLAIM_SECONDS` ago)."""
+        dead worker claimed more than :data:`STALE_CLAIM_SECONDS` ago). Customers another
+        worker is handling now are left to it, so that one customer's messages are handled
+        in order."""
         now = self.clock()
         i = INBOX.c
         stale = now - STALE_CLAIM_SECONDS
+        busy = (
+            select(i.external_userid)
+            .where(
+                i.open_kfid == open_kfid,
+                i.status == "processing",
+                i.claimed_at >= stale,
+                i.external_userid.is_not(None),
+            )
+            .scalar_subquery()
+        )
         with self.engine.connect() as conn:
             candidates = conn.execute(
                 select(i.msgid, i.payload, i.status, i.claimed_at)
                 .where(
                     i.open_kfid == open_kfid,
                     (i.status == "pending") | ((i.status == "processing") & (i.claimed_at < stale)),
+                    i.external_userid.is_(None) | i.external_userid.not_in(busy),
                 )
-                .order_by(i.send_time, i.msgid)
+                .order_by(i.send_time, i.stored_at, i.page_index)
                 .limit(limit)
             ).all()
-        won: list[Stored] = []
-        for msgid, payload, status, claimed_at in candidates:
-            condition = [i.msgid == msgid, i.status == status]
-            if status == "processing":
-                condition.append(i.claimed_at == claimed_at)
-            with self.engine.begin() as conn:
-                result: Any = conn.execute(
-                    update(INBOX).where(*condition).values(status="processing", claimed_at=now)
+        if not candidates:
+            return []
+        claim = uuid.uuid4().hex  # one conditional update for the batch, then what it won
+        pending = [r[0] for r in candidates if r[2] == "pending"]
+        stale_ids = [(r[0], r[3]) for r in candidates if r[2] == "processing"]
+        values = {"status": "processing", "claimed_at": now, "claimed_by": claim}
+        with self.engine.begin() as conn:
+            if pending:
+                conn.execute(
+                    update(INBOX)
+                    .where(i.msgid.in_(pending), i.status == "pending")
+                    .values(**values)
                 )
-            if result.rowcount:
-                won.append(Stored(str(msgid), json.loads(payload)))
-        return won
+            for msgid, claimed_at in stale_ids:
+                conn.execute(
+                    update(INBOX)
+                    .where(i.msgid == msgid, i.status == "processing", i.claimed_at == claimed_at)
+                    .values(**values)
+                )
+            won = set(conn.execute(select(i.msgid).where(i.claimed_by == claim)).scalars())
+        return [Stored(str(r[0]), json.loads(r[1])) for r in candidates if r[0] in won]
 
     def finish(self, msgid: str, status: str = "done") -> None:
         with self.engine.begin() as conn:
@@ -427,6 +473,14 @@ class KfStore:
                 delete(BINDINGS).where(BINDINGS.c.external_userid == external_userid.strip())
             )
             return bool(result.rowcount)
+
+    def bindings(self) -> list[tuple[str, str, float]]:
+        b = BINDINGS.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(b.external_userid, b.customer_id, b.bound_at).order_by(b.external_userid)
+            )
+            return [(str(r[0]), str(r[1]), float(r[2])) for r in rows]
 
     def customer(self, external_userid: str) -> str | None:
         with self.engine.connect() as conn:
