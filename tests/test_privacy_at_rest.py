@@ -368,3 +368,18 @@ async def test_reapply_rewrites_rows_stored_before_the_policy(
     packet = HandoffStore(store.engine).handoffs.packet(handoff.id)
     assert packet == {"transcript": [{"text": mask_text(TEXT), "at": 1764800000.125}]}
     await store.close()
+
+
+def test_bot_run_refuses_to_start_with_encrypt_and_no_key(tmp_path: Path) -> None:
+    root = project(tmp_path, "encrypt")
+    env = {k: v for k, v in os.environ.items() if k not in ("BOT_DATA_KEY", "BOT_DB_URL")}
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "run", "--port", "0", "--project", str(root)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "privacy.stored_text is encrypt but $BOT_DATA_KEY is not set. Fix:" in done.stderr
+    assert "Traceback" not in done.stderr
