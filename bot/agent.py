@@ -105,24 +105,21 @@ class Agent:
         clock: Callable[[], float] = time.time,
         seed: int | None = None,
     ) -> Agent:
+        if endpoints is None:  # the server passes those of its settings
+            endpoints = load_endpoints(project)
+        # checked first: encrypt without its key refuses to start before anything loads
+        privacy = PrivacyPolicy.from_section(endpoints.sections.get("privacy"), os.environ)
         model = load_model(model_path or project.models_dir)
         if model.core is None:
             raise ModelNotFoundError(f"{model.path.name} has no dialogue part; run 'bot train'")
         domain = model.domain or load_project_domain(project)
-        if endpoints is None:  # the server passes those of its settings
-            endpoints = load_endpoints(project)
         if executor is None and use_executor:
             executor = create_executor(project, endpoints.sections, set(domain.actions))
         processor = MessageProcessor(
             domain,
             model.core,
             model.nlu,
-            tracker_store
-            or create_tracker_store(
-                endpoints.tracker_store,
-                project.root,
-                PrivacyPolicy.from_section(endpoints.sections.get("privacy"), os.environ),
-            ),
+            tracker_store or create_tracker_store(endpoints.tracker_store, project.root, privacy),
             lock_store or create_lock_store(endpoints.lock_store),
             executor,
             clock=clock,

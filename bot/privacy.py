@@ -238,6 +238,21 @@ def mask_value(value: Any) -> Any:
     return value
 
 
+class MaskingFilter(logging.Filter):
+    """A logging filter masking personal numbers in every record's message (a handler's
+    last line of defence: ``bot run --log-file`` installs it on the root handlers)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a broken format: logging reports it itself
+            return True
+        masked = mask_text(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
 # --- personal data at rest ----------------------------------------------------------------
 
 DATA_KEY_ENV = "BOT_DATA_KEY"  # Fernet key(s), newest first, comma-separated

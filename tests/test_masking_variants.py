@@ -199,3 +199,22 @@ def test_plain_sender_ids_are_kept() -> None:
     policy = PrivacyPolicy()
     for sender in ("h1", "customer:C1001", "wx-oAbC123", "3f2a9c1e-7b4d-4e2a-9f00-1a2b3c4d5e6f"):
         assert policy.sender_key(sender) == sender
+
+
+def test_digit_value_reads_every_script_and_chinese_numerals() -> None:
+    assert [digit_value(c) for c in "7７𝟕٧७๗七"] == ["7"] * 7
+    assert [digit_value(c) for c in "〇零幺一"] == ["0", "0", "1", "1"]
+    assert [digit_value(c) for c in "a十两.X "] == [None] * 6
+    assert all(digit_value(c) is None for c in DIGIT_SEPARATORS | DIGIT_INVISIBLES)
+
+
+def test_the_logging_filter_masks_messages_and_their_arguments() -> None:
+    import logging
+
+    from bot.privacy import MaskingFilter
+
+    record = logging.LogRecord("bot", logging.INFO, __file__, 1, "%s: %s", ("13812345678", 3), None)
+    assert MaskingFilter().filter(record)
+    assert record.getMessage() == "138****5678: 3"
+    plain = logging.LogRecord("bot", logging.INFO, __file__, 1, "took %d ms", (12,), None)
+    assert MaskingFilter().filter(plain) and plain.args == (12,)  # untouched

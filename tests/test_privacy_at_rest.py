@@ -333,3 +333,53 @@ def test_purge_runs_as_a_real_command(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "purge of conversations idle since" in done.stdout and "total" in done.stdout
+
+
+async def test_reapply_rewrites_rows_stored_before_the_policy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An upgrade: rows written under keep (as older versions did) are masked and re-keyed,
+    and the conversation of a phone-number sender goes on under its pseudonym."""
+    root = project(tmp_path)
+    for name in ("BOT_DB_URL", "BOT_HANDOFF_DB", "BOT_DATA_KEY", "BOT_PSEUDONYM_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    old = create_tracker_store({"url": "sqlite:///data/bot.db"}, root, policy("keep"))
+    await old.append(PHONE, [user(TEXT), user("你好")])
+    await old.append("h1", [user(TEXT)])
+    legacy = HandoffStore(old.engine, PrivacyPolicy.from_section({"stored_text": "keep"}, {}))
+    handoff = Handoff(
+        new_id(), PHONE, "rest", PHONE, None, "账户", 0, "customer_request", None,
+        "waiting", time.time(), preview=TEXT,
+    )  # fmt: skip
+    legacy.handoffs.enqueue(handoff, {"transcript": [{"text": TEXT, "at": 1764800000.125}]})
+    await old.close()
+    p = ["--project", str(root)]
+    code, out = await run_cli(["privacy", "reapply", "--dry-run", *p], capsys)
+    assert code == 0 and "would rewrite 3 events, 1 handoff rows" in out
+    code, out = await run_cli(["privacy", "reapply", *p], capsys)
+    assert code == 0 and "rewrote 3 events, 1 handoff rows" in out
+    store = create_tracker_store({"url": "sqlite:///data/bot.db"}, root, PrivacyPolicy())
+    assert isinstance(store, SQLTrackerStore)
+    for name in ("events", "handoffs"):
+        for row in dump(store.engine, name):
+            assert_no_secret(row)
+    assert await store.count(PHONE) == 2  # found under its new key
+    assert (await store.events("h1"))[0]["text"] == mask_text(TEXT)
+    packet = HandoffStore(store.engine).handoffs.packet(handoff.id)
+    assert packet == {"transcript": [{"text": mask_text(TEXT), "at": 1764800000.125}]}
+    await store.close()
+
+
+def test_bot_run_refuses_to_start_with_encrypt_and_no_key(tmp_path: Path) -> None:
+    root = project(tmp_path, "encrypt")
+    env = {k: v for k, v in os.environ.items() if k not in ("BOT_DATA_KEY", "BOT_DB_URL")}
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "run", "--port", "0", "--project", str(root)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    assert "privacy.stored_text is encrypt but $BOT_DATA_KEY is not set. Fix:" in done.stderr
+    assert "Traceback" not in done.stderr

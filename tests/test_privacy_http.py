@@ -27,6 +27,7 @@ from bot.handoff.service import HandoffService
 from bot.handoff.store import HandoffStore
 from bot.privacy import PrivacyPolicy
 from bot.server import create_app
+from bot.server.settings import ServerSettings
 
 __all__ = ["trained_bot"]
 REPO = Path(__file__).resolve().parents[1]
@@ -43,6 +44,7 @@ TYPED = [
     ("我的卡号是6222021234567890123", "021234567890"),
 ]
 SECRETS = [secret for _, secret in TYPED] + [PHONE[3:7] + PHONE[7:]]  # sender id: 12345678
+OPERATOR_TOKEN = "operator-token-for-the-test"
 CONFIG = {"groups": [{"name": "账户"}], "queue": {"auto_assign": False}}
 
 
@@ -106,9 +108,11 @@ async def converse(app: Any, store: SQLTrackerStore) -> list[str]:
     )
     assert closed.status == 200
     await say("谢谢")  # the bot is back for the same sender
-    _, tracker = await app.asgi_client.get(f"/conversations/{PHONE}/tracker")
-    assert tracker.status in (200, 401)  # the Rasa tracker endpoint (needs its token)
-    seen.append(tracker.text)
+    operator = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+    _, tracker = await app.asgi_client.get(f"/conversations/{PHONE}/tracker", headers=operator)
+    assert tracker.status == 200 and len(tracker.json["events"]) > 10  # the operator's view
+    body = {k: v for k, v in tracker.json.items() if k != "sender_id"}  # (the id asked for)
+    seen.append(json.dumps(body, ensure_ascii=False))
     assert await store.count(PHONE) > 10  # one conversation, kept under one key
     assert len(await store.senders()) == 1
     return seen
@@ -120,7 +124,8 @@ def build(bot: TrainedBot, store: SQLTrackerStore) -> tuple[Any, HandoffService]
         parse(CONFIG, {}), HandoffStore(store.engine, store.privacy), agent.processor
     )
     service.store.agents.add("alice", "alice-password", ["账户"])
-    return create_app(agent, handoff=service, close_stores=False), service
+    settings = ServerSettings(operator_token=OPERATOR_TOKEN)
+    return create_app(agent, settings, handoff=service, close_stores=False), service
 
 
 async def export(root: Path, db: Path, env: dict[str, str]) -> str:

@@ -22,7 +22,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 ACTOR_ENV = "BOT_OPERATOR"
-PRIVACY_ACTIONS = ("privacy_purge", "privacy_erase", "privacy_export", "privacy_rotate")
+PRIVACY_ACTIONS = (
+    "privacy_purge",
+    "privacy_erase",
+    "privacy_export",
+    "privacy_rotate",
+    "privacy_reapply",
+)
 _AGE = re.compile(r"^\s*(\d+)\s*([dhw]?)\s*$")
 _UNIT_SECONDS = {"": 86400, "d": 86400, "h": 3600, "w": 7 * 86400}
 DEFAULT_KB_DIR = "kb_index"
@@ -54,20 +60,24 @@ def register(sub: Any) -> None:
         action="store_true",
         help="decrypted originals (policy encrypt, with $BOT_DATA_KEY); default as stored",
     )
+    reapply = commands.add_parser(
+        "reapply",
+        help="apply the policy to rows stored before it (after an upgrade or a policy change)",
+    )
     rotate = commands.add_parser(
         "rotate-key", help="re-encrypt the stored originals under the first key of $BOT_DATA_KEY"
     )
     new_key = commands.add_parser("new-key", help="print a new random key for $BOT_DATA_KEY")
-    for parser in (purge, erase, export, rotate):
+    for parser in (purge, erase, export, rotate, reapply):
         add_project_option(parser)
         parser.add_argument(
             "--actor", default=None, help=f"who runs it, for the audit (default: ${ACTOR_ENV})"
         )
-    for parser in (purge, erase, rotate):
+    for parser in (purge, erase, rotate, reapply):
         parser.add_argument(
             "--dry-run", action="store_true", help="count what would go, delete nothing"
         )
-    for parser in (purge, erase, export, rotate, new_key):
+    for parser in (purge, erase, export, rotate, reapply, new_key):
         parser.set_defaults(handler=run)
 
 
@@ -120,6 +130,8 @@ async def _run(args: argparse.Namespace) -> int:
             return await _erase(args, tracker, handoff)
         if command == "export":
             return await _export(args, tracker, handoff)
+        if command == "reapply":
+            return await _reapply(args, tracker, handoff)
         return await _rotate(args, tracker, handoff)
     finally:
         await tracker.close()
@@ -241,6 +253,28 @@ async def _rotate(args: argparse.Namespace, tracker: Any, handoff: Any) -> int:
         handoff.audit.record(_actor(args), "privacy_rotate", None, None, {"rows": rows})
     verb = "would re-encrypt" if args.dry_run else "re-encrypted"
     print(f"key rotation: {verb} {rows['events']} events under the first key of $BOT_DATA_KEY")
+    return 0
+
+
+async def _reapply(args: argparse.Namespace, tracker: Any, handoff: Any) -> int:
+    from bot.errors import BotError
+
+    reapply = getattr(tracker, "reapply_privacy", None)
+    if reapply is None:
+        raise BotError(f"{type(tracker).__name__} keeps nothing to rewrite")
+    events, skipped = await reapply(dry_run=args.dry_run)
+    rows = {"events": events, "handoff_rows": handoff.reapply_privacy(dry_run=args.dry_run)}
+    policy = tracker.privacy.stored_text.value
+    if not args.dry_run:
+        detail = {"stored_text": policy, "rows": rows, "skipped_conversations": skipped}
+        handoff.audit.record(_actor(args), "privacy_reapply", None, None, detail)
+    verb = "would rewrite" if args.dry_run else "rewrote"
+    print(f"policy {policy}: {verb} {rows['events']} events, {rows['handoff_rows']} handoff rows")
+    if skipped:
+        print(
+            f"  {skipped} conversation(s) skipped: they also exist under their new key "
+            "(continued after the upgrade); erase or purge them, or keep them as they are"
+        )
     return 0
 
 

@@ -138,6 +138,10 @@ def run_server(args: argparse.Namespace) -> int:
             filename=args.log_file,
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
+        from bot.privacy import MaskingFilter
+
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(MaskingFilter())
     project = project_from_args(args)
     export_paths(project)  # the workers get the folder only
     project_settings = Settings.load(project)  # every settings file, read once

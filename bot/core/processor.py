@@ -18,6 +18,7 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from bot.builtin_responses import builtin_responses
@@ -178,7 +179,7 @@ class MessageProcessor:
     async def handle(self, message: UserMessage, parse: dict[str, Any] | None = None) -> TurnResult:
         """Process one message; ``parse`` replaces the NLU result (story tests use it)."""
         sender = message.sender_id
-        async with self.lock_store.lock(sender):
+        async with self._lock(sender):
             tracker = await self._cached_tracker(sender)
             start = len(tracker.events)
             try:
@@ -211,7 +212,7 @@ class MessageProcessor:
         truncated copy and the customer is told (``utter_message_too_long``), in one turn
         under the lock; no stage runs."""
         sender = message.sender_id
-        async with self.lock_store.lock(sender):
+        async with self._lock(sender):
             tracker = await self._cached_tracker(sender)
             start = len(tracker.events)
             try:
@@ -274,6 +275,11 @@ class MessageProcessor:
         event["timestamp"] = now
         return event
 
+    def _lock(self, sender_id: str) -> AbstractAsyncContextManager[None]:
+        """The conversation's lock, under the id the store keeps it by: a sender id and its
+        pseudonym (docs/persistence.md, "Personal data at rest") are one conversation."""
+        return self.lock_store.lock(self.tracker_store.privacy.sender_key(sender_id))
+
     async def _cached_tracker(self, sender_id: str) -> DialogueStateTracker:
         tracker = self._cache.pop(sender_id, None)
         if tracker is None:
@@ -292,7 +298,7 @@ class MessageProcessor:
 
     async def append_events(self, sender_id: str, events: list[Event]) -> None:
         """Add events from outside a turn (pause/resume by an agent), under the lock."""
-        async with self.lock_store.lock(sender_id):
+        async with self._lock(sender_id):
             await self.tracker_store.append(sender_id, events)
 
     def knows_action(self, name: str) -> bool:
@@ -316,7 +322,7 @@ class MessageProcessor:
         the conversation's lock, starting a session first when none is running. Nothing is
         predicted after it; a failing custom action is answered as in a turn."""
         self.action(name)  # ActionExecutionError for an unknown name, before locking
-        async with self.lock_store.lock(sender_id):
+        async with self._lock(sender_id):
             tracker = await self._cached_tracker(sender_id)
             start = len(tracker.events)
             try:

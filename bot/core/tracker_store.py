@@ -722,6 +722,42 @@ class SQLTrackerStore(TrackerStore):
                 found[str(sender)] = None
         return list(found)
 
+    async def reapply_privacy(self, dry_run: bool = False) -> tuple[int, int]:
+        """Rewrite the rows stored before the policy (an upgrade, or ``keep`` changed to
+        ``mask``): events masked (and encrypted) and sender ids keyed as :attr:`privacy`
+        writes them now, in one transaction. ``(rows changed, conversations skipped)``: a
+        conversation is skipped when it also exists under its new key already (it went on
+        after the upgrade; the two cannot be merged in place)."""
+        return await self._run(self._reapply_sync, dry_run)
+
+    def _reapply_sync(self, dry_run: bool) -> tuple[int, int]:
+        sa = _sqlalchemy()
+        t = self._table
+        changed = 0
+        with self._write_lock:
+            self._drop_connections(writer=True)
+            with self._engine.connect() as conn:
+                conn.execution_options(sqlite_begin="IMMEDIATE")
+                with conn.begin():
+                    distinct = sa.select(t.c.sender_id).distinct()
+                    senders = {str(s) for s in conn.execute(distinct).scalars()}
+                    moved = {s: self.privacy.sender_key(s) for s in senders}
+                    clash = {s for s, key in moved.items() if key != s and key in senders}
+                    rows = conn.execute(sa.select(t.c.id, t.c.sender_id, t.c.data)).all()
+                    for row_id, sender, data in rows:
+                        if sender in clash:
+                            continue
+                        [event] = decode_events([data], self.privacy)
+                        new_data = _EVENT_JSON.encode(self.privacy.store_event(event))
+                        new_sender = moved[sender]
+                        if new_data == data and new_sender == sender:
+                            continue
+                        changed += 1
+                        if not dry_run:
+                            update = sa.update(t).where(t.c.id == row_id)
+                            conn.execute(update.values(data=new_data, sender_id=new_sender))
+        return changed, len(clash)
+
     async def rotate_keys(self, dry_run: bool = False) -> int:
         """Re-encrypt every stored original under the first key of the policy (policy
         encrypt, ``bot privacy rotate-key``); how many events."""

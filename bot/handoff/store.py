@@ -6,6 +6,7 @@ on first use (:mod:`~bot.handoff.tables`). Blocking calls;
 
 from __future__ import annotations
 
+import json
 import os
 
 from sqlalchemy.engine import Engine
@@ -15,7 +16,20 @@ from bot.handoff.audit_store import AuditStore
 from bot.handoff.queue_store import QueueStore
 from bot.handoff.tables import create_schema, engine_for, runs_inline
 from bot.handoff.ticket_store import TicketStore
-from bot.privacy import PrivacyPolicy
+from bot.privacy import PrivacyPolicy, StoredText, mask_value
+
+
+def _reapplied(privacy: PrivacyPolicy, column: str, old: str, is_id: bool) -> str:
+    if is_id:
+        return privacy.sender_key(old)
+    if column not in ("packet", "detail"):
+        return privacy.store_text(old)
+    try:  # JSON: its strings masked, never its numbers
+        value = json.loads(old)
+    except ValueError:
+        return privacy.store_text(old)
+    masked = value if privacy.stored_text is StoredText.KEEP else mask_value(value)
+    return old if masked is value else json.dumps(masked, ensure_ascii=False)
 
 
 class HandoffStore:
@@ -33,6 +47,37 @@ class HandoffStore:
         self.agents = AgentStore(engine)
         self.tickets = TicketStore(engine, self.handoffs)
         self.audit = AuditStore(engine, self.privacy)
+
+    def reapply_privacy(self, dry_run: bool = False) -> int:
+        """Rewrite rows stored before the policy (see the tracker store's
+        ``reapply_privacy``): conversation and customer ids under their keys, text columns
+        masked; how many rows changed."""
+        from sqlalchemy import select, update
+
+        from bot.handoff.tables import AUDIT, HANDOFFS, TICKETS
+
+        p = self.privacy
+        ids = ("conversation_id", "customer_id")
+        texts = ("customer_name", "reason_detail", "preview", "packet", "text", "detail")
+        changed = 0
+        with self.engine.begin() as conn:
+            for table in (HANDOFFS, TICKETS, AUDIT):
+                columns = [c for c in table.c if c.name in ids + texts]
+                key = table.c.id  # every one of the three has an id key
+                for row in conn.execute(select(key, *columns)).all():
+                    values: dict[str, str] = {}
+                    for column in columns:
+                        old = row._mapping[column.name]
+                        if not isinstance(old, str):
+                            continue
+                        new = _reapplied(p, column.name, old, column.name in ids)
+                        if new != old:
+                            values[column.name] = new
+                    if values:
+                        changed += 1
+                        if not dry_run:
+                            conn.execute(update(table).where(key == row[0]).values(**values))
+        return changed
 
     @property
     def inline(self) -> bool:

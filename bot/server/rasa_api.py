@@ -33,6 +33,7 @@ from bot.core.actions.slot_extraction import PROTECTED_SLOTS
 from bot.core.events import Event
 from bot.core.messages import UserMessage
 from bot.core.tracker import LISTEN, DialogueStateTracker, applied_events
+from bot.privacy import mask_value
 from bot.server.api import model_id
 from bot.server.auth import authorize
 from bot.server.errors import ApiError
@@ -100,7 +101,9 @@ def after_latest_restart(events: list[Event]) -> list[Event]:
 
 
 def state(tracker: DialogueStateTracker, include: str) -> dict[str, Any]:
-    """The tracker JSON with the events ``include_events`` asks for (Rasa's verbosity)."""
+    """The tracker JSON with the events ``include_events`` asks for (Rasa's verbosity), with
+    ID, phone and card numbers masked (under the encrypt policy the tracker holds the
+    originals; this view is an export: docs/persistence.md, "Personal data at rest")."""
     body = tracker.current_state()
     if include == "AFTER_RESTART":
         body["events"] = after_latest_restart(tracker.events)
@@ -108,7 +111,8 @@ def state(tracker: DialogueStateTracker, include: str) -> dict[str, Any]:
         body["events"] = applied_events(tracker.events)
     elif include == "NONE":
         body["events"] = None
-    return body
+    masked: dict[str, Any] = mask_value(body)
+    return {**masked, "sender_id": body.get("sender_id")} if masked is not body else body
 
 
 def _until(request: Request) -> float | None:
