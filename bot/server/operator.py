@@ -21,6 +21,7 @@ from bot.agent import Agent
 from bot.channels.inputs import MAX_SENDER_CHARS, clean, json_object, string_field
 from bot.core import events as ev
 from bot.core.actions.slot_extraction import PROTECTED_SLOTS, extract_slots
+from bot.privacy import mask_value
 from bot.server.auth import authorize
 from bot.server.errors import ApiError
 from bot.server.settings import ServerSettings
@@ -137,6 +138,9 @@ def operator_blueprint(agent: Agent, settings: ServerSettings) -> Blueprint:
                 ]
                 tracker.extend(events[1:])
             await processor.tracker_store.append(sender_id, events)
-        return json(tracker.current_state(), ensure_ascii=False)
+        # An export of the conversation: identifiers masked whatever the stored-text policy.
+        state = tracker.current_state()
+        masked: dict[str, Any] = mask_value(state)
+        return json({**masked, "sender_id": state.get("sender_id")}, ensure_ascii=False)
 
     return bp
