@@ -69,7 +69,6 @@ def refine(
     start_coo = centroids.tocoo()
     w = np.zeros(centroids.shape, np.float32)
     w[start_coo.row, start_coo.col] = start_coo.data
-    touched = [start_coo.row.astype(np.int64) * centroids.shape[1] + start_coo.col]
     rng = np.random.default_rng(seed)
     n = x.shape[0]
     n_classes = w.shape[1]
@@ -103,14 +102,10 @@ def refine(
             delta = (xb.T @ update).tocoo()
             delta.sum_duplicates()
             w[delta.row, delta.col] += delta.data
-            touched.append(delta.row.astype(np.int64) * n_classes + delta.col)
-    cells = np.unique(np.concatenate(touched))  # the only cells that can be non-zero
-    r, c = np.divmod(cells, n_classes)
-    values = w[r, c]
-    keep = values != 0
-    return sparse.csr_matrix(
-        (values[keep], (r[keep], c[keep])), shape=centroids.shape, dtype=np.float32
-    )
+    # only the centroids' cells and the updated ones can be non-zero: one scan of the dense
+    # copy finds them (cheaper than keeping and de-duplicating every update's cells)
+    out: sparse.csr_matrix = sparse.csr_matrix(w, dtype=np.float32)
+    return out
 
 
 def _previous_columns(
