@@ -137,3 +137,12 @@ def test_incremental_build_keeps_an_hnsw_index_while_its_rows_line_up(
     )
     result = build_knowledge_base(kb_dir, config, None, progress=False)
     assert len(built) == 3 and read_meta(result.build_dir)["index"]["stale_rows"] == 0
+
+
+def test_meta_records_wall_and_cpu_seconds_per_stage(tmp_path: Path) -> None:
+    kb_dir = write_library_kb(tmp_path)
+    result = build_knowledge_base(kb_dir, {}, None, progress=False)
+    meta = read_meta(result.build_dir)
+    wall, cpu = meta["stage_seconds"], meta["stage_cpu_seconds"]
+    assert set(wall) == set(cpu) and {"tokenising", "calibration", "classifier"} <= set(cpu)
+    assert all(v >= 0 for v in cpu.values()) and sum(cpu.values()) > 0
