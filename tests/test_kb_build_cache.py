@@ -146,3 +146,28 @@ def test_meta_records_wall_and_cpu_seconds_per_stage(tmp_path: Path) -> None:
     wall, cpu = meta["stage_seconds"], meta["stage_cpu_seconds"]
     assert set(wall) == set(cpu) and {"tokenising", "calibration", "classifier"} <= set(cpu)
     assert all(v >= 0 for v in cpu.values()) and sum(cpu.values()) > 0
+
+
+def test_incremental_build_continues_the_low_rank_model_at_the_warm_rate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full build trains the low-rank model at the full rate; an incremental one continues
+    the previous model at the (lower) warm rate, so a few rows cannot pull it their way."""
+    from bot.kb import lowrank
+
+    rates: list[object] = []
+    real_fit = lowrank.LowRankSoftmax.fit.__func__  # type: ignore[attr-defined]
+
+    def spy(cls: type, *args: object, **kw: object) -> object:
+        rates.append((kw.get("rate"), kw.get("start") is not None))
+        return real_fit(cls, *args, **kw)
+
+    monkeypatch.setattr(lowrank.LowRankSoftmax, "fit", classmethod(spy))
+    kb_dir = write_library_kb(tmp_path)
+    build_knowledge_base(kb_dir, {}, None, progress=False)
+    assert rates and all(rate is None and not warm for rate, warm in rates)  # RATE, fresh
+    rates.clear()
+    source = kb_dir / "sources" / "library.yml"
+    source.write_text(LIBRARY_YML.replace("借书要押金吗", "借书要交押金吗"), encoding="utf-8")
+    build_knowledge_base(kb_dir, {}, None, progress=False)
+    assert rates == [(lowrank.WARM_RATE, True)] and lowrank.WARM_RATE < lowrank.RATE

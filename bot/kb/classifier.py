@@ -32,6 +32,7 @@ from bot.kb.features import SparseFeaturizer
 from bot.kb.lowrank import BATCH as LOWRANK_BATCH
 from bot.kb.lowrank import EPOCHS as LOWRANK_EPOCHS
 from bot.kb.lowrank import WARM_EPOCHS as LOWRANK_WARM_EPOCHS
+from bot.kb.lowrank import WARM_RATE as LOWRANK_WARM_RATE
 from bot.kb.lowrank import LowRankSoftmax
 from bot.kb.text import Analysed
 
@@ -148,9 +149,9 @@ def _warm_lowrank(
     warm: tuple[EntryClassifier, np.ndarray],
 ) -> LowRankSoftmax:
     """An incremental build's low-rank model: the previous one (same vocabulary), trained for
-    :data:`~bot.kb.lowrank.WARM_EPOCHS` on the rows of new or changed entries and as many
-    other rows (at least one batch; a rebuild stays within seconds), or fitted afresh when
-    the previous classifier had none."""
+    :data:`~bot.kb.lowrank.WARM_EPOCHS` at :data:`~bot.kb.lowrank.WARM_RATE` on the rows of
+    new or changed entries and as many other rows (at least one batch; a rebuild stays
+    within seconds), or fitted afresh when the previous classifier had none."""
     before = warm[0].lowrank
     if before is None:
         return LowRankSoftmax.fit(x, column, classes.size, epochs=LOWRANK_EPOCHS)
@@ -162,7 +163,12 @@ def _warm_lowrank(
     rows = np.sort(np.r_[fresh, rng.choice(others, take, replace=False)])
     start = before.warm_start(kept, classes.size)
     return LowRankSoftmax.fit(
-        x[rows], column[rows], classes.size, epochs=LOWRANK_WARM_EPOCHS, start=start
+        x[rows],
+        column[rows],
+        classes.size,
+        epochs=LOWRANK_WARM_EPOCHS,
+        start=start,
+        rate=LOWRANK_WARM_RATE,
     )
 
 
