@@ -267,6 +267,7 @@ def build_ours(kb_dir: Path, bare: bool) -> tuple[KnowledgeBase, dict[str, Any]]
         "classifier": result.classifier,
         "calibration_queries": result.calibration_queries,
         "stage_seconds": meta.get("stage_seconds", {}),
+        "stage_cpu_seconds": meta.get("stage_cpu_seconds", {}),
     }
 
 
@@ -358,8 +359,12 @@ def print_report(r: dict[str, Any], misses: int) -> None:
             f"load {b['load_seconds']:.2f} s"
         )
         if b["stage_seconds"]:
-            stages = ", ".join(f"{k} {v:.1f}s" for k, v in b["stage_seconds"].items())
-            print(f"  stages: {stages}")
+            cpu = b.get("stage_cpu_seconds") or {}
+            stages = ", ".join(
+                f"{k} {v:.1f}" + (f"/{cpu[k]:.1f}" if k in cpu else "")
+                for k, v in b["stage_seconds"].items()
+            )
+            print(f"  stages (wall/CPU s): {stages}")
     print(
         f"  {'system':<20} {'top-1':>7} {'R@5':>7} {'MRR':>7} {'index s':>8} "
         f"{'p50 ms':>7} {'p99 ms':>7}"

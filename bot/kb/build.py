@@ -361,6 +361,30 @@ class Reuse:
 
 
 REUSE_MAX_CHANGED = 0.02  # share of entries that may change for an incremental build
+INDEX_STALE_MAX = 0.02  # share of an approximate index's rows that may hold older vectors
+
+
+def _reusable_index(
+    previous: Reuse, vectors: np.ndarray, settings: KBSettings
+) -> tuple[dense_index.DenseIndex | None, int]:
+    """An incremental build's approximate (HNSW / IVF) index: the previous one, kept when the
+    rows line up (same number of question variants per entry, same order; the embedder is
+    the same) and at most :data:`INDEX_STALE_MAX` of its rows hold an older vector (counted
+    over the builds since it was made, ``meta["index"]["stale_rows"]``). Building HNSW is
+    most of a one-entry rebuild; a stale row only affects which candidates the dense search
+    proposes (the changed entry's new wording is still found by BM25 and the classifier,
+    and every candidate is scored with its current vector). Flat indices are rebuilt (that
+    costs nothing). Returns the index and its stale rows, or ``(None, 0)``."""
+    old = previous.parts
+    kind = dense_index.choose_kind(settings.index, vectors.shape[0], settings.flat_max_vectors)
+    if kind == "flat" or old.dense.kind != kind or old.vectors.shape != vectors.shape:
+        return None, 0
+    changed = int(np.count_nonzero(np.any(old.vectors != vectors, axis=1)))
+    before = previous.meta.get("index", {}).get("stale_rows", 0)
+    stale = changed + (before if isinstance(before, int) else 0)
+    if stale > INDEX_STALE_MAX * vectors.shape[0]:
+        return None, 0
+    return old.dense, stale
 
 
 def build_components(
@@ -417,17 +441,25 @@ def build_components(
     answers = BM25.fit([d.words for d in answer_docs])
     if progress:
         progress("FAISS index", 0, 1)
-    dense_index.set_threads(os.cpu_count() or 1)
-    dense = dense_index.DenseIndex.build(
-        vectors,
-        settings.index,
-        flat_max_vectors=settings.flat_max_vectors,
-        hnsw_m=settings.hnsw_m,
-        ef_construction=settings.ef_construction,
-        ef_search=settings.ef_search,
-        nprobe=settings.nprobe,
+    kept, stale = (
+        _reusable_index(previous, vectors, settings)
+        if incremental and previous is not None
+        else (None, 0)
     )
-    dense_index.set_threads(settings.search_threads)
+    if kept is not None:
+        dense = kept
+    else:
+        dense_index.set_threads(os.cpu_count() or 1)
+        dense = dense_index.DenseIndex.build(
+            vectors,
+            settings.index,
+            flat_max_vectors=settings.flat_max_vectors,
+            hnsw_m=settings.hnsw_m,
+            ef_construction=settings.ef_construction,
+            ef_search=settings.ef_search,
+            nprobe=settings.nprobe,
+        )
+        dense_index.set_threads(settings.search_threads)
 
     use_classifier = len(entries) <= settings.classifier_max_entries and len(entries) > 1
     parts = Components(
@@ -469,7 +501,7 @@ def build_components(
         "entries": len(entries),
         "variants": len(variants),
         "nlu_texts": len(extra),
-        "index": {"kind": dense.kind, "vectors": dense.size},
+        "index": {"kind": dense.kind, "vectors": dense.size, "stale_rows": stale},
         "dimensions": int(vectors.shape[1]),
         "classifier": parts.classifier is not None,
         "calibration_queries": parts.calibrator.fitted_on,
