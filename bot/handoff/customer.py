@@ -363,13 +363,23 @@ class CustomerSide:
 
     async def history(self, conversation_id: str) -> list[dict[str, Any]]:
         tracker = await self.ctx.processor.get_tracker(conversation_id)
-        out = []
+        out: list[dict[str, Any]] = []
+        titles: dict[str, str] = {}  # payload -> title of the latest bot buttons
         for item in transcript(tracker.events):
             if item["from"] == "customer" and item["text"].startswith("/"):
-                continue  # a button press; the page shows the button's title instead
+                title = titles.get(item["text"])
+                if title is None:
+                    continue  # a payload typed or sent without a button we know
+                item = {**item, "text": title, "button": True}  # shown as pressed
             entry = {"from": item["from"], "text": item["text"], "at": item["at"]}
+            for key in ("buttons", "agent", "button"):
+                if item.get(key):
+                    entry[key] = item[key]
             if item.get("buttons"):
-                entry["buttons"] = item["buttons"]
+                titles = {
+                    str(b.get("payload")): str(b.get("title") or b.get("payload"))
+                    for b in item["buttons"]
+                }
             out.append(entry)
         return out
 
