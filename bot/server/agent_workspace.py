@@ -51,6 +51,9 @@ def openapi_paths() -> dict[str, Any]:
         f"{conv}/topic-suggestions": {
             "get": _op("knowledge suggestions for the conversation's topic", path=True)
         },
+        "/webhooks/app/welcome": {
+            "get": _op("the page's welcome with 猜你想问 (most asked topics)", secured=False)
+        },
         "/webhooks/app/events/ticket": {
             "post": _op(
                 "a one-time ticket (30 s) for the customer's event stream; customer JWT in "

@@ -21,6 +21,7 @@
   var APP_URL = "/webhooks/app/webhook";
   var LOGIN_URL = "/dev/login";
   var EVENTS_URL = "/webhooks/app/events";
+  var WELCOME_URL = "/webhooks/app/welcome";
   var HISTORY_URL = "/webhooks/app/history";
   var KEY_SENDER = "bankbot.sender";
   var KEY_ANONYMOUS = "bankbot.anonymous";
@@ -312,6 +313,7 @@
     }
     addTime(li, message.at);
     scrollToEnd();
+    return li;
   }
 
   function setTyping(on) {
@@ -410,6 +412,7 @@
         addNote(login ? "已以 " + login.name + "（" + login.customer_id + "）身份登录（开发环境）。"
                       : "您正在以匿名访客身份咨询，查询账户需登录。");
       }
+      if (previous !== who) welcome();
       connectStream();
       els.input.focus();
     }
@@ -768,9 +771,22 @@
     });
   }
 
+  // An empty conversation starts with the welcome and 猜你想问 (the most asked topics).
+  function welcome() {
+    return fetch(WELCOME_URL, { headers: { Accept: "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : { messages: [] }; })
+      .catch(function () { return { messages: [] }; })
+      .then(function (body) {
+        (body.messages || []).forEach(function (m) {
+          var li = addBot(m);
+          if (li) li.dataset.testid = "welcome";
+        });
+      });
+  }
+
   function restoreHistory() {
     return fetchHistory().then(function (messages) {
-      if (!messages.length) return;
+      if (!messages.length) return welcome();
       // The earlier conversation goes above whatever the page shows already.
       var shown = Array.prototype.slice.call(els.messages.children);
       shown.forEach(function (node) { els.messages.removeChild(node); });
