@@ -36,6 +36,7 @@ WHILE_WAITING = {
     "query_balance": "action_query_balance",
     "query_progress": "action_query_progress",
 }
+MAX_COMMENT = 500  # characters of a rating comment kept
 # Flows that change data stay off while a human has the conversation (utter_handoff_flow_off).
 DATA_CHANGING = frozenset({"report_loss"})
 
@@ -292,17 +293,37 @@ class CustomerSide:
         turn.add(ev.action(LISTEN, "while_waiting", 1.0, now))
         return True
 
-    async def record_rating(self, conversation_id: str, parse_data: dict[str, Any]) -> None:
-        value = next(
-            (
-                e.get("value")
-                for e in parse_data.get("entities") or []
-                if e.get("entity") == "rating"
-            ),
-            None,
-        )
+    async def record_rating(self, turn: Turn, parse_data: dict[str, Any]) -> None:
+        """The rating buttons after an agent closed (1-5, then asked 是否解决), the 是否解决
+        buttons (then an optional comment is asked for); both in the audit log."""
+        conversation_id = turn.sender_id
+        entities = {str(e.get("entity")): e.get("value") for e in parse_data.get("entities") or []}
+        if "solved" in entities:
+            latest = await self.ctx.store_latest(conversation_id)
+            if (
+                latest is None
+                or latest.status != "closed"
+                or str(entities["solved"])
+                not in (
+                    "yes",
+                    "no",
+                )
+            ):
+                return
+            await self.ctx.run(
+                self.db.audit.record,
+                "customer",
+                "rate_solved",
+                conversation_id,
+                latest.id,
+                {"solved": entities["solved"] == "yes"},
+            )
+            ask = self.turn_words(turn, responses.ASK_COMMENT)
+            ask["metadata"] = {"handoff": "ask_comment", "handoff_id": latest.id}
+            turn.add(ask)
+            return
         try:
-            rating = int(str(value))
+            rating = int(str(entities.get("rating")))
         except (TypeError, ValueError):
             return
         if 1 <= rating <= 5:
@@ -316,6 +337,27 @@ class CustomerSide:
                     rated.id,
                     {"rating": rating},
                 )
+                self.say(turn, responses.ASK_SOLVED)
+
+    async def record_comment(self, turn: Turn) -> None:
+        """The customer's message right after ``utter_handoff_ask_comment`` is their comment
+        on the service (masked, in the audit log); a button press is not."""
+        text = turn.message.text.strip()
+        if not text or text.startswith("/"):
+            return
+        events = turn.tracker.events[: turn.start]
+        last_bot = next((e for e in reversed(events) if e.get("event") == "bot"), None)
+        meta = (last_bot or {}).get("metadata") or {}
+        if meta.get("handoff") != "ask_comment":
+            return
+        await self.ctx.run(
+            self.db.audit.record,
+            "customer",
+            "rate_comment",
+            turn.sender_id,
+            meta.get("handoff_id"),
+            {"comment": mask_text(text)[:MAX_COMMENT]},
+        )
 
     async def _webhook(self, packet: dict[str, Any]) -> None:
         import httpx

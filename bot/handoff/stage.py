@@ -32,8 +32,9 @@ class HandoffStage:
         result = turn.result
         intent = triggers.intent_of(result.parse_data)
         self._count_topic(turn, intent)
+        await self.customer.record_comment(turn)
         if intent == "rate_service":
-            await self.customer.record_rating(turn.sender_id, result.parse_data)
+            await self.customer.record_rating(turn, result.parse_data)
             return
         if result.outcome == "paused":
             await self.customer.while_paused(turn)

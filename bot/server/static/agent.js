@@ -650,7 +650,10 @@
       if (typeof i.confidence === "number") {
         li.appendChild(el("span", "conf", "（置信度 " + i.confidence.toFixed(2) + "）"));
       }
-      if (i.text) li.appendChild(document.createTextNode(" “" + i.text + "”"));
+      if (i.text) {  // a button press by its title, as in the transcript
+        li.appendChild(document.createTextNode(i.text.charAt(0) === "/" ? " " + payloadLabel(i.text)
+          : " “" + i.text + "”"));
+      }
       els.ctxIntents.appendChild(li);
     });
     if (!(packet.intents || []).length) els.ctxIntents.appendChild(el("li", "empty", "无"));
