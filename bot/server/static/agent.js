@@ -570,7 +570,7 @@
     var canReply = (status === "assigned" || status === "active") && mine;
     els.replyInput.disabled = !canReply;
     els.replySend.disabled = !canReply;
-    els.replyInput.placeholder = canReply ? "输入回复，Enter 发送，Shift+Enter 换行"
+    els.replyInput.placeholder = canReply ? "输入回复，Enter 发送，Shift+Enter 换行，“/”搜索快捷回复"
       : status === "waiting" ? "接入会话后才能回复" : "会话不在您的处理中，无法回复";
     els.cannedList.querySelectorAll("button").forEach(function (b) { b.disabled = !canReply; });
     els.transferButton.disabled = !open || (status !== "waiting" && !mine && !isSupervisor());
