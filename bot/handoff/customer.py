@@ -37,6 +37,9 @@ WHILE_WAITING = {
     "query_progress": "action_query_progress",
 }
 MAX_COMMENT = 500  # characters of a rating comment kept
+SOLVED = {"solved": True, "unsolved": False}  # the 是否解决 buttons' rating values
+# What the bot says when it has no answer: not said while the customer waits for a person.
+NOT_AN_ANSWER = frozenset({"utter_faq_not_sure", "utter_kb_unavailable"})
 # Flows that change data stay off while a human has the conversation (utter_handoff_flow_off).
 DATA_CHANGING = frozenset({"report_loss"})
 
@@ -268,8 +271,10 @@ class CustomerSide:
             logger.warning("%s: %s while waiting failed: %s", turn.sender_id, name, exc)
             return False
         messages = [e for e in events if e.get("event") == "bot"]
-        if not messages:
-            return False
+        if not messages or any(
+            (e.get("metadata") or {}).get("utter_action") in NOT_AN_ANSWER for e in messages
+        ):
+            return False  # "not sure" is no help while waiting: acknowledged instead
         first = not any(
             (e.get("metadata") or {}).get("while_waiting")
             and float(e.get("timestamp") or 0) >= handoff.enqueued_at
@@ -295,20 +300,13 @@ class CustomerSide:
 
     async def record_rating(self, turn: Turn, parse_data: dict[str, Any]) -> None:
         """The rating buttons after an agent closed (1-5, then asked 是否解决), the 是否解决
-        buttons (then an optional comment is asked for); both in the audit log."""
+        buttons (``rating`` solved / unsolved; then an optional comment is asked for); both
+        in the audit log."""
         conversation_id = turn.sender_id
         entities = {str(e.get("entity")): e.get("value") for e in parse_data.get("entities") or []}
-        if "solved" in entities:
+        if entities.get("rating") in SOLVED:
             latest = await self.ctx.store_latest(conversation_id)
-            if (
-                latest is None
-                or latest.status != "closed"
-                or str(entities["solved"])
-                not in (
-                    "yes",
-                    "no",
-                )
-            ):
+            if latest is None or latest.status != "closed":
                 return
             await self.ctx.run(
                 self.db.audit.record,
@@ -316,7 +314,7 @@ class CustomerSide:
                 "rate_solved",
                 conversation_id,
                 latest.id,
-                {"solved": entities["solved"] == "yes"},
+                {"solved": SOLVED[str(entities["rating"])]},
             )
             ask = self.turn_words(turn, responses.ASK_COMMENT)
             ask["metadata"] = {"handoff": "ask_comment", "handoff_id": latest.id}
