@@ -194,3 +194,19 @@ async def test_the_welcome_offers_the_most_asked_topics() -> None:
         {"title": "跨行转账手续费", "payload": '/faq{"topic": "transfer_fee"}'},
         {"title": "查询办理进度", "payload": "/query_progress"},
     ]  # an entry without a known title is left out
+
+
+async def test_older_customers_are_offered_large_text() -> None:
+    from bot.handoff.routing import Profile
+
+    app, service = app_with(Tickets())
+    ages = {"C1001": 35, "C1002": 72}
+    service.ctx.profiles = lambda cid: Profile(cid, "x", ages[cid], False)
+    for customer, offered in (("C1001", False), ("C1002", True)):
+        token = issue_token(customer, JWT)
+        _, response = await app.asgi_client.get(
+            "/webhooks/app/preferences", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert response.status == 200 and response.json == {"large_text": offered}, customer
+    _, anonymous = await app.asgi_client.get("/webhooks/app/preferences")
+    assert anonymous.json == {"large_text": False}

@@ -98,3 +98,33 @@ def test_rich_messages(browser: Any, server: Server, tmp_path: Path, size: str) 
     png(shot)
     png(restored)
     assert errors == []
+
+
+def test_an_older_customer_is_offered_large_text(
+    browser: Any, server: Server, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport=SIZES["phone"], locale="zh-CN")
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        login_as(page, server.url, "李秀英（C1002）")  # 72
+        offer = page.get_by_test_id("large-text-offer")
+        expect(offer).to_be_visible()
+        offer.get_by_role("button", name="开启大字模式").click()
+        expect(page.locator("html")).to_have_class("large-text")
+        page.screenshot(path=str(tmp_path / "webchat-large-text-offer-phone.png"), full_page=True)
+    finally:
+        context.close()
+    younger = browser.new_context(viewport=SIZES["phone"], locale="zh-CN")
+    page = younger.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        login_as(page, server.url, "张伟（C1001）")  # 35: not offered
+        expect(page.get_by_test_id("welcome").last).to_be_visible()
+        say(page, "你好")
+        expect(page.locator(".msg-bot").filter(has_text="您好")).to_have_count(1)
+        expect(page.get_by_test_id("large-text-offer")).to_have_count(0)
+    finally:
+        younger.close()

@@ -153,6 +153,9 @@ def openapi_paths() -> dict[str, Any]:
         f"{conv}/topic-suggestions": {
             "get": _op("knowledge suggestions for the conversation's topic", path=True)
         },
+        "/webhooks/app/preferences": {
+            "get": _op("what the page offers the customer (large text)", secured=False)
+        },
         "/webhooks/app/welcome": {
             "get": _op("the page's welcome with 猜你想问 (most asked topics)", secured=False)
         },

@@ -159,6 +159,17 @@ def customer_blueprint(
         conversation = customer_conversation(request, jwt)
         return json_response({"messages": await service.history(conversation)}, ensure_ascii=False)
 
+    @bp.get("/preferences")
+    async def preferences(request: Request) -> HTTPResponse:
+        """What the page should offer this customer: large text from the handoff's elderly
+        age on (``priorities.elderly_age``, 60), read from the customer's profile."""
+        _refuse_token_in_url(request)
+        customer = authenticate(request, jwt)
+        profile = await service.ctx.profile(customer.customer_id) if customer else None
+        age = profile.age if profile else None
+        elderly = service.config.priorities.elderly_age
+        return json_response({"large_text": age is not None and age >= elderly})
+
     @bp.get("/welcome")
     async def welcome(request: Request) -> HTTPResponse:
         return json_response({"messages": [welcome_message(service)]}, ensure_ascii=False)

@@ -22,6 +22,7 @@
   var LOGIN_URL = "/dev/login";
   var EVENTS_URL = "/webhooks/app/events";
   var WELCOME_URL = "/webhooks/app/welcome";
+  var PREFERENCES_URL = "/webhooks/app/preferences";
   var HISTORY_URL = "/webhooks/app/history";
   var KEY_SENDER = "bankbot.sender";
   var KEY_ANONYMOUS = "bankbot.anonymous";
@@ -412,7 +413,7 @@
         addNote(login ? "已以 " + login.name + "（" + login.customer_id + "）身份登录（开发环境）。"
                       : "您正在以匿名访客身份咨询，查询账户需登录。");
       }
-      if (previous !== who) welcome();
+      if (previous !== who) { welcome(); offerLargeText(); }
       connectStream();
       els.input.focus();
     }
@@ -769,6 +770,31 @@
         else deliver(m, "stream");
       });
     });
+  }
+
+  // An older customer (the server says so from the profile) is offered large text once per tab.
+  function offerLargeText() {
+    if (!state.login || document.documentElement.classList.contains("large-text")) return;
+    if (session.getItem("bankbot.large_offered") === "1") return;
+    fetch(PREFERENCES_URL, { headers: { Authorization: "Bearer " + state.login.token,
+                                        Accept: "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : {}; })
+      .catch(function () { return {}; })
+      .then(function (prefs) {
+        if (!prefs.large_text || document.documentElement.classList.contains("large-text")) return;
+        session.setItem("bankbot.large_offered", "1");
+        var li = addNote("字太小？可以开启大字模式。");
+        li.dataset.testid = "large-text-offer";
+        var button = document.createElement("button");
+        button.type = "button";
+        button.className = "chip";
+        button.textContent = "开启大字模式";
+        button.addEventListener("click", function () {
+          setLarge(true);
+          button.disabled = true;
+        });
+        li.appendChild(button);
+      });
   }
 
   // An empty conversation starts with the welcome and 猜你想问 (the most asked topics).
