@@ -47,6 +47,10 @@ def describe(account: Any, domain: dict[str, Any]) -> tuple[str, dict[str, Any]]
         "statement": statement,
         "due": due,
         "frozen": frozen,
+        "statement_amount": format_yuan(account.statement_balance_fen)
+        if account.statement_balance_fen is not None
+        else "",
+        "due_date": account.due_date.isoformat() if account.due_date is not None else "",
     }
 
 

@@ -95,3 +95,44 @@ def test_topic_suggestions_weigh_the_latest_topic_and_hide_weak_ones() -> None:
     found = packet.topic_suggestions(messages, search)
     assert [s["id"] for s in found] == ["limit", "fee"]  # latest topic first; noise hidden
     assert packet.topic_texts(messages) == ["转账限额", "年费怎么收"]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_console_that_stops_beating_is_set_away(trained_bot: TrainedBot) -> None:
+    from bot.server.agent_workspace import AWAY_AFTER_SECONDS, SWEEP_SECONDS, Presence
+
+    assert AWAY_AFTER_SECONDS + SWEEP_SECONDS <= 30  # closing the console: away within 30 s
+    app, _agent, service = make(trained_bot, CONFIG)
+    alice = await login(app, "alice")
+    _, beat = await app.asgi_client.post("/agent/heartbeat")
+    assert beat.status == 401
+    _, online = await app.asgi_client.post(
+        "/agent/status", headers=alice, json={"status": "available"}
+    )
+    assert online.status == 200
+    _, beat = await app.asgi_client.post("/agent/heartbeat", headers=alice)
+    assert beat.status == 200 and beat.json["away_after"] == AWAY_AFTER_SECONDS
+
+    clock = Clock()
+    presence = Presence(service, clock=clock)
+    await presence.beat("alice")
+    clock.now += AWAY_AFTER_SECONDS - 1
+    assert await presence.sweep() == []  # still beating recently
+    await presence.beat("alice")
+    clock.now += AWAY_AFTER_SECONDS + 1  # the tab was closed
+    assert await presence.sweep() == ["alice"]
+    assert service.store.agents.get("alice").status == "away"  # type: ignore[union-attr]
+    assert await presence.sweep() == []  # once
+    # an agent who never sent a heartbeat (an API client) is not swept
+    bob = await login(app, "bob")
+    await app.asgi_client.post("/agent/status", headers=bob, json={"status": "available"})
+    clock.now += 3600
+    assert await presence.sweep() == []
+    assert service.store.agents.get("bob").status == "available"  # type: ignore[union-attr]

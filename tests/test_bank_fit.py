@@ -6,9 +6,10 @@ a loan and a card replacement), C1002 (debit 8888 only, a credit-limit increase)
 
 from __future__ import annotations
 
-from test_bank_replies import HUMAN, bank, domain, replies
+# the action modules as test_bank_replies imported them: importing ``actions`` again here would
+# put this repository's copy back into sys.modules, where the trained project's must be found
+from test_bank_replies import HUMAN, balance, bank, card_loss, domain, progress, replies
 
-from actions import balance, card_loss, progress
 from bot.bank.sandbox import SandboxBank
 from bot.domain import Domain
 

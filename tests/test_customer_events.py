@@ -173,3 +173,40 @@ def test_an_access_log_line_never_shows_a_token() -> None:
     assert token not in record.request and "token=[redacted]" in record.request
     app_with(Tickets())  # mounting the blueprint installs the filter
     assert any(isinstance(f, RedactTokens) for f in logging.getLogger("sanic.access").filters)
+
+
+async def test_the_welcome_offers_the_most_asked_topics() -> None:
+    app, service = app_with(Tickets())
+    _, first = await app.asgi_client.get("/webhooks/app/welcome")
+    assert first.status == 200
+    [message] = first.json["messages"]
+    assert "猜你想问" in message["text"]
+    assert [b["payload"] for b in message["buttons"]] == [
+        "/query_balance",
+        "/query_progress",
+        "/report_loss",
+    ]  # nothing asked yet: the response's own buttons
+    service.ctx.asked.update({"faq:transfer_fee": 5, "intent:query_progress": 3, "faq:x": 1})
+    service.ctx.titles["faq:transfer_fee"] = "跨行转账手续费"
+    _, later = await app.asgi_client.get("/webhooks/app/welcome")
+    buttons = later.json["messages"][0]["buttons"]
+    assert buttons == [
+        {"title": "跨行转账手续费", "payload": '/faq{"topic": "transfer_fee"}'},
+        {"title": "查询办理进度", "payload": "/query_progress"},
+    ]  # an entry without a known title is left out
+
+
+async def test_older_customers_are_offered_large_text() -> None:
+    from bot.handoff.routing import Profile
+
+    app, service = app_with(Tickets())
+    ages = {"C1001": 35, "C1002": 72}
+    service.ctx.profiles = lambda cid: Profile(cid, "x", ages[cid], False)
+    for customer, offered in (("C1001", False), ("C1002", True)):
+        token = issue_token(customer, JWT)
+        _, response = await app.asgi_client.get(
+            "/webhooks/app/preferences", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert response.status == 200 and response.json == {"large_text": offered}, customer
+    _, anonymous = await app.asgi_client.get("/webhooks/app/preferences")
+    assert anonymous.json == {"large_text": False}

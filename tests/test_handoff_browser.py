@@ -258,7 +258,7 @@ def test_customer_and_agent_through_a_handoff(browser: Any, server: Server, tmp_
         ).to_have_count(1)
         reply = customer.locator(".msg-agent").filter(has_text=REPLY)
         expect(reply).to_have_count(1)
-        expect(reply.locator(".msg-from")).to_have_text("人工客服")
+        expect(reply.locator(".msg-from")).to_have_text(f"人工客服（工号 {AGENT}）")
         expect(reply.locator(".msg-from")).to_be_visible()
 
         # the customer writes; the agent sees it live and knowledge suggestions follow it

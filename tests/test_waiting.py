@@ -110,3 +110,32 @@ async def test_everything_the_customer_wrote_reaches_the_agent(trained_bot: Trai
     assert customer[-len(written) :] == written
     bot = [m for m in context.json["transcript"] if m["from"] == "bot"]
     assert any("手续费" in m["text"] for m in bot)  # what the bot answered meanwhile, too
+
+
+async def test_the_rating_asks_whether_it_was_solved_and_takes_a_comment(
+    trained_bot: TrainedBot,
+) -> None:
+    app, _agent, service = make(trained_bot, CONFIG)
+    await queued(app, service, "r1")
+    alice = await login(app, "alice")
+    await app.asgi_client.post("/agent/conversations/r1/accept", headers=alice)
+    _, closed = await app.asgi_client.post(
+        "/agent/conversations/r1/close", headers=alice, json={"resolution": "resolved"}
+    )
+    assert closed.status == 200
+    rated = await say(app, "r1", '/rate_service{"rating": "4"}')
+    assert "感谢您的评价" in rated[0]["text"]
+    question = rated[-1]
+    assert "解决了吗" in question["text"]
+    assert [b["title"] for b in question["buttons"]] == ["已解决", "未解决"]
+    answered = await say(app, "r1", question["buttons"][1]["payload"])
+    assert "意见或建议" in texts(answered)
+    await say(app, "r1", "等得太久了，我的卡号6222021234567890123")
+    log = {e["action"]: e for e in service.store.audit.log("r1")}
+    assert log["rate"]["detail"] == {"rating": 4}
+    assert log["rate_solved"]["detail"] == {"solved": False}
+    comment = log["rate_comment"]["detail"]["comment"]
+    assert comment.startswith("等得太久了") and "6222021234567890123" not in comment
+    # a later message is not a comment any more
+    await say(app, "r1", "谢谢")
+    assert [e["action"] for e in service.store.audit.log("r1")].count("rate_comment") == 1

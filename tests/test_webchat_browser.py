@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -243,7 +244,8 @@ def test_full_conversation_as_c1001(browser: Any, server: Server, tmp_path: Path
         # the handoff's answer and the queue notice (docs/handoff.md), each shown once
         expect(page.locator(".msg-bot")).to_have_count(bots + 2)
         expect(page.locator(".msg-bot").last).to_contain_text("人工服务队列")
-        expect(page.locator(".msg-user").last).to_have_text("我：转人工")
+        # the message and its time (HH:MM)
+        expect(page.locator(".msg-user").last).to_have_text(re.compile(r"^我：转人工\d\d:\d\d$"))
     finally:
         context.close()
 

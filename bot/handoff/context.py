@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -62,6 +63,14 @@ class HandoffContext:
         self.senders: dict[str, Sender] = {}
         self.on_queued: Callable[[Handoff], None] | None = None  # metrics
         self._background: set[asyncio.Task[Any]] = set()
+        # What customers ask most (this process, since it started): "faq:<entry id>" or
+        # "intent:<name>" -> turns; the titles of the entries seen. The page's 猜你想问.
+        self.asked: Counter[str] = Counter()
+        self.titles: dict[str, str] = {}
+
+    def most_asked(self, count: int) -> list[tuple[str, str]]:
+        """The ``count`` most asked topics as (kind:key, title or "")."""
+        return [(key, self.titles.get(key, "")) for key, _n in self.asked.most_common(count)]
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self.store.inline and fn != self.store.agents.authenticate:  # scrypt: ~50 ms

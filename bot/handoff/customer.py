@@ -36,6 +36,10 @@ WHILE_WAITING = {
     "query_balance": "action_query_balance",
     "query_progress": "action_query_progress",
 }
+MAX_COMMENT = 500  # characters of a rating comment kept
+SOLVED = {"solved": True, "unsolved": False}  # the 是否解决 buttons' rating values
+# What the bot says when it has no answer: not said while the customer waits for a person.
+NOT_AN_ANSWER = frozenset({"utter_faq_not_sure", "utter_kb_unavailable"})
 # Flows that change data stay off while a human has the conversation (utter_handoff_flow_off).
 DATA_CHANGING = frozenset({"report_loss"})
 
@@ -267,8 +271,10 @@ class CustomerSide:
             logger.warning("%s: %s while waiting failed: %s", turn.sender_id, name, exc)
             return False
         messages = [e for e in events if e.get("event") == "bot"]
-        if not messages:
-            return False
+        if not messages or any(
+            (e.get("metadata") or {}).get("utter_action") in NOT_AN_ANSWER for e in messages
+        ):
+            return False  # "not sure" is no help while waiting: acknowledged instead
         first = not any(
             (e.get("metadata") or {}).get("while_waiting")
             and float(e.get("timestamp") or 0) >= handoff.enqueued_at
@@ -292,17 +298,30 @@ class CustomerSide:
         turn.add(ev.action(LISTEN, "while_waiting", 1.0, now))
         return True
 
-    async def record_rating(self, conversation_id: str, parse_data: dict[str, Any]) -> None:
-        value = next(
-            (
-                e.get("value")
-                for e in parse_data.get("entities") or []
-                if e.get("entity") == "rating"
-            ),
-            None,
-        )
+    async def record_rating(self, turn: Turn, parse_data: dict[str, Any]) -> None:
+        """The rating buttons after an agent closed (1-5, then asked 是否解决), the 是否解决
+        buttons (``rating`` solved / unsolved; then an optional comment is asked for); both
+        in the audit log."""
+        conversation_id = turn.sender_id
+        entities = {str(e.get("entity")): e.get("value") for e in parse_data.get("entities") or []}
+        if entities.get("rating") in SOLVED:
+            latest = await self.ctx.store_latest(conversation_id)
+            if latest is None or latest.status != "closed":
+                return
+            await self.ctx.run(
+                self.db.audit.record,
+                "customer",
+                "rate_solved",
+                conversation_id,
+                latest.id,
+                {"solved": SOLVED[str(entities["rating"])]},
+            )
+            ask = self.turn_words(turn, responses.ASK_COMMENT)
+            ask["metadata"] = {"handoff": "ask_comment", "handoff_id": latest.id}
+            turn.add(ask)
+            return
         try:
-            rating = int(str(value))
+            rating = int(str(entities.get("rating")))
         except (TypeError, ValueError):
             return
         if 1 <= rating <= 5:
@@ -316,6 +335,27 @@ class CustomerSide:
                     rated.id,
                     {"rating": rating},
                 )
+                self.say(turn, responses.ASK_SOLVED)
+
+    async def record_comment(self, turn: Turn) -> None:
+        """The customer's message right after ``utter_handoff_ask_comment`` is their comment
+        on the service (masked, in the audit log); a button press is not."""
+        text = turn.message.text.strip()
+        if not text or text.startswith("/"):
+            return
+        events = turn.tracker.events[: turn.start]
+        last_bot = next((e for e in reversed(events) if e.get("event") == "bot"), None)
+        meta = (last_bot or {}).get("metadata") or {}
+        if meta.get("handoff") != "ask_comment":
+            return
+        await self.ctx.run(
+            self.db.audit.record,
+            "customer",
+            "rate_comment",
+            turn.sender_id,
+            meta.get("handoff_id"),
+            {"comment": mask_text(text)[:MAX_COMMENT]},
+        )
 
     async def _webhook(self, packet: dict[str, Any]) -> None:
         import httpx
@@ -363,13 +403,23 @@ class CustomerSide:
 
     async def history(self, conversation_id: str) -> list[dict[str, Any]]:
         tracker = await self.ctx.processor.get_tracker(conversation_id)
-        out = []
+        out: list[dict[str, Any]] = []
+        titles: dict[str, str] = {}  # payload -> title of the latest bot buttons
         for item in transcript(tracker.events):
             if item["from"] == "customer" and item["text"].startswith("/"):
-                continue  # a button press; the page shows the button's title instead
+                title = titles.get(item["text"])
+                if title is None:
+                    continue  # a payload typed or sent without a button we know
+                item = {**item, "text": title, "button": True}  # shown as pressed
             entry = {"from": item["from"], "text": item["text"], "at": item["at"]}
+            for key in ("buttons", "agent", "button"):
+                if item.get(key):
+                    entry[key] = item[key]
             if item.get("buttons"):
-                entry["buttons"] = item["buttons"]
+                titles = {
+                    str(b.get("payload")): str(b.get("title") or b.get("payload"))
+                    for b in item["buttons"]
+                }
             out.append(entry)
         return out
 

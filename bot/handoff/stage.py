@@ -13,6 +13,10 @@ from bot.handoff import responses, triggers
 from bot.handoff.context import HandoffContext
 from bot.handoff.customer import CustomerSide
 
+# Counted for the page's 猜你想问 (most asked topics) besides FAQ entries.
+ASKED_INTENTS = frozenset({"query_balance", "query_progress", "report_loss"})
+ASKED_MIN_SCORE = 0.6  # an FAQ question counts for the entry it matches this well
+
 
 class HandoffStage:
     def __init__(self, ctx: HandoffContext, customer: CustomerSide) -> None:
@@ -27,8 +31,10 @@ class HandoffStage:
         result; webhook, dispatch and pushes are spawned."""
         result = turn.result
         intent = triggers.intent_of(result.parse_data)
+        self._count_topic(turn, intent)
+        await self.customer.record_comment(turn)
         if intent == "rate_service":
-            await self.customer.record_rating(turn.sender_id, result.parse_data)
+            await self.customer.record_rating(turn, result.parse_data)
             return
         if result.outcome == "paused":
             await self.customer.while_paused(turn)
@@ -48,6 +54,28 @@ class HandoffStage:
             notice["metadata"]["handoff"] = decision.reason
             turn.add(notice, ev.pause(self.ctx.clock()))
         await self.customer.start(turn, decision, result.parse_data)
+
+    def _count_topic(self, turn: Turn, intent: str | None) -> None:
+        """Count what the customer asked (the page's 猜你想问): a self-service intent, or the
+        knowledge-base entry an FAQ question is about (a 您是想问 button names it; else the
+        entry the text matches with an answer's confidence)."""
+        if intent in ASKED_INTENTS:
+            self.ctx.asked[f"intent:{intent}"] += 1
+            return
+        if intent != "faq" or self.ctx.search is None:
+            return
+        entities = (turn.result.parse_data or {}).get("entities") or []
+        topic = next((str(e.get("value")) for e in entities if e.get("entity") == "topic"), None)
+        text = turn.message.text
+        try:
+            hits = list(self.ctx.search(text)[:1]) if not topic else []
+        except Exception:  # the knowledge base is unavailable: nothing to count
+            return
+        if hits and hits[0][4] >= ASKED_MIN_SCORE:
+            topic = hits[0][0]
+            self.ctx.titles[f"faq:{topic}"] = hits[0][1]
+        if topic:
+            self.ctx.asked[f"faq:{topic}"] += 1
 
     async def _decide(
         self, turn: Turn, intent: str | None, paused_now: bool

@@ -1,6 +1,7 @@
 """What the customer's page gets besides turn replies: ``GET /webhooks/app/events`` (server-sent
 events: an agent's messages, the queue position) and ``GET /webhooks/app/history`` (the
-conversation so far, for a reloaded page).
+conversation so far, for a reloaded page); ``GET /webhooks/app/welcome`` (the welcome with 猜你想问,
+the most asked topics).
 
 A logged-in customer's token never travels in a URL (URLs land in access logs and browser
 history): ``history`` takes it in ``Authorization: Bearer``; an ``EventSource`` cannot send
@@ -14,6 +15,7 @@ sender id (``?sender=``), which the page keeps to itself."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import secrets
@@ -25,8 +27,10 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 from sanic.response import json as json_response
 
+from bot.builtin_responses import builtin_responses
 from bot.channels.app import authenticate
 from bot.channels.inputs import MAX_SENDER_CHARS, check_anonymous, clean
+from bot.core.actions.responses import bot_message
 from bot.handoff.service import HandoffService
 from bot.redis import REDIS_PREFIX, redis_url, shared_client
 from bot.server.agent_api import sse
@@ -35,6 +39,7 @@ from bot.server.settings import JwtSettings
 
 logger = logging.getLogger(__name__)
 TICKET_SECONDS = 30
+WELCOME_TOPICS = 4  # 猜你想问 buttons
 TOKEN_IN_URL = (
     "the token is not accepted in the URL: send it as 'Authorization: Bearer <token>', or get a "
     "one-time ticket from POST /webhooks/app/events/ticket and open /webhooks/app/events?ticket=…"
@@ -102,6 +107,26 @@ def redact_access_log() -> None:
         access.addFilter(RedactTokens())
 
 
+def welcome_message(service: HandoffService) -> dict[str, Any]:
+    """``utter_welcome`` with 猜你想问: the most asked topics of this process as buttons (FAQ
+    entries by their question, self-service intents by ``utter_welcome_topic_<intent>``), or
+    the response's own buttons until customers asked something."""
+    ctx = service.ctx
+    event = ctx.words("utter_welcome")
+    message = {k: v for k, v in bot_message(event, "").items() if k != "recipient_id"}
+    buttons: list[dict[str, str]] = []
+    for key, title in ctx.most_asked(WELCOME_TOPICS * 2):
+        kind, _, name = key.partition(":")
+        if kind == "faq" and title:
+            buttons.append({"title": title, "payload": "/faq" + json.dumps({"topic": name})})
+        elif kind == "intent" and f"utter_welcome_topic_{name}" in builtin_responses():
+            label = ctx.words(f"utter_welcome_topic_{name}").get("text") or name
+            buttons.append({"title": str(label), "payload": f"/{name}"})
+    if buttons:
+        message["buttons"] = buttons[:WELCOME_TOPICS]
+    return message
+
+
 def _refuse_token_in_url(request: Request) -> None:
     if "token" in request.args:
         logger.warning("refused a customer token in the URL of %s", request.path)
@@ -133,6 +158,21 @@ def customer_blueprint(
     async def history(request: Request) -> HTTPResponse:
         conversation = customer_conversation(request, jwt)
         return json_response({"messages": await service.history(conversation)}, ensure_ascii=False)
+
+    @bp.get("/preferences")
+    async def preferences(request: Request) -> HTTPResponse:
+        """What the page should offer this customer: large text from the handoff's elderly
+        age on (``priorities.elderly_age``, 60), read from the customer's profile."""
+        _refuse_token_in_url(request)
+        customer = authenticate(request, jwt)
+        profile = await service.ctx.profile(customer.customer_id) if customer else None
+        age = profile.age if profile else None
+        elderly = service.config.priorities.elderly_age
+        return json_response({"large_text": age is not None and age >= elderly})
+
+    @bp.get("/welcome")
+    async def welcome(request: Request) -> HTTPResponse:
+        return json_response({"messages": [welcome_message(service)]}, ensure_ascii=False)
 
     @bp.post("/events/ticket")
     async def ticket(request: Request) -> HTTPResponse:

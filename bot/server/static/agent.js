@@ -14,6 +14,7 @@
   var BACKOFF_MAX = 30000;
   var SUPERVISOR_EVERY = 10000;
 
+  var HEARTBEAT_EVERY = 10000;  // ms; bot/server/agent_workspace.py HEARTBEAT_SECONDS
   var RESOLUTIONS = {
     resolved: "已解决", follow_up: "需后续跟进", transferred_offline: "转线下处理",
     no_reply: "客户无回应", cancelled: "客户取消"
@@ -214,6 +215,7 @@
 
   els.loginForm.addEventListener("submit", function (event) {
     event.preventDefault();
+    askNotificationPermission();  // a user gesture: the browser may ask now
     var username = els.loginUser.value.trim();
     var password = els.loginPassword.value;
     if (!username || !password) {
@@ -289,6 +291,14 @@
     }, function () { /* 401 handled in api(); other errors shown by each call */ });
     state.timers.push(setInterval(tickWaited, 1000));
     if (isSupervisor()) state.timers.push(setInterval(refreshSupervisor, SUPERVISOR_EVERY));
+    // Presence: the server sets an 在线 agent away ~25 s after the beats stop (a closed tab).
+    heartbeat();
+    state.timers.push(setInterval(heartbeat, HEARTBEAT_EVERY));
+  }
+
+  function heartbeat() {
+    if (!state.auth) return;
+    api("POST", "/agent/heartbeat").catch(function () { /* the next beat retries */ });
   }
 
   function refreshMe() {
@@ -372,6 +382,7 @@
   function refreshQueue() {
     return api("GET", "/agent/queue").then(function (queue) {
       state.queue = { waiting: queue.waiting || [], mine: queue.mine || [] };
+      announceWaiting(state.queue.waiting);
       state.queueAt = Date.now();
       renderQueue();
       syncCurrentStatus();
@@ -559,7 +570,7 @@
     var canReply = (status === "assigned" || status === "active") && mine;
     els.replyInput.disabled = !canReply;
     els.replySend.disabled = !canReply;
-    els.replyInput.placeholder = canReply ? "输入回复，Enter 发送，Shift+Enter 换行"
+    els.replyInput.placeholder = canReply ? "输入回复，Enter 发送，Shift+Enter 换行，“/”搜索快捷回复"
       : status === "waiting" ? "接入会话后才能回复" : "会话不在您的处理中，无法回复";
     els.cannedList.querySelectorAll("button").forEach(function (b) { b.disabled = !canReply; });
     els.transferButton.disabled = !open || (status !== "waiting" && !mine && !isSupervisor());
@@ -639,7 +650,10 @@
       if (typeof i.confidence === "number") {
         li.appendChild(el("span", "conf", "（置信度 " + i.confidence.toFixed(2) + "）"));
       }
-      if (i.text) li.appendChild(document.createTextNode(" “" + i.text + "”"));
+      if (i.text) {  // a button press by its title, as in the transcript
+        li.appendChild(document.createTextNode(i.text.charAt(0) === "/" ? " " + payloadLabel(i.text)
+          : " “" + i.text + "”"));
+      }
       els.ctxIntents.appendChild(li);
     });
     if (!(packet.intents || []).length) els.ctxIntents.appendChild(el("li", "empty", "无"));
@@ -754,6 +768,50 @@
     refreshSuggestions(els.suggestInput.value.trim());
   });
 
+  // ---- new chats: a short sound and a desktop notification (when the agent allowed them) ------
+  var notified = {};  // handoff ids already announced
+
+  function beep() {
+    try {
+      var Audio = window.AudioContext || window.webkitAudioContext;
+      if (!Audio) return;
+      var audio = beep.context || (beep.context = new Audio());
+      var tone = audio.createOscillator();
+      var gain = audio.createGain();
+      tone.frequency.value = 880;
+      gain.gain.value = 0.08;
+      tone.connect(gain);
+      gain.connect(audio.destination);
+      tone.start();
+      tone.stop(audio.currentTime + 0.18);
+    } catch (e) { /* no sound here */ }
+  }
+
+  function notifyNewChat(text) {
+    state.notifications = (state.notifications || 0) + 1;
+    document.body.dataset.notifications = String(state.notifications);
+    beep();
+    if (window.Notification && Notification.permission === "granted" && document.hidden) {
+      try { new Notification("示例银行 人工客服工作台", { body: text, tag: "bankbot-new-chat" }); }
+      catch (e) { /* notifications unavailable */ }
+    }
+  }
+
+  function askNotificationPermission() {
+    if (window.Notification && Notification.permission === "default") {
+      try { Notification.requestPermission(); } catch (e) { /* ignored */ }
+    }
+  }
+
+  function announceWaiting(waiting) {
+    waiting.forEach(function (item) {
+      if (notified[item.id]) return;
+      notified[item.id] = true;
+      if (announceWaiting.ready) notifyNewChat("新的排队会话：" + customerLabel(item.customer));
+    });
+    announceWaiting.ready = true;  // what was waiting at login is not "new"
+  }
+
   // ---- replying ------------------------------------------------------------------------------
   function insertReply(text) {
     if (els.replyInput.disabled) return;
@@ -768,7 +826,91 @@
     box.setSelectionRange(caret, caret);
   }
 
+  // ---- "/" searches the canned replies: "/稍等" lists those whose title or text has 稍等;
+  // ↑/↓ choose, Enter or a click inserts it in place of the "/…", Esc closes ---------------------
+  var cannedSearch = document.getElementById("canned-search");
+  var cannedHits = [];
+  var cannedAt = 0;
+
+  function cannedQuery() {
+    var value = els.replyInput.value;
+    var caret = els.replyInput.selectionStart || value.length;
+    var start = value.lastIndexOf("/", caret - 1);
+    if (start < 0 || (start > 0 && !/\s/.test(value.charAt(start - 1)))) return null;
+    var query = value.slice(start + 1, caret);
+    if (/\s/.test(query)) return null;
+    return { start: start, end: caret, query: query.toLowerCase() };
+  }
+
+  function closeCannedSearch() {
+    cannedSearch.hidden = true;
+    cannedSearch.textContent = "";
+    cannedHits = [];
+  }
+
+  function showCannedSearch() {
+    var q = cannedQuery();
+    if (!q || els.replyInput.disabled) { closeCannedSearch(); return; }
+    cannedHits = state.config.canned_replies.filter(function (r) {
+      return !q.query || (r.title + " " + r.text).toLowerCase().indexOf(q.query) >= 0;
+    });
+    cannedAt = 0;
+    cannedSearch.textContent = "";
+    if (!cannedHits.length) {
+      cannedSearch.appendChild(el("li", "empty", "没有匹配的快捷回复"));
+    }
+    cannedHits.forEach(function (reply, i) {
+      var li = el("li", i === cannedAt ? "active" : "");
+      li.setAttribute("role", "option");
+      li.dataset.testid = "canned-search-item";
+      li.appendChild(el("strong", "", reply.title));
+      li.appendChild(el("span", "", " " + reply.text));
+      li.addEventListener("mousedown", function (event) {
+        event.preventDefault();
+        pickCanned(i);
+      });
+      cannedSearch.appendChild(li);
+    });
+    cannedSearch.hidden = false;
+  }
+
+  function pickCanned(i) {
+    var q = cannedQuery();
+    var reply = cannedHits[i];
+    if (!q || !reply) { closeCannedSearch(); return; }
+    var box = els.replyInput;
+    box.value = box.value.slice(0, q.start) + reply.text + box.value.slice(q.end);
+    var caret = q.start + reply.text.length;
+    box.focus();
+    box.setSelectionRange(caret, caret);
+    closeCannedSearch();
+  }
+
+  els.replyInput.addEventListener("input", showCannedSearch);
+  els.replyInput.addEventListener("blur", function () { setTimeout(closeCannedSearch, 150); });
+
   els.replyInput.addEventListener("keydown", function (event) {
+    if (!cannedSearch.hidden && cannedHits.length) {
+      if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+        event.preventDefault();
+        cannedAt = (cannedAt + (event.key === "ArrowDown" ? 1 : cannedHits.length - 1))
+          % cannedHits.length;
+        Array.prototype.forEach.call(cannedSearch.children, function (li, i) {
+          li.classList.toggle("active", i === cannedAt);
+        });
+        return;
+      }
+      if (event.key === "Enter" && !event.isComposing) {
+        event.preventDefault();
+        pickCanned(cannedAt);
+        return;
+      }
+    }
+    if (event.key === "Escape" && !cannedSearch.hidden) {
+      event.preventDefault();
+      closeCannedSearch();
+      return;
+    }
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       els.replyForm.requestSubmit ? els.replyForm.requestSubmit()
@@ -926,6 +1068,7 @@
     });
     source.addEventListener("assigned", function (event) {
       var item = parse(event).handoff || {};
+      notifyNewChat("系统为您分配了新会话：" + customerLabel(item.customer));
       showBanner("系统为您分配了新会话：" + customerLabel(item.customer) +
                  (item.group ? "（" + item.group + "）" : "") + "，请接入。", "info");
       scheduleQueueRefresh();

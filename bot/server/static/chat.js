@@ -21,6 +21,8 @@
   var APP_URL = "/webhooks/app/webhook";
   var LOGIN_URL = "/dev/login";
   var EVENTS_URL = "/webhooks/app/events";
+  var WELCOME_URL = "/webhooks/app/welcome";
+  var PREFERENCES_URL = "/webhooks/app/preferences";
   var HISTORY_URL = "/webhooks/app/history";
   var KEY_SENDER = "bankbot.sender";
   var KEY_ANONYMOUS = "bankbot.anonymous";
@@ -119,12 +121,104 @@
     return li;
   }
 
-  function addUser(text) {
+  // The time of a message (HH:MM), from its timestamp in seconds (history) or now.
+  function addTime(li, at) {
+    var d = at ? new Date(at * 1000) : new Date();
+    var time = document.createElement("time");
+    time.className = "msg-time";
+    time.dateTime = d.toISOString();
+    time.textContent = ("0" + d.getHours()).slice(-2) + ":" + ("0" + d.getMinutes()).slice(-2);
+    li.appendChild(time);
+  }
+
+  // Text with its http(s) links clickable (built as nodes: nothing of the text is HTML).
+  var LINK = /https?:\/\/[^\s<>"'，。；！？、）)]+/g;
+  function fillText(node, text) {
+    var last = 0;
+    text.replace(LINK, function (url, offset) {
+      if (offset > last) node.appendChild(document.createTextNode(text.slice(last, offset)));
+      var a = document.createElement("a");
+      a.href = url;
+      a.textContent = url;
+      a.target = "_blank";
+      a.rel = "noopener noreferrer";
+      node.appendChild(a);
+      last = offset + url.length;
+      return url;
+    });
+    if (last < text.length) node.appendChild(document.createTextNode(text.slice(last)));
+  }
+
+  function safeUrl(url) {
+    return typeof url === "string" && /^https?:\/\//.test(url) ? url : null;
+  }
+
+  // A custom payload {type: "account_card", title, rows: [{label, value, main}], note, links}
+  // (the balance responses of domain.yml) drawn as a card; other channels send the text.
+  function addCard(li, card, text) {
+    var box = document.createElement("div");
+    box.className = "card";
+    box.dataset.testid = "account-card";
+    box.setAttribute("role", "group");
+    box.setAttribute("aria-label", text || String(card.title || ""));
+    if (card.title) {
+      var title = document.createElement("div");
+      title.className = "card-title";
+      title.textContent = String(card.title);
+      box.appendChild(title);
+    }
+    var rows = Array.isArray(card.rows) ? card.rows : [];
+    var list = document.createElement("dl");
+    rows.forEach(function (row) {
+      if (!row || row.value === undefined || row.value === null || row.value === "") return;
+      var dt = document.createElement("dt");
+      dt.textContent = String(row.label || "");
+      var dd = document.createElement("dd");
+      dd.textContent = String(row.value);
+      if (row.main) dd.className = "card-main";
+      list.appendChild(dt);
+      list.appendChild(dd);
+    });
+    box.appendChild(list);
+    if (card.note) {
+      var note = document.createElement("div");
+      note.className = "card-note";
+      note.textContent = String(card.note);
+      box.appendChild(note);
+    }
+    (Array.isArray(card.links) ? card.links : []).forEach(function (link) {
+      var url = link && safeUrl(link.url);
+      if (!url) return;
+      var a = document.createElement("a");
+      a.className = "card-link";
+      a.href = url;
+      a.target = "_blank";
+      a.rel = "noopener noreferrer";
+      a.textContent = String(link.title || url);
+      box.appendChild(a);
+    });
+    li.appendChild(box);
+  }
+
+  function isCard(custom) {
+    return !!(custom && typeof custom === "object" && custom.type === "account_card");
+  }
+
+  // Once the customer writes or presses something, the chips of earlier messages are history:
+  // an abandoned flow's choices cannot be pressed later.
+  function retireChips() {
+    els.messages.querySelectorAll(".chip:not(:disabled)").forEach(function (chip) {
+      if (chip.tagName === "BUTTON") chip.disabled = true;
+    });
+  }
+
+  function addUser(text, at) {
     var li = addItem("user", "我");
     var bubble = document.createElement("div");
     bubble.className = "bubble";
     bubble.textContent = text;
     li.appendChild(bubble);
+    addTime(li, at);
     var status = document.createElement("span");
     status.className = "msg-status";
     li.appendChild(status);
@@ -147,21 +241,29 @@
                                            && custom.from === "agent"));
   }
 
+  function agentName(message) {
+    var custom = message.custom;
+    var id = message.agent || (custom && typeof custom === "object" ? custom.agent : null);
+    return id ? "人工客服（工号 " + id + "）" : "人工客服";
+  }
+
   function addBot(message, options) {
     var agent = fromAgent(message);
-    var li = addItem("bot", agent ? "人工客服" : "客服");
+    var li = addItem("bot", agent ? agentName(message) : "客服");
     if (agent) {
       li.classList.add("msg-agent");
       var tag = document.createElement("span");
       tag.className = "msg-from";
       tag.setAttribute("aria-hidden", "true");
-      tag.textContent = "人工客服";
+      tag.textContent = agentName(message);
       li.appendChild(tag);
     }
-    if (message.text) {
+    var card = isCard(message.custom) && !agent;
+    if (card) addCard(li, message.custom, message.text);
+    if (message.text && !card) {
       var bubble = document.createElement("div");
       bubble.className = "bubble";
-      bubble.textContent = message.text;
+      fillText(bubble, String(message.text));
       li.appendChild(bubble);
     }
     if (message.image) {
@@ -203,14 +305,16 @@
       });
       li.appendChild(group);
     }
-    if (!message.text && !message.image && !buttons.length && message.custom && !agent) {
+    if (!message.text && !message.image && !buttons.length && message.custom && !agent && !card) {
       var pre = document.createElement("div");
       pre.className = "bubble";
       pre.textContent = typeof message.custom === "string" ? message.custom
         : JSON.stringify(message.custom);
       li.appendChild(pre);
     }
+    addTime(li, message.at);
     scrollToEnd();
+    return li;
   }
 
   function setTyping(on) {
@@ -309,6 +413,7 @@
         addNote(login ? "已以 " + login.name + "（" + login.customer_id + "）身份登录（开发环境）。"
                       : "您正在以匿名访客身份咨询，查询账户需登录。");
       }
+      if (previous !== who) { welcome(); offerLargeText(); }
       connectStream();
       els.input.focus();
     }
@@ -337,6 +442,7 @@
     var text = String(payload);
     if (!text.trim()) return;
     if (!state.chosen) { openLogin(); return; }
+    retireChips();
     var item = addUser(display || text);
     // The id stays the same when the message is retried: the server skips one it has seen.
     state.queue.push({ message: text, item: item, id: randomId() });
@@ -666,15 +772,53 @@
     });
   }
 
+  // An older customer (the server says so from the profile) is offered large text once per tab.
+  function offerLargeText() {
+    if (!state.login || document.documentElement.classList.contains("large-text")) return;
+    if (session.getItem("bankbot.large_offered") === "1") return;
+    fetch(PREFERENCES_URL, { headers: { Authorization: "Bearer " + state.login.token,
+                                        Accept: "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : {}; })
+      .catch(function () { return {}; })
+      .then(function (prefs) {
+        if (!prefs.large_text || document.documentElement.classList.contains("large-text")) return;
+        session.setItem("bankbot.large_offered", "1");
+        var li = addNote("字太小？可以开启大字模式。");
+        li.dataset.testid = "large-text-offer";
+        var button = document.createElement("button");
+        button.type = "button";
+        button.className = "chip";
+        button.textContent = "开启大字模式";
+        button.addEventListener("click", function () {
+          setLarge(true);
+          button.disabled = true;
+        });
+        li.appendChild(button);
+      });
+  }
+
+  // An empty conversation starts with the welcome and 猜你想问 (the most asked topics).
+  function welcome() {
+    return fetch(WELCOME_URL, { headers: { Accept: "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : { messages: [] }; })
+      .catch(function () { return { messages: [] }; })
+      .then(function (body) {
+        (body.messages || []).forEach(function (m) {
+          var li = addBot(m);
+          if (li) li.dataset.testid = "welcome";
+        });
+      });
+  }
+
   function restoreHistory() {
     return fetchHistory().then(function (messages) {
-      if (!messages.length) return;
+      if (!messages.length) return welcome();
       // The earlier conversation goes above whatever the page shows already.
       var shown = Array.prototype.slice.call(els.messages.children);
       shown.forEach(function (node) { els.messages.removeChild(node); });
       messages.forEach(function (m, i) {
         if (m.from === "customer") {
-          addUser(String(m.text || "")).classList.add("restored");
+          addUser(String(m.text || ""), m.at).classList.add("restored");
         } else {  // only the last message's buttons can still be pressed
           addBot(m, { inactive: i !== messages.length - 1 });
         }
