@@ -12,6 +12,7 @@ from bot.cli import (
     data_cmd,
     kb_cmd,
     nlu_cmds,
+    report_cmd,
     run_cmd,
     sandbox_cmd,
     server_cmd,
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         sandbox_cmd,
         wechat_cmd,
         agents_cmd,
+        report_cmd,
     ):
         module.register(sub)
     return parser
