@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
-
 from backends import pg_problem, pg_url
+
 from bot.analytics import sample
 from bot.analytics.figures import Figures
 from bot.analytics.query import TYPE_TIME_INDEX, Sources
@@ -76,7 +76,8 @@ def check(f: Figures, want: dict) -> None:
     n = want["conversations"]
     assert f.conversations == n
     assert f.turns == want["turns"]
-    assert f.resolved == want["resolved"] and f.resolution_rate == pytest.approx(want["resolved"] / n)
+    assert f.resolved == want["resolved"]
+    assert f.resolution_rate == pytest.approx(want["resolved"] / n)
     assert f.handed_off == want["handed_off"]
     assert f.handoff_rate == pytest.approx(want["handed_off"] / n)
     assert f.abandoned_after_fallback == want["abandoned"]
@@ -131,9 +132,7 @@ def test_the_history_is_big_and_mixed(history: tuple) -> None:
     assert any(t.started_at < NOV.start for t in history[2])  # outside, before
 
 
-def test_every_figure_matches_the_generated_truth(
-    sqlite_sources: Sources, history: tuple
-) -> None:
+def test_every_figure_matches_the_generated_truth(sqlite_sources: Sources, history: tuple) -> None:
     report = build(sqlite_sources, NOV)
     check(report.figures, expected(history[2], NOV))
     assert sa.inspect(sqlite_sources.events).get_indexes("events")[0]["name"] == TYPE_TIME_INDEX
@@ -160,14 +159,14 @@ def test_the_session_rules() -> None:
     the turn before it; a handoff joins the session it was queued in."""
     from bot.analytics.figures import EventRow, HandoffRow, attach_handoffs, conversations
 
-    rows = [
-        EventRow("a", 1, "action", 1.0, "action_listen", None),
-        EventRow("a", 2, "user", 2.0, "greet", "rest"),
-        EventRow("a", 3, "action", 3.0, "action_default_fallback", None),
-        EventRow("a", 4, "session_started", 10.0, None, None),
-        EventRow("a", 5, "user", 11.0, "faq", "wechat"),
-        EventRow("a", 6, "bot", 12.0, "fee_annual", None),
-        EventRow("b", 1, "user", 5.0, "nlu_fallback", "rest"),
+    rows: list[EventRow] = [
+        ("a", 1, "action", 1.0, "action_listen", None),
+        ("a", 2, "user", 2.0, "greet", "rest"),
+        ("a", 3, "action", 3.0, "action_default_fallback", None),
+        ("a", 4, "session_started", 10.0, None, None),
+        ("a", 5, "user", 11.0, "faq", "wechat"),
+        ("a", 6, "bot", 12.0, "fee_annual", None),
+        ("b", 1, "user", 5.0, "nlu_fallback", "rest"),
     ]
     by_sender = conversations(rows)
     attach_handoffs(by_sender, [HandoffRow("a", "vip", 13.0, None, None)])
@@ -218,17 +217,13 @@ def _bot(project: Path, db: Path, *args: str) -> subprocess.CompletedProcess[str
     )
 
 
-def test_cli_prints_and_writes_csv_and_png(
-    tmp_path: Path, sqlite_db: Path, history: tuple
-) -> None:
+def test_cli_prints_and_writes_csv_and_png(tmp_path: Path, sqlite_db: Path, history: tuple) -> None:
     project = tmp_path / "bot"
     project.mkdir()
     for name in ("config.yml", "domain.yml", "handoff.yml"):
         (project / name).write_bytes((REPO / name).read_bytes())
     out = tmp_path / "out"
-    done = _bot(
-        project, sqlite_db, "--from", "2026-11-01", "--to", "2026-11-30", "--out", str(out)
-    )
+    done = _bot(project, sqlite_db, "--from", "2026-11-01", "--to", "2026-11-30", "--out", str(out))
     assert done.returncode == 0, done.stderr
     want = expected(history[2], NOV)
     assert "conversations" in done.stdout and str(want["conversations"]) in done.stdout

@@ -13,7 +13,6 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 FALLBACK_ACTIONS = frozenset({"action_default_fallback", "action_two_stage_fallback"})
@@ -25,16 +24,11 @@ GOOD_RATING = 4  # CSAT: ratings of 4 or 5 out of 5
 TOP = 10
 
 
-class EventRow(NamedTuple):
-    """One event as :mod:`~bot.analytics.query` reads it: ``label`` is the intent of a
-    ``user`` event, the name of an ``action``, the ``metadata.kb_entry`` of a ``bot`` event."""
-
-    sender_id: str
-    seq: int
-    type_name: str
-    timestamp: float | None
-    label: str | None
-    channel: str | None
+# One event as :mod:`~bot.analytics.query` reads it: (sender_id, seq, type_name, timestamp,
+# label, channel); ``label`` is the intent of a ``user`` event, the name of an ``action``, the
+# ``metadata.kb_entry`` of a ``bot`` event; ``channel`` the ``input_channel`` of a user event.
+# A plain tuple: a report reads half a million of them.
+EventRow = tuple[str, int, str, float | None, str | None, str | None]
 
 
 @dataclass(frozen=True)
@@ -50,8 +44,8 @@ class HandoffRow:
 class Conversation:
     sender_id: str
     opened_at: float | None  # the boundary event's time (None: the log's beginning)
-    started_at: float = 0.0  # the first user event
-    channel: str = NO_CHANNEL
+    started_at: float  # the first user event
+    channel: str
     intents: list[str] = field(default_factory=list)  # one per turn
     fallback_turns: list[bool] = field(default_factory=list)  # one per turn
     kb_entries: list[str] = field(default_factory=list)
@@ -87,27 +81,25 @@ def conversations(rows: Iterable[EventRow]) -> dict[str, list[Conversation]]:
     current: Conversation | None = None
     sender: str | None = None
     opened: float | None = None  # the time of the boundary that opened the next conversation
-    for row in rows:
-        if row.sender_id != sender:
-            sender, current, opened = row.sender_id, None, None
-        if row.type_name in BOUNDARIES:
-            current, opened = None, row.timestamp
-            continue
-        if current is None:
-            if row.type_name != "user":
-                continue  # an action or bot message before any user message of the session
-            current = Conversation(row.sender_id, opened)
-            current.started_at = row.timestamp or 0.0
-            current.channel = row.channel or NO_CHANNEL
-            out.setdefault(row.sender_id, []).append(current)
-        if row.type_name == "user":
-            intent = row.label or NO_INTENT
+    for sender_id, _seq, type_name, stamp, label, channel in rows:
+        if sender_id != sender:
+            sender, current, opened = sender_id, None, None
+        if type_name == "user":
+            if current is None:
+                current = Conversation(sender_id, opened, stamp or 0.0, channel or NO_CHANNEL)
+                out.setdefault(sender_id, []).append(current)
+            intent = label or NO_INTENT
             current.intents.append(intent)
             current.fallback_turns.append(intent == FALLBACK_INTENT)
-        elif row.type_name == "action" and row.label in FALLBACK_ACTIONS:
-            current.fallback_turns[-1] = True
-        elif row.type_name == "bot" and row.label:
-            current.kb_entries.append(row.label)
+        elif type_name in BOUNDARIES:
+            current, opened = None, stamp
+        elif current is None:
+            continue  # an action or bot message before any user message of the session
+        elif type_name == "action":
+            if label in FALLBACK_ACTIONS:
+                current.fallback_turns[-1] = True
+        elif type_name == "bot" and label:
+            current.kb_entries.append(label)
     return out
 
 
@@ -190,35 +182,48 @@ def in_range(
 
 
 def compute(convs: Sequence[Conversation], tz: ZoneInfo, top: int = TOP) -> Figures:
-    turns = sum(c.turns for c in convs)
-    resolved = sum(c.resolved for c in convs)
-    handed = sum(c.handed_off for c in convs)
-    handoffs = [h for c in convs for h in c.handoffs]
-    fallback_turns = sum(sum(c.fallback_turns) for c in convs)
+    turns = resolved = handed = abandoned = fallback_turns = 0
+    handoffs: list[HandoffRow] = []
+    intents: Counter[str] = Counter()
+    entries: Counter[str] = Counter()
+    hourly = [0] * 24
+    hour_of: dict[int, int] = {}  # quarter-hour → hour of day (UTC offsets are whole quarters)
+    per_channel: dict[str, list[int]] = {}  # channel → [conversations, turns, resolved, handed]
+    for conv in convs:
+        n = len(conv.intents)
+        turns += n
+        fallback_turns += sum(conv.fallback_turns)
+        intents.update(conv.intents)
+        entries.update(conv.kb_entries)
+        handoffs += conv.handoffs
+        outcome = conv.outcome
+        resolved += outcome == "resolved"
+        handed += outcome == "handed_off"
+        abandoned += outcome == "abandoned_after_fallback"
+        quarter = int(conv.started_at // 900)
+        hour = hour_of.get(quarter)
+        if hour is None:
+            hour = hour_of[quarter] = datetime.fromtimestamp(quarter * 900, tz).hour
+        hourly[hour] += 1
+        split = per_channel.setdefault(conv.channel, [0, 0, 0, 0])
+        split[0] += 1
+        split[1] += n
+        split[2] += outcome == "resolved"
+        split[3] += outcome == "handed_off"
     waits = [h.assigned_at - h.enqueued_at for h in handoffs if h.assigned_at is not None]
     ratings = [h.rating for h in handoffs if h.rating is not None]
-    hourly = [0] * 24
-    for conv in convs:
-        hourly[datetime.fromtimestamp(conv.started_at, tz).hour] += 1
-    per_channel: dict[str, list[Conversation]] = {}
-    for conv in convs:
-        per_channel.setdefault(conv.channel, []).append(conv)
     channels = [
-        ChannelFigures(
-            name,
-            len(group),
-            sum(c.turns for c in group),
-            _rate(sum(c.resolved for c in group), len(group)),
-            _rate(sum(c.handed_off for c in group), len(group)),
+        ChannelFigures(name, count, n, _rate(good, count), _rate(human, count))
+        for name, (count, n, good, human) in sorted(
+            per_channel.items(), key=lambda kv: (-kv[1][0], kv[0])
         )
-        for name, group in sorted(per_channel.items(), key=lambda kv: (-len(kv[1]), kv[0]))
     ]
     return Figures(
         conversations=len(convs),
         turns=turns,
         resolved=resolved,
         handed_off=handed,
-        abandoned_after_fallback=sum(c.abandoned_after_fallback for c in convs),
+        abandoned_after_fallback=abandoned,
         fallback_turns=fallback_turns,
         resolution_rate=_rate(resolved, len(convs)),
         handoff_rate=_rate(handed, len(convs)),
@@ -231,8 +236,8 @@ def compute(convs: Sequence[Conversation], tz: ZoneInfo, top: int = TOP) -> Figu
         ratings=len(ratings),
         csat=_rate(sum(r >= GOOD_RATING for r in ratings), len(ratings)),
         rating_avg=sum(ratings) / len(ratings) if ratings else None,
-        top_intents=_top(Counter(i for c in convs for i in c.intents), top),
-        top_kb_entries=_top(Counter(e for c in convs for e in c.kb_entries), top),
+        top_intents=_top(intents, top),
+        top_kb_entries=_top(entries, top),
         hourly=hourly,
         channels=channels,
     )

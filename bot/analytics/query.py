@@ -106,7 +106,7 @@ def event_rows(sources: Sources, start: float, end: float) -> Iterator[EventRow]
         try:
             cursor.execute(str(compiled))
             while batch := cursor.fetchmany(FETCH):
-                yield from map(EventRow._make, batch)
+                yield from batch
         finally:
             cursor.close()
 
@@ -118,8 +118,8 @@ def handoff_rows(sources: Sources, start: float) -> list[HandoffRow]:
     if not sa.inspect(engine).has_table(HANDOFFS.name):
         return []
     h = HANDOFFS.c
-    statement = sa.select(h.conversation_id, h.reason, h.enqueued_at, h.assigned_at, h.rating).where(
-        h.enqueued_at >= start
-    )
+    statement = sa.select(
+        h.conversation_id, h.reason, h.enqueued_at, h.assigned_at, h.rating
+    ).where(h.enqueued_at >= start)
     with engine.connect() as conn:
         return [HandoffRow(*row) for row in conn.execute(statement)]

@@ -144,12 +144,24 @@ def write_charts(report: Report, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     charts: list[tuple[str, list[str], list[int], str]] = [
         ("hourly", [str(h) for h in range(24)], f.hourly, "conversations by hour"),
-        ("channels", [c.channel for c in f.channels], [c.conversations for c in f.channels],
-         "conversations by channel"),
-        ("handoff_reasons", [r for r, _ in f.handoff_reasons], [n for _, n in f.handoff_reasons],
-         "handoffs by reason"),
-        ("top_intents", [i for i, _ in f.top_intents], [n for _, n in f.top_intents],
-         "turns by intent (top)"),
+        (
+            "channels",
+            [c.channel for c in f.channels],
+            [c.conversations for c in f.channels],
+            "conversations by channel",
+        ),
+        (
+            "handoff_reasons",
+            [r for r, _ in f.handoff_reasons],
+            [n for _, n in f.handoff_reasons],
+            "handoffs by reason",
+        ),
+        (
+            "top_intents",
+            [i for i, _ in f.top_intents],
+            [n for _, n in f.top_intents],
+            "turns by intent (top)",
+        ),
     ]
     written = []
     for name, labels, values, title in charts:

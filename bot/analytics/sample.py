@@ -60,13 +60,13 @@ def generate(
         for session in range(sessions):
             at += session * 86_400.0
 
-            def add(kind: str, stamp: float, **fields: Any) -> None:
+            def add(kind: str, stamp: float, who: str = sender, **fields: Any) -> None:
                 nonlocal seq
                 seq += 1
                 event = {"event": kind, "timestamp": stamp, **fields}
                 events.append(
                     {
-                        "sender_id": sender,
+                        "sender_id": who,
                         "seq": seq,
                         "type_name": kind,
                         "timestamp": stamp,

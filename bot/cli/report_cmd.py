@@ -32,8 +32,9 @@ def register(sub: Any) -> None:
     parser.add_argument("--from", dest="first", type=_day, required=True, metavar="DAY")
     parser.add_argument("--to", dest="last", type=_day, required=True, metavar="DAY")
     parser.add_argument("--channel", default=None, help="only this channel (default: all)")
-    parser.add_argument("--tz", default=DEFAULT_TZ, help=f"time zone of the days and hours "
-                        f"(default {DEFAULT_TZ})")
+    parser.add_argument(
+        "--tz", default=DEFAULT_TZ, help=f"time zone of the days and hours (default {DEFAULT_TZ})"
+    )
     parser.add_argument(
         "--out", type=Path, default=None, metavar="DIR", help="write CSV tables and PNG charts here"
     )
