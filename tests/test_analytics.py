@@ -22,7 +22,7 @@ from backends import pg_problem, pg_url
 
 from bot.analytics import sample
 from bot.analytics.figures import Figures
-from bot.analytics.query import TYPE_TIME_INDEX, Sources
+from bot.analytics.query import ROLLUP, STATE, Sources
 from bot.analytics.report import Period, build
 
 REPO = Path(__file__).resolve().parents[1]
@@ -135,7 +135,28 @@ def test_the_history_is_big_and_mixed(history: tuple) -> None:
 def test_every_figure_matches_the_generated_truth(sqlite_sources: Sources, history: tuple) -> None:
     report = build(sqlite_sources, NOV)
     check(report.figures, expected(history[2], NOV))
-    assert sa.inspect(sqlite_sources.events).get_indexes("events")[0]["name"] == TYPE_TIME_INDEX
+    inspector = sa.inspect(sqlite_sources.events)
+    assert inspector.get_indexes("events") == []  # the tracker store's table is left as it is
+    assert inspector.has_table(ROLLUP)
+    with sqlite_sources.events.connect() as conn:
+        top = conn.scalar(sa.text("SELECT max(id) FROM events"))
+        assert conn.scalar(sa.text(f"SELECT value FROM {STATE}")) == top
+
+
+def test_the_rollup_is_incremental(tmp_path: Path) -> None:
+    """Events appended after a report are in the next one; nothing is counted twice."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'grow.db'}")
+    sources = Sources(engine)
+    events, handoffs, truths = sample.generate(1_000, NOV.start, 10 * 86_400.0, seed=5)
+    sample.write(engine, events, handoffs)
+    check(build(sources, NOV).figures, expected(truths, NOV))
+    check(build(sources, NOV).figures, expected(truths, NOV))  # again: the same figures
+    more = sample.generate(500, NOV.start + 12 * 86_400.0, 86_400.0, seed=6, prefix="new")
+    sample.write(engine, more[0], more[1])
+    report = build(sources, NOV)
+    check(report.figures, expected(truths + more[2], NOV))
+    assert report.figures.conversations > expected(truths, NOV)["conversations"]
+    engine.dispose()
 
 
 def test_a_channel_and_a_short_range(sqlite_sources: Sources, history: tuple) -> None:

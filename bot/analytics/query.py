@@ -1,10 +1,12 @@
 """The rows the figures are made of, read with SQL (SQLAlchemy Core) from the tracker store's
 ``events`` table and the ``handoffs`` table, on SQLite and PostgreSQL alike.
 
-Two statements: the events of the senders with a ``user`` event in the range (only the kinds
-the figures use: boundaries, user messages, fallback actions, bot messages naming a knowledge
-entry), JSON fields extracted by the database; and the handoffs queued since the range's
-start. :func:`ensure_indexes` adds the one index the first statement needs.
+An incremental roll-up keeps the JSON out of the report: :func:`catch_up` copies the events
+appended since its last run, only of the kinds the figures use (boundaries, user messages,
+fallback actions, bot messages naming a knowledge entry), into ``analytics_events`` with the
+fields the figures read already extracted by the database (``INSERT … SELECT``). The report
+then reads that narrow table (:func:`event_rows`) and the handoffs queued since the range's
+start (:func:`handoff_rows`). Nothing is added to the tracker store's own table.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from bot.analytics.figures import (
@@ -22,22 +25,56 @@ from bot.analytics.figures import (
     EventRow,
     HandoffRow,
 )
-from bot.core.tracker_store import events_table
+from bot.core.schema import create_racing
+from bot.core.tracker_store import MAX_ID_LENGTH, events_table
+from bot.errors import BotError
 from bot.handoff.tables import HANDOFFS
 
-TYPE_TIME_INDEX = "ix_events_type_time"  # (type_name, timestamp) on the events table
+ROLLUP = "analytics_events"  # the roll-up: one narrow row per event the figures use
+STATE = "analytics_state"  # the roll-up's watermark: the last events.id folded in
+WATERMARK = "events_id"
+# Rows up to this many ids below the watermark are read again (and ignored when already in):
+# on PostgreSQL a transaction that took a lower id can commit after one with a higher id.
+SLACK = 10_000
 FETCH = 20_000  # rows per fetch
 
 
 @dataclass(frozen=True)
 class Sources:
     """Where the records are: the tracker store's engine and table, the handoffs' engine
-    (the same database unless ``$BOT_HANDOFF_DB`` moved them)."""
+    (the same database unless ``$BOT_HANDOFF_DB`` moved them). The roll-up tables are made
+    beside the events table (same database and schema)."""
 
     events: Engine
     handoffs: Engine | None = None
     table: str = "events"
     schema: str | None = None
+
+
+def rollup_tables(schema: str | None = None) -> tuple[sa.Table, sa.Table]:
+    """``analytics_events`` (the events' id, sender, seq, kind, time, and the label and channel
+    already taken out of the JSON) and ``analytics_state`` (name → value)."""
+    metadata = sa.MetaData(schema=schema)
+    rollup = sa.Table(
+        ROLLUP,
+        metadata,
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+        sa.Column("sender_id", sa.String(MAX_ID_LENGTH), nullable=False),
+        sa.Column("seq", sa.Integer, nullable=False),
+        sa.Column("type_name", sa.String(MAX_ID_LENGTH), nullable=False),
+        sa.Column("timestamp", sa.Float),
+        sa.Column("label", sa.String(MAX_ID_LENGTH)),
+        sa.Column("channel", sa.String(MAX_ID_LENGTH)),
+        sa.Index(f"ix_{ROLLUP}_sender_seq", "sender_id", "seq"),
+        sa.Index(f"ix_{ROLLUP}_type_time", "type_name", "timestamp"),
+    )
+    state = sa.Table(
+        STATE,
+        metadata,
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("value", sa.BigInteger, nullable=False),
+    )
+    return rollup, state
 
 
 def _json_text(dialect: str, column: Any, *path: str) -> Any:
@@ -47,28 +84,25 @@ def _json_text(dialect: str, column: Any, *path: str) -> Any:
     return sa.func.json_extract(column, "$." + ".".join(path))
 
 
-def ensure_indexes(sources: Sources) -> None:
-    """``ix_events_type_time (type_name, timestamp)``: the senders with a user event in a
-    range are found by walking it, not by reading every event (created once, if missing)."""
-    table = events_table(sources.table, sources.schema)
-    index = sa.Index(TYPE_TIME_INDEX, table.c.type_name, table.c.timestamp)
-    if sa.inspect(sources.events).has_table(sources.table, schema=sources.schema):
-        index.create(sources.events, checkfirst=True)
+def _insert(dialect: str) -> Any:
+    if dialect == "postgresql":
+        return postgresql.insert
+    if dialect == "sqlite":
+        return sqlite.insert
+    raise BotError(f"the report reads SQLite or PostgreSQL, not {dialect}")
 
 
-def event_rows(sources: Sources, start: float, end: float) -> Iterator[EventRow]:
-    """Rows sorted by (sender_id, seq) for every sender with a user event in ``[start, end)``."""
+def catch_up(sources: Sources) -> int:
+    """Fold the events appended since the last call into the roll-up (creating its tables
+    on first use); the number of events read. Safe to run from several processes at once."""
     engine = sources.events
     if not sa.inspect(engine).has_table(sources.table, schema=sources.schema):
-        return
+        return 0
     t = events_table(sources.table, sources.schema)
+    rollup, state = rollup_tables(sources.schema)
+    create_racing(lambda: rollup.metadata.create_all(engine))
     dialect = engine.dialect.name
-    senders = (
-        sa.select(t.c.sender_id)
-        .where(t.c.type_name == "user", t.c.timestamp >= start, t.c.timestamp < end)
-        .distinct()
-        .subquery("senders")
-    )
+    insert = _insert(dialect)
     intent = _json_text(dialect, t.c.data, "parse_data", "intent", "name")
     name = _json_text(dialect, t.c.data, "name")
     kb_entry = _json_text(dialect, t.c.data, "metadata", "kb_entry")
@@ -93,11 +127,48 @@ def event_rows(sources: Sources, start: float, end: float) -> Iterator[EventRow]
         ),
         sa.and_(t.c.type_name == "bot", t.c.data.like("%kb_entry%"), kb_entry.is_not(None)),
     )
+    with engine.begin() as conn:
+        done = conn.scalar(sa.select(state.c.value).where(state.c.name == WATERMARK)) or 0
+        top = conn.scalar(sa.select(sa.func.max(t.c.id))) or 0
+        if top <= done:
+            return 0
+        lowest = max(0, done - SLACK)
+        rows = sa.select(
+            t.c.id, t.c.sender_id, t.c.seq, t.c.type_name, t.c.timestamp, label, channel
+        )
+        rows = rows.where(t.c.id > lowest, t.c.id <= top, wanted)
+        columns = ["id", "sender_id", "seq", "type_name", "timestamp", "label", "channel"]
+        conn.execute(insert(rollup).from_select(columns, rows).on_conflict_do_nothing())
+        mark = insert(state).values(name=WATERMARK, value=top)
+        conn.execute(
+            mark.on_conflict_do_update(
+                index_elements=[state.c.name],
+                set_={"value": sa.func.max(mark.excluded.value, state.c.value)}
+                if dialect == "sqlite"
+                else {"value": sa.func.greatest(mark.excluded.value, state.c.value)},
+            )
+        )
+    return int(top - lowest)
+
+
+def event_rows(sources: Sources, start: float, end: float) -> Iterator[EventRow]:
+    """Rows sorted by (sender_id, seq) for every sender with a user event in ``[start, end)``,
+    from the roll-up (call :func:`catch_up` first)."""
+    engine = sources.events
+    rollup, _ = rollup_tables(sources.schema)
+    if not sa.inspect(engine).has_table(ROLLUP, schema=sources.schema):
+        return
+    r = rollup.c
+    senders = (
+        sa.select(r.sender_id)
+        .where(r.type_name == "user", r.timestamp >= start, r.timestamp < end)
+        .distinct()
+        .subquery("senders")
+    )
     statement = (
-        sa.select(t.c.sender_id, t.c.seq, t.c.type_name, t.c.timestamp, label, channel)
-        .join(senders, senders.c.sender_id == t.c.sender_id)
-        .where(wanted)
-        .order_by(t.c.sender_id, t.c.seq)
+        sa.select(r.sender_id, r.seq, r.type_name, r.timestamp, r.label, r.channel)
+        .join(senders, senders.c.sender_id == r.sender_id)
+        .order_by(r.sender_id, r.seq)
     )
     compiled = statement.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
     with engine.connect() as conn:

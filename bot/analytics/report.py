@@ -12,7 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bot.analytics import figures as fig
-from bot.analytics.query import Sources, ensure_indexes, event_rows, handoff_rows
+from bot.analytics.query import Sources, catch_up, event_rows, handoff_rows
 
 DEFAULT_TZ = "Asia/Shanghai"
 
@@ -45,7 +45,7 @@ class Report:
 
 def build(sources: Sources, period: Period) -> Report:
     started = time.perf_counter()
-    ensure_indexes(sources)
+    catch_up(sources)
     by_sender = fig.conversations(event_rows(sources, period.start, period.end))
     fig.attach_handoffs(by_sender, handoff_rows(sources, period.start))
     convs = fig.in_range(by_sender, period.start, period.end, period.channel)
