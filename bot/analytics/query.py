@@ -37,6 +37,7 @@ WATERMARK = "events_id"
 # on PostgreSQL a transaction that took a lower id can commit after one with a higher id.
 SLACK = 10_000
 FETCH = 20_000  # rows per fetch
+ROW_COLUMNS = ("sender_id", "seq", "type_name", "timestamp", "label", "channel")
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,9 @@ def rollup_tables(schema: str | None = None) -> tuple[sa.Table, sa.Table]:
         sa.Column("timestamp", sa.Float),
         sa.Column("label", sa.String(MAX_ID_LENGTH)),
         sa.Column("channel", sa.String(MAX_ID_LENGTH)),
-        sa.Index(f"ix_{ROLLUP}_sender_seq", "sender_id", "seq"),
-        sa.Index(f"ix_{ROLLUP}_type_time", "type_name", "timestamp"),
+        # covering: a report reads these in this order without touching the table
+        sa.Index(f"ix_{ROLLUP}_by_sender", *ROW_COLUMNS),
+        sa.Index(f"ix_{ROLLUP}_type_time", "type_name", "timestamp", "sender_id"),
     )
     state = sa.Table(
         STATE,
@@ -159,15 +161,13 @@ def event_rows(sources: Sources, start: float, end: float) -> Iterator[EventRow]
     if not sa.inspect(engine).has_table(ROLLUP, schema=sources.schema):
         return
     r = rollup.c
-    senders = (
-        sa.select(r.sender_id)
-        .where(r.type_name == "user", r.timestamp >= start, r.timestamp < end)
-        .distinct()
-        .subquery("senders")
+    senders = sa.select(r.sender_id).where(
+        r.type_name == "user", r.timestamp >= start, r.timestamp < end
     )
+    # IN, not a join: the rows then come in the covering index's order, with no sort
     statement = (
-        sa.select(r.sender_id, r.seq, r.type_name, r.timestamp, r.label, r.channel)
-        .join(senders, senders.c.sender_id == r.sender_id)
+        sa.select(*(r[name] for name in ROW_COLUMNS))
+        .where(r.sender_id.in_(senders))
         .order_by(r.sender_id, r.seq)
     )
     compiled = statement.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
