@@ -36,6 +36,7 @@ WATERMARK = "events_id"
 # Rows up to this many ids below the watermark are read again (and ignored when already in):
 # on PostgreSQL a transaction that took a lower id can commit after one with a higher id.
 SLACK = 10_000
+CHUNK = 100_000  # events ids per catch-up transaction
 FETCH = 20_000  # rows per fetch
 ROW_COLUMNS = ("sender_id", "seq", "type_name", "timestamp", "label", "channel")
 
@@ -129,27 +130,28 @@ def catch_up(sources: Sources) -> int:
         ),
         sa.and_(t.c.type_name == "bot", t.c.data.like("%kb_entry%"), kb_entry.is_not(None)),
     )
-    with engine.begin() as conn:
+    columns = ["id", "sender_id", "seq", "type_name", "timestamp", "label", "channel"]
+    rows = sa.select(t.c.id, t.c.sender_id, t.c.seq, t.c.type_name, t.c.timestamp, label, channel)
+    greatest = sa.func.max if dialect == "sqlite" else sa.func.greatest
+    with engine.connect() as conn:
         done = conn.scalar(sa.select(state.c.value).where(state.c.name == WATERMARK)) or 0
         top = conn.scalar(sa.select(sa.func.max(t.c.id))) or 0
-        if top <= done:
-            return 0
-        lowest = max(0, done - SLACK)
-        rows = sa.select(
-            t.c.id, t.c.sender_id, t.c.seq, t.c.type_name, t.c.timestamp, label, channel
-        )
-        rows = rows.where(t.c.id > lowest, t.c.id <= top, wanted)
-        columns = ["id", "sender_id", "seq", "type_name", "timestamp", "label", "channel"]
-        conn.execute(insert(rollup).from_select(columns, rows).on_conflict_do_nothing())
-        mark = insert(state).values(name=WATERMARK, value=top)
-        conn.execute(
-            mark.on_conflict_do_update(
-                index_elements=[state.c.name],
-                set_={"value": sa.func.max(mark.excluded.value, state.c.value)}
-                if dialect == "sqlite"
-                else {"value": sa.func.greatest(mark.excluded.value, state.c.value)},
+    if top <= done:
+        return 0
+    lowest = low = max(0, done - SLACK)
+    while low < top:  # a transaction per CHUNK ids: the bot's appends never wait long
+        high = min(top, low + CHUNK)
+        window = rows.where(t.c.id > low, t.c.id <= high, wanted)
+        mark = insert(state).values(name=WATERMARK, value=high)
+        with engine.begin() as conn:
+            conn.execute(insert(rollup).from_select(columns, window).on_conflict_do_nothing())
+            conn.execute(
+                mark.on_conflict_do_update(
+                    index_elements=[state.c.name],
+                    set_={"value": greatest(mark.excluded.value, state.c.value)},
+                )
             )
-        )
+        low = high
     return int(top - lowest)
 
 
