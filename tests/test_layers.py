@@ -39,6 +39,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("bot.channels", "bot.model", "bot.training"),
     ("bot.agent", "bot.kb", "bot.evaluation", "bot.validation", "bot.train"),
     ("bot.handoff",),
+    ("bot.analytics",),  # reads the tracker store's and the handoff's tables
     ("bot.server",),  # bot.server.project_settings assembles every part, server's included
     ("bot.cli", "bot.__main__"),
 )

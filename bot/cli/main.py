@@ -13,6 +13,7 @@ from bot.cli import (
     kb_cmd,
     nlu_cmds,
     privacy_cmd,
+    report_cmd,
     run_cmd,
     sandbox_cmd,
     server_cmd,
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         wecom_kf_cmd,
         agents_cmd,
         privacy_cmd,
+        report_cmd,
     ):
         module.register(sub)
     return parser
