@@ -22,7 +22,12 @@ def _answer(dispatcher: CollectingDispatcher, entry: Any, domain: dict[str, Any]
     buttons = [
         {"title": b.title, "payload": b.payload} for b in getattr(entry, "buttons", None) or []
     ]
-    dispatcher.utter_message(response="utter_faq_answer", answer="\n".join(lines), buttons=buttons)
+    dispatcher.utter_message(
+        response="utter_faq_answer",
+        answer="\n".join(lines),
+        buttons=buttons,
+        metadata={"kb_entry": entry.id},  # counted by `bot report` (docs/analytics.md)
+    )
 
 
 class ActionAnswerFaq(Action):

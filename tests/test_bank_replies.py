@@ -342,3 +342,30 @@ def test_buttons_given_with_a_response_follow_its_own(domain: Domain) -> None:
     assert event["data"]["buttons"] == [*HUMAN, *extra]
     [event] = _response_events([{"response": "utter_choose_account", "buttons": []}], context, {})
     assert "buttons" not in event["data"]
+
+
+def test_an_faq_answer_names_its_knowledge_entry(
+    domain: Domain, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bot event of an answer carries ``metadata.kb_entry`` (what `bot report` counts as the
+    top knowledge entries); a clarifying question carries none."""
+    entry = SimpleNamespace(id="fee_transfer", answer="免费。", links=[], buttons=[])
+    kb = SimpleNamespace(
+        entries=[entry],
+        decide=lambda text, channel=None: SimpleNamespace(
+            kind="answer", hits=[SimpleNamespace(entry=entry)], buttons=lambda: []
+        ),
+    )
+    monkeypatch.setattr(faq, "knowledge_base", lambda: kb)
+    dispatcher = CollectingDispatcher()
+    tracker = Tracker(
+        "s", {}, {"text": "转账手续费", "entities": [], "intent": {}}, [], False, None, {}, None
+    )
+    faq.ActionAnswerFaq().run(dispatcher, tracker, domain.as_rasa_dict())
+    context = ActionContext(domain, rng=random.Random(0))
+    [event] = _response_events(dispatcher.messages, context, {})
+    assert event["metadata"] == {"utter_action": "utter_faq_answer", "kb_entry": "fee_transfer"}
+    [plain] = _response_events([{"text": "x", "metadata": {"k": 1}}], context, {})
+    assert plain["metadata"] == {"k": 1}
+    [clarify] = _response_events([{"response": "utter_faq_clarify"}], context, {})
+    assert "kb_entry" not in clarify["metadata"]

@@ -149,6 +149,7 @@ def _response_events(
             if message.get("buttons"):  # as Rasa: after the response's own buttons
                 data = event.setdefault("data", {})
                 data["buttons"] = [*(data.get("buttons") or []), *message["buttons"]]
+            _add_metadata(event, message)
             out.append(event)
             continue
         data = {
@@ -159,8 +160,17 @@ def _response_events(
         if message.get("json_message"):
             data["custom"] = message["json_message"]
         if message.get("text") or data:
-            out.append(ev.bot(message.get("text"), data))
+            out.append(_add_metadata(ev.bot(message.get("text"), data), message))
     return out
+
+
+def _add_metadata(event: Event, message: dict[str, Any]) -> Event:
+    """An action's ``metadata={...}`` on a message travels on the bot event (what the
+    analytics read, e.g. ``kb_entry``: docs/analytics.md)."""
+    extra = message.get("metadata")
+    if isinstance(extra, dict) and extra:
+        event["metadata"] = {**(event.get("metadata") or {}), **extra}
+    return event
 
 
 async def run_custom_action(
