@@ -561,7 +561,10 @@ async def run_load(
                         raw = await response.read()
                         status = response.status
                         retry_after = response.headers.get("Retry-After")
-                    payload = json.loads(raw) if raw else None
+                    try:
+                        payload = json.loads(raw) if raw else None
+                    except ValueError:  # nginx's own error pages are HTML
+                        payload = None
                     if status == 200 and isinstance(payload, list):
                         turn.acked = time.monotonic()
                         turn.replies = payload
