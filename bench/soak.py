@@ -553,9 +553,11 @@ async def run_load(
                 "message": texts[i % len(texts)],
                 "metadata": {"message_id": turn.message_id},
             }
+            backoff = 0.25
             while True:
                 turn.attempts += 1
-                kind, wait = None, 0.3
+                kind, wait = None, backoff
+                backoff = min(backoff * 2, 2.0)  # without Retry-After: exponential
                 try:
                     async with session.post(url, json=body) as response:
                         raw = await response.read()
