@@ -559,7 +559,7 @@ async def run_load(
                 kind, wait = None, backoff
                 backoff = min(backoff * 2, 2.0)  # without Retry-After: exponential
                 try:
-                    async with session.post(url, json=body) as response:
+                    async with asyncio.timeout(35), session.post(url, json=body) as response:
                         raw = await response.read()
                         status = response.status
                         retry_after = response.headers.get("Retry-After")
@@ -590,7 +590,7 @@ async def run_load(
                 await asyncio.sleep(wait)
 
     timeout = aiohttp.ClientTimeout(total=30)
-    connector = aiohttp.TCPConnector(limit=conversations, force_close=False)
+    connector = aiohttp.TCPConnector(limit=0)  # no pool limit: each conversation its own
     started = time.monotonic()
     fault_window: tuple[float, float] | None = None
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
