@@ -553,15 +553,20 @@ async def run_load(
                 "message": texts[i % len(texts)],
                 "metadata": {"message_id": turn.message_id},
             }
+            backoff = 0.25
             while True:
                 turn.attempts += 1
-                kind, wait = None, 0.3
+                kind, wait = None, backoff
+                backoff = min(backoff * 2, 2.0)  # without Retry-After: exponential
                 try:
-                    async with session.post(url, json=body) as response:
+                    async with asyncio.timeout(35), session.post(url, json=body) as response:
                         raw = await response.read()
                         status = response.status
                         retry_after = response.headers.get("Retry-After")
-                    payload = json.loads(raw) if raw else None
+                    try:
+                        payload = json.loads(raw) if raw else None
+                    except ValueError:  # nginx's own error pages are HTML
+                        payload = None
                     if status == 200 and isinstance(payload, list):
                         turn.acked = time.monotonic()
                         turn.replies = payload
@@ -585,7 +590,7 @@ async def run_load(
                 await asyncio.sleep(wait)
 
     timeout = aiohttp.ClientTimeout(total=30)
-    connector = aiohttp.TCPConnector(limit=conversations, force_close=False)
+    connector = aiohttp.TCPConnector(limit=0)  # no pool limit: each conversation its own
     started = time.monotonic()
     fault_window: tuple[float, float] | None = None
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:

@@ -31,6 +31,10 @@ REDIS_PREFIX = "bankbot:"  # the start of every key bankbot writes
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 # Fail fast: a Redis outage costs a turn milliseconds, not the client's default backoff.
 FAST_TIMEOUT = 0.5
+# Connections a client may have in use at once (redis-py's default is 100): every waiting
+# turn polls its conversation's lock, so a busy worker needs more; beyond it a call fails
+# (MaxConnectionsError) and the caller degrades as if Redis were down.
+MAX_CONNECTIONS = 1024
 
 _logger = logging.getLogger(__name__)
 
@@ -59,7 +63,10 @@ def redis_client(
     ``retries``: retries of a failed command without backoff (None: redis-py's default)."""
     import redis.asyncio as redis
 
-    options: dict[str, Any] = {"decode_responses": decode_responses}
+    options: dict[str, Any] = {
+        "decode_responses": decode_responses,
+        "max_connections": MAX_CONNECTIONS,
+    }
     if timeout is not None:
         options.update(socket_timeout=timeout, socket_connect_timeout=timeout)
     if retries is not None:

@@ -185,6 +185,23 @@ async def test_a_long_turn_keeps_its_claim_alive(
     assert (a.turns, b.turns) == (1, 0) and await user_events(store) == 1
 
 
+async def test_a_client_that_hangs_up_does_not_cancel_its_turn(
+    workers: Any, runners: list[TurnRunner]
+) -> None:
+    store, [w] = workers(1)
+    runner = runner_for(runners, w, "")
+    w.gate = asyncio.Event()
+    request = asyncio.create_task(runner.run(greet("m1")))
+    await w.started.wait()
+    request.cancel()  # the client's timeout: Sanic cancels the request's task
+    with pytest.raises(asyncio.CancelledError):
+        await request
+    w.gate.set()
+    replies = await runner.run(greet("m1"))  # the retry gets the turn that went on
+    assert replies[0]["text"] == "您好 (w0)" and w.turns == 1
+    assert await user_events(store) == 1
+
+
 def test_stored_replies_are_the_bot_messages_after_the_message() -> None:
     events = [
         {"event": "user", "text": "a", "metadata": {"message_id": "m1"}},

@@ -31,7 +31,7 @@ def register(sub: Any) -> None:
         dest="server_workers",
         type=int,
         default=None,
-        help="worker processes (default 1)",
+        help="worker processes (default 1); one that dies is logged and replaced",
     )
     api = run.add_argument_group("HTTP API (as Rasa's flags)")
     api.add_argument(

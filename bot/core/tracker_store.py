@@ -416,11 +416,18 @@ class SQLTrackerStore(TrackerStore):
             elif self._keep_connections:  # the one reading connection: one thread at a time
                 self._read_lock = threading.Lock()
         else:
+            # pool_pre_ping: a connection cut while idle is replaced at checkout, so the store
+            # recovers by itself after an outage; connect_timeout: a server that does not
+            # answer fails the call (a 503) instead of holding the turn.
+            connect_args: dict[str, Any] = {}
+            if self.dialect == "postgresql" and "connect_timeout" not in self.url.query:
+                connect_args["connect_timeout"] = 5
             self._engine = sa.create_engine(
                 self.url,
                 pool_size=pool_size,
                 max_overflow=max_overflow,
                 pool_pre_ping=True,
+                connect_args=connect_args,
                 echo=echo,
             )
         self._executor = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="tracker")

@@ -36,6 +36,9 @@ RESTART_PAUSE = 2.0  # at least this long between two restarts of one worker
 # Sanic gives up (and stops every worker) when a worker is not serving after 30 s; loading
 # the model on a busy machine may take longer.
 WORKER_START_SECONDS = 180
+# Connections the kernel queues while a worker is busy (Sanic's default is 100): behind nginx
+# a burst of new connections otherwise overflows it (connect timeouts, 504s).
+BACKLOG = 1024
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +146,7 @@ def serve(project: Project, project_settings: Settings, model: Path | None = Non
         single_process=single,
         motd=False,
         access_log=False,
+        backlog=BACKLOG,
     )
     if single:
         Sanic.serve_single(primary=app)

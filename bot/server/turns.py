@@ -196,7 +196,7 @@ class SharedReplies:
                     {"Retry-After": "1"},
                 )
             await asyncio.sleep(pause)
-            pause = min(pause * 1.5, 0.1)
+            pause = min(pause * 1.5, 0.25)
 
 
 async def _replayed_or_run(
@@ -207,6 +207,15 @@ async def _replayed_or_run(
         if replies is not None:
             return replies
     return await turn()
+
+
+def _forget_task(tasks: set[asyncio.Task[Replies]]) -> Callable[[asyncio.Task[Replies]], None]:
+    def forget(task: asyncio.Task[Replies]) -> None:
+        tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a hung-up client's failed turn is not "never retrieved"
+
+    return forget
 
 
 def stored_replies(events: list[dict[str, Any]], sender_id: str, message_id: str) -> Replies | None:
@@ -267,6 +276,7 @@ class TurnRunner:
             )
             self.shared_replies = SharedReplies(self.redis, prefix=redis_prefix, fallback=fallback)
         self.replays = 0  # retries answered from the tracker store
+        self._detached: set[asyncio.Task[Replies]] = set()  # turns whose client hung up
         self.in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -305,6 +315,24 @@ class TurnRunner:
         self._seen[key] = done
         while len(self._seen) > SEEN_MESSAGE_IDS:
             self._seen.popitem(last=False)
+        # The turn is its own task: a client that hangs up (a timeout, a dropped connection)
+        # cancels its request, not the turn, whose replies then wait for the client's retry
+        # instead of being thrown away and computed again.
+        task = asyncio.get_running_loop().create_task(
+            self._remembered(message, parse, message_id, key, done)
+        )
+        self._detached.add(task)
+        task.add_done_callback(_forget_task(self._detached))
+        return await asyncio.shield(task)
+
+    async def _remembered(
+        self,
+        message: UserMessage,
+        parse: dict[str, Any] | None,
+        message_id: str,
+        key: tuple[str, str],
+        done: asyncio.Future[list[dict[str, Any]] | None],
+    ) -> list[dict[str, Any]]:
         try:
             if self.shared_replies is None:
                 replies = await self._run(message, parse)
