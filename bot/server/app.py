@@ -57,6 +57,10 @@ _names = itertools.count()
 
 
 QUEUE_TICK_SECONDS = 30.0  # waiting customers hear their place (and may leave a message)
+# A request's head and body must arrive within this (Sanic's default is 60 s): a client that
+# stalls or sends bytes that never end a request head (slowloris, garbage, bare LF) gets a
+# 408 and the connection is closed instead of being held for a minute.
+REQUEST_TIMEOUT_SECONDS = 10.0
 
 
 def create_app(
@@ -87,6 +91,7 @@ def create_app(
     app: Sanic[Any, Any] = Sanic(name or f"bankbot_{next(_names)}")
     app.config.REQUEST_MAX_SIZE = settings.max_body_bytes
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = settings.shutdown_timeout
+    app.config.REQUEST_TIMEOUT = REQUEST_TIMEOUT_SECONDS
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.ACCESS_LOG = False
     app.config.MOTD = False
