@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sanic import Request, Sanic
+from sanic.exceptions import RequestTimeout
 from sanic.response import BaseHTTPResponse, HTTPResponse, json
 
 from bot.agent import Agent
@@ -146,6 +147,24 @@ def create_app(
     @app.get("/openapi.json")
     async def openapi(request: Request) -> HTTPResponse:
         return json(document)
+
+    @app.signal("http.routing.after")
+    async def read_body_in_time(request: Request, route: Any, kwargs: Any, handler: Any) -> None:
+        """Sanic reads a body after the head, under the 60 s response timeout; a client that
+        stalls half-way through its body gets the request timeout (408) instead."""
+        stream = request.stream
+        if stream is None or not getattr(stream, "request_body", False):
+            return
+        if route.extra.ignore_body or hasattr(handler, "is_stream"):
+            return
+        try:
+            await asyncio.wait_for(request.receive_body(), REQUEST_TIMEOUT_SECONDS)
+        except TimeoutError:
+            if hasattr(stream, "keep_alive"):
+                stream.keep_alive = False  # the rest of the body is not waited for: closed
+            raise RequestTimeout(
+                f"the request body did not arrive within {REQUEST_TIMEOUT_SECONDS:g} s"
+            ) from None
 
     @app.before_server_start
     async def start_handoff(app: Sanic[Any, Any]) -> None:
