@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import logging
 import sys
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +159,8 @@ def create_app(
         if route.extra.ignore_body or hasattr(handler, "is_stream"):
             return
         try:
-            await asyncio.wait_for(request.receive_body(), REQUEST_TIMEOUT_SECONDS)
+            receiving: Awaitable[None] = request.receive_body()  # type: ignore[no-untyped-call]
+            await asyncio.wait_for(receiving, REQUEST_TIMEOUT_SECONDS)
         except TimeoutError:
             if hasattr(stream, "keep_alive"):
                 stream.keep_alive = False  # the rest of the body is not waited for: closed
