@@ -101,7 +101,8 @@ class OverHttp:
                 time.sleep(0.3)
         raise SystemExit("bot run did not start; see " + self.log.name)
 
-    def send(self, req: fs.Req) -> fs.Outcome:
+    def send(self, req: fs.Req) -> fs.Outcome | None:
+        """None: httpx refuses to send it (a NUL or an empty value in a header)."""
         start = time.perf_counter()
         try:
             response = self.client.request(
@@ -111,6 +112,8 @@ class OverHttp:
             return fs.Outcome(0, b"", time.perf_counter() - start, hung=True)
         except httpx.RemoteProtocolError:  # the server closed on a malformed request
             return fs.Outcome(400, b"", time.perf_counter() - start)
+        except httpx.LocalProtocolError:
+            return None
         return fs.Outcome(response.status_code, response.content, time.perf_counter() - start)
 
     def json(self, method: str, path: str, body: Any = None, **headers: str) -> Any:
@@ -123,6 +126,9 @@ class OverHttp:
         self.process.terminate()
         self.process.wait(30)
         self.log.close()
+
+
+SKIPPED = [0]  # cases httpx would not send (--over-http)
 
 
 def run_endpoint(target: Any, name: str, n: int, tally: fs.Tally, chosen: int | None) -> None:
@@ -139,7 +145,11 @@ def run_endpoint(target: Any, name: str, n: int, tally: fs.Tally, chosen: int | 
     def case(req: fs.Req) -> None:
         if isinstance(target, OverHttp) and fs.AGENT_PLACEHOLDER in dict(req.headers).values():
             return
-        tally.add(req, target.send(req))
+        outcome = target.send(req)
+        if outcome is None:
+            SKIPPED[0] += 1
+        else:
+            tally.add(req, outcome)
 
     if chosen is not None:
         case = seed(chosen)(case)
@@ -175,11 +185,11 @@ def main() -> int:
             run_endpoint(target, name, per_endpoint, tally, args.seed)
         # endpoints with few distinct cases (hypothesis stops when it has them all) leave a
         # remainder: the open-ended ones get it, until the total is reached
-        for name in ("rest webhook", "app webhook", "wechat", "tracker events", "model/parse"):
+        for extra, name in enumerate(("rest webhook", "app webhook", "wechat", "model/parse")):
             missing = args.cases - sum(tally.cases.values())
             if missing <= 0:
                 break
-            run_endpoint(target, name, missing // 2 + 1, tally, (args.seed or 0) + 1)
+            run_endpoint(target, name, missing, tally, (args.seed or 0) + extra + 1)
         wall = time.perf_counter() - wall
         try:
             fs.check_known(target, before)
@@ -206,6 +216,8 @@ def main() -> int:
     for finding, n in sorted(tally.known.items()):
         print(f"  known {finding}: {n}")
     print(f"hangs (> {args.timeout:g} s): {tally.hangs}")
+    if SKIPPED[0]:
+        print(f"not sent (httpx refuses the header bytes): {SKIPPED[0]}")
     print(f"throughput: {total / wall:.0f} cases/s ({wall:.1f} s)")
     print(f"known conversation intact: {intact}")
     for failure in tally.failures[:20]:

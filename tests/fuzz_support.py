@@ -125,6 +125,9 @@ class Served:
 
     async def _start(self) -> None:
         self.app.asgi = True
+        # Sanic's touch-up rewrites its HTTP classes at the first startup in a process; a
+        # second app (another test module) would fail doing it again
+        self.app.config.TOUCHUP = False
         await self.app._startup()
         await self.app._server_event("init", "before")
         await self.app._server_event("init", "after")

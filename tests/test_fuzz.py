@@ -90,7 +90,7 @@ def test_no_5xx_and_no_hang(session: Session, endpoint: str) -> None:
 
 
 def test_the_known_conversation_survives_the_fuzzing(session: Session) -> None:
-    assert sum(session.tally.cases.values()) >= 2000 or len(session.before) > 0
+    """Runs after the fuzzing above (file order); alone, it checks the seeded conversation."""
     check_known(session.served, session.before)
 
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,8 @@ from hypothesis import strategies as st
 from test_server_project import TrainedBot, trained_bot
 
 __all__ = ["trained_bot"]
-PROMPT_SECONDS = 15.0  # a stalled or broken request is answered or closed within this
+PROMPT_SECONDS = 20.0  # answered or closed within this: the 8 s request timeout (app.py),
+# Sanic checks it every 4 s, and slack for a loaded machine
 HTTP_EXAMPLES = 12  # per endpoint, over the socket
 
 
@@ -168,13 +170,12 @@ def answered_or_closed(port: int, data: bytes, **kwargs: Any) -> int | None:
     return status
 
 
+RAW_TLS = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(256))
+SURROGATE = "finding[error-surrogates]: a non-ASCII method (G\\xffT) is a 500 in errors.py"
 RAW = {
-    "garbage": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(256)),
     "text garbage": b"hello there, this is not HTTP\r\n\r\n",
-    "nul bytes": b"\x00" * 4096,
     "http/0.9": b"GET /health\r\n\r\n",
     "bad version": b"GET /health HTTP/9.9\r\nHost: x\r\n\r\n",
-    "bad method": b"G\xffT /health HTTP/1.1\r\nHost: x\r\n\r\n",
     "nul in path": b"GET /he\x00alth HTTP/1.1\r\nHost: x\r\n\r\n",
     "utf-8 path": "GET /会话 HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
     "long request line": b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -201,30 +202,41 @@ def test_raw_bytes_are_answered_or_closed(server: Server, name: str) -> None:
     answered_or_closed(server.port, RAW[name])
 
 
-@pytest.mark.xfail(strict=True, reason="finding[bare-lf]: a bare-LF request line is held open")
-@pytest.mark.parametrize(
-    "data",
-    [b"GET /health HTTP/1.1\nHost: x\n\n", b"garbage without any line end"],
-    ids=["bare-lf", "no-line-end"],
-)
-def test_bare_lf_and_endless_garbage_are_answered_or_closed(server: Server, data: bytes) -> None:
-    answered_or_closed(server.port, data)
+@pytest.mark.xfail(strict=True, reason=SURROGATE)
+def test_a_non_ascii_method_is_a_4xx(server: Server) -> None:
+    """Sanic keeps the bytes as lone surrogates; the error JSON (ensure_ascii=False) cannot
+    encode them: 'An error occurred while handling an error'."""
+    status = answered_or_closed(server.port, b"G\xffT /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status is not None and 400 <= status < 500
 
 
-def test_a_stalled_request_is_closed_promptly(server: Server) -> None:
-    """Slowloris: the head never ends; the server gives up, it does not wait for ever."""
-    status = answered_or_closed(
-        server.port, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ", pause=0.1, rest=b"a"
-    )
-    assert status in (None, 400, 408)
+# Requests whose head never ends: each waits for the request timeout (bot/server/app.py,
+# 8 s), so they run at the same time, one connection each.
+STALLED = {
+    "tls bytes": (RAW_TLS, b""),
+    "nul bytes": (b"\x00" * 4096, b""),
+    "bare LF": (b"GET /health HTTP/1.1\nHost: x\n\n", b""),
+    "no line end": (b"garbage without any line end", b""),
+    "slowloris head": (b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ", b"a"),
+    "stalled body": (
+        b"POST /model/parse HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 100\r\n\r\n{",
+        b'"te',
+    ),
+}
 
 
-def test_a_stalled_body_is_closed_promptly(server: Server) -> None:
-    data = b"POST /model/parse HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-    status = answered_or_closed(
-        server.port, data + b"Content-Length: 100\r\n\r\n{", pause=0.1, rest=b'"te'
-    )
-    assert status in (None, 400, 408, 413)
+def test_stalled_and_endless_requests_are_closed_promptly(server: Server) -> None:
+    """Slowloris, garbage, bare LF: answered (400/408) or closed, never held open."""
+
+    def one(name: str) -> tuple[str, int | None]:
+        data, rest = STALLED[name]
+        return name, answered_or_closed(server.port, data, pause=0.2 if rest else 0, rest=rest)
+
+    with ThreadPoolExecutor(len(STALLED)) as pool:
+        results = dict(pool.map(one, STALLED))
+    assert set(results) == set(STALLED)
+    assert all(status in (None, 400, 408, 413) for status in results.values()), results
 
 
 @settings(
@@ -278,6 +290,8 @@ def test_hostile_http_requests_over_the_socket(server: Server) -> None:
                     outcome = Outcome(0, b"", time.perf_counter() - start, hung=True)
                 except httpx.RemoteProtocolError:  # closed on us: an answer for raw garbage
                     outcome = Outcome(400, b"", time.perf_counter() - start)
+                except httpx.LocalProtocolError:  # httpx will not send it (a NUL in a header):
+                    return  # the raw-bytes tests send such requests
                 tally.add(req, outcome)
 
             case()

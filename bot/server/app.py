@@ -13,10 +13,12 @@ import contextlib
 import itertools
 import logging
 import sys
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
 from sanic import Request, Sanic
+from sanic.exceptions import RequestTimeout
 from sanic.response import BaseHTTPResponse, HTTPResponse, json
 
 from bot.agent import Agent
@@ -61,6 +63,10 @@ _names = itertools.count()
 
 
 QUEUE_TICK_SECONDS = 30.0  # waiting customers hear their place (and may leave a message)
+# A request's head and body must arrive within this (Sanic's default is 60 s): a client that
+# stalls or sends bytes that never end a request head (slowloris, garbage, bare LF) gets a
+# 408 and the connection is closed instead of being held for a minute.
+REQUEST_TIMEOUT_SECONDS = 8.0  # Sanic checks every half of it: closed within 8-12 s
 
 
 def create_app(
@@ -97,6 +103,7 @@ def create_app(
     app: Sanic[Any, Any] = Sanic(name or f"bankbot_{next(_names)}")
     app.config.REQUEST_MAX_SIZE = settings.max_body_bytes
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = settings.shutdown_timeout
+    app.config.REQUEST_TIMEOUT = REQUEST_TIMEOUT_SECONDS
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.ACCESS_LOG = False
     app.config.MOTD = False
@@ -163,6 +170,25 @@ def create_app(
     @app.get("/openapi.json")
     async def openapi(request: Request) -> HTTPResponse:
         return json(document)
+
+    @app.signal("http.routing.after")
+    async def read_body_in_time(request: Request, route: Any, kwargs: Any, handler: Any) -> None:
+        """Sanic reads a body after the head, under the 60 s response timeout; a client that
+        stalls half-way through its body gets the request timeout (408) instead."""
+        stream = request.stream
+        if stream is None or not getattr(stream, "request_body", False):
+            return
+        if route.extra.ignore_body or hasattr(handler, "is_stream"):
+            return
+        try:
+            receiving: Awaitable[None] = request.receive_body()  # type: ignore[no-untyped-call]
+            await asyncio.wait_for(receiving, REQUEST_TIMEOUT_SECONDS)
+        except TimeoutError:
+            if hasattr(stream, "keep_alive"):
+                stream.keep_alive = False  # the rest of the body is not waited for: closed
+            raise RequestTimeout(
+                f"the request body did not arrive within {REQUEST_TIMEOUT_SECONDS:g} s"
+            ) from None
 
     @app.before_server_start
     async def start_handoff(app: Sanic[Any, Any]) -> None:
