@@ -202,7 +202,6 @@ def test_raw_bytes_are_answered_or_closed(server: Server, name: str) -> None:
     answered_or_closed(server.port, RAW[name])
 
 
-@pytest.mark.xfail(strict=True, reason=SURROGATE)
 def test_a_non_ascii_method_is_a_4xx(server: Server) -> None:
     """Sanic keeps the bytes as lone surrogates; the error JSON (ensure_ascii=False) cannot
     encode them: 'An error occurred while handling an error'."""

@@ -66,7 +66,6 @@ QUEUE_TICK_SECONDS = 30.0  # waiting customers hear their place (and may leave a
 # A request's head and body must arrive within this (Sanic's default is 60 s): a client that
 # stalls or sends bytes that never end a request head (slowloris, garbage, bare LF) gets a
 # 408 and the connection is closed instead of being held for a minute.
-REQUEST_TIMEOUT_SECONDS = 8.0  # Sanic checks every half of it: closed within 8-12 s
 
 
 def create_app(
@@ -103,7 +102,10 @@ def create_app(
     app: Sanic[Any, Any] = Sanic(name or f"bankbot_{next(_names)}")
     app.config.REQUEST_MAX_SIZE = settings.max_body_bytes
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = settings.shutdown_timeout
-    app.config.REQUEST_TIMEOUT = REQUEST_TIMEOUT_SECONDS
+    # a client that never completes a request head or body (garbage, a bare-LF request line,
+    # slowloris) gets a 408 and is closed; an idle keep-alive connection is closed too
+    app.config.REQUEST_TIMEOUT = settings.request_timeout
+    app.config.KEEP_ALIVE_TIMEOUT = settings.keep_alive_timeout
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.ACCESS_LOG = False
     app.config.MOTD = False
@@ -182,12 +184,12 @@ def create_app(
             return
         try:
             receiving: Awaitable[None] = request.receive_body()  # type: ignore[no-untyped-call]
-            await asyncio.wait_for(receiving, REQUEST_TIMEOUT_SECONDS)
+            await asyncio.wait_for(receiving, settings.request_timeout)
         except TimeoutError:
             if hasattr(stream, "keep_alive"):
                 stream.keep_alive = False  # the rest of the body is not waited for: closed
             raise RequestTimeout(
-                f"the request body did not arrive within {REQUEST_TIMEOUT_SECONDS:g} s"
+                f"the request body did not arrive within {settings.request_timeout:g} s"
             ) from None
 
     @app.before_server_start

@@ -41,6 +41,8 @@ class ApiError(ChannelError):
 def error_response(
     status: int, message: str, headers: dict[str, str] | None = None, **extra: Any
 ) -> HTTPResponse:
+    # a path or method Sanic could not decode holds lone surrogates, which UTF-8 cannot encode
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     return json(
         {"error": message, "status": status, **extra},
         status=status,

@@ -123,11 +123,6 @@ def serve(project: Project, project_settings: Settings, model: Path | None = Non
     settings = project_settings.server
     settings.check()
     os.environ["BOT_PROJECT"] = str(project.root)  # the project's actions find their data
-    # Sanic reads SANIC_* when an app is made, in this process and in every worker: a client
-    # that never completes a request head (garbage, a bare-LF request line) gets a 408 and is
-    # closed after request_timeout, an idle connection after keep_alive_timeout.
-    os.environ["SANIC_REQUEST_TIMEOUT"] = f"{settings.request_timeout:g}"
-    os.environ["SANIC_KEEP_ALIVE_TIMEOUT"] = f"{settings.keep_alive_timeout:g}"
     if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # before any worker imports prometheus_client: /metrics sums over the workers
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bankbot-metrics-")
