@@ -6,6 +6,7 @@ log records (their exceptions too) are masked."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
@@ -230,3 +231,35 @@ def test_log_records_and_their_exceptions_are_masked() -> None:
     text = stream.getvalue()
     assert "ValueError" in text and "138****5678" in text
     assert PHONE not in text and MIDDLE + "5678" not in text
+
+
+async def test_purge_and_erase_cover_the_kf_and_wechat_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.channels.wechat.store import BindingStore
+
+    root = project(tmp_path)
+    for name in ("BOT_DB_URL", "BOT_HANDOFF_DB", "BOT_DATA_KEY", "BOT_WECHAT_BINDINGS_DB"):
+        monkeypatch.delenv(name, raising=False)
+    aes = base64.b64encode(bytes(range(32))).decode().rstrip("=")
+    (root / "credentials.yml").write_text(
+        "rest:\nwecom_kf:\n  corpid: ww0123456789abcdef\n  secret: s\n  token: t\n"
+        f"  encoding_aes_key: {aes}\n",
+        encoding="utf-8",
+    )
+    store = create_tracker_store({"url": "sqlite:///data/bot.db"}, root, PrivacyPolicy())
+    engine = store.engine  # type: ignore[attr-defined]
+    kf = KfStore(engine)
+    kf.bind("wm3", "C1001")
+    kf.customer_wrote("kf1", "wm3", "customer:C1001", time.time())
+    wechat = BindingStore(engine)
+    wechat.bind("openid-1", "C1001")
+    wechat.bind("openid-2", "C2002")
+    p = ["--project", str(root)]
+    code, out = await run_cli(["privacy", "purge", "--older-than", "180d", *p], capsys)
+    assert code == 0 and "wecom_kf_inbox" in out and "wecom_kf_sessions" in out
+    code, out = await run_cli(["privacy", "erase", "--customer", "C1001", *p], capsys)
+    assert code == 0 and "wecom_kf_bindings" in out and "wechat_bindings" in out, out
+    assert kf.bindings() == [] and kf.session("kf1", "wm3") is None
+    assert [b[0] for b in wechat.all()] == ["openid-2"]
+    await store.close()

@@ -131,7 +131,8 @@ async def _run(args: argparse.Namespace) -> int:
         if command == "purge":
             return await _purge(args, project.root, tracker, handoff, _kf_store(project, tracker))
         if command == "erase":
-            return await _erase(args, tracker, handoff, _kf_store(project, tracker))
+            kf, wechat = _kf_store(project, tracker), _wechat_bindings(project, tracker)
+            return await _erase(args, tracker, handoff, kf, wechat)
         if command == "export":
             return await _export(args, tracker, handoff)
         if command == "reapply":
@@ -150,6 +151,19 @@ def _kf_store(project: Any, tracker: Any) -> Any:
     if credentials is None or credentials.wecom_kf is None:
         return None
     return store_for(credentials.wecom_kf, tracker)
+
+
+def _wechat_bindings(project: Any, tracker: Any) -> Any:
+    """The WeChat channel's OpenID bindings when there can be any (the tracker store's
+    database, ``bindings_db``, or an existing ``data/wechat.db``), else None."""
+    from bot.channels.wechat.channel import binding_store_for, load_wechat_settings
+
+    settings = load_wechat_settings(project.root)
+    default = project.root / "data" / "wechat.db"
+    no_db = getattr(tracker, "engine", None) is None and not settings.bindings_db
+    if no_db and not default.exists():
+        return None
+    return binding_store_for(settings, tracker)
 
 
 def _summary(title: str, rows: dict[str, int], dry_run: bool) -> None:
@@ -209,7 +223,9 @@ async def _customer_conversations(customer: str, tracker: Any, handoff: Any) -> 
     return sorted(found)
 
 
-async def _erase(args: argparse.Namespace, tracker: Any, handoff: Any, kf: Any = None) -> int:
+async def _erase(
+    args: argparse.Namespace, tracker: Any, handoff: Any, kf: Any = None, wechat: Any = None
+) -> int:
     customer = args.customer.strip()
     conversations = await _customer_conversations(customer, tracker, handoff)
     if args.dry_run:
@@ -230,6 +246,9 @@ async def _erase(args: argparse.Namespace, tracker: Any, handoff: Any, kf: Any =
         }
         if kf is not None:
             rows.update(kf.forget(conversations, customer))
+        if wechat is not None:  # the OpenIDs bound to the customer
+            bound = [openid for openid, who, _ in wechat.all() if who == customer]
+            rows["wechat_bindings"] = sum(wechat.unbind(openid) for openid in bound)
         detail = {"customer": tracker.privacy.sender_key(customer), "rows": rows}
         handoff.audit.record(_actor(args), "privacy_erase", None, None, detail)
     _summary(f"erasure of customer {tracker.privacy.sender_key(customer)}", rows, args.dry_run)
