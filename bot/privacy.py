@@ -239,8 +239,9 @@ def mask_value(value: Any) -> Any:
 
 
 class MaskingFilter(logging.Filter):
-    """A logging filter masking personal numbers in every record's message (a handler's
-    last line of defence: ``bot run --log-file`` installs it on the root handlers)."""
+    """A logging filter masking personal numbers in every record's message and its
+    exception text (a handler's last line of defence: :func:`install_masking` puts it on
+    the root handlers and sanic's in every process)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
@@ -250,7 +251,25 @@ class MaskingFilter(logging.Filter):
         masked = mask_text(message)
         if masked != message:
             record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:  # formatted once, here, then masked
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = mask_text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = mask_text(record.stack_info)
         return True
+
+
+_LOGGERS = ("", "sanic.root", "sanic.error", "sanic.access", "sanic.server", "sanic.websockets")
+
+
+def install_masking() -> None:
+    """Put a :class:`MaskingFilter` on every handler of the root logger and of sanic's
+    loggers (once each); called at start in every process that logs."""
+    for name in _LOGGERS:
+        for handler in logging.getLogger(name).handlers:
+            if not any(isinstance(f, MaskingFilter) for f in handler.filters):
+                handler.addFilter(MaskingFilter())
 
 
 # --- personal data at rest ----------------------------------------------------------------
@@ -260,6 +279,14 @@ PSEUDONYM_KEY_ENV = "BOT_PSEUDONYM_KEY"  # secret of the sender-id pseudonyms (n
 ENCRYPTED = "_enc"  # the key of an event's encrypted original (policy encrypt)
 _PSEUDONYM_LETTERS = "abcdefghjkmnpqrstuvw"  # no digits and no x: a pseudonym masks to itself
 MAX_SENDER_LENGTH = 255
+# what a stored key looks like: a pseudonym's suffix, or the stars of a masked number
+_STORED_FORM = re.compile(rf"~[{_PSEUDONYM_LETTERS}]{{20}}$|\*\*")
+
+
+def looks_stored(sender_id: str) -> bool:
+    """Whether ``sender_id`` has the form of a stored key (a pseudonym, ``138****5678~…``,
+    or a masked number): a sender typing one would reach the conversation stored under it."""
+    return _STORED_FORM.search(sender_id) is not None
 
 
 class StoredText(enum.StrEnum):

@@ -15,6 +15,7 @@ from sanic import Request
 from bot.channels.base import ChannelError
 from bot.core import strict_json
 from bot.folding import FORMAT_MARKS, IDEOGRAPHIC_SPACE, nfkc
+from bot.privacy import looks_stored
 
 MAX_SENDER_CHARS = 255
 RESERVED_PREFIX = "customer:"  # conversation ids of verified customers
@@ -150,4 +151,8 @@ def check_anonymous(sender: str) -> str:
                 f"sender ids starting with '{prefix}' are reserved (verified "
                 "customers and WeChat users)",
             )
+    if looks_stored(seen):
+        raise ChannelError(
+            400, "sender ids with '**' or a '~' pseudonym suffix are reserved (stored keys)"
+        )
     return sender

@@ -32,6 +32,7 @@ PRIVACY_ACTIONS = (
 _AGE = re.compile(r"^\s*(\d+)\s*([dhw]?)\s*$")
 _UNIT_SECONDS = {"": 86400, "d": 86400, "h": 3600, "w": 7 * 86400}
 DEFAULT_KB_DIR = "kb_index"
+MAX_AGE_SECONDS = 100 * 365 * 86400  # older than any conversation (and within datetime)
 
 
 def register(sub: Any) -> None:
@@ -88,7 +89,10 @@ def parse_age(text: str) -> float:
     match = _AGE.match(text)
     if not match or int(match.group(1)) <= 0:
         raise BotError(f"--older-than {text!r}: write a positive age such as 180d, 26w or 12h")
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds > MAX_AGE_SECONDS:
+        raise BotError(f"--older-than {text!r}: write an age of at most 100 years (36500d)")
+    return seconds
 
 
 def _actor(args: argparse.Namespace) -> str:
@@ -125,9 +129,10 @@ async def _run(args: argparse.Namespace) -> int:
         handoff = store_for(project.root, tracker, endpoints)
         command = args.privacy_command
         if command == "purge":
-            return await _purge(args, project.root, tracker, handoff)
+            return await _purge(args, project.root, tracker, handoff, _kf_store(project, tracker))
         if command == "erase":
-            return await _erase(args, tracker, handoff)
+            kf, wechat = _kf_store(project, tracker), _wechat_bindings(project, tracker)
+            return await _erase(args, tracker, handoff, kf, wechat)
         if command == "export":
             return await _export(args, tracker, handoff)
         if command == "reapply":
@@ -135,6 +140,30 @@ async def _run(args: argparse.Namespace) -> int:
         return await _rotate(args, tracker, handoff)
     finally:
         await tracker.close()
+
+
+def _kf_store(project: Any, tracker: Any) -> Any:
+    """The WeCom kf channel's store when credentials.yml configures the channel, else None."""
+    from bot.channels.wecom_kf.channel import store_for
+    from bot.server.channels import read_credentials
+
+    credentials = read_credentials(project.credentials_file)
+    if credentials is None or credentials.wecom_kf is None:
+        return None
+    return store_for(credentials.wecom_kf, tracker)
+
+
+def _wechat_bindings(project: Any, tracker: Any) -> Any:
+    """The WeChat channel's OpenID bindings when there can be any (the tracker store's
+    database, ``bindings_db``, or an existing ``data/wechat.db``), else None."""
+    from bot.channels.wechat.channel import binding_store_for, load_wechat_settings
+
+    settings = load_wechat_settings(project.root)
+    default = project.root / "data" / "wechat.db"
+    no_db = getattr(tracker, "engine", None) is None and not settings.bindings_db
+    if no_db and not default.exists():
+        return None
+    return binding_store_for(settings, tracker)
 
 
 def _summary(title: str, rows: dict[str, int], dry_run: bool) -> None:
@@ -145,30 +174,37 @@ def _summary(title: str, rows: dict[str, int], dry_run: bool) -> None:
     print(f"  {'total':<24} {sum(rows.values()):>8}")
 
 
-async def _purge(args: argparse.Namespace, root: Any, tracker: Any, handoff: Any) -> int:
+async def _purge(
+    args: argparse.Namespace, root: Any, tracker: Any, handoff: Any, kf: Any = None
+) -> int:
     from bot.kb.gaps import GapLog
 
     age = parse_age(args.older_than)
     now = time.time()
     cutoff = now - age
-    idle = await tracker.idle_since(cutoff)
+    cutoff_at = datetime.fromtimestamp(cutoff, UTC)  # all that can fail, before deleting
+    idle = await tracker.idle_since(cutoff)  # stored keys: deleted as they are
     gaps = GapLog.in_dir(root / DEFAULT_KB_DIR)
     if args.dry_run:
         rows = {"conversations": len(idle), "events": sum([await tracker.count(s) for s in idle])}
     else:
-        events = await tracker.forget(idle)
+        events = await tracker.forget(idle, stored_keys=True)
         rows = {
             "conversations": len(idle),
             "events": events,
-            "handoffs": handoff.handoffs.purge_before(cutoff) + handoff.handoffs.forget(idle),
-            "handoff_tickets": handoff.tickets.purge_before(cutoff) + handoff.tickets.forget(idle),
+            "handoffs": handoff.handoffs.purge_before(cutoff)
+            + handoff.handoffs.forget(idle, stored_keys=True),
+            "handoff_tickets": handoff.tickets.purge_before(cutoff)
+            + handoff.tickets.forget(idle, stored_keys=True),
             "handoff_audit": handoff.audit.purge_before(cutoff, keep=PRIVACY_ACTIONS)
-            + handoff.audit.forget(idle, keep=PRIVACY_ACTIONS),
-            "kb_gaps": gaps.purge_before(datetime.fromtimestamp(cutoff, UTC)),
+            + handoff.audit.forget(idle, keep=PRIVACY_ACTIONS, stored_keys=True),
+            "kb_gaps": gaps.purge_before(cutoff_at),
         }
+        if kf is not None:
+            rows.update(kf.purge_before(cutoff))
         detail = {
             "older_than": args.older_than,
-            "cutoff": datetime.fromtimestamp(cutoff, UTC).isoformat(timespec="seconds"),
+            "cutoff": cutoff_at.isoformat(timespec="seconds"),
             "rows": rows,
         }
         handoff.audit.record(_actor(args), "privacy_purge", None, None, detail, now)
@@ -187,7 +223,9 @@ async def _customer_conversations(customer: str, tracker: Any, handoff: Any) -> 
     return sorted(found)
 
 
-async def _erase(args: argparse.Namespace, tracker: Any, handoff: Any) -> int:
+async def _erase(
+    args: argparse.Namespace, tracker: Any, handoff: Any, kf: Any = None, wechat: Any = None
+) -> int:
     customer = args.customer.strip()
     conversations = await _customer_conversations(customer, tracker, handoff)
     if args.dry_run:
@@ -198,11 +236,19 @@ async def _erase(args: argparse.Namespace, tracker: Any, handoff: Any) -> int:
     else:
         rows = {
             "conversations": len(conversations),
-            "events": await tracker.forget(conversations),
-            "handoffs": handoff.handoffs.forget(conversations),
-            "handoff_tickets": handoff.tickets.forget(conversations, customer),
-            "handoff_audit": handoff.audit.forget(conversations, keep=PRIVACY_ACTIONS),
+            # the conversations are stored keys: deleted as they are
+            "events": await tracker.forget(conversations, stored_keys=True),
+            "handoffs": handoff.handoffs.forget(conversations, stored_keys=True),
+            "handoff_tickets": handoff.tickets.forget(conversations, customer, stored_keys=True),
+            "handoff_audit": handoff.audit.forget(
+                conversations, keep=PRIVACY_ACTIONS, stored_keys=True
+            ),
         }
+        if kf is not None:
+            rows.update(kf.forget(conversations, customer))
+        if wechat is not None:  # the OpenIDs bound to the customer
+            bound = [openid for openid, who, _ in wechat.all() if who == customer]
+            rows["wechat_bindings"] = sum(wechat.unbind(openid) for openid in bound)
         detail = {"customer": tracker.privacy.sender_key(customer), "rows": rows}
         handoff.audit.record(_actor(args), "privacy_erase", None, None, detail)
     _summary(f"erasure of customer {tracker.privacy.sender_key(customer)}", rows, args.dry_run)

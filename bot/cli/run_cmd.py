@@ -138,10 +138,9 @@ def run_server(args: argparse.Namespace) -> int:
             filename=args.log_file,
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
-        from bot.privacy import MaskingFilter
+    from bot.privacy import install_masking
 
-        for handler in logging.getLogger().handlers:
-            handler.addFilter(MaskingFilter())
+    install_masking()  # the workers install it again at start (bot.server.app)
     project = project_from_args(args)
     export_paths(project)  # the workers get the folder only
     project_settings = Settings.load(project)  # every settings file, read once

@@ -80,8 +80,10 @@ class TrackerStore(ABC):
 
     # --- retention and erasure (``bot privacy purge`` / ``erase``) ----------------------
 
-    async def forget(self, sender_ids: list[str]) -> int:
-        """Delete these conversations (every event); the number of events deleted."""
+    async def forget(self, sender_ids: list[str], stored_keys: bool = False) -> int:
+        """Delete these conversations (every event); the number of events deleted.
+        ``stored_keys``: the ids are keys as stored (from :meth:`idle_since`,
+        :meth:`with_slot`, :meth:`senders`), deleted exactly, not keyed again."""
         raise NotImplementedError(f"{type(self).__name__} cannot delete conversations")
 
     async def idle_since(self, cutoff: float) -> list[str]:
@@ -190,10 +192,11 @@ class InMemoryTrackerStore(TrackerStore):
     async def count(self, sender_id: str) -> int:
         return len(self._logs.get(self.privacy.sender_key(sender_id), ()))
 
-    async def forget(self, sender_ids: list[str]) -> int:
+    async def forget(self, sender_ids: list[str], stored_keys: bool = False) -> int:
         gone = 0
         for sender_id in sender_ids:
-            gone += len(self._logs.pop(self.privacy.sender_key(sender_id), ()))
+            key = sender_id if stored_keys else self.privacy.sender_key(sender_id)
+            gone += len(self._logs.pop(key, ()))
         return gone
 
     async def idle_since(self, cutoff: float) -> list[str]:
@@ -698,8 +701,10 @@ class SQLTrackerStore(TrackerStore):
     async def senders(self) -> list[str]:
         return [str(s) for s in await self._run(self._select_sync, self._select_senders, {})]
 
-    async def forget(self, sender_ids: list[str]) -> int:
-        keys = sorted({self.privacy.sender_key(s) for s in sender_ids})
+    async def forget(self, sender_ids: list[str], stored_keys: bool = False) -> int:
+        keys = sorted(
+            set(sender_ids) if stored_keys else {self.privacy.sender_key(s) for s in sender_ids}
+        )
         return await self._run(self._delete_sync, keys) if keys else 0
 
     async def idle_since(self, cutoff: float) -> list[str]:

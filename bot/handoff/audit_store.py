@@ -46,9 +46,13 @@ class AuditStore:
                 )
             )
 
-    def forget(self, conversation_ids: Iterable[str], keep: Iterable[str] = ()) -> int:
-        """Delete the audit rows of these conversations, but of the ``keep`` actions."""
-        keys = sorted({self.privacy.sender_key(c) for c in conversation_ids})
+    def forget(
+        self, conversation_ids: Iterable[str], keep: Iterable[str] = (), stored_keys: bool = False
+    ) -> int:
+        """Delete the audit rows of these conversations, but of the ``keep`` actions.
+        ``stored_keys``: the ids are keys as stored (deleted exactly, not keyed again)."""
+        ids = set(conversation_ids)
+        keys = sorted(ids if stored_keys else {self.privacy.sender_key(c) for c in ids})
         a = AUDIT.c
         kept = list(keep)
         deleted = 0

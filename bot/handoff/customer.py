@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import logging
+from dataclasses import replace
 from typing import Any
 
 from bot.core import events as ev
@@ -22,7 +23,7 @@ from bot.handoff.context import HandoffContext, minutes
 from bot.handoff.dispatch import Router
 from bot.handoff.packet import build_packet, mask_name, transcript
 from bot.handoff.records import Handoff, new_id
-from bot.privacy import mask_text
+from bot.privacy import mask_text, mask_value
 
 logger = logging.getLogger(__name__)
 
@@ -93,9 +94,13 @@ class CustomerSide:
             now,
             preview=mask_text(last_text)[:200],
         )
-        packet = build_packet(
-            handoff, tracker.events, dict(tracker.slots), profile, self.ctx.search
+        key = self.db.privacy.sender_key  # the packet names the conversation as stored
+        stored = replace(
+            handoff,
+            conversation_id=key(conversation_id),
+            customer_id=None if customer_id is None else key(customer_id),
         )
+        packet = build_packet(stored, tracker.events, dict(tracker.slots), profile, self.ctx.search)
         handoff, created = await self.ctx.run(self.db.handoffs.enqueue, handoff, packet)
         turn.result.outcome = "queued"
         if created:
@@ -111,7 +116,7 @@ class CustomerSide:
             )
             await self.ctx.bus.publish("queue", "queue", {"group": handoff.group})
             if self.ctx.config.webhook_url:
-                self.ctx.spawn(self._webhook(packet))
+                self.ctx.spawn(self._webhook(mask_value(packet)))
         if handoff.status == "leaving":
             group = self.ctx.config.group(handoff.group)
             hours = _hours_text(group.hours) if group else ""
@@ -175,7 +180,7 @@ class CustomerSide:
                 f"group:{handoff.group}",
                 "message",
                 {
-                    "conversation_id": conversation,
+                    "conversation_id": handoff.conversation_id,  # the stored key
                     "message": {"from": "customer", "text": mask_text(message.text), "at": now},
                 },
             )
@@ -236,7 +241,7 @@ class CustomerSide:
                 f"agent:{handoff.agent}",
                 "message",
                 {
-                    "conversation_id": conversation,
+                    "conversation_id": handoff.conversation_id,  # the stored key
                     "message": {"from": "customer", "text": mask_text(text), "at": now},
                 },
             )

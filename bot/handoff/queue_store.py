@@ -353,9 +353,11 @@ class QueueStore:
         with self.engine.connect() as conn:
             return sorted({str(c) for c in conn.execute(query.distinct()).scalars()})
 
-    def forget(self, conversation_ids: Iterable[str]) -> int:
-        """Delete every handoff of these conversations; how many."""
-        keys = sorted({self.privacy.sender_key(c) for c in conversation_ids})
+    def forget(self, conversation_ids: Iterable[str], stored_keys: bool = False) -> int:
+        """Delete every handoff of these conversations; how many. ``stored_keys``: the ids
+        are keys as stored (deleted exactly, not keyed again)."""
+        ids = set(conversation_ids)
+        keys = sorted(ids if stored_keys else {self.privacy.sender_key(c) for c in ids})
         deleted = 0
         with self.engine.begin() as conn:
             for start in range(0, len(keys), 500):

@@ -52,10 +52,17 @@ class TicketStore:
             "open",
         )
 
-    def forget(self, conversation_ids: Iterable[str], customer_id: str | None = None) -> int:
-        """Delete the tickets of these conversations (and of ``customer_id``); how many."""
+    def forget(
+        self,
+        conversation_ids: Iterable[str],
+        customer_id: str | None = None,
+        stored_keys: bool = False,
+    ) -> int:
+        """Delete the tickets of these conversations (and of ``customer_id``); how many.
+        ``stored_keys``: the conversation ids are keys as stored (deleted exactly)."""
         key = self.handoffs.privacy.sender_key
-        keys = sorted({key(c) for c in conversation_ids})
+        ids = set(conversation_ids)
+        keys = sorted(ids if stored_keys else {key(c) for c in ids})
         t = TICKETS.c
         deleted = 0
         with self.engine.begin() as conn:
@@ -69,9 +76,10 @@ class TicketStore:
         return deleted
 
     def purge_before(self, cutoff: float) -> int:
-        """Delete the tickets left before ``cutoff``; how many."""
+        """Delete the tickets left before ``cutoff`` and no longer open; how many."""
+        t = TICKETS.c
         with self.engine.begin() as conn:
-            result = conn.execute(delete(TICKETS).where(TICKETS.c.created_at < cutoff))
+            result = conn.execute(delete(TICKETS).where(t.created_at < cutoff, t.status != "open"))
         return int(result.rowcount or 0)
 
     def all(self, status: str | None = "open") -> list[Ticket]:

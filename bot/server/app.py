@@ -32,6 +32,7 @@ from bot.handoff.config import parse as default_handoff_config
 from bot.handoff.factory import create_handoff_service
 from bot.handoff.service import HandoffService
 from bot.handoff.store import HandoffStore
+from bot.privacy import install_masking
 from bot.project import Project
 from bot.server.agent_api import agent_blueprint
 from bot.server.agent_api import openapi_paths as agent_openapi_paths
@@ -194,6 +195,7 @@ def create_app(
 
     @app.before_server_start
     async def start_handoff(app: Sanic[Any, Any]) -> None:
+        install_masking()  # in every worker: its log handlers mask personal numbers
         start = getattr(handoff.bus, "start", None)
         if start is not None:
             await start()

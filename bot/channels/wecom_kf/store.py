@@ -200,6 +200,7 @@ class KfStore:
             if not msgid or len(msgid) > MAX_ID:
                 continue
             send_time = float(item.get("send_time") or now)
+            skipped = now - send_time > max_age  # never handled: its text is not kept
             user = item.get("external_userid") or (item.get("event") or {}).get("external_userid")
             rows[msgid] = {
                 "msgid": msgid,
@@ -207,8 +208,8 @@ class KfStore:
                 "external_userid": str(user)[:MAX_ID] if user else None,
                 "origin": int(item.get("origin") or 0),
                 "send_time": send_time,
-                "payload": json.dumps(item, ensure_ascii=False),
-                "status": "skipped" if now - send_time > max_age else "pending",
+                "payload": "{}" if skipped else json.dumps(item, ensure_ascii=False),
+                "status": "skipped" if skipped else "pending",
                 "stored_at": now,
                 "page_index": index,
             }
@@ -288,8 +289,57 @@ class KfStore:
         return [Stored(str(r[0]), json.loads(r[1])) for r in candidates if r[0] in won]
 
     def finish(self, msgid: str, status: str = "done") -> None:
+        """Mark the message handled; its payload (the customer's text) is dropped, the row
+        stays (by msgid) so that a message pulled again is not handled twice."""
         with self.engine.begin() as conn:
-            conn.execute(update(INBOX).where(INBOX.c.msgid == msgid).values(status=status))
+            conn.execute(
+                update(INBOX).where(INBOX.c.msgid == msgid).values(status=status, payload="{}")
+            )
+
+    # retention and erasure (bot privacy purge / erase)
+    def purge_before(self, cutoff: float) -> dict[str, int]:
+        """Delete the handled inbox rows, held messages and sessions older than ``cutoff``;
+        how many per table (the bindings are kept: they are not conversations)."""
+        i = INBOX.c
+        handled = i.status.not_in(["pending", "processing"])
+        with self.engine.begin() as conn:
+            inbox = conn.execute(delete(INBOX).where(handled, i.stored_at < cutoff)).rowcount
+            outbox = conn.execute(delete(OUTBOX).where(OUTBOX.c.created_at < cutoff)).rowcount
+            sessions = conn.execute(delete(SESSIONS).where(SESSIONS.c.updated_at < cutoff)).rowcount
+        return {
+            "wecom_kf_inbox": int(inbox or 0),
+            "wecom_kf_outbox": int(outbox or 0),
+            "wecom_kf_sessions": int(sessions or 0),
+        }
+
+    def forget(self, conversation_ids: list[str], customer_id: str | None = None) -> dict[str, int]:
+        """Delete what is kept of the users of these conversations (sessions, inbox, held
+        messages) and of those bound to ``customer_id`` (and the bindings); per table."""
+        s, b = SESSIONS.c, BINDINGS.c
+        with self.engine.begin() as conn:
+            users: set[str] = set()
+            for start in range(0, len(conversation_ids), 500):
+                chunk = conversation_ids[start : start + 500]
+                of = select(s.external_userid).where(s.conversation_id.in_(chunk))
+                users.update(str(u) for u in conn.execute(of).scalars())
+            bindings = 0
+            if customer_id is not None:
+                bound = select(b.external_userid).where(b.customer_id == customer_id)
+                users.update(str(u) for u in conn.execute(bound).scalars())
+                unbind = delete(BINDINGS).where(b.customer_id == customer_id)
+                bindings = int(conn.execute(unbind).rowcount or 0)
+            rows = {"wecom_kf_inbox": 0, "wecom_kf_outbox": 0, "wecom_kf_sessions": 0}
+            ordered = sorted(users)
+            for start in range(0, len(ordered), 500):
+                chunk = ordered[start : start + 500]
+                for name, table in (
+                    ("wecom_kf_inbox", INBOX),
+                    ("wecom_kf_outbox", OUTBOX),
+                    ("wecom_kf_sessions", SESSIONS),
+                ):
+                    query = delete(table).where(table.c.external_userid.in_(chunk))
+                    rows[name] += int(conn.execute(query).rowcount or 0)
+        return {**rows, "wecom_kf_bindings": bindings}
 
     def status(self, msgid: str) -> str | None:
         with self.engine.connect() as conn:
