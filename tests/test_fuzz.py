@@ -170,7 +170,7 @@ def _deep_body(depth: int, prefix: bytes, suffix: bytes = b"}") -> bytes:
 )
 @pytest.mark.parametrize("route", ["/webhooks/rest/webhook", "/webhooks/app/webhook"])
 def test_deep_json_nesting_is_a_400(session: Session, route: str, depth: int) -> None:
-    body = _deep_body(depth, b'{"sender": "deep1", "message": "\u4f60\u597d", "metadata": ')
+    body = _deep_body(depth, rb'{"sender": "deep1", "message": "\u4f60\u597d", "metadata": ')
     req = Req("case", "POST", route, (("content-type", b"application/json"),), body)
     assert _status(session, req) in (200, 400, 413)
     check_known(session.served, session.before)

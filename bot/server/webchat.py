@@ -143,10 +143,16 @@ def webchat_blueprint(settings: ServerSettings, openapi: dict[str, Any] | None =
 
     @bp.on_request
     async def refuse_control_characters(request: Request) -> None:
-        # A NUL (or another control character) cannot be in a file name: the static handler
-        # would fail on it with a 500, so such paths are a plain 404 here.
-        if request.path.startswith("/static/") and not unquote(request.path).isprintable():
+        # The folder itself, a NUL (or another control character) or a name longer than a file
+        # system allows cannot be a file: the static handler would fail on them with a 500, so
+        # such paths are a plain 404 here.
+        if request.path.rstrip("/") == "/static":
             raise ApiError(404, "no such file")
+        if request.path.startswith("/static/"):
+            name = unquote(request.path).removeprefix("/static/")
+            too_long = any(len(part.encode("utf-8", "replace")) > 255 for part in name.split("/"))
+            if not name or not name.isprintable() or too_long:
+                raise ApiError(404, "no such file")
 
     @bp.get("/")
     async def index(request: Request) -> HTTPResponse:
