@@ -586,3 +586,56 @@ def test_bare_lf_and_garbage_are_answered_or_closed(
         server.terminate()
         server.wait(30)
         log.close()
+
+
+# -- 14. every writer locks the conversation under the key the store keeps it by ---------------
+
+
+async def test_operator_api_and_replay_lock_under_the_stored_key(
+    trained_bot: TrainedBot, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from contextlib import AbstractAsyncContextManager
+
+    from bot.core.tracker_store import SQLTrackerStore
+    from bot.privacy import PrivacyPolicy
+    from bot.server.metrics import BotMetrics
+    from bot.server.turns import TurnRunner
+
+    monkeypatch.delenv("BOT_DATA_KEY", raising=False)
+    store = SQLTrackerStore(
+        f"sqlite:///{tmp_path / 'bot.db'}",
+        privacy=PrivacyPolicy.from_section({"stored_text": "mask"}, {}),
+    )
+    agent = new_agent(trained_bot, store)
+    phone = "13812345678"
+    key = store.privacy.sender_key(phone)
+    assert key != phone  # a phone number as the sender id is stored under its pseudonym
+    locked: list[str] = []
+    lock = agent.processor.lock_store.lock
+
+    def recording(name: str) -> AbstractAsyncContextManager[None]:
+        locked.append(name)
+        return lock(name)
+
+    monkeypatch.setattr(agent.processor.lock_store, "lock", recording)
+    app = create_app(agent, ServerSettings(operator_token=OPERATOR_TOKEN), name=None)
+    operator = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+    try:
+        _, added = await app.asgi_client.post(
+            f"/conversations/{phone}/messages",
+            headers=operator,
+            json={"text": "hello", "sender": "bot"},
+        )
+        assert added.status == 200, added.text
+        bot_event = {"event": "bot", "text": "hi", "timestamp": time.time()}
+        for method in (app.asgi_client.post, app.asgi_client.put):
+            _, response = await method(
+                f"/conversations/{phone}/tracker/events", headers=operator, json=[bot_event]
+            )
+            assert response.status == 200, response.text
+        runner = TurnRunner(agent, ServerSettings(), BotMetrics(), redis_url="")
+        assert await runner._replay(phone, "m1") is None
+    finally:
+        await store.close()
+    assert len(locked) >= 4
+    assert set(locked) == {key}, locked
