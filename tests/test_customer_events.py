@@ -148,6 +148,19 @@ async def test_the_token_in_the_url_is_refused_and_not_logged(
     assert history.status == 200 and history.json == {"messages": []}
 
 
+async def test_with_redis_down_tickets_work_in_process_with_one_log_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tickets = Tickets("redis://127.0.0.1:9/0")  # nothing listens there
+    caplog.set_level(logging.INFO)
+    issued = [await tickets.issue(f"app:C100{n}") for n in range(3)]
+    assert [await tickets.redeem(t) for t in issued] == [f"app:C100{n}" for n in range(3)]
+    assert await tickets.redeem(issued[0]) is None  # still single use
+    assert await tickets.redeem("made-up") is None
+    lines = [r for r in caplog.records if "Redis" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelno == logging.ERROR, [r.getMessage() for r in lines]
+
+
 def redis_up() -> bool:
     try:
         socket.create_connection(("127.0.0.1", 6379), timeout=0.5).close()
