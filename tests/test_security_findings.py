@@ -639,3 +639,51 @@ async def test_operator_api_and_replay_lock_under_the_stored_key(
         await store.close()
     assert len(locked) >= 4
     assert set(locked) == {key}, locked
+
+
+# -- 15. behind the shipped nginx the throttle counts per client address ------------------------
+
+
+def deploy_environment() -> list[dict[str, str]]:
+    """The environment of each shipped bankbot: the compose services' and the systemd unit's."""
+    deploy = Path(__file__).resolve().parents[1] / "deploy"
+    compose = yaml.safe_load((deploy / "compose.yml").read_text(encoding="utf-8"))
+    found = [
+        {k: str(v) for k, v in compose["services"][name]["environment"].items()}
+        for name in ("bankbot1", "bankbot2")
+    ]
+    unit = (deploy / "bankbot@.service").read_text(encoding="utf-8")
+    lines = [
+        line.partition("=")[2] for line in unit.splitlines() if line.startswith("Environment=")
+    ]
+    found.append(dict(line.split("=", 1) for line in lines))
+    return found
+
+
+async def test_behind_the_shipped_nginx_the_throttle_counts_per_client_address(
+    trained_bot: TrainedBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nginx = (Path(__file__).resolve().parents[1] / "deploy" / "nginx.conf").read_text("utf-8")
+    assert "proxy_set_header X-Real-IP $remote_addr;" in nginx
+    upstream = nginx[nginx.index("upstream bankbot {") :].split("}", 1)[0]
+    [idle] = [line.split()[1] for line in upstream.splitlines() if "keepalive_timeout" in line]
+    assert float(idle.rstrip("s;")) < 15  # below the instance's keep_alive_timeout (15 s)
+    environments = deploy_environment()
+    for env in environments:
+        assert env.get("SANIC_PROXIES_COUNT") == "1", env
+        assert env.get("SANIC_REAL_IP_HEADER") == "x-real-ip", env
+    for name in ("SANIC_PROXIES_COUNT", "SANIC_REAL_IP_HEADER"):
+        monkeypatch.setenv(name, environments[-1][name])  # Sanic reads SANIC_* for a new app
+    app, _agent, _service = service_app(trained_bot)
+
+    async def wrong_from(address: str, username: str) -> int:
+        _, response = await app.asgi_client.post(
+            "/agent/login",
+            json={"username": username, "password": "guessed-wrong"},
+            headers={"X-Real-IP": address, "X-Forwarded-For": address},
+        )
+        return int(response.status)
+
+    statuses = [await wrong_from("203.0.113.1", f"nobody{i}") for i in range(25)]
+    assert statuses[0] == 401 and statuses[-1] == 429, statuses  # that address is locked...
+    assert await wrong_from("203.0.113.2", "someone") == 401  # ...not every agent behind nginx
