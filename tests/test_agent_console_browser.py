@@ -35,10 +35,14 @@ def test_the_console_speaks_chinese_and_searches_canned_replies(
     customer_context = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN")
     agent = watch(agent_context.new_page(), errors, "agent")
     customer = watch(customer_context.new_page(), errors, "customer")
+    streams: list[str] = []  # the agent's event-stream URLs (they land in access logs)
+    agent.on("request", lambda r: streams.append(r.url) if "/agent/events" in r.url else None)
     try:
         agent_login(agent, server.url, AGENT, AGENT_PASSWORD)
         expect(agent.get_by_test_id("console")).to_be_visible()
         expect(agent.get_by_test_id("connection")).to_have_text("实时连接正常")
+        assert any("/agent/events?ticket=" in url for url in streams), streams
+        assert not any("token=" in url for url in streams), streams  # a ticket, never the token
 
         customer_login(customer, server.url, "王磊（C1003）")
         expect(customer.get_by_test_id("welcome")).to_contain_text("猜你想问")

@@ -148,6 +148,62 @@ async def test_the_token_in_the_url_is_refused_and_not_logged(
     assert history.status == 200 and history.json == {"messages": []}
 
 
+async def test_with_redis_down_tickets_work_in_process_with_one_log_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tickets = Tickets("redis://127.0.0.1:9/0")  # nothing listens there
+    caplog.set_level(logging.INFO)
+    issued = [await tickets.issue(f"app:C100{n}") for n in range(3)]
+    assert [await tickets.redeem(t) for t in issued] == [f"app:C100{n}" for n in range(3)]
+    assert await tickets.redeem(issued[0]) is None  # still single use
+    assert await tickets.redeem("made-up") is None
+    lines = [r for r in caplog.records if "Redis" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelno == logging.ERROR, [r.getMessage() for r in lines]
+
+
+async def test_the_agent_stream_opens_with_a_one_time_ticket_never_the_token(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from bot.server.agent_api import agent_blueprint
+
+    service: Any = HandoffService(
+        parse({"groups": ["账户"], "routing": {"default_group": "账户"}}),
+        HandoffStore.from_url("sqlite://"),
+        Conversations(),
+    )
+    service.store.agents.add("alice", "alice-password", ["账户"])
+    stopping = asyncio.Event()
+    stopping.set()
+    app = Sanic(f"agent_events_{new_id()}")
+    app.blueprint(agent_blueprint(service, stopping, tickets=Tickets(kind="agent-sse")))
+    install_error_handlers(app, BotMetrics())
+    _, login = await app.asgi_client.post(
+        "/agent/login", json={"username": "alice", "password": "alice-password"}
+    )
+    token = login.json["token"]
+    caplog.set_level(logging.DEBUG)
+    _, in_url = await app.asgi_client.get(f"/agent/events?token={token}")
+    assert in_url.status == 401 and "ticket" in in_url.json["error"]
+    _, refused = await app.asgi_client.post(f"/agent/events/ticket?token={token}")
+    assert refused.status == 401
+    _, issued = await app.asgi_client.post(
+        "/agent/events/ticket", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert issued.status == 200 and issued.json["expires_in"] == TICKET_SECONDS
+    assert issued.headers.get("cache-control") == "no-store"
+    ticket = issued.json["ticket"]
+    assert token not in ticket
+    _, stream = await app.asgi_client.get(f"/agent/events?ticket={ticket}")
+    assert stream.status == 200 and stream.content_type.startswith("text/event-stream")
+    _, again = await app.asgi_client.get(f"/agent/events?ticket={ticket}")
+    assert again.status == 401  # single use
+    customers = Tickets()  # a customer's ticket opens no agent stream
+    _, forged = await app.asgi_client.get(f"/agent/events?ticket={await customers.issue('alice')}")
+    assert forged.status == 401
+    server_lines = [r.getMessage() for r in caplog.records if not r.name.startswith("httpx")]
+    assert not any(token in line for line in server_lines)
+
+
 def redis_up() -> bool:
     try:
         socket.create_connection(("127.0.0.1", 6379), timeout=0.5).close()

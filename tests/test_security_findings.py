@@ -586,3 +586,104 @@ def test_bare_lf_and_garbage_are_answered_or_closed(
         server.terminate()
         server.wait(30)
         log.close()
+
+
+# -- 14. every writer locks the conversation under the key the store keeps it by ---------------
+
+
+async def test_operator_api_and_replay_lock_under_the_stored_key(
+    trained_bot: TrainedBot, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from contextlib import AbstractAsyncContextManager
+
+    from bot.core.tracker_store import SQLTrackerStore
+    from bot.privacy import PrivacyPolicy
+    from bot.server.metrics import BotMetrics
+    from bot.server.turns import TurnRunner
+
+    monkeypatch.delenv("BOT_DATA_KEY", raising=False)
+    store = SQLTrackerStore(
+        f"sqlite:///{tmp_path / 'bot.db'}",
+        privacy=PrivacyPolicy.from_section({"stored_text": "mask"}, {}),
+    )
+    agent = new_agent(trained_bot, store)
+    phone = "13812345678"
+    key = store.privacy.sender_key(phone)
+    assert key != phone  # a phone number as the sender id is stored under its pseudonym
+    locked: list[str] = []
+    lock = agent.processor.lock_store.lock
+
+    def recording(name: str) -> AbstractAsyncContextManager[None]:
+        locked.append(name)
+        return lock(name)
+
+    monkeypatch.setattr(agent.processor.lock_store, "lock", recording)
+    app = create_app(agent, ServerSettings(operator_token=OPERATOR_TOKEN), name=None)
+    operator = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+    try:
+        _, added = await app.asgi_client.post(
+            f"/conversations/{phone}/messages",
+            headers=operator,
+            json={"text": "hello", "sender": "bot"},
+        )
+        assert added.status == 200, added.text
+        bot_event = {"event": "bot", "text": "hi", "timestamp": time.time()}
+        for method in (app.asgi_client.post, app.asgi_client.put):
+            _, response = await method(
+                f"/conversations/{phone}/tracker/events", headers=operator, json=[bot_event]
+            )
+            assert response.status == 200, response.text
+        runner = TurnRunner(agent, ServerSettings(), BotMetrics(), redis_url="")
+        assert await runner._replay(phone, "m1") is None
+    finally:
+        await store.close()
+    assert len(locked) >= 4
+    assert set(locked) == {key}, locked
+
+
+# -- 15. behind the shipped nginx the throttle counts per client address ------------------------
+
+
+def deploy_environment() -> list[dict[str, str]]:
+    """The environment of each shipped bankbot: the compose services' and the systemd unit's."""
+    deploy = Path(__file__).resolve().parents[1] / "deploy"
+    compose = yaml.safe_load((deploy / "compose.yml").read_text(encoding="utf-8"))
+    found = [
+        {k: str(v) for k, v in compose["services"][name]["environment"].items()}
+        for name in ("bankbot1", "bankbot2")
+    ]
+    unit = (deploy / "bankbot@.service").read_text(encoding="utf-8")
+    lines = [
+        line.partition("=")[2] for line in unit.splitlines() if line.startswith("Environment=")
+    ]
+    found.append(dict(line.split("=", 1) for line in lines))
+    return found
+
+
+async def test_behind_the_shipped_nginx_the_throttle_counts_per_client_address(
+    trained_bot: TrainedBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nginx = (Path(__file__).resolve().parents[1] / "deploy" / "nginx.conf").read_text("utf-8")
+    assert "proxy_set_header X-Real-IP $remote_addr;" in nginx
+    upstream = nginx[nginx.index("upstream bankbot {") :].split("}", 1)[0]
+    [idle] = [line.split()[1] for line in upstream.splitlines() if "keepalive_timeout" in line]
+    assert float(idle.rstrip("s;")) < 15  # below the instance's keep_alive_timeout (15 s)
+    environments = deploy_environment()
+    for env in environments:
+        assert env.get("SANIC_PROXIES_COUNT") == "1", env
+        assert env.get("SANIC_REAL_IP_HEADER") == "x-real-ip", env
+    for name in ("SANIC_PROXIES_COUNT", "SANIC_REAL_IP_HEADER"):
+        monkeypatch.setenv(name, environments[-1][name])  # Sanic reads SANIC_* for a new app
+    app, _agent, _service = service_app(trained_bot)
+
+    async def wrong_from(address: str, username: str) -> int:
+        _, response = await app.asgi_client.post(
+            "/agent/login",
+            json={"username": username, "password": "guessed-wrong"},
+            headers={"X-Real-IP": address, "X-Forwarded-For": address},
+        )
+        return int(response.status)
+
+    statuses = [await wrong_from("203.0.113.1", f"nobody{i}") for i in range(25)]
+    assert statuses[0] == 401 and statuses[-1] == 429, statuses  # that address is locked...
+    assert await wrong_from("203.0.113.2", "someone") == 401  # ...not every agent behind nginx

@@ -222,3 +222,42 @@ async def test_nothing_gets_between_a_turn_and_its_handoff(served: Served) -> No
     kinds = [e["event"] for e in await served.store.events("g")]
     assert kinds[-2:] == ["pause", "resume"]
     assert not (await served.processor.get_tracker("g")).paused
+
+
+def test_faq_turns_count_only_answered_entries_and_search_once_per_title() -> None:
+    """The 猜你想问 counter: a made-up topic from a payload is not counted (the counter stays
+    bounded), the FAQ action's answer (``metadata.kb_entry``) is, and the knowledge base is
+    searched only for an entry's title, once."""
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from bot.handoff.stage import HandoffStage
+
+    searched: list[str] = []
+
+    def search(text: str) -> list[tuple[str, str, str, str, float]]:
+        searched.append(text)
+        return [("other", "O", "", "", 0.9), ("transfer_fee", "T", "", "", 0.7)]
+
+    ctx = SimpleNamespace(asked=Counter(), titles={}, search=search)
+    stage = HandoffStage(ctx, None)  # type: ignore[arg-type]
+
+    def turn(text: str, entities: list[dict[str, Any]], events: list[Event]) -> Any:
+        parse_data = {"intent": {"name": "faq"}, "entities": entities}
+        return SimpleNamespace(
+            result=SimpleNamespace(parse_data=parse_data),
+            message=SimpleNamespace(text=text),
+            events=[ev.user(text, parse_data), *events],
+        )
+
+    answered = ev.bot("answer", {}, {"kb_entry": "transfer_fee"})
+    for n in range(50):  # made-up topics, no answer from the knowledge base
+        payload = f'/faq{{"topic": "x{n}"}}'
+        stage._count_topic(turn(payload, [{"entity": "topic", "value": f"x{n}"}], []), "faq")
+        stage._count_topic(turn(f"question {n}", [], [ev.bot("not sure", {}, {})]), "faq")
+    assert not ctx.asked and not searched
+    for _ in range(3):
+        stage._count_topic(turn("transfer fee?", [], [answered]), "faq")
+    assert ctx.asked == {"faq:transfer_fee": 3}
+    assert ctx.titles == {"faq:transfer_fee": "T"}
+    assert searched == ["transfer fee?"]  # once, for the title

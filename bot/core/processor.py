@@ -179,7 +179,7 @@ class MessageProcessor:
     async def handle(self, message: UserMessage, parse: dict[str, Any] | None = None) -> TurnResult:
         """Process one message; ``parse`` replaces the NLU result (story tests use it)."""
         sender = message.sender_id
-        async with self._lock(sender):
+        async with self.lock(sender):
             tracker = await self._cached_tracker(sender)
             start = len(tracker.events)
             try:
@@ -212,7 +212,7 @@ class MessageProcessor:
         truncated copy and the customer is told (``utter_message_too_long``), in one turn
         under the lock; no stage runs."""
         sender = message.sender_id
-        async with self._lock(sender):
+        async with self.lock(sender):
             tracker = await self._cached_tracker(sender)
             start = len(tracker.events)
             try:
@@ -275,7 +275,7 @@ class MessageProcessor:
         event["timestamp"] = now
         return event
 
-    def _lock(self, sender_id: str) -> AbstractAsyncContextManager[None]:
+    def lock(self, sender_id: str) -> AbstractAsyncContextManager[None]:
         """The conversation's lock, under the id the store keeps it by: a sender id and its
         pseudonym (docs/persistence.md, "Personal data at rest") are one conversation."""
         return self.lock_store.lock(self.tracker_store.privacy.sender_key(sender_id))
@@ -298,7 +298,7 @@ class MessageProcessor:
 
     async def append_events(self, sender_id: str, events: list[Event]) -> None:
         """Add events from outside a turn (pause/resume by an agent), under the lock."""
-        async with self._lock(sender_id):
+        async with self.lock(sender_id):
             await self.tracker_store.append(sender_id, events)
 
     def knows_action(self, name: str) -> bool:
@@ -322,7 +322,7 @@ class MessageProcessor:
         the conversation's lock, starting a session first when none is running. Nothing is
         predicted after it; a failing custom action is answered as in a turn."""
         self.action(name)  # ActionExecutionError for an unknown name, before locking
-        async with self._lock(sender_id):
+        async with self.lock(sender_id):
             tracker = await self._cached_tracker(sender_id)
             start = len(tracker.events)
             try:

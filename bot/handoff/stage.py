@@ -15,7 +15,6 @@ from bot.handoff.customer import CustomerSide
 
 # Counted for the page's 猜你想问 (most asked topics) besides FAQ entries.
 ASKED_INTENTS = frozenset({"query_balance", "query_progress", "report_loss"})
-ASKED_MIN_SCORE = 0.6  # an FAQ question counts for the entry it matches this well
 
 
 class HandoffStage:
@@ -57,25 +56,34 @@ class HandoffStage:
 
     def _count_topic(self, turn: Turn, intent: str | None) -> None:
         """Count what the customer asked (the page's 猜你想问): a self-service intent, or the
-        knowledge-base entry an FAQ question is about (a 您是想问 button names it; else the
-        entry the text matches with an answer's confidence)."""
+        knowledge-base entry the FAQ action answered with (``metadata.kb_entry`` of its bot
+        event; only known entries, so the counter stays bounded). The entry's title is looked
+        up once, the first time it is answered."""
         if intent in ASKED_INTENTS:
             self.ctx.asked[f"intent:{intent}"] += 1
             return
-        if intent != "faq" or self.ctx.search is None:
+        entry = next(
+            (
+                str(e["metadata"]["kb_entry"])
+                for e in turn.events
+                if e.get("event") == "bot" and (e.get("metadata") or {}).get("kb_entry")
+            ),
+            None,
+        )
+        if entry is None:  # no answer from the knowledge base: nothing to count
             return
-        entities = (turn.result.parse_data or {}).get("entities") or []
-        topic = next((str(e.get("value")) for e in entities if e.get("entity") == "topic"), None)
+        key = f"faq:{entry}"
+        self.ctx.asked[key] += 1
         text = turn.message.text
+        if key in self.ctx.titles or self.ctx.search is None or text.startswith("/"):
+            return  # (a button's payload is no question to search with)
         try:
-            hits = list(self.ctx.search(text)[:1]) if not topic else []
-        except Exception:  # the knowledge base is unavailable: nothing to count
+            hits = self.ctx.search(text)
+        except Exception:  # the knowledge base is unavailable: no title yet
             return
-        if hits and hits[0][4] >= ASKED_MIN_SCORE:
-            topic = hits[0][0]
-            self.ctx.titles[f"faq:{topic}"] = hits[0][1]
-        if topic:
-            self.ctx.asked[f"faq:{topic}"] += 1
+        title = next((hit[1] for hit in hits if hit[0] == entry), None)
+        if title:
+            self.ctx.titles[key] = title
 
     async def _decide(
         self, turn: Turn, intent: str | None, paused_now: bool

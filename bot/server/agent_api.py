@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, file
@@ -18,10 +18,14 @@ from bot.channels.inputs import clean, json_object, string_field
 from bot.handoff.errors import HandoffError
 from bot.handoff.records import AgentAccount
 from bot.handoff.service import HandoffService
+from bot.redis import redis_url
 from bot.server.errors import ApiError
 from bot.server.login_throttle import LoginThrottle
 from bot.server.operator import conversation_id
 from bot.server.webchat import STATIC
+
+if TYPE_CHECKING:
+    from bot.server.customer_events import Tickets
 
 KEEPALIVE_SECONDS = 15.0
 MAX_TEXT = 2000
@@ -40,13 +44,18 @@ async def mapped(call: Awaitable[T]) -> T:
         raise ApiError(exc.status, str(exc), headers) from None
 
 
-def _token(request: Request, allow_query: bool = False) -> str:
+TOKEN_IN_URL = (
+    "the agent token is not accepted in the URL: get a one-time ticket from "
+    "POST /agent/events/ticket (with 'Authorization: Bearer <token>') and open "
+    "/agent/events?ticket=…"
+)
+
+
+def _token(request: Request) -> str:
     header = request.headers.get("authorization") or ""
     scheme, _, token = header.strip().partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return _ascii_token(token.strip())
-    if allow_query and request.args.get("token"):
-        return _ascii_token(str(request.args.get("token")))
     raise ApiError(
         401,
         "agent endpoints need 'Authorization: Bearer <token>' from POST /agent/login",
@@ -196,9 +205,12 @@ def openapi_paths() -> dict[str, Any]:
         "/agent/config": {"get": _op("groups, resolution codes, canned replies")},
         "/agent/queue": {"get": _op("waiting conversations of the agent's groups, and theirs")},
         "/agent/supervisor": {"get": _op("supervisors: every queue and agent")},
+        "/agent/events/ticket": {
+            "post": _op("a one-time ticket (30 s) that opens the event stream")
+        },
         "/agent/events": {
             "get": _op(
-                "live updates (server-sent events)", query=["token"], content="text/event-stream"
+                "live updates (server-sent events)", query=["ticket"], content="text/event-stream"
             )
         },
         f"{conv}/accept": {"post": _op("take the conversation", path=True)},
@@ -237,15 +249,25 @@ def cid(raw: str) -> str:
 
 
 def agent_blueprint(
-    service: HandoffService, stopping: asyncio.Event, throttle: LoginThrottle | None = None
+    service: HandoffService,
+    stopping: asyncio.Event,
+    throttle: LoginThrottle | None = None,
+    tickets: Tickets | None = None,
 ) -> Blueprint:
     """The agent API; ``throttle``: failed logins per account and address (default
-    :meth:`LoginThrottle.from_env`, in Redis with ``$BOT_REDIS_URL``)."""
+    :meth:`LoginThrottle.from_env`, in Redis with ``$BOT_REDIS_URL``); ``tickets``: the
+    event stream's one-time tickets (default in Redis with ``$BOT_REDIS_URL``)."""
+    from bot.server.customer_events import Tickets, redact_access_log
+
     bp = Blueprint("agent_api", url_prefix="/agent")
     limiter = throttle or LoginThrottle.from_env()
+    store = tickets if tickets is not None else Tickets(redis_url(), kind="agent-sse")
+    redact_access_log()
 
-    async def agent(request: Request, allow_query: bool = False) -> AgentAccount:
-        account: AgentAccount = await mapped(service.verify(_token(request, allow_query)))
+    async def agent(request: Request) -> AgentAccount:
+        if "token" in request.args:  # URLs land in access logs: never a token in one
+            raise ApiError(401, TOKEN_IN_URL, {"WWW-Authenticate": "Bearer"})
+        account: AgentAccount = await mapped(service.verify(_token(request)))
         return account
 
     def text_field(request: Request, name: str = "text") -> str:
@@ -371,9 +393,27 @@ def agent_blueprint(
         found = await mapped(service.close(account, cid(conversation), resolution))
         return _json({"handoff": found})
 
+    @bp.post("/events/ticket")
+    async def events_ticket(request: Request) -> HTTPResponse:
+        """An ``EventSource`` cannot send the header: a ticket, single use, valid
+        ``store.ttl`` seconds, bound to this agent, opens ``/agent/events?ticket=…``."""
+        account = await agent(request)
+        issued = await store.issue(account.username)
+        return json_response(
+            {"ticket": issued, "expires_in": store.ttl}, headers={"Cache-Control": "no-store"}
+        )
+
     @bp.get("/events")
     async def events(request: Request) -> None:
-        account = await agent(request, allow_query=True)
+        given = request.args.get("ticket")
+        if given is not None and "token" not in request.args:
+            username = await store.redeem(str(given))
+            found = await service.ctx.run(service.store.agents.get, username) if username else None
+            if found is None:
+                raise ApiError(401, "the ticket is unknown, used or expired: get a new one")
+            account: AgentAccount = found
+        else:
+            account = await agent(request)
         groups = service.config.group_names if account.supervisor else account.groups
         topics = ["queue", f"agent:{account.username}", *(f"group:{g}" for g in groups)]
         await sse(request, topics, stopping, None, service)

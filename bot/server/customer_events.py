@@ -9,8 +9,8 @@ headers, so the page first asks ``POST /webhooks/app/events/ticket`` (with the h
 **ticket**: random, valid :data:`TICKET_SECONDS`, single use, bound to that customer's
 conversation, and opens ``/events?ticket=…``. The old ``?token=`` is refused (401, saying
 what to do). Tickets are kept in Redis when ``$BOT_REDIS_URL`` is set (several workers: the
-ticket may be redeemed by another one), else in the process. An anonymous visitor names their
-sender id (``?sender=``), which the page keeps to itself."""
+ticket may be redeemed by another one), else (or while Redis does not answer) in the process.
+An anonymous visitor names their sender id (``?sender=``), which the page keeps to itself."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from bot.channels.app import authenticate
 from bot.channels.inputs import MAX_SENDER_CHARS, check_anonymous, clean
 from bot.core.actions.responses import bot_message
 from bot.handoff.service import HandoffService
-from bot.redis import REDIS_PREFIX, redis_url, shared_client
+from bot.redis import REDIS_PREFIX, RedisOutage, is_outage, redis_url, shared_client
 from bot.server.agent_api import sse
 from bot.server.errors import ApiError
 from bot.server.settings import JwtSettings
@@ -47,25 +47,38 @@ TOKEN_IN_URL = (
 
 
 class Tickets:
-    """One-time tickets for the event stream: ticket -> conversation id, for ``ttl`` seconds."""
+    """One-time tickets for an event stream: ticket -> what it is bound to (a conversation id,
+    an agent), for ``ttl`` seconds. ``kind`` names the stream (a ticket of one is no ticket of
+    another). With ``url`` they are kept in Redis; while Redis does not answer (one log line
+    per outage), in this process, so a page reconnecting to the same worker still gets in."""
 
     def __init__(
         self,
         url: str | None = None,
         ttl: int = TICKET_SECONDS,
         clock: Callable[[], float] = time.time,
+        *,
+        kind: str = "sse",
     ) -> None:
-        self.url, self.ttl, self.clock = url, ttl, clock
+        self.url, self.ttl, self.clock, self.kind = url, ttl, clock, kind
         self._local: dict[str, tuple[str, float]] = {}
+        self.outage = RedisOutage(f"{kind} stream tickets are per process", log=logger)
 
     def _key(self, ticket: str) -> str:
-        return f"{REDIS_PREFIX}sse-ticket:{ticket}"
+        return f"{REDIS_PREFIX}{self.kind}-ticket:{ticket}"
 
     async def issue(self, conversation_id: str) -> str:
         ticket = secrets.token_urlsafe(24)
-        if self.url:
-            await shared_client(self.url).set(self._key(ticket), conversation_id, ex=self.ttl)
-            return ticket
+        if self.url and self.outage.usable:
+            try:
+                await shared_client(self.url).set(self._key(ticket), conversation_id, ex=self.ttl)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                self.outage.failed(exc)
+            else:
+                self.outage.answered()
+                return ticket
         now = self.clock()
         for old in [t for t, (_, until) in self._local.items() if until <= now]:
             del self._local[old]
@@ -73,13 +86,21 @@ class Tickets:
         return ticket
 
     async def redeem(self, ticket: str) -> str | None:
-        """The conversation of a valid ticket, which is used up; None when unknown, used or
-        expired."""
+        """What a valid ticket is bound to; the ticket is used up. None when unknown, used or
+        expired. (A ticket issued in this process while Redis was down is found here.)"""
         if not ticket or len(ticket) > 100:
             return None
-        if self.url:
-            value: Any = await shared_client(self.url).getdel(self._key(ticket))
-            return str(value) if value else None
+        if self.url and self.outage.usable:
+            try:
+                value: Any = await shared_client(self.url).getdel(self._key(ticket))
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                self.outage.failed(exc)
+            else:
+                self.outage.answered()
+                if value:
+                    return str(value)
         found = self._local.pop(ticket, None)
         if found is None or found[1] <= self.clock():
             return None

@@ -128,7 +128,7 @@ def operator_blueprint(agent: Agent, settings: ServerSettings) -> Blueprint:
             event = ev.user(text, parse_data, input_channel="operator", timestamp=now)
         else:
             event = ev.bot(text, {}, {"operator": True}, timestamp=now)
-        async with processor.lock_store.lock(sender_id):
+        async with processor.lock(sender_id):
             tracker = await processor.get_tracker(sender_id)
             tracker.update(event)
             events = [event]

@@ -349,7 +349,7 @@ def rasa_api_blueprint(
         include = verbosity(request)
         now = time.time()
         events = parse_events(json_body(request), now)
-        async with runner.in_flight_scope(), processor.lock_store.lock(sender):
+        async with runner.in_flight_scope(), processor.lock(sender):
             if not _begins_with_session_start(events) and not (
                 await processor.tracker_store.count(sender)
             ):
@@ -375,7 +375,7 @@ def rasa_api_blueprint(
         # The store is append-only (an audit trail): a restart marks where the replacement
         # begins, so the tracker's state is exactly the given events'.
         marker = {**ev.restart(timestamp=now), "metadata": {REPLACED: True}}
-        async with runner.in_flight_scope(), processor.lock_store.lock(sender):
+        async with runner.in_flight_scope(), processor.lock(sender):
             await processor.tracker_store.append(sender, [marker, *events])
             current = await processor.get_tracker(sender)
         return json(state(current, include), ensure_ascii=False)

@@ -355,7 +355,7 @@ class TurnRunner:
         died before it could answer, or Redis was down): read under the conversation's lock,
         so an attempt still running finishes first."""
         processor = self.agent.processor
-        async with processor.lock_store.lock(sender_id):
+        async with processor.lock(sender_id):
             events = await processor.tracker_store.events(sender_id)
         replies = stored_replies(events, sender_id, message_id)
         if replies is not None:

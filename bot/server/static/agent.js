@@ -2,8 +2,9 @@
  *
  * Talks to the agent API of docs/handoff.md: POST /agent/login gives a token (kept in
  * sessionStorage for this tab), every other call sends "Authorization: Bearer <token>", and
- * live updates come from GET /agent/events?token=... (server-sent events; reconnected with
- * exponential backoff). The queue, the conversation and the supervisor view are re-read from
+ * live updates come from GET /agent/events?ticket=... (server-sent events; an EventSource
+ * cannot send the header and a token in a URL lands in access logs, so each connection first
+ * gets a one-time ticket from POST /agent/events/ticket; reconnected with exponential backoff). The queue, the conversation and the supervisor view are re-read from
  * the API when an event says something changed, so a missed event costs nothing but latency.
  */
 (function () {
@@ -89,7 +90,7 @@
     status: null,        // its handoff status
     shown: 0,            // transcript messages shown (the next ?after=)
     unread: {},          // conversation id -> customer messages not seen
-    events: null, eventsAttempt: 0, eventsTimer: null, connected: false,
+    events: null, eventsPending: null, eventsAttempt: 0, eventsTimer: null, connected: false,
     timers: [], queueTimer: null, supervisorBusy: false, loading: null
   };
 
@@ -248,6 +249,7 @@
 
   function stopConsole() {
     if (state.events) { state.events.close(); state.events = null; }
+    state.eventsPending = null;
     clearTimeout(state.eventsTimer);
     clearTimeout(state.queueTimer);
     state.timers.forEach(clearInterval);
@@ -1044,9 +1046,23 @@
 
   function connectEvents() {
     if (!state.auth) return;
-    if (state.events) state.events.close();
+    if (state.events) { state.events.close(); state.events = null; }
     setConnection(state.eventsAttempt ? "正在重新连接…" : "正在连接…", false);
-    var source = new EventSource("/agent/events?token=" + encodeURIComponent(state.auth.token));
+    var attempt = {};  // a newer attempt (or a logout) supersedes this one
+    state.eventsPending = attempt;
+    api("POST", "/agent/events/ticket").then(function (data) {
+      if (state.eventsPending !== attempt || !state.auth) return;
+      state.eventsPending = null;
+      openEvents("/agent/events?ticket=" + encodeURIComponent(data.ticket));
+    }, function () {  // a 401 (expired token) is handled in api()
+      if (state.eventsPending !== attempt || !state.auth) return;
+      state.eventsPending = null;
+      reconnectLater();
+    });
+  }
+
+  function openEvents(url) {
+    var source = new EventSource(url);
     state.events = source;
     source.addEventListener("open", function () {
       if (state.events !== source) return;
@@ -1100,22 +1116,26 @@
       if (state.events !== source) return;
       source.close();
       state.events = null;
-      state.eventsAttempt += 1;
-      var backoff = Math.min(BACKOFF_MAX, BACKOFF_MIN * Math.pow(2, state.eventsAttempt - 1));
-      var wait = backoff * (0.8 + Math.random() * 0.4);
-      setConnection("实时连接中断，" + Math.ceil(wait / 1000) + " 秒后重连", false);
-      // A refused stream may mean an expired token: /agent/me answers 401 then (see api()).
-      refreshMe().catch(function () {});
-      clearTimeout(state.eventsTimer);
-      state.eventsTimer = setTimeout(function () {
-        state.eventsTimer = null;
-        if (state.auth) connectEvents();
-      }, wait);
+      reconnectLater();
     };
   }
 
+  function reconnectLater() {
+    state.eventsAttempt += 1;
+    var backoff = Math.min(BACKOFF_MAX, BACKOFF_MIN * Math.pow(2, state.eventsAttempt - 1));
+    var wait = backoff * (0.8 + Math.random() * 0.4);
+    setConnection("实时连接中断，" + Math.ceil(wait / 1000) + " 秒后重连", false);
+    // A refused stream may mean an expired token: /agent/me answers 401 then (see api()).
+    refreshMe().catch(function () {});
+    clearTimeout(state.eventsTimer);
+    state.eventsTimer = setTimeout(function () {
+      state.eventsTimer = null;
+      if (state.auth) connectEvents();
+    }, wait);
+  }
+
   window.addEventListener("online", function () {
-    if (state.auth && !state.events) {
+    if (state.auth && !state.events && !state.eventsPending) {
       clearTimeout(state.eventsTimer);
       connectEvents();
     }
