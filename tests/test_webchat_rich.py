@@ -78,7 +78,7 @@ def test_rich_messages(browser: Any, server: Server, tmp_path: Path, size: str) 
         page.screenshot(path=str(shot), full_page=True)
 
         # a link in an answer is clickable
-        say(page, "可以在网上预约开户吗")
+        say(page, "开户要带什么材料")
         link = page.locator(".msg-bot .bubble a[href^='https://www.example-bank.cn/']").last
         expect(link).to_be_visible()
         expect(link).to_have_attribute("target", "_blank")

@@ -30,7 +30,7 @@ from sanic.response import json as json_response
 
 from bot.handoff.packet import labels, topic_suggestions
 from bot.handoff.service import HandoffService
-from bot.redis import REDIS_PREFIX, redis_url, shared_client
+from bot.redis import REDIS_PREFIX, RedisOutage, is_outage, redis_url, shared_client
 from bot.server.agent_api import _op, _token, cid, mapped
 
 logger = logging.getLogger(__name__)
@@ -53,33 +53,49 @@ class Presence:
         self.service, self.url, self.clock, self.away_after = service, url, clock, away_after
         self._beats: dict[str, float] = {}
         self._members = f"{REDIS_PREFIX}agent-beats"
+        # Redis down: beats are kept in this process (one log line per outage, no tracebacks)
+        self.outage = RedisOutage("agent presence is per process", log=logger)
 
     async def beat(self, username: str) -> None:
-        if self.url:
+        if self.url and self.outage.usable:
             client = shared_client(self.url)
             ttl = max(1, int(self.away_after))
-            await client.set(f"{self._members}:{username}", "1", ex=ttl)
-            await client.sadd(self._members, username)
-            return
+            try:
+                await client.set(f"{self._members}:{username}", "1", ex=ttl)
+                await client.sadd(self._members, username)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                self.outage.failed(exc)
+            else:
+                self.outage.answered()
+                self._beats.pop(username, None)  # a beat kept here during an outage is stale now
+                return
         self._beats[username] = self.clock()
 
     async def stopped(self) -> list[str]:
         """Agents whose console stopped beating (each reported once)."""
-        if self.url:
+        gone: list[str] = []
+        if self.url and self.outage.usable:
             client = shared_client(self.url)
-            gone = []
-            members: set[Any] = await client.smembers(self._members)
-            for raw in sorted(members):
-                name = raw.decode() if isinstance(raw, bytes) else str(raw)
-                if not await client.exists(f"{self._members}:{name}"):
-                    await client.srem(self._members, name)
-                    gone.append(name)
-            return gone
+            try:
+                members: set[Any] = await client.smembers(self._members)
+                for raw in sorted(members):
+                    name = raw.decode() if isinstance(raw, bytes) else str(raw)
+                    if not await client.exists(f"{self._members}:{name}"):
+                        await client.srem(self._members, name)
+                        gone.append(name)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                self.outage.failed(exc)
+            else:
+                self.outage.answered()
         cutoff = self.clock() - self.away_after
-        gone = sorted(n for n, at in self._beats.items() if at < cutoff)
-        for name in gone:
+        local = sorted(n for n, at in self._beats.items() if at < cutoff)
+        for name in local:
             del self._beats[name]
-        return gone
+        return [*gone, *(n for n in local if n not in gone)]
 
     async def sweep(self) -> list[str]:
         """Set away every available agent whose console stopped; their names."""
