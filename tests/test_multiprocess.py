@@ -170,7 +170,10 @@ def test_a_killed_worker_is_logged_and_replaced(trained_bot: TrainedBot, tmp_pat
             return False
 
     try:
+        # both workers serving (a worker killed while it still loads is another case: see
+        # docs/deployment.md, "Limits")
         wait(lambda: healthy() and len(workers()) == 2)
+        wait(lambda: log_path.read_text().count("Worker ready") >= 2)
         before = workers()
         victim = min(before)
         os.kill(victim, signal.SIGKILL)
