@@ -4,8 +4,6 @@ bindings of the WeChat channel (``bot/channels/wechat/store.py``)."""
 from __future__ import annotations
 
 import argparse
-import asyncio
-import time
 from typing import Any
 
 
@@ -48,24 +46,15 @@ def open_store(project_dir: str | None) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bot.cli.bindings import run_binding_command
+
     store, tracker_store = open_store(args.project)
-    try:
-        if args.wechat_command == "bind":
-            store.bind(args.openid, args.customer_id)
-            print(f"bound {args.openid} to customer {args.customer_id}")
-        elif args.wechat_command == "unbind":
-            if not store.unbind(args.openid):
-                print(f"{args.openid} was not bound")
-                return 1
-            print(f"unbound {args.openid}")
-        else:
-            rows = store.all()
-            for openid, customer_id, bound_at in rows:
-                stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(bound_at))
-                print(f"{openid}\t{customer_id}\t{stamp}")
-            if not rows:
-                print("no bindings")
-        return 0
-    finally:
-        if tracker_store is not None:
-            asyncio.run(tracker_store.close())
+    return run_binding_command(
+        args.wechat_command,
+        getattr(args, "openid", None),
+        getattr(args, "customer_id", None),
+        bind=store.bind,
+        unbind=store.unbind,
+        rows=store.all,
+        tracker_store=tracker_store,
+    )

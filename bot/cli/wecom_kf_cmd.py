@@ -5,8 +5,6 @@ the external_userid-to-customer bindings of the WeChat customer service channel
 from __future__ import annotations
 
 import argparse
-import asyncio
-import time
 from typing import Any
 
 
@@ -56,24 +54,15 @@ def open_store(project_dir: str | None) -> tuple[Any, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bot.cli.bindings import run_binding_command
+
     store, tracker_store = open_store(args.project)
-    try:
-        if args.wecom_kf_command == "bind":
-            store.bind(args.external_userid, args.customer_id)
-            print(f"bound {args.external_userid} to customer {args.customer_id}")
-        elif args.wecom_kf_command == "unbind":
-            if not store.unbind(args.external_userid):
-                print(f"{args.external_userid} was not bound")
-                return 1
-            print(f"unbound {args.external_userid}")
-        else:
-            rows = store.bindings()
-            for user, customer_id, bound_at in rows:
-                stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(bound_at))
-                print(f"{user}\t{customer_id}\t{stamp}")
-            if not rows:
-                print("no bindings")
-        return 0
-    finally:
-        if tracker_store is not None:
-            asyncio.run(tracker_store.close())
+    return run_binding_command(
+        args.wecom_kf_command,
+        getattr(args, "external_userid", None),
+        getattr(args, "customer_id", None),
+        bind=store.bind,
+        unbind=store.unbind,
+        rows=store.bindings,
+        tracker_store=tracker_store,
+    )
