@@ -331,8 +331,12 @@ async def test_wechat_refuses_timestamps_outside_the_window(
     trained_bot: TrainedBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = wechat_app(trained_bot, tmp_path, monkeypatch)
-    now = str(int(time.time()))
-    for stale in ("1", str(int(time.time()) - 301), str(int(time.time()) + 301), "soon"):
+    second = int(time.time())
+    # the channel's clock held at one second, so 301 s either side is outside the 300 s window
+    # however long the requests take (a loaded machine once took a second between the two)
+    app.blueprints["channel_wechat"].ctx.channel.wall_clock = lambda: float(second)
+    now = str(second)
+    for stale in ("1", str(second - 301), str(second + 301), "soon"):
         _, response = await app.asgi_client.get(wechat_query(stale, "77", echostr="e"))
         assert response.status == 403, (stale, response.status)
         assert "timestamp" in response.json["error"]
